@@ -1,0 +1,3 @@
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {}
+pub fn run(_: BenchArgs) -> anyhow::Result<()> { Ok(()) }

@@ -1,0 +1,67 @@
+//! The `aiplus` binary: one command for the server, the operator CLI, the simulator and the
+//! benchmarks. `anyhow` lives here and nowhere else.
+
+mod bench;
+mod client;
+mod config;
+mod serve;
+mod simulate;
+
+use clap::{Parser, Subcommand};
+
+/// aiplus — open infrastructure for the "AI+" Action: one national compute network that places
+/// AI work where data, compute, power and network fit best.
+///
+/// Start the server on its embedded defaults (SQLite in ./aiplus-data, the built-in network of
+/// the 8 national hubs and 10 clusters) with `aiplus serve`; the other commands talk to it over
+/// HTTP (`--server`, or AIPLUS_SERVER) or run locally (`compute simulate`, `compute bench`).
+#[derive(Parser, Debug)]
+#[command(name = "aiplus", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start the HTTP API on the embedded store; stops gracefully on Ctrl-C or SIGTERM.
+    Serve(serve::ServeArgs),
+    /// The compute network: simulate placement policies on real traces, benchmark the scheduler.
+    Compute {
+        #[command(subcommand)]
+        command: ComputeCommand,
+    },
+    /// Hubs of the compute network (from a running server).
+    Hubs(client::HubsArgs),
+    /// Clusters of the compute network (from a running server).
+    Clusters(client::ClustersArgs),
+    /// Jobs: submit, list, get, cancel, and see where and why a job was placed.
+    Jobs(client::JobsArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum ComputeCommand {
+    /// Replay a real trace under each policy and write report.json and report.svg.
+    Simulate(simulate::SimulateArgs),
+    /// Measure placement decisions per second and the time and memory of a large replay.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Compute { command: ComputeCommand::Simulate(args) } => simulate::run(args),
+        Command::Compute { command: ComputeCommand::Bench(args) } => bench::run(args),
+        Command::Hubs(args) => client::hubs(args),
+        Command::Clusters(args) => client::clusters(args),
+        Command::Jobs(args) => client::jobs(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

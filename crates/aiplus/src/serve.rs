@@ -1,0 +1,3 @@
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {}
+pub fn run(_: ServeArgs) -> anyhow::Result<()> { Ok(()) }

@@ -1,0 +1,157 @@
+//! The job model: what a tenant asks the network to run.
+//!
+//! GPU requests follow the Alibaba openb trace: `gpus` whole GPUs on one node, or, when
+//! `gpus == 1`, a share of one GPU in thousandths (`gpu_milli < 1000`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::network::{Invalid, Network, validate_id};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Training,
+    BatchInference,
+    /// A long-running inference service; `duration_s` is the period it is placed for.
+    OnlineInference,
+}
+
+/// A place a tenant's data and work may touch: a province (`province:Hebei`) or a hub (`hub:gansu`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Region {
+    Province(String),
+    Hub(String),
+}
+
+impl TryFrom<String> for Region {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some(("province", p)) if !p.is_empty() => Ok(Region::Province(p.to_string())),
+            Some(("hub", h)) if !h.is_empty() => Ok(Region::Hub(h.to_string())),
+            _ => Err(format!("{s:?} is not a region: write province:<Name> or hub:<id>")),
+        }
+    }
+}
+
+impl From<Region> for String {
+    fn from(r: Region) -> String {
+        match r {
+            Region::Province(p) => format!("province:{p}"),
+            Region::Hub(h) => format!("hub:{h}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetRef {
+    /// Cluster id where the input data lives.
+    pub cluster: String,
+    pub size_gb: f64,
+}
+
+/// Upper limits on one request, so that a typo cannot ask for the whole country.
+pub const MAX_GPUS: u32 = 16;
+pub const MAX_CPU_MILLI: u32 = 1_024_000;
+pub const MAX_MEMORY_MIB: u32 = 16 * 1024 * 1024;
+pub const MAX_DURATION_S: u64 = 366 * 86_400;
+pub const MAX_DATASET_GB: f64 = 1.0e7;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    pub kind: JobKind,
+    #[serde(default)]
+    pub gpus: u32,
+    /// Thousandths of each GPU; 1000 for whole GPUs. Defaults to 1000 when `gpus > 0`.
+    #[serde(default)]
+    pub gpu_milli: u32,
+    /// GPU models the job may run on; empty means any.
+    #[serde(default)]
+    pub gpu_models: Vec<String>,
+    pub cpu_milli: u32,
+    pub memory_mib: u32,
+    /// Estimated run time.
+    pub duration_s: u64,
+    #[serde(default)]
+    pub dataset: Option<DatasetRef>,
+    /// Where the job may run; empty means anywhere.
+    #[serde(default)]
+    pub allowed_regions: Vec<Region>,
+    /// The hub the job comes from (the `nearest` baseline keeps it there).
+    #[serde(default)]
+    pub origin_hub: Option<String>,
+    /// Higher runs first. -100..=100.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+impl JobSpec {
+    /// Fills defaults (`gpu_milli` = 1000 for GPU jobs) and checks every field, naming the first bad one.
+    pub fn normalise(mut self, net: &Network) -> Result<Self, Invalid> {
+        if self.gpus > 0 && self.gpu_milli == 0 {
+            self.gpu_milli = 1000;
+        }
+        if self.gpus > MAX_GPUS {
+            return Err(Invalid::new("gpus", format!("at most {MAX_GPUS} GPUs on one node, got {}", self.gpus)));
+        }
+        if self.gpus == 0 && self.gpu_milli != 0 {
+            return Err(Invalid::new("gpu_milli", "must be 0 when gpus is 0"));
+        }
+        if self.gpu_milli > 1000 {
+            return Err(Invalid::new("gpu_milli", format!("is thousandths of one GPU: at most 1000, got {}", self.gpu_milli)));
+        }
+        if self.gpus > 1 && self.gpu_milli != 1000 {
+            return Err(Invalid::new("gpu_milli", "a share of a GPU (below 1000) needs gpus = 1"));
+        }
+        for (i, m) in self.gpu_models.iter().enumerate() {
+            if net.gpu_ix(m).is_none() {
+                return Err(Invalid::new(format!("gpu_models[{i}]"), format!("no GPU model named {m:?}")));
+            }
+        }
+        if self.gpus == 0 && !self.gpu_models.is_empty() {
+            return Err(Invalid::new("gpu_models", "a CPU-only job (gpus = 0) cannot ask for GPU models"));
+        }
+        if self.cpu_milli == 0 || self.cpu_milli > MAX_CPU_MILLI {
+            return Err(Invalid::new("cpu_milli", format!("must be 1..={MAX_CPU_MILLI}, got {}", self.cpu_milli)));
+        }
+        if self.memory_mib > MAX_MEMORY_MIB {
+            return Err(Invalid::new("memory_mib", format!("at most {MAX_MEMORY_MIB}, got {}", self.memory_mib)));
+        }
+        if self.duration_s == 0 || self.duration_s > MAX_DURATION_S {
+            return Err(Invalid::new("duration_s", format!("must be 1..={MAX_DURATION_S}, got {}", self.duration_s)));
+        }
+        if let Some(d) = &self.dataset {
+            if net.cluster_ix(&d.cluster).is_none() {
+                return Err(Invalid::new("dataset.cluster", format!("no cluster with id {:?}", d.cluster)));
+            }
+            if !d.size_gb.is_finite() || d.size_gb < 0.0 || d.size_gb > MAX_DATASET_GB {
+                return Err(Invalid::new("dataset.size_gb", format!("must be 0..={MAX_DATASET_GB}, got {}", d.size_gb)));
+            }
+        }
+        for (i, r) in self.allowed_regions.iter().enumerate() {
+            let known = match r {
+                Region::Province(p) => net.clusters.iter().any(|c| &c.province == p),
+                Region::Hub(h) => net.hub_ix(h).is_some(),
+            };
+            if !known {
+                return Err(Invalid::new(
+                    format!("allowed_regions[{i}]"),
+                    format!("{} names no province or hub of this network", String::from(r.clone())),
+                ));
+            }
+        }
+        if let Some(h) = &self.origin_hub {
+            validate_id("origin_hub".into(), h)?;
+            if net.hub_ix(h).is_none() {
+                return Err(Invalid::new("origin_hub", format!("no hub with id {h:?}")));
+            }
+        }
+        if !(-100..=100).contains(&self.priority) {
+            return Err(Invalid::new("priority", format!("must be -100..=100, got {}", self.priority)));
+        }
+        Ok(self)
+    }
+}

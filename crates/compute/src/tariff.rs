@@ -1,0 +1,211 @@
+//! Time-of-use electricity prices.
+//!
+//! A cluster has one daily schedule: each hour of the day (China Standard Time, UTC+8) belongs to
+//! a period (valley, flat, peak, sharp, deep valley) whose price is the flat price times the
+//! period's multiplier. Provinces publish seasonal variants; the data file keeps the schedule that
+//! covers most months and names them, which keeps the price periodic in one day. That periodicity
+//! is what lets the lower bound in the simulator search start times exactly (see `sim::bound`).
+
+use crate::network::{Invalid, TariffSpec};
+
+/// Seconds east of UTC for the hour-of-day of every tariff (China Standard Time).
+pub const CST_OFFSET_S: i64 = 8 * 3600;
+pub const DAY_S: i64 = 86_400;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Period {
+    Deep,
+    Valley,
+    Flat,
+    Peak,
+    Sharp,
+}
+
+impl Period {
+    pub fn name(self) -> &'static str {
+        match self {
+            Period::Deep => "deep_valley",
+            Period::Valley => "valley",
+            Period::Flat => "flat",
+            Period::Peak => "peak",
+            Period::Sharp => "sharp",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Tariff {
+    periods: [Period; 24],
+    /// CNY per kWh for each hour of the day.
+    hourly: [f64; 24],
+    /// `cumulative[h]`: CNY per kW drawn from 00:00 to `h`:00; `cumulative[24]` is a whole day.
+    cumulative: [f64; 25],
+}
+
+impl Tariff {
+    pub fn from_spec(spec: &TariffSpec) -> Result<Self, Invalid> {
+        let check = |field: &str, v: f64, lo: f64, hi: f64| {
+            if v.is_finite() && v >= lo && v <= hi {
+                Ok(v)
+            } else {
+                Err(Invalid::new(field, format!("must be between {lo} and {hi}, got {v}")))
+            }
+        };
+        let flat = check("flat_cny_per_kwh", spec.flat_cny_per_kwh, 0.0, 10.0)?;
+        let peak = check("peak_multiplier", spec.peak_multiplier, 1.0, 5.0)?;
+        let valley = check("valley_multiplier", spec.valley_multiplier, 0.0, 1.0)?;
+        let sharp = spec.sharp_multiplier.map(|v| check("sharp_multiplier", v, 1.0, 6.0)).transpose()?;
+        let deep = spec.deep_multiplier.map(|v| check("deep_multiplier", v, 0.0, 1.0)).transpose()?;
+        let letters: Vec<char> = spec.hours.chars().collect();
+        if letters.len() != 24 {
+            return Err(Invalid::new("hours", format!("needs 24 letters (one per hour), got {}", letters.len())));
+        }
+        let mut periods = [Period::Flat; 24];
+        let mut hourly = [0.0; 24];
+        for (h, letter) in letters.iter().enumerate() {
+            let (period, mult) = match letter {
+                'V' => (Period::Valley, valley),
+                'F' => (Period::Flat, 1.0),
+                'P' => (Period::Peak, peak),
+                'S' => (Period::Sharp, sharp.ok_or_else(|| Invalid::new("hours", format!("hour {h} is sharp (S) but sharp_multiplier is not set")))?),
+                'D' => (Period::Deep, deep.ok_or_else(|| Invalid::new("hours", format!("hour {h} is deep valley (D) but deep_multiplier is not set")))?),
+                other => return Err(Invalid::new("hours", format!("hour {h}: {other:?} is not one of V F P S D"))),
+            };
+            periods[h] = period;
+            hourly[h] = flat * mult;
+        }
+        Ok(Self::from_hourly(periods, hourly))
+    }
+
+    fn from_hourly(periods: [Period; 24], hourly: [f64; 24]) -> Self {
+        let mut cumulative = [0.0; 25];
+        for h in 0..24 {
+            cumulative[h + 1] = cumulative[h] + hourly[h];
+        }
+        Self { periods, hourly, cumulative }
+    }
+
+    /// A flat price at every hour (tests and simple networks).
+    pub fn constant(cny_per_kwh: f64) -> Self {
+        Self::from_hourly([Period::Flat; 24], [cny_per_kwh; 24])
+    }
+
+    fn hour_of_day(t_s: i64) -> usize {
+        ((t_s + CST_OFFSET_S).rem_euclid(DAY_S) / 3600) as usize
+    }
+
+    pub fn period_at(&self, t_s: i64) -> Period {
+        self.periods[Self::hour_of_day(t_s)]
+    }
+
+    pub fn price_at(&self, t_s: i64) -> f64 {
+        self.hourly[Self::hour_of_day(t_s)]
+    }
+
+    pub fn hourly(&self) -> &[f64; 24] {
+        &self.hourly
+    }
+
+    pub fn daily_mean(&self) -> f64 {
+        self.cumulative[24] / 24.0
+    }
+
+    /// CNY paid per kW drawn from the start of the local day to `s` seconds into it.
+    fn day_prefix(&self, s: f64) -> f64 {
+        let h = ((s / 3600.0).floor() as usize).min(23);
+        self.cumulative[h] + self.hourly[h] * (s - h as f64 * 3600.0) / 3600.0
+    }
+
+    /// CNY paid for drawing 1 kW from `start_s` for `duration_s` seconds: ∫ price dt, in O(1).
+    pub fn cost_per_kw(&self, start_s: f64, duration_s: f64) -> f64 {
+        if duration_s <= 0.0 {
+            return 0.0;
+        }
+        let local = start_s + CST_OFFSET_S as f64;
+        let day = DAY_S as f64;
+        let offset = local.rem_euclid(day);
+        let end = offset + duration_s;
+        let whole_days = (end / day).floor();
+        let tail = end - whole_days * day;
+        whole_days * self.cumulative[24] + self.day_prefix(tail) - self.day_prefix(offset)
+    }
+
+    /// The least [`Tariff::cost_per_kw`] over every start time at or after `earliest_s`, with
+    /// `delay_cny_per_s` charged for each second of delay. The cost is piecewise linear in the
+    /// start time with breaks where the start or the end crosses an hour, and it repeats every
+    /// day, so the minimum is at one of at most 49 break points in the first day.
+    pub fn min_cost_per_kw_with_delay(&self, earliest_s: f64, duration_s: f64, power_kw: f64, delay_cny_per_s: f64) -> f64 {
+        let local = earliest_s + CST_OFFSET_S as f64;
+        let first_start_break = 3600.0 - local.rem_euclid(3600.0);
+        let first_end_break = 3600.0 - (local + duration_s).rem_euclid(3600.0);
+        let mut best = power_kw * self.cost_per_kw(earliest_s, duration_s);
+        for k in 0..24 {
+            for first in [first_start_break, first_end_break] {
+                let delay = first + k as f64 * 3600.0;
+                if delay >= DAY_S as f64 {
+                    continue;
+                }
+                let v = power_kw * self.cost_per_kw(earliest_s + delay, duration_s) + delay_cny_per_s * delay;
+                if v < best {
+                    best = v;
+                }
+            }
+        }
+        best
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(hours: &str) -> TariffSpec {
+        TariffSpec {
+            flat_cny_per_kwh: 1.0,
+            flat_source: "test".into(),
+            peak_multiplier: 2.0,
+            valley_multiplier: 0.5,
+            sharp_multiplier: None,
+            deep_multiplier: None,
+            multiplier_source: "test".into(),
+            hours: hours.into(),
+            hours_source: "test".into(),
+        }
+    }
+
+    /// Midnight CST on 2025-01-01, as a Unix time.
+    const MIDNIGHT: f64 = 1_735_660_800.0;
+
+    #[test]
+    fn integral_matches_hour_by_hour_sum() {
+        let t = Tariff::from_spec(&spec("VVVVVVVVFFPPFFFFPPPPFFFF")).unwrap();
+        assert_eq!(t.price_at(MIDNIGHT as i64), 0.5);
+        assert_eq!(t.price_at(MIDNIGHT as i64 + 10 * 3600), 2.0);
+        // 07:30 to 10:30: half an hour of valley, two flat hours, half an hour of peak.
+        let got = t.cost_per_kw(MIDNIGHT + 7.5 * 3600.0, 3.0 * 3600.0);
+        assert!((got - (0.25 + 2.0 + 1.0)).abs() < 1e-9, "{got}");
+        // Three whole days cost three daily totals, whatever the start.
+        let day = t.cost_per_kw(MIDNIGHT, 86_400.0);
+        let got = t.cost_per_kw(MIDNIGHT + 5_000.0, 3.0 * 86_400.0);
+        assert!((got - 3.0 * day).abs() < 1e-6);
+    }
+
+    #[test]
+    fn min_with_delay_finds_the_valley_and_prices_the_wait() {
+        let t = Tariff::from_spec(&spec("VVVVVVVVFFPPFFFFPPPPFFFF")).unwrap();
+        // A one-hour job arriving at 10:00 (peak): waiting to 00:00 costs 14 h of delay.
+        let start = MIDNIGHT + 10.0 * 3600.0;
+        let free_wait = t.min_cost_per_kw_with_delay(start, 3600.0, 1.0, 0.0);
+        assert!((free_wait - 0.5).abs() < 1e-9, "{free_wait}");
+        let costly_wait = t.min_cost_per_kw_with_delay(start, 3600.0, 1.0, 1.0);
+        assert!((costly_wait - 2.0).abs() < 1e-9, "{costly_wait}");
+    }
+
+    #[test]
+    fn bad_hours_name_the_reason() {
+        let e = Tariff::from_spec(&spec("VVV")).unwrap_err();
+        assert_eq!(e.field, "hours");
+        let e = Tariff::from_spec(&spec("VVVVVVVVFFPPFFFFPPPPFFFS")).unwrap_err();
+        assert!(e.reason.contains("sharp_multiplier"), "{e}");
+    }
+}

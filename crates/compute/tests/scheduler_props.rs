@@ -1,0 +1,325 @@
+//! Property tests: whatever the jobs and the order of arrivals and departures, the scheduler
+//! never breaks a hard constraint, never over-commits a node, and is deterministic.
+
+use compute::network::{GpuModelSpec, HubSpec, NetworkSpec, Side, TariffSpec};
+use compute::scheduler::{Allocation, Decision};
+use compute::{ClusterSpec, JobKind, JobReq, JobSpec, LinkSpec, Network, NodePoolSpec, Policy, Region, Scheduler, Weights};
+use proptest::prelude::*;
+
+fn tariff(flat: f64) -> TariffSpec {
+    TariffSpec {
+        flat_cny_per_kwh: flat,
+        flat_source: "test".into(),
+        peak_multiplier: 1.7,
+        valley_multiplier: 0.4,
+        sharp_multiplier: None,
+        deep_multiplier: None,
+        multiplier_source: "test".into(),
+        hours: "VVVVVVVVFFPPFFFFPPPPFFFF".into(),
+        hours_source: "test".into(),
+    }
+}
+
+fn pool(name: &str, gpu: Option<&str>, gpn: u32, nodes: u32) -> NodePoolSpec {
+    NodePoolSpec {
+        name: name.into(),
+        gpu_model: gpu.map(Into::into),
+        gpus_per_node: gpn,
+        cpu_milli: 64_000,
+        memory_mib: 262_144,
+        nodes,
+        source: "ASSUMPTION: test".into(),
+    }
+}
+
+fn cluster(id: &str, hub: &str, province: &str, flat: f64, carbon: f64, pools: Vec<NodePoolSpec>) -> ClusterSpec {
+    ClusterSpec {
+        id: id.into(),
+        hub: hub.into(),
+        name_zh: id.into(),
+        name_en: id.into(),
+        province: province.into(),
+        lat: 30.0,
+        lon: 110.0,
+        pue: 1.2,
+        pue_source: "test".into(),
+        carbon_kg_per_kwh: carbon,
+        carbon_source: "test".into(),
+        green_share: 0.2,
+        green_source: "test".into(),
+        tariff: tariff(flat),
+        node_pools: pools,
+    }
+}
+
+fn hub(id: &str, side: Side) -> HubSpec {
+    HubSpec {
+        id: id.into(),
+        name_zh: id.into(),
+        name_en: id.into(),
+        side,
+        lat: 30.0,
+        lon: 110.0,
+        intra_latency_ms: 5.0,
+        intra_bandwidth_gbps: 400.0,
+        intra_source: "test".into(),
+    }
+}
+
+/// Three hubs, four clusters, two GPU models; small pools so that capacity runs out.
+pub fn small_network() -> Network {
+    let gpu = |name: &str, w: f64| GpuModelSpec { name: name.into(), power_w: w, memory_gib: 16.0, source: "test".into() };
+    let spec = NetworkSpec {
+        schema: 1,
+        gpu_models: vec![gpu("T4", 70.0), gpu("V100", 300.0)],
+        hubs: vec![hub("east", Side::East), hub("west", Side::West), hub("south", Side::East)],
+        clusters: vec![
+            cluster("e1", "east", "Hebei", 0.7, 0.7, vec![pool("t4", Some("T4"), 2, 3), pool("cpu", None, 0, 2)]),
+            cluster("e2", "east", "Hebei", 0.7, 0.6, vec![pool("v100", Some("V100"), 8, 2)]),
+            cluster("w1", "west", "Gansu", 0.35, 0.5, vec![pool("v100", Some("V100"), 8, 2), pool("t4", Some("T4"), 4, 2)]),
+            cluster("s1", "south", "Guangdong", 0.6, 0.4, vec![pool("t4", Some("T4"), 2, 2)]),
+        ],
+        links: vec![
+            LinkSpec { a: "east".into(), b: "west".into(), latency_ms: 10.0, bandwidth_gbps: 100.0, source: "t".into() },
+            LinkSpec { a: "east".into(), b: "south".into(), latency_ms: 12.0, bandwidth_gbps: 100.0, source: "t".into() },
+            LinkSpec { a: "west".into(), b: "south".into(), latency_ms: 15.0, bandwidth_gbps: 50.0, source: "t".into() },
+        ],
+    };
+    Network::build(spec).unwrap()
+}
+
+fn job_strategy() -> impl Strategy<Value = JobSpec> {
+    (
+        prop_oneof![Just(0u32), Just(1), Just(1), Just(2), Just(4), Just(8)],
+        prop_oneof![Just(1000u32), 100u32..1000],
+        prop_oneof![Just(vec![]), Just(vec!["T4".to_string()]), Just(vec!["V100".to_string()])],
+        1_000u32..40_000,
+        1_024u32..200_000,
+        60u64..20_000,
+        prop_oneof![
+            Just(vec![]),
+            Just(vec![Region::Province("Hebei".into())]),
+            Just(vec![Region::Hub("west".into()), Region::Hub("south".into())]),
+        ],
+        prop::option::of((0usize..4, 0.0f64..500.0)),
+        prop::option::of(prop_oneof![Just("east"), Just("west"), Just("south")]),
+    )
+        .prop_map(|(gpus, milli, models, cpu, mem, dur, regions, data, origin)| {
+            let gpu_milli = if gpus == 0 { 0 } else if gpus == 1 { milli } else { 1000 };
+            JobSpec {
+                kind: JobKind::Training,
+                gpus,
+                gpu_milli,
+                gpu_models: if gpus == 0 { vec![] } else { models },
+                cpu_milli: cpu,
+                memory_mib: mem,
+                duration_s: dur,
+                dataset: data.map(|(c, gb)| compute::DatasetRef { cluster: ["e1", "e2", "w1", "s1"][c].into(), size_gb: gb }),
+                allowed_regions: regions,
+                origin_hub: origin.map(Into::into),
+                priority: 0,
+            }
+        })
+}
+
+/// Runs jobs in order; after each arrival, releases the oldest running job if `release_every`
+/// divides the step. Returns what happened, for comparing runs.
+fn run(net: &Network, policy: Policy, jobs: &[JobSpec], release_every: usize) -> Vec<Option<Allocation>> {
+    let mut s = Scheduler::new(net, policy, Weights::default());
+    let mut running: std::collections::VecDeque<(JobSpec, Allocation)> = Default::default();
+    let mut out = Vec::new();
+    for (i, spec) in jobs.iter().enumerate() {
+        let spec = spec.clone().normalise(net).unwrap();
+        let job = JobReq::compile(&spec, net);
+        let t = 1_735_660_800.0 + i as f64 * 600.0;
+        match s.place(&job, t, 0.0) {
+            Decision::Placed { allocation, explanation } => {
+                check_placement(net, &spec, &job, allocation);
+                assert_eq!(explanation.chosen.cluster, net.clusters[allocation.cluster as usize].id);
+                running.push_back((spec, allocation));
+                out.push(Some(allocation));
+            }
+            Decision::Wait | Decision::Never(_) => out.push(None),
+        }
+        check_capacity(&s, net);
+        if release_every > 0 && i % release_every == 0 {
+            if let Some((_, a)) = running.pop_front() {
+                s.release(a);
+                check_capacity(&s, net);
+            }
+        }
+    }
+    out
+}
+
+fn check_placement(net: &Network, spec: &JobSpec, job: &JobReq, a: Allocation) {
+    let c = &net.clusters[a.cluster as usize];
+    assert!(job.allowed & (1 << a.cluster) != 0, "residency broken: {spec:?} on {}", c.id);
+    if !spec.allowed_regions.is_empty() {
+        assert!(spec.allowed_regions.iter().any(|r| match r {
+            Region::Province(p) => &c.province == p,
+            Region::Hub(h) => &net.spec.hubs[c.hub].id == h,
+        }));
+    }
+    let p = &c.pools[a.pool as usize];
+    if spec.gpus == 0 {
+        assert_eq!(a.slot.gpu_mask, 0);
+    } else {
+        let g = p.gpu.expect("a GPU job on a GPU pool");
+        if !spec.gpu_models.is_empty() {
+            assert!(spec.gpu_models.contains(&net.spec.gpu_models[g].name), "GPU model constraint broken");
+        }
+        assert_eq!(a.slot.gpu_mask.count_ones(), spec.gpus, "wrong number of GPUs");
+        assert_eq!(u32::from(a.slot.gpu_milli), spec.gpu_milli);
+    }
+}
+
+fn check_capacity(s: &Scheduler<'_>, net: &Network) {
+    for (c, cluster) in net.clusters.iter().enumerate() {
+        for (p, pool) in cluster.pools.iter().enumerate() {
+            let st = s.pool_state(c, p);
+            st.check_invariants().unwrap();
+            assert!(st.gpu_free().iter().all(|&f| f <= 1000), "a GPU over-committed");
+            for n in 0..pool.nodes as usize {
+                let (cpu, mem) = st.host_free(n);
+                assert!(cpu <= pool.cpu_milli && mem <= pool.memory_mib, "host over-committed");
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn constraints_and_capacity_hold(jobs in prop::collection::vec(job_strategy(), 1..120), policy in 0usize..4, release in 0usize..4) {
+        let net = small_network();
+        run(&net, Policy::ALL[policy], &jobs, release);
+    }
+
+    #[test]
+    fn same_input_same_placements(jobs in prop::collection::vec(job_strategy(), 1..80), policy in 0usize..4) {
+        let net = small_network();
+        let a = run(&net, Policy::ALL[policy], &jobs, 2);
+        let b = run(&net, Policy::ALL[policy], &jobs, 2);
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn released_capacity_is_all_given_back(jobs in prop::collection::vec(job_strategy(), 1..60)) {
+        let net = small_network();
+        let mut s = Scheduler::new(&net, Policy::Aiplus, Weights::default());
+        let mut allocs = Vec::new();
+        for spec in &jobs {
+            let job = JobReq::compile(&spec.clone().normalise(&net).unwrap(), &net);
+            if let Decision::Placed { allocation, .. } = s.place(&job, 1_735_660_800.0, 0.0) {
+                allocs.push(allocation);
+            }
+        }
+        for a in allocs {
+            s.release(a);
+        }
+        for c in 0..net.clusters.len() {
+            prop_assert_eq!(s.gpu_usage(c).0, 0);
+            prop_assert_eq!(s.cpu_usage(c).0, 0);
+        }
+    }
+}
+
+#[test]
+fn aiplus_prefers_the_cheap_green_cluster_and_explains_why() {
+    let net = small_network();
+    let mut s = Scheduler::new(&net, Policy::Aiplus, Weights::default());
+    let spec = JobSpec {
+        kind: JobKind::Training,
+        gpus: 8,
+        gpu_milli: 1000,
+        gpu_models: vec!["V100".into()],
+        cpu_milli: 32_000,
+        memory_mib: 100_000,
+        duration_s: 86_400,
+        dataset: None,
+        allowed_regions: vec![],
+        origin_hub: Some("east".into()),
+        priority: 0,
+    }
+    .normalise(&net)
+    .unwrap();
+    let job = JobReq::compile(&spec, &net);
+    let Decision::Placed { explanation, .. } = s.place(&job, 1_735_660_800.0, 0.0) else { panic!("not placed") };
+    assert_eq!(explanation.chosen.cluster, "w1");
+    assert_eq!(explanation.runners_up.len(), 1);
+    assert_eq!(explanation.runners_up[0].cluster, "e2");
+    assert!(explanation.chosen.total_cny < explanation.runners_up[0].total_cny);
+    // One day of 8 × 300 W of GPU and 32 cores × 4.3 W of CPU, at PUE 1.2.
+    let expected_kwh = (8.0 * 300.0 + 32.0 * 4.3) / 1000.0 * 1.2 * 24.0;
+    assert!((explanation.chosen.energy_kwh - expected_kwh).abs() < 1e-9, "{}", explanation.chosen.energy_kwh);
+    // The T4-only clusters are excluded for their GPU model.
+    assert!(explanation.excluded.iter().any(|e| e.cluster == "s1"));
+
+    // Nearest keeps the same job in its origin hub.
+    let mut s = Scheduler::new(&net, Policy::Nearest, Weights::default());
+    let Decision::Placed { explanation, .. } = s.place(&job, 1_735_660_800.0, 0.0) else { panic!("not placed") };
+    assert_eq!(explanation.chosen.cluster, "e2");
+}
+
+#[test]
+fn impossible_jobs_are_never_and_full_clusters_wait() {
+    let net = small_network();
+    let mut s = Scheduler::new(&net, Policy::Aiplus, Weights::default());
+    let mut spec = JobSpec {
+        kind: JobKind::Training,
+        gpus: 8,
+        gpu_milli: 1000,
+        gpu_models: vec!["T4".into()],
+        cpu_milli: 1000,
+        memory_mib: 1024,
+        duration_s: 60,
+        dataset: None,
+        allowed_regions: vec![],
+        origin_hub: None,
+        priority: 0,
+    };
+    // No T4 node holds 8 GPUs.
+    let job = JobReq::compile(&spec.clone().normalise(&net).unwrap(), &net);
+    assert!(matches!(s.place(&job, 0.0, 0.0), Decision::Never(r) if r.len() == 4));
+    // Eight-GPU V100 jobs: four nodes in all, then the fifth waits.
+    spec.gpu_models = vec!["V100".into()];
+    let job = JobReq::compile(&spec.normalise(&net).unwrap(), &net);
+    for _ in 0..4 {
+        assert!(matches!(s.place(&job, 0.0, 0.0), Decision::Placed { .. }));
+    }
+    assert_eq!(s.place(&job, 0.0, 0.0), Decision::Wait);
+}
+
+#[test]
+fn shares_pack_onto_partly_used_gpus_first() {
+    let net = small_network();
+    let mut s = Scheduler::new(&net, Policy::Aiplus, Weights::default());
+    let mut share = |milli: u32| {
+        let spec = JobSpec {
+            kind: JobKind::BatchInference,
+            gpus: 1,
+            gpu_milli: milli,
+            gpu_models: vec!["T4".into()],
+            cpu_milli: 1000,
+            memory_mib: 1024,
+            duration_s: 600,
+            dataset: None,
+            allowed_regions: vec![Region::Hub("south".into())],
+            origin_hub: None,
+            priority: 0,
+        };
+        let job = JobReq::compile(&spec.normalise(&net).unwrap(), &net);
+        match s.place(&job, 0.0, 0.0) {
+            Decision::Placed { allocation, .. } => allocation.slot,
+            other => panic!("{other:?}"),
+        }
+    };
+    let a = share(500);
+    let b = share(300);
+    let c = share(200);
+    // All three fit on one GPU (500 + 300 + 200 = 1000), leaving every other GPU whole.
+    assert_eq!((a.node, a.gpu_mask), (b.node, b.gpu_mask));
+    assert_eq!((a.node, a.gpu_mask), (c.node, c.gpu_mask));
+}
