@@ -1,9 +1,345 @@
+//! The operator CLI for a running server: hubs, clusters and jobs over the HTTP API.
+//! Every command prints a readable table, or the raw JSON with `--json` for scripts.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
 #[derive(clap::Args, Debug)]
-pub struct HubsArgs {}
+pub struct Server {
+    /// Base URL of the aiplus server.
+    #[arg(long, env = "AIPLUS_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    pub server: String,
+    /// Print the server's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
 #[derive(clap::Args, Debug)]
-pub struct ClustersArgs {}
+pub struct HubsArgs {
+    #[command(flatten)]
+    server: Server,
+    #[command(subcommand)]
+    command: HubsCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum HubsCommand {
+    /// List the hubs.
+    List,
+    /// Show one hub.
+    Get { id: String },
+    /// Register a hub from a JSON file: {"hub": {...}, "links": [{"to", "latency_ms", "bandwidth_gbps", "source"}]}.
+    Register { file: PathBuf },
+    /// Replace a hub's description (and any links named) from a JSON file.
+    Update { id: String, file: PathBuf },
+}
+
 #[derive(clap::Args, Debug)]
-pub struct JobsArgs {}
-pub fn hubs(_: HubsArgs) -> anyhow::Result<()> { Ok(()) }
-pub fn clusters(_: ClustersArgs) -> anyhow::Result<()> { Ok(()) }
-pub fn jobs(_: JobsArgs) -> anyhow::Result<()> { Ok(()) }
+pub struct ClustersArgs {
+    #[command(flatten)]
+    server: Server,
+    #[command(subcommand)]
+    command: ClustersCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum ClustersCommand {
+    /// List the clusters with their live use, tariff now and carbon intensity.
+    List,
+    /// Show one cluster.
+    Get { id: String },
+    /// Register a cluster from a JSON file (the fields of a [[cluster]] in the network file).
+    Register { file: PathBuf },
+    /// Replace a cluster's description from a JSON file.
+    Update { id: String, file: PathBuf },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct JobsArgs {
+    #[command(flatten)]
+    server: Server,
+    #[command(subcommand)]
+    command: JobsCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum JobsCommand {
+    /// Submit a job from flags or from a JSON file (--file); flags override the file.
+    Submit(Box<SubmitArgs>),
+    /// List jobs, oldest first.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// queued, placed or cancelled.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Start after this job id (the last id of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Show one job.
+    Get { id: String },
+    /// Cancel a queued or placed job.
+    Cancel { id: String },
+    /// Where a job was placed and why: the score terms of the chosen cluster and the runners-up.
+    Placement { id: String },
+}
+
+#[derive(clap::Args, Debug)]
+struct SubmitArgs {
+    /// A JSON job description; the flags below override its fields.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    #[arg(long)]
+    tenant: Option<String>,
+    #[arg(long)]
+    name: Option<String>,
+    /// training, batch_inference or online_inference.
+    #[arg(long)]
+    kind: Option<String>,
+    #[arg(long)]
+    gpus: Option<u32>,
+    /// Thousandths of one GPU (with --gpus 1), e.g. 500 for half a GPU.
+    #[arg(long)]
+    gpu_milli: Option<u32>,
+    /// Allowed GPU model; repeat for several.
+    #[arg(long = "gpu-model")]
+    gpu_models: Vec<String>,
+    #[arg(long)]
+    cpu_milli: Option<u32>,
+    #[arg(long)]
+    memory_mib: Option<u32>,
+    #[arg(long)]
+    duration_s: Option<u64>,
+    /// Cluster holding the input data.
+    #[arg(long)]
+    dataset_cluster: Option<String>,
+    #[arg(long)]
+    dataset_gb: Option<f64>,
+    /// Allowed region, province:<Name> or hub:<id>; repeat for several.
+    #[arg(long = "region")]
+    regions: Vec<String>,
+    #[arg(long)]
+    origin_hub: Option<String>,
+    #[arg(long)]
+    priority: Option<i32>,
+    /// Resubmitting with the same key returns the first job instead of a new one.
+    #[arg(long)]
+    idempotency_key: Option<String>,
+}
+
+fn client() -> anyhow::Result<reqwest::blocking::Client> {
+    Ok(reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?)
+}
+
+/// Sends a request; a problem+json answer becomes an error naming the field and the reason.
+fn call(req: reqwest::blocking::RequestBuilder) -> anyhow::Result<Value> {
+    let resp = req.send().context("could not reach the aiplus server (is `aiplus serve` running? see --server)")?;
+    let status = resp.status();
+    let body: Value = resp.json().unwrap_or(Value::Null);
+    if !status.is_success() {
+        let detail = body.get("detail").and_then(Value::as_str).unwrap_or("no detail");
+        let mut msg = format!("{status}: {detail}");
+        if let Some(ex) = body.get("exclusions").and_then(Value::as_array) {
+            for e in ex {
+                msg.push_str(&format!("\n  {}: {}", e["cluster"].as_str().unwrap_or("?"), e["reason"].as_str().unwrap_or("?")));
+            }
+        }
+        bail!(msg);
+    }
+    Ok(body)
+}
+
+fn read_json(file: &PathBuf) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", file.display()))
+}
+
+fn print_json(v: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        Value::Number(n) => n.as_f64().map_or(n.to_string(), |f| if f.fract() == 0.0 { format!("{f:.0}") } else { format!("{f:.3}") }),
+        other => other.to_string(),
+    }
+}
+
+pub fn hubs(args: HubsArgs) -> anyhow::Result<()> {
+    let c = client()?;
+    let base = format!("{}/api/v1/hubs", args.server.server.trim_end_matches('/'));
+    let v = match &args.command {
+        HubsCommand::List => call(c.get(&base))?,
+        HubsCommand::Get { id } => call(c.get(format!("{base}/{id}")))?,
+        HubsCommand::Register { file } => call(c.post(&base).json(&read_json(file)?))?,
+        HubsCommand::Update { id, file } => call(c.put(format!("{base}/{id}")).json(&read_json(file)?))?,
+    };
+    if args.server.json {
+        return print_json(&v);
+    }
+    let rows = if let Value::Array(a) = &v { a.clone() } else { vec![v] };
+    println!("{:<14} {:<10} {:<36} {:>5} {:>8} {:>8}", "id", "name", "english", "side", "lat", "lon");
+    for h in rows {
+        println!("{:<14} {:<10} {:<36} {:>5} {:>8} {:>8}", s(&h["id"]), s(&h["name_zh"]), s(&h["name_en"]), s(&h["side"]), s(&h["lat"]), s(&h["lon"]));
+    }
+    Ok(())
+}
+
+pub fn clusters(args: ClustersArgs) -> anyhow::Result<()> {
+    let c = client()?;
+    let base = format!("{}/api/v1/clusters", args.server.server.trim_end_matches('/'));
+    let v = match &args.command {
+        ClustersCommand::List => call(c.get(&base))?,
+        ClustersCommand::Get { id } => call(c.get(format!("{base}/{id}")))?,
+        ClustersCommand::Register { file } => call(c.post(&base).json(&read_json(file)?))?,
+        ClustersCommand::Update { id, file } => call(c.put(format!("{base}/{id}")).json(&read_json(file)?))?,
+    };
+    if args.server.json {
+        return print_json(&v);
+    }
+    let rows = if let Value::Array(a) = &v { a.clone() } else { vec![v] };
+    println!(
+        "{:<12} {:<12} {:<14} {:>6} {:>10} {:>9} {:>7} {:>14}",
+        "id", "hub", "province", "pue", "gpus used", "gpus", "tariff", "kgCO2/kWh eff"
+    );
+    for r in rows {
+        println!(
+            "{:<12} {:<12} {:<14} {:>6} {:>10} {:>9} {:>7} {:>14}",
+            s(&r["id"]),
+            s(&r["hub"]),
+            s(&r["province"]),
+            s(&r["pue"]),
+            s(&r["gpus_used"]),
+            s(&r["gpus_total"]),
+            s(&r["tariff_now_cny_per_kwh"]),
+            s(&r["effective_carbon_kg_per_kwh"])
+        );
+    }
+    Ok(())
+}
+
+pub fn jobs(args: JobsArgs) -> anyhow::Result<()> {
+    let c = client()?;
+    let base = format!("{}/api/v1/jobs", args.server.server.trim_end_matches('/'));
+    let v = match args.command {
+        JobsCommand::Submit(sub) => {
+            let (body, key) = submission(*sub)?;
+            let mut req = c.post(&base).json(&body);
+            if let Some(k) = key {
+                req = req.header("idempotency-key", k);
+            }
+            call(req)?
+        }
+        JobsCommand::List { tenant, state, limit, after } => {
+            let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+            q.extend(tenant.map(|t| ("tenant", t)));
+            q.extend(state.map(|t| ("state", t)));
+            q.extend(after.map(|t| ("after", t)));
+            call(c.get(&base).query(&q))?
+        }
+        JobsCommand::Get { id } => call(c.get(format!("{base}/{id}")))?,
+        JobsCommand::Cancel { id } => call(c.post(format!("{base}/{id}/cancel")))?,
+        JobsCommand::Placement { id } => {
+            let v = call(c.get(format!("{base}/{id}/placement")))?;
+            if !args.server.json {
+                print_placement(&v);
+                return Ok(());
+            }
+            v
+        }
+    };
+    if args.server.json {
+        return print_json(&v);
+    }
+    let rows = if let Value::Array(a) = &v { a.clone() } else { vec![v] };
+    println!("{:<38} {:<12} {:<10} {:<16} {:>5} {:<12} {}", "id", "tenant", "state", "kind", "gpus", "cluster", "submitted");
+    for j in rows {
+        println!(
+            "{:<38} {:<12} {:<10} {:<16} {:>5} {:<12} {}",
+            s(&j["id"]),
+            s(&j["tenant"]),
+            s(&j["state"]),
+            s(&j["spec"]["kind"]),
+            s(&j["spec"]["gpus"]),
+            s(&j["placement"]["cluster"]),
+            s(&j["submitted_at"])
+        );
+    }
+    Ok(())
+}
+
+fn submission(a: SubmitArgs) -> anyhow::Result<(Value, Option<String>)> {
+    let mut body = match &a.file {
+        Some(f) => read_json(f)?,
+        None => json!({}),
+    };
+    let Some(obj) = body.as_object_mut() else { bail!("the job file must hold a JSON object") };
+    let mut set = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            obj.insert(k.into(), v);
+        }
+    };
+    set("tenant", a.tenant.map(Value::from));
+    set("name", a.name.map(Value::from));
+    set("kind", a.kind.map(Value::from));
+    set("gpus", a.gpus.map(Value::from));
+    set("gpu_milli", a.gpu_milli.map(Value::from));
+    set("gpu_models", (!a.gpu_models.is_empty()).then(|| Value::from(a.gpu_models.clone())));
+    set("cpu_milli", a.cpu_milli.map(Value::from));
+    set("memory_mib", a.memory_mib.map(Value::from));
+    set("duration_s", a.duration_s.map(Value::from));
+    set("allowed_regions", (!a.regions.is_empty()).then(|| Value::from(a.regions.clone())));
+    set("origin_hub", a.origin_hub.map(Value::from));
+    set("priority", a.priority.map(Value::from));
+    match (a.dataset_cluster, a.dataset_gb) {
+        (Some(cl), Some(gb)) => set("dataset", Some(json!({"cluster": cl, "size_gb": gb}))),
+        (None, None) => {}
+        _ => bail!("--dataset-cluster and --dataset-gb go together"),
+    }
+    Ok((body, a.idempotency_key))
+}
+
+fn print_placement(v: &Value) {
+    println!("job {}: {} ({})", s(&v["job_id"]), s(&v["state"]), s(&v["state_reason"]));
+    let p = &v["placement"];
+    if p.is_null() {
+        return;
+    }
+    println!("placed on {} / {} (hub {}), node {}, GPUs {} at {} milli", s(&p["cluster"]), s(&p["pool"]), s(&p["hub"]), s(&p["node"]), p["gpus"], s(&p["gpu_milli"]));
+    println!(
+        "\n{:<3} {:<12} {:>10} {:>10} {:>10} {:>11} {:>10} {:>10} {:>11}",
+        "", "cluster", "kWh", "energy ¥", "kgCO2", "transfer s", "delay ¥", "total ¥", "tariff now"
+    );
+    let e = &p["explanation"];
+    let mut rows = vec![("*", &e["chosen"])];
+    if let Some(r) = e["runners_up"].as_array() {
+        rows.extend(r.iter().map(|x| ("", x)));
+    }
+    for (mark, t) in rows {
+        println!(
+            "{:<3} {:<12} {:>10} {:>10} {:>10} {:>11} {:>10} {:>10} {:>11}",
+            mark,
+            s(&t["cluster"]),
+            s(&t["energy_kwh"]),
+            s(&t["energy_cost_cny"]),
+            s(&t["carbon_kg"]),
+            s(&t["transfer_s"]),
+            s(&t["delay_cost_cny"]),
+            s(&t["total_cny"]),
+            s(&t["tariff_now_cny_per_kwh"])
+        );
+    }
+    if let Some(ex) = e["excluded"].as_array() {
+        for x in ex {
+            println!("    {:<12} excluded: {}", s(&x["cluster"]), s(&x["reason"]));
+        }
+    }
+}

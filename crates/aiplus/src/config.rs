@@ -1,1 +1,100 @@
+//! `aiplus.toml`: one file for the server's settings, each overridable by an environment
+//! variable (`AIPLUS_LISTEN`, `AIPLUS_DATA_DIR`, `AIPLUS_NETWORK`, `AIPLUS_POLICY`) and then by a flag.
 
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use compute::{Policy, Weights};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub scheduler: SchedulerConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// A network file to seed a fresh data directory with; the built-in network when absent.
+    pub network: Option<PathBuf>,
+    /// How long a graceful shutdown waits for requests in flight.
+    pub shutdown_timeout_s: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8080".into(), data_dir: "aiplus-data".into(), network: None, shutdown_timeout_s: 10 }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    pub policy: Policy,
+    pub weights: Weights,
+}
+
+impl Config {
+    /// Reads `path` (or `./aiplus.toml` if it exists), then applies the environment.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let default = Path::new("aiplus.toml");
+        let file = match path {
+            Some(p) => Some(p),
+            None if default.exists() => Some(default),
+            None => None,
+        };
+        let mut cfg = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                toml::from_str::<Config>(&text).map_err(|e| {
+                    let line = e.span().map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+                    anyhow::anyhow!("{}:{line}: {}", p.display(), e.message().trim())
+                })?
+            }
+            None => Config::default(),
+        };
+        cfg.apply_env(|k| std::env::var(k).ok())?;
+        cfg.scheduler.weights.validate().map_err(|e| anyhow::anyhow!("scheduler.weights.{e}"))?;
+        Ok(cfg)
+    }
+
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        if let Some(v) = get("AIPLUS_LISTEN") {
+            self.server.listen = v;
+        }
+        if let Some(v) = get("AIPLUS_DATA_DIR") {
+            self.server.data_dir = v.into();
+        }
+        if let Some(v) = get("AIPLUS_NETWORK") {
+            self.server.network = Some(v.into());
+        }
+        if let Some(v) = get("AIPLUS_POLICY") {
+            self.scheduler.policy = Policy::parse(&v).with_context(|| format!("AIPLUS_POLICY: unknown policy {v:?}"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file() {
+        let mut cfg: Config = toml::from_str("[server]\nlisten = \"0.0.0.0:1\"\n[scheduler]\npolicy = \"cheapest\"\n").unwrap();
+        assert_eq!(cfg.scheduler.policy, Policy::Cheapest);
+        cfg.apply_env(|k| (k == "AIPLUS_LISTEN").then(|| "127.0.0.1:9".to_string())).unwrap();
+        assert_eq!(cfg.server.listen, "127.0.0.1:9");
+        assert_eq!(cfg.server.data_dir, PathBuf::from("aiplus-data"));
+        assert!(cfg.apply_env(|k| (k == "AIPLUS_POLICY").then(|| "fastest".to_string())).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<Config>("[server]\nlisen = \"x\"\n").is_err());
+    }
+}

@@ -1,3 +1,93 @@
+//! `aiplus serve`: the HTTP API on the embedded store, with graceful shutdown.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::Config;
+
 #[derive(clap::Args, Debug)]
-pub struct ServeArgs {}
-pub fn run(_: ServeArgs) -> anyhow::Result<()> { Ok(()) }
+pub struct ServeArgs {
+    /// Config file; ./aiplus.toml is read when present.
+    #[arg(long, env = "AIPLUS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Directory for the embedded SQLite database.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut cfg = Config::load(args.config.as_deref())?;
+    if let Some(l) = args.listen {
+        cfg.server.listen = l;
+    }
+    if let Some(d) = args.data_dir {
+        cfg.server.data_dir = d;
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIPLUS_LOG").unwrap_or_else(|_| "info".into());
+    if args.log_json {
+        tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(serve(cfg))
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let seed = match &cfg.server.network {
+        Some(p) => compute::file::load_network_file(p)?,
+        None => compute::file::builtin_network()?,
+    };
+    let store = store::Store::open(&cfg.server.data_dir).await.context("opening the store")?;
+    let svc = api::ComputeService::open(store.clone(), &seed, cfg.scheduler.policy, cfg.scheduler.weights, Arc::new(api::SystemClock))
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the compute service: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.with_context(|| format!("binding {}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    // The black-box tests and scripts read this line to find a port chosen by the OS.
+    println!("aiplus listening on http://{addr} (data in {})", cfg.server.data_dir.display());
+    tracing::info!(%addr, data_dir = %cfg.server.data_dir.display(), "listening");
+    let app = api::router(Arc::new(svc));
+    let timeout = std::time::Duration::from_secs(cfg.server.shutdown_timeout_s);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down; finishing requests in flight");
+            // Requests still running after the timeout are cut off by exiting.
+            tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                tracing::warn!("shutdown timeout reached");
+                std::process::exit(1);
+            });
+        })
+        .await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}

@@ -1,1 +1,36 @@
+//! The HTTP API of aiplus (axum): the network registry and the job queue under `/api/v1`.
+//!
+//! Shape: thin handlers (`routes`) → domain services (`compute_service`, which makes IDs and
+//! timestamps) → the store. Errors cross the boundary as one type, [`problem::ApiError`], with
+//! one exhaustive mapping to RFC 9457 problem+json.
 
+pub mod compute_service;
+pub mod json;
+pub mod problem;
+pub mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+pub use compute_service::{Clock, ComputeService, SystemClock};
+
+pub fn router(svc: Arc<ComputeService>) -> Router {
+    use routes::*;
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/api/v1/network", get(network))
+        .route("/api/v1/hubs", get(hubs).post(register_hub))
+        .route("/api/v1/hubs/{id}", get(hub).put(update_hub))
+        .route("/api/v1/clusters", get(clusters).post(register_cluster))
+        .route("/api/v1/clusters/{id}", get(cluster).put(update_cluster))
+        .route("/api/v1/jobs", get(jobs).post(submit_job))
+        .route("/api/v1/jobs/{id}", get(job))
+        .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/api/v1/jobs/{id}/placement", get(placement))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES))
+        .with_state(svc)
+}

@@ -5,6 +5,7 @@ use compute::network::{GpuModelSpec, HubSpec, NetworkSpec, Side, TariffSpec};
 use compute::scheduler::{Allocation, Decision};
 use compute::{ClusterSpec, JobKind, JobReq, JobSpec, LinkSpec, Network, NodePoolSpec, Policy, Region, Scheduler, Weights};
 use proptest::prelude::*;
+use std::sync::Arc;
 
 fn tariff(flat: f64) -> TariffSpec {
     TariffSpec {
@@ -125,7 +126,7 @@ fn job_strategy() -> impl Strategy<Value = JobSpec> {
 /// Runs jobs in order; after each arrival, releases the oldest running job if `release_every`
 /// divides the step. Returns what happened, for comparing runs.
 fn run(net: &Network, policy: Policy, jobs: &[JobSpec], release_every: usize) -> Vec<Option<Allocation>> {
-    let mut s = Scheduler::new(net, policy, Weights::default());
+    let mut s = Scheduler::new(Arc::new(net.clone()), policy, Weights::default());
     let mut running: std::collections::VecDeque<(JobSpec, Allocation)> = Default::default();
     let mut out = Vec::new();
     for (i, spec) in jobs.iter().enumerate() {
@@ -174,7 +175,7 @@ fn check_placement(net: &Network, spec: &JobSpec, job: &JobReq, a: Allocation) {
     }
 }
 
-fn check_capacity(s: &Scheduler<'_>, net: &Network) {
+fn check_capacity(s: &Scheduler, net: &Network) {
     for (c, cluster) in net.clusters.iter().enumerate() {
         for (p, pool) in cluster.pools.iter().enumerate() {
             let st = s.pool_state(c, p);
@@ -208,7 +209,7 @@ proptest! {
     #[test]
     fn released_capacity_is_all_given_back(jobs in prop::collection::vec(job_strategy(), 1..60)) {
         let net = small_network();
-        let mut s = Scheduler::new(&net, Policy::Aiplus, Weights::default());
+        let mut s = Scheduler::new(Arc::new(net.clone()), Policy::Aiplus, Weights::default());
         let mut allocs = Vec::new();
         for spec in &jobs {
             let job = JobReq::compile(&spec.clone().normalise(&net).unwrap(), &net);
@@ -229,7 +230,7 @@ proptest! {
 #[test]
 fn aiplus_prefers_the_cheap_green_cluster_and_explains_why() {
     let net = small_network();
-    let mut s = Scheduler::new(&net, Policy::Aiplus, Weights::default());
+    let mut s = Scheduler::new(Arc::new(net.clone()), Policy::Aiplus, Weights::default());
     let spec = JobSpec {
         kind: JobKind::Training,
         gpus: 8,
@@ -258,7 +259,7 @@ fn aiplus_prefers_the_cheap_green_cluster_and_explains_why() {
     assert!(explanation.excluded.iter().any(|e| e.cluster == "s1"));
 
     // Nearest keeps the same job in its origin hub.
-    let mut s = Scheduler::new(&net, Policy::Nearest, Weights::default());
+    let mut s = Scheduler::new(Arc::new(net.clone()), Policy::Nearest, Weights::default());
     let Decision::Placed { explanation, .. } = s.place(&job, 1_735_660_800.0, 0.0) else { panic!("not placed") };
     assert_eq!(explanation.chosen.cluster, "e2");
 }
@@ -266,7 +267,7 @@ fn aiplus_prefers_the_cheap_green_cluster_and_explains_why() {
 #[test]
 fn impossible_jobs_are_never_and_full_clusters_wait() {
     let net = small_network();
-    let mut s = Scheduler::new(&net, Policy::Aiplus, Weights::default());
+    let mut s = Scheduler::new(Arc::new(net.clone()), Policy::Aiplus, Weights::default());
     let mut spec = JobSpec {
         kind: JobKind::Training,
         gpus: 8,
@@ -295,7 +296,7 @@ fn impossible_jobs_are_never_and_full_clusters_wait() {
 #[test]
 fn shares_pack_onto_partly_used_gpus_first() {
     let net = small_network();
-    let mut s = Scheduler::new(&net, Policy::Aiplus, Weights::default());
+    let mut s = Scheduler::new(Arc::new(net.clone()), Policy::Aiplus, Weights::default());
     let mut share = |milli: u32| {
         let spec = JobSpec {
             kind: JobKind::BatchInference,
@@ -322,4 +323,35 @@ fn shares_pack_onto_partly_used_gpus_first() {
     // All three fit on one GPU (500 + 300 + 200 = 1000), leaving every other GPU whole.
     assert_eq!((a.node, a.gpu_mask), (b.node, b.gpu_mask));
     assert_eq!((a.node, a.gpu_mask), (c.node, c.gpu_mask));
+}
+
+#[test]
+fn occupy_retakes_exact_slots_and_refuses_overcommit() {
+    let net = Arc::new(small_network());
+    let mut a = Scheduler::new(net.clone(), Policy::Aiplus, Weights::default());
+    let spec = JobSpec {
+        kind: JobKind::Training,
+        gpus: 8,
+        gpu_milli: 1000,
+        gpu_models: vec!["V100".into()],
+        cpu_milli: 1000,
+        memory_mib: 1024,
+        duration_s: 60,
+        dataset: None,
+        allowed_regions: vec![],
+        origin_hub: None,
+        priority: 0,
+    }
+    .normalise(&net)
+    .unwrap();
+    let job = JobReq::compile(&spec, &net);
+    let Decision::Placed { allocation, .. } = a.place(&job, 0.0, 0.0) else { panic!() };
+    // A fresh scheduler (a restart) takes the same slot once, and refuses it a second time.
+    let mut b = Scheduler::new(net.clone(), Policy::Aiplus, Weights::default());
+    assert!(b.occupy(allocation));
+    assert!(!b.occupy(allocation));
+    assert_eq!(a.gpu_usage(allocation.cluster as usize), b.gpu_usage(allocation.cluster as usize));
+    let mut bogus = allocation;
+    bogus.slot.node = 999;
+    assert!(!b.occupy(bogus));
 }

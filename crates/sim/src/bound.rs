@@ -29,8 +29,8 @@ pub struct LowerBound {
     pub never: u64,
 }
 
-pub fn lower_bound(net: &Network, jobs: &[SimJob], compiled: &[JobReq], weights: Weights) -> LowerBound {
-    let sched = Scheduler::new(net, Policy::Aiplus, weights);
+pub fn lower_bound(net: &std::sync::Arc<Network>, jobs: &[SimJob], compiled: &[JobReq], weights: Weights) -> LowerBound {
+    let sched = Scheduler::new(net.clone(), Policy::Aiplus, weights);
     let mut lb = LowerBound::default();
     for (job, req) in jobs.iter().zip(compiled) {
         let delay_rate = sched.delay_cny_per_s(req);

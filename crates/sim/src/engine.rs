@@ -74,7 +74,7 @@ pub struct Progress {
 }
 
 pub fn run_policy(
-    net: &Network,
+    net: &std::sync::Arc<Network>,
     jobs: &[SimJob],
     compiled: &[JobReq],
     policy: Policy,
@@ -82,7 +82,7 @@ pub fn run_policy(
     sample_interval_s: f64,
     progress: &mut dyn FnMut(Progress),
 ) -> PolicyResult {
-    let mut sched = Scheduler::new(net, policy, weights);
+    let mut sched = Scheduler::new(net.clone(), policy, weights);
     let hubs = net.hub_count();
     let ms = |t: f64| (t * 1000.0).round() as i64;
     let mut events: BinaryHeap<Reverse<(i64, Kind, u32)>> = BinaryHeap::with_capacity(jobs.len() * 2);
@@ -210,7 +210,7 @@ impl Acc {
     #[allow(clippy::too_many_arguments)]
     fn try_start(
         &mut self,
-        sched: &mut Scheduler<'_>,
+        sched: &mut Scheduler,
         net: &Network,
         jobs: &[SimJob],
         job: &JobReq,
@@ -245,7 +245,7 @@ impl Acc {
         true
     }
 
-    fn sample(&mut self, sched: &Scheduler<'_>, net: &Network, waiting_by_hub: &[u32]) {
+    fn sample(&mut self, sched: &Scheduler, net: &Network, waiting_by_hub: &[u32]) {
         for (h, s) in self.res.series.iter_mut().enumerate() {
             let (used, total) = net
                 .clusters

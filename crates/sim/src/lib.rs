@@ -70,7 +70,7 @@ pub fn simulate(
     progress: &mut dyn FnMut(Policy, Progress),
 ) -> Result<Report, SimError> {
     let sc = scenario::build(base, nodes, pods, opts.scenario);
-    let net = Network::build(sc.network)?;
+    let net = std::sync::Arc::new(Network::build(sc.network)?);
     let mut compiled = Vec::with_capacity(sc.jobs.len());
     for (index, j) in sc.jobs.iter().enumerate() {
         let spec = j.spec.clone().normalise(&net).map_err(|source| SimError::Job { index, source })?;

@@ -1,1 +1,353 @@
+//! The store: the only crate that knows SQL. Embedded SQLite in a data directory today;
+//! PostgreSQL behind the same functions when several aiplus instances share one database.
+//!
+//! Architecture invariant: every statement is a constant string with bound parameters; nothing
+//! here builds SQL with `format!`. Records are stored as JSON documents next to the columns that
+//! are queried, so the domain types stay in the domain crates and this crate stays small.
+//!
+//! Durability: SQLite runs in WAL mode with `synchronous = FULL`, so a write that returned is on
+//! disk and survives a kill -9 or a power cut.
 
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Serialize, de::DeserializeOwned};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("stored record is not valid JSON: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+}
+
+/// Schema steps, applied in order once each; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE hubs (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms INTEGER NOT NULL);
+     CREATE TABLE clusters (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms INTEGER NOT NULL);
+     CREATE TABLE network_meta (key TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        idempotency_key TEXT,
+        state TEXT NOT NULL,
+        submitted_ms INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
+     CREATE INDEX jobs_tenant_seq ON jobs (tenant, seq);
+     CREATE INDEX jobs_state_seq ON jobs (state, seq);",
+];
+
+/// `PRAGMA user_version = n` after step n; one entry per migration.
+const USER_VERSION: [&str; 1] = ["PRAGMA user_version = 1"];
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A job row: the columns the store queries by, and the document the domain owns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRow<T> {
+    pub id: String,
+    pub tenant: String,
+    pub idempotency_key: Option<String>,
+    pub state: String,
+    pub submitted_ms: i64,
+    pub doc: T,
+}
+
+/// Filters for listing jobs; every field optional. `limit` is capped by the caller.
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    pub tenant: Option<String>,
+    pub state: Option<String>,
+    /// Only jobs submitted after this job id (keyset pagination).
+    pub after: Option<String>,
+    pub limit: u32,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database `aiplus.db` in `data_dir`.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
+        let opts = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(data_dir.join("aiplus.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// An in-memory database, for tests.
+    pub async fn memory() -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        // One connection: every connection to :memory: is its own database.
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *tx).await?;
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            sqlx::raw_sql(*step).execute(&mut *tx).await?;
+            // PRAGMA takes no bound parameters, so each step's version is a constant here.
+            sqlx::raw_sql(USER_VERSION[i]).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- network ----
+
+    /// Whether the network tables were ever written (a fresh data directory is seeded once).
+    pub async fn network_seeded(&self) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM network_meta WHERE key = 'seeded'").fetch_one(&self.pool).await?;
+        Ok(n > 0)
+    }
+
+    /// Replaces the whole network in one transaction: hubs, clusters and the rest (links, GPU
+    /// models) as one document. Either all of it is stored or none.
+    pub async fn save_network<H: Serialize, C: Serialize, M: Serialize>(
+        &self,
+        hubs: &[(String, H)],
+        clusters: &[(String, C)],
+        meta: &M,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM hubs").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM clusters").execute(&mut *tx).await?;
+        for (i, (id, h)) in hubs.iter().enumerate() {
+            sqlx::query("INSERT INTO hubs (id, doc, updated_ms) VALUES (?, ?, ?)")
+                .bind(id)
+                .bind(serde_json::to_string(&(i, h))?)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (i, (id, c)) in clusters.iter().enumerate() {
+            sqlx::query("INSERT INTO clusters (id, doc, updated_ms) VALUES (?, ?, ?)")
+                .bind(id)
+                .bind(serde_json::to_string(&(i, c))?)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("INSERT INTO network_meta (key, doc) VALUES ('rest', ?) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc")
+            .bind(serde_json::to_string(meta)?)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO network_meta (key, doc) VALUES ('seeded', 'true') ON CONFLICT (key) DO NOTHING")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The stored network, in the order it was saved: (hubs, clusters, the rest).
+    pub async fn load_network<H: DeserializeOwned, C: DeserializeOwned, M: DeserializeOwned>(
+        &self,
+    ) -> Result<Option<(Vec<H>, Vec<C>, M)>, StoreError> {
+        let Some(meta) = sqlx::query_scalar::<_, String>("SELECT doc FROM network_meta WHERE key = 'rest'")
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut hubs: Vec<(usize, H)> = Vec::new();
+        for doc in sqlx::query_scalar::<_, String>("SELECT doc FROM hubs").fetch_all(&self.pool).await? {
+            hubs.push(serde_json::from_str(&doc)?);
+        }
+        let mut clusters: Vec<(usize, C)> = Vec::new();
+        for doc in sqlx::query_scalar::<_, String>("SELECT doc FROM clusters").fetch_all(&self.pool).await? {
+            clusters.push(serde_json::from_str(&doc)?);
+        }
+        hubs.sort_by_key(|(i, _)| *i);
+        clusters.sort_by_key(|(i, _)| *i);
+        Ok(Some((
+            hubs.into_iter().map(|(_, h)| h).collect(),
+            clusters.into_iter().map(|(_, c)| c).collect(),
+            serde_json::from_str(&meta)?,
+        )))
+    }
+
+    // ---- jobs ----
+
+    /// Inserts a job. If the tenant already submitted one with the same idempotency key, nothing
+    /// is written and the earlier job is returned instead (`Err` of the existing row).
+    pub async fn insert_job<T: Serialize + DeserializeOwned>(&self, row: &JobRow<T>) -> Result<Result<(), JobRow<T>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(key) = &row.idempotency_key {
+            let existing = sqlx::query("SELECT id, tenant, idempotency_key, state, submitted_ms, doc FROM jobs WHERE tenant = ? AND idempotency_key = ?")
+                .bind(&row.tenant)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(r) = existing {
+                return Ok(Err(job_from_row(&r)?));
+            }
+        }
+        let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetch_one(&mut *tx).await?;
+        sqlx::query("INSERT INTO jobs (id, tenant, idempotency_key, state, submitted_ms, seq, doc) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(&row.id)
+            .bind(&row.tenant)
+            .bind(&row.idempotency_key)
+            .bind(&row.state)
+            .bind(row.submitted_ms)
+            .bind(seq)
+            .bind(serde_json::to_string(&row.doc)?)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Writes several jobs' new state and document in one transaction.
+    pub async fn update_jobs<T: Serialize>(&self, updates: &[(&str, &str, &T)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (id, state, doc) in updates {
+            sqlx::query("UPDATE jobs SET state = ?, doc = ? WHERE id = ?")
+                .bind(state)
+                .bind(serde_json::to_string(doc)?)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn get_job<T: DeserializeOwned>(&self, id: &str) -> Result<Option<JobRow<T>>, StoreError> {
+        let r = sqlx::query("SELECT id, tenant, idempotency_key, state, submitted_ms, doc FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(job_from_row).transpose()
+    }
+
+    pub async fn list_jobs<T: DeserializeOwned>(&self, f: &JobFilter) -> Result<Vec<JobRow<T>>, StoreError> {
+        // Optional filters as `? IS NULL OR column = ?`, so one constant statement serves all.
+        let rows = sqlx::query(
+            "SELECT id, tenant, idempotency_key, state, submitted_ms, doc FROM jobs
+             WHERE (?1 IS NULL OR tenant = ?1)
+               AND (?2 IS NULL OR state = ?2)
+               AND (?3 IS NULL OR seq > (SELECT seq FROM jobs WHERE id = ?3))
+             ORDER BY seq LIMIT ?4",
+        )
+        .bind(&f.tenant)
+        .bind(&f.state)
+        .bind(&f.after)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    /// Jobs in any of `states`, oldest first: what the scheduler must hold on start-up.
+    pub async fn jobs_in_states<T: DeserializeOwned>(&self, states: &[&str]) -> Result<Vec<JobRow<T>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, tenant, idempotency_key, state, submitted_ms, doc FROM jobs
+             WHERE state IN (SELECT value FROM json_each(?)) ORDER BY seq",
+        )
+        .bind(serde_json::to_string(states)?)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn job_from_row<T: DeserializeOwned>(r: &sqlx::sqlite::SqliteRow) -> Result<JobRow<T>, StoreError> {
+    let doc: String = r.try_get("doc")?;
+    Ok(JobRow {
+        id: r.try_get("id")?,
+        tenant: r.try_get("tenant")?,
+        idempotency_key: r.try_get("idempotency_key")?,
+        state: r.try_get("state")?,
+        submitted_ms: r.try_get("submitted_ms")?,
+        doc: serde_json::from_str(&doc)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, key: Option<&str>) -> JobRow<serde_json::Value> {
+        JobRow {
+            id: id.into(),
+            tenant: "t".into(),
+            idempotency_key: key.map(Into::into),
+            state: "queued".into(),
+            submitted_ms: 1,
+            doc: serde_json::json!({"id": id}),
+        }
+    }
+
+    #[tokio::test]
+    async fn idempotent_insert_returns_the_first_job() {
+        let s = Store::memory().await.unwrap();
+        assert!(s.insert_job(&row("a", Some("k"))).await.unwrap().is_ok());
+        let again = s.insert_job(&row("b", Some("k"))).await.unwrap();
+        assert_eq!(again.unwrap_err().id, "a");
+        assert!(s.get_job::<serde_json::Value>("b").await.unwrap().is_none());
+        // No key: no deduplication.
+        assert!(s.insert_job(&row("c", None)).await.unwrap().is_ok());
+        assert!(s.insert_job(&row("d", None)).await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn list_filters_and_pages() {
+        let s = Store::memory().await.unwrap();
+        for id in ["a", "b", "c", "d"] {
+            s.insert_job(&row(id, None)).await.unwrap().unwrap();
+        }
+        s.update_jobs(&[("b", "cancelled", &serde_json::json!({"id": "b"}))]).await.unwrap();
+        let page: Vec<JobRow<serde_json::Value>> =
+            s.list_jobs(&JobFilter { after: Some("a".into()), limit: 2, ..Default::default() }).await.unwrap();
+        assert_eq!(page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+        let queued: Vec<JobRow<serde_json::Value>> = s.jobs_in_states(&["queued"]).await.unwrap();
+        assert_eq!(queued.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "c", "d"]);
+        let cancelled: Vec<JobRow<serde_json::Value>> =
+            s.list_jobs(&JobFilter { state: Some("cancelled".into()), limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(cancelled.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_what_was_written() {
+        let dir = std::env::temp_dir().join(format!("aiplus-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let s = Store::open(&dir).await.unwrap();
+            s.insert_job(&row("a", Some("k"))).await.unwrap().unwrap();
+            s.save_network(&[("h".to_string(), 1)], &[("c".to_string(), 2)], &3, 0).await.unwrap();
+            s.close().await;
+        }
+        let s = Store::open(&dir).await.unwrap();
+        assert!(s.network_seeded().await.unwrap());
+        let (h, c, m): (Vec<i32>, Vec<i32>, i32) = s.load_network().await.unwrap().unwrap();
+        assert_eq!((h, c, m), (vec![1], vec![2], 3));
+        assert_eq!(s.get_job::<serde_json::Value>("a").await.unwrap().unwrap().idempotency_key.as_deref(), Some("k"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -20,6 +20,8 @@
 
 mod pool;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 pub use pool::{PoolState, Slot};
@@ -225,8 +227,8 @@ struct ClusterState {
     order: Vec<usize>,
 }
 
-pub struct Scheduler<'n> {
-    net: &'n Network,
+pub struct Scheduler {
+    net: Arc<Network>,
     policy: Policy,
     weights: Weights,
     clusters: Vec<ClusterState>,
@@ -240,8 +242,8 @@ struct Candidate {
     terms: ScoreTerms,
 }
 
-impl<'n> Scheduler<'n> {
-    pub fn new(net: &'n Network, policy: Policy, weights: Weights) -> Self {
+impl Scheduler {
+    pub fn new(net: Arc<Network>, policy: Policy, weights: Weights) -> Self {
         let clusters = net
             .clusters
             .iter()
@@ -262,8 +264,8 @@ impl<'n> Scheduler<'n> {
         Self { net, policy, weights, clusters, rr_cursor: 0 }
     }
 
-    pub fn network(&self) -> &'n Network {
-        self.net
+    pub fn network(&self) -> &Arc<Network> {
+        &self.net
     }
 
     pub fn policy(&self) -> Policy {
@@ -464,6 +466,15 @@ impl<'n> Scheduler<'n> {
             }
         }
         best.map(|(_, h)| h)
+    }
+
+    /// Takes exactly the resources of an earlier placement (the server calls this on start-up
+    /// for jobs it had placed). False when the cluster, pool or node is gone or lacks room.
+    pub fn occupy(&mut self, a: Allocation) -> bool {
+        self.clusters
+            .get_mut(a.cluster as usize)
+            .and_then(|c| c.pools.get_mut(a.pool as usize))
+            .is_some_and(|p| p.occupy(a.slot))
     }
 
     /// Gives a placed job's resources back.

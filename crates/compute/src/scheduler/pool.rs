@@ -151,6 +151,21 @@ impl PoolState {
         None
     }
 
+    /// Takes exactly `slot` again (after a restart), if the node still exists and has room.
+    pub fn occupy(&mut self, slot: Slot) -> bool {
+        let n = slot.node as usize;
+        let g = self.gpus_per_node as usize;
+        if n >= self.node_count() || !self.fits_host(slot.node, slot.cpu_milli, slot.memory_mib) || u32::from(slot.gpu_mask) >> g != 0 {
+            return false;
+        }
+        let gpus_fit = (0..g).all(|i| slot.gpu_mask & (1 << i) == 0 || self.gpu_free[n * g + i] >= slot.gpu_milli);
+        if !gpus_fit || (slot.gpu_mask == 0) != (slot.gpu_milli == 0) {
+            return false;
+        }
+        self.apply(slot, true);
+        true
+    }
+
     pub fn release(&mut self, slot: Slot) {
         self.apply(slot, false);
     }

@@ -1,0 +1,108 @@
+//! Thin handlers: read the request, call the domain, shape the response. No logic lives here.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use compute::network::NetworkSpec;
+use compute::{ClusterSpec, JobSpec};
+use serde::Deserialize;
+
+use crate::compute_service::{ComputeService, HubRegistration};
+use crate::json::{Json, parse};
+use crate::problem::ApiError;
+
+pub type AppState = Arc<ComputeService>;
+
+pub async fn health() -> &'static str {
+    "ok\n"
+}
+
+pub async fn network(State(svc): State<AppState>) -> axum::Json<NetworkSpec> {
+    axum::Json(svc.network().await.spec.clone())
+}
+
+pub async fn hubs(State(svc): State<AppState>) -> axum::Json<Vec<compute::HubSpec>> {
+    axum::Json(svc.network().await.spec.hubs.clone())
+}
+
+pub async fn hub(State(svc): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(svc.hub(&id).await?))
+}
+
+pub async fn register_hub(State(svc): State<AppState>, Json(body): Json<HubRegistration>) -> Result<impl IntoResponse, ApiError> {
+    Ok((StatusCode::CREATED, axum::Json(svc.register_hub(body).await?)))
+}
+
+pub async fn update_hub(State(svc): State<AppState>, Path(id): Path<String>, Json(body): Json<HubRegistration>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(svc.update_hub(&id, body).await?))
+}
+
+pub async fn clusters(State(svc): State<AppState>) -> impl IntoResponse {
+    axum::Json(svc.clusters().await)
+}
+
+pub async fn cluster(State(svc): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(svc.cluster(&id).await?))
+}
+
+pub async fn register_cluster(State(svc): State<AppState>, Json(body): Json<ClusterSpec>) -> Result<impl IntoResponse, ApiError> {
+    Ok((StatusCode::CREATED, axum::Json(svc.register_cluster(body).await?)))
+}
+
+pub async fn update_cluster(State(svc): State<AppState>, Path(id): Path<String>, Json(body): Json<ClusterSpec>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(svc.update_cluster(&id, body).await?))
+}
+
+/// A job submission: the job's fields, plus `tenant` and an optional `name`.
+pub async fn submit_job(State(svc): State<AppState>, headers: HeaderMap, Json(mut body): Json<serde_json::Value>) -> Result<impl IntoResponse, ApiError> {
+    let obj = body.as_object_mut().ok_or_else(|| ApiError::Malformed { field: "body".into(), reason: "must be a JSON object".into() })?;
+    let tenant = match obj.remove("tenant") {
+        Some(serde_json::Value::String(t)) => t,
+        Some(_) => return Err(ApiError::Malformed { field: "tenant".into(), reason: "must be a string".into() }),
+        None => return Err(ApiError::Malformed { field: "tenant".into(), reason: "missing field".into() }),
+    };
+    let name = match obj.remove("name") {
+        Some(serde_json::Value::String(n)) => Some(n),
+        None | Some(serde_json::Value::Null) => None,
+        Some(_) => return Err(ApiError::Malformed { field: "name".into(), reason: "must be a string".into() }),
+    };
+    let spec: JobSpec = parse(body.to_string().as_bytes())?;
+    let key = match headers.get("idempotency-key") {
+        Some(v) => Some(v.to_str().map_err(|_| ApiError::Malformed { field: "idempotency-key".into(), reason: "must be visible ASCII".into() })?.to_string()),
+        None => None,
+    };
+    let (job, created) = svc.submit(tenant, name, spec, key).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(job)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobQuery {
+    tenant: Option<String>,
+    state: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn jobs(State(svc): State<AppState>, q: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::Malformed { field: "query".into(), reason: e.body_text() })?;
+    Ok(axum::Json(svc.jobs(q.tenant, q.state, q.after, q.limit).await?))
+}
+
+pub async fn job(State(svc): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(svc.job(&id).await?))
+}
+
+pub async fn cancel_job(State(svc): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(svc.cancel(&id).await?))
+}
+
+pub async fn placement(State(svc): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(svc.placement_of(&id).await?))
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound { what: "route", id: "no such endpoint".into() }
+}
