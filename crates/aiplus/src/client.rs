@@ -188,7 +188,15 @@ pub fn hubs(args: HubsArgs) -> anyhow::Result<()> {
     let rows = if let Value::Array(a) = &v { a.clone() } else { vec![v] };
     println!("{:<14} {:<10} {:<36} {:>5} {:>8} {:>8}", "id", "name", "english", "side", "lat", "lon");
     for h in rows {
-        println!("{:<14} {:<10} {:<36} {:>5} {:>8} {:>8}", s(&h["id"]), s(&h["name_zh"]), s(&h["name_en"]), s(&h["side"]), s(&h["lat"]), s(&h["lon"]));
+        println!(
+            "{:<14} {:<10} {:<36} {:>5} {:>8} {:>8}",
+            s(&h["id"]),
+            s(&h["name_zh"]),
+            s(&h["name_en"]),
+            s(&h["side"]),
+            s(&h["lat"]),
+            s(&h["lon"])
+        );
     }
     Ok(())
 }
@@ -260,7 +268,7 @@ pub fn jobs(args: JobsArgs) -> anyhow::Result<()> {
         return print_json(&v);
     }
     let rows = if let Value::Array(a) = &v { a.clone() } else { vec![v] };
-    println!("{:<38} {:<12} {:<10} {:<16} {:>5} {:<12} {}", "id", "tenant", "state", "kind", "gpus", "cluster", "submitted");
+    println!("{:<38} {:<12} {:<10} {:<16} {:>5} {:<12} submitted", "id", "tenant", "state", "kind", "gpus", "cluster");
     for j in rows {
         println!(
             "{:<38} {:<12} {:<10} {:<16} {:>5} {:<12} {}",
@@ -313,7 +321,15 @@ fn print_placement(v: &Value) {
     if p.is_null() {
         return;
     }
-    println!("placed on {} / {} (hub {}), node {}, GPUs {} at {} milli", s(&p["cluster"]), s(&p["pool"]), s(&p["hub"]), s(&p["node"]), p["gpus"], s(&p["gpu_milli"]));
+    println!(
+        "placed on {} / {} (hub {}), node {}, GPUs {} at {} milli",
+        s(&p["cluster"]),
+        s(&p["pool"]),
+        s(&p["hub"]),
+        s(&p["node"]),
+        p["gpus"],
+        s(&p["gpu_milli"])
+    );
     println!(
         "\n{:<3} {:<12} {:>10} {:>10} {:>10} {:>11} {:>10} {:>10} {:>11}",
         "", "cluster", "kWh", "energy ¥", "kgCO2", "transfer s", "delay ¥", "total ¥", "tariff now"

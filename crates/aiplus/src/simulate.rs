@@ -58,7 +58,8 @@ pub fn parse_policies(names: &[String]) -> anyhow::Result<Vec<Policy>> {
     names
         .iter()
         .map(|n| {
-            Policy::parse(n.trim()).with_context(|| format!("--policies: unknown policy {n:?}; use nearest, round-robin, cheapest or aiplus"))
+            Policy::parse(n.trim())
+                .with_context(|| format!("--policies: unknown policy {n:?}; use nearest, round-robin, cheapest or aiplus"))
         })
         .collect()
 }
@@ -98,7 +99,13 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     }
     let copies = jobs.div_ceil(pods.len()) as u32;
     let opts = SimOptions {
-        scenario: ScenarioOptions { seed: args.seed, node_scale: args.node_scale * f64::from(copies), job_copies: copies, max_jobs: Some(jobs), time_compression: args.time_compression },
+        scenario: ScenarioOptions {
+            seed: args.seed,
+            node_scale: args.node_scale * f64::from(copies),
+            job_copies: copies,
+            max_jobs: Some(jobs),
+            time_compression: args.time_compression,
+        },
         policies: policies.clone(),
         weights,
         sample_interval_s: args.sample_hours * 3600.0,
@@ -138,12 +145,32 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     println!("{} jobs on {} nodes ({} GPUs), seed {}, {:.1} s", report.jobs, report.nodes, report.gpus, report.seed, elapsed.as_secs_f64());
     println!(
         "{:<12} {:>12} {:>10} {:>9} {:>9} {:>10} {:>6} {:>11} {:>8} {:>10} {:>13}",
-        "policy", "energy_cny", "carbon_kg", "wait_p50", "wait_p95", "start_p95", "util", "transfer_gb", "unplaced", "violations", "objective_cny"
+        "policy",
+        "energy_cny",
+        "carbon_kg",
+        "wait_p50",
+        "wait_p95",
+        "start_p95",
+        "util",
+        "transfer_gb",
+        "unplaced",
+        "violations",
+        "objective_cny"
     );
     for p in &report.policies {
         println!(
             "{:<12} {:>12.0} {:>10.0} {:>9.0} {:>9.0} {:>10.0} {:>6.3} {:>11.0} {:>8} {:>10} {:>13.0}",
-            p.name, p.energy_cost_cny, p.carbon_kg, p.wait_s_p50, p.wait_s_p95, p.start_delay_s_p95, p.utilisation, p.transfer_gb, p.unplaced, p.violations, p.objective_cny
+            p.name,
+            p.energy_cost_cny,
+            p.carbon_kg,
+            p.wait_s_p50,
+            p.wait_s_p95,
+            p.start_delay_s_p95,
+            p.utilisation,
+            p.transfer_gb,
+            p.unplaced,
+            p.violations,
+            p.objective_cny
         );
     }
     let lb = &report.lower_bound;

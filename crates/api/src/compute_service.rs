@@ -174,10 +174,9 @@ impl ComputeService {
             save_spec(&store, &seed.spec, clock.now_ms()).await?;
         }
         let spec = load_spec(&store).await?;
-        let net = Arc::new(Network::build(spec).map_err(|e| ApiError::Invalid {
-            field: format!("stored network: {}", e.field),
-            reason: e.reason,
-        })?);
+        let net = Arc::new(
+            Network::build(spec).map_err(|e| ApiError::Invalid { field: format!("stored network: {}", e.field), reason: e.reason })?,
+        );
         let sched = Scheduler::new(net.clone(), policy, weights);
         let svc = Self { store, clock, policy, weights, state: Mutex::new(State { net, sched, active: BTreeMap::new() }) };
         let rows: Vec<JobRow<Job>> = svc.store.jobs_in_states(&["queued", "placed"]).await?;
@@ -223,7 +222,10 @@ impl ComputeService {
 
     pub async fn update_hub(&self, id: &str, reg: HubRegistration) -> Result<HubSpec, ApiError> {
         if reg.hub.id != id {
-            return Err(ApiError::Invalid { field: "hub.id".into(), reason: format!("must match the path ({id:?}); hubs cannot be renamed") });
+            return Err(ApiError::Invalid {
+                field: "hub.id".into(),
+                reason: format!("must match the path ({id:?}); hubs cannot be renamed"),
+            });
         }
         let mut st = self.state.lock().await;
         let mut spec = st.net.spec.clone();
@@ -266,7 +268,10 @@ impl ComputeService {
     pub async fn register_cluster(&self, cluster: ClusterSpec) -> Result<ClusterStatus, ApiError> {
         let mut st = self.state.lock().await;
         if st.net.cluster_ix(&cluster.id).is_some() {
-            return Err(ApiError::Conflict(format!("cluster {:?} already exists; PUT /api/v1/clusters/{} updates it", cluster.id, cluster.id)));
+            return Err(ApiError::Conflict(format!(
+                "cluster {:?} already exists; PUT /api/v1/clusters/{} updates it",
+                cluster.id, cluster.id
+            )));
         }
         let mut spec = st.net.spec.clone();
         let id = cluster.id.clone();
@@ -281,7 +286,10 @@ impl ComputeService {
     /// exists with room; otherwise they go back to the queue with the reason.
     pub async fn update_cluster(&self, id: &str, cluster: ClusterSpec) -> Result<ClusterStatus, ApiError> {
         if cluster.id != id {
-            return Err(ApiError::Invalid { field: "id".into(), reason: format!("must match the path ({id:?}); clusters cannot be renamed") });
+            return Err(ApiError::Invalid {
+                field: "id".into(),
+                reason: format!("must match the path ({id:?}); clusters cannot be renamed"),
+            });
         }
         let mut st = self.state.lock().await;
         let i = st.net.cluster_ix(id).ok_or_else(|| ApiError::NotFound { what: "cluster", id: id.into() })?;
@@ -316,10 +324,10 @@ impl ComputeService {
         let mut lost = Vec::new();
         for (_, id) in &order {
             let Some(a) = st.active.get(id) else { continue };
-            if let Some(alloc) = a.allocation {
-                if !st.sched.occupy(alloc) {
-                    lost.push(id.clone());
-                }
+            if let Some(alloc) = a.allocation
+                && !st.sched.occupy(alloc)
+            {
+                lost.push(id.clone());
             }
         }
         let now = self.clock.now_ms();
@@ -344,10 +352,10 @@ impl ComputeService {
     /// Submits a job. With an idempotency key, a second submission returns the first job.
     pub async fn submit(&self, tenant: String, name: Option<String>, spec: JobSpec, key: Option<String>) -> Result<(Job, bool), ApiError> {
         compute::network::validate_id("tenant".into(), &tenant)?;
-        if let Some(k) = &key {
-            if k.is_empty() || k.len() > 200 {
-                return Err(ApiError::Invalid { field: "idempotency-key".into(), reason: "must be 1-200 characters".into() });
-            }
+        if let Some(k) = &key
+            && (k.is_empty() || k.len() > 200)
+        {
+            return Err(ApiError::Invalid { field: "idempotency-key".into(), reason: "must be 1-200 characters".into() });
         }
         if name.as_ref().is_some_and(|n| n.len() > 200) {
             return Err(ApiError::Invalid { field: "name".into(), reason: "at most 200 characters".into() });
@@ -387,7 +395,8 @@ impl ComputeService {
             Decision::Wait => None,
             Decision::Never(reasons) => return Err(ApiError::Unplaceable { reasons }),
         };
-        let row = JobRow { id: id.clone(), tenant, idempotency_key: key, state: job.state.as_str().into(), submitted_ms: now, doc: job.clone() };
+        let row =
+            JobRow { id: id.clone(), tenant, idempotency_key: key, state: job.state.as_str().into(), submitted_ms: now, doc: job.clone() };
         match self.store.insert_job(&row).await {
             Ok(Ok(())) => {
                 let priority = spec.priority;
@@ -428,11 +437,17 @@ impl ComputeService {
         self.store.get_job::<Job>(id).await?.map(|r| r.doc).ok_or_else(|| ApiError::NotFound { what: "job", id: id.into() })
     }
 
-    pub async fn jobs(&self, tenant: Option<String>, state: Option<String>, after: Option<String>, limit: Option<u32>) -> Result<Vec<Job>, ApiError> {
-        if let Some(s) = &state {
-            if JobState::parse(s).is_none() {
-                return Err(ApiError::Invalid { field: "state".into(), reason: format!("{s:?} is not one of queued, placed, cancelled") });
-            }
+    pub async fn jobs(
+        &self,
+        tenant: Option<String>,
+        state: Option<String>,
+        after: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<Vec<Job>, ApiError> {
+        if let Some(s) = &state
+            && JobState::parse(s).is_none()
+        {
+            return Err(ApiError::Invalid { field: "state".into(), reason: format!("{s:?} is not one of queued, placed, cancelled") });
         }
         let limit = limit.unwrap_or(100);
         if limit == 0 || limit > MAX_PAGE {
@@ -454,10 +469,10 @@ impl ComputeService {
         job.state_reason = Some("cancelled by request".into());
         job.updated_at = rfc3339(now);
         self.store.update_jobs(&[(id, job.state.as_str(), &job)]).await?;
-        if let Some(a) = st.active.remove(id) {
-            if let Some(alloc) = a.allocation {
-                st.sched.release(alloc);
-            }
+        if let Some(a) = st.active.remove(id)
+            && let Some(alloc) = a.allocation
+        {
+            st.sched.release(alloc);
         }
         self.offer_queue(&mut st).await?;
         Ok(job)
@@ -465,19 +480,17 @@ impl ComputeService {
 
     /// Places queued jobs that fit now, highest priority then oldest first, and stores them.
     async fn offer_queue(&self, st: &mut State) -> Result<(), ApiError> {
-        let mut waiting: Vec<(i32, i64, String)> = st
-            .active
-            .iter()
-            .filter(|(_, a)| a.allocation.is_none())
-            .map(|(id, a)| (-a.priority, a.submitted_ms, id.clone()))
-            .collect();
+        let mut waiting: Vec<(i32, i64, String)> =
+            st.active.iter().filter(|(_, a)| a.allocation.is_none()).map(|(id, a)| (-a.priority, a.submitted_ms, id.clone())).collect();
         waiting.sort();
         let now = self.clock.now_ms();
         let mut placed: Vec<(String, Allocation, Explanation)> = Vec::new();
         for (_, submitted, id) in waiting {
             let Some(a) = st.active.get(&id) else { continue };
             let req = a.req.clone();
-            if let Decision::Placed { allocation, explanation } = st.sched.place(&req, now as f64 / 1000.0, (now - submitted) as f64 / 1000.0) {
+            if let Decision::Placed { allocation, explanation } =
+                st.sched.place(&req, now as f64 / 1000.0, (now - submitted) as f64 / 1000.0)
+            {
                 placed.push((id, allocation, *explanation));
             }
         }

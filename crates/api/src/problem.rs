@@ -88,7 +88,11 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         // Internal details stay in the log; the client gets a stable sentence.
-        let detail = if matches!(self, ApiError::Store(_)) { "the request could not be stored; nothing was changed".to_string() } else { self.to_string() };
+        let detail = if matches!(self, ApiError::Store(_)) {
+            "the request could not be stored; nothing was changed".to_string()
+        } else {
+            self.to_string()
+        };
         let body = Problem { kind, title, status: status.as_u16(), detail, field, reason, exclusions };
         let mut resp = (status, axum::Json(body)).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

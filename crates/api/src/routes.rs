@@ -35,7 +35,11 @@ pub async fn register_hub(State(svc): State<AppState>, Json(body): Json<HubRegis
     Ok((StatusCode::CREATED, axum::Json(svc.register_hub(body).await?)))
 }
 
-pub async fn update_hub(State(svc): State<AppState>, Path(id): Path<String>, Json(body): Json<HubRegistration>) -> Result<impl IntoResponse, ApiError> {
+pub async fn update_hub(
+    State(svc): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<HubRegistration>,
+) -> Result<impl IntoResponse, ApiError> {
     Ok(axum::Json(svc.update_hub(&id, body).await?))
 }
 
@@ -51,12 +55,20 @@ pub async fn register_cluster(State(svc): State<AppState>, Json(body): Json<Clus
     Ok((StatusCode::CREATED, axum::Json(svc.register_cluster(body).await?)))
 }
 
-pub async fn update_cluster(State(svc): State<AppState>, Path(id): Path<String>, Json(body): Json<ClusterSpec>) -> Result<impl IntoResponse, ApiError> {
+pub async fn update_cluster(
+    State(svc): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<ClusterSpec>,
+) -> Result<impl IntoResponse, ApiError> {
     Ok(axum::Json(svc.update_cluster(&id, body).await?))
 }
 
 /// A job submission: the job's fields, plus `tenant` and an optional `name`.
-pub async fn submit_job(State(svc): State<AppState>, headers: HeaderMap, Json(mut body): Json<serde_json::Value>) -> Result<impl IntoResponse, ApiError> {
+pub async fn submit_job(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    Json(mut body): Json<serde_json::Value>,
+) -> Result<impl IntoResponse, ApiError> {
     let obj = body.as_object_mut().ok_or_else(|| ApiError::Malformed { field: "body".into(), reason: "must be a JSON object".into() })?;
     let tenant = match obj.remove("tenant") {
         Some(serde_json::Value::String(t)) => t,
@@ -70,7 +82,11 @@ pub async fn submit_job(State(svc): State<AppState>, headers: HeaderMap, Json(mu
     };
     let spec: JobSpec = parse(body.to_string().as_bytes())?;
     let key = match headers.get("idempotency-key") {
-        Some(v) => Some(v.to_str().map_err(|_| ApiError::Malformed { field: "idempotency-key".into(), reason: "must be visible ASCII".into() })?.to_string()),
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::Malformed { field: "idempotency-key".into(), reason: "must be visible ASCII".into() })?
+                .to_string(),
+        ),
         None => None,
     };
     let (job, created) = svc.submit(tenant, name, spec, key).await?;
@@ -86,7 +102,10 @@ pub struct JobQuery {
     limit: Option<u32>,
 }
 
-pub async fn jobs(State(svc): State<AppState>, q: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>) -> Result<impl IntoResponse, ApiError> {
+pub async fn jobs(
+    State(svc): State<AppState>,
+    q: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Malformed { field: "query".into(), reason: e.body_text() })?;
     Ok(axum::Json(svc.jobs(q.tenant, q.state, q.after, q.limit).await?))
 }

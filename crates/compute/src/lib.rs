@@ -11,4 +11,4 @@ pub mod tariff;
 
 pub use job::{DatasetRef, JobKind, JobSpec, Region};
 pub use network::{ClusterSpec, HubSpec, Invalid, LinkSpec, Network, NetworkSpec, NodePoolSpec};
-pub use scheduler::{Allocation, Decision, Explanation, JobReq, Policy, ScoreTerms, Scheduler, Weights};
+pub use scheduler::{Allocation, Decision, Explanation, JobReq, Policy, Scheduler, ScoreTerms, Weights};

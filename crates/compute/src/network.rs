@@ -263,9 +263,7 @@ fn non_empty(field: String, v: &str) -> Result<(), Invalid> {
 
 /// Ids appear in URLs and residency rules, so they are restricted to a URL-safe alphabet.
 pub fn validate_id(field: String, v: &str) -> Result<(), Invalid> {
-    let ok = !v.is_empty()
-        && v.len() <= 64
-        && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    let ok = !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !ok {
         return Err(Invalid::new(field, format!("{v:?} is not an id: use 1-64 of a-z, 0-9, '-', '_'")));
     }
@@ -308,11 +306,7 @@ fn validate_hubs(hubs: &[HubSpec]) -> Result<(), Invalid> {
 fn build_cluster(spec: &NetworkSpec, i: usize, c: &ClusterSpec) -> Result<Cluster, Invalid> {
     let f = |name: &str| format!("cluster[{i}].{name}");
     validate_id(f("id"), &c.id)?;
-    let hub = spec
-        .hubs
-        .iter()
-        .position(|h| h.id == c.hub)
-        .ok_or_else(|| Invalid::new(f("hub"), format!("no hub with id {:?}", c.hub)))?;
+    let hub = spec.hubs.iter().position(|h| h.id == c.hub).ok_or_else(|| Invalid::new(f("hub"), format!("no hub with id {:?}", c.hub)))?;
     non_empty(f("province"), &c.province)?;
     finite_in(f("lat"), c.lat, -90.0, 90.0)?;
     finite_in(f("lon"), c.lon, -180.0, 180.0)?;
@@ -409,10 +403,7 @@ fn build_links(spec: &NetworkSpec) -> Result<(Vec<f64>, Vec<f64>), Invalid> {
     for a in 0..n {
         for b in (a + 1)..n {
             if latency[a * n + b].is_nan() {
-                return Err(Invalid::new(
-                    "link",
-                    format!("no link between hubs {:?} and {:?}", spec.hubs[a].id, spec.hubs[b].id),
-                ));
+                return Err(Invalid::new("link", format!("no link between hubs {:?} and {:?}", spec.hubs[a].id, spec.hubs[b].id)));
             }
         }
     }

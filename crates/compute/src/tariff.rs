@@ -67,8 +67,14 @@ impl Tariff {
                 'V' => (Period::Valley, valley),
                 'F' => (Period::Flat, 1.0),
                 'P' => (Period::Peak, peak),
-                'S' => (Period::Sharp, sharp.ok_or_else(|| Invalid::new("hours", format!("hour {h} is sharp (S) but sharp_multiplier is not set")))?),
-                'D' => (Period::Deep, deep.ok_or_else(|| Invalid::new("hours", format!("hour {h} is deep valley (D) but deep_multiplier is not set")))?),
+                'S' => (
+                    Period::Sharp,
+                    sharp.ok_or_else(|| Invalid::new("hours", format!("hour {h} is sharp (S) but sharp_multiplier is not set")))?,
+                ),
+                'D' => (
+                    Period::Deep,
+                    deep.ok_or_else(|| Invalid::new("hours", format!("hour {h} is deep valley (D) but deep_multiplier is not set")))?,
+                ),
                 other => return Err(Invalid::new("hours", format!("hour {h}: {other:?} is not one of V F P S D"))),
             };
             periods[h] = period;

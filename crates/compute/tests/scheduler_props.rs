@@ -1,6 +1,8 @@
 //! Property tests: whatever the jobs and the order of arrivals and departures, the scheduler
 //! never breaks a hard constraint, never over-commits a node, and is deterministic.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: helpers fail loudly")]
+
 use compute::network::{GpuModelSpec, HubSpec, NetworkSpec, Side, TariffSpec};
 use compute::scheduler::{Allocation, Decision};
 use compute::{ClusterSpec, JobKind, JobReq, JobSpec, LinkSpec, Network, NodePoolSpec, Policy, Region, Scheduler, Weights};
@@ -106,7 +108,13 @@ fn job_strategy() -> impl Strategy<Value = JobSpec> {
         prop::option::of(prop_oneof![Just("east"), Just("west"), Just("south")]),
     )
         .prop_map(|(gpus, milli, models, cpu, mem, dur, regions, data, origin)| {
-            let gpu_milli = if gpus == 0 { 0 } else if gpus == 1 { milli } else { 1000 };
+            let gpu_milli = if gpus == 0 {
+                0
+            } else if gpus == 1 {
+                milli
+            } else {
+                1000
+            };
             JobSpec {
                 kind: JobKind::Training,
                 gpus,
@@ -143,11 +151,12 @@ fn run(net: &Network, policy: Policy, jobs: &[JobSpec], release_every: usize) ->
             Decision::Wait | Decision::Never(_) => out.push(None),
         }
         check_capacity(&s, net);
-        if release_every > 0 && i % release_every == 0 {
-            if let Some((_, a)) = running.pop_front() {
-                s.release(a);
-                check_capacity(&s, net);
-            }
+        if release_every > 0
+            && i % release_every == 0
+            && let Some((_, a)) = running.pop_front()
+        {
+            s.release(a);
+            check_capacity(&s, net);
         }
     }
     out

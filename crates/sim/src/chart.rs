@@ -11,6 +11,11 @@ use crate::Report;
 const PANEL_W: f64 = 260.0;
 const PANEL_H: f64 = 120.0;
 const GAP: f64 = 50.0;
+/// A metric drawn per hub over time: its label and how to read it from a hub's series.
+type SeriesMetric = (&'static str, fn(&crate::engine::HubSeries) -> Vec<f64>);
+/// A headline figure: its label, how to read it, and its lower bound if there is one.
+type Headline = (&'static str, fn(&crate::PolicyResult) -> f64, Option<f64>);
+
 const COLOURS: [&str; 10] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
 fn esc(s: &str) -> String {
@@ -33,7 +38,7 @@ pub fn render_svg(report: &Report) -> String {
         report.jobs, report.gpus, report.seed
     );
     summary_bars(&mut s, report, GAP, 50.0);
-    let metrics: [(&str, fn(&crate::engine::HubSeries) -> Vec<f64>); 4] = [
+    let metrics: [SeriesMetric; 4] = [
         ("energy cost (yuan per interval)", |h| h.energy_cost_cny.clone()),
         ("carbon (kg per interval)", |h| h.carbon_kg.clone()),
         ("waiting jobs", |h| h.waiting.iter().map(|&w| f64::from(w)).collect()),
@@ -42,12 +47,7 @@ pub fn render_svg(report: &Report) -> String {
     for (row, (label, get)) in metrics.iter().enumerate() {
         let y0 = top_h + row as f64 * (PANEL_H + GAP);
         // One scale per row, so policies can be compared by eye.
-        let max = report
-            .policies
-            .iter()
-            .flat_map(|p| p.series.iter().flat_map(|h| get(h)))
-            .fold(0.0f64, f64::max)
-            .max(1e-9);
+        let max = report.policies.iter().flat_map(|p| p.series.iter().flat_map(get)).fold(0.0f64, f64::max).max(1e-9);
         for (col, p) in report.policies.iter().enumerate() {
             let x0 = GAP + col as f64 * (PANEL_W + GAP);
             let _ = write!(s, r##"<rect x="{x0}" y="{y0}" width="{PANEL_W}" height="{PANEL_H}" fill="none" stroke="#999"/>"##);
@@ -83,7 +83,7 @@ pub fn render_svg(report: &Report) -> String {
 
 fn summary_bars(s: &mut String, report: &Report, x0: f64, y0: f64) {
     let Some(base) = report.policies.iter().find(|p| p.name == "nearest").or(report.policies.first()) else { return };
-    let groups: [(&str, fn(&crate::PolicyResult) -> f64, Option<f64>); 3] = [
+    let groups: [Headline; 3] = [
         ("energy cost", |p| p.energy_cost_cny, Some(report.lower_bound.energy_cost_cny)),
         ("carbon", |p| p.carbon_kg, Some(report.lower_bound.carbon_kg)),
         ("wait p95", |p| p.wait_s_p95, None),
@@ -129,5 +129,11 @@ fn summary_bars(s: &mut String, report: &Report, x0: f64, y0: f64) {
 }
 
 fn fmt_num(v: f64) -> String {
-    if v >= 1000.0 { format!("{:.0}", v) } else if v >= 1.0 { format!("{:.1}", v) } else { format!("{:.2}", v) }
+    if v >= 1000.0 {
+        format!("{:.0}", v)
+    } else if v >= 1.0 {
+        format!("{:.1}", v)
+    } else {
+        format!("{:.2}", v)
+    }
 }

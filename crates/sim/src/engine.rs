@@ -65,6 +65,9 @@ enum Kind {
     Sample = 2,
 }
 
+/// A job shape that failed to start in this pass; a queued job it dominates cannot start either.
+type FailedShape = (u8, u16, u64, u128, Option<usize>, u32, u32);
+
 /// A queued job's key: higher priority first, then earlier arrival, then input order.
 type QueueKey = (Reverse<i32>, i64, u32);
 
@@ -126,17 +129,22 @@ pub fn run_policy(
                     sched.release(a);
                 }
                 done += 1;
-                if done % 4096 == 0 {
+                if done.is_multiple_of(4096) {
                     progress(Progress { done, total: jobs.len() as u64 });
                 }
                 // Offer the queue again, best first, skipping shapes already known not to fit.
-                let mut failed: Vec<(u8, u16, u64, u128, Option<usize>, u32, u32)> = Vec::new();
+                let mut failed: Vec<FailedShape> = Vec::new();
                 let keys: Vec<(QueueKey, u32)> = queue.iter().take(MAX_QUEUE_SCAN).map(|(k, v)| (*k, *v)).collect();
                 for (key, j) in keys {
                     let job = &compiled[j as usize];
                     let dominated = failed.iter().any(|f| {
-                        f.0 == job.gpus && f.1 <= job.gpu_milli && f.2 == job.gpu_models && f.3 == job.allowed
-                            && f.4 == job.origin_hub && f.5 <= job.cpu_milli && f.6 <= job.memory_mib
+                        f.0 == job.gpus
+                            && f.1 <= job.gpu_milli
+                            && f.2 == job.gpu_models
+                            && f.3 == job.allowed
+                            && f.4 == job.origin_hub
+                            && f.5 <= job.cpu_milli
+                            && f.6 <= job.memory_mib
                     });
                     if dominated {
                         continue;
@@ -199,7 +207,13 @@ impl Acc {
                 violations: 0,
                 sample_interval_s: 0.0,
                 series: (0..hubs)
-                    .map(|_| HubSeries { hub: String::new(), energy_cost_cny: vec![0.0], carbon_kg: vec![0.0], waiting: vec![], utilisation: vec![] })
+                    .map(|_| HubSeries {
+                        hub: String::new(),
+                        energy_cost_cny: vec![0.0],
+                        carbon_kg: vec![0.0],
+                        waiting: vec![],
+                        utilisation: vec![],
+                    })
                     .collect(),
             },
             waits: Vec::new(),
@@ -207,7 +221,7 @@ impl Acc {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments, reason = "the replay loop's state, passed explicitly to keep Acc free of borrows")]
     fn try_start(
         &mut self,
         sched: &mut Scheduler,

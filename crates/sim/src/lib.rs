@@ -78,9 +78,7 @@ pub fn simulate(
     }
     let mut policies = Vec::new();
     for &p in &opts.policies {
-        policies.push(engine::run_policy(&net, &sc.jobs, &compiled, p, opts.weights, opts.sample_interval_s, &mut |pr| {
-            progress(p, pr)
-        }));
+        policies.push(engine::run_policy(&net, &sc.jobs, &compiled, p, opts.weights, opts.sample_interval_s, &mut |pr| progress(p, pr)));
     }
     let lower_bound = bound::lower_bound(&net, &sc.jobs, &compiled, opts.weights);
     let find = |n: &str| policies.iter().find(|p| p.name == n);
@@ -89,9 +87,8 @@ pub fn simulate(
         (Some(a), nearest) => Comparison {
             aiplus_energy_cost_vs_nearest: nearest.and_then(|n| ratio(a.energy_cost_cny, n.energy_cost_cny)),
             aiplus_carbon_vs_nearest: nearest.and_then(|n| ratio(a.carbon_kg, n.carbon_kg)),
-            aiplus_wait_p95_vs_nearest: nearest.and_then(|n| {
-                if a.wait_s_p95 == 0.0 && n.wait_s_p95 == 0.0 { Some(1.0) } else { ratio(a.wait_s_p95, n.wait_s_p95) }
-            }),
+            aiplus_wait_p95_vs_nearest: nearest
+                .and_then(|n| if a.wait_s_p95 == 0.0 && n.wait_s_p95 == 0.0 { Some(1.0) } else { ratio(a.wait_s_p95, n.wait_s_p95) }),
             aiplus_objective_gap_to_bound: ratio(a.objective_cny, lower_bound.objective_cny).map(|r| r - 1.0),
             aiplus_energy_cost_gap_to_bound: ratio(a.energy_cost_cny, lower_bound.energy_cost_cny).map(|r| r - 1.0),
             aiplus_carbon_gap_to_bound: ratio(a.carbon_kg, lower_bound.carbon_kg).map(|r| r - 1.0),

@@ -97,10 +97,7 @@ impl Row<'_> {
     }
 }
 
-fn each_row(
-    rows: &mut Rows,
-    mut f: impl FnMut(&Row<'_>) -> Result<(), TraceError>,
-) -> Result<(), TraceError> {
+fn each_row(rows: &mut Rows, mut f: impl FnMut(&Row<'_>) -> Result<(), TraceError>) -> Result<(), TraceError> {
     let mut record = csv::StringRecord::new();
     let mut count = 0;
     loop {
@@ -111,7 +108,12 @@ fn each_row(
         }
         count += 1;
         if count > MAX_ROWS {
-            return Err(TraceError::Invalid { file: rows.file.clone(), line: 0, field: "rows".into(), reason: format!("more than {MAX_ROWS} rows") });
+            return Err(TraceError::Invalid {
+                file: rows.file.clone(),
+                line: 0,
+                field: "rows".into(),
+                reason: format!("more than {MAX_ROWS} rows"),
+            });
         }
         let line = record.position().map_or(0, |p| p.line());
         let row = Row { rows: &*rows, record: &record, line };

@@ -27,8 +27,7 @@ pub enum StoreError {
 }
 
 /// Schema steps, applied in order once each; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE hubs (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms INTEGER NOT NULL);
+const MIGRATIONS: &[&str] = &["CREATE TABLE hubs (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms INTEGER NOT NULL);
      CREATE TABLE clusters (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms INTEGER NOT NULL);
      CREATE TABLE network_meta (key TEXT PRIMARY KEY, doc TEXT NOT NULL);
      CREATE TABLE jobs (
@@ -42,8 +41,7 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
      CREATE INDEX jobs_tenant_seq ON jobs (tenant, seq);
-     CREATE INDEX jobs_state_seq ON jobs (state, seq);",
-];
+     CREATE INDEX jobs_state_seq ON jobs (state, seq);"];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
 const USER_VERSION: [&str; 1] = ["PRAGMA user_version = 1"];
@@ -77,8 +75,7 @@ pub struct JobFilter {
 impl Store {
     /// Opens (creating if needed) the SQLite database `aiplus.db` in `data_dir`.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
         let opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(data_dir.join("aiplus.db"))
             .create_if_missing(true)
@@ -154,9 +151,7 @@ impl Store {
             .bind(serde_json::to_string(meta)?)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO network_meta (key, doc) VALUES ('seeded', 'true') ON CONFLICT (key) DO NOTHING")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("INSERT INTO network_meta (key, doc) VALUES ('seeded', 'true') ON CONFLICT (key) DO NOTHING").execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -165,9 +160,8 @@ impl Store {
     pub async fn load_network<H: DeserializeOwned, C: DeserializeOwned, M: DeserializeOwned>(
         &self,
     ) -> Result<Option<(Vec<H>, Vec<C>, M)>, StoreError> {
-        let Some(meta) = sqlx::query_scalar::<_, String>("SELECT doc FROM network_meta WHERE key = 'rest'")
-            .fetch_optional(&self.pool)
-            .await?
+        let Some(meta) =
+            sqlx::query_scalar::<_, String>("SELECT doc FROM network_meta WHERE key = 'rest'").fetch_optional(&self.pool).await?
         else {
             return Ok(None);
         };
@@ -181,11 +175,7 @@ impl Store {
         }
         hubs.sort_by_key(|(i, _)| *i);
         clusters.sort_by_key(|(i, _)| *i);
-        Ok(Some((
-            hubs.into_iter().map(|(_, h)| h).collect(),
-            clusters.into_iter().map(|(_, c)| c).collect(),
-            serde_json::from_str(&meta)?,
-        )))
+        Ok(Some((hubs.into_iter().map(|(_, h)| h).collect(), clusters.into_iter().map(|(_, c)| c).collect(), serde_json::from_str(&meta)?)))
     }
 
     // ---- jobs ----
@@ -195,11 +185,13 @@ impl Store {
     pub async fn insert_job<T: Serialize + DeserializeOwned>(&self, row: &JobRow<T>) -> Result<Result<(), JobRow<T>>, StoreError> {
         let mut tx = self.pool.begin().await?;
         if let Some(key) = &row.idempotency_key {
-            let existing = sqlx::query("SELECT id, tenant, idempotency_key, state, submitted_ms, doc FROM jobs WHERE tenant = ? AND idempotency_key = ?")
-                .bind(&row.tenant)
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let existing = sqlx::query(
+                "SELECT id, tenant, idempotency_key, state, submitted_ms, doc FROM jobs WHERE tenant = ? AND idempotency_key = ?",
+            )
+            .bind(&row.tenant)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
             if let Some(r) = existing {
                 return Ok(Err(job_from_row(&r)?));
             }

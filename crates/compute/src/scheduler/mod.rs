@@ -213,7 +213,10 @@ pub struct Allocation {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decision {
-    Placed { allocation: Allocation, explanation: Box<Explanation> },
+    Placed {
+        allocation: Allocation,
+        explanation: Box<Explanation>,
+    },
     /// Some cluster could run the job, but none has room now.
     Wait,
     /// No cluster could ever run the job: the reasons, per cluster.
@@ -248,11 +251,8 @@ impl Scheduler {
             .clusters
             .iter()
             .map(|c| {
-                let pools: Vec<PoolState> = c
-                    .pools
-                    .iter()
-                    .map(|p| PoolState::new(p.nodes, p.gpus_per_node, p.cpu_milli, p.memory_mib))
-                    .collect();
+                let pools: Vec<PoolState> =
+                    c.pools.iter().map(|p| PoolState::new(p.nodes, p.gpus_per_node, p.cpu_milli, p.memory_mib)).collect();
                 let mut order: Vec<usize> = (0..pools.len()).collect();
                 order.sort_by(|&a, &b| {
                     let power = |i: usize| c.pools[i].gpu.map_or(0.0, |g| net.gpu_power_w[g]);
@@ -389,9 +389,11 @@ impl Scheduler {
                 continue;
             }
             let state = &self.clusters[c];
-            let pool = state.order.iter().copied().find(|&p| {
-                self.pool_matches(job, c, p) && state.pools[p].may_fit(job.gpus, job.gpu_milli, job.cpu_milli)
-            });
+            let pool = state
+                .order
+                .iter()
+                .copied()
+                .find(|&p| self.pool_matches(job, c, p) && state.pools[p].may_fit(job.gpus, job.gpu_milli, job.cpu_milli));
             let Some(p) = pool else {
                 excluded.push(Exclusion { cluster: self.net.clusters[c].id.clone(), reason: ExcludeReason::NoCapacityNow });
                 continue;
@@ -471,10 +473,7 @@ impl Scheduler {
     /// Takes exactly the resources of an earlier placement (the server calls this on start-up
     /// for jobs it had placed). False when the cluster, pool or node is gone or lacks room.
     pub fn occupy(&mut self, a: Allocation) -> bool {
-        self.clusters
-            .get_mut(a.cluster as usize)
-            .and_then(|c| c.pools.get_mut(a.pool as usize))
-            .is_some_and(|p| p.occupy(a.slot))
+        self.clusters.get_mut(a.cluster as usize).and_then(|c| c.pools.get_mut(a.pool as usize)).is_some_and(|p| p.occupy(a.slot))
     }
 
     /// Gives a placed job's resources back.

@@ -106,12 +106,7 @@ impl PoolState {
 
     pub fn try_place(&mut self, gpus: u8, milli: u16, cpu: u32, mem: u32) -> Option<Slot> {
         if gpus == 0 {
-            let node = self
-                .by_cpu
-                .range((cpu, 0)..)
-                .take(SCAN_LIMIT)
-                .find(|&&(_, n)| self.mem_free[n as usize] >= mem)
-                .map(|&(_, n)| n)?;
+            let node = self.by_cpu.range((cpu, 0)..).take(SCAN_LIMIT).find(|&&(_, n)| self.mem_free[n as usize] >= mem).map(|&(_, n)| n)?;
             let slot = Slot { node, gpu_mask: 0, gpu_milli: 0, cpu_milli: cpu, memory_mib: mem };
             self.apply(slot, true);
             return Some(slot);

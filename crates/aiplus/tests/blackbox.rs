@@ -1,0 +1,273 @@
+//! Black-box tests: the real `aiplus` binary on port 0 with its own data directory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: helpers fail loudly")]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aiplus");
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(data: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env("AIPLUS_LOG", "warn")
+            .env_remove("AIPLUS_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url =
+            line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("no address in {line:?}")).to_string();
+        Server { child, url }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let r = reqwest::blocking::get(format!("{}{path}", self.url)).unwrap();
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    }
+
+    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = reqwest::blocking::Client::new().post(format!("{}{path}", self.url)).json(body).send().unwrap();
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("aiplus-bb-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn job(i: usize) -> Value {
+    json!({"tenant": "acme", "name": format!("job-{i}"), "kind": "batch_inference", "gpus": 1, "gpu_milli": 500,
+           "cpu_milli": 4000, "memory_mib": 16000, "duration_s": 3600, "origin_hub": "changsanjiao"})
+}
+
+#[test]
+fn acknowledged_jobs_survive_kill_9() {
+    let data = temp_dir("kill9");
+    let s = Server::start(&data);
+    let mut acked = Vec::new();
+    for i in 0..40 {
+        let (status, j) = s.post("/api/v1/jobs", &job(i));
+        assert_eq!(status, 201, "{j}");
+        acked.push((j["id"].as_str().unwrap().to_string(), j["placement"]["allocation"].clone()));
+    }
+    let (_, before) = s.get("/api/v1/clusters");
+    s.kill9();
+
+    let s = Server::start(&data);
+    for (id, allocation) in &acked {
+        let (status, j) = s.get(&format!("/api/v1/jobs/{id}"));
+        assert_eq!(status, 200, "acknowledged job {id} lost after kill -9");
+        assert_eq!(&j["placement"]["allocation"], allocation, "job {id} moved after the restart");
+    }
+    let (_, after) = s.get("/api/v1/clusters");
+    let used = |v: &Value| v.as_array().unwrap().iter().map(|c| c["gpus_used"].as_f64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(used(&before), used(&after), "capacity held by placed jobs must be the same after a restart");
+    let (_, list) = s.get("/api/v1/jobs?limit=1000");
+    assert_eq!(list.as_array().unwrap().len(), acked.len(), "no job appeared twice");
+
+    // A graceful stop exits cleanly.
+    assert!(s.terminate().success());
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn cli_talks_to_the_server() {
+    let data = temp_dir("cli");
+    let s = Server::start(&data);
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).env("AIPLUS_SERVER", &s.url).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (ok, out, err) = cli(&[
+        "jobs",
+        "submit",
+        "--json",
+        "--tenant",
+        "acme",
+        "--kind",
+        "training",
+        "--gpus",
+        "2",
+        "--cpu-milli",
+        "8000",
+        "--memory-mib",
+        "32000",
+        "--duration-s",
+        "600",
+        "--region",
+        "province:Sichuan",
+        "--idempotency-key",
+        "k1",
+    ]);
+    assert!(ok, "{err}");
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["placement"]["cluster"], "tianfu", "residency province:Sichuan allows only Tianfu");
+    let id = j["id"].as_str().unwrap();
+
+    let (ok, out, _) = cli(&["jobs", "placement", id]);
+    assert!(ok);
+    assert!(out.contains("placed on tianfu"), "{out}");
+    let (ok, out, _) = cli(&["jobs", "list"]);
+    assert!(ok && out.contains(id), "{out}");
+    let (ok, out, _) = cli(&["clusters", "list", "--json"]);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap().as_array().unwrap().len(), 10);
+
+    // Bad input: the CLI exits non-zero and repeats the server's field and reason.
+    let (ok, _, err) = cli(&[
+        "jobs",
+        "submit",
+        "--tenant",
+        "acme",
+        "--kind",
+        "training",
+        "--gpus",
+        "2",
+        "--cpu-milli",
+        "0",
+        "--memory-mib",
+        "1",
+        "--duration-s",
+        "1",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("cpu_milli"), "{err}");
+    let (ok, _, err) = cli(&["jobs", "cancel", "job_missing"]);
+    assert!(!ok && err.contains("404"), "{err}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn a_bad_network_file_names_file_line_and_field() {
+    let dir = temp_dir("badnet");
+    std::fs::create_dir_all(&dir).unwrap();
+    let net = dir.join("net.toml");
+    std::fs::write(&net, "schema = 1\n[[hub]]\nid = \"x\"\nname_zh = \"x\"\nname_en = \"x\"\nside = \"north\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .env("AIPLUS_NETWORK", &net)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("net.toml:6"), "{err}");
+    assert!(err.contains("north"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn simulate_writes_json_and_chart() {
+    let out_dir = temp_dir("sim");
+    let traces = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces/alibaba-gpu-v2023");
+    let out = Command::new(BIN)
+        .args(["compute", "simulate", "--quiet", "--jobs", "400", "--node-scale", "0.1", "--time-compression", "20", "--out"])
+        .arg(&out_dir)
+        .arg("--pods")
+        .arg(traces.join("openb_pod_list_gpuspec33.csv"))
+        .arg("--nodes")
+        .arg(traces.join("openb_node_list_all_node.csv"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["jobs"], 400);
+    for p in report["policies"].as_array().unwrap() {
+        for k in
+            ["name", "energy_cost_cny", "carbon_kg", "wait_s_p50", "wait_s_p95", "utilisation", "transfer_gb", "unplaced", "violations"]
+        {
+            assert!(!p[k].is_null(), "policy is missing {k}");
+        }
+        assert_eq!(p["violations"], 0);
+    }
+    assert!(report["lower_bound"]["energy_cost_cny"].as_f64().unwrap() > 0.0);
+    assert!(std::fs::read_to_string(out_dir.join("report.svg")).unwrap().starts_with("<svg"));
+    // A bad trace row is reported with its file and line.
+    let bad = out_dir.join("bad.csv");
+    std::fs::write(&bad, "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\np,1,1,1,2000,,LS,Running,0,5,0\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["compute", "simulate", "--quiet", "--pods"])
+        .arg(&bad)
+        .arg("--nodes")
+        .arg(traces.join("openb_node_list_all_node.csv"))
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.csv:2: gpu_milli"), "{err}");
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+#[test]
+fn kill_9_during_concurrent_submissions_loses_no_acknowledged_job() {
+    let data = temp_dir("kill9-concurrent");
+    let s = Server::start(&data);
+    let url = s.url.clone();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
+                let mut acked = Vec::new();
+                for i in 0..400 {
+                    let Ok(r) = client.post(format!("{url}/api/v1/jobs")).json(&job(w * 1000 + i)).send() else { break };
+                    if r.status().as_u16() != 201 {
+                        break;
+                    }
+                    let j: Value = r.json().unwrap();
+                    acked.push(j["id"].as_str().unwrap().to_string());
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    s.kill9();
+    let acked: Vec<String> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    assert!(!acked.is_empty(), "the server acknowledged nothing before the kill");
+
+    let s = Server::start(&data);
+    for id in &acked {
+        assert_eq!(s.get(&format!("/api/v1/jobs/{id}")).0, 200, "acknowledged job {id} lost");
+    }
+    let (_, list) = s.get("/api/v1/jobs?limit=1000");
+    let stored = list.as_array().unwrap().len();
+    // Requests in flight at the kill may have been stored without their answer arriving: at
+    // most one per writer.
+    assert!(stored >= acked.len() && stored <= acked.len() + 4, "{stored} stored for {} acknowledged", acked.len());
+    let _ = std::fs::remove_dir_all(&data);
+}

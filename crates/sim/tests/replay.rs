@@ -1,0 +1,109 @@
+//! The simulator on a slice of the real openb trace (read from ../shared, as tests may).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: helpers fail loudly")]
+
+use std::path::PathBuf;
+
+use compute::{Policy, Weights};
+use sim::{Report, ScenarioOptions, SimOptions};
+
+fn trace_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces/alibaba-gpu-v2023")
+}
+
+fn run(seed: u64, max_jobs: usize, node_scale: f64, time_compression: f64) -> Report {
+    let net = compute::file::builtin_network().unwrap();
+    let nodes = sim::trace::read_nodes_file(&trace_dir().join("openb_node_list_all_node.csv")).unwrap();
+    let pods = sim::trace::read_pods_file(&trace_dir().join("openb_pod_list_gpuspec33.csv")).unwrap();
+    let opts = SimOptions {
+        scenario: ScenarioOptions { seed, node_scale, job_copies: 1, max_jobs: Some(max_jobs), time_compression },
+        policies: Policy::ALL.to_vec(),
+        weights: Weights::default(),
+        sample_interval_s: 86_400.0,
+    };
+    sim::simulate(&net.spec, &nodes, &pods, &opts, &mut |_, _| {}).unwrap()
+}
+
+/// The report's headline numbers, rounded so the snapshot is about behaviour, not float noise.
+fn headline(r: &Report) -> serde_json::Value {
+    let round = |v: f64| (v * 100.0).round() / 100.0;
+    serde_json::json!({
+        "jobs": r.jobs,
+        "nodes": r.nodes,
+        "gpus": r.gpus,
+        "policies": r.policies.iter().map(|p| serde_json::json!({
+            "name": p.name,
+            "placed": p.placed,
+            "energy_cost_cny": round(p.energy_cost_cny),
+            "carbon_kg": round(p.carbon_kg),
+            "wait_s_p50": round(p.wait_s_p50),
+            "wait_s_p95": round(p.wait_s_p95),
+            "utilisation": round(p.utilisation),
+            "transfer_gb": round(p.transfer_gb),
+            "unplaced": p.unplaced,
+            "violations": p.violations,
+            "series_points": p.series.first().map_or(0, |s| s.utilisation.len()),
+        })).collect::<Vec<_>>(),
+        "lower_bound": {
+            "energy_cost_cny": round(r.lower_bound.energy_cost_cny),
+            "carbon_kg": round(r.lower_bound.carbon_kg),
+            "objective_cny": round(r.lower_bound.objective_cny),
+        },
+    })
+}
+
+#[test]
+fn slice_of_openb_report_snapshot() {
+    // A busy slice: 1,500 pods on a tenth of the nodes, arrivals 20× faster, so queues form.
+    let r = run(7, 1500, 0.1, 20.0);
+    insta::assert_json_snapshot!("openb_slice_1500", headline(&r));
+}
+
+#[test]
+fn same_seed_same_report_other_seed_other_report() {
+    let a = run(3, 800, 0.1, 20.0);
+    let b = run(3, 800, 0.1, 20.0);
+    assert_eq!(a, b, "a seed must reproduce the run exactly");
+    let c = run(4, 800, 0.1, 20.0);
+    assert_ne!(headline(&a), headline(&c), "the seed must matter");
+}
+
+#[test]
+fn bound_is_below_every_policy_and_no_constraint_is_broken() {
+    for (scale, compression) in [(1.0, 1.0), (0.1, 20.0)] {
+        let r = run(11, 2000, scale, compression);
+        let lb = &r.lower_bound;
+        for p in &r.policies {
+            assert_eq!(p.violations, 0, "{} broke a hard constraint", p.name);
+            // Policies that left jobs unplaced ran fewer jobs than the bound counts; compare
+            // only complete runs.
+            if p.unplaced == lb.never {
+                assert!(p.energy_cost_cny >= lb.energy_cost_cny * (1.0 - 1e-9), "{}: cost below the bound", p.name);
+                assert!(p.carbon_kg >= lb.carbon_kg * (1.0 - 1e-9), "{}: carbon below the bound", p.name);
+                assert!(p.objective_cny >= lb.objective_cny * (1.0 - 1e-9), "{}: objective below the bound", p.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn aiplus_beats_nearest_on_the_recorded_replay() {
+    // The recorded trace (no load scaling): the placements alone decide cost and carbon.
+    let r = run(1, 8152, 1.0, 1.0);
+    let c = &r.comparison;
+    assert!(c.aiplus_energy_cost_vs_nearest.unwrap() <= 0.8, "{c:?}");
+    assert!(c.aiplus_carbon_vs_nearest.unwrap() <= 0.9, "{c:?}");
+    assert!(c.aiplus_wait_p95_vs_nearest.unwrap() <= 1.1, "{c:?}");
+    assert!(c.aiplus_objective_gap_to_bound.unwrap() <= 0.05, "{c:?}");
+}
+
+#[test]
+fn chart_is_a_complete_svg_with_every_policy() {
+    let r = run(5, 300, 0.1, 20.0);
+    let svg = sim::chart::render_svg(&r);
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    for p in Policy::ALL {
+        assert!(svg.contains(p.name()), "{} missing from the chart", p.name());
+    }
+    assert!(svg.matches("<path").count() >= 4 * 4, "expected one line per hub per panel");
+}
