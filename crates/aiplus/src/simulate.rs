@@ -40,9 +40,9 @@ pub struct SimulateArgs {
     /// Weights of the aiplus objective, as a TOML file with the keys of `[scheduler.weights]`.
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Interval of the time series in the report, in hours.
-    #[arg(long, default_value_t = 24.0)]
-    pub sample_hours: f64,
+    /// Interval of the time series in the report, in hours; default 1/120 of the arrival window.
+    #[arg(long)]
+    pub sample_hours: Option<f64>,
     /// Directory for report.json and report.svg.
     #[arg(long, default_value = "reports/simulate")]
     pub out: PathBuf,
@@ -75,8 +75,10 @@ pub fn load_weights(path: Option<&PathBuf>) -> anyhow::Result<Weights> {
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let policies = parse_policies(&args.policies)?;
     let weights = load_weights(args.weights.as_ref())?;
-    if !(args.sample_hours > 0.0 && args.sample_hours <= 24.0 * 365.0) {
-        anyhow::bail!("--sample-hours: must be above 0 and at most a year, got {}", args.sample_hours);
+    if let Some(h) = args.sample_hours
+        && !(1.0 / 60.0..=24.0 * 365.0).contains(&h)
+    {
+        anyhow::bail!("--sample-hours: must be between 1/60 (a minute) and 8760 (a year), got {h}");
     }
     let base = match &args.network {
         Some(p) => compute::file::load_network_file(p)?,
@@ -108,7 +110,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         },
         policies: policies.clone(),
         weights,
-        sample_interval_s: args.sample_hours * 3600.0,
+        sample_interval_s: args.sample_hours.map(|h| h * 3600.0),
     };
     let multi = MultiProgress::new();
     if args.quiet {

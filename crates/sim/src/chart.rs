@@ -34,10 +34,13 @@ pub fn render_svg(report: &Report) -> String {
     );
     let _ = write!(
         s,
-        r#"<text x="{GAP}" y="24" font-size="15" font-weight="bold">aiplus compute simulate: {} jobs, {} GPUs, seed {}</text>"#,
-        report.jobs, report.gpus, report.seed
+        r#"<text x="{GAP}" y="24" font-size="15" font-weight="bold">aiplus compute simulate: {} jobs, {} GPUs, seed {}; panels span {:.1} days</text>"#,
+        report.jobs,
+        report.gpus,
+        report.seed,
+        span_days(report)
     );
-    summary_bars(&mut s, report, GAP, 50.0);
+    summary_bars(&mut s, report, GAP, 62.0);
     let metrics: [SeriesMetric; 4] = [
         ("energy cost (yuan per interval)", |h| h.energy_cost_cny.clone()),
         ("carbon (kg per interval)", |h| h.carbon_kg.clone()),
@@ -90,7 +93,7 @@ fn summary_bars(s: &mut String, report: &Report, x0: f64, y0: f64) {
     ];
     let bar_w = 22.0;
     let h = 110.0;
-    let _ = write!(s, r#"<text x="{x0}" y="{}">relative to {} (= 1.0); dashed: lower bound</text>"#, y0 - 6.0, esc(&base.name));
+    let _ = write!(s, r#"<text x="{x0}" y="{}">relative to {} (= 1.0); dashed: lower bound</text>"#, y0 - 20.0, esc(&base.name));
     for (g, (label, get, bound)) in groups.iter().enumerate() {
         let gx = x0 + g as f64 * (report.policies.len() as f64 * bar_w + 70.0);
         let denom = get(base).max(1e-9);
@@ -126,6 +129,11 @@ fn summary_bars(s: &mut String, report: &Report, x0: f64, y0: f64) {
         let _ = write!(s, r#"<rect x="{lx}" y="{}" width="12" height="12" fill="{}"/>"#, ly - 10.0, COLOURS[i % COLOURS.len()]);
         let _ = write!(s, r#"<text x="{}" y="{ly}">{}</text>"#, lx + 16.0, esc(&p.name));
     }
+}
+
+fn span_days(report: &Report) -> f64 {
+    report.policies.iter().map(|p| p.series.first().map_or(0, |h| h.utilisation.len()) as f64 * p.sample_interval_s).fold(0.0, f64::max)
+        / 86_400.0
 }
 
 fn fmt_num(v: f64) -> String {

@@ -82,7 +82,7 @@ pub fn run_policy(
     compiled: &[JobReq],
     policy: Policy,
     weights: Weights,
-    sample_interval_s: f64,
+    sample_interval_s: Option<f64>,
     progress: &mut dyn FnMut(Progress),
 ) -> PolicyResult {
     let mut sched = Scheduler::new(net.clone(), policy, weights);
@@ -93,6 +93,9 @@ pub fn run_policy(
         events.push(Reverse((ms(j.arrival_s), Kind::Arrive, i as u32)));
     }
     let start_s = jobs.first().map_or(0.0, |j| j.arrival_s);
+    let end_arrivals_s = jobs.last().map_or(0.0, |j| j.arrival_s);
+    // Without a given interval, 120 samples over the arrival window (at least a minute apart).
+    let sample_interval_s = sample_interval_s.unwrap_or(((end_arrivals_s - start_s) / 120.0).max(60.0));
     events.push(Reverse((ms(start_s + sample_interval_s), Kind::Sample, 0)));
 
     let mut r = Acc::new(policy, hubs);
@@ -100,7 +103,6 @@ pub fn run_policy(
     let mut running: HashMap<u32, Allocation> = HashMap::new();
     let mut waiting_by_hub = vec![0u32; hubs];
     let total_gpu: u64 = (0..net.clusters.len()).map(|c| sched.gpu_usage(c).1).sum();
-    let end_arrivals_s = jobs.last().map_or(0.0, |j| j.arrival_s);
     let mut last_t = start_s;
     let mut gpu_time = 0.0;
     let mut done = 0u64;
@@ -118,8 +120,9 @@ pub fn run_policy(
             Kind::Sample => {
                 r.sample(&sched, net, &waiting_by_hub);
                 bucket += 1;
-                // Keep sampling while anything is left to happen.
-                if !events.is_empty() {
+                // Sample over the arrival window only, the same for every policy so their charts
+                // share one time axis; the months-long tail of a few jobs would flatten them.
+                if now < end_arrivals_s {
                     events.push(Reverse((ms(start_s + (bucket as f64 + 1.0) * sample_interval_s), Kind::Sample, 0)));
                 }
                 continue;

@@ -24,7 +24,8 @@ pub struct SimOptions {
     pub scenario: ScenarioOptions,
     pub policies: Vec<Policy>,
     pub weights: Weights,
-    pub sample_interval_s: f64,
+    /// Interval of the report's time series; `None` picks 1/120 of the arrival window.
+    pub sample_interval_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

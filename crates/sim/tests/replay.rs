@@ -19,7 +19,7 @@ fn run(seed: u64, max_jobs: usize, node_scale: f64, time_compression: f64) -> Re
         scenario: ScenarioOptions { seed, node_scale, job_copies: 1, max_jobs: Some(max_jobs), time_compression },
         policies: Policy::ALL.to_vec(),
         weights: Weights::default(),
-        sample_interval_s: 86_400.0,
+        sample_interval_s: Some(86_400.0),
     };
     sim::simulate(&net.spec, &nodes, &pods, &opts, &mut |_, _| {}).unwrap()
 }
