@@ -21,19 +21,7 @@ pub struct HubsArgs {
     #[command(flatten)]
     server: Server,
     #[command(subcommand)]
-    command: HubsCommand,
-}
-
-#[derive(clap::Subcommand, Debug)]
-enum HubsCommand {
-    /// List the hubs.
-    List,
-    /// Show one hub.
-    Get { id: String },
-    /// Register a hub from a JSON file: {"hub": {...}, "links": [{"to", "latency_ms", "bandwidth_gbps", "source"}]}.
-    Register { file: PathBuf },
-    /// Replace a hub's description (and any links named) from a JSON file.
-    Update { id: String, file: PathBuf },
+    command: RegistryCommand,
 }
 
 #[derive(clap::Args, Debug)]
@@ -41,18 +29,20 @@ pub struct ClustersArgs {
     #[command(flatten)]
     server: Server,
     #[command(subcommand)]
-    command: ClustersCommand,
+    command: RegistryCommand,
 }
 
+/// The same four operations on hubs and on clusters.
 #[derive(clap::Subcommand, Debug)]
-enum ClustersCommand {
-    /// List the clusters with their live use, tariff now and carbon intensity.
+enum RegistryCommand {
+    /// List them (clusters with live use, tariff now and carbon intensity).
     List,
-    /// Show one cluster.
+    /// Show one.
     Get { id: String },
-    /// Register a cluster from a JSON file (the fields of a [[cluster]] in the network file).
+    /// Register one from a JSON file. A cluster is the fields of a [[cluster]] in the network
+    /// file; a hub is {"hub": {...}, "links": [{"to", "latency_ms", "bandwidth_gbps", "source"}]}.
     Register { file: PathBuf },
-    /// Replace a cluster's description from a JSON file.
+    /// Replace one's description from a JSON file (a hub's links named there are replaced too).
     Update { id: String, file: PathBuf },
 }
 
@@ -173,15 +163,20 @@ fn s(v: &Value) -> String {
     }
 }
 
-pub fn hubs(args: HubsArgs) -> anyhow::Result<()> {
+/// Runs a registry command against `/api/v1/{what}`.
+fn registry(server: &Server, what: &str, command: &RegistryCommand) -> anyhow::Result<Value> {
     let c = client()?;
-    let base = format!("{}/api/v1/hubs", args.server.server.trim_end_matches('/'));
-    let v = match &args.command {
-        HubsCommand::List => call(c.get(&base))?,
-        HubsCommand::Get { id } => call(c.get(format!("{base}/{id}")))?,
-        HubsCommand::Register { file } => call(c.post(&base).json(&read_json(file)?))?,
-        HubsCommand::Update { id, file } => call(c.put(format!("{base}/{id}")).json(&read_json(file)?))?,
-    };
+    let base = format!("{}/api/v1/{what}", server.server.trim_end_matches('/'));
+    match command {
+        RegistryCommand::List => call(c.get(&base)),
+        RegistryCommand::Get { id } => call(c.get(format!("{base}/{id}"))),
+        RegistryCommand::Register { file } => call(c.post(&base).json(&read_json(file)?)),
+        RegistryCommand::Update { id, file } => call(c.put(format!("{base}/{id}")).json(&read_json(file)?)),
+    }
+}
+
+pub fn hubs(args: HubsArgs) -> anyhow::Result<()> {
+    let v = registry(&args.server, "hubs", &args.command)?;
     if args.server.json {
         return print_json(&v);
     }
@@ -202,14 +197,7 @@ pub fn hubs(args: HubsArgs) -> anyhow::Result<()> {
 }
 
 pub fn clusters(args: ClustersArgs) -> anyhow::Result<()> {
-    let c = client()?;
-    let base = format!("{}/api/v1/clusters", args.server.server.trim_end_matches('/'));
-    let v = match &args.command {
-        ClustersCommand::List => call(c.get(&base))?,
-        ClustersCommand::Get { id } => call(c.get(format!("{base}/{id}")))?,
-        ClustersCommand::Register { file } => call(c.post(&base).json(&read_json(file)?))?,
-        ClustersCommand::Update { id, file } => call(c.put(format!("{base}/{id}")).json(&read_json(file)?))?,
-    };
+    let v = registry(&args.server, "clusters", &args.command)?;
     if args.server.json {
         return print_json(&v);
     }

@@ -131,12 +131,18 @@ pub struct ClusterStatus {
     pub effective_carbon_kg_per_kwh: f64,
 }
 
+/// A queued or placed job as the scheduler holds it: the stored document (so that no store
+/// read stands between a decision and its write) and the job compiled for the current network.
 struct Active {
-    spec: JobSpec,
+    job: Job,
     req: JobReq,
-    allocation: Option<Allocation>,
-    priority: i32,
     submitted_ms: i64,
+}
+
+impl Active {
+    fn allocation(&self) -> Option<Allocation> {
+        self.job.placement.as_ref().map(|p| p.allocation)
+    }
 }
 
 struct State {
@@ -171,7 +177,7 @@ impl ComputeService {
     pub async fn open(store: Store, seed: &Network, policy: Policy, weights: Weights, clock: Arc<dyn Clock>) -> Result<Self, ApiError> {
         weights.validate()?;
         if !store.network_seeded().await? {
-            save_spec(&store, &seed.spec, clock.now_ms()).await?;
+            save_spec(&store, &seed.spec, &[], clock.now_ms()).await?;
         }
         let spec = load_spec(&store).await?;
         let net = Arc::new(
@@ -183,11 +189,12 @@ impl ComputeService {
         let mut st = svc.state.lock().await;
         for row in rows {
             let req = JobReq::compile(&row.doc.spec, &st.net);
-            let allocation = row.doc.placement.as_ref().map(|p| p.allocation);
-            let priority = row.doc.spec.priority;
-            st.active.insert(row.id.clone(), Active { spec: row.doc.spec, req, allocation, priority, submitted_ms: row.submitted_ms });
+            st.active.insert(row.id.clone(), Active { job: row.doc, req, submitted_ms: row.submitted_ms });
         }
-        svc.rebuild(&mut st).await?;
+        let changed = svc.retake_slots(&mut st);
+        let docs: Vec<Job> = changed.iter().filter_map(|id| st.active.get(id).map(|a| a.job.clone())).collect();
+        svc.store.update_jobs(&docs.iter().map(|j| (j.id.as_str(), j.state.as_str(), j)).collect::<Vec<_>>()).await?;
+        svc.offer_queue(&mut st).await?;
         drop(st);
         Ok(svc)
     }
@@ -258,7 +265,7 @@ impl ComputeService {
             gpus_used: gu as f64 / 1000.0,
             cpu_cores_total: ct as f64 / 1000.0,
             cpu_cores_used: cu as f64 / 1000.0,
-            jobs_placed: st.active.values().filter(|a| a.allocation.is_some_and(|x| x.cluster as usize == c)).count(),
+            jobs_placed: st.active.values().filter(|a| a.job.placement.as_ref().is_some_and(|p| p.cluster == cluster.id)).count(),
             tariff_now_cny_per_kwh: cluster.tariff.price_at(now_s),
             tariff_period_now: cluster.tariff.period_at(now_s).name(),
             effective_carbon_kg_per_kwh: cluster.effective_carbon_kg_per_kwh,
@@ -299,52 +306,64 @@ impl ComputeService {
         Ok(self.status(&st, i))
     }
 
-    /// Validates a new network, stores it, and moves the scheduler onto it.
+    /// Validates a new network and moves the scheduler onto it: placed jobs keep their slots
+    /// where the new network still allows them, the others are queued again. The network and
+    /// those job changes are stored in one transaction; if it fails, nothing changes in memory.
     async fn replace_network(&self, st: &mut State, spec: NetworkSpec, prefix: &str, replace: &str) -> Result<(), ApiError> {
         let net = Network::build(spec).map_err(|e| ApiError::Invalid {
             field: e.field.strip_prefix(prefix).map_or(e.field.clone(), |rest| format!("{replace}{rest}")),
             reason: e.reason,
         })?;
-        save_spec(&self.store, &net.spec, self.clock.now_ms()).await?;
         let net = Arc::new(net);
-        st.net = net.clone();
-        st.sched = Scheduler::new(net.clone(), self.policy, self.weights);
-        // Names are stable across the change but indexes may not be, so jobs are recompiled.
-        for a in st.active.values_mut() {
-            a.req = JobReq::compile(&a.spec, &net);
+        let mut next = State { net: net.clone(), sched: Scheduler::new(net.clone(), self.policy, self.weights), active: BTreeMap::new() };
+        for (id, a) in &st.active {
+            // Names are stable across the change but indexes may not be, so jobs are recompiled.
+            let req = JobReq::compile(&a.job.spec, &net);
+            next.active.insert(id.clone(), Active { job: a.job.clone(), req, submitted_ms: a.submitted_ms });
         }
-        self.rebuild(st).await
+        let changed = self.retake_slots(&mut next);
+        let docs: Vec<Job> = changed.iter().filter_map(|id| next.active.get(id).map(|a| a.job.clone())).collect();
+        let jobs: Vec<(&str, &str, &Job)> = docs.iter().map(|j| (j.id.as_str(), j.state.as_str(), j)).collect();
+        save_spec(&self.store, &net.spec, &jobs, self.clock.now_ms()).await?;
+        *st = next;
+        self.offer_queue(st).await
     }
 
-    /// Re-takes every placed job's slot on the current scheduler (oldest first); a job whose
-    /// slot is gone is queued again. Then offers the queue. Changes are stored together.
-    async fn rebuild(&self, st: &mut State) -> Result<(), ApiError> {
+    /// Makes every placed job take back its slot on the current scheduler (oldest first),
+    /// resolving its cluster and pool by name. A job whose slot is gone, or whose constraints no
+    /// longer allow it, goes back to the queue. Returns the ids whose documents changed; the
+    /// caller stores them. No await: memory is consistent when this returns.
+    fn retake_slots(&self, st: &mut State) -> Vec<String> {
         let mut order: Vec<(i64, String)> = st.active.iter().map(|(id, a)| (a.submitted_ms, id.clone())).collect();
         order.sort();
-        let mut lost = Vec::new();
-        for (_, id) in &order {
-            let Some(a) = st.active.get(id) else { continue };
-            if let Some(alloc) = a.allocation
-                && !st.sched.occupy(alloc)
-            {
-                lost.push(id.clone());
-            }
-        }
         let now = self.clock.now_ms();
-        let mut changed: Vec<Job> = Vec::new();
-        for id in lost {
-            if let (Some(a), Some(row)) = (st.active.get_mut(&id), self.store.get_job::<Job>(&id).await?) {
-                a.allocation = None;
-                let mut job = row.doc;
-                job.state = JobState::Queued;
-                job.state_reason = Some("its node is no longer in the network; queued again".into());
-                job.placement = None;
-                job.updated_at = rfc3339(now);
-                changed.push(job);
+        let mut changed = Vec::new();
+        for (_, id) in order {
+            let Some(a) = st.active.get_mut(&id) else { continue };
+            let Some(p) = &a.job.placement else { continue };
+            let resolved = st.net.cluster_ix(&p.cluster).and_then(|c| {
+                let pool = st.net.clusters[c].pools.iter().position(|x| x.name == p.pool)?;
+                Some(Allocation { cluster: c as u16, pool: pool as u16, slot: p.allocation.slot })
+            });
+            match resolved {
+                Some(alloc) if st.sched.occupy(&a.req, alloc) => {
+                    if alloc != p.allocation {
+                        if let Some(p) = a.job.placement.as_mut() {
+                            p.allocation = alloc;
+                        }
+                        changed.push(id);
+                    }
+                }
+                _ => {
+                    a.job.state = JobState::Queued;
+                    a.job.state_reason = Some("its slot is no longer in the network or no longer allowed; queued again".into());
+                    a.job.placement = None;
+                    a.job.updated_at = rfc3339(now);
+                    changed.push(id);
+                }
             }
         }
-        self.store.update_jobs(&changed.iter().map(|j| (j.id.as_str(), j.state.as_str(), j)).collect::<Vec<_>>()).await?;
-        self.offer_queue(st).await
+        changed
     }
 
     // ---- jobs ----
@@ -368,7 +387,7 @@ impl ComputeService {
             return Err(ApiError::Unplaceable { reasons: never });
         }
         let now = self.clock.now_ms();
-        let queued = st.active.values().filter(|a| a.allocation.is_none()).count();
+        let queued = st.active.values().filter(|a| a.job.placement.is_none()).count();
         let decision = st.sched.place(&req, now as f64 / 1000.0, 0.0);
         if matches!(decision, Decision::Wait) && queued >= MAX_QUEUED_JOBS {
             return Err(ApiError::Busy(format!("the queue holds {MAX_QUEUED_JOBS} jobs, its limit; retry later")));
@@ -395,12 +414,14 @@ impl ComputeService {
             Decision::Wait => None,
             Decision::Never(reasons) => return Err(ApiError::Unplaceable { reasons }),
         };
+        // From here to the end, the scheduler has taken `allocation`: every path below either
+        // records the job as active or gives the allocation back. The handler runs this in its
+        // own task, so a client that hangs up cannot stop it half-way.
         let row =
             JobRow { id: id.clone(), tenant, idempotency_key: key, state: job.state.as_str().into(), submitted_ms: now, doc: job.clone() };
         match self.store.insert_job(&row).await {
             Ok(Ok(())) => {
-                let priority = spec.priority;
-                st.active.insert(id, Active { spec, req, allocation, priority, submitted_ms: now });
+                st.active.insert(id, Active { job: job.clone(), req, submitted_ms: now });
                 Ok((job, true))
             }
             Ok(Err(existing)) => {
@@ -460,17 +481,18 @@ impl ComputeService {
     /// Cancels a queued or placed job, frees its resources and offers the queue again.
     pub async fn cancel(&self, id: &str) -> Result<Job, ApiError> {
         let mut st = self.state.lock().await;
-        let mut job = self.job(id).await?;
-        if job.state == JobState::Cancelled {
-            return Ok(job);
-        }
+        let mut job = match st.active.get(id) {
+            Some(a) => a.job.clone(),
+            // Not active: already cancelled, or unknown.
+            None => return self.job(id).await,
+        };
         let now = self.clock.now_ms();
         job.state = JobState::Cancelled;
         job.state_reason = Some("cancelled by request".into());
         job.updated_at = rfc3339(now);
         self.store.update_jobs(&[(id, job.state.as_str(), &job)]).await?;
         if let Some(a) = st.active.remove(id)
-            && let Some(alloc) = a.allocation
+            && let Some(alloc) = a.allocation()
         {
             st.sched.release(alloc);
         }
@@ -478,43 +500,42 @@ impl ComputeService {
         Ok(job)
     }
 
-    /// Places queued jobs that fit now, highest priority then oldest first, and stores them.
+    /// Places queued jobs that fit now, highest priority then oldest first, and stores them in
+    /// one transaction. If the write fails, every placement made here is given back.
     async fn offer_queue(&self, st: &mut State) -> Result<(), ApiError> {
-        let mut waiting: Vec<(i32, i64, String)> =
-            st.active.iter().filter(|(_, a)| a.allocation.is_none()).map(|(id, a)| (-a.priority, a.submitted_ms, id.clone())).collect();
+        let mut waiting: Vec<(i32, i64, String)> = st
+            .active
+            .iter()
+            .filter(|(_, a)| a.job.placement.is_none())
+            .map(|(id, a)| (-a.job.spec.priority, a.submitted_ms, id.clone()))
+            .collect();
         waiting.sort();
         let now = self.clock.now_ms();
-        let mut placed: Vec<(String, Allocation, Explanation)> = Vec::new();
+        let mut placed: Vec<(String, Allocation, Job)> = Vec::new();
         for (_, submitted, id) in waiting {
             let Some(a) = st.active.get(&id) else { continue };
             let req = a.req.clone();
             if let Decision::Placed { allocation, explanation } =
                 st.sched.place(&req, now as f64 / 1000.0, (now - submitted) as f64 / 1000.0)
             {
-                placed.push((id, allocation, *explanation));
-            }
-        }
-        let mut docs = Vec::with_capacity(placed.len());
-        for (id, allocation, explanation) in &placed {
-            if let Some(row) = self.store.get_job::<Job>(id).await? {
-                let mut job = row.doc;
+                let mut job = a.job.clone();
                 job.state = JobState::Placed;
                 job.state_reason = Some("waiting for an executor".into());
-                job.placement = Some(self.placement(st, *allocation, explanation.clone(), now));
+                job.placement = Some(self.placement(st, allocation, *explanation, now));
                 job.updated_at = rfc3339(now);
-                docs.push(job);
+                placed.push((id, allocation, job));
             }
         }
-        let updates: Vec<(&str, &str, &Job)> = docs.iter().map(|j| (j.id.as_str(), j.state.as_str(), j)).collect();
+        let updates: Vec<(&str, &str, &Job)> = placed.iter().map(|(id, _, j)| (id.as_str(), j.state.as_str(), j)).collect();
         if let Err(e) = self.store.update_jobs(&updates).await {
             for (_, allocation, _) in &placed {
                 st.sched.release(*allocation);
             }
             return Err(e.into());
         }
-        for (id, allocation, _) in placed {
+        for (id, _, job) in placed {
             if let Some(a) = st.active.get_mut(&id) {
-                a.allocation = Some(allocation);
+                a.job = job;
             }
         }
         Ok(())
@@ -552,11 +573,11 @@ fn apply_links(spec: &mut NetworkSpec, hub: &str, links: &[HubLink]) -> Result<(
     Ok(())
 }
 
-async fn save_spec(store: &Store, spec: &NetworkSpec, now_ms: i64) -> Result<(), ApiError> {
+async fn save_spec(store: &Store, spec: &NetworkSpec, jobs: &[(&str, &str, &Job)], now_ms: i64) -> Result<(), ApiError> {
     let hubs: Vec<(String, &HubSpec)> = spec.hubs.iter().map(|h| (h.id.clone(), h)).collect();
     let clusters: Vec<(String, &ClusterSpec)> = spec.clusters.iter().map(|c| (c.id.clone(), c)).collect();
     let rest = NetworkRest { gpu_models: spec.gpu_models.clone(), links: spec.links.clone() };
-    store.save_network(&hubs, &clusters, &rest, now_ms).await?;
+    store.save_network(&hubs, &clusters, &rest, jobs, now_ms).await?;
     Ok(())
 }
 

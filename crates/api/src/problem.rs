@@ -26,6 +26,9 @@ pub enum ApiError {
     Busy(String),
     #[error("storage failed: {0}")]
     Store(#[from] store::StoreError),
+    /// A bug: a task that should not fail did (it panicked or was aborted).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl From<compute::Invalid> for ApiError {
@@ -58,7 +61,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -74,10 +77,10 @@ impl IntoResponse for ApiError {
             ApiError::Unplaceable { .. } => ("/problems/unplaceable-job", "No cluster can run this job"),
             ApiError::TooLarge { .. } => ("/problems/body-too-large", "Request body too large"),
             ApiError::Busy(_) => ("/problems/busy", "Temporarily unable to accept work"),
-            ApiError::Store(_) => ("/problems/internal", "Internal error"),
+            ApiError::Store(_) | ApiError::Internal(_) => ("/problems/internal", "Internal error"),
         };
-        if let ApiError::Store(e) = &self {
-            tracing::error!(error = %e, "store error");
+        if matches!(self, ApiError::Store(_) | ApiError::Internal(_)) {
+            tracing::error!(error = %self, "request failed inside aiplus");
         }
         let (field, reason) = match &self {
             ApiError::Invalid { field, reason } | ApiError::Malformed { field, reason } => (Some(field.as_str()), Some(reason.as_str())),
@@ -88,7 +91,7 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         // Internal details stay in the log; the client gets a stable sentence.
-        let detail = if matches!(self, ApiError::Store(_)) {
+        let detail = if matches!(self, ApiError::Store(_) | ApiError::Internal(_)) {
             "the request could not be stored; nothing was changed".to_string()
         } else {
             self.to_string()

@@ -15,6 +15,12 @@ use crate::problem::ApiError;
 
 pub type AppState = Arc<ComputeService>;
 
+/// Runs a state change in its own task. If the client hangs up, axum drops the handler's future,
+/// but the change still runs to its end (stored and applied, or rolled back), never half-way.
+async fn detached<T: Send + 'static>(f: impl Future<Output = Result<T, ApiError>> + Send + 'static) -> Result<T, ApiError> {
+    tokio::spawn(f).await.map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
 pub async fn health() -> &'static str {
     "ok\n"
 }
@@ -32,7 +38,7 @@ pub async fn hub(State(svc): State<AppState>, Path(id): Path<String>) -> Result<
 }
 
 pub async fn register_hub(State(svc): State<AppState>, Json(body): Json<HubRegistration>) -> Result<impl IntoResponse, ApiError> {
-    Ok((StatusCode::CREATED, axum::Json(svc.register_hub(body).await?)))
+    Ok((StatusCode::CREATED, axum::Json(detached(async move { svc.register_hub(body).await }).await?)))
 }
 
 pub async fn update_hub(
@@ -40,7 +46,7 @@ pub async fn update_hub(
     Path(id): Path<String>,
     Json(body): Json<HubRegistration>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(axum::Json(svc.update_hub(&id, body).await?))
+    Ok(axum::Json(detached(async move { svc.update_hub(&id, body).await }).await?))
 }
 
 pub async fn clusters(State(svc): State<AppState>) -> impl IntoResponse {
@@ -52,7 +58,7 @@ pub async fn cluster(State(svc): State<AppState>, Path(id): Path<String>) -> Res
 }
 
 pub async fn register_cluster(State(svc): State<AppState>, Json(body): Json<ClusterSpec>) -> Result<impl IntoResponse, ApiError> {
-    Ok((StatusCode::CREATED, axum::Json(svc.register_cluster(body).await?)))
+    Ok((StatusCode::CREATED, axum::Json(detached(async move { svc.register_cluster(body).await }).await?)))
 }
 
 pub async fn update_cluster(
@@ -60,7 +66,7 @@ pub async fn update_cluster(
     Path(id): Path<String>,
     Json(body): Json<ClusterSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(axum::Json(svc.update_cluster(&id, body).await?))
+    Ok(axum::Json(detached(async move { svc.update_cluster(&id, body).await }).await?))
 }
 
 /// A job submission: the job's fields, plus `tenant` and an optional `name`.
@@ -89,7 +95,7 @@ pub async fn submit_job(
         ),
         None => None,
     };
-    let (job, created) = svc.submit(tenant, name, spec, key).await?;
+    let (job, created) = detached(async move { svc.submit(tenant, name, spec, key).await }).await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(job)))
 }
 
@@ -115,7 +121,7 @@ pub async fn job(State(svc): State<AppState>, Path(id): Path<String>) -> Result<
 }
 
 pub async fn cancel_job(State(svc): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    Ok(axum::Json(svc.cancel(&id).await?))
+    Ok(axum::Json(detached(async move { svc.cancel(&id).await }).await?))
 }
 
 pub async fn placement(State(svc): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {

@@ -267,28 +267,7 @@ async fn bad_requests_name_the_field_and_store_nothing() {
 async fn cluster_register_and_update_validate_and_keep_the_old_network_on_error() {
     let app = app().await;
     let (_, qingyang, _) = call(&app, "GET", "/api/v1/clusters/qingyang", None).await;
-    let spec_keys = [
-        "id",
-        "hub",
-        "name_zh",
-        "name_en",
-        "province",
-        "lat",
-        "lon",
-        "pue",
-        "pue_source",
-        "carbon_kg_per_kwh",
-        "carbon_source",
-        "green_share",
-        "green_source",
-        "tariff",
-        "node_pool",
-    ];
-    let mut new = serde_json::Map::new();
-    for k in spec_keys {
-        new.insert(k.into(), qingyang[k].clone());
-    }
-    let mut new = Value::Object(new);
+    let mut new = cluster_spec(&qingyang);
     new["id"] = json!("qingyang-2");
     new["pue"] = json!(0.8);
     let (s, p, _) = call(&app, "POST", "/api/v1/clusters", Some(new.clone())).await;
@@ -376,4 +355,60 @@ async fn queued_jobs_start_when_capacity_frees_and_a_restart_keeps_everything() 
     assert_eq!(w["state"], "placed", "{w}");
     assert_eq!(w["placement"]["cluster"], "qingyang");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The spec fields of a cluster as the API returns it (it adds live-use fields).
+fn cluster_spec(status: &Value) -> Value {
+    let keys = [
+        "id",
+        "hub",
+        "name_zh",
+        "name_en",
+        "province",
+        "lat",
+        "lon",
+        "pue",
+        "pue_source",
+        "carbon_kg_per_kwh",
+        "carbon_source",
+        "green_share",
+        "green_source",
+        "tariff",
+        "node_pool",
+    ];
+    Value::Object(keys.iter().map(|k| (k.to_string(), status[*k].clone())).collect())
+}
+
+#[tokio::test]
+async fn a_network_change_never_leaves_a_job_where_its_rules_forbid() {
+    let app = app().await;
+    let (_, c, _) = call(&app, "GET", "/api/v1/clusters/qingyang", None).await;
+    let mut spec = cluster_spec(&c);
+    let mut job = training_job();
+    job["dataset"] = Value::Null;
+    job["gpu_models"] = json!(["G3"]);
+    job["allowed_regions"] = json!(["province:Gansu"]);
+    let (s, j, _) = call(&app, "POST", "/api/v1/jobs", Some(job)).await;
+    assert_eq!((s, j["placement"]["pool"].as_str()), (StatusCode::CREATED, Some("g3-8x")), "{j}");
+    let id = j["id"].as_str().unwrap().to_string();
+
+    // Reversing the pools changes their indexes: the job keeps its G3 slot, found by name.
+    spec["node_pool"].as_array_mut().unwrap().reverse();
+    let (s, _, _) = call(&app, "PUT", "/api/v1/clusters/qingyang", Some(spec.clone())).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, j, _) = call(&app, "GET", &format!("/api/v1/jobs/{id}"), None).await;
+    assert_eq!((j["state"].as_str(), j["placement"]["pool"].as_str()), (Some("placed"), Some("g3-8x")), "{j}");
+    let pools = spec["node_pool"].as_array().unwrap();
+    let g3_index = pools.iter().position(|p| p["name"] == "g3-8x").unwrap();
+    assert_eq!(j["placement"]["allocation"]["pool"], g3_index, "the stored index follows the new order");
+
+    // Moving the cluster out of Gansu: the job may not stay; it waits, holding nothing.
+    spec["province"] = json!("Ningxia");
+    let (s, _, _) = call(&app, "PUT", "/api/v1/clusters/qingyang", Some(spec)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, j, _) = call(&app, "GET", &format!("/api/v1/jobs/{id}"), None).await;
+    assert_eq!(j["state"], "queued", "{j}");
+    assert!(j["placement"].is_null());
+    let (_, c, _) = call(&app, "GET", "/api/v1/clusters/qingyang", None).await;
+    assert_eq!(c["gpus_used"], 0.0);
 }

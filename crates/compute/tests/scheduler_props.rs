@@ -236,25 +236,28 @@ proptest! {
     }
 }
 
+/// A training job with no data, residency or origin, for the example tests below.
+fn plain_job(gpus: u32, gpu_milli: u32, model: &str, cpu_milli: u32, memory_mib: u32, duration_s: u64) -> JobSpec {
+    JobSpec {
+        kind: JobKind::Training,
+        gpus,
+        gpu_milli,
+        gpu_models: vec![model.into()],
+        cpu_milli,
+        memory_mib,
+        duration_s,
+        dataset: None,
+        allowed_regions: vec![],
+        origin_hub: None,
+        priority: 0,
+    }
+}
+
 #[test]
 fn aiplus_prefers_the_cheap_green_cluster_and_explains_why() {
     let net = small_network();
     let mut s = Scheduler::new(Arc::new(net.clone()), Policy::Aiplus, Weights::default());
-    let spec = JobSpec {
-        kind: JobKind::Training,
-        gpus: 8,
-        gpu_milli: 1000,
-        gpu_models: vec!["V100".into()],
-        cpu_milli: 32_000,
-        memory_mib: 100_000,
-        duration_s: 86_400,
-        dataset: None,
-        allowed_regions: vec![],
-        origin_hub: Some("east".into()),
-        priority: 0,
-    }
-    .normalise(&net)
-    .unwrap();
+    let spec = JobSpec { origin_hub: Some("east".into()), ..plain_job(8, 1000, "V100", 32_000, 100_000, 86_400) }.normalise(&net).unwrap();
     let job = JobReq::compile(&spec, &net);
     let Decision::Placed { explanation, .. } = s.place(&job, 1_735_660_800.0, 0.0) else { panic!("not placed") };
     assert_eq!(explanation.chosen.cluster, "w1");
@@ -277,19 +280,7 @@ fn aiplus_prefers_the_cheap_green_cluster_and_explains_why() {
 fn impossible_jobs_are_never_and_full_clusters_wait() {
     let net = small_network();
     let mut s = Scheduler::new(Arc::new(net.clone()), Policy::Aiplus, Weights::default());
-    let mut spec = JobSpec {
-        kind: JobKind::Training,
-        gpus: 8,
-        gpu_milli: 1000,
-        gpu_models: vec!["T4".into()],
-        cpu_milli: 1000,
-        memory_mib: 1024,
-        duration_s: 60,
-        dataset: None,
-        allowed_regions: vec![],
-        origin_hub: None,
-        priority: 0,
-    };
+    let mut spec = plain_job(8, 1000, "T4", 1000, 1024, 60);
     // No T4 node holds 8 GPUs.
     let job = JobReq::compile(&spec.clone().normalise(&net).unwrap(), &net);
     assert!(matches!(s.place(&job, 0.0, 0.0), Decision::Never(r) if r.len() == 4));
@@ -307,19 +298,7 @@ fn shares_pack_onto_partly_used_gpus_first() {
     let net = small_network();
     let mut s = Scheduler::new(Arc::new(net.clone()), Policy::Aiplus, Weights::default());
     let mut share = |milli: u32| {
-        let spec = JobSpec {
-            kind: JobKind::BatchInference,
-            gpus: 1,
-            gpu_milli: milli,
-            gpu_models: vec!["T4".into()],
-            cpu_milli: 1000,
-            memory_mib: 1024,
-            duration_s: 600,
-            dataset: None,
-            allowed_regions: vec![Region::Hub("south".into())],
-            origin_hub: None,
-            priority: 0,
-        };
+        let spec = JobSpec { allowed_regions: vec![Region::Hub("south".into())], ..plain_job(1, milli, "T4", 1000, 1024, 600) };
         let job = JobReq::compile(&spec.normalise(&net).unwrap(), &net);
         match s.place(&job, 0.0, 0.0) {
             Decision::Placed { allocation, .. } => allocation.slot,
@@ -338,29 +317,19 @@ fn shares_pack_onto_partly_used_gpus_first() {
 fn occupy_retakes_exact_slots_and_refuses_overcommit() {
     let net = Arc::new(small_network());
     let mut a = Scheduler::new(net.clone(), Policy::Aiplus, Weights::default());
-    let spec = JobSpec {
-        kind: JobKind::Training,
-        gpus: 8,
-        gpu_milli: 1000,
-        gpu_models: vec!["V100".into()],
-        cpu_milli: 1000,
-        memory_mib: 1024,
-        duration_s: 60,
-        dataset: None,
-        allowed_regions: vec![],
-        origin_hub: None,
-        priority: 0,
-    }
-    .normalise(&net)
-    .unwrap();
+    let spec = plain_job(8, 1000, "V100", 1000, 1024, 60).normalise(&net).unwrap();
     let job = JobReq::compile(&spec, &net);
     let Decision::Placed { allocation, .. } = a.place(&job, 0.0, 0.0) else { panic!() };
     // A fresh scheduler (a restart) takes the same slot once, and refuses it a second time.
     let mut b = Scheduler::new(net.clone(), Policy::Aiplus, Weights::default());
-    assert!(b.occupy(allocation));
-    assert!(!b.occupy(allocation));
+    assert!(b.occupy(&job, allocation));
+    assert!(!b.occupy(&job, allocation));
     assert_eq!(a.gpu_usage(allocation.cluster as usize), b.gpu_usage(allocation.cluster as usize));
     let mut bogus = allocation;
     bogus.slot.node = 999;
-    assert!(!b.occupy(bogus));
+    assert!(!b.occupy(&job, bogus));
+    // A job whose constraints exclude the pool cannot take it back.
+    let t4_only = JobReq::compile(&plain_job(8, 1000, "T4", 1000, 1024, 60), &net);
+    let mut c = Scheduler::new(net.clone(), Policy::Aiplus, Weights::default());
+    assert!(!c.occupy(&t4_only, allocation));
 }

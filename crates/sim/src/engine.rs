@@ -89,8 +89,10 @@ pub fn run_policy(
     let hubs = net.hub_count();
     let ms = |t: f64| (t * 1000.0).round() as i64;
     let mut events: BinaryHeap<Reverse<(i64, Kind, u32)>> = BinaryHeap::with_capacity(jobs.len() * 2);
+    // Arrivals round up to the millisecond so no job starts before it arrived: the lower bound
+    // prices each job from its exact arrival.
     for (i, j) in jobs.iter().enumerate() {
-        events.push(Reverse((ms(j.arrival_s), Kind::Arrive, i as u32)));
+        events.push(Reverse(((j.arrival_s * 1000.0).ceil() as i64, Kind::Arrive, i as u32)));
     }
     let start_s = jobs.first().map_or(0.0, |j| j.arrival_s);
     let end_arrivals_s = jobs.last().map_or(0.0, |j| j.arrival_s);

@@ -120,15 +120,18 @@ impl Store {
     }
 
     /// Replaces the whole network in one transaction: hubs, clusters and the rest (links, GPU
-    /// models) as one document. Either all of it is stored or none.
-    pub async fn save_network<H: Serialize, C: Serialize, M: Serialize>(
+    /// models) as one document, with the job changes the new network forces (`jobs`: id, state,
+    /// document). Either all of it is stored or none.
+    pub async fn save_network<H: Serialize, C: Serialize, M: Serialize, J: Serialize>(
         &self,
         hubs: &[(String, H)],
         clusters: &[(String, C)],
         meta: &M,
+        jobs: &[(&str, &str, &J)],
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        write_jobs(&mut tx, jobs).await?;
         sqlx::query("DELETE FROM hubs").execute(&mut *tx).await?;
         sqlx::query("DELETE FROM clusters").execute(&mut *tx).await?;
         for (i, (id, h)) in hubs.iter().enumerate() {
@@ -213,15 +216,11 @@ impl Store {
 
     /// Writes several jobs' new state and document in one transaction.
     pub async fn update_jobs<T: Serialize>(&self, updates: &[(&str, &str, &T)]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for (id, state, doc) in updates {
-            sqlx::query("UPDATE jobs SET state = ?, doc = ? WHERE id = ?")
-                .bind(state)
-                .bind(serde_json::to_string(doc)?)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        if updates.is_empty() {
+            return Ok(());
         }
+        let mut tx = self.pool.begin().await?;
+        write_jobs(&mut tx, updates).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -267,6 +266,18 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+async fn write_jobs<T: Serialize>(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, updates: &[(&str, &str, &T)]) -> Result<(), StoreError> {
+    for (id, state, doc) in updates {
+        sqlx::query("UPDATE jobs SET state = ?, doc = ? WHERE id = ?")
+            .bind(state)
+            .bind(serde_json::to_string(doc)?)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 fn job_from_row<T: DeserializeOwned>(r: &sqlx::sqlite::SqliteRow) -> Result<JobRow<T>, StoreError> {
@@ -332,7 +343,7 @@ mod tests {
         {
             let s = Store::open(&dir).await.unwrap();
             s.insert_job(&row("a", Some("k"))).await.unwrap().unwrap();
-            s.save_network(&[("h".to_string(), 1)], &[("c".to_string(), 2)], &3, 0).await.unwrap();
+            s.save_network(&[("h".to_string(), 1)], &[("c".to_string(), 2)], &3, &[] as &[(&str, &str, &i32)], 0).await.unwrap();
             s.close().await;
         }
         let s = Store::open(&dir).await.unwrap();

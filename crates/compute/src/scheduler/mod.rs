@@ -470,9 +470,17 @@ impl Scheduler {
         best.map(|(_, h)| h)
     }
 
-    /// Takes exactly the resources of an earlier placement (the server calls this on start-up
-    /// for jobs it had placed). False when the cluster, pool or node is gone or lacks room.
-    pub fn occupy(&mut self, a: Allocation) -> bool {
+    /// Takes exactly the resources of an earlier placement of `job` (the server calls this on
+    /// start-up and after a network change). False when the cluster, pool or node is gone or
+    /// lacks room, or when the job's hard constraints no longer allow that pool.
+    pub fn occupy(&mut self, job: &JobReq, a: Allocation) -> bool {
+        let (c, p) = (a.cluster as usize, a.pool as usize);
+        if c >= self.clusters.len() || p >= self.clusters[c].pools.len() {
+            return false;
+        }
+        if self.static_exclusion(job, c).is_some() || !self.pool_matches(job, c, p) {
+            return false;
+        }
         self.clusters.get_mut(a.cluster as usize).and_then(|c| c.pools.get_mut(a.pool as usize)).is_some_and(|p| p.occupy(a.slot))
     }
 
