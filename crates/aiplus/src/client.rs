@@ -77,6 +77,14 @@ enum JobsCommand {
     Cancel { id: String },
     /// Where a job was placed and why: the score terms of the chosen cluster and the runners-up.
     Placement { id: String },
+    /// The job's output; with -f, follow it until the job ends.
+    Logs {
+        id: String,
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// The job's lifecycle: every state it went through, when and why.
+    Events { id: String },
 }
 
 #[derive(clap::Args, Debug)]
@@ -120,6 +128,16 @@ struct SubmitArgs {
     /// Resubmitting with the same key returns the first job instead of a new one.
     #[arg(long)]
     idempotency_key: Option<String>,
+    /// Environment variable for the command, NAME=VALUE; repeat for several.
+    #[arg(long = "env", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// The command to run and its arguments, after `--`: `aiplus jobs submit ... -- python train.py`.
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
 }
 
 fn client() -> anyhow::Result<reqwest::blocking::Client> {
@@ -243,6 +261,18 @@ pub fn jobs(args: JobsArgs) -> anyhow::Result<()> {
         }
         JobsCommand::Get { id } => call(c.get(format!("{base}/{id}")))?,
         JobsCommand::Cancel { id } => call(c.post(format!("{base}/{id}/cancel")))?,
+        JobsCommand::Logs { id, follow } => return logs(&c, &base, &id, follow),
+        JobsCommand::Events { id } => {
+            let v = call(c.get(format!("{base}/{id}/events")))?;
+            if !args.server.json {
+                println!("{:>4} {:<26} {:<10} {:>7}  reason", "seq", "at", "state", "attempt");
+                for e in v.as_array().into_iter().flatten() {
+                    println!("{:>4} {:<26} {:<10} {:>7}  {}", s(&e["seq"]), s(&e["at"]), s(&e["state"]), s(&e["attempt"]), s(&e["reason"]));
+                }
+                return Ok(());
+            }
+            v
+        }
         JobsCommand::Placement { id } => {
             let v = call(c.get(format!("{base}/{id}/placement")))?;
             if !args.server.json {
@@ -272,6 +302,49 @@ pub fn jobs(args: JobsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints a job's output; with `follow`, reads the server's SSE stream until the `end` event.
+fn logs(c: &reqwest::blocking::Client, base: &str, id: &str, follow: bool) -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    if !follow {
+        let resp = c.get(format!("{base}/{id}/logs")).send().context("could not reach the aiplus server")?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body: Value = resp.json().unwrap_or(Value::Null);
+            bail!("{status}: {}", body.get("detail").and_then(Value::as_str).unwrap_or("no detail"));
+        }
+        std::io::stdout().write_all(&resp.bytes()?)?;
+        return Ok(());
+    }
+    // A follow stream may stay open for the whole run: no overall timeout.
+    let client = reqwest::blocking::Client::builder().timeout(None).build()?;
+    let resp = client.get(format!("{base}/{id}/logs")).query(&[("follow", "true")]).send().context("could not reach the aiplus server")?;
+    if !resp.status().is_success() {
+        bail!("{}: could not follow the logs of {id}", resp.status());
+    }
+    let mut event = String::new();
+    let mut out = std::io::stdout().lock();
+    for line in std::io::BufReader::new(resp).lines() {
+        let line = line?;
+        if let Some(name) = line.strip_prefix("event: ") {
+            event = name.to_string();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            let v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+            match event.as_str() {
+                "log" => {
+                    out.write_all(v["text"].as_str().unwrap_or("").as_bytes())?;
+                    out.flush()?;
+                }
+                "end" => {
+                    eprintln!("[job {id} ended: {}]", s(&v["state"]));
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 fn submission(a: SubmitArgs) -> anyhow::Result<(Value, Option<String>)> {
     let mut body = match &a.file {
         Some(f) => read_json(f)?,
@@ -295,6 +368,8 @@ fn submission(a: SubmitArgs) -> anyhow::Result<(Value, Option<String>)> {
     set("allowed_regions", (!a.regions.is_empty()).then(|| Value::from(a.regions.clone())));
     set("origin_hub", a.origin_hub.map(Value::from));
     set("priority", a.priority.map(Value::from));
+    set("command", (!a.command.is_empty()).then(|| Value::from(a.command.clone())));
+    set("env", (!a.env.is_empty()).then(|| Value::Object(a.env.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect())));
     match (a.dataset_cluster, a.dataset_gb) {
         (Some(cl), Some(gb)) => set("dataset", Some(json!({"cluster": cl, "size_gb": gb}))),
         (None, None) => {}

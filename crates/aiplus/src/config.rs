@@ -12,6 +12,46 @@ use serde::Deserialize;
 pub struct Config {
     pub server: ServerConfig,
     pub scheduler: SchedulerConfig,
+    pub executor: ExecutorConfig,
+}
+
+/// Which engine runs which clusters' jobs. Clusters not named run on the local executor.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutorConfig {
+    /// How often the lifecycle looks at running jobs.
+    pub tick_ms: u64,
+    #[serde(rename = "engine")]
+    pub engines: Vec<EngineConfig>,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self { tick_ms: 250, engines: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Local,
+    Slurm,
+    Ray,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[expect(dead_code, reason = "partition, shared_dir and url configure the Slurm and Ray backends, which come next")]
+pub struct EngineConfig {
+    pub kind: EngineKind,
+    /// Cluster ids this engine runs.
+    pub clusters: Vec<String>,
+    /// Slurm: the partition to submit to.
+    pub partition: Option<String>,
+    /// Slurm: a directory every node can read and write, for job output.
+    pub shared_dir: Option<PathBuf>,
+    /// Ray: the dashboard / Jobs API address, e.g. http://127.0.0.1:8265.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +99,9 @@ impl Config {
         };
         cfg.apply_env(|k| std::env::var(k).ok())?;
         cfg.scheduler.weights.validate().map_err(|e| anyhow::anyhow!("scheduler.weights.{e}"))?;
+        if !(10..=60_000).contains(&cfg.executor.tick_ms) {
+            anyhow::bail!("executor.tick_ms: must be 10..=60000, got {}", cfg.executor.tick_ms);
+        }
         Ok(cfg)
     }
 
@@ -91,6 +134,15 @@ mod tests {
         assert_eq!(cfg.server.listen, "127.0.0.1:9");
         assert_eq!(cfg.server.data_dir, PathBuf::from("aiplus-data"));
         assert!(cfg.apply_env(|k| (k == "AIPLUS_POLICY").then(|| "fastest".to_string())).is_err());
+    }
+
+    #[test]
+    fn engines_parse_and_unknown_backends_are_named() {
+        let cfg: Config =
+            toml::from_str("[[executor.engine]]\nkind = \"ray\"\nclusters = [\"tianfu\"]\nurl = \"http://127.0.0.1:8265\"\n").unwrap();
+        assert_eq!(cfg.executor.engines[0].kind, EngineKind::Ray);
+        let err = toml::from_str::<Config>("[[executor.engine]]\nkind = \"kubernetes\"\nclusters = []\n").unwrap_err();
+        assert!(err.to_string().contains("kubernetes") && err.to_string().contains("kind"), "{err}");
     }
 
     #[test]

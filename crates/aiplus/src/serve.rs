@@ -47,15 +47,20 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         None => compute::file::builtin_network()?,
     };
     let store = store::Store::open(&cfg.server.data_dir).await.context("opening the store")?;
-    let svc = api::ComputeService::open(store.clone(), &seed, cfg.scheduler.policy, cfg.scheduler.weights, Arc::new(api::SystemClock))
-        .await
-        .map_err(|e| anyhow::anyhow!("starting the compute service: {e}"))?;
+    let engines = engines(&cfg, &seed)?;
+    let svc =
+        api::ComputeService::open(store.clone(), &seed, cfg.scheduler.policy, cfg.scheduler.weights, Arc::new(api::SystemClock), engines)
+            .await
+            .map_err(|e| anyhow::anyhow!("starting the compute service: {e}"))?;
+    let svc = Arc::new(svc);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let dispatcher = tokio::spawn(svc.clone().run_dispatcher(std::time::Duration::from_millis(cfg.executor.tick_ms), stop_rx));
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.with_context(|| format!("binding {}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
     // The black-box tests and scripts read this line to find a port chosen by the OS.
     println!("aiplus listening on http://{addr} (data in {})", cfg.server.data_dir.display());
     tracing::info!(%addr, data_dir = %cfg.server.data_dir.display(), "listening");
-    let app = api::router(Arc::new(svc));
+    let app = api::router(svc);
     let timeout = std::time::Duration::from_secs(cfg.server.shutdown_timeout_s);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -69,9 +74,37 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             });
         })
         .await?;
+    let _ = stop_tx.send(true);
+    let _ = dispatcher.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The engines named in the config, each checked against the network; every other cluster
+/// runs on the local executor, which keeps its jobs under `<data_dir>/jobs`.
+fn engines(cfg: &Config, net: &compute::Network) -> anyhow::Result<api::lifecycle::Engines> {
+    use crate::config::EngineKind;
+    let local: Arc<dyn executor::Executor> =
+        Arc::new(executor::local::LocalExecutor::new(cfg.server.data_dir.join("jobs")).context("creating the local executor's directory")?);
+    let mut engines = api::lifecycle::Engines::new(local.clone());
+    for (i, e) in cfg.executor.engines.iter().enumerate() {
+        for c in &e.clusters {
+            if net.cluster_ix(c).is_none() {
+                anyhow::bail!("executor.engine[{i}].clusters: no cluster {c:?} in the network");
+            }
+        }
+        let engine: Arc<dyn executor::Executor> = match e.kind {
+            EngineKind::Local => local.clone(),
+            EngineKind::Slurm | EngineKind::Ray => {
+                anyhow::bail!("executor.engine[{i}].kind: the {:?} backend is not available in this build", e.kind)
+            }
+        };
+        for c in &e.clusters {
+            engines = engines.with_cluster(c, engine.clone());
+        }
+    }
+    Ok(engines)
 }
 
 async fn shutdown_signal() {

@@ -67,18 +67,37 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-fn job(i: usize) -> Value {
-    json!({"tenant": "acme", "name": format!("job-{i}"), "kind": "batch_inference", "gpus": 1, "gpu_milli": 500,
-           "cpu_milli": 4000, "memory_mib": 16000, "duration_s": 3600, "origin_hub": "changsanjiao"})
+/// A job that runs until `stop` exists, then records that it ran (once per run) in `ran`.
+fn job(i: usize, dir: &Path) -> Value {
+    let script = "while [ ! -e \"$STOP\" ]; do sleep 0.05; done; echo \"$AIPLUS_JOB_ID\" >> \"$RAN\"";
+    json!({"tenant": "acme", "name": format!("job-{i}"), "kind": "batch_inference", "gpus": 1, "gpu_milli": 100,
+           "cpu_milli": 100, "memory_mib": 64, "duration_s": 3600, "origin_hub": "changsanjiao",
+           "command": ["sh", "-c", script],
+           "env": {"STOP": dir.join("stop").display().to_string(), "RAN": dir.join("ran.txt").display().to_string()}})
+}
+
+/// Waits until every job in `ids` is in a final state; returns their states.
+fn wait_all_final(s: &Server, ids: &[String]) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let states: Vec<String> =
+            ids.iter().map(|id| s.get(&format!("/api/v1/jobs/{id}")).1["state"].as_str().unwrap_or("?").to_string()).collect();
+        if states.iter().all(|st| ["succeeded", "failed", "cancelled", "lost"].contains(&st.as_str())) {
+            return states;
+        }
+        assert!(std::time::Instant::now() < deadline, "jobs did not finish: {states:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 #[test]
 fn acknowledged_jobs_survive_kill_9() {
     let data = temp_dir("kill9");
+    std::fs::create_dir_all(&data).unwrap();
     let s = Server::start(&data);
     let mut acked = Vec::new();
     for i in 0..40 {
-        let (status, j) = s.post("/api/v1/jobs", &job(i));
+        let (status, j) = s.post("/api/v1/jobs", &job(i, &data));
         assert_eq!(status, 201, "{j}");
         acked.push((j["id"].as_str().unwrap().to_string(), j["placement"]["allocation"].clone()));
     }
@@ -97,6 +116,9 @@ fn acknowledged_jobs_survive_kill_9() {
     let (_, list) = s.get("/api/v1/jobs?limit=1000");
     assert_eq!(list.as_array().unwrap().len(), acked.len(), "no job appeared twice");
 
+    std::fs::write(data.join("stop"), b"").unwrap();
+    let ids: Vec<String> = acked.iter().map(|(id, _)| id.clone()).collect();
+    assert!(wait_all_final(&s, &ids).iter().all(|st| st == "succeeded"));
     // A graceful stop exits cleanly.
     assert!(s.terminate().success());
     let _ = std::fs::remove_dir_all(&data);
@@ -130,6 +152,9 @@ fn cli_talks_to_the_server() {
         "province:Sichuan",
         "--idempotency-key",
         "k1",
+        "--",
+        "sleep",
+        "1",
     ]);
     assert!(ok, "{err}");
     let j: Value = serde_json::from_str(&out).unwrap();
@@ -161,9 +186,21 @@ fn cli_talks_to_the_server() {
         "1",
         "--duration-s",
         "1",
+        "--",
+        "true",
     ]);
     assert!(!ok);
     assert!(err.contains("cpu_milli"), "{err}");
+    let (ok, _, err) =
+        cli(&["jobs", "submit", "--tenant", "acme", "--kind", "training", "--cpu-milli", "1", "--memory-mib", "1", "--duration-s", "1"]);
+    assert!(!ok && err.contains("command"), "an empty command is refused: {err}");
+
+    // The submitted job (sleep 1) runs: its events and (empty) logs are readable, and -f ends.
+    let (ok, _, err) = cli(&["jobs", "logs", "-f", id]);
+    assert!(ok, "{err}");
+    assert!(err.contains("ended: succeeded"), "{err}");
+    let (ok, out, _) = cli(&["jobs", "events", id]);
+    assert!(ok && out.contains("running") && out.contains("succeeded"), "{out}");
     let (ok, _, err) = cli(&["jobs", "cancel", "job_missing"]);
     assert!(!ok && err.contains("404"), "{err}");
     let _ = std::fs::remove_dir_all(&data);
@@ -235,16 +272,18 @@ fn simulate_writes_json_and_chart() {
 #[test]
 fn kill_9_during_concurrent_submissions_loses_no_acknowledged_job() {
     let data = temp_dir("kill9-concurrent");
+    std::fs::create_dir_all(&data).unwrap();
     let s = Server::start(&data);
     let url = s.url.clone();
     let writers: Vec<_> = (0..4)
         .map(|w| {
             let url = url.clone();
+            let data = data.clone();
             std::thread::spawn(move || {
                 let client = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
                 let mut acked = Vec::new();
                 for i in 0..400 {
-                    let Ok(r) = client.post(format!("{url}/api/v1/jobs")).json(&job(w * 1000 + i)).send() else { break };
+                    let Ok(r) = client.post(format!("{url}/api/v1/jobs")).json(&job(w * 1000 + i, &data)).send() else { break };
                     if r.status().as_u16() != 201 {
                         break;
                     }
@@ -269,5 +308,39 @@ fn kill_9_during_concurrent_submissions_loses_no_acknowledged_job() {
     // Requests in flight at the kill may have been stored without their answer arriving: at
     // most one per writer.
     assert!(stored >= acked.len() && stored <= acked.len() + 4, "{stored} stored for {} acknowledged", acked.len());
+    std::fs::write(data.join("stop"), b"").unwrap();
+    let all: Vec<String> = list.as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_string()).collect();
+    wait_all_final(&s, &all);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn kill_9_with_jobs_running_ends_every_job_exactly_once() {
+    let data = temp_dir("kill9-running");
+    std::fs::create_dir_all(&data).unwrap();
+    let s = Server::start(&data);
+    let ids: Vec<String> = (0..20).map(|i| s.post("/api/v1/jobs", &job(i, &data)).1["id"].as_str().unwrap().to_string()).collect();
+    // Let the lifecycle hand them to the engine, then kill aiplus while they run.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while ids.iter().any(|id| s.get(&format!("/api/v1/jobs/{id}")).1["state"] != "running") {
+        assert!(std::time::Instant::now() < deadline, "jobs did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    s.kill9();
+    // The jobs finish while aiplus is down.
+    std::fs::write(data.join("stop"), b"").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let s = Server::start(&data);
+    let states = wait_all_final(&s, &ids);
+    assert!(states.iter().all(|st| st == "succeeded"), "{states:?}");
+    let ran = std::fs::read_to_string(data.join("ran.txt")).unwrap();
+    for id in &ids {
+        assert_eq!(ran.lines().filter(|l| l == id).count(), 1, "job {id} ran {} times", ran.lines().filter(|l| l == id).count());
+        let (_, ev) = s.get(&format!("/api/v1/jobs/{id}/events"));
+        let ends = ev.as_array().unwrap().iter().filter(|e| e["state"] == "succeeded").count();
+        assert_eq!(ends, 1, "job {id} ended {ends} times");
+    }
+    let (_, usage) = s.get("/api/v1/usage?tenant=acme");
+    assert_eq!(usage.as_array().unwrap().len(), ids.len(), "one usage event per job");
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -36,28 +36,82 @@ impl Clock for SystemClock {
     }
 }
 
+/// queued → placed → submitted → running → succeeded | failed | cancelled | lost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Waiting for capacity.
     Queued,
-    /// A cluster and node are chosen; waiting for an executor to run it.
+    /// A cluster and node are chosen; not yet handed to the cluster's engine.
     Placed,
+    /// The engine accepted it.
+    Submitted,
+    Running,
+    Succeeded,
+    Failed,
     Cancelled,
+    /// The engine lost it and its policy (or its attempts) does not allow another run.
+    Lost,
 }
 
 impl JobState {
+    pub const ALL: [JobState; 8] = [
+        JobState::Queued,
+        JobState::Placed,
+        JobState::Submitted,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+        JobState::Lost,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Queued => "queued",
             JobState::Placed => "placed",
+            JobState::Submitted => "submitted",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",
+            JobState::Lost => "lost",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [JobState::Queued, JobState::Placed, JobState::Cancelled].into_iter().find(|st| st.as_str() == s)
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled | JobState::Lost)
+    }
+}
+
+/// The engine side of one attempt: recorded before the engine is called (`handle: None`) and
+/// after it answered, so a crash in between is recovered by asking the engine, not by guessing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub engine: String,
+    pub cluster: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<executor::Handle>,
+    pub submit_started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<i64>,
+    #[serde(default)]
+    pub cancel_sent: bool,
+}
+
+/// One entry of a job's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobEvent {
+    pub at: String,
+    pub state: JobState,
+    pub attempt: u32,
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -88,6 +142,33 @@ pub struct Job {
     pub updated_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// 1 for the first run; a lost job that is queued again runs as the next attempt.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunRecord>,
+    #[serde(default)]
+    pub cancel_requested: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// What the last run used and cost, as written to the usage ledger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<compute::scheduler::RunPrice>,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+impl Job {
+    /// Moves the job to `to`, returning the event to store with it.
+    pub(crate) fn transition(&mut self, to: JobState, reason: impl Into<String>, now_ms: i64) -> JobEvent {
+        let reason = reason.into();
+        self.state = to;
+        self.state_reason = Some(reason.clone());
+        self.updated_at = rfc3339(now_ms);
+        JobEvent { at: self.updated_at.clone(), state: to, attempt: self.attempt, reason }
+    }
 }
 
 /// A hub to register or update, with its links to the other hubs.
@@ -129,38 +210,42 @@ pub struct ClusterStatus {
     pub tariff_now_cny_per_kwh: f64,
     pub tariff_period_now: &'static str,
     pub effective_carbon_kg_per_kwh: f64,
+    /// The engine that runs this cluster's jobs, and whether it answers.
+    pub engine: &'static str,
+    pub engine_healthy: bool,
 }
 
 /// A queued or placed job as the scheduler holds it: the stored document (so that no store
 /// read stands between a decision and its write) and the job compiled for the current network.
-struct Active {
-    job: Job,
-    req: JobReq,
-    submitted_ms: i64,
+pub(crate) struct Active {
+    pub(crate) job: Job,
+    pub(crate) req: JobReq,
+    pub(crate) submitted_ms: i64,
 }
 
 impl Active {
-    fn allocation(&self) -> Option<Allocation> {
+    pub(crate) fn allocation(&self) -> Option<Allocation> {
         self.job.placement.as_ref().map(|p| p.allocation)
     }
 }
 
-struct State {
-    net: Arc<Network>,
-    sched: Scheduler,
-    /// Queued and placed jobs by id.
-    active: BTreeMap<String, Active>,
+pub(crate) struct State {
+    pub(crate) net: Arc<Network>,
+    pub(crate) sched: Scheduler,
+    /// Jobs not yet in a final state, by id.
+    pub(crate) active: BTreeMap<String, Active>,
 }
 
 pub struct ComputeService {
-    store: Store,
-    clock: Arc<dyn Clock>,
+    pub(crate) store: Store,
+    pub(crate) clock: Arc<dyn Clock>,
     policy: Policy,
     weights: Weights,
-    state: Mutex<State>,
+    pub(crate) state: Mutex<State>,
+    pub(crate) engines: crate::lifecycle::Engines,
 }
 
-fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
@@ -174,7 +259,14 @@ fn gpu_indexes(mask: u16) -> Vec<u8> {
 impl ComputeService {
     /// Opens the service on `store`. A fresh store is seeded with `seed`; an existing one keeps
     /// its network. Placed jobs take back exactly their resources; queued ones are offered again.
-    pub async fn open(store: Store, seed: &Network, policy: Policy, weights: Weights, clock: Arc<dyn Clock>) -> Result<Self, ApiError> {
+    pub async fn open(
+        store: Store,
+        seed: &Network,
+        policy: Policy,
+        weights: Weights,
+        clock: Arc<dyn Clock>,
+        engines: crate::lifecycle::Engines,
+    ) -> Result<Self, ApiError> {
         weights.validate()?;
         if !store.network_seeded().await? {
             save_spec(&store, &seed.spec, &[], clock.now_ms()).await?;
@@ -184,19 +276,24 @@ impl ComputeService {
             Network::build(spec).map_err(|e| ApiError::Invalid { field: format!("stored network: {}", e.field), reason: e.reason })?,
         );
         let sched = Scheduler::new(net.clone(), policy, weights);
-        let svc = Self { store, clock, policy, weights, state: Mutex::new(State { net, sched, active: BTreeMap::new() }) };
-        let rows: Vec<JobRow<Job>> = svc.store.jobs_in_states(&["queued", "placed"]).await?;
+        let svc = Self { store, clock, policy, weights, state: Mutex::new(State { net, sched, active: BTreeMap::new() }), engines };
+        let rows: Vec<JobRow<Job>> = svc.store.jobs_in_states(&["queued", "placed", "submitted", "running"]).await?;
         let mut st = svc.state.lock().await;
         for row in rows {
             let req = JobReq::compile(&row.doc.spec, &st.net);
             st.active.insert(row.id.clone(), Active { job: row.doc, req, submitted_ms: row.submitted_ms });
         }
-        let changed = svc.retake_slots(&mut st);
+        let changed = svc.retake_slots(&mut st)?;
         let docs: Vec<Job> = changed.iter().filter_map(|id| st.active.get(id).map(|a| a.job.clone())).collect();
         svc.store.update_jobs(&docs.iter().map(|j| (j.id.as_str(), j.state.as_str(), j)).collect::<Vec<_>>()).await?;
         svc.offer_queue(&mut st).await?;
         drop(st);
         Ok(svc)
+    }
+
+    /// The store, for read-only queries (usage) that have no domain logic of their own.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -268,6 +365,8 @@ impl ComputeService {
             jobs_placed: st.active.values().filter(|a| a.job.placement.as_ref().is_some_and(|p| p.cluster == cluster.id)).count(),
             tariff_now_cny_per_kwh: cluster.tariff.price_at(now_s),
             tariff_period_now: cluster.tariff.period_at(now_s).name(),
+            engine: self.engines.for_cluster(&cluster.id).kind(),
+            engine_healthy: st.sched.is_healthy(c),
             effective_carbon_kg_per_kwh: cluster.effective_carbon_kg_per_kwh,
         }
     }
@@ -321,7 +420,7 @@ impl ComputeService {
             let req = JobReq::compile(&a.job.spec, &net);
             next.active.insert(id.clone(), Active { job: a.job.clone(), req, submitted_ms: a.submitted_ms });
         }
-        let changed = self.retake_slots(&mut next);
+        let changed = self.retake_slots(&mut next)?;
         let docs: Vec<Job> = changed.iter().filter_map(|id| next.active.get(id).map(|a| a.job.clone())).collect();
         let jobs: Vec<(&str, &str, &Job)> = docs.iter().map(|j| (j.id.as_str(), j.state.as_str(), j)).collect();
         save_spec(&self.store, &net.spec, &jobs, self.clock.now_ms()).await?;
@@ -333,7 +432,7 @@ impl ComputeService {
     /// resolving its cluster and pool by name. A job whose slot is gone, or whose constraints no
     /// longer allow it, goes back to the queue. Returns the ids whose documents changed; the
     /// caller stores them. No await: memory is consistent when this returns.
-    fn retake_slots(&self, st: &mut State) -> Vec<String> {
+    fn retake_slots(&self, st: &mut State) -> Result<Vec<String>, ApiError> {
         let mut order: Vec<(i64, String)> = st.active.iter().map(|(id, a)| (a.submitted_ms, id.clone())).collect();
         order.sort();
         let now = self.clock.now_ms();
@@ -354,6 +453,14 @@ impl ComputeService {
                         changed.push(id);
                     }
                 }
+                _ if a.job.run.is_some() => {
+                    // Already handed to an engine: it runs where it runs. A network change that
+                    // takes its node away is refused rather than losing track of the job.
+                    return Err(ApiError::Conflict(format!(
+                        "job {id} runs on {} / {} node {}; the change would remove its slot. Cancel it or wait for it to end",
+                        p.cluster, p.pool, p.node
+                    )));
+                }
                 _ => {
                     a.job.state = JobState::Queued;
                     a.job.state_reason = Some("its slot is no longer in the network or no longer allowed; queued again".into());
@@ -363,7 +470,7 @@ impl ComputeService {
                 }
             }
         }
-        changed
+        Ok(changed)
     }
 
     // ---- jobs ----
@@ -378,6 +485,12 @@ impl ComputeService {
         }
         if name.as_ref().is_some_and(|n| n.len() > 200) {
             return Err(ApiError::Invalid { field: "name".into(), reason: "at most 200 characters".into() });
+        }
+        if spec.command.is_empty() {
+            return Err(ApiError::Invalid {
+                field: "command".into(),
+                reason: "must name the program to run, e.g. [\"python\", \"train.py\"]".into(),
+            });
         }
         let mut st = self.state.lock().await;
         let spec = spec.normalise(&st.net)?;
@@ -403,12 +516,18 @@ impl ComputeService {
             submitted_at: rfc3339(now),
             updated_at: rfc3339(now),
             placement: None,
+            attempt: 1,
+            run: None,
+            cancel_requested: false,
+            exit_code: None,
+            usage: None,
         };
+        let mut events = vec![JobEvent { at: rfc3339(now), state: JobState::Queued, attempt: 1, reason: "submitted".into() }];
         let allocation = match decision {
             Decision::Placed { allocation, explanation } => {
-                job.state = JobState::Placed;
-                job.state_reason = Some("waiting for an executor".into());
                 job.placement = Some(self.placement(&st, allocation, *explanation, now));
+                let cluster = job.placement.as_ref().map_or(String::new(), |p| p.cluster.clone());
+                events.push(job.transition(JobState::Placed, format!("placed on {cluster}"), now));
                 Some(allocation)
             }
             Decision::Wait => None,
@@ -419,7 +538,7 @@ impl ComputeService {
         // own task, so a client that hangs up cannot stop it half-way.
         let row =
             JobRow { id: id.clone(), tenant, idempotency_key: key, state: job.state.as_str().into(), submitted_ms: now, doc: job.clone() };
-        match self.store.insert_job(&row).await {
+        match self.store.insert_job(&row, &events).await {
             Ok(Ok(())) => {
                 st.active.insert(id, Active { job: job.clone(), req, submitted_ms: now });
                 Ok((job, true))
@@ -468,7 +587,10 @@ impl ComputeService {
         if let Some(s) = &state
             && JobState::parse(s).is_none()
         {
-            return Err(ApiError::Invalid { field: "state".into(), reason: format!("{s:?} is not one of queued, placed, cancelled") });
+            return Err(ApiError::Invalid {
+                field: "state".into(),
+                reason: format!("{s:?} is not one of {}", JobState::ALL.map(JobState::as_str).join(", ")),
+            });
         }
         let limit = limit.unwrap_or(100);
         if limit == 0 || limit > MAX_PAGE {
@@ -478,19 +600,42 @@ impl ComputeService {
         Ok(rows.into_iter().map(|r| r.doc).collect())
     }
 
-    /// Cancels a queued or placed job, frees its resources and offers the queue again.
+    /// Cancels a job. One that has not reached an engine ends at once and frees its resources;
+    /// one on an engine is cancelled there, and ends when the engine confirms it.
     pub async fn cancel(&self, id: &str) -> Result<Job, ApiError> {
         let mut st = self.state.lock().await;
         let mut job = match st.active.get(id) {
             Some(a) => a.job.clone(),
-            // Not active: already cancelled, or unknown.
+            // Not active: already ended, or unknown.
             None => return self.job(id).await,
         };
+        if job.cancel_requested {
+            return Ok(job);
+        }
         let now = self.clock.now_ms();
-        job.state = JobState::Cancelled;
-        job.state_reason = Some("cancelled by request".into());
-        job.updated_at = rfc3339(now);
-        self.store.update_jobs(&[(id, job.state.as_str(), &job)]).await?;
+        job.cancel_requested = true;
+        if job.run.is_some() {
+            let event = JobEvent { at: rfc3339(now), state: job.state, attempt: job.attempt, reason: "cancel requested".into() };
+            self.store
+                .record(&store::Record::<Job, JobEvent, ()> {
+                    jobs: vec![(id, job.state.as_str(), &job)],
+                    events: vec![(id, now, &event)],
+                    usage: vec![],
+                })
+                .await?;
+            if let Some(a) = st.active.get_mut(id) {
+                a.job = job.clone();
+            }
+            return Ok(job);
+        }
+        let event = job.transition(JobState::Cancelled, "cancelled by request before it ran", now);
+        self.store
+            .record(&store::Record::<Job, JobEvent, ()> {
+                jobs: vec![(id, job.state.as_str(), &job)],
+                events: vec![(id, now, &event)],
+                usage: vec![],
+            })
+            .await?;
         if let Some(a) = st.active.remove(id)
             && let Some(alloc) = a.allocation()
         {
@@ -502,16 +647,16 @@ impl ComputeService {
 
     /// Places queued jobs that fit now, highest priority then oldest first, and stores them in
     /// one transaction. If the write fails, every placement made here is given back.
-    async fn offer_queue(&self, st: &mut State) -> Result<(), ApiError> {
+    pub(crate) async fn offer_queue(&self, st: &mut State) -> Result<(), ApiError> {
         let mut waiting: Vec<(i32, i64, String)> = st
             .active
             .iter()
-            .filter(|(_, a)| a.job.placement.is_none())
+            .filter(|(_, a)| a.job.placement.is_none() && !a.job.cancel_requested)
             .map(|(id, a)| (-a.job.spec.priority, a.submitted_ms, id.clone()))
             .collect();
         waiting.sort();
         let now = self.clock.now_ms();
-        let mut placed: Vec<(String, Allocation, Job)> = Vec::new();
+        let mut placed: Vec<(String, Allocation, Job, JobEvent)> = Vec::new();
         for (_, submitted, id) in waiting {
             let Some(a) = st.active.get(&id) else { continue };
             let req = a.req.clone();
@@ -519,21 +664,21 @@ impl ComputeService {
                 st.sched.place(&req, now as f64 / 1000.0, (now - submitted) as f64 / 1000.0)
             {
                 let mut job = a.job.clone();
-                job.state = JobState::Placed;
-                job.state_reason = Some("waiting for an executor".into());
                 job.placement = Some(self.placement(st, allocation, *explanation, now));
-                job.updated_at = rfc3339(now);
-                placed.push((id, allocation, job));
+                let cluster = job.placement.as_ref().map_or(String::new(), |p| p.cluster.clone());
+                let event = job.transition(JobState::Placed, format!("placed on {cluster}"), now);
+                placed.push((id, allocation, job, event));
             }
         }
-        let updates: Vec<(&str, &str, &Job)> = placed.iter().map(|(id, _, j)| (id.as_str(), j.state.as_str(), j)).collect();
-        if let Err(e) = self.store.update_jobs(&updates).await {
-            for (_, allocation, _) in &placed {
+        let jobs: Vec<(&str, &str, &Job)> = placed.iter().map(|(id, _, j, _)| (id.as_str(), j.state.as_str(), j)).collect();
+        let events: Vec<(&str, i64, &JobEvent)> = placed.iter().map(|(id, _, _, e)| (id.as_str(), now, e)).collect();
+        if let Err(e) = self.store.record(&store::Record::<Job, JobEvent, ()> { jobs, events, usage: vec![] }).await {
+            for (_, allocation, _, _) in &placed {
                 st.sched.release(*allocation);
             }
             return Err(e.into());
         }
-        for (id, _, job) in placed {
+        for (id, _, job, _) in placed {
             if let Some(a) = st.active.get_mut(&id) {
                 a.job = job;
             }

@@ -6,6 +6,7 @@
 
 pub mod compute_service;
 pub mod json;
+pub mod lifecycle;
 pub mod problem;
 pub mod routes;
 
@@ -30,6 +31,9 @@ pub fn router(svc: Arc<ComputeService>) -> Router {
         .route("/api/v1/jobs/{id}", get(job))
         .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
         .route("/api/v1/jobs/{id}/placement", get(placement))
+        .route("/api/v1/jobs/{id}/events", get(events))
+        .route("/api/v1/jobs/{id}/logs", get(logs))
+        .route("/api/v1/usage", get(usage))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES))
         .with_state(svc)

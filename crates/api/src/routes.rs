@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use compute::network::NetworkSpec;
 use compute::{ClusterSpec, JobSpec};
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 use crate::compute_service::{ComputeService, HubRegistration};
@@ -126,6 +127,103 @@ pub async fn cancel_job(State(svc): State<AppState>, Path(id): Path<String>) -> 
 
 pub async fn placement(State(svc): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     Ok(axum::Json(svc.placement_of(&id).await?))
+}
+
+pub async fn events(State(svc): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(svc.events(&id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    #[serde(default)]
+    offset: u64,
+    /// Stream new output as server-sent events until the job ends.
+    #[serde(default)]
+    follow: bool,
+}
+
+/// How often a follower looks for new output.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+/// Longest a follow stream stays open.
+const FOLLOW_MAX: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The output of a job's current attempt. Without `follow`: the bytes from `offset` as text,
+/// with `x-next-offset`. With `follow`: SSE `log` events (`{"offset", "text"}`) as output
+/// appears, then one `end` event with the final state.
+pub async fn logs(
+    State(svc): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::Malformed { field: "query".into(), reason: e.body_text() })?;
+    if !q.follow {
+        let (chunk, _) = svc.logs(&id, q.offset).await?;
+        let mut resp = chunk.data.into_response();
+        resp.headers_mut().insert("content-type", axum::http::HeaderValue::from_static("text/plain; charset=utf-8"));
+        if let Ok(v) = axum::http::HeaderValue::from_str(&chunk.next_offset.to_string()) {
+            resp.headers_mut().insert("x-next-offset", v);
+        }
+        return Ok(resp);
+    }
+    svc.job(&id).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<axum::response::sse::Event>(16);
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let mut offset = q.offset;
+        loop {
+            let Ok((chunk, state)) = svc.logs(&id, offset).await else { break };
+            if !chunk.data.is_empty() {
+                let text = String::from_utf8_lossy(&chunk.data).to_string();
+                let ev = axum::response::sse::Event::default().event("log").json_data(serde_json::json!({"offset": offset, "text": text}));
+                offset = chunk.next_offset;
+                let Ok(ev) = ev else { break };
+                if tx.send(ev).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            if state.is_terminal() || started.elapsed() > FOLLOW_MAX {
+                if let Ok(ev) = axum::response::sse::Event::default().event("end").json_data(serde_json::json!({"state": state})) {
+                    let _ = tx.send(ev).await;
+                }
+                break;
+            }
+            tokio::time::sleep(FOLLOW_POLL).await;
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
+    Ok(axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default()).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    tenant: Option<String>,
+    pillar: Option<String>,
+    /// Unix milliseconds, inclusive.
+    from_ms: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    to_ms: Option<i64>,
+    limit: Option<u32>,
+}
+
+pub async fn usage(
+    State(svc): State<AppState>,
+    q: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::Malformed { field: "query".into(), reason: e.body_text() })?;
+    let limit = q.limit.unwrap_or(1000);
+    if limit == 0 || limit > 10_000 {
+        return Err(ApiError::Invalid { field: "limit".into(), reason: "must be 1..=10000".into() });
+    }
+    let rows: Vec<store::UsageRow<serde_json::Value>> =
+        svc.store.usage(q.tenant.as_deref(), q.pillar.as_deref(), q.from_ms.unwrap_or(0), q.to_ms.unwrap_or(i64::MAX), limit).await?;
+    let out: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|r| serde_json::json!({"id": r.id, "at_ms": r.at_ms, "tenant": r.tenant, "pillar": r.pillar, "usage": r.doc}))
+        .collect();
+    Ok(axum::Json(out))
 }
 
 pub async fn not_found() -> ApiError {

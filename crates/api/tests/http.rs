@@ -27,8 +27,13 @@ const T0_MS: i64 = 1_735_696_800_000;
 async fn service(store: store::Store) -> Arc<ComputeService> {
     let net = compute::file::builtin_network().unwrap();
     let clock: Arc<dyn Clock> = Arc::new(TestClock(AtomicI64::new(T0_MS)));
-    Arc::new(ComputeService::open(store, &net, compute::Policy::Aiplus, compute::Weights::default(), clock).await.unwrap())
+    let dir = std::env::temp_dir().join(format!("aiplus-http-jobs-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst)));
+    let local: Arc<dyn executor::Executor> = Arc::new(executor::local::LocalExecutor::new(dir).unwrap());
+    let engines = api::lifecycle::Engines::new(local);
+    Arc::new(ComputeService::open(store, &net, compute::Policy::Aiplus, compute::Weights::default(), clock, engines).await.unwrap())
 }
+
+static COUNTER: AtomicI64 = AtomicI64::new(0);
 
 async fn app() -> Router {
     api::router(service(store::Store::memory().await.unwrap()).await)
@@ -63,7 +68,8 @@ fn training_job() -> Value {
         "memory_mib": 200000,
         "duration_s": 7200,
         "dataset": {"cluster": "zhangjiakou", "size_gb": 300.0},
-        "origin_hub": "jingjinji"
+        "origin_hub": "jingjinji",
+        "command": ["sh", "-c", "echo training"]
     })
 }
 

@@ -3,6 +3,8 @@
 //! GPU requests follow the Alibaba openb trace: `gpus` whole GPUs on one node, or, when
 //! `gpus == 1`, a share of one GPU in thousandths (`gpu_milli < 1000`).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::network::{Invalid, Network, validate_id};
@@ -44,6 +46,17 @@ impl From<Region> for String {
     }
 }
 
+/// What happens to a job whose engine lost it (a node died, the engine forgot it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LostPolicy {
+    /// Queue it again as a new attempt, up to `max_attempts`.
+    #[default]
+    Requeue,
+    /// Leave it lost.
+    Fail,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetRef {
@@ -58,6 +71,10 @@ pub const MAX_CPU_MILLI: u32 = 1_024_000;
 pub const MAX_MEMORY_MIB: u32 = 16 * 1024 * 1024;
 pub const MAX_DURATION_S: u64 = 366 * 86_400;
 pub const MAX_DATASET_GB: f64 = 1.0e7;
+pub const MAX_ARGS: usize = 256;
+pub const MAX_ARG_BYTES: usize = 4096;
+pub const MAX_ENV: usize = 64;
+pub const MAX_ATTEMPTS: u32 = 10;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +103,21 @@ pub struct JobSpec {
     /// Higher runs first. -100..=100.
     #[serde(default)]
     pub priority: i32,
+    /// The program and its arguments (argv, not a shell line). Needed to run the job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Environment variables for the command.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub on_lost: LostPolicy,
+    /// Runs at most this many times in all (1..=10); only lost runs are retried.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_attempts() -> u32 {
+    3
 }
 
 impl JobSpec {
@@ -148,6 +180,32 @@ impl JobSpec {
             if net.hub_ix(h).is_none() {
                 return Err(Invalid::new("origin_hub", format!("no hub with id {h:?}")));
             }
+        }
+        if self.command.len() > MAX_ARGS {
+            return Err(Invalid::new("command", format!("at most {MAX_ARGS} arguments")));
+        }
+        for (i, a) in self.command.iter().enumerate() {
+            if a.len() > MAX_ARG_BYTES || a.contains('\0') {
+                return Err(Invalid::new(format!("command[{i}]"), format!("at most {MAX_ARG_BYTES} bytes and no NUL")));
+            }
+        }
+        if self.command.first().is_some_and(|c| c.trim().is_empty()) {
+            return Err(Invalid::new("command[0]", "the program name is empty"));
+        }
+        if self.env.len() > MAX_ENV {
+            return Err(Invalid::new("env", format!("at most {MAX_ENV} variables")));
+        }
+        for (k, v) in &self.env {
+            let ok = k.bytes().enumerate().all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
+            if k.is_empty() || !ok || k.starts_with("AIPLUS_") {
+                return Err(Invalid::new(format!("env.{k}"), "names are letters, digits and _, not starting with a digit or AIPLUS_"));
+            }
+            if v.len() > MAX_ARG_BYTES || v.contains('\0') {
+                return Err(Invalid::new(format!("env.{k}"), format!("at most {MAX_ARG_BYTES} bytes and no NUL")));
+            }
+        }
+        if !(1..=MAX_ATTEMPTS).contains(&self.max_attempts) {
+            return Err(Invalid::new("max_attempts", format!("must be 1..={MAX_ATTEMPTS}, got {}", self.max_attempts)));
         }
         if !(-100..=100).contains(&self.priority) {
             return Err(Invalid::new("priority", format!("must be -100..=100, got {}", self.priority)));

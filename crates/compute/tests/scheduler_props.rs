@@ -127,6 +127,7 @@ fn job_strategy() -> impl Strategy<Value = JobSpec> {
                 allowed_regions: regions,
                 origin_hub: origin.map(Into::into),
                 priority: 0,
+                ..plain_job(0, 0, "T4", 1, 1, 1)
             }
         })
 }
@@ -250,6 +251,10 @@ fn plain_job(gpus: u32, gpu_milli: u32, model: &str, cpu_milli: u32, memory_mib:
         allowed_regions: vec![],
         origin_hub: None,
         priority: 0,
+        command: vec!["true".into()],
+        env: Default::default(),
+        on_lost: Default::default(),
+        max_attempts: 3,
     }
 }
 

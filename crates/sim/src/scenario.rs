@@ -161,6 +161,10 @@ fn assign_jobs(net: &NetworkSpec, pods: &[TracePod], opts: ScenarioOptions, rng:
                     allowed_regions: if pinned { vec![Region::Hub(origin_id.clone())] } else { vec![] },
                     origin_hub: Some(origin_id),
                     priority: if kind == JobKind::OnlineInference { 10 } else { 0 },
+                    command: Vec::new(),
+                    env: Default::default(),
+                    on_lost: Default::default(),
+                    max_attempts: 1,
                 },
             });
         }

@@ -27,7 +27,8 @@ pub enum StoreError {
 }
 
 /// Schema steps, applied in order once each; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &["CREATE TABLE hubs (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms INTEGER NOT NULL);
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE hubs (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms INTEGER NOT NULL);
      CREATE TABLE clusters (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms INTEGER NOT NULL);
      CREATE TABLE network_meta (key TEXT PRIMARY KEY, doc TEXT NOT NULL);
      CREATE TABLE jobs (
@@ -41,10 +42,28 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE hubs (id TEXT PRIMARY KEY, doc TEXT 
      );
      CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
      CREATE INDEX jobs_tenant_seq ON jobs (tenant, seq);
-     CREATE INDEX jobs_state_seq ON jobs (state, seq);"];
+     CREATE INDEX jobs_state_seq ON jobs (state, seq);",
+    // The job lifecycle's history and the platform's usage ledger (append-only).
+    "CREATE TABLE job_events (
+        job_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)
+     );
+     CREATE TABLE usage_events (
+        id TEXT PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        tenant TEXT NOT NULL,
+        pillar TEXT NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX usage_tenant_at ON usage_events (tenant, at_ms);",
+];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
-const USER_VERSION: [&str; 1] = ["PRAGMA user_version = 1"];
+const USER_VERSION: [&str; 2] = ["PRAGMA user_version = 1", "PRAGMA user_version = 2"];
+const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 
 #[derive(Clone)]
 pub struct Store {
@@ -60,6 +79,26 @@ pub struct JobRow<T> {
     pub state: String,
     pub submitted_ms: i64,
     pub doc: T,
+}
+
+/// One entry of the usage ledger. `id` is unique: writing the same event twice is refused, so
+/// a retried write can never count twice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UsageRow<T> {
+    pub id: String,
+    pub at_ms: i64,
+    pub tenant: String,
+    pub pillar: String,
+    pub doc: T,
+}
+
+/// Everything one step of the job lifecycle writes, stored in one transaction.
+pub struct Record<'a, J, E, U> {
+    /// (job id, new state, new document)
+    pub jobs: Vec<(&'a str, &'a str, &'a J)>,
+    /// (job id, event document); sequence numbers are assigned here.
+    pub events: Vec<(&'a str, i64, &'a E)>,
+    pub usage: Vec<&'a UsageRow<U>>,
 }
 
 /// Filters for listing jobs; every field optional. `limit` is capped by the caller.
@@ -185,7 +224,11 @@ impl Store {
 
     /// Inserts a job. If the tenant already submitted one with the same idempotency key, nothing
     /// is written and the earlier job is returned instead (`Err` of the existing row).
-    pub async fn insert_job<T: Serialize + DeserializeOwned>(&self, row: &JobRow<T>) -> Result<Result<(), JobRow<T>>, StoreError> {
+    pub async fn insert_job<T: Serialize + DeserializeOwned, E: Serialize>(
+        &self,
+        row: &JobRow<T>,
+        events: &[E],
+    ) -> Result<Result<(), JobRow<T>>, StoreError> {
         let mut tx = self.pool.begin().await?;
         if let Some(key) = &row.idempotency_key {
             let existing = sqlx::query(
@@ -210,6 +253,15 @@ impl Store {
             .bind(serde_json::to_string(&row.doc)?)
             .execute(&mut *tx)
             .await?;
+        for (i, e) in events.iter().enumerate() {
+            sqlx::query("INSERT INTO job_events (job_id, seq, at_ms, doc) VALUES (?, ?, ?, ?)")
+                .bind(&row.id)
+                .bind(i as i64 + 1)
+                .bind(row.submitted_ms)
+                .bind(serde_json::to_string(e)?)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(Ok(()))
     }
@@ -223,6 +275,85 @@ impl Store {
         write_jobs(&mut tx, updates).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Writes job changes, their lifecycle events and usage events, all or nothing.
+    pub async fn record<J: Serialize, E: Serialize, U: Serialize>(&self, r: &Record<'_, J, E, U>) -> Result<(), StoreError> {
+        if r.jobs.is_empty() && r.events.is_empty() && r.usage.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        write_jobs(&mut tx, &r.jobs).await?;
+        for (job_id, at_ms, doc) in &r.events {
+            sqlx::query(
+                "INSERT INTO job_events (job_id, seq, at_ms, doc)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM job_events WHERE job_id = ?1), ?2, ?3)",
+            )
+            .bind(job_id)
+            .bind(at_ms)
+            .bind(serde_json::to_string(doc)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for u in &r.usage {
+            sqlx::query("INSERT INTO usage_events (id, at_ms, tenant, pillar, doc) VALUES (?, ?, ?, ?, ?)")
+                .bind(&u.id)
+                .bind(u.at_ms)
+                .bind(&u.tenant)
+                .bind(&u.pillar)
+                .bind(serde_json::to_string(&u.doc)?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A job's lifecycle events, oldest first: (sequence, time, document).
+    pub async fn job_events<E: DeserializeOwned>(&self, job_id: &str) -> Result<Vec<(i64, i64, E)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT seq, at_ms, doc FROM job_events WHERE job_id = ? ORDER BY seq").bind(job_id).fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let doc: String = r.try_get("doc")?;
+            out.push((r.try_get("seq")?, r.try_get("at_ms")?, serde_json::from_str(&doc)?));
+        }
+        Ok(out)
+    }
+
+    /// Usage events, oldest first, optionally for one tenant and pillar, within [from, to).
+    pub async fn usage<U: DeserializeOwned>(
+        &self,
+        tenant: Option<&str>,
+        pillar: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<UsageRow<U>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, tenant, pillar, doc FROM usage_events
+             WHERE (?1 IS NULL OR tenant = ?1) AND (?2 IS NULL OR pillar = ?2) AND at_ms >= ?3 AND at_ms < ?4
+             ORDER BY at_ms, id LIMIT ?5",
+        )
+        .bind(tenant)
+        .bind(pillar)
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let doc: String = r.try_get("doc")?;
+            out.push(UsageRow {
+                id: r.try_get("id")?,
+                at_ms: r.try_get("at_ms")?,
+                tenant: r.try_get("tenant")?,
+                pillar: r.try_get("pillar")?,
+                doc: serde_json::from_str(&doc)?,
+            });
+        }
+        Ok(out)
     }
 
     pub async fn get_job<T: DeserializeOwned>(&self, id: &str) -> Result<Option<JobRow<T>>, StoreError> {
@@ -310,20 +441,20 @@ mod tests {
     #[tokio::test]
     async fn idempotent_insert_returns_the_first_job() {
         let s = Store::memory().await.unwrap();
-        assert!(s.insert_job(&row("a", Some("k"))).await.unwrap().is_ok());
-        let again = s.insert_job(&row("b", Some("k"))).await.unwrap();
+        assert!(s.insert_job(&row("a", Some("k")), &[] as &[i32]).await.unwrap().is_ok());
+        let again = s.insert_job(&row("b", Some("k")), &[] as &[i32]).await.unwrap();
         assert_eq!(again.unwrap_err().id, "a");
         assert!(s.get_job::<serde_json::Value>("b").await.unwrap().is_none());
         // No key: no deduplication.
-        assert!(s.insert_job(&row("c", None)).await.unwrap().is_ok());
-        assert!(s.insert_job(&row("d", None)).await.unwrap().is_ok());
+        assert!(s.insert_job(&row("c", None), &[] as &[i32]).await.unwrap().is_ok());
+        assert!(s.insert_job(&row("d", None), &[] as &[i32]).await.unwrap().is_ok());
     }
 
     #[tokio::test]
     async fn list_filters_and_pages() {
         let s = Store::memory().await.unwrap();
         for id in ["a", "b", "c", "d"] {
-            s.insert_job(&row(id, None)).await.unwrap().unwrap();
+            s.insert_job(&row(id, None), &[] as &[i32]).await.unwrap().unwrap();
         }
         s.update_jobs(&[("b", "cancelled", &serde_json::json!({"id": "b"}))]).await.unwrap();
         let page: Vec<JobRow<serde_json::Value>> =
@@ -337,12 +468,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn record_is_all_or_nothing_and_usage_ids_are_unique() {
+        let s = Store::memory().await.unwrap();
+        s.insert_job(&row("a", None), &[] as &[i32]).await.unwrap().unwrap();
+        let doc = serde_json::json!({"id": "a", "v": 2});
+        let ev = serde_json::json!({"to": "succeeded"});
+        let usage = UsageRow {
+            id: "job:a:1".into(),
+            at_ms: 5,
+            tenant: "t".into(),
+            pillar: "compute".into(),
+            doc: serde_json::json!({"gpu_seconds": 1.0}),
+        };
+        s.record(&Record { jobs: vec![("a", "succeeded", &doc)], events: vec![("a", 5, &ev), ("a", 6, &ev)], usage: vec![&usage] })
+            .await
+            .unwrap();
+        // The same usage id again: the whole record is refused, the job is not changed.
+        let doc3 = serde_json::json!({"id": "a", "v": 3});
+        let again = s.record(&Record { jobs: vec![("a", "failed", &doc3)], events: vec![("a", 7, &ev)], usage: vec![&usage] }).await;
+        assert!(again.is_err());
+        let job: JobRow<serde_json::Value> = s.get_job("a").await.unwrap().unwrap();
+        assert_eq!((job.state.as_str(), &job.doc), ("succeeded", &doc));
+        let events: Vec<(i64, i64, serde_json::Value)> = s.job_events("a").await.unwrap();
+        assert_eq!(events.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2]);
+        let u: Vec<UsageRow<serde_json::Value>> = s.usage(Some("t"), None, 0, i64::MAX, 10).await.unwrap();
+        assert_eq!(u.len(), 1);
+    }
+
+    #[tokio::test]
     async fn reopening_keeps_what_was_written() {
         let dir = std::env::temp_dir().join(format!("aiplus-store-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         {
             let s = Store::open(&dir).await.unwrap();
-            s.insert_job(&row("a", Some("k"))).await.unwrap().unwrap();
+            s.insert_job(&row("a", Some("k")), &[] as &[i32]).await.unwrap().unwrap();
             s.save_network(&[("h".to_string(), 1)], &[("c".to_string(), 2)], &3, &[] as &[(&str, &str, &i32)], 0).await.unwrap();
             s.close().await;
         }

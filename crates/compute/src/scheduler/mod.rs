@@ -201,6 +201,17 @@ pub enum ExcludeReason {
     NodeShapeTooSmall,
     NoCapacityNow,
     OutsideOriginHub,
+    /// The cluster's engine does not answer; nothing is placed there until it does.
+    EngineUnhealthy,
+}
+
+/// What one run of a job used and cost, for the usage ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunPrice {
+    pub gpu_seconds: f64,
+    pub energy_kwh: f64,
+    pub energy_cost_cny: f64,
+    pub carbon_kg: f64,
 }
 
 /// Where a job was placed: enough to release it exactly and to price its run.
@@ -236,6 +247,8 @@ pub struct Scheduler {
     weights: Weights,
     clusters: Vec<ClusterState>,
     rr_cursor: usize,
+    /// Clusters whose engine does not answer.
+    unhealthy: u128,
 }
 
 struct Candidate {
@@ -261,7 +274,7 @@ impl Scheduler {
                 ClusterState { pools, order }
             })
             .collect();
-        Self { net, policy, weights, clusters, rr_cursor: 0 }
+        Self { net, policy, weights, clusters, rr_cursor: 0, unhealthy: 0 }
     }
 
     pub fn network(&self) -> &Arc<Network> {
@@ -384,6 +397,10 @@ impl Scheduler {
                 continue;
             }
             any_static = true;
+            if self.unhealthy & (1 << c) != 0 {
+                excluded.push(Exclusion { cluster: self.net.clusters[c].id.clone(), reason: ExcludeReason::EngineUnhealthy });
+                continue;
+            }
             if nearest_hub.is_some_and(|h| self.net.clusters[c].hub != h) {
                 excluded.push(Exclusion { cluster: self.net.clusters[c].id.clone(), reason: ExcludeReason::OutsideOriginHub });
                 continue;
@@ -482,6 +499,35 @@ impl Scheduler {
             return false;
         }
         self.clusters.get_mut(a.cluster as usize).and_then(|c| c.pools.get_mut(a.pool as usize)).is_some_and(|p| p.occupy(a.slot))
+    }
+
+    /// Marks a cluster's engine as answering or not; unhealthy clusters get no new placements.
+    pub fn set_healthy(&mut self, c: ClusterIx, healthy: bool) {
+        if c < self.net.clusters.len() {
+            if healthy {
+                self.unhealthy &= !(1 << c);
+            } else {
+                self.unhealthy |= 1 << c;
+            }
+        }
+    }
+
+    pub fn is_healthy(&self, c: ClusterIx) -> bool {
+        self.unhealthy & (1 << c) == 0
+    }
+
+    /// What a run of `job` on pool `p` of cluster `c` from `start_s` for `duration_s` used and
+    /// cost: the same power and price model the scheduler ranks by, applied to the real run.
+    pub fn price_run(&self, job: &JobReq, c: ClusterIx, p: usize, start_s: f64, duration_s: f64) -> RunPrice {
+        let cluster = &self.net.clusters[c];
+        let kw = self.power_kw(job, c, p) * cluster.pue;
+        let energy_kwh = kw * duration_s / 3600.0;
+        RunPrice {
+            gpu_seconds: job.gpu_fraction() * duration_s,
+            energy_kwh,
+            energy_cost_cny: kw * cluster.tariff.cost_per_kw(start_s, duration_s),
+            carbon_kg: energy_kwh * cluster.effective_carbon_kg_per_kwh,
+        }
     }
 
     /// Gives a placed job's resources back.

@@ -1,0 +1,131 @@
+//! The job lifecycle against the real local executor, driven tick by tick.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: helpers fail loudly")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::compute_service::{Job, JobState};
+use api::{ComputeService, SystemClock};
+use compute::JobSpec;
+
+async fn service(name: &str) -> (Arc<ComputeService>, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("aiplus-lifecycle-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = store::Store::open(&dir.join("db")).await.unwrap();
+    let local: Arc<dyn executor::Executor> = Arc::new(executor::local::LocalExecutor::new(dir.join("jobs")).unwrap());
+    let net = compute::file::builtin_network().unwrap();
+    let svc = ComputeService::open(
+        store,
+        &net,
+        compute::Policy::Aiplus,
+        compute::Weights::default(),
+        Arc::new(SystemClock),
+        api::lifecycle::Engines::new(local),
+    )
+    .await
+    .unwrap();
+    (Arc::new(svc), dir)
+}
+
+fn spec(command: &[&str]) -> JobSpec {
+    serde_json::from_value(serde_json::json!({
+        "kind": "batch_inference", "gpus": 1, "gpu_milli": 250, "cpu_milli": 1000, "memory_mib": 512,
+        "duration_s": 60, "command": command,
+    }))
+    .unwrap()
+}
+
+/// Ticks until the job reaches a final state (or `until` holds).
+async fn drive(svc: &ComputeService, id: &str, until: impl Fn(&Job) -> bool) -> Job {
+    for _ in 0..400 {
+        svc.tick().await.unwrap();
+        let job = svc.job(id).await.unwrap();
+        if until(&job) {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("job {id} never got there: {:?}", svc.job(id).await.unwrap().state);
+}
+
+#[tokio::test]
+async fn a_job_runs_to_success_with_events_logs_and_one_usage_event() {
+    let (svc, _dir) = service("ok").await;
+    let (job, _) = svc.submit("acme".into(), None, spec(&["sh", "-c", "echo hello from $AIPLUS_JOB_ID; sleep 0.3"]), None).await.unwrap();
+    let done = drive(&svc, &job.id, |j| j.state.is_terminal()).await;
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.exit_code, Some(0));
+    let states: Vec<JobState> = svc.events(&job.id).await.unwrap().into_iter().map(|e| e.event.state).collect();
+    assert_eq!(states.first(), Some(&JobState::Queued));
+    for s in [JobState::Placed, JobState::Submitted, JobState::Running, JobState::Succeeded] {
+        assert!(states.contains(&s), "missing {s:?} in {states:?}");
+    }
+    let (logs, _) = svc.logs(&job.id, 0).await.unwrap();
+    assert_eq!(String::from_utf8(logs.data).unwrap().trim(), format!("hello from {}", job.id));
+    let usage: Vec<store::UsageRow<serde_json::Value>> = svc.store().usage(Some("acme"), Some("compute"), 0, i64::MAX, 100).await.unwrap();
+    assert_eq!(usage.len(), 1);
+    let gpu_s = usage[0].doc["gpu_seconds"].as_f64().unwrap();
+    assert!(gpu_s > 0.0 && gpu_s < 60.0 * 0.25, "{gpu_s}");
+    assert!(usage[0].doc["energy_kwh"].as_f64().unwrap() > 0.0);
+    // The capacity is free again.
+    let used: f64 = svc.clusters().await.iter().map(|c| c.gpus_used).sum();
+    assert_eq!(used, 0.0);
+}
+
+#[tokio::test]
+async fn failure_and_cancellation_are_recorded() {
+    let (svc, _dir) = service("fail").await;
+    let (bad, _) = svc.submit("acme".into(), None, spec(&["sh", "-c", "echo oops >&2; exit 7"]), None).await.unwrap();
+    let bad = drive(&svc, &bad.id, |j| j.state.is_terminal()).await;
+    assert_eq!((bad.state, bad.exit_code), (JobState::Failed, Some(7)));
+
+    let (long, _) = svc.submit("acme".into(), None, spec(&["sleep", "60"]), None).await.unwrap();
+    drive(&svc, &long.id, |j| j.state == JobState::Running).await;
+    let c = svc.cancel(&long.id).await.unwrap();
+    assert!(c.cancel_requested);
+    let done = drive(&svc, &long.id, |j| j.state.is_terminal()).await;
+    assert_eq!(done.state, JobState::Cancelled);
+    let usage: Vec<store::UsageRow<serde_json::Value>> = svc.store().usage(Some("acme"), None, 0, i64::MAX, 100).await.unwrap();
+    assert_eq!(usage.len(), 2, "a failed and a cancelled run are both metered");
+}
+
+#[tokio::test]
+async fn a_lost_job_is_requeued_by_policy_and_runs_as_a_new_attempt() {
+    let (svc, dir) = service("lost").await;
+    // The first attempt waits to be killed; the second finds the marker and succeeds.
+    let script = "if [ -e ../../attempt1-killed ]; then echo second; else touch ../../attempt1-killed; sleep 60; fi";
+    let (job, _) = svc.submit("acme".into(), None, spec(&["sh", "-c", script]), None).await.unwrap();
+    drive(&svc, &job.id, |j| j.state == JobState::Running).await;
+    let pid_file = dir.join("jobs").join(&job.id).join("1").join("pid");
+    let pid = std::fs::read_to_string(pid_file).unwrap();
+    std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", pid.trim())]).status().unwrap();
+    let done = drive(&svc, &job.id, |j| j.state.is_terminal()).await;
+    assert_eq!((done.state, done.attempt), (JobState::Succeeded, 2), "{done:?}");
+    let states: Vec<(JobState, u32)> = svc.events(&job.id).await.unwrap().into_iter().map(|e| (e.event.state, e.event.attempt)).collect();
+    assert!(states.contains(&(JobState::Lost, 1)) && states.contains(&(JobState::Queued, 2)), "{states:?}");
+
+    // With on_lost = fail, a lost job stays lost.
+    let mut s = spec(&["sleep", "60"]);
+    s.on_lost = compute::LostPolicy::Fail;
+    let (job, _) = svc.submit("acme".into(), None, s, None).await.unwrap();
+    drive(&svc, &job.id, |j| j.state == JobState::Running).await;
+    let pid = std::fs::read_to_string(dir.join("jobs").join(&job.id).join("1").join("pid")).unwrap();
+    std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", pid.trim())]).status().unwrap();
+    let done = drive(&svc, &job.id, |j| j.state.is_terminal()).await;
+    assert_eq!((done.state, done.attempt), (JobState::Lost, 1));
+}
+
+#[tokio::test]
+async fn empty_and_bad_commands_are_refused() {
+    let (svc, _dir) = service("bad").await;
+    let err = svc.submit("acme".into(), None, spec(&[]), None).await.unwrap_err();
+    assert!(err.to_string().starts_with("command:"), "{err}");
+    let err = svc.submit("acme".into(), None, spec(&[""]), None).await.unwrap_err();
+    assert!(err.to_string().starts_with("command[0]:"), "{err}");
+    let mut s = spec(&["true"]);
+    s.env.insert("AIPLUS_JOB_ID".into(), "spoof".into());
+    let err = svc.submit("acme".into(), None, s, None).await.unwrap_err();
+    assert!(err.to_string().starts_with("env.AIPLUS_JOB_ID:"), "{err}");
+    assert!(svc.jobs(None, None, None, None).await.unwrap().is_empty(), "nothing was stored");
+}
