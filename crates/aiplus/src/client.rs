@@ -85,6 +85,8 @@ enum JobsCommand {
     },
     /// The job's lifecycle: every state it went through, when and why.
     Events { id: String },
+    /// Measure the lifecycle (latency, jobs/s, recovery after kill -9) on a server it starts.
+    Bench(crate::jobs_bench::JobsBenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -241,6 +243,9 @@ pub fn clusters(args: ClustersArgs) -> anyhow::Result<()> {
 }
 
 pub fn jobs(args: JobsArgs) -> anyhow::Result<()> {
+    if let JobsCommand::Bench(b) = args.command {
+        return crate::jobs_bench::run(b);
+    }
     let c = client()?;
     let base = format!("{}/api/v1/jobs", args.server.server.trim_end_matches('/'));
     let v = match args.command {
@@ -262,6 +267,7 @@ pub fn jobs(args: JobsArgs) -> anyhow::Result<()> {
         JobsCommand::Get { id } => call(c.get(format!("{base}/{id}")))?,
         JobsCommand::Cancel { id } => call(c.post(format!("{base}/{id}/cancel")))?,
         JobsCommand::Logs { id, follow } => return logs(&c, &base, &id, follow),
+        JobsCommand::Bench(_) => return Ok(()),
         JobsCommand::Events { id } => {
             let v = call(c.get(format!("{base}/{id}/events")))?;
             if !args.server.json {

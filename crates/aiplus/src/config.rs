@@ -41,7 +41,6 @@ pub enum EngineKind {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[expect(dead_code, reason = "partition, shared_dir and url configure the Slurm and Ray backends, which come next")]
 pub struct EngineConfig {
     pub kind: EngineKind,
     /// Cluster ids this engine runs.

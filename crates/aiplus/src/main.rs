@@ -4,6 +4,7 @@
 mod bench;
 mod client;
 mod config;
+mod jobs_bench;
 mod serve;
 mod simulate;
 

@@ -96,8 +96,20 @@ fn engines(cfg: &Config, net: &compute::Network) -> anyhow::Result<api::lifecycl
         }
         let engine: Arc<dyn executor::Executor> = match e.kind {
             EngineKind::Local => local.clone(),
-            EngineKind::Slurm | EngineKind::Ray => {
-                anyhow::bail!("executor.engine[{i}].kind: the {:?} backend is not available in this build", e.kind)
+            EngineKind::Slurm => {
+                let dir = e.shared_dir.clone().unwrap_or_else(|| cfg.server.data_dir.join("slurm"));
+                Arc::new(
+                    executor::slurm::SlurmExecutor::new(e.partition.clone(), dir)
+                        .with_context(|| format!("executor.engine[{i}].shared_dir: cannot create it"))?,
+                )
+            }
+            EngineKind::Ray => {
+                let url =
+                    e.url.as_deref().with_context(|| format!("executor.engine[{i}].url: a Ray engine needs the dashboard address"))?;
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    anyhow::bail!("executor.engine[{i}].url: {url:?} is not an http(s) address");
+                }
+                Arc::new(executor::ray::RayExecutor::new(url).map_err(|err| anyhow::anyhow!("executor.engine[{i}].url: {err}"))?)
             }
         };
         for c in &e.clusters {

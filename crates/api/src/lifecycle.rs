@@ -116,6 +116,7 @@ impl ComputeService {
         }
         let mut st = self.state.lock().await;
         let mut unhealthy = BTreeSet::new();
+        let mut recovered = false;
         let ids: Vec<String> = st.net.clusters.iter().map(|c| c.id.clone()).collect();
         for (c, id) in ids.iter().enumerate() {
             let served_by = results
@@ -125,11 +126,16 @@ impl ComputeService {
             let ok = served_by.is_none_or(|(_, ok)| *ok);
             if st.sched.is_healthy(c) != ok {
                 tracing::warn!(cluster = %id, healthy = ok, "engine health changed");
+                recovered |= ok;
             }
             st.sched.set_healthy(c, ok);
             if !ok {
                 unhealthy.insert(id.clone());
             }
+        }
+        // Work that waited while an engine was away can be placed there again now.
+        if recovered && let Err(e) = self.offer_queue(&mut st).await {
+            tracing::error!(error = %e, "offering the queue after an engine recovered");
         }
         drop(st);
         unhealthy

@@ -13,6 +13,8 @@
 //! is the engine-side name, `find` is a GET by name, `status` reads `.status.conditions`.
 
 pub mod local;
+pub mod ray;
+pub mod slurm;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -1,0 +1,97 @@
+//! What the black-box tests share: the real binary on port 0, and jobs that wait for a signal.
+
+#![allow(dead_code, reason = "each test binary uses part of this module")]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_aiplus");
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Server {
+    pub fn start(data: &Path) -> Self {
+        Self::start_with(data, &[])
+    }
+
+    /// Starts the binary with extra `serve` arguments (e.g. `--config`).
+    pub fn start_with(data: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .args(extra)
+            .env("AIPLUS_LOG", "warn")
+            .env_remove("AIPLUS_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url =
+            line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("no address in {line:?}")).to_string();
+        Server { child, url }
+    }
+
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let r = reqwest::blocking::get(format!("{}{path}", self.url)).unwrap();
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = reqwest::blocking::Client::new().post(format!("{}{path}", self.url)).json(body).send().unwrap();
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("aiplus-bb-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A job that runs until `stop` exists, then records that it ran (once per run) in `ran`.
+pub fn job(i: usize, dir: &Path) -> Value {
+    let script = "while [ ! -e \"$STOP\" ]; do sleep 0.05; done; echo \"$AIPLUS_JOB_ID\" >> \"$RAN\"";
+    json!({"tenant": "acme", "name": format!("job-{i}"), "kind": "batch_inference", "gpus": 1, "gpu_milli": 100,
+           "cpu_milli": 100, "memory_mib": 64, "duration_s": 3600, "origin_hub": "changsanjiao",
+           "command": ["sh", "-c", script],
+           "env": {"STOP": dir.join("stop").display().to_string(), "RAN": dir.join("ran.txt").display().to_string()}})
+}
+
+/// Waits until every job in `ids` is in a final state; returns their states.
+pub fn wait_all_final(s: &Server, ids: &[String]) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let states: Vec<String> =
+            ids.iter().map(|id| s.get(&format!("/api/v1/jobs/{id}")).1["state"].as_str().unwrap_or("?").to_string()).collect();
+        if states.iter().all(|st| ["succeeded", "failed", "cancelled", "lost"].contains(&st.as_str())) {
+            return states;
+        }
+        assert!(std::time::Instant::now() < deadline, "jobs did not finish: {states:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
