@@ -614,21 +614,14 @@ impl ComputeService {
         }
         let now = self.clock.now_ms();
         job.cancel_requested = true;
-        if job.run.is_some() {
-            let event = JobEvent { at: rfc3339(now), state: job.state, attempt: job.attempt, reason: "cancel requested".into() };
-            self.store
-                .record(&store::Record::<Job, JobEvent, ()> {
-                    jobs: vec![(id, job.state.as_str(), &job)],
-                    events: vec![(id, now, &event)],
-                    usage: vec![],
-                })
-                .await?;
-            if let Some(a) = st.active.get_mut(id) {
-                a.job = job.clone();
-            }
-            return Ok(job);
-        }
-        let event = job.transition(JobState::Cancelled, "cancelled by request before it ran", now);
+        // On an engine (or being handed to one), the lifecycle sends the cancel and records the
+        // end when the engine confirms it; otherwise the job ends here.
+        let on_engine = job.run.is_some();
+        let event = if on_engine {
+            JobEvent { at: rfc3339(now), state: job.state, attempt: job.attempt, reason: "cancel requested".into() }
+        } else {
+            job.transition(JobState::Cancelled, "cancelled by request before it ran", now)
+        };
         self.store
             .record(&store::Record::<Job, JobEvent, ()> {
                 jobs: vec![(id, job.state.as_str(), &job)],
@@ -636,6 +629,12 @@ impl ComputeService {
                 usage: vec![],
             })
             .await?;
+        if on_engine {
+            if let Some(a) = st.active.get_mut(id) {
+                a.job = job.clone();
+            }
+            return Ok(job);
+        }
         if let Some(a) = st.active.remove(id)
             && let Some(alloc) = a.allocation()
         {
