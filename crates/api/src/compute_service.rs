@@ -243,6 +243,8 @@ pub struct ComputeService {
     weights: Weights,
     pub(crate) state: Mutex<State>,
     pub(crate) engines: crate::lifecycle::Engines,
+    /// Where the lifecycle's next tick starts among the active jobs.
+    pub(crate) tick_cursor: std::sync::atomic::AtomicUsize,
 }
 
 pub(crate) fn rfc3339(ms: i64) -> String {
@@ -276,7 +278,15 @@ impl ComputeService {
             Network::build(spec).map_err(|e| ApiError::Invalid { field: format!("stored network: {}", e.field), reason: e.reason })?,
         );
         let sched = Scheduler::new(net.clone(), policy, weights);
-        let svc = Self { store, clock, policy, weights, state: Mutex::new(State { net, sched, active: BTreeMap::new() }), engines };
+        let svc = Self {
+            store,
+            clock,
+            policy,
+            weights,
+            state: Mutex::new(State { net, sched, active: BTreeMap::new() }),
+            engines,
+            tick_cursor: Default::default(),
+        };
         let rows: Vec<JobRow<Job>> = svc.store.jobs_in_states(&["queued", "placed", "submitted", "running"]).await?;
         let mut st = svc.state.lock().await;
         for row in rows {
@@ -485,6 +495,12 @@ impl ComputeService {
         }
         if name.as_ref().is_some_and(|n| n.len() > 200) {
             return Err(ApiError::Invalid { field: "name".into(), reason: "at most 200 characters".into() });
+        }
+        // A retry with a key answers with the first job, whatever has changed since.
+        if let Some(k) = &key
+            && let Some(existing) = self.store.job_by_key::<Job>(&tenant, k).await?
+        {
+            return Ok((existing.doc, false));
         }
         if spec.command.is_empty() {
             return Err(ApiError::Invalid {

@@ -27,8 +27,8 @@ use crate::problem::ApiError;
 
 /// Longest wait for one engine call before the engine counts as unreachable.
 const ENGINE_CALL_TIMEOUT: Duration = Duration::from_secs(15);
-/// Most engine calls one tick makes, so a flood of jobs cannot stall the loop.
-const MAX_CALLS_PER_TICK: usize = 512;
+/// Most engine calls one tick makes by default, so a flood of jobs cannot stall the loop.
+pub const MAX_CALLS_PER_TICK: usize = 512;
 
 /// An engine and the clusters it serves (`None`: every cluster not named elsewhere).
 type EngineGroup = (Arc<dyn Executor>, Option<Vec<String>>);
@@ -38,11 +38,18 @@ type EngineGroup = (Arc<dyn Executor>, Option<Vec<String>>);
 pub struct Engines {
     default: Arc<dyn Executor>,
     by_cluster: BTreeMap<String, Arc<dyn Executor>>,
+    max_calls_per_tick: usize,
 }
 
 impl Engines {
     pub fn new(default: Arc<dyn Executor>) -> Self {
-        Self { default, by_cluster: BTreeMap::new() }
+        Self { default, by_cluster: BTreeMap::new(), max_calls_per_tick: MAX_CALLS_PER_TICK }
+    }
+
+    /// Limits the engine calls of one lifecycle tick (at least 1).
+    pub fn with_max_calls_per_tick(mut self, n: usize) -> Self {
+        self.max_calls_per_tick = n.max(1);
+        self
     }
 
     pub fn with_cluster(mut self, cluster: &str, engine: Arc<dyn Executor>) -> Self {
@@ -149,8 +156,13 @@ impl ComputeService {
         {
             let mut st = self.state.lock().await;
             let mut intents: Vec<(Job, JobEvent)> = Vec::new();
-            for a in st.active.values() {
-                if work.len() >= MAX_CALLS_PER_TICK {
+            // Start where the last tick stopped, so that with more active jobs than calls per
+            // tick every job still gets its turn.
+            let n = st.active.len().max(1);
+            let limit = self.engines.max_calls_per_tick;
+            let skip = self.tick_cursor.fetch_add(limit, std::sync::atomic::Ordering::Relaxed) % n;
+            for a in st.active.values().skip(skip).chain(st.active.values().take(skip)) {
+                if work.len() >= limit {
                     break;
                 }
                 let job = &a.job;

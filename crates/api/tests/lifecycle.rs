@@ -10,6 +10,10 @@ use api::{ComputeService, SystemClock};
 use compute::JobSpec;
 
 async fn service(name: &str) -> (Arc<ComputeService>, std::path::PathBuf) {
+    service_with(name, api::lifecycle::MAX_CALLS_PER_TICK).await
+}
+
+async fn service_with(name: &str, calls_per_tick: usize) -> (Arc<ComputeService>, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("aiplus-lifecycle-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = store::Store::open(&dir.join("db")).await.unwrap();
@@ -21,7 +25,7 @@ async fn service(name: &str) -> (Arc<ComputeService>, std::path::PathBuf) {
         compute::Policy::Aiplus,
         compute::Weights::default(),
         Arc::new(SystemClock),
-        api::lifecycle::Engines::new(local),
+        api::lifecycle::Engines::new(local).with_max_calls_per_tick(calls_per_tick),
     )
     .await
     .unwrap();
@@ -128,4 +132,44 @@ async fn empty_and_bad_commands_are_refused() {
     let err = svc.submit("acme".into(), None, s, None).await.unwrap_err();
     assert!(err.to_string().starts_with("env.AIPLUS_JOB_ID:"), "{err}");
     assert!(svc.jobs(None, None, None, None).await.unwrap().is_empty(), "nothing was stored");
+}
+
+#[tokio::test]
+async fn with_more_jobs_than_calls_per_tick_every_job_still_gets_its_turn() {
+    let (svc, _dir) = service_with("turns", 4).await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(svc.submit("acme".into(), None, spec(&["sleep", "30"]), None).await.unwrap().0.id);
+    }
+    for _ in 0..200 {
+        svc.tick().await.unwrap();
+        let mut running = 0;
+        for id in &ids {
+            running += usize::from(svc.job(id).await.unwrap().state == JobState::Running);
+        }
+        if running == ids.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for id in &ids {
+        assert_eq!(svc.job(id).await.unwrap().state, JobState::Running, "job {id} never got its turn");
+        svc.cancel(id).await.unwrap();
+    }
+    for id in &ids {
+        drive(&svc, id, |j| j.state.is_terminal()).await;
+    }
+}
+
+#[tokio::test]
+async fn a_keyed_retry_returns_the_first_job_even_if_the_body_changed() {
+    let (svc, _dir) = service("retry").await;
+    let (first, created) = svc.submit("acme".into(), None, spec(&["true"]), Some("k-1".into())).await.unwrap();
+    assert!(created);
+    let (again, created) = svc.submit("acme".into(), None, spec(&[]), Some("k-1".into())).await.unwrap();
+    assert!(!created);
+    assert_eq!(again.id, first.id);
+    // Another tenant's key space is its own.
+    let err = svc.submit("other".into(), None, spec(&[]), Some("k-1".into())).await.unwrap_err();
+    assert!(err.to_string().starts_with("command:"), "{err}");
 }

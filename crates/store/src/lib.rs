@@ -356,6 +356,17 @@ impl Store {
         Ok(out)
     }
 
+    /// The job a tenant submitted with this idempotency key, if any.
+    pub async fn job_by_key<T: DeserializeOwned>(&self, tenant: &str, key: &str) -> Result<Option<JobRow<T>>, StoreError> {
+        let r =
+            sqlx::query("SELECT id, tenant, idempotency_key, state, submitted_ms, doc FROM jobs WHERE tenant = ? AND idempotency_key = ?")
+                .bind(tenant)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        r.as_ref().map(job_from_row).transpose()
+    }
+
     pub async fn get_job<T: DeserializeOwned>(&self, id: &str) -> Result<Option<JobRow<T>>, StoreError> {
         let r = sqlx::query("SELECT id, tenant, idempotency_key, state, submitted_ms, doc FROM jobs WHERE id = ?")
             .bind(id)
