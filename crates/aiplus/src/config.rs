@@ -13,6 +13,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub scheduler: SchedulerConfig,
     pub executor: ExecutorConfig,
+    /// The OpenAI-compatible gateway: `[[gateway.model]]` with `[[gateway.model.deployment]]`.
+    pub gateway: gateway::GatewayConfig,
 }
 
 /// Which engine runs which clusters' jobs. Clusters not named run on the local executor.
@@ -98,6 +100,7 @@ impl Config {
         };
         cfg.apply_env(|k| std::env::var(k).ok())?;
         cfg.scheduler.weights.validate().map_err(|e| anyhow::anyhow!("scheduler.weights.{e}"))?;
+        cfg.gateway.validate().map_err(|e| anyhow::anyhow!(e))?;
         if !(10..=60_000).contains(&cfg.executor.tick_ms) {
             anyhow::bail!("executor.tick_ms: must be 10..=60000, got {}", cfg.executor.tick_ms);
         }

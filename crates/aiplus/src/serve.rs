@@ -60,7 +60,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     // The black-box tests and scripts read this line to find a port chosen by the OS.
     println!("aiplus listening on http://{addr} (data in {})", cfg.server.data_dir.display());
     tracing::info!(%addr, data_dir = %cfg.server.data_dir.display(), "listening");
-    let app = api::router(svc);
+    let (meter, meter_writer) = gateway::Meter::start(store.clone());
+    let gw =
+        gateway::Gateway::new(cfg.gateway.clone(), store.clone(), meter).await.map_err(|e| anyhow::anyhow!("starting the gateway: {e}"))?;
+    let app = api::router(svc).merge(gateway::router(Arc::new(gw)));
     let timeout = std::time::Duration::from_secs(cfg.server.shutdown_timeout_s);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -76,6 +79,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await?;
     let _ = stop_tx.send(true);
     let _ = dispatcher.await;
+    // The router (and with it the gateway's meter) is gone: the writer stores what is left.
+    let _ = meter_writer.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -59,10 +59,18 @@ const MIGRATIONS: &[&str] = &[
         doc TEXT NOT NULL
      );
      CREATE INDEX usage_tenant_at ON usage_events (tenant, at_ms);",
+    // API keys: only the SHA-256 of each secret is kept.
+    "CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        tenant TEXT NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX api_keys_tenant ON api_keys (tenant);",
 ];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
-const USER_VERSION: [&str; 2] = ["PRAGMA user_version = 1", "PRAGMA user_version = 2"];
+const USER_VERSION: [&str; 3] = ["PRAGMA user_version = 1", "PRAGMA user_version = 2", "PRAGMA user_version = 3"];
 const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 
 #[derive(Clone)]
@@ -403,6 +411,39 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(job_from_row).collect()
+    }
+
+    // ---- API keys ----
+
+    pub async fn insert_key<K: Serialize>(&self, id: &str, hash: &str, tenant: &str, doc: &K) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO api_keys (id, hash, tenant, doc) VALUES (?, ?, ?, ?)")
+            .bind(id)
+            .bind(hash)
+            .bind(tenant)
+            .bind(serde_json::to_string(doc)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn update_key<K: Serialize>(&self, id: &str, doc: &K) -> Result<bool, StoreError> {
+        let r =
+            sqlx::query("UPDATE api_keys SET doc = ? WHERE id = ?").bind(serde_json::to_string(doc)?).bind(id).execute(&self.pool).await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Every key as (hash, document), optionally for one tenant.
+    pub async fn keys<K: DeserializeOwned>(&self, tenant: Option<&str>) -> Result<Vec<(String, K)>, StoreError> {
+        let rows = sqlx::query("SELECT hash, doc FROM api_keys WHERE (?1 IS NULL OR tenant = ?1) ORDER BY id")
+            .bind(tenant)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let doc: String = r.try_get("doc")?;
+            out.push((r.try_get("hash")?, serde_json::from_str(&doc)?));
+        }
+        Ok(out)
     }
 
     pub async fn close(&self) {

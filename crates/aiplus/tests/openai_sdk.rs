@@ -1,0 +1,46 @@
+//! The official `openai` Python SDK (from PyPI, installed by `scripts/test`) as a real client of
+//! the real binary: models, chat, a stream with its usage chunk, and errors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: helpers fail loudly")]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Server, temp_dir};
+use serde_json::json;
+
+#[test]
+fn the_openai_sdk_talks_to_the_gateway() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upstream = rt.block_on(gateway::test_double::start()).unwrap();
+    let data = temp_dir("openai-sdk");
+    std::fs::create_dir_all(&data).unwrap();
+    let cfg = data.join("aiplus.toml");
+    std::fs::write(
+        &cfg,
+        format!("[[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/ok/v1\"\n"),
+    )
+    .unwrap();
+    let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
+    let (status, key) = s.post("/api/v1/keys", &json!({"tenant": "acme"}));
+    assert_eq!(status, 201, "{key}");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_sdk.py");
+    let out = Command::new("python3").arg(script).arg(&s.url).arg(key["secret"].as_str().unwrap()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the SDK script failed (is the openai package installed? scripts/test installs it):\n{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("openai-sdk: ok"));
+    // Every request, failed ones included, reaches the usage ledger.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (_, usage) = s.get("/api/v1/usage?tenant=acme&pillar=gateway");
+    let seen: Vec<(String, u64)> = usage
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["usage"]["endpoint"].as_str().unwrap().to_string(), u["usage"]["status"].as_u64().unwrap()))
+        .collect();
+    let expect = [("models", 200), ("chat.completions", 200), ("chat.completions", 200), ("chat.completions", 404)];
+    assert_eq!(seen, expect.map(|(e, s)| (e.to_string(), s)), "{usage}");
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -1,0 +1,93 @@
+//! Models and their deployments: a model name maps to one or more upstream OpenAI-compatible
+//! servers (vLLM, llama.cpp, Ollama, a commercial API).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    #[serde(rename = "model")]
+    pub models: Vec<ModelConfig>,
+    /// Tries per request across deployments (first try included).
+    pub max_attempts: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The name clients ask for.
+    pub name: String,
+    #[serde(rename = "deployment")]
+    pub deployments: Vec<DeploymentConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    pub id: String,
+    /// Base URL of an OpenAI-compatible server, ending before `/chat/completions` (e.g. `http://host:8000/v1`).
+    pub base_url: String,
+    /// Name of the environment variable holding the upstream key; never returned by the API.
+    #[serde(default, skip_serializing)]
+    pub api_key_env: Option<String>,
+    /// The model name the upstream expects, if not the public one.
+    #[serde(default)]
+    pub upstream_model: Option<String>,
+    /// The cluster it runs in (for placement-aware routing and metering).
+    #[serde(default)]
+    pub cluster: Option<String>,
+    #[serde(default = "one")]
+    pub weight: u32,
+    #[serde(default = "sixty")]
+    pub timeout_s: u64,
+    #[serde(default)]
+    pub input_cny_per_1k: f64,
+    #[serde(default)]
+    pub output_cny_per_1k: f64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn sixty() -> u64 {
+    60
+}
+
+impl GatewayConfig {
+    /// Checks the config, naming the first bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_attempts > 10 {
+            return Err("gateway.max_attempts: at most 10".into());
+        }
+        for (i, m) in self.models.iter().enumerate() {
+            if m.name.trim().is_empty() || m.name.len() > 200 {
+                return Err(format!("gateway.model[{i}].name: 1-200 characters"));
+            }
+            if self.models[..i].iter().any(|o| o.name == m.name) {
+                return Err(format!("gateway.model[{i}].name: {:?} is defined twice", m.name));
+            }
+            if m.deployments.is_empty() {
+                return Err(format!("gateway.model[{i}].deployment: a model needs at least one deployment"));
+            }
+            for (j, d) in m.deployments.iter().enumerate() {
+                let f = |k: &str| format!("gateway.model[{i}].deployment[{j}].{k}");
+                if !(d.base_url.starts_with("http://") || d.base_url.starts_with("https://")) {
+                    return Err(format!("{}: {:?} is not an http(s) URL", f("base_url"), d.base_url));
+                }
+                if d.weight == 0 || d.weight > 1000 {
+                    return Err(format!("{}: must be 1..=1000", f("weight")));
+                }
+                if d.timeout_s == 0 || d.timeout_s > 3600 {
+                    return Err(format!("{}: must be 1..=3600", f("timeout_s")));
+                }
+                for (k, v) in [("input_cny_per_1k", d.input_cny_per_1k), ("output_cny_per_1k", d.output_cny_per_1k)] {
+                    if !v.is_finite() || v < 0.0 {
+                        return Err(format!("{}: must be 0 or more", f(k)));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,94 @@
+//! The gateway's side of the usage ledger: requests hand their usage events to a bounded
+//! channel; one writer task stores them in batches (group commit). The database is never on
+//! the request path.
+//!
+//! Durability promise: an event is durable once its batch commits, at most
+//! [`FLUSH_EVERY`] after the request ended. A clean shutdown drains the channel first, so it
+//! loses nothing; a kill -9 can lose the events of the last [`FLUSH_EVERY`]. When the channel is
+//! full (the store is far behind), the request still succeeds and the event is counted as dropped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use store::{Store, UsageRow};
+use tokio::sync::mpsc;
+
+pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+pub const MAX_BATCH: usize = 1000;
+pub const QUEUE_DEPTH: usize = 65_536;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestUsage {
+    pub key_id: String,
+    pub endpoint: String,
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Whether the upstream reported the counts (else they were estimated here).
+    pub tokens_reported: bool,
+    pub latency_ms: u64,
+    pub status: u16,
+    pub cost_cny: f64,
+    pub stream: bool,
+}
+
+#[derive(Clone)]
+pub struct Meter {
+    tx: mpsc::Sender<UsageRow<RequestUsage>>,
+    pub dropped: Arc<AtomicU64>,
+}
+
+impl Meter {
+    /// Starts the writer; it ends when every `Meter` clone is dropped, after a last flush.
+    pub fn start(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<UsageRow<RequestUsage>>(QUEUE_DEPTH);
+        let writer = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            loop {
+                let Some(first) = rx.recv().await else { break };
+                batch.push(first);
+                let deadline = tokio::time::sleep(FLUSH_EVERY);
+                tokio::pin!(deadline);
+                while batch.len() < MAX_BATCH {
+                    tokio::select! {
+                        next = rx.recv() => match next { Some(e) => batch.push(e), None => break },
+                        () = &mut deadline => break,
+                    }
+                }
+                Self::flush(&store, &mut batch).await;
+            }
+            Self::flush(&store, &mut batch).await;
+        });
+        (Self { tx, dropped: Arc::new(AtomicU64::new(0)) }, writer)
+    }
+
+    async fn flush(store: &Store, batch: &mut Vec<UsageRow<RequestUsage>>) {
+        if batch.is_empty() {
+            return;
+        }
+        let rows: Vec<&UsageRow<RequestUsage>> = batch.iter().collect();
+        // Retry a failed commit a few times; the ids are unique, so a retry cannot double count.
+        for attempt in 0..5u64 {
+            match store.record(&store::Record::<(), (), RequestUsage> { jobs: vec![], events: vec![], usage: rows.clone() }).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, attempt, "storing usage events failed");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+            }
+        }
+        batch.clear();
+    }
+
+    pub fn send(&self, row: UsageRow<RequestUsage>) {
+        if self.tx.try_send(row).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

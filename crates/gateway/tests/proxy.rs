@@ -1,0 +1,178 @@
+//! The gateway against a mock upstream. `MockUpstream` is a test double of an OpenAI-compatible
+//! model server (what vLLM or llama.cpp would be): deterministic answers, chosen by URL prefix.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: helpers fail loudly")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway::{Gateway, GatewayConfig, Meter};
+use serde_json::{Value, json};
+
+struct Env {
+    url: String,
+    store: store::Store,
+    key: String,
+}
+
+async fn start() -> Env {
+    let upstream = gateway::test_double::start().await.unwrap();
+    let cfg: GatewayConfig = toml::from_str(&format!(
+        r#"
+max_attempts = 3
+[[model]]
+name = "qwen"
+[[model.deployment]]
+id = "bad"
+base_url = "{upstream}/fail/v1"
+[[model.deployment]]
+id = "good"
+base_url = "{upstream}/ok/v1"
+cluster = "guian"
+input_cny_per_1k = 2.0
+output_cny_per_1k = 6.0
+[[model]]
+name = "down"
+[[model.deployment]]
+id = "bad1"
+base_url = "{upstream}/fail/v1"
+[[model.deployment]]
+id = "slow"
+base_url = "{upstream}/slow/v1"
+timeout_s = 1
+[[model]]
+name = "flaky-stream"
+[[model.deployment]]
+id = "broken"
+base_url = "{upstream}/broken/v1"
+"#
+    ))
+    .unwrap();
+    let store = store::Store::memory().await.unwrap();
+    let (meter, _writer) = Meter::start(store.clone());
+    let gw = Arc::new(Gateway::new(cfg, store.clone(), meter).await.unwrap());
+    let app = gateway::router(gw);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let created: Value = reqwest::Client::new()
+        .post(format!("{url}/api/v1/keys"))
+        .json(&json!({"tenant": "acme"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    Env { url, store, key: created["secret"].as_str().unwrap().to_string() }
+}
+
+fn chat(model: &str, stream: bool) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "say hello"}], "stream": stream, "stream_options": {"include_usage": true}})
+}
+
+async fn post(env: &Env, body: &Value, key: Option<&str>) -> reqwest::Response {
+    let mut r = reqwest::Client::new().post(format!("{}/v1/chat/completions", env.url)).json(body);
+    if let Some(k) = key {
+        r = r.bearer_auth(k);
+    }
+    r.send().await.unwrap()
+}
+
+async fn usage(env: &Env) -> Vec<Value> {
+    tokio::time::sleep(gateway::meter::FLUSH_EVERY * 4).await;
+    let rows: Vec<store::UsageRow<Value>> = env.store.usage(Some("acme"), Some("gateway"), 0, i64::MAX, 1000).await.unwrap();
+    rows.into_iter().map(|r| r.doc).collect()
+}
+
+#[tokio::test]
+async fn falls_back_past_a_failing_deployment_and_meters_reported_tokens() {
+    let env = start().await;
+    for _ in 0..4 {
+        let r = post(&env, &chat("qwen", false), Some(&env.key)).await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "hello from ok");
+    }
+    let u = usage(&env).await;
+    assert_eq!(u.len(), 4);
+    for e in &u {
+        assert_eq!((e["deployment"].as_str(), e["input_tokens"].as_u64(), e["output_tokens"].as_u64()), (Some("good"), Some(11), Some(3)));
+        assert!((e["cost_cny"].as_f64().unwrap() - (11.0 * 2.0 + 3.0 * 6.0) / 1000.0).abs() < 1e-12);
+        assert_eq!(e["cluster"], "guian");
+    }
+}
+
+#[tokio::test]
+async fn every_deployment_down_is_a_clear_error_without_a_hang() {
+    let env = start().await;
+    let started = std::time::Instant::now();
+    let r = post(&env, &chat("down", false), Some(&env.key)).await;
+    assert_eq!(r.status(), 502);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "upstream_unavailable");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("bad1: answered 500") && msg.contains("slow: timed out"), "{msg}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(usage(&env).await[0]["status"], 502, "failures are metered too");
+}
+
+#[tokio::test]
+async fn streams_pass_through_with_the_usage_chunk_and_are_metered() {
+    let env = start().await;
+    let r = post(&env, &chat("qwen", true), Some(&env.key)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let text = r.text().await.unwrap();
+    let frames: Vec<&str> = text.split("\n\n").filter(|f| !f.is_empty()).collect();
+    assert_eq!(frames.last(), Some(&"data: [DONE]"));
+    let usage_frame: Value = serde_json::from_str(frames[frames.len() - 2].strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(usage_frame["choices"], json!([]), "the usage chunk carries choices: []");
+    let u = usage(&env).await;
+    assert_eq!((u[0]["input_tokens"].as_u64(), u[0]["output_tokens"].as_u64(), u[0]["stream"].as_bool()), (Some(7), Some(2), Some(true)));
+}
+
+#[tokio::test]
+async fn a_broken_stream_ends_with_an_error_event_and_is_still_metered() {
+    let env = start().await;
+    let r = post(&env, &chat("flaky-stream", true), Some(&env.key)).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("\"hel\"") && text.contains("stream_interrupted"), "{text}");
+    let u = usage(&env).await;
+    assert_eq!(u[0]["status"], 502);
+    assert_eq!(u[0]["tokens_reported"], false);
+    assert_eq!(u[0]["output_tokens"], 2, "estimated from the 5 characters streamed");
+}
+
+#[tokio::test]
+async fn keys_are_required_hashed_and_revocable() {
+    let env = start().await;
+    assert_eq!(post(&env, &chat("qwen", false), None).await.status(), 401);
+    let r = post(&env, &chat("qwen", false), Some("ak_wrong")).await;
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "invalid_api_key");
+    let keys: Value = reqwest::get(format!("{}/api/v1/keys", env.url)).await.unwrap().json().await.unwrap();
+    let listed = keys.to_string();
+    assert!(!listed.contains(&env.key), "the secret is never listed");
+    let id = keys[0]["id"].as_str().unwrap();
+    let stored: Vec<(String, Value)> = env.store.keys(None).await.unwrap();
+    assert_eq!(stored[0].0, gateway::keys::hash(&env.key), "only the hash is stored");
+    reqwest::Client::new().post(format!("{}/api/v1/keys/{id}/revoke", env.url)).send().await.unwrap();
+    assert_eq!(post(&env, &chat("qwen", false), Some(&env.key)).await.status(), 401);
+}
+
+#[tokio::test]
+async fn bad_requests_get_openai_errors() {
+    let env = start().await;
+    let r = post(&env, &json!({"messages": []}), Some(&env.key)).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["param"], "model");
+    let r = post(&env, &json!({"model": "gpt-9", "messages": []}), Some(&env.key)).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "model_not_found");
+    let models: Value =
+        reqwest::Client::new().get(format!("{}/v1/models", env.url)).bearer_auth(&env.key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(models["data"].as_array().unwrap().len(), 3);
+}
