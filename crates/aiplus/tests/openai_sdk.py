@@ -29,6 +29,9 @@ text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 assert text == "hello", text
 assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 2, chunks[-1]
 
+c = client.completions.create(model="qwen", prompt="say hello")
+assert c.choices[0].text == "hello from ok" and c.usage.completion_tokens == 3, c
+
 try:
     client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "hi"}])
     raise SystemExit("expected NotFoundError")

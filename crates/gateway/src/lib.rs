@@ -1,4 +1,5 @@
-//! Model-as-a-Service: an OpenAI-compatible API (`/v1/models`, `/v1/chat/completions`) in front
+//! Model-as-a-Service: an OpenAI-compatible API (`/v1/models`, `/v1/chat/completions`,
+//! `/v1/completions`) in front
 //! of upstream model servers, with tenant API keys, weighted routing with fallback and circuit
 //! breakers, and metering into the platform's usage ledger.
 //!
@@ -93,6 +94,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/models", get(proxy::models))
         .route("/v1/chat/completions", post(proxy::chat_completions))
+        .route("/v1/completions", post(proxy::completions))
         .route("/api/v1/keys", get(proxy::list_keys).post(proxy::create_key))
         .route("/api/v1/keys/{id}/revoke", post(proxy::revoke_key))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

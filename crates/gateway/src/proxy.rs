@@ -118,6 +118,57 @@ fn usage_of(v: &Value) -> Option<(u64, u64)> {
     Some((u.get("prompt_tokens")?.as_u64()?, u.get("completion_tokens")?.as_u64()?))
 }
 
+/// The two text endpoints differ only in their input field and where the text comes back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Chat,
+    Completion,
+}
+
+impl Kind {
+    fn path(self) -> &'static str {
+        match self {
+            Kind::Chat => "chat/completions",
+            Kind::Completion => "completions",
+        }
+    }
+
+    fn endpoint(self) -> &'static str {
+        match self {
+            Kind::Chat => "chat.completions",
+            Kind::Completion => "completions",
+        }
+    }
+
+    fn input_ok(self, req: &Value) -> Result<(), (&'static str, &'static str)> {
+        match self {
+            Kind::Chat if !req["messages"].is_array() => Err(("messages", "messages must be an array")),
+            Kind::Completion if !(req["prompt"].is_string() || req["prompt"].is_array()) => {
+                Err(("prompt", "prompt must be a string or an array"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn input_chars(self, req: &Value) -> usize {
+        match self {
+            Kind::Chat => prompt_chars(req),
+            Kind::Completion => req["prompt"].as_str().map_or_else(|| req["prompt"].to_string().len(), str::len),
+        }
+    }
+
+    /// The generated text in a whole answer (`delta = false`) or a stream frame.
+    fn text(self, v: &Value, delta: bool) -> usize {
+        let c = &v["choices"][0];
+        let t = match (self, delta) {
+            (Kind::Chat, false) => &c["message"]["content"],
+            (Kind::Chat, true) => &c["delta"]["content"],
+            (Kind::Completion, _) => &c["text"],
+        };
+        t.as_str().map_or(0, str::len)
+    }
+}
+
 enum Attempt {
     /// A final answer for the client.
     Done(Response),
@@ -125,7 +176,15 @@ enum Attempt {
     Retry(String),
 }
 
-pub async fn chat_completions(State(gw): Gw, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn chat_completions(state: Gw, headers: HeaderMap, body: Bytes) -> Response {
+    complete(state, headers, body, Kind::Chat).await
+}
+
+pub async fn completions(state: Gw, headers: HeaderMap, body: Bytes) -> Response {
+    complete(state, headers, body, Kind::Completion).await
+}
+
+async fn complete(State(gw): Gw, headers: HeaderMap, body: Bytes, kind: Kind) -> Response {
     let Some(caller) = authenticate(&gw, &headers) else { return unauthorized() };
     let started = Instant::now();
     let parsed: Result<Value, String> = match serde_json::from_slice(&body) {
@@ -136,8 +195,8 @@ pub async fn chat_completions(State(gw): Gw, headers: HeaderMap, body: Bytes) ->
     let req = parsed.as_ref().ok();
     let model = req.and_then(|r| r["model"].as_str()).unwrap_or("").to_string();
     let stream = req.and_then(|r| r["stream"].as_bool()).unwrap_or(false);
-    let input_estimate = req.map_or(0, |r| estimate_tokens(prompt_chars(r)));
-    let metered = Metered { caller, endpoint: "chat.completions", model: model.clone(), stream, started, input_estimate };
+    let input_estimate = req.map_or(0, |r| estimate_tokens(kind.input_chars(r)));
+    let metered = Metered { caller, endpoint: kind.endpoint(), model: model.clone(), stream, started, input_estimate };
     // Requests refused here are metered too, with their status and no tokens.
     let refuse = |status: StatusCode, code: &str, message: String, param: Option<&str>| {
         metered.send(&gw, None, Some((0, 0)), 0, status.as_u16());
@@ -150,8 +209,8 @@ pub async fn chat_completions(State(gw): Gw, headers: HeaderMap, body: Bytes) ->
     if model.is_empty() {
         return refuse(StatusCode::BAD_REQUEST, "missing_required_parameter", "you must provide a model".into(), Some("model"));
     }
-    if !req["messages"].is_array() {
-        return refuse(StatusCode::BAD_REQUEST, "missing_required_parameter", "messages must be an array".into(), Some("messages"));
+    if let Err((param, why)) = kind.input_ok(&req) {
+        return refuse(StatusCode::BAD_REQUEST, "missing_required_parameter", why.into(), Some(param));
     }
     let Some(route) = gw.routes.get(&model) else {
         return refuse(StatusCode::NOT_FOUND, "model_not_found", format!("The model `{model}` does not exist"), Some("model"));
@@ -162,7 +221,7 @@ pub async fn chat_completions(State(gw): Gw, headers: HeaderMap, body: Bytes) ->
         if n > 0 {
             tokio::time::sleep(Duration::from_millis(25 << n.min(4))).await;
         }
-        match try_deployment(&gw, route, d, &req, &metered).await {
+        match try_deployment(&gw, route, d, &req, &metered, kind).await {
             Attempt::Done(resp) => return resp,
             Attempt::Retry(why) => reasons.push(format!("{}: {why}", d.id)),
         }
@@ -183,12 +242,13 @@ async fn try_deployment(
     d: &DeploymentConfig,
     req: &Value,
     metered: &Metered,
+    kind: Kind,
 ) -> Attempt {
     let mut body = req.clone();
     if let Some(m) = &d.upstream_model {
         body["model"] = json!(m);
     }
-    let url = format!("{}/chat/completions", d.base_url.trim_end_matches('/'));
+    let url = format!("{}/{}", d.base_url.trim_end_matches('/'), kind.path());
     let mut call = gw.http.post(url).json(&body).timeout(Duration::from_secs(d.timeout_s));
     if let Some(k) = gw.upstream_keys.get(&d.id) {
         call = call.bearer_auth(k);
@@ -213,18 +273,18 @@ async fn try_deployment(
             Err(e) => return Attempt::Retry(format!("body failed ({e})")),
         };
         let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
-        let output_chars = parsed.as_ref().and_then(|v| v["choices"][0]["message"]["content"].as_str()).map_or(0, str::len);
+        let output_chars = parsed.as_ref().map_or(0, |v| kind.text(v, false));
         metered.send(gw, Some(d), parsed.as_ref().and_then(usage_of), output_chars, status.as_u16());
         let mut r = Response::new(Body::from(bytes));
         *r.status_mut() = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return Attempt::Done(r);
     }
-    Attempt::Done(stream_through(gw.clone(), d.clone(), resp, metered))
+    Attempt::Done(stream_through(gw.clone(), d.clone(), resp, metered, kind))
 }
 
 /// Passes an upstream SSE stream to the client chunk by chunk, watching it for usage.
-fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response, metered: &Metered) -> Response {
+fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response, metered: &Metered, kind: Kind) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let meta = Metered {
         caller: metered.caller.clone(),
@@ -249,7 +309,7 @@ fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response
                                 && let Ok(v) = serde_json::from_slice::<Value>(data)
                             {
                                 usage = usage_of(&v).or(usage);
-                                output_chars += v["choices"][0]["delta"]["content"].as_str().map_or(0, str::len);
+                                output_chars += kind.text(&v, true);
                             }
                             line.clear();
                         } else if line.len() < (1 << 20) {

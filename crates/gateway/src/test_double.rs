@@ -4,6 +4,7 @@
 //! Behaviour by URL prefix, `<base>/<mode>/v1/chat/completions`:
 //! - `ok`: answers "hello from ok" with usage 11 prompt / 3 completion tokens; streams
 //!   "hel" + "lo" (and a usage chunk with `choices: []` when asked), 30 ms apart;
+//! - `/v1/completions` (not streamed) answers "hello from <mode>" with usage 5 / 3;
 //! - `fail`: 500; `slow`: answers after 2 s; `broken`: a stream that dies after two frames.
 
 use std::time::Duration;
@@ -56,7 +57,20 @@ pub async fn start() -> std::io::Result<String> {
         let body = Body::from_stream(paced);
         ([("content-type", "text/event-stream")], body).into_response()
     }
-    let app = Router::new().route("/{mode}/v1/chat/completions", axum::routing::post(chat));
+    async fn completion(Path(mode): Path<String>, axum::Json(req): axum::Json<Value>) -> Response {
+        if mode == "fail" {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded").into_response();
+        }
+        axum::Json(json!({
+            "id": "cmpl-1", "object": "text_completion", "created": 1, "model": req["model"],
+            "choices": [{"index": 0, "text": format!("hello from {mode}"), "finish_reason": "stop", "logprobs": null}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+        }))
+        .into_response()
+    }
+    let app = Router::new()
+        .route("/{mode}/v1/chat/completions", axum::routing::post(chat))
+        .route("/{mode}/v1/completions", axum::routing::post(completion));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
