@@ -60,7 +60,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     // The black-box tests and scripts read this line to find a port chosen by the OS.
     println!("aiplus listening on http://{addr} (data in {})", cfg.server.data_dir.display());
     tracing::info!(%addr, data_dir = %cfg.server.data_dir.display(), "listening");
-    let (meter, meter_writer) = gateway::Meter::start(store.clone());
+    let flush = match cfg.gateway.meter_flush_ms {
+        0 => gateway::meter::FLUSH_EVERY,
+        ms => std::time::Duration::from_millis(ms),
+    };
+    let (meter, meter_writer) = gateway::Meter::start(store.clone(), flush);
     let gw =
         gateway::Gateway::new(cfg.gateway.clone(), store.clone(), meter).await.map_err(|e| anyhow::anyhow!("starting the gateway: {e}"))?;
     let app = api::router(svc).merge(gateway::router(Arc::new(gw)));

@@ -44,3 +44,40 @@ fn the_openai_sdk_talks_to_the_gateway() {
     assert_eq!(seen, expect.map(|(e, s)| (e.to_string(), s)), "{usage}");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// The durability promise of gateway metering: a clean shutdown (SIGTERM) stores every event
+/// still in the writer's channel; none is lost.
+#[test]
+fn a_clean_shutdown_keeps_every_usage_event() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upstream = rt.block_on(gateway::test_double::start()).unwrap();
+    let data = temp_dir("meter-drain");
+    std::fs::create_dir_all(&data).unwrap();
+    let cfg = data.join("aiplus.toml");
+    // A 30 s flush interval: only the drain at shutdown can have stored the events.
+    std::fs::write(
+        &cfg,
+        format!("[gateway]\nmeter_flush_ms = 30000\n[[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/ok/v1\"\n"),
+    )
+    .unwrap();
+    let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
+    let (_, key) = s.post("/api/v1/keys", &json!({"tenant": "acme"}));
+    let secret = key["secret"].as_str().unwrap().to_string();
+    let client = reqwest::blocking::Client::new();
+    let n = 200;
+    for _ in 0..n {
+        let r = client
+            .post(format!("{}/v1/chat/completions", s.url))
+            .bearer_auth(&secret)
+            .json(&json!({"model": "qwen", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // Stop at once, without waiting for the writer's next flush.
+    assert!(s.terminate().success());
+    let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
+    let (_, usage) = s.get("/api/v1/usage?tenant=acme&pillar=gateway&limit=10000");
+    assert_eq!(usage.as_array().unwrap().len(), n, "every answered request is in the ledger after a clean shutdown");
+    let _ = std::fs::remove_dir_all(&data);
+}

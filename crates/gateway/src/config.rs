@@ -10,6 +10,8 @@ pub struct GatewayConfig {
     pub models: Vec<ModelConfig>,
     /// Tries per request across deployments (first try included).
     pub max_attempts: u32,
+    /// Longest an answered request's usage event waits before the writer stores it (default 50).
+    pub meter_flush_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -57,6 +59,9 @@ fn sixty() -> u64 {
 impl GatewayConfig {
     /// Checks the config, naming the first bad field.
     pub fn validate(&self) -> Result<(), String> {
+        if self.meter_flush_ms > 60_000 {
+            return Err("gateway.meter_flush_ms: at most 60000".into());
+        }
         if self.max_attempts > 10 {
             return Err("gateway.max_attempts: at most 10".into());
         }

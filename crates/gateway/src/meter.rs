@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use store::{Store, UsageRow};
 use tokio::sync::mpsc;
 
+/// The default longest wait before a batch is stored (`gateway.meter_flush_ms`).
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 pub const MAX_BATCH: usize = 1000;
 pub const QUEUE_DEPTH: usize = 65_536;
@@ -46,14 +47,14 @@ pub struct Meter {
 
 impl Meter {
     /// Starts the writer; it ends when every `Meter` clone is dropped, after a last flush.
-    pub fn start(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn start(store: Store, flush_every: Duration) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<UsageRow<RequestUsage>>(QUEUE_DEPTH);
         let writer = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             loop {
                 let Some(first) = rx.recv().await else { break };
                 batch.push(first);
-                let deadline = tokio::time::sleep(FLUSH_EVERY);
+                let deadline = tokio::time::sleep(flush_every);
                 tokio::pin!(deadline);
                 while batch.len() < MAX_BATCH {
                     tokio::select! {
