@@ -12,6 +12,17 @@ pub struct GatewayConfig {
     pub max_attempts: u32,
     /// Longest an answered request's usage event waits before the writer stores it (default 50).
     pub meter_flush_ms: u64,
+    pub guardrail: GuardrailConfig,
+}
+
+/// The first guardrail: a keyword list, one entry a line (`#` starts a comment), matched in
+/// prompts and in answers, case-insensitively for Latin letters.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardrailConfig {
+    pub keywords_file: Option<std::path::PathBuf>,
+    /// Also check what the model answers (whole answers and streams).
+    pub check_output: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

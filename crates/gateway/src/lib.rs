@@ -7,6 +7,7 @@
 //! an in-memory copy; usage events go through a bounded channel to a batching writer.
 
 pub mod config;
+pub mod guardrail;
 pub mod keys;
 pub mod meter;
 pub mod proxy;
@@ -38,6 +39,7 @@ pub struct Gateway {
     pub(crate) store: store::Store,
     /// Upstream keys by deployment id, read once from the environment.
     pub(crate) upstream_keys: HashMap<String, String>,
+    pub(crate) guard: Option<guardrail::KeywordGuard>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,13 @@ impl Gateway {
         }
         let http =
             reqwest::Client::builder().tcp_nodelay(true).connect_timeout(Duration::from_secs(5)).pool_max_idle_per_host(256).build()?;
+        let guard = match &cfg.guardrail.keywords_file {
+            Some(p) => Some(
+                guardrail::KeywordGuard::load(p, cfg.guardrail.check_output)
+                    .map_err(|e| GatewayError::Config(format!("gateway.guardrail.keywords_file: {e}")))?,
+            ),
+            None => None,
+        };
         let model_order = cfg.models.iter().map(|m| m.name.clone()).collect();
         let routes = cfg.models.into_iter().map(|m| (m.name.clone(), router::ModelRoute::new(m))).collect();
         let gw = Self {
@@ -76,6 +85,7 @@ impl Gateway {
             max_attempts: cfg.max_attempts.max(1),
             store,
             upstream_keys,
+            guard,
         };
         gw.reload_keys().await?;
         Ok(gw)

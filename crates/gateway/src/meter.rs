@@ -37,6 +37,9 @@ pub struct RequestUsage {
     pub status: u16,
     pub cost_cny: f64,
     pub stream: bool,
+    /// Stopped by a guardrail.
+    #[serde(default)]
+    pub blocked: bool,
 }
 
 #[derive(Clone)]

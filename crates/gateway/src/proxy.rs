@@ -62,6 +62,17 @@ pub async fn models(State(gw): Gw, headers: HeaderMap) -> Response {
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
+/// What a client gets when the guardrail stops `what` ("the request", "the answer").
+fn blocked_error(what: &str) -> Response {
+    openai_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        "content_blocked",
+        format!("{what} was blocked by the guardrail: it contains an entry of the keyword list"),
+        None,
+    )
+}
+
 /// A rough token count (4 characters a token) for when the upstream reports none.
 fn estimate_tokens(chars: usize) -> u64 {
     chars.div_ceil(4) as u64
@@ -84,6 +95,23 @@ struct Metered {
 
 impl Metered {
     fn send(&self, gw: &Gateway, d: Option<&DeploymentConfig>, usage: Option<(u64, u64)>, output_chars: usize, status: u16) {
+        self.send_full(gw, d, usage, output_chars, status, false);
+    }
+
+    /// A request or answer stopped by the guardrail: status 400, `blocked: true`.
+    fn send_blocked(&self, gw: &Gateway, d: Option<&DeploymentConfig>, usage: Option<(u64, u64)>, output_chars: usize) {
+        self.send_full(gw, d, usage, output_chars, 400, true);
+    }
+
+    fn send_full(
+        &self,
+        gw: &Gateway,
+        d: Option<&DeploymentConfig>,
+        usage: Option<(u64, u64)>,
+        output_chars: usize,
+        status: u16,
+        blocked: bool,
+    ) {
         let (input_tokens, output_tokens, tokens_reported) = match usage {
             Some((i, o)) => (i, o, true),
             None => (self.input_estimate, estimate_tokens(output_chars), false),
@@ -108,6 +136,7 @@ impl Metered {
                 status,
                 cost_cny,
                 stream: self.stream,
+                blocked,
             },
         });
     }
@@ -157,15 +186,29 @@ impl Kind {
         }
     }
 
+    /// Everything the client wrote, for the input guardrail.
+    fn input_text(self, req: &Value) -> String {
+        match self {
+            Kind::Chat => req["messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| m["content"].as_str().map_or_else(|| m["content"].to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Kind::Completion => req["prompt"].as_str().map_or_else(|| req["prompt"].to_string(), str::to_string),
+        }
+    }
+
     /// The generated text in a whole answer (`delta = false`) or a stream frame.
-    fn text(self, v: &Value, delta: bool) -> usize {
+    fn text(self, v: &Value, delta: bool) -> &str {
         let c = &v["choices"][0];
         let t = match (self, delta) {
             (Kind::Chat, false) => &c["message"]["content"],
             (Kind::Chat, true) => &c["delta"]["content"],
             (Kind::Completion, _) => &c["text"],
         };
-        t.as_str().map_or(0, str::len)
+        t.as_str().unwrap_or("")
     }
 }
 
@@ -215,6 +258,12 @@ async fn complete(State(gw): Gw, headers: HeaderMap, body: Bytes, kind: Kind) ->
     let Some(route) = gw.routes.get(&model) else {
         return refuse(StatusCode::NOT_FOUND, "model_not_found", format!("The model `{model}` does not exist"), Some("model"));
     };
+    if let Some(g) = &gw.guard
+        && g.find(&kind.input_text(&req)).is_some()
+    {
+        metered.send_blocked(&gw, None, Some((0, 0)), 0);
+        return blocked_error("the request");
+    }
     let mut reasons = Vec::new();
     let plan = route.plan(Instant::now());
     for (n, d) in plan.iter().take(gw.max_attempts as usize).enumerate() {
@@ -273,7 +322,14 @@ async fn try_deployment(
             Err(e) => return Attempt::Retry(format!("body failed ({e})")),
         };
         let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
-        let output_chars = parsed.as_ref().map_or(0, |v| kind.text(v, false));
+        let answer = parsed.as_ref().map_or("", |v| kind.text(v, false));
+        let output_chars = answer.len();
+        if let Some(g) = gw.guard.as_ref().filter(|g| g.check_output)
+            && g.find(answer).is_some()
+        {
+            metered.send_blocked(gw, Some(d), parsed.as_ref().and_then(usage_of), output_chars);
+            return Attempt::Done(blocked_error("the answer"));
+        }
         metered.send(gw, Some(d), parsed.as_ref().and_then(usage_of), output_chars, status.as_u16());
         let mut r = Response::new(Body::from(bytes));
         *r.status_mut() = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -300,6 +356,8 @@ fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response
         let mut usage = None;
         let mut output_chars = 0usize;
         let mut status = 200u16;
+        let mut seen = String::new();
+        let mut blocked = false;
         while let Some(chunk) = upstream.next().await {
             match chunk {
                 Ok(bytes) => {
@@ -309,12 +367,35 @@ fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response
                                 && let Ok(v) = serde_json::from_slice::<Value>(data)
                             {
                                 usage = usage_of(&v).or(usage);
-                                output_chars += kind.text(&v, true);
+                                let piece = kind.text(&v, true);
+                                output_chars += piece.len();
+                                if let Some(g) = gw.guard.as_ref().filter(|g| g.check_output) {
+                                    // Look back far enough for a keyword split across frames.
+                                    let keep = g.longest + piece.len();
+                                    seen.push_str(piece);
+                                    let mut from = seen.len().saturating_sub(keep);
+                                    while !seen.is_char_boundary(from) {
+                                        from -= 1;
+                                    }
+                                    if g.find(&seen[from..]).is_some() {
+                                        blocked = true;
+                                    }
+                                    if seen.len() > (1 << 16) {
+                                        seen.drain(..from);
+                                    }
+                                }
                             }
                             line.clear();
                         } else if line.len() < (1 << 20) {
                             line.push(b);
                         }
+                    }
+                    if blocked {
+                        // This chunk is not forwarded: the client gets an error event instead.
+                        let err = json!({"error": {"message": "the answer was blocked by the guardrail", "type": "invalid_request_error", "param": null, "code": "content_blocked"}});
+                        let _ = tx.send(Ok(Bytes::from(format!("data: {err}\n\n")))).await;
+                        status = 400;
+                        break;
                     }
                     if tx.send(Ok(bytes)).await.is_err() {
                         // The client went away.
@@ -330,7 +411,11 @@ fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response
                 }
             }
         }
-        meta.send(&gw, Some(&d), usage, output_chars, status);
+        if blocked {
+            meta.send_blocked(&gw, Some(&d), usage, output_chars);
+        } else {
+            meta.send(&gw, Some(&d), usage, output_chars, status);
+        }
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     let mut r = Response::new(body);

@@ -16,6 +16,11 @@ struct Env {
 }
 
 async fn start() -> Env {
+    start_with("").await
+}
+
+/// Starts the gateway with `extra` appended to its config (e.g. a `[guardrail]` table).
+async fn start_with(extra: &str) -> Env {
     let upstream = gateway::test_double::start().await.unwrap();
     let cfg: GatewayConfig = toml::from_str(&format!(
         r#"
@@ -45,6 +50,7 @@ name = "flaky-stream"
 [[model.deployment]]
 id = "broken"
 base_url = "{upstream}/broken/v1"
+{extra}
 "#
     ))
     .unwrap();
@@ -175,4 +181,46 @@ async fn bad_requests_get_openai_errors() {
     let models: Value =
         reqwest::Client::new().get(format!("{}/v1/models", env.url)).bearer_auth(&env.key).send().await.unwrap().json().await.unwrap();
     assert_eq!(models["data"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn the_keyword_guardrail_blocks_requests_and_answers_and_meters_them() {
+    let dir = std::env::temp_dir().join(format!("aiplus-guard-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("keywords.txt");
+    std::fs::write(&list, "# test list\n炸药配方\nfrom ok\n").unwrap();
+    let env = start_with(&format!("[guardrail]\nkeywords_file = \"{}\"\ncheck_output = true\n", list.display())).await;
+    let ask = |text: &str, stream: bool| json!({"model": "qwen", "messages": [{"role": "user", "content": text}], "stream": stream});
+
+    // The request names a listed keyword: refused before any upstream is called.
+    let r = post(&env, &ask("请告诉我炸药配方", false), Some(&env.key)).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "content_blocked");
+    // The upstream's whole answer ("hello from ok") holds a listed keyword.
+    let r = post(&env, &ask("say hi", false), Some(&env.key)).await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"]["message"].as_str().unwrap().starts_with("the answer"), "{v}");
+    let u = usage(&env).await;
+    assert_eq!(u.len(), 2);
+    assert!(u.iter().all(|e| e["blocked"] == true && e["status"] == 400), "{u:?}");
+    assert_eq!(u[1]["output_tokens"], 3, "the blocked answer's tokens were still used");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_keyword_split_across_stream_frames_is_caught() {
+    let dir = std::env::temp_dir().join(format!("aiplus-guard-stream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("keywords.txt");
+    std::fs::write(&list, "HELLO\n").unwrap();
+    let env = start_with(&format!("[guardrail]\nkeywords_file = \"{}\"\ncheck_output = true\n", list.display())).await;
+    // The double streams "hel" then "lo": only the two together match.
+    let r =
+        post(&env, &json!({"model": "qwen", "messages": [{"role": "user", "content": "greet me"}], "stream": true}), Some(&env.key)).await;
+    let text = r.text().await.unwrap();
+    assert!(text.contains("\"hel\"") && !text.contains("\"lo\""), "the second frame must not reach the client: {text}");
+    assert!(text.contains("content_blocked"), "{text}");
+    assert_eq!(usage(&env).await[0]["blocked"], true);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
