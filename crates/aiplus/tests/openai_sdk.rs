@@ -11,23 +11,30 @@ use std::process::Command;
 use common::{Server, temp_dir};
 use serde_json::json;
 
-#[test]
-fn the_openai_sdk_talks_to_the_gateway() {
+/// The real binary with one gateway model, "qwen", served by the upstream test double, and a key
+/// for tenant acme. The runtime keeps the double alive; `extra` goes into the `[gateway]` table.
+fn gateway_server(name: &str, extra: &str) -> (tokio::runtime::Runtime, Server, String, std::path::PathBuf) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let upstream = rt.block_on(gateway::test_double::start()).unwrap();
-    let data = temp_dir("openai-sdk");
+    let data = temp_dir(name);
     std::fs::create_dir_all(&data).unwrap();
     let cfg = data.join("aiplus.toml");
     std::fs::write(
         &cfg,
-        format!("[[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/ok/v1\"\n"),
+        format!("[gateway]\n{extra}\n[[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/ok/v1\"\n"),
     )
     .unwrap();
     let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
     let (status, key) = s.post("/api/v1/keys", &json!({"tenant": "acme"}));
     assert_eq!(status, 201, "{key}");
+    (rt, s, key["secret"].as_str().unwrap().to_string(), data)
+}
+
+#[test]
+fn the_openai_sdk_talks_to_the_gateway() {
+    let (_rt, s, secret, data) = gateway_server("openai-sdk", "");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_sdk.py");
-    let out = Command::new("python3").arg(script).arg(&s.url).arg(key["secret"].as_str().unwrap()).output().unwrap();
+    let out = Command::new("python3").arg(script).arg(&s.url).arg(&secret).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the SDK script failed (is the openai package installed? scripts/test installs it):\n{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("openai-sdk: ok"));
@@ -49,20 +56,9 @@ fn the_openai_sdk_talks_to_the_gateway() {
 /// still in the writer's channel; none is lost.
 #[test]
 fn a_clean_shutdown_keeps_every_usage_event() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let upstream = rt.block_on(gateway::test_double::start()).unwrap();
-    let data = temp_dir("meter-drain");
-    std::fs::create_dir_all(&data).unwrap();
-    let cfg = data.join("aiplus.toml");
     // A 30 s flush interval: only the drain at shutdown can have stored the events.
-    std::fs::write(
-        &cfg,
-        format!("[gateway]\nmeter_flush_ms = 30000\n[[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/ok/v1\"\n"),
-    )
-    .unwrap();
-    let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
-    let (_, key) = s.post("/api/v1/keys", &json!({"tenant": "acme"}));
-    let secret = key["secret"].as_str().unwrap().to_string();
+    let (_rt, s, secret, data) = gateway_server("meter-drain", "meter_flush_ms = 30000");
+    let cfg = data.join("aiplus.toml");
     let client = reqwest::blocking::Client::new();
     let n = 200;
     for _ in 0..n {
