@@ -14,7 +14,6 @@ use common::{BIN, Server, job, temp_dir, wait_all_final};
 #[test]
 fn acknowledged_jobs_survive_kill_9() {
     let data = temp_dir("kill9");
-    std::fs::create_dir_all(&data).unwrap();
     let s = Server::start(&data);
     let mut acked = Vec::new();
     for i in 0..40 {
@@ -130,7 +129,6 @@ fn cli_talks_to_the_server() {
 #[test]
 fn a_bad_network_file_names_file_line_and_field() {
     let dir = temp_dir("badnet");
-    std::fs::create_dir_all(&dir).unwrap();
     let net = dir.join("net.toml");
     std::fs::write(&net, "schema = 1\n[[hub]]\nid = \"x\"\nname_zh = \"x\"\nname_en = \"x\"\nside = \"north\"\n").unwrap();
     let out = Command::new(BIN)
@@ -193,7 +191,6 @@ fn simulate_writes_json_and_chart() {
 #[test]
 fn kill_9_during_concurrent_submissions_loses_no_acknowledged_job() {
     let data = temp_dir("kill9-concurrent");
-    std::fs::create_dir_all(&data).unwrap();
     let s = Server::start(&data);
     let url = s.url.clone();
     let writers: Vec<_> = (0..4)
@@ -238,7 +235,6 @@ fn kill_9_during_concurrent_submissions_loses_no_acknowledged_job() {
 #[test]
 fn kill_9_with_jobs_running_ends_every_job_exactly_once() {
     let data = temp_dir("kill9-running");
-    std::fs::create_dir_all(&data).unwrap();
     let s = Server::start(&data);
     let ids: Vec<String> = (0..20).map(|i| s.post("/api/v1/jobs", &job(i, &data)).1["id"].as_str().unwrap().to_string()).collect();
     // Let the lifecycle hand them to the engine, then kill aiplus while they run.

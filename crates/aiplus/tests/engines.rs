@@ -72,7 +72,6 @@ fn small(command: &[&str]) -> Value {
 
 fn suite(kind: &str) {
     let data = temp_dir(&format!("engine-{kind}"));
-    std::fs::create_dir_all(&data).unwrap();
     let Some(config) = engine_config(kind, &data) else {
         if std::env::var("AIPLUS_SKIP_ENGINES").as_deref() == Ok("1") {
             eprintln!("SKIPPED: {kind} not running and AIPLUS_SKIP_ENGINES=1");

@@ -17,7 +17,6 @@ fn gateway_server(name: &str, extra: &str) -> (tokio::runtime::Runtime, Server, 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let upstream = rt.block_on(gateway::test_double::start()).unwrap();
     let data = temp_dir(name);
-    std::fs::create_dir_all(&data).unwrap();
     let cfg = data.join("aiplus.toml");
     std::fs::write(
         &cfg,

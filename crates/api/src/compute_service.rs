@@ -169,6 +169,11 @@ impl Job {
         self.updated_at = rfc3339(now_ms);
         JobEvent { at: self.updated_at.clone(), state: to, attempt: self.attempt, reason }
     }
+
+    /// An event that records something without changing the job's state.
+    pub(crate) fn note(&self, reason: impl Into<String>, now_ms: i64) -> JobEvent {
+        JobEvent { at: rfc3339(now_ms), state: self.state, attempt: self.attempt, reason: reason.into() }
+    }
 }
 
 /// A hub to register or update, with its links to the other hubs.
@@ -634,7 +639,7 @@ impl ComputeService {
         // end when the engine confirms it; otherwise the job ends here.
         let on_engine = job.run.is_some();
         let event = if on_engine {
-            JobEvent { at: rfc3339(now), state: job.state, attempt: job.attempt, reason: "cancel requested".into() }
+            job.note("cancel requested", now)
         } else {
             job.transition(JobState::Cancelled, "cancelled by request before it ran", now)
         };

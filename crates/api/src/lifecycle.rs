@@ -13,7 +13,7 @@
 //! twice and none is lost. On restart, jobs already running are simply polled again: that is the
 //! re-attachment.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,15 +114,14 @@ impl ComputeService {
         }
     }
 
-    /// Checks every engine, marking its clusters healthy or not. Returns the unhealthy clusters.
-    pub async fn check_engines(&self) -> BTreeSet<String> {
+    /// Checks every engine, marking its clusters healthy or not.
+    pub async fn check_engines(&self) {
         let mut results = Vec::new();
         for (engine, clusters) in self.engines.distinct() {
             let ok = timed(engine.health()).await.is_ok();
             results.push((clusters, ok));
         }
         let mut st = self.state.lock().await;
-        let mut unhealthy = BTreeSet::new();
         let mut recovered = false;
         let ids: Vec<String> = st.net.clusters.iter().map(|c| c.id.clone()).collect();
         for (c, id) in ids.iter().enumerate() {
@@ -136,16 +135,11 @@ impl ComputeService {
                 recovered |= ok;
             }
             st.sched.set_healthy(c, ok);
-            if !ok {
-                unhealthy.insert(id.clone());
-            }
         }
         // Work that waited while an engine was away can be placed there again now.
         if recovered && let Err(e) = self.offer_queue(&mut st).await {
             tracing::error!(error = %e, "offering the queue after an engine recovered");
         }
-        drop(st);
-        unhealthy
     }
 
     /// One pass of the lifecycle. Returns how many engine calls it made.
@@ -181,12 +175,7 @@ impl ComputeService {
                             finished_ms: None,
                             cancel_sent: false,
                         });
-                        let ev = JobEvent {
-                            at: rfc3339(now),
-                            state: job.state,
-                            attempt: job.attempt,
-                            reason: format!("submitting to {} on {}", engine.kind(), placement.cluster),
-                        };
+                        let ev = job.note(format!("submitting to {} on {}", engine.kind(), placement.cluster), now);
                         work.push(Work::Submit { id: job.id.clone(), spec: Self::exec_spec(job), engine });
                         intents.push((j, ev));
                     }
@@ -272,12 +261,7 @@ impl ComputeService {
                     if let Some(run) = job.run.as_mut() {
                         run.cancel_sent = true;
                     }
-                    events.push(JobEvent {
-                        at: rfc3339(now),
-                        state: job.state,
-                        attempt: job.attempt,
-                        reason: "cancel sent to the engine".into(),
-                    });
+                    events.push(job.note("cancel sent to the engine", now));
                 }
                 Outcome::Polled { result: Ok(state), .. } => match state {
                     EngineState::Pending => continue,

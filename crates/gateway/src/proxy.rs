@@ -84,6 +84,7 @@ fn prompt_chars(body: &Value) -> usize {
         .map_or(0, |ms| ms.iter().map(|m| m["content"].as_str().map_or_else(|| m["content"].to_string().len(), str::len)).sum())
 }
 
+#[derive(Clone)]
 struct Metered {
     caller: Caller,
     endpoint: &'static str,
@@ -342,14 +343,7 @@ async fn try_deployment(
 /// Passes an upstream SSE stream to the client chunk by chunk, watching it for usage.
 fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response, metered: &Metered, kind: Kind) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-    let meta = Metered {
-        caller: metered.caller.clone(),
-        endpoint: metered.endpoint,
-        model: metered.model.clone(),
-        stream: true,
-        started: metered.started,
-        input_estimate: metered.input_estimate,
-    };
+    let meta = Metered { stream: true, ..metered.clone() };
     tokio::spawn(async move {
         let mut upstream = resp.bytes_stream();
         let mut line = Vec::<u8>::new();

@@ -67,9 +67,11 @@ impl Drop for Server {
     }
 }
 
+/// A fresh, empty directory for one test.
 pub fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("aiplus-bb-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
     d
 }
 
