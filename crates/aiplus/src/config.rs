@@ -1,5 +1,6 @@
 //! `aiplus.toml`: one file for the server's settings, each overridable by an environment
-//! variable (`AIPLUS_LISTEN`, `AIPLUS_DATA_DIR`, `AIPLUS_NETWORK`, `AIPLUS_POLICY`) and then by a flag.
+//! variable (`AIPLUS_LISTEN`, `AIPLUS_DATA_DIR`, `AIPLUS_NETWORK`, `AIPLUS_POLICY`,
+//! `AIPLUS_STORE_URL`, `AIPLUS_COMPUTE`, `AIPLUS_EMBED`, `AIPLUS_EMBED_DIR`) and then by a flag.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
+    pub store: StoreConfig,
     pub scheduler: SchedulerConfig,
     pub executor: ExecutorConfig,
     /// The OpenAI-compatible gateway: `[[gateway.model]]` with `[[gateway.model.deployment]]`.
@@ -64,12 +66,23 @@ pub struct ServerConfig {
     pub network: Option<PathBuf>,
     /// How long a graceful shutdown waits for requests in flight.
     pub shutdown_timeout_s: u64,
+    /// Run the compute lifecycle here. On a shared PostgreSQL store exactly one instance does;
+    /// set `false` on the others, which then serve the gateway only.
+    pub compute: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into(), data_dir: "aiplus-data".into(), network: None, shutdown_timeout_s: 10 }
+        Self { listen: "127.0.0.1:8080".into(), data_dir: "aiplus-data".into(), network: None, shutdown_timeout_s: 10, compute: true }
     }
+}
+
+/// Where the data lives: the embedded SQLite database in `server.data_dir` unless `url` names
+/// a PostgreSQL database (`postgres://user:password@host:port/db`) that several instances share.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +114,11 @@ impl Config {
         cfg.apply_env(|k| std::env::var(k).ok())?;
         cfg.scheduler.weights.validate().map_err(|e| anyhow::anyhow!("scheduler.weights.{e}"))?;
         cfg.gateway.validate().map_err(|e| anyhow::anyhow!(e))?;
+        if let Some(url) = &cfg.store.url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            anyhow::bail!("store.url: only PostgreSQL URLs (postgres://...) are supported; leave it out for the embedded SQLite store");
+        }
         if !(10..=60_000).contains(&cfg.executor.tick_ms) {
             anyhow::bail!("executor.tick_ms: must be 10..=60000, got {}", cfg.executor.tick_ms);
         }
@@ -116,6 +134,26 @@ impl Config {
         }
         if let Some(v) = get("AIPLUS_NETWORK") {
             self.server.network = Some(v.into());
+        }
+        if let Some(v) = get("AIPLUS_EMBED_DIR") {
+            self.gateway.embedded.dir = Some(v.into());
+        }
+        if let Some(v) = get("AIPLUS_EMBED") {
+            self.gateway.embedded.enabled = match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => anyhow::bail!("AIPLUS_EMBED: {v:?} is not true or false"),
+            };
+        }
+        if let Some(v) = get("AIPLUS_STORE_URL") {
+            self.store.url = Some(v);
+        }
+        if let Some(v) = get("AIPLUS_COMPUTE") {
+            self.server.compute = match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => anyhow::bail!("AIPLUS_COMPUTE: {v:?} is not true or false"),
+            };
         }
         if let Some(v) = get("AIPLUS_POLICY") {
             self.scheduler.policy = Policy::parse(&v).with_context(|| format!("AIPLUS_POLICY: unknown policy {v:?}"))?;

@@ -7,6 +7,7 @@ mod config;
 mod jobs_bench;
 mod serve;
 mod simulate;
+mod sites;
 
 use clap::{Parser, Subcommand};
 

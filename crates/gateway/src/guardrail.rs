@@ -60,6 +60,30 @@ impl KeywordGuard {
     }
 }
 
+/// Watches a streamed answer piece by piece, looking back far enough to catch a keyword split
+/// across frames, while keeping only a bounded tail of the text.
+#[derive(Default)]
+pub struct StreamWatch {
+    seen: String,
+}
+
+impl StreamWatch {
+    /// Adds a piece of the answer; true when the text so far contains a keyword.
+    pub fn push(&mut self, g: &KeywordGuard, piece: &str) -> bool {
+        let keep = g.longest + piece.len();
+        self.seen.push_str(piece);
+        let mut from = self.seen.len().saturating_sub(keep);
+        while !self.seen.is_char_boundary(from) {
+            from -= 1;
+        }
+        let hit = g.find(&self.seen[from..]).is_some();
+        if self.seen.len() > (1 << 16) {
+            self.seen.drain(..from);
+        }
+        hit
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,8 @@ use std::sync::RwLock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::limits::Limits;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KeyRecord {
     pub id: String,
@@ -18,6 +20,9 @@ pub struct KeyRecord {
     pub created_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_ms: Option<i64>,
+    /// This key's own limits (the tenant's apply as well).
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 /// Who a request is.
@@ -25,6 +30,7 @@ pub struct KeyRecord {
 pub struct Caller {
     pub key_id: String,
     pub tenant: String,
+    pub limits: Limits,
 }
 
 pub fn hash(secret: &str) -> String {
@@ -45,8 +51,11 @@ pub struct KeyRing {
 impl KeyRing {
     /// Replaces the active keys: (hash, record).
     pub fn load(&self, keys: impl IntoIterator<Item = (String, KeyRecord)>) {
-        let map =
-            keys.into_iter().filter(|(_, r)| r.revoked_ms.is_none()).map(|(h, r)| (h, Caller { key_id: r.id, tenant: r.tenant })).collect();
+        let map = keys
+            .into_iter()
+            .filter(|(_, r)| r.revoked_ms.is_none())
+            .map(|(h, r)| (h, Caller { key_id: r.id, tenant: r.tenant, limits: r.limits }))
+            .collect();
         if let Ok(mut g) = self.by_hash.write() {
             *g = map;
         }
@@ -74,6 +83,7 @@ mod tests {
             prefix: "ak_".into(),
             created_ms: 0,
             revoked_ms: revoked,
+            limits: Limits::default(),
         };
         ring.load([(hash(&a), rec("k1", None)), (hash(&b), rec("k2", Some(5)))]);
         assert_eq!(ring.check(&a).map(|c| c.key_id), Some("k1".into()));

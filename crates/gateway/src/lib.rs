@@ -1,21 +1,29 @@
 //! Model-as-a-Service: an OpenAI-compatible API (`/v1/models`, `/v1/chat/completions`,
-//! `/v1/completions`) in front
-//! of upstream model servers, with tenant API keys, weighted routing with fallback and circuit
-//! breakers, and metering into the platform's usage ledger.
+//! `/v1/completions`, `/v1/responses`, `/v1/embeddings`) in front of upstream model servers,
+//! with tenant API keys, limits, region-aware routing with fallback and circuit breakers, and
+//! metering into the platform's usage ledger.
 //!
-//! Architecture invariant: the database is never on the request path. Keys are checked against
-//! an in-memory copy; usage events go through a bounded channel to a batching writer.
+//! Architecture invariant: metering never waits on the database. Keys and tenant settings are
+//! checked against in-memory copies (refreshed from the store every [`REFRESH_EVERY`]); usage
+//! events go through a bounded channel to a batching writer. Only a limit's lease, about once
+//! per 1/200 of the limit, reads the store on the request path.
 
 pub mod config;
+pub mod embeddings;
 pub mod guardrail;
 pub mod keys;
+pub mod limits;
 pub mod meter;
+pub mod metrics;
+pub mod models;
 pub mod proxy;
+pub mod responses;
 pub mod router;
+pub mod tenants;
 pub mod test_double;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -25,21 +33,47 @@ use axum::routing::{get, post};
 pub use config::GatewayConfig;
 pub use keys::{Caller, KeyRecord, KeyRing};
 pub use meter::Meter;
+pub use tenants::TenantSettings;
 
 /// Largest request body the gateway accepts.
 pub const MAX_BODY_BYTES: usize = 4 << 20;
+/// How often keys and tenant settings are re-read, so that a key created or revoked on another
+/// instance takes effect here within this time.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(2);
+
+/// Where a deployment's cluster is and what energy and carbon cost there right now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Site {
+    pub hub: String,
+    pub province: String,
+    /// Yuan per kWh: the tariff now × PUE plus the carbon price × the grid's carbon intensity.
+    pub cost_cny_per_kwh: f64,
+}
+
+/// The compute network as the gateway sees it: cluster id → site. Implemented by the server
+/// over the compute service, so the gateway needs no network model of its own.
+pub trait Sites: Send + Sync {
+    fn site(&self, cluster: &str, now_ms: i64) -> Option<Site>;
+}
 
 pub struct Gateway {
-    pub(crate) routes: HashMap<String, router::ModelRoute>,
-    pub(crate) model_order: Vec<String>,
+    /// The models of aiplus.toml, and the upstream keys their `api_key_env` name.
+    pub(crate) config_models: Vec<config::ModelConfig>,
+    pub(crate) env_keys: HashMap<String, String>,
+    /// Config and API models together; requests take a snapshot.
+    pub(crate) catalog: RwLock<Arc<models::Catalog>>,
     pub keys: KeyRing,
     pub(crate) meter: Meter,
     pub(crate) http: reqwest::Client,
     pub(crate) max_attempts: u32,
     pub(crate) store: store::Store,
-    /// Upstream keys by deployment id, read once from the environment.
-    pub(crate) upstream_keys: HashMap<String, String>,
     pub(crate) guard: Option<guardrail::KeywordGuard>,
+    pub(crate) limiter: Arc<limits::Limiter>,
+    pub(crate) tenants: RwLock<HashMap<String, TenantSettings>>,
+    pub(crate) sites: Option<Arc<dyn Sites>>,
+    pub metrics: metrics::Metrics,
+    pub(crate) responses: responses::ResponseCache,
+    pub(crate) embedded: Option<Arc<embeddings::Embedded>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,15 +87,15 @@ pub enum GatewayError {
 }
 
 impl Gateway {
-    pub async fn new(cfg: GatewayConfig, store: store::Store, meter: Meter) -> Result<Self, GatewayError> {
+    pub async fn new(cfg: GatewayConfig, store: store::Store, meter: Meter, sites: Option<Arc<dyn Sites>>) -> Result<Self, GatewayError> {
         cfg.validate().map_err(GatewayError::Config)?;
-        let mut upstream_keys = HashMap::new();
+        let mut env_keys = HashMap::new();
         for m in &cfg.models {
             for d in &m.deployments {
                 if let Some(var) = &d.api_key_env {
                     let key = std::env::var(var)
                         .map_err(|_| GatewayError::Config(format!("deployment {}: environment variable {var} is not set", d.id)))?;
-                    upstream_keys.insert(d.id.clone(), key);
+                    env_keys.insert(d.id.clone(), key);
                 }
             }
         }
@@ -74,28 +108,94 @@ impl Gateway {
             ),
             None => None,
         };
-        let model_order = cfg.models.iter().map(|m| m.name.clone()).collect();
-        let routes = cfg.models.into_iter().map(|m| (m.name.clone(), router::ModelRoute::new(m))).collect();
         let gw = Self {
-            routes,
-            model_order,
+            catalog: RwLock::new(Arc::new(models::Catalog::build(&cfg.models, Vec::new(), &env_keys, None))),
+            config_models: cfg.models,
+            env_keys,
             keys: KeyRing::default(),
             meter,
             http,
             max_attempts: cfg.max_attempts.max(1),
-            store,
-            upstream_keys,
             guard,
+            limiter: Arc::new(limits::Limiter::new(store.clone())),
+            store,
+            tenants: RwLock::new(HashMap::new()),
+            sites,
+            metrics: metrics::Metrics::default(),
+            responses: responses::ResponseCache::default(),
+            embedded: None,
         };
+        gw.check_clusters(&gw.config_models).map_err(GatewayError::Config)?;
         gw.reload_keys().await?;
+        gw.reload_models().await?;
         Ok(gw)
     }
 
-    /// Re-reads the active keys from the store into memory.
+    /// The models now.
+    pub fn catalog(&self) -> Arc<models::Catalog> {
+        self.catalog.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Checks that every deployment's cluster is in the compute network.
+    pub(crate) fn check_clusters(&self, models: &[config::ModelConfig]) -> Result<(), String> {
+        let Some(sites) = &self.sites else { return Ok(()) };
+        for (i, m) in models.iter().enumerate() {
+            for (j, d) in m.deployments.iter().enumerate() {
+                if let Some(c) = &d.cluster
+                    && sites.site(c, 0).is_none()
+                {
+                    return Err(format!("gateway.model[{i}].deployment[{j}].cluster: no cluster {c:?} in the network"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves `model` (which loads in the background) at `/v1/embeddings`.
+    pub fn with_embedded(mut self, model: Arc<embeddings::Embedded>) -> Result<Self, GatewayError> {
+        if self.catalog().routes.contains_key(&model.name) {
+            return Err(GatewayError::Config(format!(
+                "gateway.embedded.name: {:?} is also an upstream model; give one of them another name",
+                model.name
+            )));
+        }
+        self.embedded = Some(model);
+        Ok(self)
+    }
+
+    /// Re-reads the keys and tenant settings from the store into memory.
     pub async fn reload_keys(&self) -> Result<(), GatewayError> {
         let keys: Vec<(String, KeyRecord)> = self.store.keys(None).await?;
+        let tenants: Vec<(String, TenantSettings)> = self.store.tenant_settings().await?;
         self.keys.load(keys);
+        if let Ok(mut t) = self.tenants.write() {
+            *t = tenants.into_iter().collect();
+        }
         Ok(())
+    }
+
+    /// Keeps the in-memory keys and tenant settings in step with the store (other instances
+    /// change them too), until `stop` turns true.
+    pub fn spawn_refresh(self: &Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let gw = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(REFRESH_EVERY) => {}
+                    _ = stop.changed() => return,
+                }
+                if let Err(e) = gw.reload_keys().await {
+                    tracing::warn!(error = %e, "refreshing keys and tenants failed; keeping the previous copy");
+                }
+                if let Err(e) = gw.reload_models().await {
+                    tracing::warn!(error = %e, "refreshing the models failed; keeping the previous catalog");
+                }
+            }
+        })
+    }
+
+    pub(crate) fn tenant(&self, tenant: &str) -> TenantSettings {
+        self.tenants.read().ok().and_then(|t| t.get(tenant).cloned()).unwrap_or_default()
     }
 }
 
@@ -105,8 +205,18 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/models", get(proxy::models))
         .route("/v1/chat/completions", post(proxy::chat_completions))
         .route("/v1/completions", post(proxy::completions))
+        .route("/v1/responses", post(responses::create))
+        .route("/v1/embeddings", post(embeddings::create))
+        .route("/v1/responses/{id}", get(responses::retrieve))
         .route("/api/v1/keys", get(proxy::list_keys).post(proxy::create_key))
         .route("/api/v1/keys/{id}/revoke", post(proxy::revoke_key))
+        .route("/api/v1/tenants", get(tenants::list))
+        .route("/api/v1/tenants/{tenant}", get(tenants::get).put(tenants::put))
+        .route("/api/v1/gateway", get(proxy::status))
+        .route("/api/v1/models", get(models::list))
+        .route("/api/v1/models/{name}", get(models::get).put(models::put).delete(models::delete))
+        .route("/api/v1/usage/summary", get(proxy::usage_summary))
+        .route("/metrics", get(proxy::metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(gw)
 }

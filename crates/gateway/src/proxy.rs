@@ -20,7 +20,9 @@ use store::UsageRow;
 use crate::Gateway;
 use crate::config::DeploymentConfig;
 use crate::keys::{Caller, KeyRecord, hash, new_secret};
+use crate::limits::{DEFAULT_ANSWER_TOKENS, Limits, Refusal, Reservation};
 use crate::meter::RequestUsage;
+use crate::router::Candidate;
 
 type Gw = State<Arc<Gateway>>;
 
@@ -30,16 +32,16 @@ pub fn openai_error(status: StatusCode, kind: &str, code: &str, message: impl In
     (status, axum::Json(body)).into_response()
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Option<Caller> {
+pub(crate) fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Option<Caller> {
     let secret = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
     secret.and_then(|s| gw.keys.check(s))
 }
 
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     openai_error(
         StatusCode::UNAUTHORIZED,
         "invalid_request_error",
@@ -51,19 +53,24 @@ fn unauthorized() -> Response {
 
 pub async fn models(State(gw): Gw, headers: HeaderMap) -> Response {
     let Some(caller) = authenticate(&gw, &headers) else { return unauthorized() };
-    Metered { caller, endpoint: "models", model: String::new(), stream: false, started: Instant::now(), input_estimate: 0 }.send(
-        &gw,
-        None,
-        Some((0, 0)),
-        0,
-        200,
-    );
-    let data: Vec<Value> = gw.model_order.iter().map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "aiplus"})).collect();
+    Metered::new(caller, "models", String::new(), false, 0).send(&gw, None, Some((0, 0)), 0, 200);
+    let catalog = gw.catalog();
+    let mut data: Vec<Value> = catalog
+        .order
+        .iter()
+        .map(|m| {
+            let ctx = catalog.routes.get(m).and_then(|r| r.model.deployments.iter().filter_map(|d| d.context_length).min());
+            json!({"id": m, "object": "model", "created": 0, "owned_by": "aiplus", "context_length": ctx})
+        })
+        .collect();
+    if let Some(e) = &gw.embedded {
+        data.push(json!({"id": e.name, "object": "model", "created": 0, "owned_by": "aiplus-embedded", "ready": e.is_ready()}));
+    }
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
 /// What a client gets when the guardrail stops `what` ("the request", "the answer").
-fn blocked_error(what: &str) -> Response {
+pub(crate) fn blocked_error(what: &str) -> Response {
     openai_error(
         StatusCode::BAD_REQUEST,
         "invalid_request_error",
@@ -74,7 +81,7 @@ fn blocked_error(what: &str) -> Response {
 }
 
 /// A rough token count (4 characters a token) for when the upstream reports none.
-fn estimate_tokens(chars: usize) -> u64 {
+pub(crate) fn estimate_tokens(chars: usize) -> u64 {
     chars.div_ceil(4) as u64
 }
 
@@ -84,23 +91,72 @@ fn prompt_chars(body: &Value) -> usize {
         .map_or(0, |ms| ms.iter().map(|m| m["content"].as_str().map_or_else(|| m["content"].to_string().len(), str::len)).sum())
 }
 
+/// One request's metering: who, what, since when, and what it reserved against the limits.
+/// Every request ends in exactly one `send`, which writes its usage event, settles its
+/// reservation and updates the metrics.
 #[derive(Clone)]
-struct Metered {
-    caller: Caller,
-    endpoint: &'static str,
-    model: String,
-    stream: bool,
-    started: Instant,
-    input_estimate: u64,
+pub(crate) struct Metered {
+    pub caller: Caller,
+    pub endpoint: &'static str,
+    pub model: String,
+    pub stream: bool,
+    pub started: Instant,
+    pub input_estimate: u64,
+    pub reservation: Option<Reservation>,
 }
 
 impl Metered {
-    fn send(&self, gw: &Gateway, d: Option<&DeploymentConfig>, usage: Option<(u64, u64)>, output_chars: usize, status: u16) {
+    pub fn new(caller: Caller, endpoint: &'static str, model: String, stream: bool, input_estimate: u64) -> Self {
+        Self { caller, endpoint, model, stream, started: Instant::now(), input_estimate, reservation: None }
+    }
+
+    /// Reserves a request and `tokens` against the key's and the tenant's limits; a refusal
+    /// is metered and returned as the client's answer.
+    pub async fn reserve(&mut self, gw: &Gateway, tokens: u64) -> Result<(), Response> {
+        let tenant = gw.tenant(&self.caller.tenant);
+        let c = &self.caller;
+        match gw.limiter.reserve(&c.key_id, &c.limits, &c.tenant, &tenant.limits, tokens, now_ms()).await {
+            Ok(r) => {
+                self.reservation = Some(r);
+                Ok(())
+            }
+            Err(refusal) => {
+                let (status, code, retry) = match &refusal {
+                    Refusal::Exceeded { who, what, retry_after_s, .. } => {
+                        let scope = who.split(' ').next().unwrap_or("key").to_string();
+                        gw.metrics.add("aiplus_gateway_limit_rejections_total", vec![("scope", scope), ("limit", (*what).to_string())], 1);
+                        (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded", Some(*retry_after_s))
+                    }
+                    Refusal::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "limits_unavailable", None),
+                };
+                self.send(gw, None, Some((0, 0)), 0, status.as_u16());
+                let mut r = openai_error(status, "rate_limit_error", code, refusal.to_string(), None);
+                if let Some(s) = retry
+                    && let Ok(v) = HeaderValue::from_str(&s.to_string())
+                {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                Err(r)
+            }
+        }
+    }
+
+    /// The deployments this caller may use, best first.
+    pub fn plan<'r>(&self, gw: &Gateway, route: &'r crate::router::ModelRoute) -> Vec<&'r DeploymentConfig> {
+        let tenant = gw.tenant(&self.caller.tenant);
+        let now = now_ms();
+        route.plan(Instant::now(), |d| {
+            let site = d.cluster.as_deref().and_then(|c| gw.sites.as_ref().and_then(|s| s.site(c, now)));
+            Candidate { allowed: tenant.allows(site.as_ref()), site_cost: site.map_or(f64::MAX, |s| s.cost_cny_per_kwh) }
+        })
+    }
+
+    pub fn send(&self, gw: &Gateway, d: Option<&DeploymentConfig>, usage: Option<(u64, u64)>, output_chars: usize, status: u16) {
         self.send_full(gw, d, usage, output_chars, status, false);
     }
 
     /// A request or answer stopped by the guardrail: status 400, `blocked: true`.
-    fn send_blocked(&self, gw: &Gateway, d: Option<&DeploymentConfig>, usage: Option<(u64, u64)>, output_chars: usize) {
+    pub fn send_blocked(&self, gw: &Gateway, d: Option<&DeploymentConfig>, usage: Option<(u64, u64)>, output_chars: usize) {
         self.send_full(gw, d, usage, output_chars, 400, true);
     }
 
@@ -119,6 +175,27 @@ impl Metered {
         };
         let cost_cny = d.map_or(0.0, |d| (input_tokens as f64 * d.input_cny_per_1k + output_tokens as f64 * d.output_cny_per_1k) / 1000.0);
         let at_ms = now_ms();
+        if let Some(r) = &self.reservation {
+            gw.limiter.settle(r, input_tokens + output_tokens);
+        }
+        let m = &gw.metrics;
+        m.add(
+            "aiplus_gateway_requests_total",
+            vec![("endpoint", self.endpoint.into()), ("model", self.model.clone()), ("status", status.to_string())],
+            1,
+        );
+        if input_tokens + output_tokens > 0 {
+            m.add("aiplus_gateway_tokens_total", vec![("model", self.model.clone()), ("direction", "input".into())], input_tokens);
+            m.add("aiplus_gateway_tokens_total", vec![("model", self.model.clone()), ("direction", "output".into())], output_tokens);
+        }
+        m.observe(
+            "aiplus_gateway_request_duration_seconds",
+            vec![("endpoint", self.endpoint.into())],
+            self.started.elapsed().as_secs_f64(),
+        );
+        if blocked {
+            m.add("aiplus_gateway_guardrail_blocks_total", vec![("endpoint", self.endpoint.into())], 1);
+        }
         gw.meter.send(UsageRow {
             id: format!("gateway:{}", uuid::Uuid::now_v7().simple()),
             at_ms,
@@ -240,7 +317,8 @@ async fn complete(State(gw): Gw, headers: HeaderMap, body: Bytes, kind: Kind) ->
     let model = req.and_then(|r| r["model"].as_str()).unwrap_or("").to_string();
     let stream = req.and_then(|r| r["stream"].as_bool()).unwrap_or(false);
     let input_estimate = req.map_or(0, |r| estimate_tokens(kind.input_chars(r)));
-    let metered = Metered { caller, endpoint: kind.endpoint(), model: model.clone(), stream, started, input_estimate };
+    let mut metered =
+        Metered { caller, endpoint: kind.endpoint(), model: model.clone(), stream, started, input_estimate, reservation: None };
     // Requests refused here are metered too, with their status and no tokens.
     let refuse = |status: StatusCode, code: &str, message: String, param: Option<&str>| {
         metered.send(&gw, None, Some((0, 0)), 0, status.as_u16());
@@ -256,7 +334,8 @@ async fn complete(State(gw): Gw, headers: HeaderMap, body: Bytes, kind: Kind) ->
     if let Err((param, why)) = kind.input_ok(&req) {
         return refuse(StatusCode::BAD_REQUEST, "missing_required_parameter", why.into(), Some(param));
     }
-    let Some(route) = gw.routes.get(&model) else {
+    let catalog = gw.catalog();
+    let Some(route) = catalog.routes.get(&model) else {
         return refuse(StatusCode::NOT_FOUND, "model_not_found", format!("The model `{model}` does not exist"), Some("model"));
     };
     if let Some(g) = &gw.guard
@@ -265,11 +344,24 @@ async fn complete(State(gw): Gw, headers: HeaderMap, body: Bytes, kind: Kind) ->
         metered.send_blocked(&gw, None, Some((0, 0)), 0);
         return blocked_error("the request");
     }
+    let plan = metered.plan(&gw, route);
+    if plan.is_empty() {
+        metered.send(&gw, None, Some((0, 0)), 0, 403);
+        return openai_error(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "region_not_allowed",
+            format!("no deployment of `{model}` is in the regions your tenant allows"),
+            Some("model"),
+        );
+    }
+    if let Err(refused) = metered.reserve(&gw, input_estimate + answer_tokens(&req)).await {
+        return refused;
+    }
     let mut reasons = Vec::new();
-    let plan = route.plan(Instant::now());
     for (n, d) in plan.iter().take(gw.max_attempts as usize).enumerate() {
         if n > 0 {
-            tokio::time::sleep(Duration::from_millis(25 << n.min(4))).await;
+            tokio::time::sleep(backoff(n)).await;
         }
         match try_deployment(&gw, route, d, &req, &metered, kind).await {
             Attempt::Done(resp) => return resp,
@@ -286,6 +378,61 @@ async fn complete(State(gw): Gw, headers: HeaderMap, body: Bytes, kind: Kind) ->
     )
 }
 
+/// Tokens an answer may take: what the request allows, or [`DEFAULT_ANSWER_TOKENS`].
+pub(crate) fn answer_tokens(req: &Value) -> u64 {
+    ["max_completion_tokens", "max_tokens", "max_output_tokens"]
+        .iter()
+        .find_map(|k| req[*k].as_u64())
+        .unwrap_or(DEFAULT_ANSWER_TOKENS)
+        .min(1 << 20)
+}
+
+/// Sends `req` to one deployment's `path`. Connect errors, timeouts, 429 and 5xx are failures
+/// (counted against the deployment, `Err` with the reason); any other answer is the client's.
+pub(crate) async fn call_upstream(
+    gw: &Gateway,
+    route: &crate::router::ModelRoute,
+    d: &DeploymentConfig,
+    req: &Value,
+    path: &str,
+) -> Result<reqwest::Response, String> {
+    let mut body = req.clone();
+    if let Some(m) = &d.upstream_model {
+        body["model"] = json!(m);
+    }
+    let url = format!("{}/{}", d.base_url.trim_end_matches('/'), path);
+    let mut call = gw.http.post(url).json(&body).timeout(Duration::from_secs(d.timeout_s));
+    if let Some(k) = gw.catalog().keys.get(&d.id) {
+        call = call.bearer_auth(k);
+    }
+    let sent = Instant::now();
+    let resp = match call.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            upstream_failed(gw, route, d, if e.is_timeout() { "timeout" } else { "connect" });
+            return Err(if e.is_timeout() { "timed out".into() } else { format!("unreachable ({e})") });
+        }
+    };
+    let status = resp.status();
+    if status.as_u16() == 429 || status.is_server_error() {
+        upstream_failed(gw, route, d, &status.as_u16().to_string());
+        return Err(format!("answered {status}"));
+    }
+    route.record(&d.id, true, Some(sent.elapsed()), Instant::now());
+    Ok(resp)
+}
+
+/// The pause before retry `n` (1-based) of a request: 50, 100, 200, 400 ms.
+pub(crate) fn backoff(n: usize) -> Duration {
+    Duration::from_millis(25 << n.min(4))
+}
+
+/// Counts a failed attempt against a deployment.
+fn upstream_failed(gw: &Gateway, route: &crate::router::ModelRoute, d: &DeploymentConfig, reason: &str) {
+    route.record(&d.id, false, None, Instant::now());
+    gw.metrics.add("aiplus_gateway_upstream_errors_total", vec![("deployment", d.id.clone()), ("reason", reason.into())], 1);
+}
+
 async fn try_deployment(
     gw: &Arc<Gateway>,
     route: &crate::router::ModelRoute,
@@ -294,28 +441,11 @@ async fn try_deployment(
     metered: &Metered,
     kind: Kind,
 ) -> Attempt {
-    let mut body = req.clone();
-    if let Some(m) = &d.upstream_model {
-        body["model"] = json!(m);
-    }
-    let url = format!("{}/{}", d.base_url.trim_end_matches('/'), kind.path());
-    let mut call = gw.http.post(url).json(&body).timeout(Duration::from_secs(d.timeout_s));
-    if let Some(k) = gw.upstream_keys.get(&d.id) {
-        call = call.bearer_auth(k);
-    }
-    let resp = match call.send().await {
+    let resp = match call_upstream(gw, route, d, req, kind.path()).await {
         Ok(r) => r,
-        Err(e) => {
-            route.record(&d.id, false, Instant::now());
-            return Attempt::Retry(if e.is_timeout() { "timed out".into() } else { format!("unreachable ({e})") });
-        }
+        Err(why) => return Attempt::Retry(why),
     };
     let status = resp.status();
-    if status.as_u16() == 429 || status.is_server_error() {
-        route.record(&d.id, false, Instant::now());
-        return Attempt::Retry(format!("answered {status}"));
-    }
-    route.record(&d.id, true, Instant::now());
     if !status.is_success() || !metered.stream {
         // A whole answer: read it, meter it, pass it on.
         let bytes = match resp.bytes().await {
@@ -350,7 +480,7 @@ fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response
         let mut usage = None;
         let mut output_chars = 0usize;
         let mut status = 200u16;
-        let mut seen = String::new();
+        let mut watch = crate::guardrail::StreamWatch::default();
         let mut blocked = false;
         while let Some(chunk) = upstream.next().await {
             match chunk {
@@ -363,20 +493,10 @@ fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response
                                 usage = usage_of(&v).or(usage);
                                 let piece = kind.text(&v, true);
                                 output_chars += piece.len();
-                                if let Some(g) = gw.guard.as_ref().filter(|g| g.check_output) {
-                                    // Look back far enough for a keyword split across frames.
-                                    let keep = g.longest + piece.len();
-                                    seen.push_str(piece);
-                                    let mut from = seen.len().saturating_sub(keep);
-                                    while !seen.is_char_boundary(from) {
-                                        from -= 1;
-                                    }
-                                    if g.find(&seen[from..]).is_some() {
-                                        blocked = true;
-                                    }
-                                    if seen.len() > (1 << 16) {
-                                        seen.drain(..from);
-                                    }
+                                if let Some(g) = gw.guard.as_ref().filter(|g| g.check_output)
+                                    && watch.push(g, piece)
+                                {
+                                    blocked = true;
                                 }
                             }
                             line.clear();
@@ -425,16 +545,23 @@ pub async fn create_key(State(gw): Gw, body: Bytes) -> Response {
     #[serde(deny_unknown_fields)]
     struct NewKey {
         tenant: String,
+        #[serde(default)]
+        limits: Limits,
     }
-    let nk: NewKey = match serde_json::from_slice(&body) {
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let nk: NewKey = match serde_path_to_error::deserialize(de) {
         Ok(k) => k,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, "tenant", &e.to_string()),
+        Err(e) => {
+            let path = e.path().to_string();
+            return problem(StatusCode::UNPROCESSABLE_ENTITY, if path == "." { "body" } else { &path }, &e.inner().to_string());
+        }
     };
-    let ok = !nk.tenant.is_empty()
-        && nk.tenant.len() <= 64
-        && nk.tenant.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if !ok {
+    if !crate::tenants::tenant_id_ok(&nk.tenant) {
         return problem(StatusCode::UNPROCESSABLE_ENTITY, "tenant", "use 1-64 of a-z, 0-9, '-', '_'");
+    }
+    if let Err(e) = nk.limits.validate("limits.") {
+        let (field, reason) = e.split_once(": ").unwrap_or(("limits", &e));
+        return problem(StatusCode::UNPROCESSABLE_ENTITY, field, reason);
     }
     let secret = new_secret();
     let rec = KeyRecord {
@@ -443,6 +570,7 @@ pub async fn create_key(State(gw): Gw, body: Bytes) -> Response {
         prefix: secret[..10].to_string(),
         created_ms: now_ms(),
         revoked_ms: None,
+        limits: nk.limits,
     };
     if let Err(e) = gw.store.insert_key(&rec.id, &hash(&secret), &rec.tenant, &rec).await {
         tracing::error!(error = %e, "storing a key");
@@ -452,7 +580,11 @@ pub async fn create_key(State(gw): Gw, body: Bytes) -> Response {
         return problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "the key was stored but could not be loaded; retry");
     }
     // The only time the secret leaves the server.
-    (StatusCode::CREATED, axum::Json(json!({"id": rec.id, "tenant": rec.tenant, "prefix": rec.prefix, "secret": secret}))).into_response()
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({"id": rec.id, "tenant": rec.tenant, "prefix": rec.prefix, "limits": rec.limits, "secret": secret})),
+    )
+        .into_response()
 }
 
 pub async fn list_keys(State(gw): Gw) -> Response {
@@ -479,7 +611,119 @@ pub async fn revoke_key(State(gw): Gw, Path(id): Path<String>) -> Response {
     axum::Json(rec).into_response()
 }
 
-fn problem(status: StatusCode, field: &str, reason: &str) -> Response {
+/// Query of `/api/v1/usage/summary`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryQuery {
+    tenant: Option<String>,
+    key: Option<String>,
+    model: Option<String>,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+}
+
+/// Most ledger rows one summary reads.
+pub const SUMMARY_MAX_ROWS: u32 = 1_000_000;
+
+/// `/api/v1/usage/summary`: the gateway's usage by UTC day, key and model (requests, errors,
+/// blocked, tokens, cost), optionally for one tenant, key or model and a time range.
+pub async fn usage_summary(
+    State(gw): Gw,
+    q: Result<axum::extract::Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(q) => q.0,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, "query", &e.body_text()),
+    };
+    let (from, to) = (q.from_ms.unwrap_or(0), q.to_ms.unwrap_or(i64::MAX));
+    if from > to {
+        return problem(StatusCode::UNPROCESSABLE_ENTITY, "from_ms", "must not be after to_ms");
+    }
+    let rows: Vec<UsageRow<RequestUsage>> = match gw.store.usage(q.tenant.as_deref(), Some("gateway"), from, to, SUMMARY_MAX_ROWS).await {
+        Ok(r) => r,
+        Err(_) => return problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "could not read the usage ledger"),
+    };
+    let truncated = rows.len() as u32 == SUMMARY_MAX_ROWS;
+    let mut groups: std::collections::BTreeMap<(i64, String, String, String), [f64; 6]> = std::collections::BTreeMap::new();
+    for r in rows.iter().filter(|r| q.key.as_ref().is_none_or(|k| *k == r.doc.key_id) && q.model.as_ref().is_none_or(|m| *m == r.doc.model))
+    {
+        let day = r.at_ms.div_euclid(86_400_000);
+        let g = groups.entry((day, r.tenant.clone(), r.doc.key_id.clone(), r.doc.model.clone())).or_default();
+        g[0] += 1.0;
+        g[1] += f64::from(u8::from(r.doc.status >= 400));
+        g[2] += f64::from(u8::from(r.doc.blocked));
+        g[3] += r.doc.input_tokens as f64;
+        g[4] += r.doc.output_tokens as f64;
+        g[5] += r.doc.cost_cny;
+    }
+    let days: Vec<Value> = groups
+        .into_iter()
+        .map(|((day, tenant, key, model), g)| {
+            json!({"day_start_ms": day * 86_400_000, "tenant": tenant, "key_id": key, "model": model,
+                   "requests": g[0] as u64, "errors": g[1] as u64, "blocked": g[2] as u64,
+                   "input_tokens": g[3] as u64, "output_tokens": g[4] as u64, "cost_cny": g[5]})
+        })
+        .collect();
+    axum::Json(json!({"rows": days, "truncated": truncated})).into_response()
+}
+
+/// `/api/v1/gateway`: the models, each deployment's health, and the embedded model's state.
+pub async fn status(State(gw): Gw) -> Response {
+    let now = Instant::now();
+    let catalog = gw.catalog();
+    let models: Vec<Value> = catalog
+        .order
+        .iter()
+        .filter_map(|name| catalog.routes.get(name).map(|r| (name, r)))
+        .map(|(name, route)| {
+            let health = route.health(now);
+            let deployments: Vec<Value> = route
+                .model
+                .deployments
+                .iter()
+                .zip(health)
+                .map(|(d, (_, ewma_ms, open))| {
+                    json!({"id": d.id, "base_url": d.base_url, "cluster": d.cluster, "weight": d.weight,
+                           "latency_ms_ewma": ewma_ms, "breaker_open": open,
+                           "input_cny_per_1k": d.input_cny_per_1k, "output_cny_per_1k": d.output_cny_per_1k,
+                           "context_length": d.context_length, "timeout_s": d.timeout_s})
+                })
+                .collect();
+            json!({"name": name, "routing": route.model.routing, "deployments": deployments})
+        })
+        .collect();
+    let embedded = gw.embedded.as_ref().map(|e| json!({"name": e.name, "state": e.state()}));
+    axum::Json(json!({"models": models, "embedded": embedded})).into_response()
+}
+
+/// `/metrics`: the gateway's counters plus, per deployment, its smoothed latency and breaker.
+pub async fn metrics(State(gw): Gw) -> Response {
+    let now = Instant::now();
+    let mut ewma = Vec::new();
+    let mut open = Vec::new();
+    let catalog = gw.catalog();
+    for name in &catalog.order {
+        let Some(route) = catalog.routes.get(name) else { continue };
+        for (id, lat_ms, is_open) in route.health(now) {
+            let labels = vec![("model", name.clone()), ("deployment", id)];
+            if let Some(ms) = lat_ms {
+                ewma.push((labels.clone(), ms / 1000.0));
+            }
+            open.push((labels, if is_open { 1.0 } else { 0.0 }));
+        }
+    }
+    let dropped = vec![(vec![], gw.meter.dropped.load(std::sync::atomic::Ordering::Relaxed) as f64)];
+    let text = gw.metrics.render(&[
+        ("aiplus_gateway_deployment_latency_ewma_seconds", "Smoothed time to answer headers, per deployment.", ewma),
+        ("aiplus_gateway_deployment_breaker_open", "1 while a deployment's circuit breaker is open.", open),
+        ("aiplus_gateway_meter_dropped_events", "Usage events dropped because the ledger writer fell behind.", dropped),
+    ]);
+    let mut r = Response::new(Body::from(text));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    r
+}
+
+pub(crate) fn problem(status: StatusCode, field: &str, reason: &str) -> Response {
     let body = json!({"type": "/problems/invalid-field", "title": status.canonical_reason().unwrap_or("error"), "status": status.as_u16(),
                       "detail": format!("{field}: {reason}"), "field": field, "reason": reason});
     let mut r = (status, axum::Json(body)).into_response();

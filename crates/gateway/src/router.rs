@@ -1,5 +1,9 @@
-//! Which deployment answers: smooth weighted round-robin (nginx's), skipping deployments whose
-//! circuit breaker is open, then the rest in order as fallbacks.
+//! Which deployment answers. Per model, either smooth weighted round-robin (nginx's) or least
+//! latency (an EWMA of each deployment's time to answer headers), over the deployments the
+//! tenant's regions allow. Among equals (the same weight at the same turn, or latencies within
+//! 10% + 1 ms of the best) the deployment whose hosting cluster has the lower energy and carbon
+//! cost right now goes first. Deployments whose circuit breaker is open follow the others, as a
+//! last resort.
 //!
 //! A breaker opens after [`BREAKER_FAILURES`] failures in a row and stays open for
 //! [`BREAKER_OPEN`]; the first request after that is a trial that closes it again on success.
@@ -7,16 +11,20 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::{DeploymentConfig, ModelConfig};
+use crate::config::{DeploymentConfig, ModelConfig, Routing};
 
 pub const BREAKER_FAILURES: u32 = 5;
 pub const BREAKER_OPEN: Duration = Duration::from_secs(30);
+/// Weight of the newest sample in the latency average.
+pub const EWMA_ALPHA: f64 = 0.3;
 
 struct Slot {
     weight: i64,
     current: i64,
     failures: u32,
     open_until: Option<Instant>,
+    /// Smoothed time to answer headers, once there is a sample.
+    ewma_ms: Option<f64>,
 }
 
 pub struct ModelRoute {
@@ -24,48 +32,98 @@ pub struct ModelRoute {
     slots: Mutex<Vec<Slot>>,
 }
 
+/// A deployment's standing for one request: may the tenant use it, and what its site costs
+/// (yuan per kWh of energy and carbon at the hosting cluster now; lower is better).
+pub struct Candidate {
+    pub allowed: bool,
+    pub site_cost: f64,
+}
+
 impl ModelRoute {
     pub fn new(model: ModelConfig) -> Self {
-        let slots =
-            model.deployments.iter().map(|d| Slot { weight: i64::from(d.weight), current: 0, failures: 0, open_until: None }).collect();
+        let slots = model
+            .deployments
+            .iter()
+            .map(|d| Slot { weight: i64::from(d.weight), current: 0, failures: 0, open_until: None, ewma_ms: None })
+            .collect();
         Self { model, slots: Mutex::new(slots) }
     }
 
-    /// Deployments to try, best first: the weighted pick among closed breakers, then the other
-    /// closed ones, then open ones (a last resort beats no answer).
-    pub fn plan(&self, now: Instant) -> Vec<&DeploymentConfig> {
-        let Ok(mut slots) = self.slots.lock() else { return self.model.deployments.iter().collect() };
-        let closed: Vec<usize> = (0..slots.len()).filter(|&i| slots[i].open_until.is_none_or(|t| t <= now)).collect();
-        let total: i64 = closed.iter().map(|&i| slots[i].weight).sum();
-        let mut first = None;
-        for &i in &closed {
-            slots[i].current += slots[i].weight;
-            if first.is_none_or(|f: usize| slots[i].current > slots[f].current) {
-                first = Some(i);
+    /// Deployments to try, best first; `judge` says which the caller may use and their site
+    /// cost. Empty when none is allowed.
+    pub fn plan(&self, now: Instant, judge: impl Fn(&DeploymentConfig) -> Candidate) -> Vec<&DeploymentConfig> {
+        let n = self.model.deployments.len();
+        let cands: Vec<Candidate> = self.model.deployments.iter().map(&judge).collect();
+        let Ok(mut slots) = self.slots.lock() else {
+            return (0..n).filter(|&i| cands[i].allowed).map(|i| &self.model.deployments[i]).collect();
+        };
+        let closed: Vec<usize> = (0..n).filter(|&i| cands[i].allowed && slots[i].open_until.is_none_or(|t| t <= now)).collect();
+        let cost = |i: usize| cands[i].site_cost;
+        let mut order: Vec<usize> = match self.model.routing {
+            Routing::Weighted => {
+                let total: i64 = closed.iter().map(|&i| slots[i].weight).sum();
+                let mut first: Option<usize> = None;
+                for &i in &closed {
+                    slots[i].current += slots[i].weight;
+                    let better = match first {
+                        None => true,
+                        Some(f) => slots[i].current > slots[f].current || (slots[i].current == slots[f].current && cost(i) < cost(f)),
+                    };
+                    if better {
+                        first = Some(i);
+                    }
+                }
+                if let Some(f) = first {
+                    slots[f].current -= total;
+                }
+                let mut rest: Vec<usize> = closed.iter().copied().filter(|&i| Some(i) != first).collect();
+                rest.sort_by(|&a, &b| cost(a).total_cmp(&cost(b)));
+                first.into_iter().chain(rest).collect()
             }
-        }
-        if let Some(f) = first {
-            slots[f].current -= total;
-        }
-        let mut order: Vec<usize> = first.into_iter().collect();
-        order.extend(closed.iter().copied().filter(|&i| Some(i) != first));
-        order.extend((0..slots.len()).filter(|i| !closed.contains(i)));
+            Routing::LeastLatency => {
+                // Untried deployments count as fastest, so each gets a first sample.
+                let lat = |i: usize| slots[i].ewma_ms.unwrap_or(0.0);
+                let mut by_lat = closed.clone();
+                by_lat.sort_by(|&a, &b| lat(a).total_cmp(&lat(b)).then(cost(a).total_cmp(&cost(b))));
+                let best = by_lat.first().map_or(0.0, |&i| lat(i));
+                let equal = |i: usize| lat(i) <= best * 1.1 + 1.0;
+                let first = by_lat.iter().copied().filter(|&i| equal(i)).min_by(|&a, &b| cost(a).total_cmp(&cost(b)));
+                first.into_iter().chain(by_lat.into_iter().filter(|&i| Some(i) != first)).collect()
+            }
+        };
+        order.extend((0..n).filter(|&i| cands[i].allowed && !closed.contains(&i)));
         order.into_iter().map(|i| &self.model.deployments[i]).collect()
     }
 
-    pub fn record(&self, deployment: &str, ok: bool, now: Instant) {
+    /// Records an attempt's outcome; `latency` (time to answer headers) on success.
+    pub fn record(&self, deployment: &str, ok: bool, latency: Option<Duration>, now: Instant) {
         let Some(i) = self.model.deployments.iter().position(|d| d.id == deployment) else { return };
         let Ok(mut slots) = self.slots.lock() else { return };
         let s = &mut slots[i];
         if ok {
             s.failures = 0;
             s.open_until = None;
+            if let Some(l) = latency {
+                let ms = l.as_secs_f64() * 1000.0;
+                s.ewma_ms = Some(s.ewma_ms.map_or(ms, |e| e + EWMA_ALPHA * (ms - e)));
+            }
         } else {
             s.failures += 1;
             if s.failures >= BREAKER_FAILURES {
                 s.open_until = Some(now + BREAKER_OPEN);
             }
         }
+    }
+
+    /// Each deployment's (id, smoothed latency, breaker open) for metrics and the console.
+    pub fn health(&self, now: Instant) -> Vec<(String, Option<f64>, bool)> {
+        let Ok(slots) = self.slots.lock() else { return Vec::new() };
+        self.model
+            .deployments
+            .iter()
+            .zip(slots.iter())
+            .map(|(d, s)| (d.id.clone(), s.ewma_ms, s.open_until.is_some_and(|t| t > now)))
+            .collect()
     }
 }
 
@@ -76,6 +134,7 @@ mod tests {
     fn model(weights: &[u32]) -> ModelConfig {
         ModelConfig {
             name: "m".into(),
+            routing: Routing::Weighted,
             deployments: weights
                 .iter()
                 .enumerate()
@@ -87,6 +146,7 @@ mod tests {
                     cluster: None,
                     weight: *w,
                     timeout_s: 1,
+                    context_length: None,
                     input_cny_per_1k: 0.0,
                     output_cny_per_1k: 0.0,
                 })
@@ -94,13 +154,17 @@ mod tests {
         }
     }
 
+    fn any(_: &DeploymentConfig) -> Candidate {
+        Candidate { allowed: true, site_cost: 0.0 }
+    }
+
     #[test]
     fn weights_are_honoured_and_every_plan_lists_all() {
         let r = ModelRoute::new(model(&[3, 1]));
         let now = Instant::now();
-        let firsts: Vec<String> = (0..8).map(|_| r.plan(now)[0].id.clone()).collect();
+        let firsts: Vec<String> = (0..8).map(|_| r.plan(now, any)[0].id.clone()).collect();
         assert_eq!(firsts.iter().filter(|f| *f == "d0").count(), 6);
-        assert_eq!(r.plan(now).len(), 2);
+        assert_eq!(r.plan(now, any).len(), 2);
     }
 
     #[test]
@@ -108,12 +172,44 @@ mod tests {
         let r = ModelRoute::new(model(&[1, 1]));
         let now = Instant::now();
         for _ in 0..BREAKER_FAILURES {
-            r.record("d0", false, now);
+            r.record("d0", false, None, now);
         }
         for _ in 0..4 {
-            assert_eq!(r.plan(now)[0].id, "d1");
+            assert_eq!(r.plan(now, any)[0].id, "d1");
         }
         let later = now + BREAKER_OPEN + Duration::from_millis(1);
-        assert!((0..2).any(|_| r.plan(later)[0].id == "d0"), "half-open after the timeout");
+        assert!((0..2).any(|_| r.plan(later, any)[0].id == "d0"), "half-open after the timeout");
+    }
+
+    #[test]
+    fn least_latency_prefers_the_fastest_and_among_equals_the_greener_site() {
+        let mut m = model(&[1, 1, 1]);
+        m.routing = Routing::LeastLatency;
+        let r = ModelRoute::new(m);
+        let now = Instant::now();
+        r.record("d0", true, Some(Duration::from_millis(50)), now);
+        r.record("d1", true, Some(Duration::from_millis(10)), now);
+        r.record("d2", true, Some(Duration::from_millis(10)), now);
+        let cost = |d: &DeploymentConfig| Candidate { allowed: true, site_cost: if d.id == "d2" { 0.3 } else { 0.9 } };
+        let ids = |v: Vec<&DeploymentConfig>| v.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(r.plan(now, cost)), ["d2", "d1", "d0"], "d1 and d2 tie on latency; d2's site is cheaper");
+        // The average moves towards new samples: d0 becomes fastest after a few quick answers.
+        for _ in 0..10 {
+            r.record("d0", true, Some(Duration::from_millis(1)), now);
+        }
+        assert_eq!(ids(r.plan(now, cost))[0], "d0");
+    }
+
+    #[test]
+    fn deployments_outside_the_tenants_regions_are_never_planned() {
+        let r = ModelRoute::new(model(&[5, 1]));
+        let now = Instant::now();
+        let only_d1 = |d: &DeploymentConfig| Candidate { allowed: d.id == "d1", site_cost: 0.0 };
+        for _ in 0..5 {
+            let p = r.plan(now, only_d1);
+            assert_eq!(p.len(), 1);
+            assert_eq!(p[0].id, "d1");
+        }
+        assert!(r.plan(now, |_: &DeploymentConfig| Candidate { allowed: false, site_cost: 0.0 }).is_empty());
     }
 }

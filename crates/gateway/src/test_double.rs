@@ -5,8 +5,16 @@
 //! - `ok`: answers "hello from ok" with usage 11 prompt / 3 completion tokens; streams
 //!   "hel" + "lo" (and a usage chunk with `choices: []` when asked), 30 ms apart;
 //! - `/v1/completions` (not streamed) answers "hello from <mode>" with usage 5 / 3;
-//! - `fail`: 500; `slow`: answers after 2 s; `broken`: a stream that dies after two frames.
+//! - `/v1/embeddings` answers one fixed 3-dimensional vector per input;
+//! - `fail`: 500; `slow`: answers after 2 s; `broken`: a stream that dies after two frames;
+//! - `rate`: 429 with `retry-after: 1`; `tools`: asks for a call of the function `lookup`;
+//! - `auth`: like `ok`, but only with `Authorization: Bearer sk-upstream` (else 401);
+//! - `fast`: like `ok` with no pacing at all (the benchmark's zero-delay upstream);
+//! - `delay-<ms>`: like `ok` after `<ms>`, plus a jitter of 0..`<ms>`/10 ms that repeats
+//!   every 10 requests; `flaky-<pct>`: 500 for `<pct>` of requests, spread evenly and the
+//!   same on every run (request k fails when ⌊(k+1)·pct/100⌋ > ⌊k·pct/100⌋).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -16,30 +24,81 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+/// Requests seen by `delay-` and `flaky-` modes, for their repeatable patterns.
+static SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// What a mode does before answering: wait, or refuse instead (`Some`).
+async fn misbehave(mode: &str) -> Option<Response> {
+    let (name, arg) = mode.split_once('-').map_or((mode, 0), |(n, a)| (n, a.parse::<u64>().unwrap_or(0)));
+    match name {
+        "fail" => Some((StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded").into_response()),
+        "rate" => Some((StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down").into_response()),
+        "slow" => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            None
+        }
+        "delay" => {
+            let k = SEEN.fetch_add(1, Ordering::Relaxed);
+            let jitter_us = (k % 10) * arg * 100 / 10;
+            tokio::time::sleep(Duration::from_millis(arg) + Duration::from_micros(jitter_us)).await;
+            None
+        }
+        "flaky" => {
+            let k = SEEN.fetch_add(1, Ordering::Relaxed);
+            let fails = (k + 1) * arg.min(100) / 100 > k * arg.min(100) / 100;
+            fails.then(|| (StatusCode::INTERNAL_SERVER_ERROR, "flaky upstream").into_response())
+        }
+        _ => None,
+    }
+}
+
 /// Test double of an upstream model server. Behaviour by path: `ok`, `fail` (500), `slow`
 /// (answers after 2 s), `broken` (a stream that dies after two chunks).
 /// Starts the double on a free loopback port; returns its base URL (add `/<mode>/v1`).
 pub async fn start() -> std::io::Result<String> {
-    async fn chat(Path(mode): Path<String>, axum::Json(req): axum::Json<Value>) -> Response {
+    async fn chat(Path(mode): Path<String>, headers: axum::http::HeaderMap, axum::Json(req): axum::Json<Value>) -> Response {
+        if mode == "auth" && headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer sk-upstream") {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": {"message": "bad upstream key", "type": "invalid_request_error", "code": "invalid_api_key"}})),
+            )
+                .into_response();
+        }
         let stream = req["stream"].as_bool().unwrap_or(false);
         let include_usage = req["stream_options"]["include_usage"].as_bool().unwrap_or(false);
-        match mode.as_str() {
-            "fail" => return (StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded").into_response(),
-            "slow" => tokio::time::sleep(Duration::from_secs(2)).await,
-            _ => {}
+        if let Some(refused) = misbehave(&mode).await {
+            return refused;
         }
         if !stream {
+            let message = if mode == "tools" {
+                json!({"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\":\"hub\"}"}}]})
+            } else {
+                json!({"role": "assistant", "content": format!("hello from {mode}")})
+            };
             return axum::Json(json!({
                 "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": req["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("hello from {mode}")}, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
             }))
             .into_response();
         }
-        let mut frames: Vec<Result<String, std::io::Error>> = ["hel", "lo"]
-            .iter()
-            .map(|t| Ok(format!("data: {}\n\n", json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": req["model"], "choices": [{"index": 0, "delta": {"content": t}, "finish_reason": null}]}))))
-            .collect();
+        let chunk = |delta: Value| {
+            Ok(format!(
+                "data: {}\n\n",
+                json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": req["model"], "choices": [{"index": 0, "delta": delta, "finish_reason": null}]})
+            ))
+        };
+        let mut frames: Vec<Result<String, std::io::Error>> = if mode == "tools" {
+            vec![
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\":"}}]}),
+                ),
+                chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"hub\"}"}}]})),
+            ]
+        } else {
+            ["hel", "lo"].iter().map(|t| chunk(json!({"content": t}))).collect()
+        };
         if mode == "broken" {
             frames.push(Err(std::io::Error::other("connection reset")));
         } else {
@@ -47,6 +106,9 @@ pub async fn start() -> std::io::Result<String> {
                 frames.push(Ok(format!("data: {}\n\n", json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": req["model"], "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}}))));
             }
             frames.push(Ok("data: [DONE]\n\n".into()));
+        }
+        if mode == "fast" {
+            return ([("content-type", "text/event-stream")], Body::from(frames.into_iter().flatten().collect::<String>())).into_response();
         }
         // Frames are paced like a real server's tokens, so the headers and the first frames
         // reach the gateway before a `broken` stream dies.
@@ -57,9 +119,18 @@ pub async fn start() -> std::io::Result<String> {
         let body = Body::from_stream(paced);
         ([("content-type", "text/event-stream")], body).into_response()
     }
+    async fn embeddings(Path(mode): Path<String>, axum::Json(req): axum::Json<Value>) -> Response {
+        if let Some(refused) = misbehave(&mode).await {
+            return refused;
+        }
+        let n = req["input"].as_array().map_or(1, Vec::len);
+        let data: Vec<Value> = (0..n).map(|i| json!({"object": "embedding", "index": i, "embedding": [0.6, 0.8, 0.0]})).collect();
+        axum::Json(json!({"object": "list", "data": data, "model": req["model"], "usage": {"prompt_tokens": 2 * n, "total_tokens": 2 * n}}))
+            .into_response()
+    }
     async fn completion(Path(mode): Path<String>, axum::Json(req): axum::Json<Value>) -> Response {
-        if mode == "fail" {
-            return (StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded").into_response();
+        if let Some(refused) = misbehave(&mode).await {
+            return refused;
         }
         axum::Json(json!({
             "id": "cmpl-1", "object": "text_completion", "created": 1, "model": req["model"],
@@ -70,7 +141,8 @@ pub async fn start() -> std::io::Result<String> {
     }
     let app = Router::new()
         .route("/{mode}/v1/chat/completions", axum::routing::post(chat))
-        .route("/{mode}/v1/completions", axum::routing::post(completion));
+        .route("/{mode}/v1/completions", axum::routing::post(completion))
+        .route("/{mode}/v1/embeddings", axum::routing::post(embeddings));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {

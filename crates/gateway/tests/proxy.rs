@@ -56,7 +56,7 @@ base_url = "{upstream}/broken/v1"
     .unwrap();
     let store = store::Store::memory().await.unwrap();
     let (meter, _writer) = Meter::start(store.clone(), gateway::meter::FLUSH_EVERY);
-    let gw = Arc::new(Gateway::new(cfg, store.clone(), meter).await.unwrap());
+    let gw = Arc::new(Gateway::new(cfg, store.clone(), meter, None).await.unwrap());
     let app = gateway::router(gw);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -27,6 +27,7 @@ impl Server {
             .arg(data)
             .args(extra)
             .env("AIPLUS_LOG", "warn")
+            .env("AIPLUS_EMBED_DIR", model_dir())
             .env_remove("AIPLUS_CONFIG")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -68,6 +69,15 @@ impl Drop for Server {
 }
 
 /// A fresh, empty directory for one test.
+/// One copy of the embedded model for every test server (fetched by the first that needs it),
+/// instead of one download per data directory. The embed crate's tests use the same place.
+pub fn model_dir() -> PathBuf {
+    match std::env::var_os("AIPLUS_MODEL_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/aiplus-models/all-MiniLM-L6-v2"),
+    }
+}
+
 pub fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("aiplus-bb-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);

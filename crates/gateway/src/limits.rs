@@ -1,0 +1,297 @@
+//! Request and token limits per key and per tenant: requests a minute, tokens a minute and a
+//! token budget a day, in fixed windows (UTC minutes and days).
+//!
+//! The counts live in the store (`limit_windows`), so they are shared by every gateway
+//! instance on one PostgreSQL database and survive restarts. An instance does not ask the
+//! store for every request: it *leases* a slice of a window (about 1/200 of the limit, at
+//! least what the request needs) and spends it locally. The store never grants past the
+//! limit, so the instances together never admit more than the limit, whatever their number;
+//! at most each instance's unspent slice (under 0.5% of the limit) goes unused.
+//!
+//! Tokens are reserved before the upstream call (the prompt estimate plus the answer's
+//! `max_tokens`, or [`DEFAULT_ANSWER_TOKENS`]) and settled after it: unspent tokens go back to
+//! the instance's slice, tokens beyond the reservation are charged to the store.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use store::Store;
+
+/// Tokens reserved for an answer whose request sets no `max_tokens`.
+pub const DEFAULT_ANSWER_TOKENS: u64 = 256;
+/// A lease takes about 1/LEASE_DIVISOR of the limit, so unspent leases stay under 1%.
+pub const LEASE_DIVISOR: u64 = 200;
+/// Local slices kept before stale windows are dropped.
+const MAX_SLICES: usize = 100_000;
+
+const MINUTE_MS: i64 = 60_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// Limits of one key or one tenant; `None` means unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_min: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_min: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_day: Option<u64>,
+}
+
+impl Limits {
+    /// Checks the values, naming the first bad one.
+    pub fn validate(&self, prefix: &str) -> Result<(), String> {
+        for (name, v) in
+            [("requests_per_min", self.requests_per_min), ("tokens_per_min", self.tokens_per_min), ("tokens_per_day", self.tokens_per_day)]
+        {
+            if let Some(v) = v
+                && !(1..=1_000_000_000_000).contains(&v)
+            {
+                return Err(format!("{prefix}{name}: must be 1..=10^12, or left out for no limit"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{who} limit of {limit} {what} reached; retry in {retry_after_s} s")]
+    Exceeded { who: String, what: &'static str, limit: u64, retry_after_s: u64 },
+    #[error("the limit store is unavailable ({0}); nothing was spent")]
+    Store(String),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Requests,
+    TokensMinute,
+    TokensDay,
+}
+
+impl Kind {
+    fn window_ms(self) -> i64 {
+        match self {
+            Kind::Requests | Kind::TokensMinute => MINUTE_MS,
+            Kind::TokensDay => DAY_MS,
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Kind::Requests => "rpm",
+            Kind::TokensMinute => "tpm",
+            Kind::TokensDay => "tpd",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Kind::Requests => "requests per minute",
+            Kind::TokensMinute => "tokens per minute",
+            Kind::TokensDay => "tokens per day",
+        }
+    }
+}
+
+/// One counter a request draws on.
+#[derive(Clone, Debug)]
+struct Draw {
+    scope: String,
+    window: i64,
+    kind: Kind,
+    amount: u64,
+}
+
+/// What a request holds between its start and its end.
+#[derive(Clone, Debug, Default)]
+pub struct Reservation {
+    draws: Vec<Draw>,
+    settled: Arc<AtomicBool>,
+}
+
+pub struct Limiter {
+    store: Store,
+    /// Leased but unspent units, by (scope, window).
+    slices: Mutex<HashMap<(String, i64), u64>>,
+}
+
+impl Limiter {
+    pub fn new(store: Store) -> Self {
+        Self { store, slices: Mutex::new(HashMap::new()) }
+    }
+
+    /// Takes one request and `tokens` tokens from every limit that applies, or nothing.
+    pub async fn reserve(
+        &self,
+        key_id: &str,
+        key: &Limits,
+        tenant: &str,
+        tenant_limits: &Limits,
+        tokens: u64,
+        now_ms: i64,
+    ) -> Result<Reservation, Refusal> {
+        let mut wanted: Vec<(Draw, u64, String)> = Vec::new();
+        for (who, id, l) in [("key", key_id, key), ("tenant", tenant, tenant_limits)] {
+            for (kind, limit, amount) in [
+                (Kind::Requests, l.requests_per_min, 1),
+                (Kind::TokensMinute, l.tokens_per_min, tokens),
+                (Kind::TokensDay, l.tokens_per_day, tokens),
+            ] {
+                if let Some(limit) = limit {
+                    let draw =
+                        Draw { scope: format!("{who}:{id}:{}", kind.tag()), window: now_ms.div_euclid(kind.window_ms()), kind, amount };
+                    wanted.push((draw, limit, format!("{who} {id}")));
+                }
+            }
+        }
+        let mut taken: Vec<Draw> = Vec::with_capacity(wanted.len());
+        for (draw, limit, who) in wanted {
+            match self.take(&draw, limit).await {
+                Ok(true) => taken.push(draw),
+                Ok(false) => {
+                    self.give_back(&taken);
+                    let retry_after_s = ((draw.window + 1) * draw.kind.window_ms() - now_ms).max(0).div_euclid(1000) as u64 + 1;
+                    return Err(Refusal::Exceeded { who, what: draw.kind.what(), limit, retry_after_s });
+                }
+                Err(e) => {
+                    self.give_back(&taken);
+                    return Err(Refusal::Store(e.to_string()));
+                }
+            }
+        }
+        Ok(Reservation { draws: taken, settled: Arc::new(AtomicBool::new(false)) })
+    }
+
+    /// Takes `draw.amount` from the local slice, leasing more from the store when it is short.
+    async fn take(&self, draw: &Draw, limit: u64) -> Result<bool, store::StoreError> {
+        let key = (draw.scope.clone(), draw.window);
+        let short = {
+            let Ok(mut slices) = self.slices.lock() else { return Ok(false) };
+            let have = slices.entry(key.clone()).or_insert(0);
+            if *have >= draw.amount {
+                *have -= draw.amount;
+                return Ok(true);
+            }
+            draw.amount - *have
+        };
+        let lease = short.max(limit.div_ceil(LEASE_DIVISOR));
+        let granted = self.store.lease(&draw.scope, draw.window, clamp(lease), clamp(limit)).await?.max(0) as u64;
+        let Ok(mut slices) = self.slices.lock() else { return Ok(false) };
+        if slices.len() > MAX_SLICES {
+            let window = draw.window;
+            slices.retain(|(_, w), _| *w >= window - 1);
+        }
+        let have = slices.entry(key).or_insert(0);
+        *have += granted;
+        if *have >= draw.amount {
+            *have -= draw.amount;
+            Ok(true)
+        } else {
+            // Not enough left in the window; what was leased stays here for smaller requests.
+            Ok(false)
+        }
+    }
+
+    fn give_back(&self, draws: &[Draw]) {
+        let Ok(mut slices) = self.slices.lock() else { return };
+        for d in draws {
+            *slices.entry((d.scope.clone(), d.window)).or_insert(0) += d.amount;
+        }
+    }
+
+    /// Settles a reservation with the tokens really used. Only the first call counts.
+    pub fn settle(self: &Arc<Self>, r: &Reservation, used_tokens: u64) {
+        if r.settled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut extra: Vec<(String, i64, u64)> = Vec::new();
+        if let Ok(mut slices) = self.slices.lock() {
+            for d in r.draws.iter().filter(|d| d.kind != Kind::Requests) {
+                let have = slices.entry((d.scope.clone(), d.window)).or_insert(0);
+                if used_tokens <= d.amount {
+                    *have += d.amount - used_tokens;
+                } else {
+                    let over = used_tokens - d.amount;
+                    let local = over.min(*have);
+                    *have -= local;
+                    if over > local {
+                        extra.push((d.scope.clone(), d.window, over - local));
+                    }
+                }
+            }
+        }
+        if !extra.is_empty() {
+            // Off the request path: the answer is already on its way.
+            let me = self.clone();
+            tokio::spawn(async move {
+                for (scope, window, n) in extra {
+                    if let Err(e) = me.store.charge(&scope, window, clamp(n)).await {
+                        tracing::warn!(error = %e, scope, "charging tokens beyond a reservation failed");
+                    }
+                }
+            });
+        }
+    }
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rpm(n: u64) -> Limits {
+        Limits { requests_per_min: Some(n), ..Limits::default() }
+    }
+
+    #[tokio::test]
+    async fn a_burst_gets_exactly_the_limit_and_the_next_minute_starts_fresh() {
+        let l = Limiter::new(Store::memory().await.unwrap());
+        let mut ok = 0;
+        for _ in 0..150 {
+            if l.reserve("k", &rpm(100), "t", &Limits::default(), 10, 5_000).await.is_ok() {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 100);
+        let refused = l.reserve("k", &rpm(100), "t", &Limits::default(), 10, 59_999).await.unwrap_err();
+        assert!(matches!(refused, Refusal::Exceeded { retry_after_s: 1, .. }), "{refused:?}");
+        assert!(l.reserve("k", &rpm(100), "t", &Limits::default(), 10, 60_000).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_tenant_limit_binds_across_its_keys_and_settling_returns_unused_tokens_once() {
+        let l = Arc::new(Limiter::new(Store::memory().await.unwrap()));
+        let tenant = Limits { tokens_per_min: Some(1000), ..Limits::default() };
+        let a = l.reserve("a", &rpm(1000), "t", &tenant, 600, 0).await.unwrap();
+        assert!(l.reserve("b", &rpm(1000), "t", &tenant, 600, 0).await.is_err(), "600 + 600 > 1000");
+        // Settling with fewer tokens returns the rest (300); a second settle is ignored.
+        l.settle(&a, 300);
+        l.settle(&a, 0);
+        assert!(l.reserve("b", &rpm(1000), "t", &tenant, 700, 0).await.is_ok(), "1000 - 600 + 300 = 700 left");
+        assert!(l.reserve("b", &rpm(1000), "t", &tenant, 1, 0).await.is_err(), "nothing left: the second settle gave nothing back");
+    }
+
+    #[tokio::test]
+    async fn tokens_beyond_a_reservation_are_charged() {
+        let l = Arc::new(Limiter::new(Store::memory().await.unwrap()));
+        let day = Limits { tokens_per_day: Some(10_000), ..Limits::default() };
+        let r = l.reserve("k", &day, "t", &Limits::default(), 100, 0).await.unwrap();
+        l.settle(&r, 20_000);
+        for _ in 0..100 {
+            if l.store.counter("key:k:tpd", 0).await.unwrap() >= 20_000 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(l.store.counter("key:k:tpd", 0).await.unwrap() >= 20_000);
+        assert!(l.reserve("k", &day, "t", &Limits::default(), 1, 1000).await.is_err(), "the day's budget is gone");
+    }
+}

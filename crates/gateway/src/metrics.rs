@@ -1,0 +1,125 @@
+//! Prometheus metrics for the gateway, rendered in the text exposition format at `/metrics`.
+//!
+//! A handful of counter families and one latency histogram keyed by small label sets; each
+//! update takes one uncontended lock, which costs far less than a request.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+/// Upper bounds of the latency histogram, in seconds (Prometheus' defaults, finer below 10 ms).
+pub const LATENCY_BUCKETS_S: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+pub type Labels = Vec<(&'static str, String)>;
+
+/// A gauge family computed at scrape time: name, help, samples.
+pub type Gauge<'a> = (&'a str, &'a str, Vec<(Labels, f64)>);
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; LATENCY_BUCKETS_S.len()],
+    count: u64,
+    sum_s: f64,
+}
+
+#[derive(Default)]
+struct Families {
+    counters: BTreeMap<(&'static str, Labels), u64>,
+    histograms: BTreeMap<(&'static str, Labels), Histogram>,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Families>,
+}
+
+/// Help text for each family, in the order they are rendered.
+const HELP: &[(&str, &str, &str)] = &[
+    ("aiplus_gateway_requests_total", "counter", "Requests answered, by endpoint, model and HTTP status."),
+    ("aiplus_gateway_tokens_total", "counter", "Tokens metered, by model and direction (input or output)."),
+    ("aiplus_gateway_request_duration_seconds", "histogram", "Time from request to the end of the answer, by endpoint."),
+    ("aiplus_gateway_upstream_errors_total", "counter", "Failed upstream attempts, by deployment and reason."),
+    ("aiplus_gateway_limit_rejections_total", "counter", "Requests refused by a limit, by scope (key or tenant) and limit."),
+    ("aiplus_gateway_guardrail_blocks_total", "counter", "Requests or answers stopped by the guardrail."),
+];
+
+impl Metrics {
+    pub fn add(&self, name: &'static str, labels: Labels, n: u64) {
+        if let Ok(mut f) = self.inner.lock() {
+            *f.counters.entry((name, labels)).or_insert(0) += n;
+        }
+    }
+
+    pub fn observe(&self, name: &'static str, labels: Labels, seconds: f64) {
+        if let Ok(mut f) = self.inner.lock() {
+            let h = f.histograms.entry((name, labels)).or_default();
+            for (i, b) in LATENCY_BUCKETS_S.iter().enumerate() {
+                if seconds <= *b {
+                    h.counts[i] += 1;
+                }
+            }
+            h.count += 1;
+            h.sum_s += seconds;
+        }
+    }
+
+    /// The exposition text; `extra` are gauges computed at scrape time (name, help, samples).
+    pub fn render(&self, extra: &[Gauge<'_>]) -> String {
+        let mut out = String::new();
+        let Ok(f) = self.inner.lock() else { return out };
+        for (name, kind, help) in HELP {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for ((n, labels), v) in f.counters.iter().filter(|((n, _), _)| n == name) {
+                let _ = writeln!(out, "{n}{} {v}", fmt_labels(labels, None));
+            }
+            for ((n, labels), h) in f.histograms.iter().filter(|((n, _), _)| n == name) {
+                for (i, b) in LATENCY_BUCKETS_S.iter().enumerate() {
+                    let _ = writeln!(out, "{n}_bucket{} {}", fmt_labels(labels, Some(&b.to_string())), h.counts[i]);
+                }
+                let _ = writeln!(out, "{n}_bucket{} {}", fmt_labels(labels, Some("+Inf")), h.count);
+                let _ = writeln!(out, "{n}_sum{} {}", fmt_labels(labels, None), h.sum_s);
+                let _ = writeln!(out, "{n}_count{} {}", fmt_labels(labels, None), h.count);
+            }
+        }
+        for (name, help, samples) in extra {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (labels, v) in samples {
+                let _ = writeln!(out, "{name}{} {v}", fmt_labels(labels, None));
+            }
+        }
+        out
+    }
+}
+
+fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
+    let mut parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    if parts.is_empty() { String::new() } else { format!("{{{}}}", parts.join(",")) }
+}
+
+/// Label values escape backslash, double quote and newline (the exposition format's rule).
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_histograms_render_in_the_exposition_format() {
+        let m = Metrics::default();
+        m.add("aiplus_gateway_requests_total", vec![("endpoint", "chat".into()), ("status", "200".into())], 2);
+        m.observe("aiplus_gateway_request_duration_seconds", vec![("endpoint", "chat".into())], 0.003);
+        m.observe("aiplus_gateway_request_duration_seconds", vec![("endpoint", "chat".into())], 0.2);
+        let text = m.render(&[("aiplus_gateway_meter_dropped", "Dropped events.", vec![(vec![], 0.0)])]);
+        assert!(text.contains("aiplus_gateway_requests_total{endpoint=\"chat\",status=\"200\"} 2\n"), "{text}");
+        assert!(text.contains("aiplus_gateway_request_duration_seconds_bucket{endpoint=\"chat\",le=\"0.005\"} 1\n"), "{text}");
+        assert!(text.contains("aiplus_gateway_request_duration_seconds_bucket{endpoint=\"chat\",le=\"0.25\"} 2\n"), "{text}");
+        assert!(text.contains("aiplus_gateway_request_duration_seconds_count{endpoint=\"chat\"} 2\n"), "{text}");
+        assert!(text.contains("# TYPE aiplus_gateway_meter_dropped gauge\naiplus_gateway_meter_dropped 0\n"), "{text}");
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,217 @@
+//! The model catalog: the models of `aiplus.toml` plus those managed through the API
+//! (`/api/v1/models`, stored in the store so every instance sees them). Requests read an
+//! immutable snapshot; a change builds a new one, keeping the routing state (weights' turn,
+//! latency averages, breakers) of models that did not change.
+//!
+//! Upstream keys come from environment variables (config models, `api_key_env`) or from the
+//! API (`api_key`, stored apart from the model document). No answer of the API contains them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::config::{DeploymentConfig, GatewayConfig, ModelConfig, Routing};
+use crate::proxy::problem;
+use crate::router::ModelRoute;
+use crate::{Gateway, GatewayError};
+
+/// Most models the API may hold.
+pub const MAX_API_MODELS: usize = 1000;
+
+/// Where a model is defined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Config,
+    Api,
+}
+
+/// One immutable view of every model.
+#[derive(Default)]
+pub struct Catalog {
+    /// Names in listing order: config models first, then API models by name.
+    pub order: Vec<String>,
+    pub routes: HashMap<String, Arc<ModelRoute>>,
+    pub source: HashMap<String, Source>,
+    /// Upstream key by deployment id.
+    pub keys: HashMap<String, String>,
+}
+
+impl Catalog {
+    /// Builds a catalog, reusing `prev`'s routes for models whose definition is unchanged.
+    pub fn build(
+        config: &[ModelConfig],
+        api: Vec<(ModelConfig, BTreeMap<String, String>)>,
+        env_keys: &HashMap<String, String>,
+        prev: Option<&Catalog>,
+    ) -> Self {
+        let mut cat = Catalog { keys: env_keys.clone(), ..Catalog::default() };
+        let api_models = api.into_iter().filter(|(m, _)| !config.iter().any(|c| c.name == m.name));
+        let all = config.iter().cloned().map(|m| (m, Source::Config, BTreeMap::new())).chain(api_models.map(|(m, k)| (m, Source::Api, k)));
+        for (m, source, keys) in all {
+            cat.keys.extend(keys);
+            let route = match prev.and_then(|p| p.routes.get(&m.name)).filter(|r| r.model == m) {
+                Some(r) => r.clone(),
+                None => Arc::new(ModelRoute::new(m.clone())),
+            };
+            cat.order.push(m.name.clone());
+            cat.source.insert(m.name.clone(), source);
+            cat.routes.insert(m.name, route);
+        }
+        cat
+    }
+}
+
+/// A model as the API takes it: the config's fields, plus an optional write-only `api_key`
+/// per deployment.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelBody {
+    #[serde(default)]
+    routing: Routing,
+    #[serde(rename = "deployment")]
+    deployments: Vec<DeploymentBody>,
+}
+
+#[derive(Deserialize)]
+struct DeploymentBody {
+    #[serde(flatten)]
+    deployment: DeploymentConfig,
+    #[serde(default)]
+    api_key: Option<String>,
+}
+
+fn view(cat: &Catalog, name: &str) -> Option<serde_json::Value> {
+    let r = cat.routes.get(name)?;
+    // DeploymentConfig never serialises keys (`api_key_env` is skipped; API keys live apart).
+    Some(json!({"name": name, "source": cat.source.get(name), "routing": r.model.routing, "deployment": r.model.deployments}))
+}
+
+pub async fn list(State(gw): State<Arc<Gateway>>) -> Response {
+    let cat = gw.catalog();
+    axum::Json(cat.order.iter().filter_map(|n| view(&cat, n)).collect::<Vec<_>>()).into_response()
+}
+
+pub async fn get(State(gw): State<Arc<Gateway>>, Path(name): Path<String>) -> Response {
+    match view(&gw.catalog(), &name) {
+        Some(v) => axum::Json(v).into_response(),
+        None => problem(StatusCode::NOT_FOUND, "name", &format!("no model {name:?}")),
+    }
+}
+
+pub async fn put(State(gw): State<Arc<Gateway>>, Path(name): Path<String>, body: Bytes) -> Response {
+    let cat = gw.catalog();
+    if cat.source.get(&name) == Some(&Source::Config) {
+        return problem(StatusCode::CONFLICT, "name", "this model is defined in aiplus.toml; change it there");
+    }
+    if gw.embedded.as_ref().is_some_and(|e| e.name == name) {
+        return problem(StatusCode::CONFLICT, "name", "this is the embedded model's name");
+    }
+    if !cat.routes.contains_key(&name) && cat.source.values().filter(|s| **s == Source::Api).count() >= MAX_API_MODELS {
+        return problem(StatusCode::UNPROCESSABLE_ENTITY, "name", &format!("at most {MAX_API_MODELS} models through the API"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let b: ModelBody = match serde_path_to_error::deserialize(de) {
+        Ok(b) => b,
+        Err(e) => {
+            let path = e.path().to_string();
+            return problem(StatusCode::UNPROCESSABLE_ENTITY, if path == "." { "body" } else { &path }, &e.inner().to_string());
+        }
+    };
+    let mut secrets = BTreeMap::new();
+    let mut deployments = Vec::new();
+    for (i, d) in b.deployments.into_iter().enumerate() {
+        if d.deployment.api_key_env.is_some() {
+            return problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("deployment[{i}].api_key_env"),
+                "only aiplus.toml reads keys from the environment; send api_key",
+            );
+        }
+        if let Some(k) = d.api_key {
+            secrets.insert(d.deployment.id.clone(), k);
+        }
+        deployments.push(d.deployment);
+    }
+    let model = ModelConfig { name: name.clone(), routing: b.routing, deployments };
+    // Check the model as the config would be checked, with every other model beside it.
+    let mut all: Vec<ModelConfig> =
+        cat.order.iter().filter(|n| **n != name).filter_map(|n| cat.routes.get(n).map(|r| r.model.clone())).collect();
+    all.push(model.clone());
+    let check = GatewayConfig { models: all, ..GatewayConfig::default() };
+    if let Err(e) = check.validate().and_then(|()| gw.check_clusters(&check.models)) {
+        let (field, reason) = e.split_once(": ").unwrap_or(("body", e.as_str()));
+        let field = field.split_once("].").map_or(field.to_string(), |(_, rest)| rest.to_string());
+        return problem(StatusCode::UNPROCESSABLE_ENTITY, &field, reason);
+    }
+    if gw.store.put_model(&name, &model, &secrets).await.is_err() {
+        return problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "the model could not be stored; nothing was changed");
+    }
+    if gw.reload_models().await.is_err() {
+        return problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "the model was stored but could not be loaded; retry");
+    }
+    let status = if cat.routes.contains_key(&name) { StatusCode::OK } else { StatusCode::CREATED };
+    (status, axum::Json(view(&gw.catalog(), &name))).into_response()
+}
+
+pub async fn delete(State(gw): State<Arc<Gateway>>, Path(name): Path<String>) -> Response {
+    if gw.catalog().source.get(&name) == Some(&Source::Config) {
+        return problem(StatusCode::CONFLICT, "name", "this model is defined in aiplus.toml; remove it there");
+    }
+    match gw.store.delete_model(&name).await {
+        Ok(true) => match gw.reload_models().await {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(_) => problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "deleted, but the catalog could not be reloaded; retry"),
+        },
+        Ok(false) => problem(StatusCode::NOT_FOUND, "name", &format!("no model {name:?} managed through the API")),
+        Err(_) => problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "could not delete; retry"),
+    }
+}
+
+impl Gateway {
+    /// Re-reads the API-managed models and rebuilds the catalog.
+    pub async fn reload_models(&self) -> Result<(), GatewayError> {
+        let api: Vec<(String, ModelConfig, BTreeMap<String, String>)> = self.store.models().await?;
+        let prev = self.catalog();
+        let cat = Catalog::build(&self.config_models, api.into_iter().map(|(_, m, k)| (m, k)).collect(), &self.env_keys, Some(&prev));
+        if let Ok(mut c) = self.catalog.write() {
+            *c = Arc::new(cat);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(name: &str, url: &str) -> ModelConfig {
+        let toml = format!("name = \"{name}\"\n[[deployment]]\nid = \"{name}-d\"\nbase_url = \"{url}\"\n");
+        toml::from_str(&toml).unwrap()
+    }
+
+    #[test]
+    fn config_models_win_and_unchanged_routes_keep_their_state() {
+        let config = vec![model("a", "http://x/v1")];
+        let api = vec![
+            (model("a", "http://other/v1"), BTreeMap::new()),
+            (model("b", "http://y/v1"), BTreeMap::from([("b-d".into(), "sk-b".into())])),
+        ];
+        let first = Catalog::build(&config, api.clone(), &HashMap::new(), None);
+        assert_eq!(first.order, ["a", "b"]);
+        assert_eq!(first.routes["a"].model.deployments[0].base_url, "http://x/v1", "the config's definition wins");
+        assert_eq!(first.source["b"], Source::Api);
+        assert_eq!(first.keys["b-d"], "sk-b");
+        let second = Catalog::build(&config, api, &HashMap::new(), Some(&first));
+        assert!(Arc::ptr_eq(&first.routes["b"], &second.routes["b"]), "unchanged: the same route, with its state");
+        let changed = Catalog::build(&config, vec![(model("b", "http://z/v1"), BTreeMap::new())], &HashMap::new(), Some(&second));
+        assert!(!Arc::ptr_eq(&second.routes["b"], &changed.routes["b"]));
+        assert!(!changed.keys.contains_key("b-d"), "a removed key is gone");
+    }
+}
