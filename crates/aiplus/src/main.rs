@@ -4,6 +4,7 @@
 mod bench;
 mod client;
 mod config;
+mod gateway_bench;
 mod jobs_bench;
 mod serve;
 mod simulate;
@@ -39,6 +40,20 @@ enum Command {
     Clusters(client::ClustersArgs),
     /// Jobs: submit, list, get, cancel, and see where and why a job was placed.
     Jobs(client::JobsArgs),
+    /// The model gateway: benchmark it (against LiteLLM too), or run the mock upstream.
+    Gateway {
+        #[command(subcommand)]
+        command: GatewayCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum GatewayCommand {
+    /// Measure the latency the gateway adds, its throughput and memory, against a zero-delay
+    /// mock upstream with auth, limits and metering on (and LiteLLM's proxy with --litellm).
+    Bench(gateway_bench::BenchArgs),
+    /// Run the zero-delay mock upstream (a test double of an OpenAI-compatible server).
+    Mock(gateway_bench::MockArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,6 +73,8 @@ fn main() -> std::process::ExitCode {
         Command::Hubs(args) => client::hubs(args),
         Command::Clusters(args) => client::clusters(args),
         Command::Jobs(args) => client::jobs(args),
+        Command::Gateway { command: GatewayCommand::Bench(args) } => gateway_bench::run(args),
+        Command::Gateway { command: GatewayCommand::Mock(args) } => gateway_bench::mock(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

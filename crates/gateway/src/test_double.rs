@@ -56,6 +56,11 @@ async fn misbehave(mode: &str) -> Option<Response> {
 /// (answers after 2 s), `broken` (a stream that dies after two chunks).
 /// Starts the double on a free loopback port; returns its base URL (add `/<mode>/v1`).
 pub async fn start() -> std::io::Result<String> {
+    serve_on("127.0.0.1:0").await
+}
+
+/// Starts the double on `addr` (port 0 picks one); returns its base URL.
+pub async fn serve_on(addr: &str) -> std::io::Result<String> {
     async fn chat(Path(mode): Path<String>, headers: axum::http::HeaderMap, axum::Json(req): axum::Json<Value>) -> Response {
         if mode == "auth" && headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer sk-upstream") {
             return (
@@ -143,7 +148,7 @@ pub async fn start() -> std::io::Result<String> {
         .route("/{mode}/v1/chat/completions", axum::routing::post(chat))
         .route("/{mode}/v1/completions", axum::routing::post(completion))
         .route("/{mode}/v1/embeddings", axum::routing::post(embeddings));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;

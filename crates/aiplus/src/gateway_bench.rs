@@ -1,0 +1,424 @@
+//! `aiplus gateway bench`: what the gateway adds on top of its upstream, measured against a
+//! zero-delay mock with auth, limits and metering on, and the same harness against LiteLLM's
+//! proxy in the same run (`--litellm`).
+//!
+//! Three processes share the machine: the mock upstream (`aiplus gateway mock`), the proxy under
+//! test (the real `aiplus serve`, or LiteLLM) and this load generator. Figures:
+//! - added latency at concurrency 1: percentiles through the proxy minus direct to the mock;
+//! - throughput with 64 connections: closed loop; if its p99 is 10 ms or more, the highest
+//!   paced rate (latency counted from each request's scheduled time) whose p99 stays under;
+//! - added time to first token on streams, at concurrency 1;
+//! - the proxy's peak RSS, and with `--soak-s` its RSS over a long run at a steady rate.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Requests per concurrency-1 phase.
+    #[arg(long, default_value_t = 3000)]
+    pub requests: usize,
+    /// Length of each 64-connection phase.
+    #[arg(long, default_value_t = 10)]
+    pub duration_s: u64,
+    /// Connections of the throughput phase.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// The p99 the throughput must keep.
+    #[arg(long, default_value_t = 10.0)]
+    pub p99_ms_max: f64,
+    /// Also run the harness against LiteLLM's proxy (installed with scripts/bench/litellm.sh).
+    #[arg(long)]
+    pub litellm: bool,
+    /// After the main phases, run this long at half the measured throughput, sampling RSS.
+    #[arg(long, default_value_t = 0)]
+    pub soak_s: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON report here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MockArgs {
+    /// Address to listen on; the chosen URL is printed on the first line.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+}
+
+/// The zero-delay upstream: the gateway's test double, in its own process.
+pub fn mock(args: MockArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    rt.block_on(async {
+        let url = gateway::test_double::serve_on(&args.listen).await?;
+        println!("{url}");
+        std::future::pending::<()>().await;
+        Ok(())
+    })
+}
+
+#[derive(Serialize, Clone, Copy, Default)]
+struct Percentiles {
+    p50_us: f64,
+    p99_us: f64,
+}
+
+fn percentiles(mut v: Vec<Duration>) -> Percentiles {
+    if v.is_empty() {
+        return Percentiles::default();
+    }
+    v.sort();
+    let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1].as_secs_f64() * 1e6;
+    Percentiles { p50_us: at(0.50), p99_us: at(0.99) }
+}
+
+#[derive(Serialize, Clone, Copy, Default)]
+struct Throughput {
+    /// Requests per second that met the p99 goal (0 if no rate did).
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Closed loop (as fast as the connections go) or paced at a target rate.
+    paced: bool,
+    errors: u64,
+}
+
+#[derive(Serialize, Default)]
+struct ProxyReport {
+    name: String,
+    c1: Percentiles,
+    added_c1: Percentiles,
+    ttft: Percentiles,
+    added_ttft: Percentiles,
+    throughput: Throughput,
+    peak_rss_mib: f64,
+    soak_rss_mib: Vec<f64>,
+}
+
+#[derive(Serialize, Default)]
+struct Report {
+    direct_c1: Percentiles,
+    direct_ttft: Percentiles,
+    proxies: Vec<ProxyReport>,
+}
+
+/// One target of the load: a chat URL and its key.
+#[derive(Clone)]
+struct Target {
+    url: String,
+    key: Option<String>,
+}
+
+impl Target {
+    fn request(&self, http: &reqwest::Client, stream: bool) -> reqwest::RequestBuilder {
+        let body =
+            serde_json::json!({"model": "bench", "messages": [{"role": "user", "content": "hi"}], "stream": stream, "max_tokens": 16});
+        let r = http.post(&self.url).json(&body);
+        match &self.key {
+            Some(k) => r.bearer_auth(k),
+            None => r,
+        }
+    }
+}
+
+async fn one(http: &reqwest::Client, t: &Target) -> Result<(), String> {
+    let r = t.request(http, false).send().await.map_err(|e| e.to_string())?;
+    let ok = r.status().is_success();
+    let _ = r.bytes().await.map_err(|e| e.to_string())?;
+    if ok { Ok(()) } else { Err("status".into()) }
+}
+
+/// Concurrency 1: `n` requests one after another (after a short warm-up).
+async fn c1(http: &reqwest::Client, t: &Target, n: usize) -> anyhow::Result<Vec<Duration>> {
+    for _ in 0..50 {
+        one(http, t).await.map_err(|e| anyhow::anyhow!("warm-up request to {}: {e}", t.url))?;
+    }
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        one(http, t).await.map_err(|e| anyhow::anyhow!("request to {}: {e}", t.url))?;
+        lat.push(start.elapsed());
+    }
+    Ok(lat)
+}
+
+/// Time to the first body chunk of a stream, `n` times one after another.
+async fn ttft(http: &reqwest::Client, t: &Target, n: usize) -> anyhow::Result<Vec<Duration>> {
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n + 20 {
+        let start = Instant::now();
+        let mut r = t.request(http, true).send().await.with_context(|| format!("stream to {}", t.url))?;
+        anyhow::ensure!(r.status().is_success(), "stream to {}: status {}", t.url, r.status());
+        let _first = r.chunk().await?;
+        if i >= 20 {
+            lat.push(start.elapsed());
+        }
+        while r.chunk().await?.is_some() {}
+    }
+    Ok(lat)
+}
+
+/// `conns` connections for `dur`; with `rate`, each request is scheduled (rate spread over the
+/// connections) and its latency counts from its scheduled time.
+async fn load(http: &reqwest::Client, t: &Target, conns: usize, dur: Duration, rate: Option<f64>) -> (Vec<Duration>, u64, Duration) {
+    let start = Instant::now() + Duration::from_millis(20);
+    let tasks: Vec<_> = (0..conns)
+        .map(|i| {
+            let (http, t) = (http.clone(), t.clone());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut errors = 0u64;
+                let interval = rate.map(|r| Duration::from_secs_f64(conns as f64 / r));
+                let mut k = 0u32;
+                loop {
+                    let due = match interval {
+                        Some(iv) => start + iv.mul_f64(f64::from(k) + i as f64 / conns as f64),
+                        None => Instant::now().max(start),
+                    };
+                    if due >= start + dur {
+                        break;
+                    }
+                    tokio::time::sleep_until(due.into()).await;
+                    if one(&http, &t).await.is_err() {
+                        errors += 1;
+                    }
+                    lat.push(due.elapsed());
+                    k += 1;
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        if let Ok((l, e)) = task.await {
+            all.extend(l);
+            errors += e;
+        }
+    }
+    (all, errors, start.elapsed())
+}
+
+/// Closed loop first; if its p99 misses the goal, paced rates stepping down from it.
+async fn throughput(http: &reqwest::Client, t: &Target, args: &BenchArgs) -> Throughput {
+    let dur = Duration::from_secs(args.duration_s);
+    let (lat, errors, took) = load(http, t, args.connections, dur, None).await;
+    let rps = lat.len() as f64 / took.as_secs_f64();
+    let p = percentiles(lat);
+    if p.p99_us / 1000.0 < args.p99_ms_max {
+        return Throughput { rps, p50_ms: p.p50_us / 1000.0, p99_ms: p.p99_us / 1000.0, paced: false, errors };
+    }
+    let mut rate = rps * 0.9;
+    for _ in 0..12 {
+        let (lat, errors, took) = load(http, t, args.connections, dur, Some(rate)).await;
+        let achieved = lat.len() as f64 / took.as_secs_f64();
+        let p = percentiles(lat);
+        if p.p99_us / 1000.0 < args.p99_ms_max {
+            return Throughput { rps: achieved, p50_ms: p.p50_us / 1000.0, p99_ms: p.p99_us / 1000.0, paced: true, errors };
+        }
+        rate *= 0.7;
+    }
+    Throughput { rps: 0.0, p50_ms: 0.0, p99_ms: 0.0, paced: true, errors }
+}
+
+fn rss_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A child process that is killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a child and reads the URL it prints (the first line with `http://`).
+fn start_child(mut cmd: Command) -> anyhow::Result<(Proc, String)> {
+    use std::io::BufRead;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
+    let stdout = child.stdout.take().context("child stdout")?;
+    let proc_ = Proc(child);
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines.next().context("the child exited before printing its address")??;
+        if let Some(i) = line.find("http://") {
+            break line[i..].split_whitespace().next().unwrap_or_default().to_string();
+        }
+    };
+    // Keep draining its output so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Ok((proc_, url))
+}
+
+async fn measure(
+    name: &str,
+    http: &reqwest::Client,
+    t: &Target,
+    pid: u32,
+    args: &BenchArgs,
+    report: &Report,
+) -> anyhow::Result<ProxyReport> {
+    eprintln!("{name}: concurrency 1 ...");
+    let c1p = percentiles(c1(http, t, args.requests).await?);
+    eprintln!("{name}: time to first token ...");
+    let tt = percentiles(ttft(http, t, args.requests / 5).await?);
+    eprintln!("{name}: {} connections ...", args.connections);
+    let tp = throughput(http, t, args).await;
+    let mut soak = Vec::new();
+    if args.soak_s > 0 && tp.rps > 0.0 {
+        eprintln!("{name}: soak for {} s at {:.0} req/s ...", args.soak_s, tp.rps / 2.0);
+        let end = Instant::now() + Duration::from_secs(args.soak_s);
+        while Instant::now() < end {
+            let _ = load(http, t, args.connections, Duration::from_secs(10), Some(tp.rps / 2.0)).await;
+            soak.push(rss_mib(pid, "VmRSS:"));
+        }
+    }
+    let sub = |a: Percentiles, b: Percentiles| Percentiles { p50_us: a.p50_us - b.p50_us, p99_us: a.p99_us - b.p99_us };
+    Ok(ProxyReport {
+        name: name.into(),
+        c1: c1p,
+        added_c1: sub(c1p, report.direct_c1),
+        ttft: tt,
+        added_ttft: sub(tt, report.direct_ttft),
+        throughput: tp,
+        peak_rss_mib: rss_mib(pid, "VmHWM:"),
+        soak_rss_mib: soak,
+    })
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let dir = std::env::temp_dir().join(format!("aiplus-gateway-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let (_mock, mock_url) = start_child({
+        let mut c = Command::new(&exe);
+        c.args(["gateway", "mock"]);
+        c
+    })?;
+    let upstream = format!("{mock_url}/fast/v1");
+    let cfg = dir.join("aiplus.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[gateway]\n[gateway.embedded]\nenabled = false\n[[gateway.model]]\nname = \"bench\"\n\
+             [[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}\"\n"
+        ),
+    )?;
+    let (gw, gw_url) = start_child({
+        let mut c = Command::new(&exe);
+        c.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.join("data"))
+            .arg("--config")
+            .arg(&cfg)
+            .env("AIPLUS_LOG", "warn");
+        c
+    })?;
+    let http = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(256).build()?;
+    let report = rt.block_on(async {
+        // Limits on (far above the load, so they bind nothing but are checked on every request).
+        let key: serde_json::Value = http
+            .post(format!("{gw_url}/api/v1/keys"))
+            .json(&serde_json::json!({"tenant": "bench", "limits": {"requests_per_min": 100_000_000u64, "tokens_per_min": 1_000_000_000_000u64, "tokens_per_day": 1_000_000_000_000u64}}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let secret = key["secret"].as_str().context("no key secret")?.to_string();
+        let direct = Target { url: format!("{upstream}/chat/completions"), key: None };
+        let mut report = Report::default();
+        eprintln!("direct to the mock: concurrency 1 and time to first token ...");
+        report.direct_c1 = percentiles(c1(&http, &direct, args.requests).await?);
+        report.direct_ttft = percentiles(ttft(&http, &direct, args.requests / 5).await?);
+        let aiplus = Target { url: format!("{gw_url}/v1/chat/completions"), key: Some(secret) };
+        let r = measure("aiplus", &http, &aiplus, gw.0.id(), &args, &report).await?;
+        report.proxies.push(r);
+        if args.litellm {
+            let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench/litellm.sh");
+            anyhow::ensure!(Command::new(&script).arg("install").status()?.success(), "installing LiteLLM failed");
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            anyhow::ensure!(
+                Command::new(&script).args(["start", &port.to_string(), &upstream, "bench"]).status()?.success(),
+                "starting LiteLLM failed"
+            );
+            let pid: u32 = std::fs::read_to_string(std::env::temp_dir().join("aiplus-litellm/litellm.pid"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            let lite = Target { url: format!("http://127.0.0.1:{port}/v1/chat/completions"), key: Some("sk-litellm-bench".into()) };
+            let r = measure("litellm", &http, &lite, pid, &args, &report).await;
+            let _ = Command::new(&script).arg("stop").status();
+            report.proxies.push(r?);
+        }
+        anyhow::Ok(report)
+    })?;
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&dir);
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(out) = &args.out {
+        std::fs::write(out, &json).with_context(|| format!("writing {}", out.display()))?;
+    }
+    if args.json {
+        println!("{json}");
+        return Ok(());
+    }
+    println!(
+        "direct to the mock: c=1 p50 {:.0} µs, p99 {:.0} µs; TTFT p50 {:.0} µs",
+        report.direct_c1.p50_us, report.direct_c1.p99_us, report.direct_ttft.p50_us
+    );
+    println!(
+        "{:<8} {:>14} {:>14} {:>14} {:>12} {:>10} {:>9} {:>10}",
+        "proxy", "added p50 µs", "added p99 µs", "added TTFT µs", "req/s @64", "p99 ms", "errors", "peak MiB"
+    );
+    for p in &report.proxies {
+        println!(
+            "{:<8} {:>14.0} {:>14.0} {:>14.0} {:>12.0} {:>10.2} {:>9} {:>10.1}",
+            p.name,
+            p.added_c1.p50_us,
+            p.added_c1.p99_us,
+            p.added_ttft.p50_us,
+            p.throughput.rps,
+            p.throughput.p99_ms,
+            p.throughput.errors,
+            p.peak_rss_mib
+        );
+        if !p.soak_rss_mib.is_empty() {
+            let (min, max) = p.soak_rss_mib.iter().fold((f64::MAX, 0.0f64), |(a, b), x| (a.min(*x), b.max(*x)));
+            println!(
+                "         soak RSS: first {:.1} MiB, last {:.1} MiB, min {min:.1}, max {max:.1}",
+                p.soak_rss_mib[0],
+                p.soak_rss_mib[p.soak_rss_mib.len() - 1]
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        let p = percentiles(v);
+        assert_eq!((p.p50_us, p.p99_us), (50.0, 99.0));
+        assert_eq!(percentiles(vec![]).p99_us, 0.0);
+    }
+}
