@@ -142,12 +142,12 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
 }
 
-fn client() -> anyhow::Result<reqwest::blocking::Client> {
+pub(crate) fn client() -> anyhow::Result<reqwest::blocking::Client> {
     Ok(reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?)
 }
 
 /// Sends a request; a problem+json answer becomes an error naming the field and the reason.
-fn call(req: reqwest::blocking::RequestBuilder) -> anyhow::Result<Value> {
+pub(crate) fn call(req: reqwest::blocking::RequestBuilder) -> anyhow::Result<Value> {
     let resp = req.send().context("could not reach the aiplus server (is `aiplus serve` running? see --server)")?;
     let status = resp.status();
     let body: Value = resp.json().unwrap_or(Value::Null);
@@ -164,17 +164,17 @@ fn call(req: reqwest::blocking::RequestBuilder) -> anyhow::Result<Value> {
     Ok(body)
 }
 
-fn read_json(file: &PathBuf) -> anyhow::Result<Value> {
+pub(crate) fn read_json(file: &PathBuf) -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", file.display()))
 }
 
-fn print_json(v: &Value) -> anyhow::Result<()> {
+pub(crate) fn print_json(v: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
-fn s(v: &Value) -> String {
+pub(crate) fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),

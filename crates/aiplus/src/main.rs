@@ -5,6 +5,7 @@ mod bench;
 mod client;
 mod config;
 mod gateway_bench;
+mod gateway_cli;
 mod jobs_bench;
 mod serve;
 mod simulate;
@@ -40,6 +41,14 @@ enum Command {
     Clusters(client::ClustersArgs),
     /// Jobs: submit, list, get, cancel, and see where and why a job was placed.
     Jobs(client::JobsArgs),
+    /// API keys of the model gateway: create (the secret is shown once), list, revoke.
+    Keys(gateway_cli::KeysArgs),
+    /// Tenants: limits shared by all their keys, and the regions their model traffic may use.
+    Tenants(gateway_cli::TenantsArgs),
+    /// Models of the gateway and their deployments: list, create or replace, delete, health.
+    Models(gateway_cli::ModelsArgs),
+    /// Gateway usage by day, key and model: requests, errors, tokens, cost.
+    Usage(gateway_cli::UsageArgs),
     /// The model gateway: benchmark it (against LiteLLM too), or run the mock upstream.
     Gateway {
         #[command(subcommand)]
@@ -73,6 +82,10 @@ fn main() -> std::process::ExitCode {
         Command::Hubs(args) => client::hubs(args),
         Command::Clusters(args) => client::clusters(args),
         Command::Jobs(args) => client::jobs(args),
+        Command::Keys(args) => gateway_cli::keys(args),
+        Command::Tenants(args) => gateway_cli::tenants(args),
+        Command::Models(args) => gateway_cli::models(args),
+        Command::Usage(args) => gateway_cli::usage(args),
         Command::Gateway { command: GatewayCommand::Bench(args) } => gateway_bench::run(args),
         Command::Gateway { command: GatewayCommand::Mock(args) } => gateway_bench::mock(args),
     };

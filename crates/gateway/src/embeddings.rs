@@ -117,7 +117,7 @@ pub async fn create(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: By
     let Some(caller) = authenticate(&gw, &headers) else { return unauthorized() };
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let model = req["model"].as_str().unwrap_or("").to_string();
-    let mut metered = Metered::new(caller, "embeddings", model.clone(), false, 0);
+    let mut metered = Metered::new(caller, &headers, "embeddings", model.clone(), false, 0);
     let refuse = |m: &Metered, status: StatusCode, code: &str, message: String, param: Option<&str>| {
         m.send(&gw, None, Some((0, 0)), 0, status.as_u16());
         openai_error(status, "invalid_request_error", code, message, param)

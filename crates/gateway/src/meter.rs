@@ -2,10 +2,15 @@
 //! channel; one writer task stores them in batches (group commit). The database is never on
 //! the request path.
 //!
-//! Durability promise: an event is durable once its batch commits, at most
-//! [`FLUSH_EVERY`] after the request ended. A clean shutdown drains the channel first, so it
-//! loses nothing; a kill -9 can lose the events of the last [`FLUSH_EVERY`]. When the channel is
-//! full (the store is far behind), the request still succeeds and the event is counted as dropped.
+//! Durability promise (tested in `crates/aiplus/tests/openai_sdk.rs`):
+//! - every request gets one event, whatever its endpoint and outcome (answered, refused, failed,
+//!   blocked, streamed or not), written before or as its answer ends;
+//! - an event is durable once its batch commits: at most `gateway.meter_flush_ms` (default 50)
+//!   plus one commit after the request ended. A kill -9 loses at most the events of that last
+//!   stretch; nothing is ever written twice (event ids are unique);
+//! - a clean shutdown (SIGTERM, Ctrl-C) drains the channel first, so it loses nothing;
+//! - when the channel is full (the store is far behind), the request still succeeds and the
+//!   event is counted as dropped (`aiplus_gateway_meter_dropped_events`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +45,9 @@ pub struct RequestUsage {
     /// Stopped by a guardrail.
     #[serde(default)]
     pub blocked: bool,
+    /// The client's `X-Request-Id`, when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Clone)]

@@ -53,7 +53,7 @@ pub(crate) fn unauthorized() -> Response {
 
 pub async fn models(State(gw): Gw, headers: HeaderMap) -> Response {
     let Some(caller) = authenticate(&gw, &headers) else { return unauthorized() };
-    Metered::new(caller, "models", String::new(), false, 0).send(&gw, None, Some((0, 0)), 0, 200);
+    Metered::new(caller, &headers, "models", String::new(), false, 0).send(&gw, None, Some((0, 0)), 0, 200);
     let catalog = gw.catalog();
     let mut data: Vec<Value> = catalog
         .order
@@ -103,11 +103,28 @@ pub(crate) struct Metered {
     pub started: Instant,
     pub input_estimate: u64,
     pub reservation: Option<Reservation>,
+    /// The client's `X-Request-Id`, kept in the ledger so a client can find its requests.
+    pub request_id: Option<String>,
+}
+
+/// A client's `X-Request-Id` header, if it is printable ASCII of at most 128 bytes.
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get("x-request-id")?.to_str().ok()?;
+    (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())).then(|| v.to_string())
 }
 
 impl Metered {
-    pub fn new(caller: Caller, endpoint: &'static str, model: String, stream: bool, input_estimate: u64) -> Self {
-        Self { caller, endpoint, model, stream, started: Instant::now(), input_estimate, reservation: None }
+    pub fn new(caller: Caller, headers: &HeaderMap, endpoint: &'static str, model: String, stream: bool, input_estimate: u64) -> Self {
+        Self {
+            caller,
+            endpoint,
+            model,
+            stream,
+            started: Instant::now(),
+            input_estimate,
+            reservation: None,
+            request_id: request_id(headers),
+        }
     }
 
     /// Reserves a request and `tokens` against the key's and the tenant's limits; a refusal
@@ -215,6 +232,7 @@ impl Metered {
                 cost_cny,
                 stream: self.stream,
                 blocked,
+                request_id: self.request_id.clone(),
             },
         });
     }
@@ -317,8 +335,7 @@ async fn complete(State(gw): Gw, headers: HeaderMap, body: Bytes, kind: Kind) ->
     let model = req.and_then(|r| r["model"].as_str()).unwrap_or("").to_string();
     let stream = req.and_then(|r| r["stream"].as_bool()).unwrap_or(false);
     let input_estimate = req.map_or(0, |r| estimate_tokens(kind.input_chars(r)));
-    let mut metered =
-        Metered { caller, endpoint: kind.endpoint(), model: model.clone(), stream, started, input_estimate, reservation: None };
+    let mut metered = Metered { started, ..Metered::new(caller, &headers, kind.endpoint(), model.clone(), stream, input_estimate) };
     // Requests refused here are metered too, with their status and no tokens.
     let refuse = |status: StatusCode, code: &str, message: String, param: Option<&str>| {
         metered.send(&gw, None, Some((0, 0)), 0, status.as_u16());

@@ -246,13 +246,13 @@ pub async fn create(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: By
     let req: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
-            Metered::new(caller, "responses", String::new(), false, 0).send(&gw, None, Some((0, 0)), 0, 400);
+            Metered::new(caller, &headers, "responses", String::new(), false, 0).send(&gw, None, Some((0, 0)), 0, 400);
             return openai_error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_json", "the body must be a JSON object", None);
         }
     };
     let model = req["model"].as_str().unwrap_or("").to_string();
     let stream = req["stream"].as_bool().unwrap_or(false);
-    let mut metered = Metered::new(caller, "responses", model.clone(), stream, 0);
+    let mut metered = Metered::new(caller, &headers, "responses", model.clone(), stream, 0);
     let refuse = |m: &Metered, status: StatusCode, code: &str, message: String, param: Option<&str>| {
         m.send(&gw, None, Some((0, 0)), 0, status.as_u16());
         openai_error(status, "invalid_request_error", code, message, param)

@@ -1,0 +1,269 @@
+//! The operator CLI for the model gateway: API keys, tenants (limits and regions), models and
+//! their deployments, and usage. Tables by default, the server's JSON with `--json`.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use crate::client::{Server, call, client, print_json, read_json, s};
+
+#[derive(clap::Args, Debug)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    server: Server,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum KeysCommand {
+    /// Create a key for a tenant; its secret is printed once and never again.
+    Create {
+        tenant: String,
+        #[arg(long)]
+        requests_per_min: Option<u64>,
+        #[arg(long)]
+        tokens_per_min: Option<u64>,
+        #[arg(long)]
+        tokens_per_day: Option<u64>,
+    },
+    /// List keys (prefixes only; secrets are not stored).
+    List,
+    /// Revoke a key; every instance stops accepting it within seconds.
+    Revoke { id: String },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TenantsArgs {
+    #[command(flatten)]
+    server: Server,
+    #[command(subcommand)]
+    command: TenantsCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum TenantsCommand {
+    /// List tenants that have settings.
+    List,
+    /// Show a tenant's limits and regions.
+    Get { tenant: String },
+    /// Replace a tenant's limits and regions (limits shared by all its keys).
+    Set {
+        tenant: String,
+        #[arg(long)]
+        requests_per_min: Option<u64>,
+        #[arg(long)]
+        tokens_per_min: Option<u64>,
+        #[arg(long)]
+        tokens_per_day: Option<u64>,
+        /// `hub:<id>` or `province:<name>` the tenant's model traffic may be served from; repeat.
+        #[arg(long = "region")]
+        regions: Vec<String>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ModelsArgs {
+    #[command(flatten)]
+    server: Server,
+    #[command(subcommand)]
+    command: ModelsCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum ModelsCommand {
+    /// List models (from aiplus.toml and from the API) and their deployments.
+    List,
+    /// Create or replace a model from a JSON file: {"routing": "weighted"|"least-latency",
+    /// "deployment": [{"id", "base_url", "api_key"?, "cluster"?, "weight"?, ...}]}.
+    Put { name: String, file: PathBuf },
+    /// Delete a model made through the API.
+    Delete { name: String },
+    /// The models' health: smoothed latency and circuit breakers; the embedded model's state.
+    Status,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UsageArgs {
+    #[command(flatten)]
+    server: Server,
+    #[arg(long)]
+    tenant: Option<String>,
+    #[arg(long)]
+    key: Option<String>,
+    #[arg(long)]
+    model: Option<String>,
+}
+
+fn limits(rpm: Option<u64>, tpm: Option<u64>, tpd: Option<u64>) -> Value {
+    let mut l = json!({});
+    for (k, v) in [("requests_per_min", rpm), ("tokens_per_min", tpm), ("tokens_per_day", tpd)] {
+        if let Some(v) = v {
+            l[k] = json!(v);
+        }
+    }
+    l
+}
+
+fn show_limits(l: &Value) -> String {
+    let parts: Vec<String> = ["requests_per_min", "tokens_per_min", "tokens_per_day"]
+        .iter()
+        .filter(|k| !l[**k].is_null())
+        .map(|k| format!("{}={}", k.trim_end_matches("_min").trim_end_matches("_day").replace('_', " "), s(&l[*k])))
+        .collect();
+    if parts.is_empty() { "none".into() } else { parts.join(", ") }
+}
+
+pub fn keys(args: KeysArgs) -> anyhow::Result<()> {
+    let c = client()?;
+    let base = format!("{}/api/v1/keys", args.server.server);
+    let v = match &args.command {
+        KeysCommand::Create { tenant, requests_per_min, tokens_per_min, tokens_per_day } => {
+            let body = json!({"tenant": tenant, "limits": limits(*requests_per_min, *tokens_per_min, *tokens_per_day)});
+            call(c.post(&base).json(&body))?
+        }
+        KeysCommand::List => call(c.get(&base))?,
+        KeysCommand::Revoke { id } => call(c.post(format!("{base}/{id}/revoke")))?,
+    };
+    if args.server.json {
+        return print_json(&v);
+    }
+    match &args.command {
+        KeysCommand::Create { .. } => {
+            println!("key {} for tenant {}", s(&v["id"]), s(&v["tenant"]));
+            println!("secret (shown once, keep it safe): {}", s(&v["secret"]));
+        }
+        KeysCommand::List => {
+            println!("{:<40} {:<16} {:<12} {:<10} limits", "id", "tenant", "prefix", "state");
+            for k in v.as_array().into_iter().flatten() {
+                let state = if k["revoked_ms"].is_null() { "active" } else { "revoked" };
+                println!("{:<40} {:<16} {:<12} {:<10} {}", s(&k["id"]), s(&k["tenant"]), s(&k["prefix"]), state, show_limits(&k["limits"]));
+            }
+        }
+        KeysCommand::Revoke { .. } => println!("revoked {}", s(&v["id"])),
+    }
+    Ok(())
+}
+
+pub fn tenants(args: TenantsArgs) -> anyhow::Result<()> {
+    let c = client()?;
+    let base = format!("{}/api/v1/tenants", args.server.server);
+    let v = match &args.command {
+        TenantsCommand::List => call(c.get(&base))?,
+        TenantsCommand::Get { tenant } => call(c.get(format!("{base}/{tenant}")))?,
+        TenantsCommand::Set { tenant, requests_per_min, tokens_per_min, tokens_per_day, regions } => {
+            let body = json!({"limits": limits(*requests_per_min, *tokens_per_min, *tokens_per_day), "regions": regions});
+            call(c.put(format!("{base}/{tenant}")).json(&body))?
+        }
+    };
+    if args.server.json {
+        return print_json(&v);
+    }
+    let rows: Vec<&Value> = match &v {
+        Value::Array(a) => a.iter().collect(),
+        one => vec![one],
+    };
+    println!("{:<20} {:<50} regions", "tenant", "limits");
+    for t in rows {
+        let regions: Vec<String> = t["settings"]["regions"].as_array().into_iter().flatten().map(s).collect();
+        let regions = if regions.is_empty() { "any".to_string() } else { regions.join(", ") };
+        println!("{:<20} {:<50} {regions}", s(&t["tenant"]), show_limits(&t["settings"]["limits"]));
+    }
+    Ok(())
+}
+
+pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
+    let c = client()?;
+    let base = format!("{}/api/v1/models", args.server.server);
+    let v = match &args.command {
+        ModelsCommand::List => call(c.get(&base))?,
+        ModelsCommand::Put { name, file } => call(c.put(format!("{base}/{name}")).json(&read_json(file)?))?,
+        ModelsCommand::Delete { name } => {
+            let resp = c.delete(format!("{base}/{name}")).send()?;
+            if !resp.status().is_success() {
+                let body: Value = resp.json().unwrap_or(Value::Null);
+                anyhow::bail!("{}", body["detail"].as_str().unwrap_or("the model could not be deleted"));
+            }
+            println!("deleted {name}");
+            return Ok(());
+        }
+        ModelsCommand::Status => call(c.get(format!("{}/api/v1/gateway", args.server.server)))?,
+    };
+    if args.server.json {
+        return print_json(&v);
+    }
+    match &args.command {
+        ModelsCommand::Status => {
+            println!("{:<24} {:<20} {:>12} {:>8}", "model", "deployment", "latency ms", "breaker");
+            for m in v["models"].as_array().into_iter().flatten() {
+                for d in m["deployments"].as_array().into_iter().flatten() {
+                    let open = if d["breaker_open"] == true { "open" } else { "closed" };
+                    println!("{:<24} {:<20} {:>12} {:>8}", s(&m["name"]), s(&d["id"]), s(&d["latency_ms_ewma"]), open);
+                }
+            }
+            if !v["embedded"].is_null() {
+                println!("embedded model {}: {}", s(&v["embedded"]["name"]), s(&v["embedded"]["state"]));
+            }
+        }
+        _ => {
+            let rows: Vec<&Value> = match &v {
+                Value::Array(a) => a.iter().collect(),
+                one => vec![one],
+            };
+            println!("{:<24} {:<7} {:<14} {:<16} {:<12} base url", "model", "source", "routing", "deployment", "cluster");
+            for m in rows {
+                for d in m["deployment"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<24} {:<7} {:<14} {:<16} {:<12} {}",
+                        s(&m["name"]),
+                        s(&m["source"]),
+                        s(&m["routing"]),
+                        s(&d["id"]),
+                        s(&d["cluster"]),
+                        s(&d["base_url"])
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn usage(args: UsageArgs) -> anyhow::Result<()> {
+    let c = client()?;
+    let mut q: Vec<(&str, &str)> = Vec::new();
+    for (k, v) in [("tenant", &args.tenant), ("key", &args.key), ("model", &args.model)] {
+        if let Some(v) = v {
+            q.push((k, v));
+        }
+    }
+    let v = call(c.get(format!("{}/api/v1/usage/summary", args.server.server)).query(&q))?;
+    if args.server.json {
+        return print_json(&v);
+    }
+    println!(
+        "{:<11} {:<14} {:<38} {:<20} {:>8} {:>7} {:>10} {:>10} {:>9}",
+        "day", "tenant", "key", "model", "requests", "errors", "input tok", "output tok", "cost ¥"
+    );
+    for r in v["rows"].as_array().into_iter().flatten() {
+        let day = time::OffsetDateTime::from_unix_timestamp(r["day_start_ms"].as_i64().unwrap_or(0) / 1000)
+            .map(|t| t.date().to_string())
+            .unwrap_or_default();
+        println!(
+            "{:<11} {:<14} {:<38} {:<20} {:>8} {:>7} {:>10} {:>10} {:>9.4}",
+            day,
+            s(&r["tenant"]),
+            s(&r["key_id"]),
+            s(&r["model"]),
+            s(&r["requests"]),
+            s(&r["errors"]),
+            s(&r["input_tokens"]),
+            s(&r["output_tokens"]),
+            r["cost_cny"].as_f64().unwrap_or(0.0)
+        );
+    }
+    if v["truncated"] == true {
+        println!("(only the first rows of the ledger were read; narrow the query)");
+    }
+    Ok(())
+}
