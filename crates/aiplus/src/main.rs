@@ -7,6 +7,7 @@ mod config;
 mod gateway_bench;
 mod gateway_cli;
 mod jobs_bench;
+mod openapi;
 mod serve;
 mod simulate;
 mod sites;

@@ -111,7 +111,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         Some((svc, _, _)) => api::router(svc.clone()),
         None => axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" })),
     };
-    let app = app.merge(gateway::router(gw));
+    let app = app.merge(gateway::router(gw)).route("/api/v1/openapi.json", axum::routing::get(crate::openapi::serve));
     let timeout = std::time::Duration::from_secs(cfg.server.shutdown_timeout_s);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {

@@ -250,3 +250,46 @@ fn the_gateway_cli_manages_keys_tenants_models_and_usage() {
     assert_eq!(chat("qwen-west"), 401);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// The OpenAPI document is valid OpenAPI 3.1 (checked by the `openapi-spec-validator` package
+/// from PyPI, installed by scripts/test), and every operation it lists is routed by the server.
+#[test]
+fn the_openapi_document_is_valid_and_every_operation_is_routed() {
+    let (_rt, s, _secret, data) = gateway_server("openapi", "");
+    let (status, doc) = s.get("/api/v1/openapi.json");
+    assert_eq!(status, 200);
+    let file = data.join("openapi.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, json; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openapi-spec-validator: {}", String::from_utf8_lossy(&out.stderr));
+    let client = reqwest::blocking::Client::new();
+    let mut n = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let concrete = path.replace("{id}", "x").replace("{tenant}", "doc-check").replace("{name}", "doc-check");
+        for method in ops.as_object().unwrap().keys() {
+            let url = format!("{}{concrete}", s.url);
+            let req = match method.as_str() {
+                "get" => client.get(&url),
+                "post" => client.post(&url).json(&json!({})),
+                "put" => client.put(&url).json(&json!({})),
+                "delete" => client.delete(&url),
+                m => panic!("unexpected method {m}"),
+            };
+            let r = req.send().unwrap();
+            let status = r.status().as_u16();
+            let body = r.text().unwrap_or_default();
+            assert_ne!(status, 405, "{method} {path} is not routed for this method");
+            assert!(!body.contains("no such endpoint"), "{method} {path} is not routed: {body}");
+            n += 1;
+        }
+    }
+    assert!(n >= 35, "{n} operations checked");
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -1,0 +1,155 @@
+//! The OpenAPI 3.1 document of aiplus's own API (served at `/api/v1/openapi.json`): the
+//! compute network and jobs, the usage ledger, and the gateway's management (keys, tenants,
+//! models, status, metrics). The OpenAI-compatible `/v1` endpoints follow OpenAI's own spec and
+//! are listed here by path only.
+//!
+//! Written as a table of operations so that adding an endpoint is one line; a test checks that
+//! every documented operation is routed.
+
+use serde_json::{Value, json};
+
+/// (method, path, tag, summary, request body schema, success status)
+type Op = (&'static str, &'static str, &'static str, &'static str, Option<&'static str>, u16);
+
+pub const OPERATIONS: &[Op] = &[
+    ("get", "/healthz", "system", "Liveness: 200 while the server runs.", None, 200),
+    ("get", "/metrics", "system", "Prometheus metrics of the gateway (text exposition format).", None, 200),
+    ("get", "/api/v1/openapi.json", "system", "This document.", None, 200),
+    ("get", "/api/v1/network", "compute", "The whole compute network: hubs, clusters, links, GPU models.", None, 200),
+    ("get", "/api/v1/hubs", "compute", "List hubs.", None, 200),
+    ("post", "/api/v1/hubs", "compute", "Register a hub with its links to existing hubs.", Some("HubRegistration"), 201),
+    ("get", "/api/v1/hubs/{id}", "compute", "One hub.", None, 200),
+    ("put", "/api/v1/hubs/{id}", "compute", "Replace a hub's description (and the links named).", Some("HubRegistration"), 200),
+    ("get", "/api/v1/clusters", "compute", "List clusters with live use, the tariff now and carbon intensity.", None, 200),
+    ("post", "/api/v1/clusters", "compute", "Register a cluster.", Some("Cluster"), 201),
+    ("get", "/api/v1/clusters/{id}", "compute", "One cluster with its node pools and live use.", None, 200),
+    ("put", "/api/v1/clusters/{id}", "compute", "Replace a cluster's description.", Some("Cluster"), 200),
+    ("get", "/api/v1/jobs", "jobs", "List jobs, oldest first (tenant, state, after, limit).", None, 200),
+    ("post", "/api/v1/jobs", "jobs", "Submit a job (Idempotency-Key header makes retries safe).", Some("JobSubmission"), 201),
+    ("get", "/api/v1/jobs/{id}", "jobs", "One job with its run, attempt and usage.", None, 200),
+    ("post", "/api/v1/jobs/{id}/cancel", "jobs", "Cancel a job that has not ended.", None, 200),
+    ("get", "/api/v1/jobs/{id}/placement", "jobs", "Where the job was placed and why: score terms, runners-up, exclusions.", None, 200),
+    ("get", "/api/v1/jobs/{id}/events", "jobs", "The job's lifecycle events.", None, 200),
+    ("get", "/api/v1/jobs/{id}/logs", "jobs", "The job's output from an offset, or followed as SSE (follow=true).", None, 200),
+    ("get", "/api/v1/usage", "usage", "Usage ledger events (tenant, pillar, from_ms, to_ms, limit).", None, 200),
+    ("get", "/api/v1/usage/summary", "usage", "Gateway usage by UTC day, key and model (tenant, key, model, from_ms, to_ms).", None, 200),
+    ("get", "/api/v1/keys", "gateway", "List API keys (prefixes only).", None, 200),
+    ("post", "/api/v1/keys", "gateway", "Create an API key; the response carries its secret, once.", Some("KeyCreate"), 201),
+    ("post", "/api/v1/keys/{id}/revoke", "gateway", "Revoke a key.", None, 200),
+    ("get", "/api/v1/tenants", "gateway", "List tenants with settings.", None, 200),
+    ("get", "/api/v1/tenants/{tenant}", "gateway", "A tenant's limits and regions.", None, 200),
+    ("put", "/api/v1/tenants/{tenant}", "gateway", "Replace a tenant's limits and regions.", Some("TenantSettings"), 200),
+    ("get", "/api/v1/models", "gateway", "Models (from aiplus.toml and the API) with their deployments.", None, 200),
+    ("get", "/api/v1/models/{name}", "gateway", "One model.", None, 200),
+    ("put", "/api/v1/models/{name}", "gateway", "Create or replace a model made through the API.", Some("Model"), 201),
+    ("delete", "/api/v1/models/{name}", "gateway", "Delete a model made through the API.", None, 204),
+    ("get", "/api/v1/gateway", "gateway", "Deployment health (smoothed latency, breakers) and the embedded model's state.", None, 200),
+    ("get", "/v1/models", "openai", "OpenAI-compatible: list models.", None, 200),
+    ("post", "/v1/chat/completions", "openai", "OpenAI-compatible chat completions (streaming with SSE).", Some("OpenAI"), 200),
+    ("post", "/v1/completions", "openai", "OpenAI-compatible completions.", Some("OpenAI"), 200),
+    ("post", "/v1/embeddings", "openai", "OpenAI-compatible embeddings (the embedded model or an upstream).", Some("OpenAI"), 200),
+    ("post", "/v1/responses", "openai", "OpenAI-compatible Responses (streaming with typed response.* events).", Some("OpenAI"), 200),
+    ("get", "/v1/responses/{id}", "openai", "OpenAI-compatible: retrieve a response.", None, 200),
+];
+
+fn limits_schema() -> Value {
+    json!({"type": "object", "additionalProperties": false, "properties": {
+        "requests_per_min": {"type": "integer", "minimum": 1},
+        "tokens_per_min": {"type": "integer", "minimum": 1},
+        "tokens_per_day": {"type": "integer", "minimum": 1}}})
+}
+
+fn schemas() -> Value {
+    json!({
+        "Problem": {"type": "object", "description": "RFC 9457 problem details; `field` names the bad input.",
+            "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                           "detail": {"type": "string"}, "field": {"type": "string"}, "reason": {"type": "string"}}},
+        "Limits": limits_schema(),
+        "KeyCreate": {"type": "object", "required": ["tenant"], "additionalProperties": false, "properties": {
+            "tenant": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}, "limits": {"$ref": "#/components/schemas/Limits"}}},
+        "TenantSettings": {"type": "object", "additionalProperties": false, "properties": {
+            "limits": {"$ref": "#/components/schemas/Limits"},
+            "regions": {"type": "array", "maxItems": 64, "items": {"type": "string", "pattern": "^(hub|province):.+$"}}}},
+        "Deployment": {"type": "object", "required": ["id", "base_url"], "properties": {
+            "id": {"type": "string"}, "base_url": {"type": "string", "format": "uri"},
+            "api_key": {"type": "string", "writeOnly": true, "description": "Never returned."},
+            "upstream_model": {"type": "string"}, "cluster": {"type": "string"},
+            "weight": {"type": "integer", "minimum": 1, "maximum": 1000}, "timeout_s": {"type": "integer", "minimum": 1, "maximum": 3600},
+            "context_length": {"type": "integer"}, "input_cny_per_1k": {"type": "number", "minimum": 0},
+            "output_cny_per_1k": {"type": "number", "minimum": 0}}},
+        "Model": {"type": "object", "required": ["deployment"], "additionalProperties": false, "properties": {
+            "routing": {"enum": ["weighted", "least-latency"]},
+            "deployment": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Deployment"}}}},
+        "JobSubmission": {"type": "object", "required": ["tenant", "spec"], "properties": {
+            "tenant": {"type": "string"}, "name": {"type": "string"},
+            "spec": {"type": "object", "description": "kind, gpus, gpu_milli, gpu_models, cpu_milli, memory_mib, duration_s, dataset, residency, origin_hub, priority, command, env, on_lost, max_attempts"}}},
+        "HubRegistration": {"type": "object", "required": ["hub"], "properties": {"hub": {"type": "object"}, "links": {"type": "array", "items": {"type": "object"}}}},
+        "Cluster": {"type": "object", "description": "The fields of a [[cluster]] in the network file.", "required": ["id", "hub"]},
+        "OpenAI": {"type": "object", "description": "As in OpenAI's OpenAPI spec; errors use OpenAI's error shape."},
+    })
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for (method, path, tag, summary, body, ok) in OPERATIONS {
+        let params: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut op = json!({
+            "tags": [tag], "summary": summary, "operationId": format!("{method}_{}", path.replace(['/', '{', '}', '.'], "_").trim_matches('_')),
+            "responses": {
+                ok.to_string(): {"description": "Success"},
+                "default": {"description": "An error: problem+json (aiplus API) or OpenAI's error shape (/v1).",
+                            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+            }
+        });
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        if let Some(schema) = body {
+            op["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+        }
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[*method] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "aiplus", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "The aiplus server: compute network and jobs, usage ledger, and the model gateway's management API."},
+        "paths": paths,
+        "components": {"schemas": schemas()},
+    })
+}
+
+pub async fn serve() -> axum::Json<Value> {
+    axum::Json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_is_documented_once_with_its_path_parameters() {
+        let doc = document();
+        let mut n = 0;
+        for (method, path, ..) in OPERATIONS {
+            let op = &doc["paths"][path][method];
+            assert!(op.is_object(), "{method} {path}");
+            let params = op["parameters"].as_array().map_or(0, Vec::len);
+            assert_eq!(params, path.matches('{').count(), "{method} {path}");
+            n += 1;
+        }
+        let documented: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(documented, n, "no operation twice");
+        for (.., body, _) in OPERATIONS {
+            if let Some(b) = body {
+                assert!(doc["components"]["schemas"][b].is_object(), "schema {b}");
+            }
+        }
+    }
+}
