@@ -232,9 +232,7 @@ async fn upstream(gw: &Arc<Gateway>, mut metered: Metered, route: &crate::router
             Err(why) => reasons.push(format!("{}: {why}", d.id)),
         }
     }
-    metered.send(gw, None, None, 0, 502);
-    let why = format!("every deployment of `{}` failed: {}", metered.model, reasons.join("; "));
-    openai_error(StatusCode::BAD_GATEWAY, "upstream_error", "upstream_unavailable", why, None)
+    crate::proxy::all_failed(gw, &metered, &reasons)
 }
 
 #[cfg(test)]

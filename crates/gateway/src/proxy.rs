@@ -385,14 +385,14 @@ async fn complete(State(gw): Gw, headers: HeaderMap, body: Bytes, kind: Kind) ->
             Attempt::Retry(why) => reasons.push(format!("{}: {why}", d.id)),
         }
     }
-    metered.send(&gw, None, None, 0, 502);
-    openai_error(
-        StatusCode::BAD_GATEWAY,
-        "upstream_error",
-        "upstream_unavailable",
-        format!("every deployment of `{model}` failed: {}", reasons.join("; ")),
-        None,
-    )
+    all_failed(&gw, &metered, &reasons)
+}
+
+/// The answer when every deployment tried failed: 502 with each one's reason, metered.
+pub(crate) fn all_failed(gw: &Gateway, metered: &Metered, reasons: &[String]) -> Response {
+    metered.send(gw, None, None, 0, 502);
+    let why = format!("every deployment of `{}` failed: {}", metered.model, reasons.join("; "));
+    openai_error(StatusCode::BAD_GATEWAY, "upstream_error", "upstream_unavailable", why, None)
 }
 
 /// Tokens an answer may take: what the request allows, or [`DEFAULT_ANSWER_TOKENS`].

@@ -319,14 +319,7 @@ pub async fn create(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: By
         let ctx = Ctx { gw: gw.clone(), d: (*d).clone(), req: req.clone(), messages, metered: metered.clone() };
         return if stream { ctx.stream(resp) } else { ctx.whole(resp).await };
     }
-    metered.send(&gw, None, None, 0, 502);
-    openai_error(
-        StatusCode::BAD_GATEWAY,
-        "upstream_error",
-        "upstream_unavailable",
-        format!("every deployment of `{model}` failed: {}", reasons.join("; ")),
-        None,
-    )
+    crate::proxy::all_failed(&gw, &metered, &reasons)
 }
 
 /// One answered request, being turned into a response.

@@ -28,18 +28,21 @@ pub enum StoreError {
     DataDir { path: String, source: std::io::Error },
 }
 
-/// Schema steps, applied in order once each; `PRAGMA user_version` records how many ran.
+/// Schema steps, applied in order once each; `PRAGMA user_version` (SQLite) or the
+/// `aiplus_schema` table (PostgreSQL) records how many ran. One text serves both databases:
+/// `BIGINT` is PostgreSQL's 64-bit integer and has integer affinity in SQLite, and no table
+/// uses SQLite's rowid alias (`INTEGER PRIMARY KEY`), so the meaning is the same.
 const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE hubs (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms INTEGER NOT NULL);
-     CREATE TABLE clusters (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms INTEGER NOT NULL);
+    "CREATE TABLE hubs (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms BIGINT NOT NULL);
+     CREATE TABLE clusters (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms BIGINT NOT NULL);
      CREATE TABLE network_meta (key TEXT PRIMARY KEY, doc TEXT NOT NULL);
      CREATE TABLE jobs (
         id TEXT PRIMARY KEY,
         tenant TEXT NOT NULL,
         idempotency_key TEXT,
         state TEXT NOT NULL,
-        submitted_ms INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
+        submitted_ms BIGINT NOT NULL,
+        seq BIGINT NOT NULL,
         doc TEXT NOT NULL
      );
      CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
@@ -48,14 +51,14 @@ const MIGRATIONS: &[&str] = &[
     // The job lifecycle's history and the platform's usage ledger (append-only).
     "CREATE TABLE job_events (
         job_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        at_ms INTEGER NOT NULL,
+        seq BIGINT NOT NULL,
+        at_ms BIGINT NOT NULL,
         doc TEXT NOT NULL,
         PRIMARY KEY (job_id, seq)
      );
      CREATE TABLE usage_events (
         id TEXT PRIMARY KEY,
-        at_ms INTEGER NOT NULL,
+        at_ms BIGINT NOT NULL,
         tenant TEXT NOT NULL,
         pillar TEXT NOT NULL,
         doc TEXT NOT NULL
@@ -78,53 +81,8 @@ const USER_VERSION: [&str; 5] =
     ["PRAGMA user_version = 1", "PRAGMA user_version = 2", "PRAGMA user_version = 3", "PRAGMA user_version = 4", "PRAGMA user_version = 5"];
 const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 
-/// PostgreSQL's schema: the same tables as [`MIGRATIONS`], with 64-bit integers spelled out.
-/// `aiplus_schema.version` records how many steps ran.
-const PG_MIGRATIONS: &[&str] = &[
-    "CREATE TABLE hubs (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms BIGINT NOT NULL);
-     CREATE TABLE clusters (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms BIGINT NOT NULL);
-     CREATE TABLE network_meta (key TEXT PRIMARY KEY, doc TEXT NOT NULL);
-     CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        tenant TEXT NOT NULL,
-        idempotency_key TEXT,
-        state TEXT NOT NULL,
-        submitted_ms BIGINT NOT NULL,
-        seq BIGINT NOT NULL,
-        doc TEXT NOT NULL
-     );
-     CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
-     CREATE INDEX jobs_tenant_seq ON jobs (tenant, seq);
-     CREATE INDEX jobs_state_seq ON jobs (state, seq);",
-    "CREATE TABLE job_events (
-        job_id TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        at_ms BIGINT NOT NULL,
-        doc TEXT NOT NULL,
-        PRIMARY KEY (job_id, seq)
-     );
-     CREATE TABLE usage_events (
-        id TEXT PRIMARY KEY,
-        at_ms BIGINT NOT NULL,
-        tenant TEXT NOT NULL,
-        pillar TEXT NOT NULL,
-        doc TEXT NOT NULL
-     );
-     CREATE INDEX usage_tenant_at ON usage_events (tenant, at_ms);",
-    "CREATE TABLE api_keys (
-        id TEXT PRIMARY KEY,
-        hash TEXT NOT NULL UNIQUE,
-        tenant TEXT NOT NULL,
-        doc TEXT NOT NULL
-     );
-     CREATE INDEX api_keys_tenant ON api_keys (tenant);",
-    LIMITS_MIGRATION,
-    MODELS_MIGRATION,
-];
-const _: () = assert!(MIGRATIONS.len() == PG_MIGRATIONS.len(), "both databases have every step");
-
 /// Rate-limit counters shared by every gateway instance (one row per scope and window), and
-/// tenants' settings (limits and regions). `BIGINT` has integer affinity in SQLite, so one text serves both.
+/// tenants' settings (limits and regions).
 const LIMITS_MIGRATION: &str = "CREATE TABLE limit_windows (
         scope TEXT NOT NULL,
         window_id BIGINT NOT NULL,
@@ -296,7 +254,7 @@ impl Store {
                 if version.is_none() {
                     sqlx::query("INSERT INTO aiplus_schema (version) VALUES (0)").execute(&mut *tx).await?;
                 }
-                for (i, step) in PG_MIGRATIONS.iter().enumerate().skip(version.unwrap_or(0).max(0) as usize) {
+                for (i, step) in MIGRATIONS.iter().enumerate().skip(version.unwrap_or(0).max(0) as usize) {
                     sqlx::raw_sql(*step).execute(&mut *tx).await?;
                     sqlx::query("UPDATE aiplus_schema SET version = $1").bind(i as i64 + 1).execute(&mut *tx).await?;
                 }
