@@ -113,6 +113,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let app = app.merge(gateway::router(gw)).route("/api/v1/openapi.json", axum::routing::get(crate::openapi::serve));
     let timeout = std::time::Duration::from_secs(cfg.server.shutdown_timeout_s);
+    // Small writes (SSE frames, short answers) go out at once instead of waiting on Nagle's
+    // algorithm and the peer's delayed ACK (up to 40 ms each).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

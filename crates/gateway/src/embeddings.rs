@@ -218,7 +218,7 @@ async fn upstream(gw: &Arc<Gateway>, mut metered: Metered, route: &crate::router
         if n > 0 {
             tokio::time::sleep(backoff(n)).await;
         }
-        match call_upstream(gw, route, d, req, "embeddings").await {
+        match call_upstream(gw, route, d, req, None, "embeddings").await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 let bytes = resp.bytes().await.unwrap_or_default();

@@ -214,7 +214,7 @@ impl Metered {
             m.add("aiplus_gateway_guardrail_blocks_total", vec![("endpoint", self.endpoint.into())], 1);
         }
         gw.meter.send(UsageRow {
-            id: format!("gateway:{}", uuid::Uuid::now_v7().simple()),
+            id: event_id(),
             at_ms,
             tenant: self.caller.tenant.clone(),
             pillar: "gateway".into(),
@@ -236,6 +236,15 @@ impl Metered {
             },
         });
     }
+}
+
+/// A usage event id, unique without a system call per request: this process's random prefix
+/// (drawn once) and a counter.
+fn event_id() -> String {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| uuid::Uuid::now_v7().simple().to_string());
+    format!("gateway:{prefix}:{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 fn usage_of(v: &Value) -> Option<(u64, u64)> {
@@ -380,7 +389,7 @@ async fn complete(State(gw): Gw, headers: HeaderMap, body: Bytes, kind: Kind) ->
         if n > 0 {
             tokio::time::sleep(backoff(n)).await;
         }
-        match try_deployment(&gw, route, d, &req, &metered, kind).await {
+        match try_deployment(&gw, route, d, &req, &body, &metered, kind).await {
             Attempt::Done(resp) => return resp,
             Attempt::Retry(why) => reasons.push(format!("{}: {why}", d.id)),
         }
@@ -411,14 +420,23 @@ pub(crate) async fn call_upstream(
     route: &crate::router::ModelRoute,
     d: &DeploymentConfig,
     req: &Value,
+    raw: Option<&Bytes>,
     path: &str,
 ) -> Result<reqwest::Response, String> {
-    let mut body = req.clone();
-    if let Some(m) = &d.upstream_model {
-        body["model"] = json!(m);
-    }
     let url = format!("{}/{}", d.base_url.trim_end_matches('/'), path);
-    let mut call = gw.http.post(url).json(&body).timeout(Duration::from_secs(d.timeout_s));
+    let call = gw.http.post(url).timeout(Duration::from_secs(d.timeout_s));
+    // The client's own bytes go on unchanged unless the model name must be rewritten: no
+    // second serialisation on the hot path.
+    let mut call = match (raw, &d.upstream_model) {
+        (Some(raw), None) => call.header(header::CONTENT_TYPE, "application/json").body(raw.clone()),
+        (_, upstream_model) => {
+            let mut body = req.clone();
+            if let Some(m) = upstream_model {
+                body["model"] = json!(m);
+            }
+            call.json(&body)
+        }
+    };
     if let Some(k) = gw.catalog().keys.get(&d.id) {
         call = call.bearer_auth(k);
     }
@@ -455,10 +473,11 @@ async fn try_deployment(
     route: &crate::router::ModelRoute,
     d: &DeploymentConfig,
     req: &Value,
+    raw: &Bytes,
     metered: &Metered,
     kind: Kind,
 ) -> Attempt {
-    let resp = match call_upstream(gw, route, d, req, kind.path()).await {
+    let resp = match call_upstream(gw, route, d, req, Some(raw), kind.path()).await {
         Ok(r) => r,
         Err(why) => return Attempt::Retry(why),
     };

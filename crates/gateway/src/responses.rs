@@ -299,7 +299,7 @@ pub async fn create(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: By
         if n > 0 {
             tokio::time::sleep(backoff(n)).await;
         }
-        let resp = match call_upstream(&gw, route, d, &chat, "chat/completions").await {
+        let resp = match call_upstream(&gw, route, d, &chat, None, "chat/completions").await {
             Ok(r) => r,
             Err(why) => {
                 reasons.push(format!("{}: {why}", d.id));

@@ -150,6 +150,9 @@ pub async fn serve_on(addr: &str) -> std::io::Result<String> {
         .route("/{mode}/v1/embeddings", axum::routing::post(embeddings));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

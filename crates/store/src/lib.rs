@@ -412,6 +412,15 @@ impl Store {
         if r.jobs.is_empty() && r.events.is_empty() && r.usage.is_empty() {
             return Ok(());
         }
+        let mut rows = Vec::with_capacity(r.usage.len());
+        for u in &r.usage {
+            rows.push(serde_json::json!({"id": u.id, "at_ms": u.at_ms, "tenant": u.tenant, "pillar": u.pillar, "doc": serde_json::to_string(&u.doc)?}));
+        }
+        let usage_rows = serde_json::Value::Array(rows).to_string();
+        let usage_sql = match self.db {
+            Db::Sqlite(_) => USAGE_BATCH_SQLITE,
+            Db::Postgres(_) => USAGE_BATCH_POSTGRES,
+        };
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             write_jobs!(tx, &r.jobs);
@@ -426,15 +435,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            for u in &r.usage {
-                sqlx::query("INSERT INTO usage_events (id, at_ms, tenant, pillar, doc) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(&u.id)
-                    .bind(u.at_ms)
-                    .bind(&u.tenant)
-                    .bind(&u.pillar)
-                    .bind(serde_json::to_string(&u.doc)?)
-                    .execute(&mut *tx)
-                    .await?;
+            if !r.usage.is_empty() {
+                // The whole batch in one statement: one round trip to the database, however
+                // many events a flush carries.
+                sqlx::query(usage_sql).bind(&usage_rows).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });
@@ -688,6 +692,13 @@ impl Store {
         on_pool!(self, |pool| pool.close().await);
     }
 }
+
+/// Usage events from a JSON array of {id, at_ms, tenant, pillar, doc}: the one statement whose
+/// text differs between the databases (their JSON table functions differ).
+const USAGE_BATCH_SQLITE: &str = "INSERT INTO usage_events (id, at_ms, tenant, pillar, doc)
+     SELECT value ->> 'id', value ->> 'at_ms', value ->> 'tenant', value ->> 'pillar', value ->> 'doc' FROM json_each($1)";
+const USAGE_BATCH_POSTGRES: &str = "INSERT INTO usage_events (id, at_ms, tenant, pillar, doc)
+     SELECT e ->> 'id', (e ->> 'at_ms')::bigint, e ->> 'tenant', e ->> 'pillar', e ->> 'doc' FROM jsonb_array_elements($1::text::jsonb) AS e";
 
 const JOB_BY_KEY: &str =
     "SELECT id, tenant, idempotency_key, state, submitted_ms, doc FROM jobs WHERE tenant = $1 AND idempotency_key = $2";
