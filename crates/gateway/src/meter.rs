@@ -54,30 +54,51 @@ pub struct RequestUsage {
 pub struct Meter {
     tx: mpsc::Sender<UsageRow<RequestUsage>>,
     pub dropped: Arc<AtomicU64>,
+    /// Tells the writer, when the last `Meter` goes, to stop waiting and drain.
+    _last: Arc<LastMeter>,
+}
+
+struct LastMeter(Arc<tokio::sync::Notify>);
+
+impl Drop for LastMeter {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
 }
 
 impl Meter {
     /// Starts the writer; it ends when every `Meter` clone is dropped, after a last flush.
+    ///
+    /// The writer wakes once per batch, not once per event: after the first event of a batch
+    /// it sleeps `flush_every` (or until the last `Meter` goes) and then takes everything
+    /// queued, so requests never pay for waking it.
     pub fn start(store: Store, flush_every: Duration) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<UsageRow<RequestUsage>>(QUEUE_DEPTH);
+        let closing = Arc::new(tokio::sync::Notify::new());
+        let closed = closing.clone();
         let writer = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
+            let mut last_gone = false;
             loop {
                 let Some(first) = rx.recv().await else { break };
                 batch.push(first);
-                let deadline = tokio::time::sleep(flush_every);
-                tokio::pin!(deadline);
-                while batch.len() < MAX_BATCH {
+                if !last_gone {
                     tokio::select! {
-                        next = rx.recv() => match next { Some(e) => batch.push(e), None => break },
-                        () = &mut deadline => break,
+                        () = tokio::time::sleep(flush_every) => {}
+                        () = closed.notified() => last_gone = true,
+                    }
+                }
+                while let Ok(e) = rx.try_recv() {
+                    batch.push(e);
+                    if batch.len() >= MAX_BATCH {
+                        Self::flush(&store, &mut batch).await;
                     }
                 }
                 Self::flush(&store, &mut batch).await;
             }
             Self::flush(&store, &mut batch).await;
         });
-        (Self { tx, dropped: Arc::new(AtomicU64::new(0)) }, writer)
+        (Self { tx, dropped: Arc::new(AtomicU64::new(0)), _last: Arc::new(LastMeter(closing)) }, writer)
     }
 
     async fn flush(store: &Store, batch: &mut Vec<UsageRow<RequestUsage>>) {
