@@ -1,10 +1,12 @@
 //! Prometheus metrics for the gateway, rendered in the text exposition format at `/metrics`.
 //!
 //! A handful of counter families and one latency histogram keyed by small label sets; each
-//! update takes one uncontended lock, which costs far less than a request.
+//! update takes one uncontended lock and, for a series seen before, allocates nothing: series
+//! are found by a hash of the borrowed name and labels, and compared before use.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
 /// Upper bounds of the latency histogram, in seconds (Prometheus' defaults, finer below 10 ms).
@@ -22,10 +24,48 @@ struct Histogram {
     sum_s: f64,
 }
 
+/// Series by the hash of (name, labels); a bucket holds the rare collisions.
+struct Series<T> {
+    by_hash: HashMap<u64, Vec<(&'static str, Labels, T)>>,
+}
+
+impl<T> Default for Series<T> {
+    fn default() -> Self {
+        Self { by_hash: HashMap::new() }
+    }
+}
+
+impl<T: Default> Series<T> {
+    fn get(&mut self, name: &'static str, labels: &[(&'static str, &str)]) -> &mut T {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut h);
+        labels.hash(&mut h);
+        let bucket = self.by_hash.entry(h.finish()).or_default();
+        let same = |(n, l, _): &(&'static str, Labels, T)| {
+            *n == name && l.len() == labels.len() && l.iter().zip(labels).all(|((ka, va), (kb, vb))| ka == kb && va == vb)
+        };
+        let i = match bucket.iter().position(same) {
+            Some(i) => i,
+            None => {
+                bucket.push((name, labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(), T::default()));
+                bucket.len() - 1
+            }
+        };
+        &mut bucket[i].2
+    }
+
+    /// The series of one family, ordered by labels, for rendering.
+    fn family(&self, name: &str) -> Vec<(&Labels, &T)> {
+        let mut v: Vec<(&Labels, &T)> = self.by_hash.values().flatten().filter(|(n, ..)| *n == name).map(|(_, l, t)| (l, t)).collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v
+    }
+}
+
 #[derive(Default)]
 struct Families {
-    counters: BTreeMap<(&'static str, Labels), u64>,
-    histograms: BTreeMap<(&'static str, Labels), Histogram>,
+    counters: Series<u64>,
+    histograms: Series<Histogram>,
 }
 
 #[derive(Default)]
@@ -44,15 +84,15 @@ const HELP: &[(&str, &str, &str)] = &[
 ];
 
 impl Metrics {
-    pub fn add(&self, name: &'static str, labels: Labels, n: u64) {
+    pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], n: u64) {
         if let Ok(mut f) = self.inner.lock() {
-            *f.counters.entry((name, labels)).or_insert(0) += n;
+            *f.counters.get(name, labels) += n;
         }
     }
 
-    pub fn observe(&self, name: &'static str, labels: Labels, seconds: f64) {
+    pub fn observe(&self, name: &'static str, labels: &[(&'static str, &str)], seconds: f64) {
         if let Ok(mut f) = self.inner.lock() {
-            let h = f.histograms.entry((name, labels)).or_default();
+            let h = f.histograms.get(name, labels);
             for (i, b) in LATENCY_BUCKETS_S.iter().enumerate() {
                 if seconds <= *b {
                     h.counts[i] += 1;
@@ -69,10 +109,11 @@ impl Metrics {
         let Ok(f) = self.inner.lock() else { return out };
         for (name, kind, help) in HELP {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for ((n, labels), v) in f.counters.iter().filter(|((n, _), _)| n == name) {
-                let _ = writeln!(out, "{n}{} {v}", fmt_labels(labels, None));
+            for (labels, v) in f.counters.family(name) {
+                let _ = writeln!(out, "{name}{} {v}", fmt_labels(labels, None));
             }
-            for ((n, labels), h) in f.histograms.iter().filter(|((n, _), _)| n == name) {
+            for (labels, h) in f.histograms.family(name) {
+                let n = name;
                 for (i, b) in LATENCY_BUCKETS_S.iter().enumerate() {
                     let _ = writeln!(out, "{n}_bucket{} {}", fmt_labels(labels, Some(&b.to_string())), h.counts[i]);
                 }
@@ -111,11 +152,13 @@ mod tests {
     #[test]
     fn counters_and_histograms_render_in_the_exposition_format() {
         let m = Metrics::default();
-        m.add("aiplus_gateway_requests_total", vec![("endpoint", "chat".into()), ("status", "200".into())], 2);
-        m.observe("aiplus_gateway_request_duration_seconds", vec![("endpoint", "chat".into())], 0.003);
-        m.observe("aiplus_gateway_request_duration_seconds", vec![("endpoint", "chat".into())], 0.2);
+        m.add("aiplus_gateway_requests_total", &[("endpoint", "chat"), ("status", "200")], 1);
+        m.add("aiplus_gateway_requests_total", &[("endpoint", "chat"), ("status", "200")], 1);
+        m.add("aiplus_gateway_requests_total", &[("endpoint", "chat"), ("status", "500")], 1);
+        m.observe("aiplus_gateway_request_duration_seconds", &[("endpoint", "chat")], 0.003);
+        m.observe("aiplus_gateway_request_duration_seconds", &[("endpoint", "chat")], 0.2);
         let text = m.render(&[("aiplus_gateway_meter_dropped", "Dropped events.", vec![(vec![], 0.0)])]);
-        assert!(text.contains("aiplus_gateway_requests_total{endpoint=\"chat\",status=\"200\"} 2\n"), "{text}");
+        assert!(text.contains("aiplus_gateway_requests_total{endpoint=\"chat\",status=\"200\"} 2\naiplus_gateway_requests_total{endpoint=\"chat\",status=\"500\"} 1\n"), "{text}");
         assert!(text.contains("aiplus_gateway_request_duration_seconds_bucket{endpoint=\"chat\",le=\"0.005\"} 1\n"), "{text}");
         assert!(text.contains("aiplus_gateway_request_duration_seconds_bucket{endpoint=\"chat\",le=\"0.25\"} 2\n"), "{text}");
         assert!(text.contains("aiplus_gateway_request_duration_seconds_count{endpoint=\"chat\"} 2\n"), "{text}");

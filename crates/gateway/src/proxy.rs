@@ -141,7 +141,7 @@ impl Metered {
                 let (status, code, retry) = match &refusal {
                     Refusal::Exceeded { who, what, retry_after_s, .. } => {
                         let scope = who.split(' ').next().unwrap_or("key").to_string();
-                        gw.metrics.add("aiplus_gateway_limit_rejections_total", vec![("scope", scope), ("limit", (*what).to_string())], 1);
+                        gw.metrics.add("aiplus_gateway_limit_rejections_total", &[("scope", &scope), ("limit", what)], 1);
                         (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded", Some(*retry_after_s))
                     }
                     Refusal::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "limits_unavailable", None),
@@ -196,22 +196,15 @@ impl Metered {
             gw.limiter.settle(r, input_tokens + output_tokens);
         }
         let m = &gw.metrics;
-        m.add(
-            "aiplus_gateway_requests_total",
-            vec![("endpoint", self.endpoint.into()), ("model", self.model.clone()), ("status", status.to_string())],
-            1,
-        );
+        let status_text = itoa_u16(status);
+        m.add("aiplus_gateway_requests_total", &[("endpoint", self.endpoint), ("model", &self.model), ("status", status_text.as_str())], 1);
         if input_tokens + output_tokens > 0 {
-            m.add("aiplus_gateway_tokens_total", vec![("model", self.model.clone()), ("direction", "input".into())], input_tokens);
-            m.add("aiplus_gateway_tokens_total", vec![("model", self.model.clone()), ("direction", "output".into())], output_tokens);
+            m.add("aiplus_gateway_tokens_total", &[("model", &self.model), ("direction", "input")], input_tokens);
+            m.add("aiplus_gateway_tokens_total", &[("model", &self.model), ("direction", "output")], output_tokens);
         }
-        m.observe(
-            "aiplus_gateway_request_duration_seconds",
-            vec![("endpoint", self.endpoint.into())],
-            self.started.elapsed().as_secs_f64(),
-        );
+        m.observe("aiplus_gateway_request_duration_seconds", &[("endpoint", self.endpoint)], self.started.elapsed().as_secs_f64());
         if blocked {
-            m.add("aiplus_gateway_guardrail_blocks_total", vec![("endpoint", self.endpoint.into())], 1);
+            m.add("aiplus_gateway_guardrail_blocks_total", &[("endpoint", self.endpoint)], 1);
         }
         gw.meter.send(UsageRow {
             id: event_id(),
@@ -236,6 +229,20 @@ impl Metered {
             },
         });
     }
+}
+
+/// A status code as text without allocating (a tiny stack string).
+struct Status3([u8; 3]);
+
+impl Status3 {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("000")
+    }
+}
+
+fn itoa_u16(status: u16) -> Status3 {
+    let s = status.min(999);
+    Status3([b'0' + (s / 100) as u8, b'0' + (s / 10 % 10) as u8, b'0' + (s % 10) as u8])
 }
 
 /// A usage event id, unique without a system call per request: this process's random prefix
@@ -305,15 +312,51 @@ impl Kind {
         }
     }
 
-    /// The generated text in a whole answer (`delta = false`) or a stream frame.
-    fn text(self, v: &Value, delta: bool) -> &str {
+    /// The generated text in a stream frame.
+    fn delta_text(self, v: &Value) -> &str {
         let c = &v["choices"][0];
-        let t = match (self, delta) {
-            (Kind::Chat, false) => &c["message"]["content"],
-            (Kind::Chat, true) => &c["delta"]["content"],
-            (Kind::Completion, _) => &c["text"],
+        let t = match self {
+            Kind::Chat => &c["delta"]["content"],
+            Kind::Completion => &c["text"],
         };
         t.as_str().unwrap_or("")
+    }
+}
+
+/// The parts of a whole chat or completion answer the gateway reads.
+#[derive(serde::Deserialize)]
+struct Answer<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<AnswerChoice<'a>>,
+    #[serde(default)]
+    usage: Option<UsageCounts>,
+}
+
+#[derive(serde::Deserialize)]
+struct AnswerChoice<'a> {
+    #[serde(default, borrow)]
+    message: Option<AnswerMessage<'a>>,
+    /// Completions put the text here.
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct AnswerMessage<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct UsageCounts {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+}
+
+impl Answer<'_> {
+    fn text(&self) -> &str {
+        let Some(c) = self.choices.first() else { return "" };
+        c.message.as_ref().and_then(|m| m.content.as_deref()).or(c.text.as_deref()).unwrap_or("")
     }
 }
 
@@ -465,7 +508,7 @@ pub(crate) fn backoff(n: usize) -> Duration {
 /// Counts a failed attempt against a deployment.
 fn upstream_failed(gw: &Gateway, route: &crate::router::ModelRoute, d: &DeploymentConfig, reason: &str) {
     route.record(&d.id, false, None, Instant::now());
-    gw.metrics.add("aiplus_gateway_upstream_errors_total", vec![("deployment", d.id.clone()), ("reason", reason.into())], 1);
+    gw.metrics.add("aiplus_gateway_upstream_errors_total", &[("deployment", &d.id), ("reason", reason)], 1);
 }
 
 async fn try_deployment(
@@ -488,16 +531,18 @@ async fn try_deployment(
             Ok(b) => b,
             Err(e) => return Attempt::Retry(format!("body failed ({e})")),
         };
-        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
-        let answer = parsed.as_ref().map_or("", |v| kind.text(v, false));
+        // Only the text and the usage are read, borrowed from the answer's bytes.
+        let parsed: Option<Answer<'_>> = serde_json::from_slice(&bytes).ok();
+        let answer = parsed.as_ref().map_or("", Answer::text);
+        let usage = parsed.as_ref().and_then(|a| a.usage.as_ref()).map(|u| (u.prompt_tokens, u.completion_tokens));
         let output_chars = answer.len();
         if let Some(g) = gw.guard.as_ref().filter(|g| g.check_output)
             && g.find(answer).is_some()
         {
-            metered.send_blocked(gw, Some(d), parsed.as_ref().and_then(usage_of), output_chars);
+            metered.send_blocked(gw, Some(d), usage, output_chars);
             return Attempt::Done(blocked_error("the answer"));
         }
-        metered.send(gw, Some(d), parsed.as_ref().and_then(usage_of), output_chars, status.as_u16());
+        metered.send(gw, Some(d), usage, output_chars, status.as_u16());
         let mut r = Response::new(Body::from(bytes));
         *r.status_mut() = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -527,7 +572,7 @@ fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response
                                 && let Ok(v) = serde_json::from_slice::<Value>(data)
                             {
                                 usage = usage_of(&v).or(usage);
-                                let piece = kind.text(&v, true);
+                                let piece = kind.delta_text(&v);
                                 output_chars += piece.len();
                                 if let Some(g) = gw.guard.as_ref().filter(|g| g.check_output)
                                     && watch.push(g, piece)
