@@ -57,14 +57,17 @@ fn the_openai_sdk_talks_to_the_gateway() {
         ("completions", 200),
         ("chat.completions", 200),
         ("responses", 200),
+        ("responses.retrieve", 200),
         ("responses", 200),
         ("responses", 200),
+        ("responses.retrieve", 200),
         ("responses", 200),
         ("responses", 200),
         ("embeddings", 200),
         ("embeddings", 200),
         ("chat.completions", 404),
         ("responses", 400),
+        ("responses.retrieve", 404),
     ];
     assert_eq!(seen, expect.map(|(e, s)| (e.to_string(), s)), "{usage}");
     let _ = std::fs::remove_dir_all(&data);

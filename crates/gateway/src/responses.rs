@@ -233,9 +233,14 @@ fn usage_of(chat: &Value) -> Option<(u64, u64)> {
 
 pub async fn retrieve(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let Some(caller) = authenticate(&gw, &headers) else { return unauthorized() };
-    match gw.responses.get(&id, &caller.tenant) {
-        Some((r, _)) => axum::Json(r).into_response(),
+    let metered = Metered::new(caller, &headers, "responses.retrieve", String::new(), false, 0);
+    match gw.responses.get(&id, &metered.caller.tenant) {
+        Some((r, _)) => {
+            metered.send(&gw, None, Some((0, 0)), 0, 200);
+            axum::Json(r).into_response()
+        }
         None => {
+            metered.send(&gw, None, Some((0, 0)), 0, 404);
             openai_error(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", format!("No response with id '{id}' found."), None)
         }
     }

@@ -14,7 +14,6 @@
 //!   every 10 requests; `flaky-<pct>`: 500 for `<pct>` of requests, spread evenly and the
 //!   same on every run (request k fails when ⌊(k+1)·pct/100⌋ > ⌊k·pct/100⌋).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -24,8 +23,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-/// Requests seen by `delay-` and `flaky-` modes, for their repeatable patterns.
-static SEEN: AtomicU64 = AtomicU64::new(0);
+/// Requests seen per mode (`delay-40`, `flaky-50`...), for their repeatable patterns: each
+/// mode counts its own, so concurrent tests of other modes cannot shift a pattern.
+fn seen(mode: &str) -> u64 {
+    static SEEN: std::sync::Mutex<Option<std::collections::HashMap<String, u64>>> = std::sync::Mutex::new(None);
+    let Ok(mut g) = SEEN.lock() else { return 0 };
+    let n = g.get_or_insert_with(Default::default).entry(mode.to_string()).or_insert(0);
+    *n += 1;
+    *n - 1
+}
 
 /// What a mode does before answering: wait, or refuse instead (`Some`).
 async fn misbehave(mode: &str) -> Option<Response> {
@@ -38,13 +44,13 @@ async fn misbehave(mode: &str) -> Option<Response> {
             None
         }
         "delay" => {
-            let k = SEEN.fetch_add(1, Ordering::Relaxed);
+            let k = seen(mode);
             let jitter_us = (k % 10) * arg * 100 / 10;
             tokio::time::sleep(Duration::from_millis(arg) + Duration::from_micros(jitter_us)).await;
             None
         }
         "flaky" => {
-            let k = SEEN.fetch_add(1, Ordering::Relaxed);
+            let k = seen(mode);
             let fails = (k + 1) * arg.min(100) / 100 > k * arg.min(100) / 100;
             fails.then(|| (StatusCode::INTERNAL_SERVER_ERROR, "flaky upstream").into_response())
         }

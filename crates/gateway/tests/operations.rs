@@ -55,6 +55,23 @@ weight = 1000
 id = "spare"
 base_url = "{upstream}/ok/v1"
 [[model]]
+name = "wobbly"
+[[model.deployment]]
+id = "flaky"
+base_url = "{upstream}/flaky-50/v1"
+[[model.deployment]]
+id = "steady"
+base_url = "{upstream}/ok/v1"
+[[model]]
+name = "quickest"
+routing = "least-latency"
+[[model.deployment]]
+id = "slowish"
+base_url = "{upstream}/delay-40/v1"
+[[model.deployment]]
+id = "quick"
+base_url = "{upstream}/ok/v1"
+[[model]]
 name = "flaky-stream"
 [[model.deployment]]
 id = "broken"
@@ -246,4 +263,41 @@ async fn a_broken_responses_stream_ends_with_an_error_and_a_failed_response() {
     let u = env.usage("acme").await;
     assert_eq!((u[0]["endpoint"].as_str(), u[0]["status"].as_u64(), u[0]["stream"].as_bool()), (Some("responses"), Some(502), Some(true)));
     assert!(u[0]["output_tokens"].as_u64().unwrap() > 0, "what was streamed is counted: {u:?}");
+}
+
+#[tokio::test]
+async fn a_flaky_deployment_fails_over_without_the_client_noticing() {
+    let env = Env::start().await;
+    let key = env.key(json!({"tenant": "acme"})).await;
+    for _ in 0..10 {
+        assert_eq!(env.chat(&key, "wobbly").await.status(), 200);
+    }
+    let metrics = env.http.get(format!("{}/metrics", env.url)).send().await.unwrap().text().await.unwrap();
+    let failures: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with("aiplus_gateway_upstream_errors_total{deployment=\"flaky\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // Half of flaky's requests fail (every second one); each failure moved on to steady.
+    assert!(failures >= 2, "{metrics}");
+    let served_by_steady = env.usage("acme").await.iter().filter(|u| u["deployment"] == "steady").count() as u64;
+    assert!(served_by_steady >= failures, "{served_by_steady} >= {failures}");
+}
+
+#[tokio::test]
+async fn least_latency_routing_learns_the_quicker_deployment() {
+    let env = Env::start().await;
+    let key = env.key(json!({"tenant": "acme"})).await;
+    for _ in 0..12 {
+        assert_eq!(env.chat(&key, "quickest").await.status(), 200);
+    }
+    let by: Vec<String> = env.usage("acme").await.iter().map(|u| u["deployment"].as_str().unwrap().to_string()).collect();
+    // Both are tried once while untried counts as fastest; then the 40 ms one is avoided.
+    assert!(by[..2].contains(&"slowish".to_string()), "{by:?}");
+    assert!(by[2..].iter().all(|d| d == "quick"), "{by:?}");
+    let status: Value = env.http.get(format!("{}/api/v1/gateway", env.url)).send().await.unwrap().json().await.unwrap();
+    let quickest = status["models"].as_array().unwrap().iter().find(|m| m["name"] == "quickest").unwrap();
+    let slowish = quickest["deployments"].as_array().unwrap().iter().find(|d| d["id"] == "slowish").unwrap();
+    assert!(slowish["latency_ms_ewma"].as_f64().unwrap() >= 40.0, "{slowish}");
 }
