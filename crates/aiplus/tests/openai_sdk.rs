@@ -296,3 +296,22 @@ fn the_openapi_document_is_valid_and_every_operation_is_routed() {
     assert!(n >= 35, "{n} operations checked");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `aiplus gateway bench` runs end to end (a short run; its figures are not asserted: speed is
+/// measured by the benchmark, not by tests), and reports what it promises.
+#[test]
+fn the_gateway_bench_runs_end_to_end() {
+    let out = Command::new(env!("CARGO_BIN_EXE_aiplus"))
+        .args(["gateway", "bench", "--requests", "60", "--duration-s", "1", "--connections", "4", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let aiplus = &report["proxies"][0];
+    assert_eq!(aiplus["name"], "aiplus");
+    assert!(report["direct_c1"]["p50_us"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(aiplus["c1"]["p99_us"].as_f64().unwrap() >= aiplus["c1"]["p50_us"].as_f64().unwrap(), "{report}");
+    assert!(aiplus["throughput"]["rps"].as_f64().unwrap() > 0.0, "{report}");
+    assert_eq!(aiplus["throughput"]["errors"], 0, "{report}");
+    assert!(aiplus["peak_rss_mib"].as_f64().unwrap() > 1.0, "{report}");
+}
