@@ -6,7 +6,8 @@
 //! test (the real `aiplus serve`, or LiteLLM) and this load generator. Figures:
 //! - added latency at concurrency 1: percentiles through the proxy minus direct to the mock;
 //! - throughput with 64 connections: closed loop; if its p99 is 10 ms or more, the highest
-//!   paced rate (latency counted from each request's scheduled time) whose p99 stays under;
+//!   paced rate (latency counted from each request's scheduled time) whose p99 stays under,
+//!   found by a five-step binary search;
 //! - added time to first token on streams, at concurrency 1;
 //! - the proxy's peak RSS, and with `--soak-s` its RSS over a long run at a steady rate.
 
@@ -215,17 +216,22 @@ async fn throughput(http: &reqwest::Client, t: &Target, args: &BenchArgs) -> Thr
     if p.p99_us / 1000.0 < args.p99_ms_max {
         return Throughput { rps, p50_ms: p.p50_us / 1000.0, p99_ms: p.p99_us / 1000.0, paced: false, errors };
     }
-    let mut rate = rps * 0.9;
-    for _ in 0..12 {
+    // Binary search on the paced rate: five steps between nothing and the closed-loop rate.
+    let (mut lo, mut hi) = (0.0, rps);
+    let mut best = Throughput { rps: 0.0, p50_ms: 0.0, p99_ms: 0.0, paced: true, errors: 0 };
+    for _ in 0..5 {
+        let rate = (lo + hi) / 2.0;
         let (lat, errors, took) = load(http, t, args.connections, dur, Some(rate)).await;
         let achieved = lat.len() as f64 / took.as_secs_f64();
         let p = percentiles(lat);
         if p.p99_us / 1000.0 < args.p99_ms_max {
-            return Throughput { rps: achieved, p50_ms: p.p50_us / 1000.0, p99_ms: p.p99_us / 1000.0, paced: true, errors };
+            lo = rate;
+            best = Throughput { rps: achieved, p50_ms: p.p50_us / 1000.0, p99_ms: p.p99_us / 1000.0, paced: true, errors };
+        } else {
+            hi = rate;
         }
-        rate *= 0.7;
     }
-    Throughput { rps: 0.0, p50_ms: 0.0, p99_ms: 0.0, paced: true, errors }
+    best
 }
 
 fn rss_mib(pid: u32, field: &str) -> f64 {

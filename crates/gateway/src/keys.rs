@@ -4,7 +4,7 @@
 //! is created or revoked, so no request waits on the database.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -31,11 +31,40 @@ pub struct Caller {
     pub key_id: String,
     pub tenant: String,
     pub limits: Limits,
+    /// The names of this key's and its tenant's limit counters (`key:<id>`, `tenant:<t>`),
+    /// made once when the key is loaded so a request never formats them.
+    pub key_scope: Arc<str>,
+    pub tenant_scope: Arc<str>,
 }
 
+/// The SHA-256 of a secret, as stored: 64 lowercase hex digits.
 pub fn hash(secret: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(64);
+    for b in digest.iter() {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
+}
+
+/// The digest of a stored hex hash, or None if it is not one.
+fn digest_of(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (nibble(bytes[2 * i])? << 4) | nibble(bytes[2 * i + 1])?;
+    }
+    Some(out)
 }
 
 /// A new secret: `ak_` and 244 random bits from the OS (two UUIDv4s).
@@ -45,25 +74,29 @@ pub fn new_secret() -> String {
 
 #[derive(Default)]
 pub struct KeyRing {
-    by_hash: RwLock<HashMap<String, Caller>>,
+    by_digest: RwLock<HashMap<[u8; 32], Caller>>,
 }
 
 impl KeyRing {
     /// Replaces the active keys: (hash, record).
     pub fn load(&self, keys: impl IntoIterator<Item = (String, KeyRecord)>) {
-        let map = keys
-            .into_iter()
-            .filter(|(_, r)| r.revoked_ms.is_none())
-            .map(|(h, r)| (h, Caller { key_id: r.id, tenant: r.tenant, limits: r.limits }))
-            .collect();
-        if let Ok(mut g) = self.by_hash.write() {
+        let mut tenants: HashMap<String, Arc<str>> = HashMap::new();
+        let mut map = HashMap::new();
+        for (h, r) in keys.into_iter().filter(|(_, r)| r.revoked_ms.is_none()) {
+            let Some(d) = digest_of(&h) else { continue };
+            let tenant_scope = tenants.entry(r.tenant.clone()).or_insert_with(|| Arc::from(format!("tenant:{}", r.tenant))).clone();
+            let key_scope = Arc::from(format!("key:{}", r.id));
+            map.insert(d, Caller { key_id: r.id, tenant: r.tenant, limits: r.limits, key_scope, tenant_scope });
+        }
+        if let Ok(mut g) = self.by_digest.write() {
             *g = map;
         }
     }
 
     /// The caller of a bearer secret, if it is an active key.
     pub fn check(&self, secret: &str) -> Option<Caller> {
-        self.by_hash.read().ok()?.get(&hash(secret)).cloned()
+        let d: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        self.by_digest.read().ok()?.get(&d).cloned()
     }
 }
 
@@ -89,6 +122,8 @@ mod tests {
         assert_eq!(ring.check(&a).map(|c| c.key_id), Some("k1".into()));
         assert_eq!(ring.check(&b), None, "revoked");
         assert_eq!(ring.check("ak_guess"), None);
-        assert_eq!(hash("abc").len(), 64);
+        assert_eq!(hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "SHA-256 of \"abc\" (FIPS 180-2)");
+        assert_eq!(digest_of(&hash("abc")).map(|d| d[0]), Some(0xba));
+        assert_eq!(digest_of("not hex"), None);
     }
 }

@@ -66,7 +66,7 @@ pub enum Refusal {
     Store(String),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Kind {
     Requests,
     TokensMinute,
@@ -98,14 +98,28 @@ impl Kind {
     }
 }
 
-/// One counter a request draws on.
+/// One counter a request draws on: a scope (`key:<id>`, `tenant:<t>`), a kind and a window.
 #[derive(Clone, Debug)]
 struct Draw {
-    scope: String,
+    scope: Arc<str>,
     window: i64,
     kind: Kind,
     amount: u64,
 }
+
+impl Draw {
+    fn slot(&self) -> Slot {
+        (self.scope.clone(), self.kind, self.window)
+    }
+
+    /// The counter's name in the store.
+    fn counter(&self) -> String {
+        format!("{}:{}", self.scope, self.kind.tag())
+    }
+}
+
+/// A local slice's key; cloning it only counts a reference.
+type Slot = (Arc<str>, Kind, i64);
 
 /// What a request holds between its start and its end.
 #[derive(Clone, Debug, Default)]
@@ -116,8 +130,8 @@ pub struct Reservation {
 
 pub struct Limiter {
     store: Store,
-    /// Leased but unspent units, by (scope, window).
-    slices: Mutex<HashMap<(String, i64), u64>>,
+    /// Leased but unspent units, by (scope, kind, window).
+    slices: Mutex<HashMap<Slot, u64>>,
 }
 
 impl Limiter {
@@ -126,41 +140,37 @@ impl Limiter {
     }
 
     /// Takes one request and `tokens` tokens from every limit that applies, or nothing.
+    /// `key_scope` and `tenant_scope` name the counters (`key:<id>`, `tenant:<t>`).
     pub async fn reserve(
         &self,
-        key_id: &str,
+        key_scope: &Arc<str>,
         key: &Limits,
-        tenant: &str,
+        tenant_scope: &Arc<str>,
         tenant_limits: &Limits,
         tokens: u64,
         now_ms: i64,
     ) -> Result<Reservation, Refusal> {
-        let mut wanted: Vec<(Draw, u64, String)> = Vec::new();
-        for (who, id, l) in [("key", key_id, key), ("tenant", tenant, tenant_limits)] {
+        let mut taken: Vec<Draw> = Vec::new();
+        for (scope, l) in [(key_scope, key), (tenant_scope, tenant_limits)] {
             for (kind, limit, amount) in [
                 (Kind::Requests, l.requests_per_min, 1),
                 (Kind::TokensMinute, l.tokens_per_min, tokens),
                 (Kind::TokensDay, l.tokens_per_day, tokens),
             ] {
-                if let Some(limit) = limit {
-                    let draw =
-                        Draw { scope: format!("{who}:{id}:{}", kind.tag()), window: now_ms.div_euclid(kind.window_ms()), kind, amount };
-                    wanted.push((draw, limit, format!("{who} {id}")));
-                }
-            }
-        }
-        let mut taken: Vec<Draw> = Vec::with_capacity(wanted.len());
-        for (draw, limit, who) in wanted {
-            match self.take(&draw, limit).await {
-                Ok(true) => taken.push(draw),
-                Ok(false) => {
-                    self.give_back(&taken);
-                    let retry_after_s = ((draw.window + 1) * draw.kind.window_ms() - now_ms).max(0).div_euclid(1000) as u64 + 1;
-                    return Err(Refusal::Exceeded { who, what: draw.kind.what(), limit, retry_after_s });
-                }
-                Err(e) => {
-                    self.give_back(&taken);
-                    return Err(Refusal::Store(e.to_string()));
+                let Some(limit) = limit else { continue };
+                let draw = Draw { scope: scope.clone(), window: now_ms.div_euclid(kind.window_ms()), kind, amount };
+                match self.take(&draw, limit).await {
+                    Ok(true) => taken.push(draw),
+                    Ok(false) => {
+                        self.give_back(&taken);
+                        let retry_after_s = ((draw.window + 1) * draw.kind.window_ms() - now_ms).max(0).div_euclid(1000) as u64 + 1;
+                        let who = scope.replacen(':', " ", 1);
+                        return Err(Refusal::Exceeded { who, what: draw.kind.what(), limit, retry_after_s });
+                    }
+                    Err(e) => {
+                        self.give_back(&taken);
+                        return Err(Refusal::Store(e.to_string()));
+                    }
                 }
             }
         }
@@ -169,7 +179,7 @@ impl Limiter {
 
     /// Takes `draw.amount` from the local slice, leasing more from the store when it is short.
     async fn take(&self, draw: &Draw, limit: u64) -> Result<bool, store::StoreError> {
-        let key = (draw.scope.clone(), draw.window);
+        let key = draw.slot();
         let short = {
             let Ok(mut slices) = self.slices.lock() else { return Ok(false) };
             let have = slices.entry(key.clone()).or_insert(0);
@@ -180,11 +190,11 @@ impl Limiter {
             draw.amount - *have
         };
         let lease = short.max(limit.div_ceil(LEASE_DIVISOR));
-        let granted = self.store.lease(&draw.scope, draw.window, clamp(lease), clamp(limit)).await?.max(0) as u64;
+        let granted = self.store.lease(&draw.counter(), draw.window, clamp(lease), clamp(limit)).await?.max(0) as u64;
         let Ok(mut slices) = self.slices.lock() else { return Ok(false) };
         if slices.len() > MAX_SLICES {
             let window = draw.window;
-            slices.retain(|(_, w), _| *w >= window - 1);
+            slices.retain(|(_, _, w), _| *w >= window - 1);
         }
         let have = slices.entry(key).or_insert(0);
         *have += granted;
@@ -200,7 +210,7 @@ impl Limiter {
     fn give_back(&self, draws: &[Draw]) {
         let Ok(mut slices) = self.slices.lock() else { return };
         for d in draws {
-            *slices.entry((d.scope.clone(), d.window)).or_insert(0) += d.amount;
+            *slices.entry(d.slot()).or_insert(0) += d.amount;
         }
     }
 
@@ -212,7 +222,7 @@ impl Limiter {
         let mut extra: Vec<(String, i64, u64)> = Vec::new();
         if let Ok(mut slices) = self.slices.lock() {
             for d in r.draws.iter().filter(|d| d.kind != Kind::Requests) {
-                let have = slices.entry((d.scope.clone(), d.window)).or_insert(0);
+                let have = slices.entry(d.slot()).or_insert(0);
                 if used_tokens <= d.amount {
                     *have += d.amount - used_tokens;
                 } else {
@@ -220,7 +230,7 @@ impl Limiter {
                     let local = over.min(*have);
                     *have -= local;
                     if over > local {
-                        extra.push((d.scope.clone(), d.window, over - local));
+                        extra.push((d.counter(), d.window, over - local));
                     }
                 }
             }
@@ -247,6 +257,10 @@ fn clamp(v: u64) -> i64 {
 mod tests {
     use super::*;
 
+    fn scope(s: &str) -> Arc<str> {
+        Arc::from(s)
+    }
+
     fn rpm(n: u64) -> Limits {
         Limits { requests_per_min: Some(n), ..Limits::default() }
     }
@@ -256,34 +270,37 @@ mod tests {
         let l = Limiter::new(Store::memory().await.unwrap());
         let mut ok = 0;
         for _ in 0..150 {
-            if l.reserve("k", &rpm(100), "t", &Limits::default(), 10, 5_000).await.is_ok() {
+            if l.reserve(&scope("key:k"), &rpm(100), &scope("tenant:t"), &Limits::default(), 10, 5_000).await.is_ok() {
                 ok += 1;
             }
         }
         assert_eq!(ok, 100);
-        let refused = l.reserve("k", &rpm(100), "t", &Limits::default(), 10, 59_999).await.unwrap_err();
+        let refused = l.reserve(&scope("key:k"), &rpm(100), &scope("tenant:t"), &Limits::default(), 10, 59_999).await.unwrap_err();
         assert!(matches!(refused, Refusal::Exceeded { retry_after_s: 1, .. }), "{refused:?}");
-        assert!(l.reserve("k", &rpm(100), "t", &Limits::default(), 10, 60_000).await.is_ok());
+        assert!(l.reserve(&scope("key:k"), &rpm(100), &scope("tenant:t"), &Limits::default(), 10, 60_000).await.is_ok());
     }
 
     #[tokio::test]
     async fn the_tenant_limit_binds_across_its_keys_and_settling_returns_unused_tokens_once() {
         let l = Arc::new(Limiter::new(Store::memory().await.unwrap()));
         let tenant = Limits { tokens_per_min: Some(1000), ..Limits::default() };
-        let a = l.reserve("a", &rpm(1000), "t", &tenant, 600, 0).await.unwrap();
-        assert!(l.reserve("b", &rpm(1000), "t", &tenant, 600, 0).await.is_err(), "600 + 600 > 1000");
+        let a = l.reserve(&scope("key:a"), &rpm(1000), &scope("tenant:t"), &tenant, 600, 0).await.unwrap();
+        assert!(l.reserve(&scope("key:b"), &rpm(1000), &scope("tenant:t"), &tenant, 600, 0).await.is_err(), "600 + 600 > 1000");
         // Settling with fewer tokens returns the rest (300); a second settle is ignored.
         l.settle(&a, 300);
         l.settle(&a, 0);
-        assert!(l.reserve("b", &rpm(1000), "t", &tenant, 700, 0).await.is_ok(), "1000 - 600 + 300 = 700 left");
-        assert!(l.reserve("b", &rpm(1000), "t", &tenant, 1, 0).await.is_err(), "nothing left: the second settle gave nothing back");
+        assert!(l.reserve(&scope("key:b"), &rpm(1000), &scope("tenant:t"), &tenant, 700, 0).await.is_ok(), "1000 - 600 + 300 = 700 left");
+        assert!(
+            l.reserve(&scope("key:b"), &rpm(1000), &scope("tenant:t"), &tenant, 1, 0).await.is_err(),
+            "nothing left: the second settle gave nothing back"
+        );
     }
 
     #[tokio::test]
     async fn tokens_beyond_a_reservation_are_charged() {
         let l = Arc::new(Limiter::new(Store::memory().await.unwrap()));
         let day = Limits { tokens_per_day: Some(10_000), ..Limits::default() };
-        let r = l.reserve("k", &day, "t", &Limits::default(), 100, 0).await.unwrap();
+        let r = l.reserve(&scope("key:k"), &day, &scope("tenant:t"), &Limits::default(), 100, 0).await.unwrap();
         l.settle(&r, 20_000);
         for _ in 0..100 {
             if l.store.counter("key:k:tpd", 0).await.unwrap() >= 20_000 {
@@ -292,6 +309,9 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         assert!(l.store.counter("key:k:tpd", 0).await.unwrap() >= 20_000);
-        assert!(l.reserve("k", &day, "t", &Limits::default(), 1, 1000).await.is_err(), "the day's budget is gone");
+        assert!(
+            l.reserve(&scope("key:k"), &day, &scope("tenant:t"), &Limits::default(), 1, 1000).await.is_err(),
+            "the day's budget is gone"
+        );
     }
 }

@@ -132,7 +132,7 @@ impl Metered {
     pub async fn reserve(&mut self, gw: &Gateway, tokens: u64) -> Result<(), Response> {
         let tenant = gw.tenant(&self.caller.tenant);
         let c = &self.caller;
-        match gw.limiter.reserve(&c.key_id, &c.limits, &c.tenant, &tenant.limits, tokens, now_ms()).await {
+        match gw.limiter.reserve(&c.key_scope, &c.limits, &c.tenant_scope, &tenant.limits, tokens, now_ms()).await {
             Ok(r) => {
                 self.reservation = Some(r);
                 Ok(())
