@@ -14,11 +14,6 @@ mod sites;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of the system allocator: the gateway allocates per request (HTTP messages,
-/// JSON, usage events), and glibc's allocator costs about a sixth of its instructions.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// aiplus — open infrastructure for the "AI+" Action: one national compute network that places
 /// AI work where data, compute, power and network fit best.
 ///

@@ -37,7 +37,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("AIPLUS_WORKERS").ok().and_then(|v| v.parse().ok()) {
+        b.worker_threads(n);
+    }
+    let rt = b.enable_all().build()?;
     rt.block_on(serve(cfg))
 }
 

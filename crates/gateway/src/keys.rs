@@ -74,14 +74,14 @@ pub fn new_secret() -> String {
 
 #[derive(Default)]
 pub struct KeyRing {
-    by_digest: RwLock<HashMap<[u8; 32], Caller>>,
+    by_digest: RwLock<rustc_hash::FxHashMap<[u8; 32], Caller>>,
 }
 
 impl KeyRing {
     /// Replaces the active keys: (hash, record).
     pub fn load(&self, keys: impl IntoIterator<Item = (String, KeyRecord)>) {
         let mut tenants: HashMap<String, Arc<str>> = HashMap::new();
-        let mut map = HashMap::new();
+        let mut map = rustc_hash::FxHashMap::default();
         for (h, r) in keys.into_iter().filter(|(_, r)| r.revoked_ms.is_none()) {
             let Some(d) = digest_of(&h) else { continue };
             let tenant_scope = tenants.entry(r.tenant.clone()).or_insert_with(|| Arc::from(format!("tenant:{}", r.tenant))).clone();

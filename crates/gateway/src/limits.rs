@@ -12,7 +12,7 @@
 //! `max_tokens`, or [`DEFAULT_ANSWER_TOKENS`]) and settled after it: unspent tokens go back to
 //! the instance's slice, tokens beyond the reservation are charged to the store.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -131,12 +131,12 @@ pub struct Reservation {
 pub struct Limiter {
     store: Store,
     /// Leased but unspent units, by (scope, kind, window).
-    slices: Mutex<HashMap<Slot, u64>>,
+    slices: Mutex<FxHashMap<Slot, u64>>,
 }
 
 impl Limiter {
     pub fn new(store: Store) -> Self {
-        Self { store, slices: Mutex::new(HashMap::new()) }
+        Self { store, slices: Mutex::new(FxHashMap::default()) }
     }
 
     /// Takes one request and `tokens` tokens from every limit that applies, or nothing.

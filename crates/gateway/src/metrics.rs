@@ -4,10 +4,11 @@
 //! update takes one uncontended lock and, for a series seen before, allocates nothing: series
 //! are found by a hash of the borrowed name and labels, and compared before use.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
+
+use rustc_hash::{FxHashMap, FxHasher};
 
 /// Upper bounds of the latency histogram, in seconds (Prometheus' defaults, finer below 10 ms).
 pub const LATENCY_BUCKETS_S: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -24,30 +25,41 @@ struct Histogram {
     sum_s: f64,
 }
 
+/// Most series one family set may hold. Label values can come from requests (a model name),
+/// so past this every new series is counted in one whose labels all read `overflow`.
+pub const MAX_SERIES: usize = 10_000;
+
 /// Series by the hash of (name, labels); a bucket holds the rare collisions.
 struct Series<T> {
-    by_hash: HashMap<u64, Vec<(&'static str, Labels, T)>>,
+    by_hash: FxHashMap<u64, Vec<(&'static str, Labels, T)>>,
+    count: usize,
 }
 
 impl<T> Default for Series<T> {
     fn default() -> Self {
-        Self { by_hash: HashMap::new() }
+        Self { by_hash: FxHashMap::default(), count: 0 }
     }
 }
 
 impl<T: Default> Series<T> {
     fn get(&mut self, name: &'static str, labels: &[(&'static str, &str)]) -> &mut T {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut h = FxHasher::default();
         name.hash(&mut h);
         labels.hash(&mut h);
-        let bucket = self.by_hash.entry(h.finish()).or_default();
-        let same = |(n, l, _): &(&'static str, Labels, T)| {
-            *n == name && l.len() == labels.len() && l.iter().zip(labels).all(|((ka, va), (kb, vb))| ka == kb && va == vb)
-        };
-        let i = match bucket.iter().position(same) {
+        let hash = h.finish();
+        let known = self.by_hash.get(&hash).is_some_and(|b| b.iter().any(|(n, l, _)| *n == name && same_labels(l, labels)));
+        if !known && self.count >= MAX_SERIES {
+            let overflow: Vec<(&'static str, &str)> = labels.iter().map(|(k, _)| (*k, "overflow")).collect();
+            if labels.iter().any(|(_, v)| *v != "overflow") {
+                return self.get(name, &overflow);
+            }
+        }
+        let bucket = self.by_hash.entry(hash).or_default();
+        let i = match bucket.iter().position(|(n, l, _)| *n == name && same_labels(l, labels)) {
             Some(i) => i,
             None => {
                 bucket.push((name, labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(), T::default()));
+                self.count += 1;
                 bucket.len() - 1
             }
         };
@@ -60,6 +72,10 @@ impl<T: Default> Series<T> {
         v.sort_by(|a, b| a.0.cmp(b.0));
         v
     }
+}
+
+fn same_labels(owned: &Labels, borrowed: &[(&'static str, &str)]) -> bool {
+    owned.len() == borrowed.len() && owned.iter().zip(borrowed).all(|((ka, va), (kb, vb))| ka == kb && va == vb)
 }
 
 #[derive(Default)]
@@ -164,5 +180,16 @@ mod tests {
         assert!(text.contains("aiplus_gateway_request_duration_seconds_count{endpoint=\"chat\"} 2\n"), "{text}");
         assert!(text.contains("# TYPE aiplus_gateway_meter_dropped gauge\naiplus_gateway_meter_dropped 0\n"), "{text}");
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn series_are_capped_so_request_chosen_labels_cannot_grow_memory() {
+        let m = Metrics::default();
+        for i in 0..MAX_SERIES + 50 {
+            m.add("aiplus_gateway_requests_total", &[("model", &format!("m{i}"))], 1);
+        }
+        let text = m.render(&[]);
+        assert_eq!(text.lines().filter(|l| l.starts_with("aiplus_gateway_requests_total{")).count(), MAX_SERIES + 1);
+        assert!(text.contains("aiplus_gateway_requests_total{model=\"overflow\"} 50\n"), "the excess is counted, not lost");
     }
 }
