@@ -105,6 +105,14 @@ fn limits(rpm: Option<u64>, tpm: Option<u64>, tpd: Option<u64>) -> Value {
     l
 }
 
+/// A list answer's items, or a single answer as a list of one.
+fn rows(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Array(a) => a.iter().collect(),
+        one => vec![one],
+    }
+}
+
 fn show_limits(l: &Value) -> String {
     let parts: Vec<String> = ["requests_per_min", "tokens_per_min", "tokens_per_day"]
         .iter()
@@ -159,10 +167,7 @@ pub fn tenants(args: TenantsArgs) -> anyhow::Result<()> {
     if args.server.json {
         return print_json(&v);
     }
-    let rows: Vec<&Value> = match &v {
-        Value::Array(a) => a.iter().collect(),
-        one => vec![one],
-    };
+    let rows = rows(&v);
     println!("{:<20} {:<50} regions", "tenant", "limits");
     for t in rows {
         let regions: Vec<String> = t["settings"]["regions"].as_array().into_iter().flatten().map(s).collect();
@@ -206,10 +211,7 @@ pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
             }
         }
         _ => {
-            let rows: Vec<&Value> = match &v {
-                Value::Array(a) => a.iter().collect(),
-                one => vec![one],
-            };
+            let rows = rows(&v);
             println!("{:<24} {:<7} {:<14} {:<16} {:<12} base url", "model", "source", "routing", "deployment", "cluster");
             for m in rows {
                 for d in m["deployment"].as_array().into_iter().flatten() {
