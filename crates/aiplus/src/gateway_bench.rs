@@ -35,9 +35,12 @@ pub struct BenchArgs {
     /// Also run the harness against LiteLLM's proxy (installed with scripts/bench/litellm.sh).
     #[arg(long)]
     pub litellm: bool,
-    /// After the main phases, run this long at half the measured throughput, sampling RSS.
+    /// After the main phases, run this long at a steady rate, sampling RSS every 10 s.
     #[arg(long, default_value_t = 0)]
     pub soak_s: u64,
+    /// The soak's rate; default half the measured throughput.
+    #[arg(long)]
+    pub soak_rps: Option<f64>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -103,6 +106,7 @@ struct ProxyReport {
     throughput: Throughput,
     peak_rss_mib: f64,
     soak_rss_mib: Vec<f64>,
+    soak_requests: usize,
 }
 
 #[derive(Serialize, Default)]
@@ -298,11 +302,14 @@ async fn measure(
     eprintln!("{name}: {} connections ...", args.connections);
     let tp = throughput(http, t, args).await;
     let mut soak = Vec::new();
-    if args.soak_s > 0 && tp.rps > 0.0 {
-        eprintln!("{name}: soak for {} s at {:.0} req/s ...", args.soak_s, tp.rps / 2.0);
+    let soak_rps = args.soak_rps.unwrap_or(tp.rps.max(tp.closed_rps) / 2.0);
+    let mut soak_done = 0usize;
+    if args.soak_s > 0 && soak_rps > 0.0 {
+        eprintln!("{name}: soak for {} s at {soak_rps:.0} req/s ...", args.soak_s);
         let end = Instant::now() + Duration::from_secs(args.soak_s);
         while Instant::now() < end {
-            let _ = load(http, t, args.connections, Duration::from_secs(10), Some(tp.rps / 2.0)).await;
+            let (lat, _, _) = load(http, t, args.connections, Duration::from_secs(10), Some(soak_rps)).await;
+            soak_done += lat.len();
             soak.push(rss_mib(pid, "VmRSS:"));
         }
     }
@@ -316,6 +323,7 @@ async fn measure(
         throughput: tp,
         peak_rss_mib: rss_mib(pid, "VmHWM:"),
         soak_rss_mib: soak,
+        soak_requests: soak_done,
     })
 }
 
@@ -430,7 +438,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         if !p.soak_rss_mib.is_empty() {
             let (min, max) = p.soak_rss_mib.iter().fold((f64::MAX, 0.0f64), |(a, b), x| (a.min(*x), b.max(*x)));
             println!(
-                "         soak RSS: first {:.1} MiB, last {:.1} MiB, min {min:.1}, max {max:.1}",
+                "         soak ({} requests) RSS: first {:.1} MiB, last {:.1} MiB, min {min:.1}, max {max:.1}",
+                p.soak_requests,
                 p.soak_rss_mib[0],
                 p.soak_rss_mib[p.soak_rss_mib.len() - 1]
             );
