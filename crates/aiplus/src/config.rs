@@ -1,6 +1,7 @@
 //! `aiplus.toml`: one file for the server's settings, each overridable by an environment
 //! variable (`AIPLUS_LISTEN`, `AIPLUS_DATA_DIR`, `AIPLUS_NETWORK`, `AIPLUS_POLICY`,
-//! `AIPLUS_STORE_URL`, `AIPLUS_COMPUTE`, `AIPLUS_EMBED`, `AIPLUS_EMBED_DIR`) and then by a flag.
+//! `AIPLUS_STORE_URL`, `AIPLUS_COMPUTE`, `AIPLUS_EMBED`, `AIPLUS_EMBED_DIR`,
+//! `AIPLUS_CONSOLE_ADMIN_PASSWORD`) and then by a flag.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,8 @@ pub struct Config {
     pub executor: ExecutorConfig,
     /// The OpenAI-compatible gateway: `[[gateway.model]]` with `[[gateway.model.deployment]]`.
     pub gateway: gateway::GatewayConfig,
+    /// The operator console at `/`: `[console]`.
+    pub console: web::ConsoleConfig,
 }
 
 /// Which engine runs which clusters' jobs. Clusters not named run on the local executor.
@@ -114,6 +117,7 @@ impl Config {
         cfg.apply_env(|k| std::env::var(k).ok())?;
         cfg.scheduler.weights.validate().map_err(|e| anyhow::anyhow!("scheduler.weights.{e}"))?;
         cfg.gateway.validate().map_err(|e| anyhow::anyhow!(e))?;
+        cfg.console.validate().map_err(|e| anyhow::anyhow!(e))?;
         if let Some(url) = &cfg.store.url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
@@ -154,6 +158,9 @@ impl Config {
                 "false" | "0" => false,
                 _ => anyhow::bail!("AIPLUS_COMPUTE: {v:?} is not true or false"),
             };
+        }
+        if let Some(v) = get("AIPLUS_CONSOLE_ADMIN_PASSWORD") {
+            self.console.admin_password = Some(v);
         }
         if let Some(v) = get("AIPLUS_POLICY") {
             self.scheduler.policy = Policy::parse(&v).with_context(|| format!("AIPLUS_POLICY: unknown policy {v:?}"))?;

@@ -78,7 +78,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         let dispatcher = tokio::spawn(svc.clone().run_dispatcher(std::time::Duration::from_millis(cfg.executor.tick_ms), stop_rx.clone()));
         compute = Some((svc, dispatcher, lock));
     }
-    let sites = Arc::new(crate::sites::NetworkSites::new(Arc::new(seed), cfg.scheduler.weights.carbon_cny_per_kg));
+    let seed = Arc::new(seed);
+    let sites = Arc::new(crate::sites::NetworkSites::new(seed.clone(), cfg.scheduler.weights.carbon_cny_per_kg));
     if let Some((svc, _, _)) = &compute {
         sites.follow(svc.clone(), stop_rx.clone());
     }
@@ -115,7 +116,19 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         Some((svc, _, _)) => api::router(svc.clone()),
         None => axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" })),
     };
-    let app = app.merge(gateway::router(gw)).route("/api/v1/openapi.json", axum::routing::get(crate::openapi::serve));
+    let mut app = app.merge(gateway::router(gw.clone())).route("/api/v1/openapi.json", axum::routing::get(crate::openapi::serve));
+    if cfg.console.enabled {
+        let console = web::Console::new(
+            store.clone(),
+            compute.as_ref().map(|(svc, _, _)| svc.clone()),
+            gw,
+            seed.clone(),
+            cfg.console.clone(),
+            cfg.server.data_dir.clone(),
+        );
+        console.ensure_admin().await.map_err(|e| anyhow::anyhow!("starting the console: {e}"))?;
+        app = app.merge(web::router(Arc::new(console)));
+    }
     let timeout = std::time::Duration::from_secs(cfg.server.shutdown_timeout_s);
     // Small writes (SSE frames, short answers) go out at once instead of waiting on Nagle's
     // algorithm and the peer's delayed ACK (up to 40 ms each).

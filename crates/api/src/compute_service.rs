@@ -37,7 +37,7 @@ impl Clock for SystemClock {
 }
 
 /// queued → placed → submitted → running → succeeded | failed | cancelled | lost.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Waiting for capacity.
@@ -704,6 +704,25 @@ impl ComputeService {
             }
         }
         Ok(())
+    }
+
+    /// How many jobs not yet ended are in each state, from memory (no store read).
+    pub async fn active_counts(&self) -> BTreeMap<JobState, usize> {
+        let st = self.state.lock().await;
+        let mut out = BTreeMap::new();
+        for a in st.active.values() {
+            *out.entry(a.job.state).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Up to `limit` jobs not yet ended, optionally of one tenant, oldest submission first.
+    pub async fn active_jobs(&self, tenant: Option<&str>, limit: usize) -> Vec<Job> {
+        let st = self.state.lock().await;
+        let mut jobs: Vec<(i64, &Job)> =
+            st.active.values().filter(|a| tenant.is_none_or(|t| a.job.tenant == t)).map(|a| (a.submitted_ms, &a.job)).collect();
+        jobs.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        jobs.into_iter().take(limit).map(|(_, j)| j.clone()).collect()
     }
 
     /// Why a job is where it is: its placement with the explanation, or why it waits.

@@ -8,6 +8,7 @@
 //! events go through a bounded channel to a batching writer. Only a limit's lease, about once
 //! per 1/200 of the limit, reads the store on the request path.
 
+pub mod admin;
 pub mod config;
 pub mod embeddings;
 pub mod guardrail;

@@ -19,7 +19,7 @@ use store::UsageRow;
 
 use crate::Gateway;
 use crate::config::DeploymentConfig;
-use crate::keys::{Caller, KeyRecord, hash, new_secret};
+use crate::keys::Caller;
 use crate::limits::{DEFAULT_ANSWER_TOKENS, Limits, Refusal, Reservation};
 use crate::meter::RequestUsage;
 use crate::router::Candidate;
@@ -637,59 +637,39 @@ pub async fn create_key(State(gw): Gw, body: Bytes) -> Response {
             return problem(StatusCode::UNPROCESSABLE_ENTITY, if path == "." { "body" } else { &path }, &e.inner().to_string());
         }
     };
-    if !crate::tenants::tenant_id_ok(&nk.tenant) {
-        return problem(StatusCode::UNPROCESSABLE_ENTITY, "tenant", "use 1-64 of a-z, 0-9, '-', '_'");
+    match gw.create_key(&nk.tenant, nk.limits).await {
+        // The only time the secret leaves the server.
+        Ok((rec, secret)) => (
+            StatusCode::CREATED,
+            axum::Json(json!({"id": rec.id, "tenant": rec.tenant, "prefix": rec.prefix, "limits": rec.limits, "secret": secret})),
+        )
+            .into_response(),
+        Err(e) => admin_problem(&e),
     }
-    if let Err(e) = nk.limits.validate("limits.") {
-        let (field, reason) = e.split_once(": ").unwrap_or(("limits", &e));
-        return problem(StatusCode::UNPROCESSABLE_ENTITY, field, reason);
-    }
-    let secret = new_secret();
-    let rec = KeyRecord {
-        id: format!("key_{}", uuid::Uuid::now_v7().simple()),
-        tenant: nk.tenant,
-        prefix: secret[..10].to_string(),
-        created_ms: now_ms(),
-        revoked_ms: None,
-        limits: nk.limits,
-    };
-    if let Err(e) = gw.store.insert_key(&rec.id, &hash(&secret), &rec.tenant, &rec).await {
-        tracing::error!(error = %e, "storing a key");
-        return problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "the key could not be stored; nothing was changed");
-    }
-    if gw.reload_keys().await.is_err() {
-        return problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "the key was stored but could not be loaded; retry");
-    }
-    // The only time the secret leaves the server.
-    (
-        StatusCode::CREATED,
-        axum::Json(json!({"id": rec.id, "tenant": rec.tenant, "prefix": rec.prefix, "limits": rec.limits, "secret": secret})),
-    )
-        .into_response()
 }
 
 pub async fn list_keys(State(gw): Gw) -> Response {
-    match gw.store.keys::<KeyRecord>(None).await {
-        Ok(keys) => axum::Json(keys.into_iter().map(|(_, k)| k).collect::<Vec<_>>()).into_response(),
-        Err(_) => problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "could not read keys"),
+    match gw.list_keys(None).await {
+        Ok(keys) => axum::Json(keys).into_response(),
+        Err(e) => admin_problem(&e),
     }
 }
 
 pub async fn revoke_key(State(gw): Gw, Path(id): Path<String>) -> Response {
-    let keys: Vec<(String, KeyRecord)> = match gw.store.keys(None).await {
-        Ok(k) => k,
-        Err(_) => return problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "could not read keys"),
-    };
-    let Some((_, mut rec)) = keys.into_iter().find(|(_, k)| k.id == id) else {
-        return problem(StatusCode::NOT_FOUND, "id", &format!("no key {id:?}"));
-    };
-    if rec.revoked_ms.is_none() {
-        rec.revoked_ms = Some(now_ms());
-        if gw.store.update_key(&rec.id, &rec).await.is_err() || gw.reload_keys().await.is_err() {
-            return problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "could not revoke; retry");
-        }
+    match gw.revoke_key(&id, None).await {
+        Ok(rec) => axum::Json(rec).into_response(),
+        Err(e) => admin_problem(&e),
     }
-    axum::Json(rec).into_response()
+}
+
+/// The one mapping from management errors to problem+json.
+pub(crate) fn admin_problem(e: &crate::admin::AdminError) -> Response {
+    use crate::admin::AdminError;
+    match e {
+        AdminError::Invalid { field, reason } => problem(StatusCode::UNPROCESSABLE_ENTITY, field, reason),
+        AdminError::NotFound { id, .. } => problem(StatusCode::NOT_FOUND, "id", &format!("no key {id:?}")),
+        AdminError::Store(why) => problem(StatusCode::INTERNAL_SERVER_ERROR, "store", why),
+    }
 }
 
 /// Query of `/api/v1/usage/summary`.
@@ -750,31 +730,8 @@ pub async fn usage_summary(
 
 /// `/api/v1/gateway`: the models, each deployment's health, and the embedded model's state.
 pub async fn status(State(gw): Gw) -> Response {
-    let now = Instant::now();
-    let catalog = gw.catalog();
-    let models: Vec<Value> = catalog
-        .order
-        .iter()
-        .filter_map(|name| catalog.routes.get(name).map(|r| (name, r)))
-        .map(|(name, route)| {
-            let health = route.health(now);
-            let deployments: Vec<Value> = route
-                .model
-                .deployments
-                .iter()
-                .zip(health)
-                .map(|(d, (_, ewma_ms, open))| {
-                    json!({"id": d.id, "base_url": d.base_url, "cluster": d.cluster, "weight": d.weight,
-                           "latency_ms_ewma": ewma_ms, "breaker_open": open,
-                           "input_cny_per_1k": d.input_cny_per_1k, "output_cny_per_1k": d.output_cny_per_1k,
-                           "context_length": d.context_length, "timeout_s": d.timeout_s})
-                })
-                .collect();
-            json!({"name": name, "routing": route.model.routing, "deployments": deployments})
-        })
-        .collect();
-    let embedded = gw.embedded.as_ref().map(|e| json!({"name": e.name, "state": e.state()}));
-    axum::Json(json!({"models": models, "embedded": embedded})).into_response()
+    let embedded = gw.embedded_state().map(|(name, state)| json!({"name": name, "state": state}));
+    axum::Json(json!({"models": gw.health(), "embedded": embedded})).into_response()
 }
 
 /// `/metrics`: the gateway's counters plus, per deployment, its smoothed latency and breaker.

@@ -67,11 +67,11 @@ pub(crate) fn tenant_id_ok(t: &str) -> bool {
 }
 
 pub async fn list(State(gw): State<Arc<Gateway>>) -> Response {
-    match gw.store.tenant_settings::<TenantSettings>().await {
+    match gw.list_tenants().await {
         Ok(t) => {
             axum::Json(t.into_iter().map(|(id, s)| serde_json::json!({"tenant": id, "settings": s})).collect::<Vec<_>>()).into_response()
         }
-        Err(_) => problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "could not read tenants"),
+        Err(e) => crate::proxy::admin_problem(&e),
     }
 }
 
@@ -80,9 +80,6 @@ pub async fn get(State(gw): State<Arc<Gateway>>, Path(tenant): Path<String>) -> 
 }
 
 pub async fn put(State(gw): State<Arc<Gateway>>, Path(tenant): Path<String>, body: Bytes) -> Response {
-    if !tenant_id_ok(&tenant) {
-        return problem(StatusCode::UNPROCESSABLE_ENTITY, "tenant", "use 1-64 of a-z, 0-9, '-', '_'");
-    }
     let de = &mut serde_json::Deserializer::from_slice(&body);
     let settings: TenantSettings = match serde_path_to_error::deserialize(de) {
         Ok(s) => s,
@@ -91,13 +88,10 @@ pub async fn put(State(gw): State<Arc<Gateway>>, Path(tenant): Path<String>, bod
             return problem(StatusCode::UNPROCESSABLE_ENTITY, if path == "." { "body" } else { &path }, &e.inner().to_string());
         }
     };
-    if let Err((field, reason)) = settings.validate() {
-        return problem(StatusCode::UNPROCESSABLE_ENTITY, &field, &reason);
+    match gw.set_tenant_settings(&tenant, &settings).await {
+        Ok(()) => axum::Json(serde_json::json!({"tenant": tenant, "settings": settings})).into_response(),
+        Err(e) => crate::proxy::admin_problem(&e),
     }
-    if gw.store.set_tenant_settings(&tenant, &settings).await.is_err() || gw.reload_keys().await.is_err() {
-        return problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "the settings could not be stored; retry");
-    }
-    axum::Json(serde_json::json!({"tenant": tenant, "settings": settings})).into_response()
 }
 
 #[cfg(test)]

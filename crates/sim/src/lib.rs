@@ -10,6 +10,7 @@ pub mod bound;
 pub mod chart;
 pub mod engine;
 pub mod scenario;
+pub mod synthetic;
 pub mod trace;
 
 use compute::scheduler::JobReq;

@@ -74,11 +74,18 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX api_keys_tenant ON api_keys (tenant);",
     LIMITS_MIGRATION,
     MODELS_MIGRATION,
+    CONSOLE_MIGRATION,
 ];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
-const USER_VERSION: [&str; 5] =
-    ["PRAGMA user_version = 1", "PRAGMA user_version = 2", "PRAGMA user_version = 3", "PRAGMA user_version = 4", "PRAGMA user_version = 5"];
+const USER_VERSION: [&str; 6] = [
+    "PRAGMA user_version = 1",
+    "PRAGMA user_version = 2",
+    "PRAGMA user_version = 3",
+    "PRAGMA user_version = 4",
+    "PRAGMA user_version = 5",
+    "PRAGMA user_version = 6",
+];
 const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 
 /// Rate-limit counters shared by every gateway instance (one row per scope and window), and
@@ -95,6 +102,19 @@ const LIMITS_MIGRATION: &str = "CREATE TABLE limit_windows (
 /// Gateway models managed through the API: the model document, and its deployments' upstream
 /// keys apart from it (they are never returned by the API).
 const MODELS_MIGRATION: &str = "CREATE TABLE gateway_models (name TEXT PRIMARY KEY, doc TEXT NOT NULL, secrets TEXT NOT NULL);";
+
+/// The console's accounts and sessions (a session is found by the SHA-256 of its id), and saved
+/// simulation reports (a small summary for lists next to the whole report).
+const CONSOLE_MIGRATION: &str = "CREATE TABLE console_users (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE console_sessions (
+        id_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX console_sessions_user ON console_sessions (user_name);
+     CREATE TABLE sim_reports (id TEXT PRIMARY KEY, created_ms BIGINT NOT NULL, summary TEXT NOT NULL, doc TEXT NOT NULL);
+     CREATE INDEX sim_reports_created ON sim_reports (created_ms);";
 
 /// Guards PostgreSQL migrations against two instances starting at once.
 const PG_MIGRATION_LOCK: i64 = 0x0061_6970_6c75_7301;
@@ -118,6 +138,9 @@ macro_rules! on_pool {
         }
     };
 }
+
+mod console;
+pub use console::ReportRow;
 
 /// `UPDATE jobs` for each (id, state, document) inside an open transaction.
 macro_rules! write_jobs {
@@ -520,6 +543,28 @@ impl Store {
             .bind(&f.state)
             .bind(&f.after)
             .bind(i64::from(f.limit))
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(job_from_row).collect()
+        })
+    }
+
+    /// The newest jobs first, optionally of one tenant and state: what the console lists.
+    pub async fn recent_jobs<T: DeserializeOwned>(
+        &self,
+        tenant: Option<&str>,
+        state: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<JobRow<T>>, StoreError> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT id, tenant, idempotency_key, state, submitted_ms, doc FROM jobs
+                 WHERE ($1 IS NULL OR tenant = $1) AND ($2 IS NULL OR state = $2)
+                 ORDER BY seq DESC LIMIT $3",
+            )
+            .bind(tenant)
+            .bind(state)
+            .bind(i64::from(limit))
             .fetch_all(pool)
             .await?;
             rows.iter().map(job_from_row).collect()

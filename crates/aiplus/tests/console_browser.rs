@@ -1,0 +1,58 @@
+//! The operator console in a real browser: `crates/web/tests/browser/walk.js` drives Debian's
+//! Chromium (headless, through playwright-core from npm; `scripts/test` installs both) through
+//! the real binary. Screenshots land in `target/console-screenshots/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: helpers fail loudly")]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Server, temp_dir};
+
+const ADMIN_PASSWORD: &str = "operator-password-for-tests";
+
+#[test]
+fn an_operator_and_a_tenant_walk_the_console_in_chromium() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/tests/browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if std::env::var("AIPLUS_SKIP_BROWSER").as_deref() == Ok("1") {
+        eprintln!("AIPLUS_SKIP_BROWSER=1: the browser test is skipped on purpose");
+        return;
+    }
+    assert!(
+        Path::new(&chromium).exists() && dir.join("node_modules/playwright-core").exists(),
+        "the browser test needs Debian's chromium and playwright-core: run scripts/test (it installs both), \
+         or set AIPLUS_SKIP_BROWSER=1 to skip it"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upstream = rt.block_on(gateway::test_double::start()).unwrap();
+    let data = temp_dir("console-browser");
+    let cfg = data.join("aiplus.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[console]\nadmin_password = \"{ADMIN_PASSWORD}\"\n[gateway.embedded]\nenabled = false\n\
+             [[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\ncluster = \"guian\"\nbase_url = \"{upstream}/ok/v1\"\n"
+        ),
+    )
+    .unwrap();
+    let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    let out = Command::new("node")
+        .arg(dir.join("walk.js"))
+        .env("AIPLUS_URL", &s.url)
+        .env("AIPLUS_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("AIPLUS_ARTIFACTS", &artifacts)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser walk failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("console walk: ok"), "{stdout}");
+    let shots = std::fs::read_dir(&artifacts).unwrap().count();
+    assert!(shots >= 10, "{shots} screenshots");
+    let _ = std::fs::remove_dir_all(&data);
+}

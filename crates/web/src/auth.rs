@@ -1,0 +1,375 @@
+//! Console accounts, sessions and CSRF protection.
+//!
+//! An account is an operator (sees everything) or belongs to one tenant (sees only that
+//! tenant's jobs, keys and usage). Passwords are stored as Argon2id PHC strings. A session id is
+//! 244 random bits held only in an `HttpOnly; SameSite=Strict` cookie; the store keeps its
+//! SHA-256, so a leaked database does not leak live sessions. Every form that changes
+//! something carries the session's CSRF token, and a POST whose `Origin` names another site is
+//! refused before any handler runs.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::ConsoleError;
+use crate::i18n::Lang;
+use crate::{Console, SharedConsole};
+
+pub const SESSION_COOKIE: &str = "aiplus_session";
+pub const LANG_COOKIE: &str = "aiplus_lang";
+/// Consecutive failed logins after which an account is locked for [`LOCK_MS`].
+pub const MAX_FAILURES: u32 = 5;
+pub const LOCK_MS: i64 = 30_000;
+/// Most usernames the failure counter tracks; beyond it the oldest entries are forgotten.
+const MAX_TRACKED: usize = 10_000;
+/// Longest accepted password, so hashing cost stays bounded.
+pub const MAX_PASSWORD_BYTES: usize = 256;
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Operator,
+    Tenant,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub role: Role,
+    /// The tenant a `tenant` account belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Argon2id, PHC string format.
+    pub password: String,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SessionDoc {
+    csrf: String,
+    created_ms: i64,
+}
+
+/// Who is looking at a page, and in which language.
+#[derive(Clone, Debug)]
+pub struct Viewer {
+    pub name: String,
+    pub role: Role,
+    pub tenant: Option<String>,
+    pub csrf: String,
+    pub lang: Lang,
+}
+
+impl Viewer {
+    pub fn is_operator(&self) -> bool {
+        self.role == Role::Operator
+    }
+
+    /// The tenant whose data this viewer may see: `None` for an operator (all of them).
+    pub fn scope(&self) -> Option<&str> {
+        match self.role {
+            Role::Operator => None,
+            Role::Tenant => Some(self.tenant.as_deref().unwrap_or("")),
+        }
+    }
+
+    /// Whether this viewer may see data of `tenant`.
+    pub fn may_see(&self, tenant: &str) -> bool {
+        self.scope().is_none_or(|t| t == tenant)
+    }
+
+    /// Checks a submitted form's CSRF token in constant time.
+    pub fn check_csrf(&self, token: &str) -> Result<(), ConsoleError> {
+        let (a, b) = (self.csrf.as_bytes(), token.as_bytes());
+        let differ = a.len() != b.len() || a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0;
+        if differ { Err(ConsoleError::Csrf) } else { Ok(()) }
+    }
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_token() -> String {
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+pub fn hash_password(password: &str) -> Result<String, ConsoleError> {
+    let salt = SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes()).map_err(|e| ConsoleError::Internal(format!("salt: {e}")))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ConsoleError::Internal(format!("hashing a password: {e}")))
+}
+
+fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// Checks a new password, naming the field.
+pub fn validate_password(field: &str, password: &str) -> Result<(), ConsoleError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
+        return Err(ConsoleError::Invalid {
+            field: field.into(),
+            reason: format!("use {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_BYTES} bytes"),
+        });
+    }
+    Ok(())
+}
+
+pub fn validate_username(field: &str, name: &str) -> Result<(), ConsoleError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.');
+    if ok { Ok(()) } else { Err(ConsoleError::Invalid { field: field.into(), reason: "use 1-64 of a-z, 0-9, '-', '_', '.'".into() }) }
+}
+
+/// Failed logins per username, to slow password guessing.
+#[derive(Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<String, (u32, i64)>>,
+}
+
+impl Throttle {
+    /// Whether `user` is locked at `now_ms`.
+    fn locked(&self, user: &str, now_ms: i64) -> bool {
+        self.failures.lock().ok().and_then(|f| f.get(user).copied()).is_some_and(|(n, until)| n >= MAX_FAILURES && until > now_ms)
+    }
+
+    fn record(&self, user: &str, ok: bool, now_ms: i64) {
+        let Ok(mut f) = self.failures.lock() else { return };
+        if ok {
+            f.remove(user);
+            return;
+        }
+        if f.len() >= MAX_TRACKED && !f.contains_key(user) {
+            // Forget entries whose lock has passed; if none has, forget them all rather than grow.
+            f.retain(|_, (_, until)| *until > now_ms);
+            if f.len() >= MAX_TRACKED {
+                f.clear();
+            }
+        }
+        let e = f.entry(user.to_string()).or_insert((0, 0));
+        e.0 += 1;
+        if e.0 >= MAX_FAILURES {
+            e.1 = now_ms + LOCK_MS;
+        }
+    }
+}
+
+impl Console {
+    /// Makes the first operator account when there is none, so a fresh install can log in:
+    /// with the configured password, or a random one written (mode 0600) to
+    /// `<data dir>/console-admin-password` and named in the log.
+    pub async fn ensure_admin(&self) -> Result<(), ConsoleError> {
+        let accounts: Vec<(String, Account)> = self.store.console_users().await?;
+        if accounts.iter().any(|(_, a)| a.role == Role::Operator) {
+            return Ok(());
+        }
+        let (password, written) = match &self.cfg.admin_password {
+            Some(p) => (p.clone(), None),
+            None => {
+                let p = random_token()[..20].to_string();
+                let path = self.data_dir.join("console-admin-password");
+                write_secret_file(&path, &p).map_err(|e| ConsoleError::Internal(format!("{}: {e}", path.display())))?;
+                (p, Some(path))
+            }
+        };
+        validate_password("console.admin_password", &password)?;
+        let account = Account { role: Role::Operator, tenant: None, password: hash_password(&password)?, created_ms: self.now_ms() };
+        if self.store.insert_console_user("admin", &account).await? {
+            match written {
+                Some(path) => tracing::warn!(path = %path.display(), "console: log in as \"admin\" with the password in this file"),
+                None => tracing::info!("console: log in as \"admin\" with console.admin_password"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates an account; an existing name is refused.
+    pub async fn create_account(&self, name: &str, password: &str, role: Role, tenant: Option<String>) -> Result<(), ConsoleError> {
+        validate_username("username", name)?;
+        validate_password("password", password)?;
+        if role == Role::Tenant {
+            let t = tenant.as_deref().unwrap_or("");
+            if !crate::tenant_id_ok(t) {
+                return Err(ConsoleError::Invalid { field: "tenant".into(), reason: "use 1-64 of a-z, 0-9, '-', '_'".into() });
+            }
+        }
+        let password = self.hash_blocking(password.to_string()).await?;
+        let account = Account { role, tenant, password, created_ms: self.now_ms() };
+        if !self.store.insert_console_user(name, &account).await? {
+            return Err(ConsoleError::Invalid { field: "username".into(), reason: format!("an account {name:?} already exists") });
+        }
+        Ok(())
+    }
+
+    async fn hash_blocking(&self, password: String) -> Result<String, ConsoleError> {
+        let _permit = self.hash_permits.acquire().await.map_err(|_| ConsoleError::Internal("shutting down".into()))?;
+        tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(|e| ConsoleError::Internal(e.to_string()))?
+    }
+
+    /// Checks a username and password and opens a session; returns the cookie value.
+    pub async fn login(&self, name: &str, password: &str) -> Result<String, ConsoleError> {
+        let now = self.now_ms();
+        if self.logins.locked(name, now) {
+            return Err(ConsoleError::Locked);
+        }
+        let account: Option<Account> = if name.len() <= 64 { self.store.console_user(name).await? } else { None };
+        // Verify against a dummy hash when the account does not exist, so timing does not tell
+        // which usernames exist.
+        let phc = account.as_ref().map_or_else(|| DUMMY_HASH.to_string(), |a| a.password.clone());
+        let pw = password.chars().take(MAX_PASSWORD_BYTES).collect::<String>();
+        let ok = {
+            let _permit = self.hash_permits.acquire().await.map_err(|_| ConsoleError::Internal("shutting down".into()))?;
+            tokio::task::spawn_blocking(move || verify_password(&pw, &phc)).await.map_err(|e| ConsoleError::Internal(e.to_string()))?
+        };
+        let ok = ok && account.is_some();
+        self.logins.record(name, ok, now);
+        if !ok {
+            return Err(ConsoleError::LoginFailed);
+        }
+        let id = random_token();
+        let doc = SessionDoc { csrf: random_token(), created_ms: now };
+        let expires = now + i64::from(self.cfg.session_hours) * 3_600_000;
+        self.store.insert_session(&sha256_hex(&id), name, expires, &doc).await?;
+        let _ = self.store.delete_expired_sessions(now).await;
+        Ok(id)
+    }
+
+    pub async fn logout(&self, session_id: &str) -> Result<(), ConsoleError> {
+        Ok(self.store.delete_session(&sha256_hex(session_id)).await?)
+    }
+
+    /// The viewer of a session cookie, if the session is live and its account exists.
+    pub async fn viewer(&self, session_id: &str, lang: Lang) -> Result<Option<Viewer>, ConsoleError> {
+        let Some((name, doc)) = self.store.session::<SessionDoc>(&sha256_hex(session_id), self.now_ms()).await? else { return Ok(None) };
+        let Some(account) = self.store.console_user::<Account>(&name).await? else { return Ok(None) };
+        Ok(Some(Viewer { name, role: account.role, tenant: account.tenant, csrf: doc.csrf, lang }))
+    }
+
+    /// The `Set-Cookie` value for a new session.
+    pub fn session_cookie(&self, id: &str) -> String {
+        let max_age = i64::from(self.cfg.session_hours) * 3600;
+        let secure = if self.cfg.secure_cookies { "; Secure" } else { "" };
+        format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+    }
+}
+
+/// An Argon2id hash of a random string: verifying against it costs what a real check costs.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Jm7V1vF6P3n1Hf2m0rQ0nJ0wQm1dY1mE0u2b3cE6b3U";
+
+fn write_secret_file(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(secret.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
+
+/// The value of cookie `name` in a request.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| kv.trim().strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+}
+
+/// The language of a request: its cookie, else its `Accept-Language`.
+pub fn lang_of(parts: &Parts) -> Lang {
+    cookie(&parts.headers, LANG_COOKIE).and_then(Lang::parse).unwrap_or_else(|| {
+        Lang::from_accept_language(parts.headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or(""))
+    })
+}
+
+/// The request's language, for pages anyone may see (the login page).
+pub struct PageLang(pub Lang);
+
+impl<S: Send + Sync> FromRequestParts<S> for PageLang {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PageLang(lang_of(parts)))
+    }
+}
+
+/// Not logged in: pages send the browser to the login form (and back afterwards).
+pub struct LoginRequired(String);
+
+impl IntoResponse for LoginRequired {
+    fn into_response(self) -> Response {
+        Redirect::to(&format!("/login?next={}", crate::layout::url_encode(&self.0))).into_response()
+    }
+}
+
+impl FromRequestParts<SharedConsole> for Viewer {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, console: &SharedConsole) -> Result<Self, Self::Rejection> {
+        let lang = lang_of(parts);
+        let next = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let Some(id) = cookie(&parts.headers, SESSION_COOKIE) else { return Err(LoginRequired(next).into_response()) };
+        match console.viewer(id, lang).await {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(LoginRequired(next).into_response()),
+            Err(e) => Err(e.into_response()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify_and_the_dummy_hash_parses() {
+        let h = hash_password("correct horse battery").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("wrong horse battery", &h));
+        assert!(PasswordHash::new(DUMMY_HASH).is_ok(), "the dummy must parse, or unknown users would answer faster");
+    }
+
+    #[test]
+    fn five_failures_lock_an_account_for_thirty_seconds_and_success_resets() {
+        let t = Throttle::default();
+        for _ in 0..MAX_FAILURES {
+            assert!(!t.locked("a", 0));
+            t.record("a", false, 0);
+        }
+        assert!(t.locked("a", 1));
+        assert!(!t.locked("b", 1), "other accounts are unaffected");
+        assert!(!t.locked("a", LOCK_MS + 1));
+        t.record("a", true, LOCK_MS + 1);
+        t.record("a", false, LOCK_MS + 2);
+        assert!(!t.locked("a", LOCK_MS + 3));
+    }
+
+    #[test]
+    fn csrf_tokens_compare_exactly() {
+        let v = Viewer { name: "n".into(), role: Role::Tenant, tenant: Some("acme".into()), csrf: "abc".into(), lang: Lang::En };
+        assert!(v.check_csrf("abc").is_ok());
+        assert!(v.check_csrf("abd").is_err());
+        assert!(v.check_csrf("ab").is_err());
+        assert!(v.check_csrf("").is_err());
+        assert!(v.may_see("acme") && !v.may_see("other"));
+    }
+}

@@ -1,0 +1,301 @@
+//! Chinese and English. Every string a page shows goes through [`Lang::t`], keyed by its
+//! English text's short name; a test checks that every key the pages use is in the table.
+//!
+//! The language comes from the `lang` cookie (set by the switch in the header) or, without
+//! one, from the browser's `Accept-Language`, highest preference first.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "zh" | "zh-CN" => Some(Lang::Zh),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// The language of an `Accept-Language` header: the first of zh or en by preference
+    /// (q-values), English when neither is named.
+    pub fn from_accept_language(header: &str) -> Self {
+        let mut best: Option<(f32, usize, Lang)> = None;
+        for (i, part) in header.split(',').enumerate() {
+            let mut it = part.split(';');
+            let tag = it.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = it.find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok())).unwrap_or(1.0);
+            let lang = if tag.starts_with("zh") {
+                Lang::Zh
+            } else if tag.starts_with("en") {
+                Lang::En
+            } else {
+                continue;
+            };
+            // Higher q wins; among equal q, the one listed first.
+            if best.is_none_or(|(bq, bi, _)| q > bq || (q == bq && i < bi)) {
+                best = Some((q, i, lang));
+            }
+        }
+        best.map_or(Lang::En, |(_, _, l)| l)
+    }
+
+    /// The text for `key` in this language; the key itself if the table lacks it.
+    pub fn t(self, key: &'static str) -> &'static str {
+        match STRINGS.iter().find(|(k, _, _)| *k == key) {
+            Some((_, zh, en)) => match self {
+                Lang::Zh => zh,
+                Lang::En => en,
+            },
+            None => key,
+        }
+    }
+}
+
+/// (key, Chinese, English).
+pub const STRINGS: &[(&str, &str, &str)] = &[
+    ("app", "aiplus 控制台", "aiplus console"),
+    ("skip", "跳到正文", "Skip to content"),
+    ("nav", "主导航", "Main navigation"),
+    ("network", "算力网络", "Compute network"),
+    ("jobs", "作业", "Jobs"),
+    ("sim", "仿真报告", "Simulation reports"),
+    ("models", "模型服务", "Models"),
+    ("tenants", "租户与用量", "Tenants and usage"),
+    ("logout", "退出登录", "Log out"),
+    ("login", "登录", "Log in"),
+    ("username", "用户名", "Username"),
+    ("password", "密码", "Password"),
+    ("login_failed", "用户名或密码错误。", "Wrong username or password."),
+    ("login_locked", "失败次数过多，请稍后再试。", "Too many failed attempts; try again shortly."),
+    ("language", "语言", "Language"),
+    ("signed_in_as", "当前用户", "Signed in as"),
+    ("operator", "运维人员", "operator"),
+    ("tenant", "租户", "Tenant"),
+    ("hubs", "枢纽节点", "Hubs"),
+    ("hub", "枢纽", "Hub"),
+    ("clusters", "集群", "Clusters"),
+    ("cluster", "集群", "Cluster"),
+    ("gpus_busy", "GPU 占用", "GPUs busy"),
+    ("gpus_free", "GPU 空闲", "GPUs free"),
+    ("gpus_total", "GPU 总数", "GPUs in total"),
+    ("capacity", "容量", "Capacity"),
+    ("tariff_now", "当前电价", "Tariff now"),
+    ("period", "时段", "Period"),
+    ("carbon", "碳强度", "Carbon intensity"),
+    ("health", "健康", "Health"),
+    ("healthy", "正常", "healthy"),
+    ("unhealthy", "异常", "unhealthy"),
+    ("links", "枢纽间链路", "Links between hubs"),
+    ("latency", "时延", "Latency"),
+    ("bandwidth", "带宽", "Bandwidth"),
+    ("map_title", "全国一体化算力网络：枢纽与集群", "The national compute network: hubs and clusters"),
+    ("map_caption", "示意图", "schematic"),
+    (
+        "map_note",
+        "示意图，非标准地图；边界据 Natural Earth。各枢纽数据见下表。",
+        "Schematic, not a standard map; outline from Natural Earth. The table below has each hub's figures.",
+    ),
+    ("jobs_queued", "排队作业", "Jobs queued"),
+    ("jobs_running", "运行中作业", "Jobs running"),
+    (
+        "compute_elsewhere",
+        "本实例不运行算力调度（server.compute = false），请查看运行调度的实例。",
+        "This instance does not run compute (server.compute = false); see the instance that does.",
+    ),
+    ("province", "省份", "Province"),
+    ("engine", "执行引擎", "Engine"),
+    ("pue", "PUE", "PUE"),
+    ("green_share", "绿电占比", "Green share"),
+    ("node_pools", "节点池", "Node pools"),
+    ("pool", "节点池", "Pool"),
+    ("gpu_model", "GPU 型号", "GPU model"),
+    ("nodes", "节点数", "Nodes"),
+    ("gpus_per_node", "每节点 GPU", "GPUs per node"),
+    ("cpu_cores", "CPU 核", "CPU cores"),
+    ("memory_gib", "内存 GiB", "Memory GiB"),
+    ("utilisation", "利用率", "Utilisation"),
+    ("util_chart", "近 24 小时在用 GPU（由作业运行记录计算）", "GPUs in use, last 24 hours (from the jobs' runs)"),
+    ("tariff_day", "分时电价（元/千瓦时，按小时）", "Time-of-use tariff (yuan/kWh, by hour)"),
+    ("queue_waiting", "等待容量的作业（全网）", "Jobs waiting for capacity (whole network)"),
+    ("none", "无", "none"),
+    ("state", "状态", "State"),
+    ("all", "全部", "all"),
+    ("filter", "筛选", "Filter"),
+    ("name", "名称", "Name"),
+    ("id", "编号", "ID"),
+    ("submitted", "提交时间", "Submitted"),
+    ("updated", "更新时间", "Updated"),
+    ("submit_job", "提交作业", "Submit a job"),
+    ("kind", "类型", "Kind"),
+    ("training", "训练", "training"),
+    ("batch_inference", "批量推理", "batch inference"),
+    ("online_inference", "在线推理", "online inference"),
+    ("gpus", "GPU 数", "GPUs"),
+    ("cpu_milli", "CPU（千分之一核）", "CPU (millicores)"),
+    ("memory_mib", "内存 MiB", "Memory MiB"),
+    ("duration_s", "预计时长（秒）", "Estimated duration (s)"),
+    ("command", "命令（每行一个参数）", "Command (one argument per line)"),
+    ("priority", "优先级", "Priority"),
+    ("regions", "允许区域（逗号分隔，如 hub:ningxia）", "Allowed regions (comma-separated, e.g. hub:ningxia)"),
+    ("submit", "提交", "Submit"),
+    ("job", "作业", "Job"),
+    ("placement", "调度结果与理由", "Placement and why"),
+    ("chosen", "选中", "chosen"),
+    ("runner_up", "备选", "runner-up"),
+    ("energy_cost", "电费（元）", "Energy cost (yuan)"),
+    ("carbon_cost", "碳成本（元）", "Carbon cost (yuan)"),
+    ("delay_cost", "延迟成本（元）", "Delay cost (yuan)"),
+    ("transfer_s", "数据传输（秒）", "Data transfer (s)"),
+    ("queue_s", "排队（秒）", "Queueing (s)"),
+    ("total_cny", "目标值（元）", "Objective (yuan)"),
+    ("excluded", "排除的集群", "Clusters ruled out"),
+    ("reason", "原因", "Reason"),
+    ("not_placed", "尚未调度。", "Not placed yet."),
+    ("events", "生命周期事件", "Lifecycle events"),
+    ("time", "时间", "Time"),
+    ("attempt", "尝试", "Attempt"),
+    ("logs", "日志", "Logs"),
+    ("live", "实时", "live"),
+    ("cancel", "取消作业", "Cancel job"),
+    ("exit_code", "退出码", "Exit code"),
+    ("policy", "策略", "Policy"),
+    ("run_sim", "运行回放", "Run a replay"),
+    ("source", "轨迹来源", "Trace"),
+    ("synthetic", "内置合成轨迹（按 openb 统计生成）", "Built-in synthetic trace (drawn to openb's statistics)"),
+    ("files", "服务器上的 openb 文件", "openb files on the server"),
+    ("pods_path", "Pod 列表路径", "Pod list path"),
+    ("nodes_path", "节点列表路径", "Node list path"),
+    ("sim_jobs", "作业数", "Jobs"),
+    ("seed", "随机种子", "Seed"),
+    ("time_compression", "时间压缩倍数", "Time compression"),
+    ("node_scale", "节点缩放", "Node scale"),
+    ("policies", "策略", "Policies"),
+    ("run", "运行", "Run"),
+    ("saved_reports", "已保存的报告", "Saved reports"),
+    ("created", "创建时间", "Created"),
+    ("report", "报告", "Report"),
+    ("wait_p50", "等待 p50（秒）", "Wait p50 (s)"),
+    ("wait_p95", "等待 p95（秒）", "Wait p95 (s)"),
+    ("carbon_kg", "碳排放（千克）", "Carbon (kg)"),
+    ("unplaced", "未调度", "Unplaced"),
+    ("violations", "违规", "Violations"),
+    ("lower_bound", "下界", "Lower bound"),
+    (
+        "chart_alt",
+        "各策略的电费、碳排放、等待与利用率，按枢纽随时间变化",
+        "Energy cost, carbon, waiting and utilisation per policy and per hub over time",
+    ),
+    ("policy_bars", "各策略对比（相对 nearest）", "Policies compared (relative to nearest)"),
+    ("sim_busy", "已有回放在运行，请稍后再试。", "A replay is already running; try again shortly."),
+    ("operators_only", "此页面仅限运维人员。", "This page is for operators only."),
+    ("routing", "路由", "Routing"),
+    ("deployments", "部署", "Deployments"),
+    ("deployment", "部署", "Deployment"),
+    ("breaker_open", "熔断中", "breaker open"),
+    ("latency_ewma", "平滑时延（毫秒）", "Smoothed latency (ms)"),
+    ("requests_24h", "24 小时请求", "Requests (24 h)"),
+    ("error_rate", "错误率", "Error rate"),
+    ("p50", "p50（毫秒）", "p50 (ms)"),
+    ("p95", "p95（毫秒）", "p95 (ms)"),
+    ("p99", "p99（毫秒）", "p99 (ms)"),
+    ("tokens_in", "输入 token", "Input tokens"),
+    ("tokens_out", "输出 token", "Output tokens"),
+    ("tokens_chart", "近 24 小时 token 用量（按小时）", "Tokens per hour, last 24 hours"),
+    ("embedded", "内置嵌入模型", "Embedded model"),
+    ("no_models", "尚未配置模型。", "No models are configured yet."),
+    ("keys", "API 密钥", "API keys"),
+    ("prefix", "前缀", "Prefix"),
+    ("limits", "限额", "Limits"),
+    ("revoked", "已吊销", "revoked"),
+    ("active", "有效", "active"),
+    ("revoke", "吊销", "Revoke"),
+    ("create_key", "创建密钥", "Create a key"),
+    ("requests_per_min", "每分钟请求数", "Requests per minute"),
+    ("tokens_per_min", "每分钟 token", "Tokens per minute"),
+    ("tokens_per_day", "每日 token", "Tokens per day"),
+    ("secret_once", "新密钥（只显示这一次，请立即保存）：", "New key (shown this once only; store it now):"),
+    ("usage", "用量与费用", "Usage and cost"),
+    ("usage_chart", "近 30 天每日费用（元）", "Cost per day, last 30 days (yuan)"),
+    ("day", "日期", "Day"),
+    ("pillar", "板块", "Pillar"),
+    ("requests", "请求数", "Requests"),
+    ("cost_cny", "费用（元）", "Cost (yuan)"),
+    ("gpu_hours", "GPU 小时", "GPU hours"),
+    ("save", "保存", "Save"),
+    ("tenant_settings", "租户限额与区域", "Tenant limits and regions"),
+    ("accounts", "控制台账号", "Console accounts"),
+    ("create_account", "为租户创建登录账号", "Create a login for a tenant"),
+    ("role", "角色", "Role"),
+    ("no_tenants", "尚无租户。", "No tenants yet."),
+    ("not_found", "未找到", "Not found"),
+    ("not_found_text", "没有这个页面，或您无权查看。", "There is no such page, or it is not yours to see."),
+    ("bad_input", "输入有误", "Check the input"),
+    ("error", "出错了", "Something went wrong"),
+    ("back", "返回", "Back"),
+    ("empty_table", "暂无数据。", "Nothing yet."),
+    ("forbidden", "禁止访问", "Forbidden"),
+    ("csrf_failed", "表单已过期，请刷新页面后重试。", "The form has expired; reload the page and try again."),
+];
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+    use super::*;
+
+    #[test]
+    fn accept_language_picks_the_preferred_of_zh_and_en() {
+        assert_eq!(Lang::from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"), Lang::Zh);
+        assert_eq!(Lang::from_accept_language("en-US,en;q=0.9,zh-CN;q=0.8"), Lang::En);
+        assert_eq!(Lang::from_accept_language("fr-FR,zh-TW;q=0.5,en;q=0.4"), Lang::Zh);
+        assert_eq!(Lang::from_accept_language("de"), Lang::En);
+        assert_eq!(Lang::from_accept_language(""), Lang::En);
+    }
+
+    #[test]
+    fn the_table_has_unique_keys_and_both_languages() {
+        let mut keys: Vec<&str> = STRINGS.iter().map(|s| s.0).collect();
+        keys.sort_unstable();
+        let n = keys.len();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "duplicate keys");
+        for (k, zh, en) in STRINGS {
+            assert!(!zh.is_empty() && !en.is_empty(), "{k}");
+        }
+    }
+
+    /// Every `t("…")` in the pages' source has an entry, so no page shows a bare key.
+    #[test]
+    fn every_key_the_pages_use_is_translated() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut missing = Vec::new();
+        let mut seen = 0;
+        let mut files = vec![dir.clone()];
+        while let Some(p) = files.pop() {
+            if p.is_dir() {
+                files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            for chunk in text.split(".t(\"").skip(1) {
+                let key = chunk.split('"').next().unwrap();
+                seen += 1;
+                if !STRINGS.iter().any(|s| s.0 == key) {
+                    missing.push(format!("{}: {key}", p.display()));
+                }
+            }
+        }
+        assert!(seen > 50, "the scan found only {seen} uses");
+        assert!(missing.is_empty(), "{missing:?}");
+    }
+}

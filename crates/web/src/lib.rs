@@ -1,0 +1,179 @@
+//! The operator console: server-rendered pages at `/` over the compute service, the gateway and
+//! the simulator — the network on a map of China, clusters, jobs with their placement reasons
+//! and live logs, simulation reports, models, and tenants with their keys and usage.
+//!
+//! Shape: thin handlers in `pages/` read through the domain services (never SQL) and render
+//! with maud; `auth.rs` holds accounts, sessions and CSRF; `live.rs` streams a job's state,
+//! events and logs as server-sent events. Every asset is compiled in (`assets.rs`), so the
+//! console works with no network beyond the browser's connection to aiplus.
+//!
+//! Architecture invariant: a tenant viewer's every read is filtered by its tenant, and an
+//! object of another tenant answers exactly like one that does not exist (404).
+
+pub mod assets;
+pub mod auth;
+pub mod charts;
+pub mod error;
+pub mod i18n;
+pub mod layout;
+mod live;
+pub mod map;
+mod pages;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+pub use auth::{Account, Role, Viewer};
+pub use error::ConsoleError;
+
+/// Largest form the console accepts.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Serve the console at `/`.
+    pub enabled: bool,
+    /// Mark the session cookie `Secure` (set this when aiplus is behind HTTPS).
+    pub secure_cookies: bool,
+    /// How long a login lasts.
+    pub session_hours: u32,
+    /// The first operator's password; when absent, a random one is written to
+    /// `<data dir>/console-admin-password`.
+    pub admin_password: Option<String>,
+    /// Most jobs a replay started from the console may have.
+    pub max_sim_jobs: usize,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self { enabled: true, secure_cookies: false, session_hours: 12, admin_password: None, max_sim_jobs: 20_000 }
+    }
+}
+
+impl ConsoleConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=24 * 30).contains(&self.session_hours) {
+            return Err("console.session_hours: use 1 to 720".into());
+        }
+        if !(1..=1_000_000).contains(&self.max_sim_jobs) {
+            return Err("console.max_sim_jobs: use 1 to 1000000".into());
+        }
+        Ok(())
+    }
+}
+
+/// What the console's pages read from and act on.
+pub struct Console {
+    pub(crate) store: store::Store,
+    /// Absent on an instance that does not run compute (another instance does).
+    pub(crate) compute: Option<Arc<api::ComputeService>>,
+    pub(crate) gateway: Arc<gateway::Gateway>,
+    /// The network simulations run on when no compute service is here to ask.
+    pub(crate) seed_network: Arc<compute::Network>,
+    pub(crate) cfg: ConsoleConfig,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) logins: auth::Throttle,
+    /// Argon2 is deliberately slow; at most two hashes at once keep logins from starving the server.
+    pub(crate) hash_permits: tokio::sync::Semaphore,
+    /// One replay at a time: a replay takes a core for seconds.
+    pub(crate) sim_permit: tokio::sync::Semaphore,
+    /// Open live job streams; see [`live::MAX_STREAMS`].
+    pub(crate) live_permits: Arc<tokio::sync::Semaphore>,
+}
+
+pub type SharedConsole = Arc<Console>;
+
+impl Console {
+    pub fn new(
+        store: store::Store,
+        compute: Option<Arc<api::ComputeService>>,
+        gateway: Arc<gateway::Gateway>,
+        seed_network: Arc<compute::Network>,
+        cfg: ConsoleConfig,
+        data_dir: PathBuf,
+    ) -> Self {
+        Self {
+            store,
+            compute,
+            gateway,
+            seed_network,
+            cfg,
+            data_dir,
+            logins: auth::Throttle::default(),
+            hash_permits: tokio::sync::Semaphore::new(2),
+            sim_permit: tokio::sync::Semaphore::new(1),
+            live_permits: live::permits(),
+        }
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        match &self.compute {
+            Some(c) => c.now_ms(),
+            None => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
+        }
+    }
+
+    pub(crate) fn compute(&self) -> Result<&Arc<api::ComputeService>, ConsoleError> {
+        self.compute.as_ref().ok_or(ConsoleError::Busy("this instance does not run compute (server.compute = false)".into()))
+    }
+}
+
+pub(crate) fn tenant_id_ok(t: &str) -> bool {
+    !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Refuses a state-changing request whose `Origin` is not this site: with SameSite=Strict
+/// cookies and CSRF tokens this is the third, independent guard.
+async fn same_origin(req: Request, next: Next) -> Response {
+    if req.method() == Method::POST
+        && let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok())
+    {
+        let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let origin_host = origin.split_once("://").map_or("", |(_, h)| h);
+        if origin == "null" || origin_host != host {
+            return ConsoleError::CrossOrigin.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+pub fn router(console: SharedConsole) -> Router {
+    Router::new()
+        .route("/", get(pages::network::overview))
+        .route("/login", get(pages::session::login_form).post(pages::session::login))
+        .route("/logout", post(pages::session::logout))
+        .route("/lang/{code}", get(pages::session::set_lang))
+        .route("/clusters/{id}", get(pages::cluster::show))
+        .route("/jobs", get(pages::jobs::list).post(pages::jobs::submit))
+        .route("/jobs/{id}", get(pages::jobs::show))
+        .route("/jobs/{id}/cancel", post(pages::jobs::cancel))
+        .route("/jobs/{id}/live", get(live::job))
+        .route("/sim", get(pages::sim::index).post(pages::sim::run))
+        .route("/sim/{id}", get(pages::sim::show))
+        .route("/sim/{id}/chart.svg", get(pages::sim::chart))
+        .route("/models", get(pages::models::index))
+        .route("/tenants", get(pages::tenants::index))
+        .route("/tenants/{tenant}", get(pages::tenants::show))
+        .route("/tenants/{tenant}/keys", post(pages::tenants::create_key))
+        .route("/tenants/{tenant}/keys/{id}/revoke", post(pages::tenants::revoke_key))
+        .route("/tenants/{tenant}/settings", post(pages::tenants::save_settings))
+        .route("/accounts", post(pages::tenants::create_account))
+        .route("/static/app.css", get(assets::css))
+        .route("/static/app.js", get(assets::js))
+        .route("/favicon.ico", get(assets::favicon))
+        .layer(axum::middleware::from_fn(same_origin))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .with_state(console)
+}
+
+/// State for handlers, named for readability.
+pub(crate) type C = State<SharedConsole>;

@@ -1,0 +1,10 @@
+//! One module per page (or group of pages). Handlers are thin: they check who may see what,
+//! ask the domain services, and render.
+
+pub mod cluster;
+pub mod jobs;
+pub mod models;
+pub mod network;
+pub mod session;
+pub mod sim;
+pub mod tenants;
