@@ -83,15 +83,6 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     if let Some((svc, _, _)) = &compute {
         sites.follow(svc.clone(), stop_rx.clone());
     }
-    let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.with_context(|| format!("binding {}", cfg.server.listen))?;
-    let addr = listener.local_addr()?;
-    let where_ = match &cfg.store.url {
-        Some(_) => "PostgreSQL".to_string(),
-        None => cfg.server.data_dir.display().to_string(),
-    };
-    // The black-box tests and scripts read this line to find a port chosen by the OS.
-    println!("aiplus listening on http://{addr} (data in {where_})");
-    tracing::info!(%addr, data = %where_, compute = compute.is_some(), "listening");
     let flush = match cfg.gateway.meter_flush_ms {
         0 => gateway::meter::FLUSH_EVERY,
         ms => std::time::Duration::from_millis(ms),
@@ -129,6 +120,17 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         console.ensure_admin().await.map_err(|e| anyhow::anyhow!("starting the console: {e}"))?;
         app = app.merge(web::router(Arc::new(console)));
     }
+    // Bound and announced only when everything above is ready, so the "listening" line means
+    // requests are served at once (the black-box tests and scripts rely on it).
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.with_context(|| format!("binding {}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    let where_ = match &cfg.store.url {
+        Some(_) => "PostgreSQL".to_string(),
+        None => cfg.server.data_dir.display().to_string(),
+    };
+    // The black-box tests and scripts read this line to find a port chosen by the OS.
+    println!("aiplus listening on http://{addr} (data in {where_})");
+    tracing::info!(%addr, data = %where_, compute = compute.is_some(), "listening");
     let timeout = std::time::Duration::from_secs(cfg.server.shutdown_timeout_s);
     // Small writes (SSE frames, short answers) go out at once instead of waiting on Nagle's
     // algorithm and the peer's delayed ACK (up to 40 ms each).

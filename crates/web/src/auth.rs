@@ -56,6 +56,12 @@ struct SessionDoc {
     created_ms: i64,
 }
 
+/// A form whose only field is the CSRF token (logout, cancel, revoke).
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    pub csrf: String,
+}
+
 /// Who is looking at a page, and in which language.
 #[derive(Clone, Debug)]
 pub struct Viewer {

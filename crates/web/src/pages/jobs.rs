@@ -9,6 +9,7 @@ use compute::scheduler::ScoreTerms;
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use crate::auth::CsrfForm;
 use crate::error::ConsoleError;
 use crate::i18n::Lang;
 use crate::layout::{Nav, csrf_field, empty_row, fmt_rfc3339, num, page, state_label};
@@ -297,11 +298,6 @@ pub async fn show(State(c): C, v: Viewer, Path(id): Path<String>) -> Result<Resp
         }
     };
     Ok(page(&v, Nav::Jobs, &format!("/jobs/{id}"), &format!("{} · {title}", lang.t("job")), body))
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
 }
 
 pub async fn cancel(State(c): C, v: Viewer, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Result<Response, ConsoleError> {

@@ -7,7 +7,7 @@ use axum::{Form, extract::State};
 use maud::html;
 use serde::Deserialize;
 
-use crate::auth::{LANG_COOKIE, PageLang, SESSION_COOKIE, Viewer, cookie};
+use crate::auth::{CsrfForm, LANG_COOKIE, PageLang, SESSION_COOKIE, Viewer, cookie};
 use crate::error::ConsoleError;
 use crate::i18n::Lang;
 use crate::layout::{bare_page, safe_next, url_encode};
@@ -71,11 +71,6 @@ pub async fn login(State(c): State<SharedConsole>, PageLang(lang): PageLang, For
         }
         Err(e) => e.into_response(),
     }
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
 }
 
 pub async fn logout(State(c): C, v: Viewer, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Result<Response, ConsoleError> {

@@ -12,6 +12,7 @@ use gateway::{KeyRecord, TenantSettings};
 use maud::html;
 use serde::Deserialize;
 
+use crate::auth::CsrfForm;
 use crate::auth::{Account, Role};
 use crate::charts::{Kind, Series, render};
 use crate::error::ConsoleError;
@@ -260,11 +261,6 @@ pub async fn create_key(State(c): C, v: Viewer, Path(tenant): Path<String>, Form
     let mut r = render_tenant(&c, &v, &tenant, Some((&rec, &secret))).await?;
     *r.status_mut() = axum::http::StatusCode::CREATED;
     Ok(r)
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
 }
 
 pub async fn revoke_key(
