@@ -62,7 +62,8 @@ fn split(e: &str) -> (String, String) {
     }
 }
 
-pub(crate) fn tenant_id_ok(t: &str) -> bool {
+/// A tenant id: 1-64 of a-z, 0-9, '-', '_' (the same rule for keys, settings, jobs and logins).
+pub fn tenant_id_ok(t: &str) -> bool {
     !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 

@@ -127,9 +127,7 @@ impl Console {
     }
 }
 
-pub(crate) fn tenant_id_ok(t: &str) -> bool {
-    !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
+pub(crate) use gateway::tenants::tenant_id_ok;
 
 /// Refuses a state-changing request whose `Origin` is not this site: with SameSite=Strict
 /// cookies and CSRF tokens this is the third, independent guard.
