@@ -94,6 +94,7 @@ struct SubmitArgs {
     /// A JSON job description; the flags below override its fields.
     #[arg(long)]
     file: Option<PathBuf>,
+    /// The tenant the job is for, when an operator submits it (a tenant's key needs none).
     #[arg(long)]
     tenant: Option<String>,
     #[arg(long)]
@@ -142,9 +143,55 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
 }
 
+/// A client that sends the CLI's credential (see [`token`]) with every request.
 pub(crate) fn client() -> anyhow::Result<reqwest::blocking::Client> {
-    Ok(reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?)
+    client_with_timeout(Some(std::time::Duration::from_secs(30)))
 }
+
+/// [`client`] with another timeout (`None` for streams that last as long as a job).
+pub(crate) fn client_with_timeout(timeout: Option<std::time::Duration>) -> anyhow::Result<reqwest::blocking::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(t) = token()? {
+        let mut v =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")).context("the token has characters a header cannot carry")?;
+        v.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    Ok(reqwest::blocking::Client::builder().timeout(timeout).default_headers(headers).build()?)
+}
+
+/// Where `aiplus login` keeps the CLI's token: `AIPLUS_TOKEN_FILE`, else
+/// `$XDG_CONFIG_HOME/aiplus/token` (`~/.config/aiplus/token`).
+pub(crate) fn token_file() -> Option<PathBuf> {
+    if let Some(f) = std::env::var_os("AIPLUS_TOKEN_FILE") {
+        return Some(PathBuf::from(f));
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(config.join("aiplus").join("token"))
+}
+
+/// The CLI's credential, an operator token or an API key: `AIPLUS_TOKEN`, else the file of
+/// `aiplus login`, else the operator token a local `aiplus serve` wrote to
+/// `./aiplus-data/operator-token` on its first start. None: requests go without one.
+pub(crate) fn token() -> anyhow::Result<Option<String>> {
+    if let Ok(t) = std::env::var("AIPLUS_TOKEN") {
+        return Ok(Some(t.trim().to_string()));
+    }
+    let local = PathBuf::from("aiplus-data").join("operator-token");
+    for f in token_file().into_iter().chain([local]) {
+        match std::fs::read_to_string(&f) {
+            Ok(t) => return Ok(Some(t.trim().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("reading the token file {}", f.display())),
+        }
+    }
+    Ok(None)
+}
+
+/// The header an operator names the tenant it acts for in.
+pub(crate) const TENANT_HEADER: &str = "x-aiplus-tenant";
 
 /// Sends a request; a problem+json answer becomes an error naming the field and the reason.
 pub(crate) fn call(req: reqwest::blocking::RequestBuilder) -> anyhow::Result<Value> {
@@ -154,6 +201,9 @@ pub(crate) fn call(req: reqwest::blocking::RequestBuilder) -> anyhow::Result<Val
     if !status.is_success() {
         let detail = body.get("detail").and_then(Value::as_str).unwrap_or("no detail");
         let mut msg = format!("{status}: {detail}");
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            msg.push_str("\n  log in with `aiplus login --token-file <data dir>/operator-token`, or set AIPLUS_TOKEN");
+        }
         if let Some(ex) = body.get("exclusions").and_then(Value::as_array) {
             for e in ex {
                 msg.push_str(&format!("\n  {}: {}", e["cluster"].as_str().unwrap_or("?"), e["reason"].as_str().unwrap_or("?")));
@@ -250,10 +300,14 @@ pub fn jobs(args: JobsArgs) -> anyhow::Result<()> {
     let base = format!("{}/api/v1/jobs", args.server.server.trim_end_matches('/'));
     let v = match args.command {
         JobsCommand::Submit(sub) => {
+            let tenant = sub.tenant.clone();
             let (body, key) = submission(*sub)?;
             let mut req = c.post(&base).json(&body);
             if let Some(k) = key {
                 req = req.header("idempotency-key", k);
+            }
+            if let Some(t) = tenant {
+                req = req.header(TENANT_HEADER, t);
             }
             call(req)?
         }
@@ -322,7 +376,7 @@ fn logs(c: &reqwest::blocking::Client, base: &str, id: &str, follow: bool) -> an
         return Ok(());
     }
     // A follow stream may stay open for the whole run: no overall timeout.
-    let client = reqwest::blocking::Client::builder().timeout(None).build()?;
+    let client = client_with_timeout(None)?;
     let resp = client.get(format!("{base}/{id}/logs")).query(&[("follow", "true")]).send().context("could not reach the aiplus server")?;
     if !resp.status().is_success() {
         bail!("{}: could not follow the logs of {id}", resp.status());
@@ -362,7 +416,6 @@ fn submission(a: SubmitArgs) -> anyhow::Result<(Value, Option<String>)> {
             obj.insert(k.into(), v);
         }
     };
-    set("tenant", a.tenant.map(Value::from));
     set("name", a.name.map(Value::from));
     set("kind", a.kind.map(Value::from));
     set("gpus", a.gpus.map(Value::from));

@@ -1,7 +1,7 @@
 //! `aiplus.toml`: one file for the server's settings, each overridable by an environment
 //! variable (`AIPLUS_LISTEN`, `AIPLUS_DATA_DIR`, `AIPLUS_NETWORK`, `AIPLUS_POLICY`,
 //! `AIPLUS_STORE_URL`, `AIPLUS_COMPUTE`, `AIPLUS_EMBED`, `AIPLUS_EMBED_DIR`,
-//! `AIPLUS_CONSOLE_ADMIN_PASSWORD`) and then by a flag.
+//! `AIPLUS_CONSOLE_ADMIN_PASSWORD`, `AIPLUS_HOSTS`) and then by a flag.
 
 use std::path::{Path, PathBuf};
 
@@ -72,11 +72,22 @@ pub struct ServerConfig {
     /// Run the compute lifecycle here. On a shared PostgreSQL store exactly one instance does;
     /// set `false` on the others, which then serve the gateway only.
     pub compute: bool,
+    /// Host names this server answers to besides IP addresses and `localhost`; a request whose
+    /// `Host` is another name is refused, so a web page cannot re-point a name of its own at
+    /// this server (DNS rebinding).
+    pub hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into(), data_dir: "aiplus-data".into(), network: None, shutdown_timeout_s: 10, compute: true }
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: "aiplus-data".into(),
+            network: None,
+            shutdown_timeout_s: 10,
+            compute: true,
+            hosts: Vec::new(),
+        }
     }
 }
 
@@ -132,6 +143,9 @@ impl Config {
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         if let Some(v) = get("AIPLUS_LISTEN") {
             self.server.listen = v;
+        }
+        if let Some(v) = get("AIPLUS_HOSTS") {
+            self.server.hosts = v.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect();
         }
         if let Some(v) = get("AIPLUS_DATA_DIR") {
             self.server.data_dir = v.into();

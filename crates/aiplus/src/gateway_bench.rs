@@ -358,12 +358,23 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     })?;
     let http = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(256).build()?;
     let report = rt.block_on(async {
+        // The operator token the fresh server wrote registers tenant bench and makes its key.
+        let token = std::fs::read_to_string(dir.join("data").join(identity::OPERATOR_TOKEN_FILE))?.trim().to_string();
+        http.post(format!("{gw_url}/api/v1/tenants"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"id": "bench"}))
+            .send()
+            .await?
+            .error_for_status()?;
         // Limits on (far above the load, so they bind nothing but are checked on every request).
         let key: serde_json::Value = http
             .post(format!("{gw_url}/api/v1/keys"))
-            .json(&serde_json::json!({"tenant": "bench", "limits": {"requests_per_min": 100_000_000u64, "tokens_per_min": 1_000_000_000_000u64, "tokens_per_day": 1_000_000_000_000u64}}))
+            .bearer_auth(&token)
+            .header(crate::client::TENANT_HEADER, "bench")
+            .json(&serde_json::json!({"limits": {"requests_per_min": 100_000_000u64, "tokens_per_min": 1_000_000_000_000u64, "tokens_per_day": 1_000_000_000_000u64}}))
             .send()
             .await?
+            .error_for_status()?
             .json()
             .await?;
         let secret = key["secret"].as_str().context("no key secret")?.to_string();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::client::{Server, call, client, print_json, read_json, s};
+use crate::client::{Server, TENANT_HEADER, call, client, print_json, read_json, s};
 
 #[derive(clap::Args, Debug)]
 pub struct KeysArgs {
@@ -17,9 +17,19 @@ pub struct KeysArgs {
 
 #[derive(clap::Subcommand, Debug)]
 enum KeysCommand {
-    /// Create a key for a tenant; its secret is printed once and never again.
+    /// Create a key for a tenant; its secret is printed once and never again. A tenant's admin
+    /// key makes keys for its own tenant only (the tenant argument must then be its own).
     Create {
         tenant: String,
+        /// tenant-member (default) or tenant-admin.
+        #[arg(long)]
+        role: Option<String>,
+        /// What the key may be used for: inference (default), jobs, usage, admin; repeat.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: Option<String>,
         #[arg(long)]
         requests_per_min: Option<u64>,
         #[arg(long)]
@@ -43,8 +53,16 @@ pub struct TenantsArgs {
 
 #[derive(clap::Subcommand, Debug)]
 enum TenantsCommand {
-    /// List tenants that have settings.
+    /// List the registered tenants with their settings.
     List,
+    /// Register a tenant: its keys, jobs, logins and settings can then be made.
+    Create {
+        /// 1-64 of a-z, 0-9, '-', '_'.
+        id: String,
+        /// A display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Show a tenant's limits and regions.
     Get { tenant: String },
     /// Replace a tenant's limits and regions (limits shared by all its keys).
@@ -126,9 +144,18 @@ pub fn keys(args: KeysArgs) -> anyhow::Result<()> {
     let c = client()?;
     let base = format!("{}/api/v1/keys", args.server.server);
     let v = match &args.command {
-        KeysCommand::Create { tenant, requests_per_min, tokens_per_min, tokens_per_day } => {
-            let body = json!({"tenant": tenant, "limits": limits(*requests_per_min, *tokens_per_min, *tokens_per_day)});
-            call(c.post(&base).json(&body))?
+        KeysCommand::Create { tenant, role, scopes, name, requests_per_min, tokens_per_min, tokens_per_day } => {
+            let mut body = json!({"limits": limits(*requests_per_min, *tokens_per_min, *tokens_per_day)});
+            if let Some(r) = role {
+                body["role"] = json!(r);
+            }
+            if !scopes.is_empty() {
+                body["scopes"] = json!(scopes);
+            }
+            if let Some(n) = name {
+                body["name"] = json!(n);
+            }
+            call(c.post(&base).header(TENANT_HEADER, tenant).json(&body))?
         }
         KeysCommand::List => call(c.get(&base))?,
         KeysCommand::Revoke { id } => call(c.post(format!("{base}/{id}/revoke")))?,
@@ -138,14 +165,25 @@ pub fn keys(args: KeysArgs) -> anyhow::Result<()> {
     }
     match &args.command {
         KeysCommand::Create { .. } => {
-            println!("key {} for tenant {}", s(&v["id"]), s(&v["tenant"]));
+            let scopes: Vec<String> = v["scopes"].as_array().into_iter().flatten().map(s).collect();
+            println!("key {} for tenant {} ({}; {})", s(&v["id"]), s(&v["tenant"]), s(&v["role"]), scopes.join(", "));
             println!("secret (shown once, keep it safe): {}", s(&v["secret"]));
         }
         KeysCommand::List => {
-            println!("{:<40} {:<16} {:<12} {:<10} limits", "id", "tenant", "prefix", "state");
+            println!("{:<40} {:<16} {:<12} {:<14} {:<8} {:<28} limits", "id", "tenant", "prefix", "role", "state", "scopes");
             for k in v.as_array().into_iter().flatten() {
                 let state = if k["revoked_ms"].is_null() { "active" } else { "revoked" };
-                println!("{:<40} {:<16} {:<12} {:<10} {}", s(&k["id"]), s(&k["tenant"]), s(&k["prefix"]), state, show_limits(&k["limits"]));
+                let scopes: Vec<String> = k["scopes"].as_array().into_iter().flatten().map(s).collect();
+                println!(
+                    "{:<40} {:<16} {:<12} {:<14} {:<8} {:<28} {}",
+                    s(&k["id"]),
+                    s(&k["tenant"]),
+                    s(&k["prefix"]),
+                    s(&k["role"]),
+                    state,
+                    scopes.join(","),
+                    show_limits(&k["limits"])
+                );
             }
         }
         KeysCommand::Revoke { .. } => println!("revoked {}", s(&v["id"])),
@@ -158,6 +196,7 @@ pub fn tenants(args: TenantsArgs) -> anyhow::Result<()> {
     let base = format!("{}/api/v1/tenants", args.server.server);
     let v = match &args.command {
         TenantsCommand::List => call(c.get(&base))?,
+        TenantsCommand::Create { id, name } => call(c.post(&base).json(&json!({"id": id, "name": name})))?,
         TenantsCommand::Get { tenant } => call(c.get(format!("{base}/{tenant}")))?,
         TenantsCommand::Set { tenant, requests_per_min, tokens_per_min, tokens_per_day, regions } => {
             let body = json!({"limits": limits(*requests_per_min, *tokens_per_min, *tokens_per_day), "regions": regions});
@@ -168,11 +207,11 @@ pub fn tenants(args: TenantsArgs) -> anyhow::Result<()> {
         return print_json(&v);
     }
     let rows = rows(&v);
-    println!("{:<20} {:<50} regions", "tenant", "limits");
+    println!("{:<20} {:<24} {:<50} regions", "tenant", "name", "limits");
     for t in rows {
         let regions: Vec<String> = t["settings"]["regions"].as_array().into_iter().flatten().map(s).collect();
         let regions = if regions.is_empty() { "any".to_string() } else { regions.join(", ") };
-        println!("{:<20} {:<50} {regions}", s(&t["tenant"]), show_limits(&t["settings"]["limits"]));
+        println!("{:<20} {:<24} {:<50} {regions}", s(&t["tenant"]), s(&t["name"]), show_limits(&t["settings"]["limits"]));
     }
     Ok(())
 }

@@ -71,7 +71,7 @@ impl Drop for Server {
 }
 
 fn job(command: Value, env: Value) -> Value {
-    json!({"tenant": "bench", "kind": "batch_inference", "gpus": 1, "gpu_milli": 10, "cpu_milli": 10, "memory_mib": 16,
+    json!({"kind": "batch_inference", "gpus": 1, "gpu_milli": 10, "cpu_milli": 10, "memory_mib": 16,
            "duration_s": 60, "command": command, "env": env})
 }
 
@@ -117,8 +117,14 @@ pub fn run(args: JobsBenchArgs) -> anyhow::Result<()> {
     let dir = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("aiplus-jobs-bench-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let mut server = Server::start(&dir, args.config.as_deref())?;
+    // The operator token the fresh server wrote; the bench's jobs are tenant bench's.
+    let token = std::fs::read_to_string(dir.join("data").join(identity::OPERATOR_TOKEN_FILE))?.trim().to_string();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+    headers.insert(crate::client::TENANT_HEADER, reqwest::header::HeaderValue::from_static("bench"));
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).default_headers(headers).build()?;
+    http.post(format!("{}/api/v1/tenants", server.url)).json(&json!({"id": "bench"})).send()?.error_for_status()?;
     let mut report = serde_json::Map::new();
     let engine: Value = http.get(format!("{}/api/v1/clusters/tianfu", server.url)).send()?.json()?;
     report.insert("engine".into(), engine["engine"].clone());

@@ -6,6 +6,7 @@ mod client;
 mod config;
 mod gateway_bench;
 mod gateway_cli;
+mod identity_cli;
 mod jobs_bench;
 mod openapi;
 mod serve;
@@ -20,6 +21,9 @@ use clap::{Parser, Subcommand};
 /// Start the server on its embedded defaults (SQLite in ./aiplus-data, the built-in network of
 /// the 8 national hubs and 10 clusters) with `aiplus serve`; the other commands talk to it over
 /// HTTP (`--server`, or AIPLUS_SERVER) or run locally (`compute simulate`, `compute bench`).
+///
+/// The CLI sends a credential with every request: AIPLUS_TOKEN, else the token `aiplus login`
+/// stored, else the operator token a local `aiplus serve` wrote to ./aiplus-data/operator-token.
 #[derive(Parser, Debug)]
 #[command(name = "aiplus", version, propagate_version = true)]
 struct Cli {
@@ -42,8 +46,12 @@ enum Command {
     Clusters(client::ClustersArgs),
     /// Jobs: submit, list, get, cancel, and see where and why a job was placed.
     Jobs(client::JobsArgs),
-    /// API keys of the model gateway: create (the secret is shown once), list, revoke.
+    /// Store the CLI's credential (an operator token or an API key) after checking it.
+    Login(identity_cli::LoginArgs),
+    /// API keys of tenants: create with a role and scopes (the secret is shown once), list, revoke.
     Keys(gateway_cli::KeysArgs),
+    /// Operator tokens for automation: create (operator-viewer or operator-admin), list, revoke.
+    OperatorTokens(identity_cli::TokensArgs),
     /// Tenants: limits shared by all their keys, and the regions their model traffic may use.
     Tenants(gateway_cli::TenantsArgs),
     /// Models of the gateway and their deployments: list, create or replace, delete, health.
@@ -83,7 +91,9 @@ fn main() -> std::process::ExitCode {
         Command::Hubs(args) => client::hubs(args),
         Command::Clusters(args) => client::clusters(args),
         Command::Jobs(args) => client::jobs(args),
+        Command::Login(args) => identity_cli::login(args),
         Command::Keys(args) => gateway_cli::keys(args),
+        Command::OperatorTokens(args) => identity_cli::tokens(args),
         Command::Tenants(args) => gateway_cli::tenants(args),
         Command::Models(args) => gateway_cli::models(args),
         Command::Usage(args) => gateway_cli::usage(args),

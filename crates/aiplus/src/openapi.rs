@@ -15,6 +15,7 @@ pub const OPERATIONS: &[Op] = &[
     ("get", "/healthz", "system", "Liveness: 200 while the server runs.", None, 200),
     ("get", "/metrics", "system", "Prometheus metrics of the gateway (text exposition format).", None, 200),
     ("get", "/api/v1/openapi.json", "system", "This document.", None, 200),
+    ("get", "/api/v1/whoami", "identity", "Who the caller is: principal, role, tenant, scopes, and the tenant it acts for.", None, 200),
     ("get", "/api/v1/network", "compute", "The whole compute network: hubs, clusters, links, GPU models.", None, 200),
     ("get", "/api/v1/hubs", "compute", "List hubs.", None, 200),
     ("post", "/api/v1/hubs", "compute", "Register a hub with its links to existing hubs.", Some("HubRegistration"), 201),
@@ -33,12 +34,37 @@ pub const OPERATIONS: &[Op] = &[
     ("get", "/api/v1/jobs/{id}/logs", "jobs", "The job's output from an offset, or followed as SSE (follow=true).", None, 200),
     ("get", "/api/v1/usage", "usage", "Usage ledger events (tenant, pillar, from_ms, to_ms, limit).", None, 200),
     ("get", "/api/v1/usage/summary", "usage", "Gateway usage by UTC day, key and model (tenant, key, model, from_ms, to_ms).", None, 200),
-    ("get", "/api/v1/keys", "gateway", "List API keys (prefixes only).", None, 200),
-    ("post", "/api/v1/keys", "gateway", "Create an API key; the response carries its secret, once.", Some("KeyCreate"), 201),
-    ("post", "/api/v1/keys/{id}/revoke", "gateway", "Revoke a key.", None, 200),
-    ("get", "/api/v1/tenants", "gateway", "List tenants with settings.", None, 200),
-    ("get", "/api/v1/tenants/{tenant}", "gateway", "A tenant's limits and regions.", None, 200),
-    ("put", "/api/v1/tenants/{tenant}", "gateway", "Replace a tenant's limits and regions.", Some("TenantSettings"), 200),
+    (
+        "get",
+        "/api/v1/keys",
+        "identity",
+        "List API keys (prefixes only): the caller's tenant's, or every tenant's for operators.",
+        None,
+        200,
+    ),
+    (
+        "post",
+        "/api/v1/keys",
+        "identity",
+        "Create an API key for the caller's tenant; the response carries its secret, once.",
+        Some("KeyCreate"),
+        201,
+    ),
+    ("post", "/api/v1/keys/{id}/revoke", "identity", "Revoke a key.", None, 200),
+    ("get", "/api/v1/tenants", "identity", "The tenant registry, with each tenant's settings.", None, 200),
+    ("post", "/api/v1/tenants", "identity", "Register a tenant.", Some("TenantCreate"), 201),
+    ("get", "/api/v1/tenants/{tenant}", "identity", "A tenant with its limits and regions.", None, 200),
+    ("put", "/api/v1/tenants/{tenant}", "identity", "Replace a registered tenant's limits and regions.", Some("TenantSettings"), 200),
+    ("get", "/api/v1/operator-tokens", "identity", "List operator tokens (prefixes only).", None, 200),
+    (
+        "post",
+        "/api/v1/operator-tokens",
+        "identity",
+        "Create an operator token; the response carries its secret, once.",
+        Some("TokenCreate"),
+        201,
+    ),
+    ("post", "/api/v1/operator-tokens/{id}/revoke", "identity", "Revoke an operator token.", None, 200),
     ("get", "/api/v1/models", "gateway", "Models (from aiplus.toml and the API) with their deployments.", None, 200),
     ("get", "/api/v1/models/{name}", "gateway", "One model.", None, 200),
     ("put", "/api/v1/models/{name}", "gateway", "Create or replace a model made through the API.", Some("Model"), 201),
@@ -65,8 +91,18 @@ fn schemas() -> Value {
             "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
                            "detail": {"type": "string"}, "field": {"type": "string"}, "reason": {"type": "string"}}},
         "Limits": limits_schema(),
-        "KeyCreate": {"type": "object", "required": ["tenant"], "additionalProperties": false, "properties": {
-            "tenant": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}, "limits": {"$ref": "#/components/schemas/Limits"}}},
+        "KeyCreate": {"type": "object", "additionalProperties": false,
+            "description": "The key's tenant is the caller's; an operator names it in the X-Aiplus-Tenant header.",
+            "properties": {
+                "role": {"enum": ["tenant-member", "tenant-admin"], "default": "tenant-member"},
+                "scopes": {"type": "array", "items": {"enum": ["inference", "jobs", "usage", "admin"]}, "default": ["inference"]},
+                "name": {"type": "string", "maxLength": 200},
+                "limits": {"$ref": "#/components/schemas/Limits"}}},
+        "TenantCreate": {"type": "object", "required": ["id"], "additionalProperties": false, "properties": {
+            "id": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}, "name": {"type": "string", "maxLength": 200}}},
+        "TokenCreate": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+            "name": {"type": "string", "maxLength": 200},
+            "role": {"enum": ["operator-viewer", "operator-admin"], "default": "operator-viewer"}}},
         "TenantSettings": {"type": "object", "additionalProperties": false, "properties": {
             "limits": {"$ref": "#/components/schemas/Limits"},
             "regions": {"type": "array", "maxItems": 64, "items": {"type": "string", "pattern": "^(hub|province):.+$"}}}},
@@ -80,13 +116,34 @@ fn schemas() -> Value {
         "Model": {"type": "object", "required": ["deployment"], "additionalProperties": false, "properties": {
             "routing": {"enum": ["weighted", "least-latency"]},
             "deployment": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Deployment"}}}},
-        "JobSubmission": {"type": "object", "required": ["tenant", "spec"], "properties": {
-            "tenant": {"type": "string"}, "name": {"type": "string"},
+        "JobSubmission": {"type": "object", "required": ["spec"],
+            "description": "The job's tenant is the caller's; an operator names it in the X-Aiplus-Tenant header. A `tenant` field is refused.",
+            "properties": {
+            "name": {"type": "string"},
             "spec": {"type": "object", "description": "kind, gpus, gpu_milli, gpu_models, cpu_milli, memory_mib, duration_s, dataset, residency, origin_hub, priority, command, env, on_lost, max_attempts"}}},
         "HubRegistration": {"type": "object", "required": ["hub"], "properties": {"hub": {"type": "object"}, "links": {"type": "array", "items": {"type": "object"}}}},
         "Cluster": {"type": "object", "description": "The fields of a [[cluster]] in the network file.", "required": ["id", "hub"]},
         "OpenAI": {"type": "object", "description": "As in OpenAI's OpenAPI spec; errors use OpenAI's error shape."},
     })
+}
+
+/// Who may call an operation, in words, for the document's readers.
+fn access_text(a: identity::Access) -> String {
+    use identity::Access as A;
+    match a {
+        A::Public => "anyone".into(),
+        A::Authenticated => "any authenticated caller".into(),
+        A::Operator { write: false } => "operators".into(),
+        A::Operator { write: true } => "operator-admin".into(),
+        A::Tenant { scope, write, admin } => format!(
+            "a tenant's {}credential with the `{}` scope, for its own tenant; {}",
+            if admin { "tenant-admin " } else { "" },
+            scope.as_str(),
+            if write { "or operator-admin" } else { "or operators" }
+        ),
+        A::TenantOnly { scope } => format!("a tenant's API key with the `{}` scope", scope.as_str()),
+        A::Console { .. } => "a console session".into(),
+    }
 }
 
 /// The document.
@@ -106,8 +163,16 @@ pub fn document() -> Value {
                             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
             }
         });
-        if !params.is_empty() {
-            op["parameters"] = Value::Array(params);
+        let mut params = params;
+        params.push(json!({"$ref": "#/components/parameters/ActingTenant"}));
+        op["parameters"] = Value::Array(params);
+        match api::permissions::find(&method.to_uppercase().parse().unwrap_or(axum::http::Method::GET), path) {
+            Some(rule) if rule.access == identity::Access::Public => op["security"] = json!([]),
+            Some(rule) => {
+                op["security"] = json!([{"bearer": []}, {"session": []}]);
+                op["x-aiplus-access"] = json!(access_text(rule.access));
+            }
+            None => {}
         }
         if let Some(schema) = body {
             op["requestBody"] =
@@ -121,7 +186,20 @@ pub fn document() -> Value {
         "info": {"title": "aiplus", "version": env!("CARGO_PKG_VERSION"),
                  "description": "The aiplus server: compute network and jobs, usage ledger, and the model gateway's management API."},
         "paths": paths,
-        "components": {"schemas": schemas()},
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "An API key (`ak_…`, a tenant's, with scopes) or an operator token (`aot_…`)."},
+                "session": {"type": "apiKey", "in": "cookie", "name": "aiplus_session",
+                            "description": "A console login; writes also need the session's CSRF token in X-CSRF-Token."}
+            },
+            "parameters": {
+                "ActingTenant": {"name": "X-Aiplus-Tenant", "in": "header", "required": false, "schema": {"type": "string"},
+                                 "description": "The tenant an operator acts for. A tenant's credential acts for its own tenant; naming another answers 404."}
+            }
+        },
+        "security": [{"bearer": []}, {"session": []}],
     })
 }
 
@@ -141,7 +219,7 @@ mod tests {
             let op = &doc["paths"][path][method];
             assert!(op.is_object(), "{method} {path}");
             let params = op["parameters"].as_array().map_or(0, Vec::len);
-            assert_eq!(params, path.matches('{').count(), "{method} {path}");
+            assert_eq!(params, path.matches('{').count() + 1, "{method} {path}: its path parameters and X-Aiplus-Tenant");
             n += 1;
         }
         let documented: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
@@ -151,5 +229,20 @@ mod tests {
                 assert!(doc["components"]["schemas"][b].is_object(), "schema {b}");
             }
         }
+    }
+
+    /// The document and the permission table list the same routes of `/api/v1`, `/v1`,
+    /// `/metrics` and `/healthz`: an undocumented route, or a documented one nobody may call,
+    /// fails here.
+    #[test]
+    fn the_document_and_the_permission_table_list_the_same_routes() {
+        let documented: std::collections::BTreeSet<(String, String)> =
+            OPERATIONS.iter().map(|(m, p, ..)| (m.to_uppercase(), p.to_string())).collect();
+        let guarded: std::collections::BTreeSet<(String, String)> = api::permissions::TABLE
+            .iter()
+            .filter(|r| r.path.starts_with("/api/") || r.path.starts_with("/v1/") || r.path == "/metrics" || r.path == "/healthz")
+            .map(|r| (r.method.to_string(), r.path.to_string()))
+            .collect();
+        assert_eq!(documented, guarded);
     }
 }

@@ -54,6 +54,16 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         Some(url) => store::Store::connect_postgres(url).await.context("store.url: connecting to PostgreSQL")?,
         None => store::Store::open(&cfg.server.data_dir).await.context("opening the store")?,
     };
+    let identity = Arc::new(identity::Identity::open(store.clone()).await.context("loading tenants and credentials")?);
+    if let Some(path) = identity.ensure_operator_token(&cfg.server.data_dir, api::Clock::now_ms(&api::SystemClock)).await? {
+        // Said on stderr whatever the log level: this is how a fresh install is first reached.
+        eprintln!(
+            "aiplus: the first operator token is in {} (mode 0600); use it with `aiplus login --token-file {}`",
+            path.display(),
+            path.display()
+        );
+        tracing::warn!(path = %path.display(), "operator token written");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // The compute lifecycle holds the queue in memory and talks to the engines, so on a shared
     // database exactly one instance runs it; the others serve the gateway only.
@@ -88,7 +98,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         ms => std::time::Duration::from_millis(ms),
     };
     let (meter, meter_writer) = gateway::Meter::start(store.clone(), flush);
-    let gw = gateway::Gateway::new(cfg.gateway.clone(), store.clone(), meter, Some(sites as Arc<dyn gateway::Sites>))
+    let gw = gateway::Gateway::new(cfg.gateway.clone(), store.clone(), identity.clone(), meter, Some(sites as Arc<dyn gateway::Sites>))
         .await
         .map_err(|e| anyhow::anyhow!("starting the gateway: {e}"))?;
     let gw = if cfg.gateway.embedded.enabled {
@@ -107,7 +117,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         Some((svc, _, _)) => api::router(svc.clone()),
         None => axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" })),
     };
-    let mut app = app.merge(gateway::router(gw.clone())).route("/api/v1/openapi.json", axum::routing::get(crate::openapi::serve));
+    let clock: Arc<dyn api::Clock> = Arc::new(api::SystemClock);
+    let identity_api = Arc::new(api::identity_routes::IdentityApi { identity: identity.clone(), clock: clock.clone() });
+    let mut app = app
+        .merge(api::identity_routes::router(identity_api))
+        .merge(gateway::router(gw.clone()))
+        .route("/api/v1/openapi.json", axum::routing::get(crate::openapi::serve));
     if cfg.console.enabled {
         let console = web::Console::new(
             store.clone(),
@@ -120,6 +135,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         console.ensure_admin().await.map_err(|e| anyhow::anyhow!("starting the console: {e}"))?;
         app = app.merge(web::router(Arc::new(console)));
     }
+    // The gate goes on last, so that it stands in front of every route above.
+    let gate = Arc::new(api::gate::Gate { identity, hosts: api::gate::Hosts::new(&cfg.server.hosts), clock });
+    let app = app.layer(axum::middleware::from_fn_with_state(gate, api::gate::gate));
     // Bound and announced only when everything above is ready, so the "listening" line means
     // requests are served at once (the black-box tests and scripts rely on it).
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.with_context(|| format!("binding {}", cfg.server.listen))?;

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{BIN, Server, job, temp_dir, wait_all_final};
+use common::{BIN, Server, TENANT, job, temp_dir, wait_all_final};
 
 #[test]
 fn acknowledged_jobs_survive_kill_9() {
@@ -17,7 +17,7 @@ fn acknowledged_jobs_survive_kill_9() {
     let s = Server::start(&data);
     let mut acked = Vec::new();
     for i in 0..40 {
-        let (status, j) = s.post("/api/v1/jobs", &job(i, &data));
+        let (status, j) = s.submit(&job(i, &data));
         assert_eq!(status, 201, "{j}");
         acked.push((j["id"].as_str().unwrap().to_string(), j["placement"]["allocation"].clone()));
     }
@@ -49,7 +49,7 @@ fn cli_talks_to_the_server() {
     let data = temp_dir("cli");
     let s = Server::start(&data);
     let cli = |args: &[&str]| {
-        let out = Command::new(BIN).args(args).env("AIPLUS_SERVER", &s.url).output().unwrap();
+        let out = Command::new(BIN).args(args).env("AIPLUS_SERVER", &s.url).env("AIPLUS_TOKEN", &s.token).output().unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
     };
     let (ok, out, err) = cli(&[
@@ -193,15 +193,20 @@ fn kill_9_during_concurrent_submissions_loses_no_acknowledged_job() {
     let data = temp_dir("kill9-concurrent");
     let s = Server::start(&data);
     let url = s.url.clone();
+    let operator = s.client();
     let writers: Vec<_> = (0..4)
         .map(|w| {
             let url = url.clone();
             let data = data.clone();
+            let client = operator.clone();
             std::thread::spawn(move || {
-                let client = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
                 let mut acked = Vec::new();
                 for i in 0..400 {
-                    let Ok(r) = client.post(format!("{url}/api/v1/jobs")).json(&job(w * 1000 + i, &data)).send() else { break };
+                    let req = client
+                        .post(format!("{url}/api/v1/jobs"))
+                        .header("x-aiplus-tenant", TENANT)
+                        .timeout(std::time::Duration::from_secs(5));
+                    let Ok(r) = req.json(&job(w * 1000 + i, &data)).send() else { break };
                     if r.status().as_u16() != 201 {
                         break;
                     }
@@ -236,7 +241,7 @@ fn kill_9_during_concurrent_submissions_loses_no_acknowledged_job() {
 fn kill_9_with_jobs_running_ends_every_job_exactly_once() {
     let data = temp_dir("kill9-running");
     let s = Server::start(&data);
-    let ids: Vec<String> = (0..20).map(|i| s.post("/api/v1/jobs", &job(i, &data)).1["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = (0..20).map(|i| s.submit(&job(i, &data)).1["id"].as_str().unwrap().to_string()).collect();
     // Let the lifecycle hand them to the engine, then kill aiplus while they run.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while ids.iter().any(|id| s.get(&format!("/api/v1/jobs/{id}")).1["state"] != "running") {

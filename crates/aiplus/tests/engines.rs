@@ -60,13 +60,13 @@ fn state(s: &Server, id: &str) -> Value {
 }
 
 fn submit(s: &Server, body: Value) -> String {
-    let (status, j) = s.post("/api/v1/jobs", &body);
+    let (status, j) = s.submit(&body);
     assert_eq!(status, 201, "{j}");
     j["id"].as_str().unwrap().to_string()
 }
 
 fn small(command: &[&str]) -> Value {
-    json!({"tenant": "acme", "kind": "batch_inference", "gpus": 1, "gpu_milli": 1000, "cpu_milli": 1000, "memory_mib": 100,
+    json!({"kind": "batch_inference", "gpus": 1, "gpu_milli": 1000, "cpu_milli": 1000, "memory_mib": 100,
            "duration_s": 600, "command": command})
 }
 
@@ -89,7 +89,7 @@ fn suite(kind: &str) {
     assert_eq!(wait_all_final(&s, std::slice::from_ref(&ok)), ["succeeded"]);
     let j = state(&s, &ok);
     assert_eq!(j["run"]["engine"], kind);
-    let logs = reqwest::blocking::get(format!("{}/api/v1/jobs/{ok}/logs", s.url)).unwrap().text().unwrap();
+    let logs = s.client().get(format!("{}/api/v1/jobs/{ok}/logs", s.url)).send().unwrap().text().unwrap();
     assert!(logs.contains(&format!("hello from {ok}")), "{kind} logs: {logs:?}");
 
     // Fail with a status.
@@ -122,7 +122,7 @@ fn suite(kind: &str) {
     wait_for("the victim to run", Duration::from_secs(60), || state(&s, &victim)["state"] == "running");
     engine_script(kind, if kind == "slurm" { "stop-slurmd" } else { "stop" });
     wait_for("the cluster to turn unhealthy", Duration::from_secs(60), || s.get("/api/v1/clusters/tianfu").1["engine_healthy"] == false);
-    let (status, p) = s.post("/api/v1/jobs", &small(&["true"]));
+    let (status, p) = s.submit(&small(&["true"]));
     assert!(status == 201 && p["state"] == "queued", "nothing is placed on an unhealthy cluster: {p}");
     let lost = |s: &Server| {
         let ev = s.get(&format!("/api/v1/jobs/{victim}/events")).1;

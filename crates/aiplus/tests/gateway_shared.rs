@@ -43,11 +43,12 @@ fn two_instances_share_keys_limits_and_the_ledger() {
     let Some(url) = rt.block_on(store::testing::fresh_postgres()) else { return };
     let upstream = rt.block_on(gateway::test_double::start()).unwrap();
     let (a, da) = instance("shared-a", &url, &upstream, true);
-    let (b, db) = instance("shared-b", &url, &upstream, false);
+    let (mut b, db) = instance("shared-b", &url, &upstream, false);
+    // The first instance made the operator token; the second shares its database and so its token.
+    b.token = a.token.clone();
 
     let limit = 1000u64;
-    let (status, key) = a.post("/api/v1/keys", &json!({"tenant": "acme", "limits": {"requests_per_min": limit}}));
-    assert_eq!(status, 201, "{key}");
+    let key = a.key("acme", &json!({"limits": {"requests_per_min": limit}}));
     let secret = key["secret"].as_str().unwrap().to_string();
     // B learns of the key from the store within its refresh interval.
     let client = reqwest::blocking::Client::new();

@@ -5,8 +5,11 @@
 //! one exhaustive mapping to RFC 9457 problem+json.
 
 pub mod compute_service;
+pub mod gate;
+pub mod identity_routes;
 pub mod json;
 pub mod lifecycle;
+pub mod permissions;
 pub mod problem;
 pub mod routes;
 

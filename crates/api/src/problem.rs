@@ -15,6 +15,15 @@ pub enum ApiError {
     Malformed { field: String, reason: String },
     #[error("{what} {id:?} not found")]
     NotFound { what: &'static str, id: String },
+    /// No credential, or one that is not valid.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A valid credential that may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The `Host` header is not a name this server answers to (DNS rebinding).
+    #[error("host: {0:?} is not a name this server answers to (server.hosts)")]
+    UnknownHost(String),
     #[error("{0}")]
     Conflict(String),
     /// A job that no cluster of the network could ever run.
@@ -29,6 +38,28 @@ pub enum ApiError {
     /// A bug: a task that should not fail did (it panicked or was aborted).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<identity::IdentityError> for ApiError {
+    fn from(e: identity::IdentityError) -> Self {
+        use identity::IdentityError as E;
+        match e {
+            E::Invalid { field, reason } => ApiError::Invalid { field, reason },
+            E::NotFound { what, id } => ApiError::NotFound { what, id },
+            E::Conflict { what, id } => ApiError::Conflict(format!("{what} {id:?} already exists")),
+            E::Store(e) => ApiError::Store(e),
+            E::File { path, source } => ApiError::Internal(format!("{path}: {source}")),
+        }
+    }
+}
+
+impl From<identity::Denied> for ApiError {
+    fn from(d: identity::Denied) -> Self {
+        match d {
+            identity::Denied::Unauthenticated => ApiError::Unauthenticated(d.to_string()),
+            identity::Denied::Forbidden(why) => ApiError::Forbidden(why),
+        }
+    }
 }
 
 impl From<compute::Invalid> for ApiError {
@@ -58,6 +89,9 @@ impl ApiError {
             ApiError::Invalid { .. } | ApiError::Unplaceable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Malformed { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::UnknownHost(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -73,6 +107,9 @@ impl IntoResponse for ApiError {
             ApiError::Invalid { .. } => ("/problems/invalid-field", "A field is invalid"),
             ApiError::Malformed { .. } => ("/problems/malformed-request", "The request could not be read"),
             ApiError::NotFound { .. } => ("/problems/not-found", "Not found"),
+            ApiError::Unauthenticated(_) => ("/problems/unauthenticated", "Authentication required"),
+            ApiError::Forbidden(_) => ("/problems/forbidden", "Not allowed"),
+            ApiError::UnknownHost(_) => ("/problems/unknown-host", "Unknown host"),
             ApiError::Conflict(_) => ("/problems/conflict", "Conflict with the current state"),
             ApiError::Unplaceable { .. } => ("/problems/unplaceable-job", "No cluster can run this job"),
             ApiError::TooLarge { .. } => ("/problems/body-too-large", "Request body too large"),
@@ -84,6 +121,7 @@ impl IntoResponse for ApiError {
         }
         let (field, reason) = match &self {
             ApiError::Invalid { field, reason } | ApiError::Malformed { field, reason } => (Some(field.as_str()), Some(reason.as_str())),
+            ApiError::UnknownHost(_) => (Some("host"), Some("not a configured name")),
             _ => (None, None),
         };
         let exclusions = match &self {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -10,11 +11,25 @@ use compute::{ClusterSpec, JobSpec};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use crate::compute_service::{ComputeService, HubRegistration};
+use identity::{ActingFor, Principal};
+
+use crate::compute_service::{ComputeService, HubRegistration, Job};
 use crate::json::{Json, parse};
 use crate::problem::ApiError;
 
 pub type AppState = Arc<ComputeService>;
+/// The caller, resolved by the gate in front of every route.
+type Who = Extension<Arc<Principal>>;
+type Acting = Extension<ActingFor>;
+
+/// A job the caller may see. Another tenant's job answers exactly like a missing one.
+async fn own_job(svc: &ComputeService, who: &Principal, id: &str) -> Result<Job, ApiError> {
+    match svc.job(id).await {
+        Ok(job) if who.may_see(&job.tenant) => Ok(job),
+        Ok(_) => Err(ApiError::NotFound { what: "job", id: id.into() }),
+        Err(e) => Err(e),
+    }
+}
 
 /// Runs a state change in its own task. If the client hangs up, axum drops the handler's future,
 /// but the change still runs to its end (stored and applied, or rolled back), never half-way.
@@ -70,18 +85,25 @@ pub async fn update_cluster(
     Ok(axum::Json(detached(async move { svc.update_cluster(&id, body).await }).await?))
 }
 
-/// A job submission: the job's fields, plus `tenant` and an optional `name`.
+/// A job submission: the job's fields and an optional `name`. The tenant is the caller's; an
+/// operator names it in the `X-Aiplus-Tenant` header.
 pub async fn submit_job(
     State(svc): State<AppState>,
+    Extension(ActingFor(tenant)): Acting,
     headers: HeaderMap,
     Json(mut body): Json<serde_json::Value>,
 ) -> Result<impl IntoResponse, ApiError> {
     let obj = body.as_object_mut().ok_or_else(|| ApiError::Malformed { field: "body".into(), reason: "must be a JSON object".into() })?;
-    let tenant = match obj.remove("tenant") {
-        Some(serde_json::Value::String(t)) => t,
-        Some(_) => return Err(ApiError::Malformed { field: "tenant".into(), reason: "must be a string".into() }),
-        None => return Err(ApiError::Malformed { field: "tenant".into(), reason: "missing field".into() }),
-    };
+    if obj.contains_key("tenant") {
+        return Err(ApiError::Invalid {
+            field: "tenant".into(),
+            reason: "the tenant comes from the credential, not the body (operators name it in the X-Aiplus-Tenant header)".into(),
+        });
+    }
+    let tenant = tenant.ok_or_else(|| ApiError::Invalid {
+        field: crate::gate::TENANT_HEADER.into(),
+        reason: "an operator names the tenant it submits for in this header".into(),
+    })?;
     let name = match obj.remove("name") {
         Some(serde_json::Value::String(n)) => Some(n),
         None | Some(serde_json::Value::Null) => None,
@@ -109,27 +131,34 @@ pub struct JobQuery {
     limit: Option<u32>,
 }
 
+/// Jobs, oldest first. A tenant's caller sees its own whatever `tenant` says; an operator sees
+/// every tenant's, or the one named by `tenant` or `X-Aiplus-Tenant`.
 pub async fn jobs(
     State(svc): State<AppState>,
+    Extension(who): Who,
+    Extension(ActingFor(acting)): Acting,
     q: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Malformed { field: "query".into(), reason: e.body_text() })?;
-    Ok(axum::Json(svc.jobs(q.tenant, q.state, q.after, q.limit).await?))
+    Ok(axum::Json(svc.jobs(who.list_scope(q.tenant.or(acting)), q.state, q.after, q.limit).await?))
 }
 
-pub async fn job(State(svc): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    Ok(axum::Json(svc.job(&id).await?))
+pub async fn job(State(svc): State<AppState>, Extension(who): Who, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(own_job(&svc, &who, &id).await?))
 }
 
-pub async fn cancel_job(State(svc): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn cancel_job(State(svc): State<AppState>, Extension(who): Who, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    own_job(&svc, &who, &id).await?;
     Ok(axum::Json(detached(async move { svc.cancel(&id).await }).await?))
 }
 
-pub async fn placement(State(svc): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn placement(State(svc): State<AppState>, Extension(who): Who, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    own_job(&svc, &who, &id).await?;
     Ok(axum::Json(svc.placement_of(&id).await?))
 }
 
-pub async fn events(State(svc): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn events(State(svc): State<AppState>, Extension(who): Who, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    own_job(&svc, &who, &id).await?;
     Ok(axum::Json(svc.events(&id).await?))
 }
 
@@ -153,10 +182,12 @@ const FOLLOW_MAX: std::time::Duration = std::time::Duration::from_secs(24 * 3600
 /// appears, then one `end` event with the final state.
 pub async fn logs(
     State(svc): State<AppState>,
+    Extension(who): Who,
     Path(id): Path<String>,
     q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::response::Response, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Malformed { field: "query".into(), reason: e.body_text() })?;
+    own_job(&svc, &who, &id).await?;
     if !q.follow {
         let (chunk, _) = svc.logs(&id, q.offset).await?;
         let mut resp = chunk.data.into_response();
@@ -208,17 +239,21 @@ pub struct UsageQuery {
     limit: Option<u32>,
 }
 
+/// Usage events; a tenant's caller sees its own whatever `tenant` says.
 pub async fn usage(
     State(svc): State<AppState>,
+    Extension(who): Who,
+    Extension(ActingFor(acting)): Acting,
     q: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Malformed { field: "query".into(), reason: e.body_text() })?;
+    let tenant = who.list_scope(q.tenant.or(acting));
     let limit = q.limit.unwrap_or(1000);
     if limit == 0 || limit > 10_000 {
         return Err(ApiError::Invalid { field: "limit".into(), reason: "must be 1..=10000".into() });
     }
     let rows: Vec<store::UsageRow<serde_json::Value>> =
-        svc.store.usage(q.tenant.as_deref(), q.pillar.as_deref(), q.from_ms.unwrap_or(0), q.to_ms.unwrap_or(i64::MAX), limit).await?;
+        svc.store.usage(tenant.as_deref(), q.pillar.as_deref(), q.from_ms.unwrap_or(0), q.to_ms.unwrap_or(i64::MAX), limit).await?;
     let out: Vec<serde_json::Value> = rows
         .into_iter()
         .map(|r| serde_json::json!({"id": r.id, "at_ms": r.at_ms, "tenant": r.tenant, "pillar": r.pillar, "usage": r.doc}))

@@ -35,23 +35,44 @@ async fn service(store: store::Store) -> Arc<ComputeService> {
 
 static COUNTER: AtomicI64 = AtomicI64::new(0);
 
-async fn app() -> Router {
-    api::router(service(store::Store::memory().await.unwrap()).await)
+/// The router behind the gate, and an operator token for it. Requests act for tenant acme.
+#[derive(Clone)]
+struct App {
+    router: Router,
+    token: String,
 }
 
-async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value, String) {
+async fn app() -> App {
+    app_on(store::Store::memory().await.unwrap()).await
+}
+
+async fn app_on(store: store::Store) -> App {
+    let svc = service(store.clone()).await;
+    let identity = Arc::new(identity::Identity::open(store).await.unwrap());
+    if identity.tenant("acme").is_none() {
+        identity.create_tenant("acme", None, T0_MS).await.unwrap();
+    }
+    let (_, token) = identity.create_operator_token("tests", identity::Role::OperatorAdmin, T0_MS).await.unwrap();
+    let gate = Arc::new(api::gate::Gate { identity, hosts: api::gate::Hosts::default(), clock: Arc::new(api::SystemClock) });
+    App { router: api::gate::guard(api::router(svc), gate), token }
+}
+
+async fn call(app: &App, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value, String) {
     call_raw(app, method, uri, body.map(|b| b.to_string()), &[]).await
 }
 
-async fn call_raw(app: &Router, method: &str, uri: &str, body: Option<String>, headers: &[(&str, &str)]) -> (StatusCode, Value, String) {
-    let mut req = Request::builder().method(method).uri(uri);
+async fn call_raw(app: &App, method: &str, uri: &str, body: Option<String>, headers: &[(&str, &str)]) -> (StatusCode, Value, String) {
+    let mut req = Request::builder().method(method).uri(uri).header("authorization", format!("Bearer {}", app.token));
+    if !headers.iter().any(|(k, _)| *k == "x-aiplus-tenant") {
+        req = req.header("x-aiplus-tenant", "acme");
+    }
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = app.clone().oneshot(req.body(body.map_or(Body::empty(), Body::from)).unwrap()).await.unwrap();
+    let resp = app.router.clone().oneshot(req.body(body.map_or(Body::empty(), Body::from)).unwrap()).await.unwrap();
     let status = resp.status();
     let ctype = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
@@ -60,7 +81,6 @@ async fn call_raw(app: &Router, method: &str, uri: &str, body: Option<String>, h
 
 fn training_job() -> Value {
     json!({
-        "tenant": "acme",
         "name": "pretrain",
         "kind": "training",
         "gpus": 8,
@@ -147,7 +167,7 @@ async fn bad_requests_name_the_field_and_store_nothing() {
     assert_eq!(s, StatusCode::CREATED);
 
     let cases: Vec<(Value, StatusCode, &str)> = vec![
-        (json!({"kind": "training"}), StatusCode::BAD_REQUEST, "tenant"),
+        (json!({"kind": "training"}), StatusCode::BAD_REQUEST, "cpu_milli"),
         (
             {
                 let mut j = training_job();
@@ -257,8 +277,14 @@ async fn bad_requests_name_the_field_and_store_nothing() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{p}");
     let (s, _, _) = call_raw(&app, "POST", "/api/v1/jobs", Some("x".repeat(2 << 20)), &[]).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
-    let req = Request::builder().method("POST").uri("/api/v1/jobs").body(Body::from(training_job().to_string())).unwrap();
-    assert_eq!(app.clone().oneshot(req).await.unwrap().status(), StatusCode::BAD_REQUEST, "missing content-type");
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/v1/jobs")
+        .header("authorization", format!("Bearer {}", app.token))
+        .header("x-aiplus-tenant", "acme")
+        .body(Body::from(training_job().to_string()))
+        .unwrap();
+    assert_eq!(app.router.clone().oneshot(req).await.unwrap().status(), StatusCode::BAD_REQUEST, "missing content-type");
     let (s, p, _) = call(&app, "GET", "/api/v1/jobs?state=sleeping", None).await;
     assert_eq!((s, p["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("state")));
     let (s, _, _) = call(&app, "GET", "/api/v1/jobs?limit=0", None).await;
@@ -326,7 +352,7 @@ async fn queued_jobs_start_when_capacity_frees_and_a_restart_keeps_everything() 
     let dir = std::env::temp_dir().join(format!("aiplus-api-restart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = store::Store::open(&dir).await.unwrap();
-    let app = api::router(service(store.clone()).await);
+    let app = app_on(store.clone()).await;
     // Fill the only Gansu cluster with whole 8-GPU jobs pinned there, then one more waits.
     let (_, c, _) = call(&app, "GET", "/api/v1/clusters/qingyang", None).await;
     let eight_gpu_nodes: u64 =
@@ -348,7 +374,7 @@ async fn queued_jobs_start_when_capacity_frees_and_a_restart_keeps_everything() 
     store.close().await;
     drop(app);
     let store = store::Store::open(&dir).await.unwrap();
-    let app = api::router(service(store).await);
+    let app = app_on(store).await;
     let (_, c, _) = call(&app, "GET", "/api/v1/clusters/qingyang", None).await;
     assert_eq!(c["gpus_used"].as_f64().unwrap(), 8.0 * eight_gpu_nodes as f64);
     let (_, w, _) = call(&app, "GET", &format!("/api/v1/jobs/{waiting_id}"), None).await;

@@ -18,33 +18,9 @@ pub enum JobKind {
     OnlineInference,
 }
 
-/// A place a tenant's data and work may touch: a province (`province:Hebei`) or a hub (`hub:gansu`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum Region {
-    Province(String),
-    Hub(String),
-}
-
-impl TryFrom<String> for Region {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        match s.split_once(':') {
-            Some(("province", p)) if !p.is_empty() => Ok(Region::Province(p.to_string())),
-            Some(("hub", h)) if !h.is_empty() => Ok(Region::Hub(h.to_string())),
-            _ => Err(format!("{s:?} is not a region: write province:<Name> or hub:<id>")),
-        }
-    }
-}
-
-impl From<Region> for String {
-    fn from(r: Region) -> String {
-        match r {
-            Region::Province(p) => format!("province:{p}"),
-            Region::Hub(h) => format!("hub:{h}"),
-        }
-    }
-}
+/// A place a tenant's data and work may touch: a province (`province:Hebei`) or a hub
+/// (`hub:gansu`), with the platform's one matching rule.
+pub use vocab::Region;
 
 /// What happens to a job whose engine lost it (a node died, the engine forgot it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,15 +140,8 @@ impl JobSpec {
             }
         }
         for (i, r) in self.allowed_regions.iter().enumerate() {
-            let known = match r {
-                Region::Province(p) => net.clusters.iter().any(|c| &c.province == p),
-                Region::Hub(h) => net.hub_ix(h).is_some(),
-            };
-            if !known {
-                return Err(Invalid::new(
-                    format!("allowed_regions[{i}]"),
-                    format!("{} names no province or hub of this network", String::from(r.clone())),
-                ));
+            if !(0..net.clusters.len()).any(|c| r.contains(net.place(c))) {
+                return Err(Invalid::new(format!("allowed_regions[{i}]"), format!("{r} names no province or hub of this network")));
             }
         }
         if let Some(h) = &self.origin_hub {

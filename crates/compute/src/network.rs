@@ -213,6 +213,12 @@ impl Network {
         Ok(Self { spec, gpu_power_w, clusters, latency_ms, bandwidth_gbps, hub_count })
     }
 
+    /// Where cluster `c` is, for the residency rule (`vocab::Region::contains`).
+    pub fn place(&self, c: usize) -> vocab::Place<'_> {
+        let cluster = &self.clusters[c];
+        vocab::Place { hub: &self.spec.hubs[cluster.hub].id, province: &cluster.province }
+    }
+
     pub fn hub_ix(&self, id: &str) -> Option<HubIx> {
         self.spec.hubs.iter().position(|h| h.id == id)
     }

@@ -166,12 +166,7 @@ fn run(net: &Network, policy: Policy, jobs: &[JobSpec], release_every: usize) ->
 fn check_placement(net: &Network, spec: &JobSpec, job: &JobReq, a: Allocation) {
     let c = &net.clusters[a.cluster as usize];
     assert!(job.allowed & (1 << a.cluster) != 0, "residency broken: {spec:?} on {}", c.id);
-    if !spec.allowed_regions.is_empty() {
-        assert!(spec.allowed_regions.iter().any(|r| match r {
-            Region::Province(p) => &c.province == p,
-            Region::Hub(h) => &net.spec.hubs[c.hub].id == h,
-        }));
-    }
+    assert!(vocab::allows(&spec.allowed_regions, Some(net.place(a.cluster as usize))), "residency broken: {spec:?} on {}", c.id);
     let p = &c.pools[a.pool as usize];
     if spec.gpus == 0 {
         assert_eq!(a.slot.gpu_mask, 0);

@@ -1,14 +1,11 @@
-//! The gateway's management operations (keys, tenants, deployment health) as domain logic,
-//! shared by the HTTP API in `proxy.rs`/`tenants.rs` and the operator console. This is where
-//! key ids, secrets and timestamps are made; the handlers only translate.
+//! The gateway's management operations (tenants' settings, deployment health) as domain
+//! logic, shared by the HTTP API in `tenants.rs` and the operator console. Keys and the tenant
+//! registry are identity's (`identity::Identity`).
 
 use std::time::Instant;
 
 use crate::Gateway;
-use crate::keys::{KeyRecord, hash, new_secret};
-use crate::limits::Limits;
-use crate::proxy::now_ms;
-use crate::tenants::{TenantSettings, tenant_id_ok};
+use crate::tenants::TenantSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -45,59 +42,16 @@ pub struct ModelHealth {
 }
 
 impl Gateway {
-    /// Makes a key for `tenant`. The secret is returned here and never again.
-    pub async fn create_key(&self, tenant: &str, limits: Limits) -> Result<(KeyRecord, String), AdminError> {
-        if !tenant_id_ok(tenant) {
-            return Err(AdminError::Invalid { field: "tenant".into(), reason: "use 1-64 of a-z, 0-9, '-', '_'".into() });
-        }
-        if let Err(e) = limits.validate("limits.") {
-            let (field, reason) = e.split_once(": ").unwrap_or(("limits", &e));
-            return Err(AdminError::Invalid { field: field.into(), reason: reason.into() });
-        }
-        let secret = new_secret();
-        let rec = KeyRecord {
-            id: format!("key_{}", uuid::Uuid::now_v7().simple()),
-            tenant: tenant.into(),
-            prefix: secret[..10].to_string(),
-            created_ms: now_ms(),
-            revoked_ms: None,
-            limits,
-        };
-        if let Err(e) = self.store.insert_key(&rec.id, &hash(&secret), &rec.tenant, &rec).await {
-            tracing::error!(error = %e, "storing a key");
-            return Err(AdminError::Store("the key could not be stored; nothing was changed"));
-        }
-        if self.reload_keys().await.is_err() {
-            return Err(AdminError::Store("the key was stored but could not be loaded; retry"));
-        }
-        Ok((rec, secret))
-    }
-
-    /// Every key (never a secret), optionally of one tenant, oldest first.
-    pub async fn list_keys(&self, tenant: Option<&str>) -> Result<Vec<KeyRecord>, AdminError> {
-        let keys: Vec<(String, KeyRecord)> = self.store.keys(tenant).await.map_err(|_| AdminError::Store("could not read keys"))?;
-        Ok(keys.into_iter().map(|(_, k)| k).collect())
-    }
-
-    /// Revokes a key; revoking a revoked key changes nothing. With `tenant`, only that tenant's
-    /// key is found, so one tenant cannot revoke another's.
-    pub async fn revoke_key(&self, id: &str, tenant: Option<&str>) -> Result<KeyRecord, AdminError> {
-        let keys = self.list_keys(tenant).await?;
-        let Some(mut rec) = keys.into_iter().find(|k| k.id == id) else {
-            return Err(AdminError::NotFound { what: "key", id: id.into() });
-        };
-        if rec.revoked_ms.is_none() {
-            rec.revoked_ms = Some(now_ms());
-            if self.store.update_key(&rec.id, &rec).await.is_err() || self.reload_keys().await.is_err() {
-                return Err(AdminError::Store("could not revoke; retry"));
-            }
-        }
-        Ok(rec)
-    }
-
-    /// Every tenant with stored settings, by name.
-    pub async fn list_tenants(&self) -> Result<Vec<(String, TenantSettings)>, AdminError> {
-        self.store.tenant_settings().await.map_err(|_| AdminError::Store("could not read tenants"))
+    /// Every registered tenant with its settings (the defaults when none are stored), by id.
+    pub fn list_tenants(&self) -> Vec<(identity::Tenant, TenantSettings)> {
+        self.identity
+            .tenants()
+            .into_iter()
+            .map(|t| {
+                let s = self.tenant(&t.id);
+                (t, s)
+            })
+            .collect()
     }
 
     /// A tenant's settings (the defaults when none are stored).
@@ -105,9 +59,10 @@ impl Gateway {
         self.tenant(tenant)
     }
 
+    /// Replaces a registered tenant's settings.
     pub async fn set_tenant_settings(&self, tenant: &str, settings: &TenantSettings) -> Result<(), AdminError> {
-        if !tenant_id_ok(tenant) {
-            return Err(AdminError::Invalid { field: "tenant".into(), reason: "use 1-64 of a-z, 0-9, '-', '_'".into() });
+        if self.identity.tenant(tenant).is_none() {
+            return Err(AdminError::NotFound { what: "tenant", id: tenant.into() });
         }
         settings.validate().map_err(|(field, reason)| AdminError::Invalid { field, reason })?;
         if self.store.set_tenant_settings(tenant, settings).await.is_err() || self.reload_keys().await.is_err() {

@@ -9,6 +9,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
+use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -18,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::Gateway;
-use crate::proxy::{Metered, authenticate, backoff, call_upstream, openai_error, unauthorized};
+use crate::proxy::{Metered, Who, backoff, call_upstream, openai_error, unauthorized};
 
 /// Most inputs in one request (OpenAI's limit too).
 pub const MAX_INPUTS: usize = 2048;
@@ -113,8 +114,8 @@ fn base64_of(v: &[f32]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-pub async fn create(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(caller) = authenticate(&gw, &headers) else { return unauthorized() };
+pub async fn create(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(Extension(caller)) = who else { return unauthorized() };
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let model = req["model"].as_str().unwrap_or("").to_string();
     let mut metered = Metered::new(caller, &headers, "embeddings", model.clone(), false, 0);

@@ -12,7 +12,6 @@ pub mod admin;
 pub mod config;
 pub mod embeddings;
 pub mod guardrail;
-pub mod keys;
 pub mod limits;
 pub mod meter;
 pub mod metrics;
@@ -32,9 +31,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 pub use config::GatewayConfig;
-pub use keys::{Caller, KeyRecord, KeyRing};
+pub use identity::KeyRecord;
 pub use meter::Meter;
 pub use tenants::TenantSettings;
+
+/// Who a request is: the principal the gate resolved from its API key.
+pub type Caller = Arc<identity::Principal>;
 
 /// Largest request body the gateway accepts.
 pub const MAX_BODY_BYTES: usize = 4 << 20;
@@ -63,7 +65,8 @@ pub struct Gateway {
     pub(crate) env_keys: HashMap<String, String>,
     /// Config and API models together; requests take a snapshot.
     pub(crate) catalog: RwLock<Arc<models::Catalog>>,
-    pub keys: KeyRing,
+    /// Tenants, keys and who is calling; shared with the gate and the console.
+    pub identity: Arc<identity::Identity>,
     pub(crate) meter: Meter,
     pub(crate) http: reqwest::Client,
     pub(crate) max_attempts: u32,
@@ -85,10 +88,18 @@ pub enum GatewayError {
     Http(#[from] reqwest::Error),
     #[error("store: {0}")]
     Store(#[from] store::StoreError),
+    #[error("identity: {0}")]
+    Identity(#[from] identity::IdentityError),
 }
 
 impl Gateway {
-    pub async fn new(cfg: GatewayConfig, store: store::Store, meter: Meter, sites: Option<Arc<dyn Sites>>) -> Result<Self, GatewayError> {
+    pub async fn new(
+        cfg: GatewayConfig,
+        store: store::Store,
+        identity: Arc<identity::Identity>,
+        meter: Meter,
+        sites: Option<Arc<dyn Sites>>,
+    ) -> Result<Self, GatewayError> {
         cfg.validate().map_err(GatewayError::Config)?;
         let mut env_keys = HashMap::new();
         for m in &cfg.models {
@@ -113,7 +124,7 @@ impl Gateway {
             catalog: RwLock::new(Arc::new(models::Catalog::build(&cfg.models, Vec::new(), &env_keys, None))),
             config_models: cfg.models,
             env_keys,
-            keys: KeyRing::default(),
+            identity,
             meter,
             http,
             max_attempts: cfg.max_attempts.max(1),
@@ -164,11 +175,10 @@ impl Gateway {
         Ok(self)
     }
 
-    /// Re-reads the keys and tenant settings from the store into memory.
+    /// Re-reads tenants, keys, tokens and tenant settings from the store into memory.
     pub async fn reload_keys(&self) -> Result<(), GatewayError> {
-        let keys: Vec<(String, KeyRecord)> = self.store.keys(None).await?;
+        self.identity.reload().await?;
         let tenants: Vec<(String, TenantSettings)> = self.store.tenant_settings().await?;
-        self.keys.load(keys);
         if let Ok(mut t) = self.tenants.write() {
             *t = tenants.into_iter().collect();
         }
@@ -211,7 +221,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/responses/{id}", get(responses::retrieve))
         .route("/api/v1/keys", get(proxy::list_keys).post(proxy::create_key))
         .route("/api/v1/keys/{id}/revoke", post(proxy::revoke_key))
-        .route("/api/v1/tenants", get(tenants::list))
+        .route("/api/v1/tenants", get(tenants::list).post(tenants::create))
         .route("/api/v1/tenants/{tenant}", get(tenants::get).put(tenants::put))
         .route("/api/v1/gateway", get(proxy::status))
         .route("/api/v1/models", get(models::list))

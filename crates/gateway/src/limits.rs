@@ -16,7 +16,6 @@ use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
 use store::Store;
 
 /// Tokens reserved for an answer whose request sets no `max_tokens`.
@@ -29,33 +28,7 @@ const MAX_SLICES: usize = 100_000;
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 
-/// Limits of one key or one tenant; `None` means unlimited.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requests_per_min: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tokens_per_min: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tokens_per_day: Option<u64>,
-}
-
-impl Limits {
-    /// Checks the values, naming the first bad one.
-    pub fn validate(&self, prefix: &str) -> Result<(), String> {
-        for (name, v) in
-            [("requests_per_min", self.requests_per_min), ("tokens_per_min", self.tokens_per_min), ("tokens_per_day", self.tokens_per_day)]
-        {
-            if let Some(v) = v
-                && !(1..=1_000_000_000_000).contains(&v)
-            {
-                return Err(format!("{prefix}{name}: must be 1..=10^12, or left out for no limit"));
-            }
-        }
-        Ok(())
-    }
-}
+pub use identity::Limits;
 
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

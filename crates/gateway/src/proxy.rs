@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -17,12 +18,11 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use store::UsageRow;
 
-use crate::Gateway;
 use crate::config::DeploymentConfig;
-use crate::keys::Caller;
-use crate::limits::{DEFAULT_ANSWER_TOKENS, Limits, Refusal, Reservation};
+use crate::limits::{DEFAULT_ANSWER_TOKENS, Refusal, Reservation};
 use crate::meter::RequestUsage;
 use crate::router::Candidate;
+use crate::{Caller, Gateway};
 
 type Gw = State<Arc<Gateway>>;
 
@@ -36,10 +36,9 @@ pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-pub(crate) fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Option<Caller> {
-    let secret = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
-    secret.and_then(|s| gw.keys.check(s))
-}
+/// The caller the gate resolved. Without the gate in front (a router assembled wrongly) there
+/// is none, and the request is refused: deny by default.
+pub(crate) type Who = Option<Extension<Caller>>;
 
 pub(crate) fn unauthorized() -> Response {
     openai_error(
@@ -51,8 +50,8 @@ pub(crate) fn unauthorized() -> Response {
     )
 }
 
-pub async fn models(State(gw): Gw, headers: HeaderMap) -> Response {
-    let Some(caller) = authenticate(&gw, &headers) else { return unauthorized() };
+pub async fn models(State(gw): Gw, who: Who, headers: HeaderMap) -> Response {
+    let Some(Extension(caller)) = who else { return unauthorized() };
     Metered::new(caller, &headers, "models", String::new(), false, 0).send(&gw, None, Some((0, 0)), 0, 200);
     let catalog = gw.catalog();
     let mut data: Vec<Value> = catalog
@@ -130,7 +129,7 @@ impl Metered {
     /// Reserves a request and `tokens` against the key's and the tenant's limits; a refusal
     /// is metered and returned as the client's answer.
     pub async fn reserve(&mut self, gw: &Gateway, tokens: u64) -> Result<(), Response> {
-        let tenant = gw.tenant(&self.caller.tenant);
+        let tenant = gw.tenant(self.caller.tenant_id());
         let c = &self.caller;
         match gw.limiter.reserve(&c.key_scope, &c.limits, &c.tenant_scope, &tenant.limits, tokens, now_ms()).await {
             Ok(r) => {
@@ -160,7 +159,7 @@ impl Metered {
 
     /// The deployments this caller may use, best first.
     pub fn plan<'r>(&self, gw: &Gateway, route: &'r crate::router::ModelRoute) -> Vec<&'r DeploymentConfig> {
-        let tenant = gw.tenant(&self.caller.tenant);
+        let tenant = gw.tenant(self.caller.tenant_id());
         let now = now_ms();
         route.plan(Instant::now(), |d| {
             let site = d.cluster.as_deref().and_then(|c| gw.sites.as_ref().and_then(|s| s.site(c, now)));
@@ -209,10 +208,10 @@ impl Metered {
         gw.meter.send(UsageRow {
             id: event_id(),
             at_ms,
-            tenant: self.caller.tenant.clone(),
+            tenant: self.caller.tenant_id().to_string(),
             pillar: "gateway".into(),
             doc: RequestUsage {
-                key_id: self.caller.key_id.clone(),
+                key_id: self.caller.id.clone(),
                 endpoint: self.endpoint.into(),
                 model: self.model.clone(),
                 deployment: d.map(|d| d.id.clone()),
@@ -367,16 +366,16 @@ enum Attempt {
     Retry(String),
 }
 
-pub async fn chat_completions(state: Gw, headers: HeaderMap, body: Bytes) -> Response {
-    complete(state, headers, body, Kind::Chat).await
+pub async fn chat_completions(state: Gw, who: Who, headers: HeaderMap, body: Bytes) -> Response {
+    complete(state, who, headers, body, Kind::Chat).await
 }
 
-pub async fn completions(state: Gw, headers: HeaderMap, body: Bytes) -> Response {
-    complete(state, headers, body, Kind::Completion).await
+pub async fn completions(state: Gw, who: Who, headers: HeaderMap, body: Bytes) -> Response {
+    complete(state, who, headers, body, Kind::Completion).await
 }
 
-async fn complete(State(gw): Gw, headers: HeaderMap, body: Bytes, kind: Kind) -> Response {
-    let Some(caller) = authenticate(&gw, &headers) else { return unauthorized() };
+async fn complete(State(gw): Gw, who: Who, headers: HeaderMap, body: Bytes, kind: Kind) -> Response {
+    let Some(Extension(caller)) = who else { return unauthorized() };
     let started = Instant::now();
     let parsed: Result<Value, String> = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => Ok(v),
@@ -619,46 +618,75 @@ fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response
     r
 }
 
-// ---- key management (operator API) ----
+// ---- key management (tenant admins and operators) ----
 
-pub async fn create_key(State(gw): Gw, body: Bytes) -> Response {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct NewKey {
-        tenant: String,
-        #[serde(default)]
-        limits: Limits,
-    }
+/// The caller and the tenant it acts for, as the gate resolved them.
+pub(crate) type Acting = Extension<identity::ActingFor>;
+
+/// `POST /api/v1/keys`: a key for the caller's tenant (an operator names it in
+/// `X-Aiplus-Tenant`) with a role, scopes and limits. The answer carries the secret, once.
+pub async fn create_key(State(gw): Gw, Extension(who): Extension<Caller>, Extension(acting): Acting, body: Bytes) -> Response {
     let de = &mut serde_json::Deserializer::from_slice(&body);
-    let nk: NewKey = match serde_path_to_error::deserialize(de) {
+    let nk: identity::NewKey = match serde_path_to_error::deserialize(de) {
         Ok(k) => k,
         Err(e) => {
             let path = e.path().to_string();
-            return problem(StatusCode::UNPROCESSABLE_ENTITY, if path == "." { "body" } else { &path }, &e.inner().to_string());
+            let reason = e.inner().to_string();
+            let reason = if path == "tenant" || reason.contains("unknown field `tenant`") {
+                "the tenant comes from the credential, not the body (operators name it in the X-Aiplus-Tenant header)".into()
+            } else {
+                reason
+            };
+            let field = if reason.starts_with("the tenant comes") {
+                "tenant"
+            } else if path == "." {
+                "body"
+            } else {
+                &path
+            };
+            return problem(StatusCode::UNPROCESSABLE_ENTITY, field, &reason);
         }
     };
-    match gw.create_key(&nk.tenant, nk.limits).await {
+    let Some(tenant) = acting.0 else {
+        return problem(StatusCode::UNPROCESSABLE_ENTITY, "x-aiplus-tenant", "an operator names the tenant the key is for in this header");
+    };
+    match gw.identity.create_key(&who, &tenant, nk, now_ms()).await {
         // The only time the secret leaves the server.
-        Ok((rec, secret)) => (
-            StatusCode::CREATED,
-            axum::Json(json!({"id": rec.id, "tenant": rec.tenant, "prefix": rec.prefix, "limits": rec.limits, "secret": secret})),
-        )
-            .into_response(),
-        Err(e) => admin_problem(&e),
+        Ok((rec, secret)) => {
+            let mut v = json!(rec);
+            v["secret"] = json!(secret);
+            (StatusCode::CREATED, axum::Json(v)).into_response()
+        }
+        Err(e) => identity_problem(&e),
     }
 }
 
-pub async fn list_keys(State(gw): Gw) -> Response {
-    match gw.list_keys(None).await {
+/// `GET /api/v1/keys`: the caller's tenant's keys; an operator's, every tenant's (or the named one's).
+pub async fn list_keys(State(gw): Gw, Extension(who): Extension<Caller>, Extension(acting): Acting) -> Response {
+    match gw.identity.keys(who.list_scope(acting.0).as_deref()).await {
         Ok(keys) => axum::Json(keys).into_response(),
-        Err(e) => admin_problem(&e),
+        Err(e) => identity_problem(&e),
     }
 }
 
-pub async fn revoke_key(State(gw): Gw, Path(id): Path<String>) -> Response {
-    match gw.revoke_key(&id, None).await {
+pub async fn revoke_key(State(gw): Gw, Extension(who): Extension<Caller>, Extension(acting): Acting, Path(id): Path<String>) -> Response {
+    match gw.identity.revoke_key(&id, who.list_scope(acting.0).as_deref(), now_ms()).await {
         Ok(rec) => axum::Json(rec).into_response(),
-        Err(e) => admin_problem(&e),
+        Err(e) => identity_problem(&e),
+    }
+}
+
+/// The one mapping from identity's errors to problem+json in the gateway.
+pub(crate) fn identity_problem(e: &identity::IdentityError) -> Response {
+    use identity::IdentityError as E;
+    match e {
+        E::Invalid { field, reason } => problem(StatusCode::UNPROCESSABLE_ENTITY, field, reason),
+        E::NotFound { what, id } => problem(StatusCode::NOT_FOUND, "id", &format!("no {what} {id:?}")),
+        E::Conflict { what, id } => problem(StatusCode::CONFLICT, "id", &format!("{what} {id:?} already exists")),
+        E::Store(_) | E::File { .. } => {
+            tracing::error!(error = %e, "identity");
+            problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "could not store the change; nothing was changed")
+        }
     }
 }
 
@@ -667,7 +695,7 @@ pub(crate) fn admin_problem(e: &crate::admin::AdminError) -> Response {
     use crate::admin::AdminError;
     match e {
         AdminError::Invalid { field, reason } => problem(StatusCode::UNPROCESSABLE_ENTITY, field, reason),
-        AdminError::NotFound { id, .. } => problem(StatusCode::NOT_FOUND, "id", &format!("no key {id:?}")),
+        AdminError::NotFound { what, id } => problem(StatusCode::NOT_FOUND, "id", &format!("no {what} {id:?}")),
         AdminError::Store(why) => problem(StatusCode::INTERNAL_SERVER_ERROR, "store", why),
     }
 }
@@ -690,12 +718,16 @@ pub const SUMMARY_MAX_ROWS: u32 = 1_000_000;
 /// blocked, tokens, cost), optionally for one tenant, key or model and a time range.
 pub async fn usage_summary(
     State(gw): Gw,
+    Extension(who): Extension<Caller>,
+    Extension(acting): Acting,
     q: Result<axum::extract::Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let q = match q {
+    let mut q = match q {
         Ok(q) => q.0,
         Err(e) => return problem(StatusCode::BAD_REQUEST, "query", &e.body_text()),
     };
+    // A tenant's caller sees its own usage whatever the query names.
+    q.tenant = who.list_scope(q.tenant.or(acting.0));
     let (from, to) = (q.from_ms.unwrap_or(0), q.to_ms.unwrap_or(i64::MAX));
     if from > to {
         return problem(StatusCode::UNPROCESSABLE_ENTITY, "from_ms", "must not be after to_ms");

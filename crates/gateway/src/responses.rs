@@ -11,6 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -20,9 +21,7 @@ use serde_json::{Value, json};
 
 use crate::Gateway;
 use crate::config::DeploymentConfig;
-use crate::proxy::{
-    Metered, answer_tokens, authenticate, backoff, blocked_error, call_upstream, estimate_tokens, openai_error, unauthorized,
-};
+use crate::proxy::{Metered, Who, answer_tokens, backoff, blocked_error, call_upstream, estimate_tokens, openai_error, unauthorized};
 
 /// Finished responses kept for retrieval.
 pub const MAX_STORED: usize = 10_000;
@@ -231,10 +230,10 @@ fn usage_of(chat: &Value) -> Option<(u64, u64)> {
     Some((u.get("prompt_tokens")?.as_u64()?, u.get("completion_tokens")?.as_u64()?))
 }
 
-pub async fn retrieve(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let Some(caller) = authenticate(&gw, &headers) else { return unauthorized() };
+pub async fn retrieve(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let Some(Extension(caller)) = who else { return unauthorized() };
     let metered = Metered::new(caller, &headers, "responses.retrieve", String::new(), false, 0);
-    match gw.responses.get(&id, &metered.caller.tenant) {
+    match gw.responses.get(&id, metered.caller.tenant_id()) {
         Some((r, _)) => {
             metered.send(&gw, None, Some((0, 0)), 0, 200);
             axum::Json(r).into_response()
@@ -246,8 +245,8 @@ pub async fn retrieve(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Path(i
     }
 }
 
-pub async fn create(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(caller) = authenticate(&gw, &headers) else { return unauthorized() };
+pub async fn create(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(Extension(caller)) = who else { return unauthorized() };
     let req: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
@@ -267,7 +266,7 @@ pub async fn create(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: By
     }
     let history = match req["previous_response_id"].as_str() {
         None => Vec::new(),
-        Some(prev) => match gw.responses.get(prev, &metered.caller.tenant) {
+        Some(prev) => match gw.responses.get(prev, metered.caller.tenant_id()) {
             Some((_, messages)) => messages.into_iter().filter(|m| m["role"] != "system").collect(),
             None => {
                 let why = format!("Previous response with id '{prev}' not found.");
@@ -343,7 +342,9 @@ impl Ctx {
         }
         let mut messages = self.messages.clone();
         messages.push(json!({"role": "assistant", "content": answer}));
-        self.gw.responses.put(id.to_string(), Stored { tenant: self.metered.caller.tenant.clone(), response: response.clone(), messages });
+        self.gw
+            .responses
+            .put(id.to_string(), Stored { tenant: self.metered.caller.tenant_id().to_string(), response: response.clone(), messages });
     }
 
     async fn whole(self, resp: reqwest::Response) -> Response {

@@ -2,8 +2,11 @@
 //! residency: the regions (`hub:<id>` or `province:<name>`) its model traffic may be served
 //! from. A tenant with no regions may use any deployment.
 
+pub use identity::tenant_id_ok;
+
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -23,7 +26,7 @@ pub struct TenantSettings {
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
-    pub regions: Vec<String>,
+    pub regions: Vec<vocab::Region>,
 }
 
 impl TenantSettings {
@@ -32,26 +35,13 @@ impl TenantSettings {
         if self.regions.len() > MAX_REGIONS {
             return Err(("regions".into(), format!("at most {MAX_REGIONS} regions")));
         }
-        for (i, r) in self.regions.iter().enumerate() {
-            let ok = matches!(r.split_once(':'), Some(("hub" | "province", v)) if !v.trim().is_empty() && v.len() <= 100);
-            if !ok {
-                return Err((format!("regions[{i}]"), format!("{r:?} is not `hub:<id>` or `province:<name>`")));
-            }
-        }
         Ok(())
     }
 
-    /// Whether a deployment at `site` (None: not in the compute network) may serve this tenant.
+    /// Whether a deployment at `site` (None: not in the compute network) may serve this tenant:
+    /// the platform's one residency rule.
     pub fn allows(&self, site: Option<&Site>) -> bool {
-        if self.regions.is_empty() {
-            return true;
-        }
-        let Some(site) = site else { return false };
-        self.regions.iter().any(|r| match r.split_once(':') {
-            Some(("hub", h)) => h == site.hub,
-            Some(("province", p)) => p.eq_ignore_ascii_case(&site.province),
-            _ => false,
-        })
+        vocab::allows(&self.regions, site.map(|s| vocab::Place { hub: &s.hub, province: &s.province }))
     }
 }
 
@@ -62,22 +52,45 @@ fn split(e: &str) -> (String, String) {
     }
 }
 
-/// A tenant id: 1-64 of a-z, 0-9, '-', '_' (the same rule for keys, settings, jobs and logins).
-pub fn tenant_id_ok(t: &str) -> bool {
-    !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+fn view(t: &identity::Tenant, s: &TenantSettings) -> serde_json::Value {
+    serde_json::json!({"tenant": t.id, "name": t.name, "created_ms": t.created_ms, "settings": s})
 }
 
+/// `GET /api/v1/tenants` (operators): the registry with each tenant's settings.
 pub async fn list(State(gw): State<Arc<Gateway>>) -> Response {
-    match gw.list_tenants().await {
-        Ok(t) => {
-            axum::Json(t.into_iter().map(|(id, s)| serde_json::json!({"tenant": id, "settings": s})).collect::<Vec<_>>()).into_response()
+    axum::Json(gw.list_tenants().iter().map(|(t, s)| view(t, s)).collect::<Vec<_>>()).into_response()
+}
+
+/// `POST /api/v1/tenants` (operator-admin): registers a tenant, `{"id", "name"}`.
+pub async fn create(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NewTenant {
+        id: String,
+        #[serde(default)]
+        name: Option<String>,
+    }
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let nt: NewTenant = match serde_path_to_error::deserialize(de) {
+        Ok(t) => t,
+        Err(e) => {
+            let path = e.path().to_string();
+            return problem(StatusCode::UNPROCESSABLE_ENTITY, if path == "." { "body" } else { &path }, &e.inner().to_string());
         }
-        Err(e) => crate::proxy::admin_problem(&e),
+    };
+    match gw.identity.create_tenant(&nt.id, nt.name.as_deref(), crate::proxy::now_ms()).await {
+        Ok(t) => (StatusCode::CREATED, axum::Json(view(&t, &gw.tenant(&t.id)))).into_response(),
+        Err(e) => crate::proxy::identity_problem(&e),
     }
 }
 
-pub async fn get(State(gw): State<Arc<Gateway>>, Path(tenant): Path<String>) -> Response {
-    axum::Json(serde_json::json!({"tenant": tenant, "settings": gw.tenant(&tenant)})).into_response()
+/// `GET /api/v1/tenants/{tenant}`: an operator sees any, a tenant's admin its own; any other
+/// tenant answers like a missing one.
+pub async fn get(State(gw): State<Arc<Gateway>>, Extension(who): Extension<crate::Caller>, Path(tenant): Path<String>) -> Response {
+    match gw.identity.tenant(&tenant).filter(|t| who.may_see(&t.id)) {
+        Some(t) => axum::Json(view(&t, &gw.tenant(&t.id))).into_response(),
+        None => crate::proxy::identity_problem(&identity::IdentityError::NotFound { what: "tenant", id: tenant }),
+    }
 }
 
 pub async fn put(State(gw): State<Arc<Gateway>>, Path(tenant): Path<String>, body: Bytes) -> Response {
@@ -90,7 +103,10 @@ pub async fn put(State(gw): State<Arc<Gateway>>, Path(tenant): Path<String>, bod
         }
     };
     match gw.set_tenant_settings(&tenant, &settings).await {
-        Ok(()) => axum::Json(serde_json::json!({"tenant": tenant, "settings": settings})).into_response(),
+        Ok(()) => match gw.identity.tenant(&tenant) {
+            Some(t) => axum::Json(view(&t, &settings)).into_response(),
+            None => crate::proxy::identity_problem(&identity::IdentityError::NotFound { what: "tenant", id: tenant }),
+        },
         Err(e) => crate::proxy::admin_problem(&e),
     }
 }
@@ -101,15 +117,16 @@ mod tests {
 
     #[test]
     fn regions_restrict_deployments_and_bad_ones_are_named() {
-        let s = TenantSettings { regions: vec!["hub:ningxia".into(), "province:Guizhou".into()], ..Default::default() };
+        let s: TenantSettings = serde_json::from_str(r#"{"regions": ["hub:ningxia", "province:Guizhou"]}"#).unwrap();
         let site = |hub: &str, province: &str| Site { hub: hub.into(), province: province.into(), cost_cny_per_kwh: 0.5 };
         assert!(s.allows(Some(&site("ningxia", "Ningxia"))));
         assert!(s.allows(Some(&site("guizhou", "guizhou"))));
         assert!(!s.allows(Some(&site("jingjinji", "Hebei"))));
         assert!(!s.allows(None), "a deployment outside the network has no known region");
         assert!(TenantSettings::default().allows(None));
-        let bad = TenantSettings { regions: vec!["hub:x".into(), "moon".into()], ..Default::default() };
-        assert_eq!(bad.validate().unwrap_err().0, "regions[1]");
+        let de = &mut serde_json::Deserializer::from_str(r#"{"regions": ["hub:x", "moon"]}"#);
+        let bad = serde_path_to_error::deserialize::<_, TenantSettings>(de).unwrap_err();
+        assert_eq!(bad.path().to_string(), "regions[1]");
         let bad = TenantSettings { limits: Limits { tokens_per_day: Some(0), ..Default::default() }, ..Default::default() };
         assert_eq!(bad.validate().unwrap_err().0, "limits.tokens_per_day");
     }

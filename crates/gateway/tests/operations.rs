@@ -23,6 +23,16 @@ impl Sites for TwoSites {
     }
 }
 
+/// The router behind the gate, as `aiplus serve` assembles it, and a client that carries an
+/// operator token.
+async fn guarded(router: axum::Router, identity: Arc<identity::Identity>) -> (axum::Router, reqwest::Client) {
+    let (_, token) = identity.create_operator_token("tests", identity::Role::OperatorAdmin, 0).await.unwrap();
+    let gate = Arc::new(api::gate::Gate { identity, hosts: api::gate::Hosts::default(), clock: Arc::new(api::SystemClock) });
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    (api::gate::guard(router, gate), reqwest::Client::builder().default_headers(h).build().unwrap())
+}
+
 struct Env {
     url: String,
     store: store::Store,
@@ -81,17 +91,24 @@ base_url = "{upstream}/broken/v1"
         .unwrap();
         let store = store::Store::memory().await.unwrap();
         let (meter, _writer) = Meter::start(store.clone(), Duration::from_millis(10));
-        let gw = Arc::new(Gateway::new(cfg, store.clone(), meter, Some(Arc::new(TwoSites))).await.unwrap());
+        let identity = Arc::new(identity::Identity::open(store.clone()).await.unwrap());
+        let gw = Arc::new(Gateway::new(cfg, store.clone(), identity.clone(), meter, Some(Arc::new(TwoSites))).await.unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = gateway::router(gw);
+        let (app, http) = guarded(gateway::router(gw), identity).await;
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Env { url, store, http: reqwest::Client::new() }
+        Env { url, store, http }
     }
 
-    async fn key(&self, body: Value) -> String {
-        let r: Value = self.http.post(format!("{}/api/v1/keys", self.url)).json(&body).send().await.unwrap().json().await.unwrap();
-        r["secret"].as_str().unwrap().to_string()
+    /// A key for the tenant the body's `tenant` names (registered first); the rest of the body
+    /// (role, scopes, limits) is the key's.
+    async fn key(&self, mut body: Value) -> String {
+        let tenant = body.as_object_mut().unwrap().remove("tenant").unwrap();
+        let tenant = tenant.as_str().unwrap();
+        self.http.post(format!("{}/api/v1/tenants", self.url)).json(&json!({"id": tenant})).send().await.unwrap();
+        let r = self.http.post(format!("{}/api/v1/keys", self.url)).header("x-aiplus-tenant", tenant).json(&body).send().await.unwrap();
+        let r: Value = r.json().await.unwrap();
+        r["secret"].as_str().unwrap_or_else(|| panic!("{r}")).to_string()
     }
 
     async fn chat(&self, key: &str, model: &str) -> reqwest::Response {
@@ -133,7 +150,8 @@ async fn a_key_over_its_request_limit_gets_429_with_retry_after_and_is_metered()
     let r = env
         .http
         .post(format!("{}/api/v1/keys", env.url))
-        .json(&json!({"tenant": "acme", "limits": {"tokens_per_day": 0}}))
+        .header("x-aiplus-tenant", "acme")
+        .json(&json!({"limits": {"tokens_per_day": 0}}))
         .send()
         .await
         .unwrap();
@@ -146,9 +164,11 @@ async fn a_key_over_its_request_limit_gets_429_with_retry_after_and_is_metered()
 #[tokio::test]
 async fn a_tenant_token_budget_is_shared_by_its_keys() {
     let env = Env::start().await;
-    let r =
-        env.http.put(format!("{}/api/v1/tenants/acme", env.url)).json(&json!({"limits": {"tokens_per_day": 600}})).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    let put = || env.http.put(format!("{}/api/v1/tenants/acme", env.url)).json(&json!({"limits": {"tokens_per_day": 600}})).send();
+    assert_eq!(put().await.unwrap().status(), 404, "settings need a registered tenant");
+    let r = env.http.post(format!("{}/api/v1/tenants", env.url)).json(&json!({"id": "acme"})).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(put().await.unwrap().status(), 200);
     let (k1, k2) = (env.key(json!({"tenant": "acme"})).await, env.key(json!({"tenant": "acme"})).await);
     // Each request reserves its prompt estimate plus 256 answer tokens, then settles at the
     // 14 tokens the upstream reports: the budget admits requests while a reservation fits.
@@ -176,9 +196,9 @@ async fn tenant_regions_pick_deployments_and_the_cheaper_site_wins_among_equals(
     let deployments: Vec<String> = env.usage("acme", 4).await.iter().map(|u| u["deployment"].as_str().unwrap().to_string()).collect();
     assert_eq!(deployments, ["west", "east", "west", "east"]);
 
+    let gov = env.key(json!({"tenant": "gov"})).await;
     let r = env.http.put(format!("{}/api/v1/tenants/gov", env.url)).json(&json!({"regions": ["hub:jingjinji"]})).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let gov = env.key(json!({"tenant": "gov"})).await;
     for _ in 0..4 {
         assert_eq!(env.chat(&gov, "regional").await.status(), 200);
     }

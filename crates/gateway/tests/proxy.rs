@@ -13,6 +13,18 @@ struct Env {
     url: String,
     store: store::Store,
     key: String,
+    /// A client with an operator token.
+    op: reqwest::Client,
+}
+
+/// The router behind the gate, as `aiplus serve` assembles it, and a client that carries an
+/// operator token.
+async fn guarded(router: axum::Router, identity: Arc<identity::Identity>) -> (axum::Router, reqwest::Client) {
+    let (_, token) = identity.create_operator_token("tests", identity::Role::OperatorAdmin, 0).await.unwrap();
+    let gate = Arc::new(api::gate::Gate { identity, hosts: api::gate::Hosts::default(), clock: Arc::new(api::SystemClock) });
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    (api::gate::guard(router, gate), reqwest::Client::builder().default_headers(h).build().unwrap())
 }
 
 async fn start() -> Env {
@@ -56,21 +68,24 @@ base_url = "{upstream}/broken/v1"
     .unwrap();
     let store = store::Store::memory().await.unwrap();
     let (meter, _writer) = Meter::start(store.clone(), gateway::meter::FLUSH_EVERY);
-    let gw = Arc::new(Gateway::new(cfg, store.clone(), meter, None).await.unwrap());
-    let app = gateway::router(gw);
+    let identity = Arc::new(identity::Identity::open(store.clone()).await.unwrap());
+    identity.create_tenant("acme", None, 0).await.unwrap();
+    let gw = Arc::new(Gateway::new(cfg, store.clone(), identity.clone(), meter, None).await.unwrap());
+    let (app, op) = guarded(gateway::router(gw), identity).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let created: Value = reqwest::Client::new()
+    let created: Value = op
         .post(format!("{url}/api/v1/keys"))
-        .json(&json!({"tenant": "acme"}))
+        .header("x-aiplus-tenant", "acme")
+        .json(&json!({}))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    Env { url, store, key: created["secret"].as_str().unwrap().to_string() }
+    Env { url, store, key: created["secret"].as_str().unwrap().to_string(), op }
 }
 
 fn chat(model: &str, stream: bool) -> Value {
@@ -166,13 +181,13 @@ async fn keys_are_required_hashed_and_revocable() {
     assert_eq!(r.status(), 401);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "invalid_api_key");
-    let keys: Value = reqwest::get(format!("{}/api/v1/keys", env.url)).await.unwrap().json().await.unwrap();
+    let keys: Value = env.op.get(format!("{}/api/v1/keys", env.url)).send().await.unwrap().json().await.unwrap();
     let listed = keys.to_string();
     assert!(!listed.contains(&env.key), "the secret is never listed");
     let id = keys[0]["id"].as_str().unwrap();
     let stored: Vec<(String, Value)> = env.store.keys(None).await.unwrap();
-    assert_eq!(stored[0].0, gateway::keys::hash(&env.key), "only the hash is stored");
-    reqwest::Client::new().post(format!("{}/api/v1/keys/{id}/revoke", env.url)).send().await.unwrap();
+    assert_eq!(stored[0].0, identity::secret::hash(&env.key), "only the hash is stored");
+    env.op.post(format!("{}/api/v1/keys/{id}/revoke", env.url)).send().await.unwrap();
     assert_eq!(post(&env, &chat("qwen", false), Some(&env.key)).await.status(), 401);
 }
 

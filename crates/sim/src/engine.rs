@@ -12,7 +12,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use compute::scheduler::{Allocation, Decision, JobReq};
-use compute::{Network, Policy, Region, Scheduler, Weights};
+use compute::{Network, Policy, Scheduler, Weights};
 use serde::Serialize;
 
 use crate::scenario::SimJob;
@@ -306,12 +306,7 @@ fn count_violations(net: &Network, job: &SimJob, a: Allocation) -> u64 {
     let c = &net.clusters[a.cluster as usize];
     let spec = &job.spec;
     let mut v = 0;
-    if !spec.allowed_regions.is_empty()
-        && !spec.allowed_regions.iter().any(|r| match r {
-            Region::Province(p) => &c.province == p,
-            Region::Hub(h) => &net.spec.hubs[c.hub].id == h,
-        })
-    {
+    if !vocab::allows(&spec.allowed_regions, Some(net.place(a.cluster as usize))) {
         v += 1;
     }
     let pool = &c.pools[a.pool as usize];

@@ -75,16 +75,18 @@ const MIGRATIONS: &[&str] = &[
     LIMITS_MIGRATION,
     MODELS_MIGRATION,
     CONSOLE_MIGRATION,
+    IDENTITY_MIGRATION,
 ];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
-const USER_VERSION: [&str; 6] = [
+const USER_VERSION: [&str; 7] = [
     "PRAGMA user_version = 1",
     "PRAGMA user_version = 2",
     "PRAGMA user_version = 3",
     "PRAGMA user_version = 4",
     "PRAGMA user_version = 5",
     "PRAGMA user_version = 6",
+    "PRAGMA user_version = 7",
 ];
 const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 
@@ -116,6 +118,15 @@ const CONSOLE_MIGRATION: &str = "CREATE TABLE console_users (name TEXT PRIMARY K
      CREATE TABLE sim_reports (id TEXT PRIMARY KEY, created_ms BIGINT NOT NULL, summary TEXT NOT NULL, doc TEXT NOT NULL);
      CREATE INDEX sim_reports_created ON sim_reports (created_ms);";
 
+/// The tenant registry and operator tokens. Every tenant named before the registry existed
+/// (by a key, a setting, a job or a usage event) is registered, so upgrading loses no tenant.
+const IDENTITY_MIGRATION: &str = "CREATE TABLE tenants (id TEXT PRIMARY KEY, created_ms BIGINT NOT NULL, doc TEXT NOT NULL);
+     CREATE TABLE operator_tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+     INSERT INTO tenants (id, created_ms, doc)
+        SELECT known.t, 0, '{}' FROM (SELECT tenant AS t FROM api_keys UNION SELECT tenant FROM tenant_settings
+                                      UNION SELECT tenant FROM jobs UNION SELECT tenant FROM usage_events) AS known
+        WHERE known.t <> '';";
+
 /// Guards PostgreSQL migrations against two instances starting at once.
 const PG_MIGRATION_LOCK: i64 = 0x0061_6970_6c75_7301;
 /// Held by the one instance that runs the compute lifecycle on a shared database.
@@ -140,6 +151,7 @@ macro_rules! on_pool {
 }
 
 mod console;
+mod identity;
 pub use console::ReportRow;
 
 /// `UPDATE jobs` for each (id, state, document) inside an open transaction.

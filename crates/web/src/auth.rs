@@ -1,27 +1,30 @@
-//! Console accounts, sessions and CSRF protection.
+//! Console accounts, logging in, and CSRF protection.
 //!
 //! An account is an operator (sees everything) or belongs to one tenant (sees only that
 //! tenant's jobs, keys and usage). Passwords are stored as Argon2id PHC strings. A session id is
 //! 244 random bits held only in an `HttpOnly; SameSite=Strict` cookie; the store keeps its
-//! SHA-256, so a leaked database does not leak live sessions. Every form that changes
-//! something carries the session's CSRF token, and a POST whose `Origin` names another site is
-//! refused before any handler runs.
+//! SHA-256, so a leaked database does not leak live sessions. The gate in front of the router
+//! (`api::gate`) turns the cookie into a principal; a page's [`Viewer`] is made from it. Every
+//! form that changes something carries the session's CSRF token, and a POST whose `Origin`
+//! names another site is refused before any handler runs.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+pub use api::gate::{SESSION_COOKIE, cookie};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use identity::secret::{hash as sha256_hex, random_token};
+pub use identity::{Account, AccountRole as Role};
+use identity::{Principal, SessionDoc, write_secret_file};
+use serde::Deserialize;
 
 use crate::error::ConsoleError;
 use crate::i18n::Lang;
 use crate::{Console, SharedConsole};
 
-pub const SESSION_COOKIE: &str = "aiplus_session";
 pub const LANG_COOKIE: &str = "aiplus_lang";
 /// Consecutive failed logins after which an account is locked for [`LOCK_MS`].
 pub const MAX_FAILURES: u32 = 5;
@@ -31,30 +34,6 @@ const MAX_TRACKED: usize = 10_000;
 /// Longest accepted password, so hashing cost stays bounded.
 pub const MAX_PASSWORD_BYTES: usize = 256;
 pub const MIN_PASSWORD_CHARS: usize = 10;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Operator,
-    Tenant,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Account {
-    pub role: Role,
-    /// The tenant a `tenant` account belongs to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
-    /// Argon2id, PHC string format.
-    pub password: String,
-    pub created_ms: i64,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct SessionDoc {
-    csrf: String,
-    created_ms: i64,
-}
 
 /// A form whose only field is the CSRF token (logout, cancel, revoke).
 #[derive(Deserialize)]
@@ -70,6 +49,8 @@ pub struct Viewer {
     pub tenant: Option<String>,
     pub csrf: String,
     pub lang: Lang,
+    /// The principal the gate resolved from the session, for the domain calls that need it.
+    pub principal: Arc<Principal>,
 }
 
 impl Viewer {
@@ -92,18 +73,14 @@ impl Viewer {
 
     /// Checks a submitted form's CSRF token in constant time.
     pub fn check_csrf(&self, token: &str) -> Result<(), ConsoleError> {
-        let (a, b) = (self.csrf.as_bytes(), token.as_bytes());
-        let differ = a.len() != b.len() || a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0;
-        if differ { Err(ConsoleError::Csrf) } else { Ok(()) }
+        if identity::secret::constant_time_eq(&self.csrf, token) { Ok(()) } else { Err(ConsoleError::Csrf) }
     }
-}
 
-pub fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn random_token() -> String {
-    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+    /// The viewer of a principal the gate resolved from a session.
+    pub fn of(p: Arc<Principal>, lang: Lang) -> Self {
+        let role = if p.is_operator() { Role::Operator } else { Role::Tenant };
+        Self { name: p.id.clone(), role, tenant: p.tenant.clone(), csrf: p.csrf.clone().unwrap_or_default(), lang, principal: p }
+    }
 }
 
 pub fn hash_password(password: &str) -> Result<String, ConsoleError> {
@@ -255,9 +232,8 @@ impl Console {
 
     /// The viewer of a session cookie, if the session is live and its account exists.
     pub async fn viewer(&self, session_id: &str, lang: Lang) -> Result<Option<Viewer>, ConsoleError> {
-        let Some((name, doc)) = self.store.session::<SessionDoc>(&sha256_hex(session_id), self.now_ms()).await? else { return Ok(None) };
-        let Some(account) = self.store.console_user::<Account>(&name).await? else { return Ok(None) };
-        Ok(Some(Viewer { name, role: account.role, tenant: account.tenant, csrf: doc.csrf, lang }))
+        let p = self.identity().session(session_id, self.now_ms()).await.map_err(|e| ConsoleError::Internal(e.to_string()))?;
+        Ok(p.map(|p| Viewer::of(Arc::new(p), lang)))
     }
 
     /// The `Set-Cookie` value for a new session.
@@ -270,34 +246,6 @@ impl Console {
 
 /// An Argon2id hash of a random string: verifying against it costs what a real check costs.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Jm7V1vF6P3n1Hf2m0rQ0nJ0wQm1dY1mE0u2b3cE6b3U";
-
-fn write_secret_file(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(secret.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()
-}
-
-/// The value of cookie `name` in a request.
-pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| kv.trim().strip_prefix(name).and_then(|r| r.strip_prefix('=')))
-}
 
 /// The language of a request: its cookie, else its `Accept-Language`.
 pub fn lang_of(parts: &Parts) -> Lang {
@@ -325,16 +273,15 @@ impl IntoResponse for LoginRequired {
     }
 }
 
+/// The viewer is the session principal the gate resolved; a page reached without one (a
+/// router assembled without the gate) sends the browser to log in.
 impl FromRequestParts<SharedConsole> for Viewer {
     type Rejection = Response;
-    async fn from_request_parts(parts: &mut Parts, console: &SharedConsole) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _: &SharedConsole) -> Result<Self, Self::Rejection> {
         let lang = lang_of(parts);
-        let next = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-        let Some(id) = cookie(&parts.headers, SESSION_COOKIE) else { return Err(LoginRequired(next).into_response()) };
-        match console.viewer(id, lang).await {
-            Ok(Some(v)) => Ok(v),
-            Ok(None) => Err(LoginRequired(next).into_response()),
-            Err(e) => Err(e.into_response()),
+        match parts.extensions.get::<Arc<Principal>>().filter(|p| p.kind == identity::Kind::Session) {
+            Some(p) => Ok(Viewer::of(p.clone(), lang)),
+            None => Err(LoginRequired(parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string()).into_response()),
         }
     }
 }
@@ -371,7 +318,15 @@ mod tests {
 
     #[test]
     fn csrf_tokens_compare_exactly() {
-        let v = Viewer { name: "n".into(), role: Role::Tenant, tenant: Some("acme".into()), csrf: "abc".into(), lang: Lang::En };
+        let p = identity::Principal::internal_operator();
+        let v = Viewer {
+            name: "n".into(),
+            role: Role::Tenant,
+            tenant: Some("acme".into()),
+            csrf: "abc".into(),
+            lang: Lang::En,
+            principal: Arc::new(p),
+        };
         assert!(v.check_csrf("abc").is_ok());
         assert!(v.check_csrf("abd").is_err());
         assert!(v.check_csrf("ab").is_err());

@@ -41,6 +41,7 @@ impl From<api::problem::ApiError> for ConsoleError {
         use api::problem::ApiError as A;
         match e {
             A::NotFound { .. } => ConsoleError::NotFound,
+            A::Unauthenticated(why) | A::Forbidden(why) | A::UnknownHost(why) => ConsoleError::Busy(why),
             A::Invalid { field, reason } | A::Malformed { field, reason } => ConsoleError::Invalid { field, reason },
             A::Unplaceable { reasons } => ConsoleError::Invalid {
                 field: "job".into(),
@@ -63,6 +64,19 @@ impl From<api::problem::ApiError> for ConsoleError {
             A::Conflict(why) | A::Busy(why) => ConsoleError::Busy(why),
             A::Store(e) => ConsoleError::Internal(format!("store: {e}")),
             A::Internal(why) => ConsoleError::Internal(why),
+        }
+    }
+}
+
+impl From<identity::IdentityError> for ConsoleError {
+    fn from(e: identity::IdentityError) -> Self {
+        use identity::IdentityError as I;
+        match e {
+            I::Invalid { field, reason } => ConsoleError::Invalid { field, reason },
+            I::NotFound { .. } => ConsoleError::NotFound,
+            I::Conflict { what, id } => ConsoleError::Invalid { field: "id".into(), reason: format!("{what} {id:?} already exists") },
+            I::Store(e) => ConsoleError::Internal(format!("store: {e}")),
+            I::File { path, source } => ConsoleError::Internal(format!("{path}: {source}")),
         }
     }
 }

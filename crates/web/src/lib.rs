@@ -122,6 +122,11 @@ impl Console {
         }
     }
 
+    /// Tenants, keys and sessions: the gateway's identity, which the gate shares.
+    pub(crate) fn identity(&self) -> &identity::Identity {
+        &self.gateway.identity
+    }
+
     pub(crate) fn compute(&self) -> Result<&Arc<api::ComputeService>, ConsoleError> {
         self.compute.as_ref().ok_or(ConsoleError::Busy("this instance does not run compute (server.compute = false)".into()))
     }
@@ -159,7 +164,7 @@ pub fn router(console: SharedConsole) -> Router {
         .route("/sim/{id}", get(pages::sim::show))
         .route("/sim/{id}/chart.svg", get(pages::sim::chart))
         .route("/models", get(pages::models::index))
-        .route("/tenants", get(pages::tenants::index))
+        .route("/tenants", get(pages::tenants::index).post(pages::tenants::create_tenant))
         .route("/tenants/{tenant}", get(pages::tenants::show))
         .route("/tenants/{tenant}/keys", post(pages::tenants::create_key))
         .route("/tenants/{tenant}/keys/{id}/revoke", post(pages::tenants::revoke_key))

@@ -49,12 +49,23 @@ async fn env() -> Env {
         .unwrap(),
     );
     let (meter, _writer) = gateway::Meter::start(store.clone(), gateway::meter::FLUSH_EVERY);
-    let gw = Arc::new(gateway::Gateway::new(gateway::GatewayConfig::default(), store.clone(), meter, None).await.unwrap());
+    let identity = Arc::new(identity::Identity::open(store.clone()).await.unwrap());
+    for t in ["acme", "other"] {
+        identity.create_tenant(t, None, T0_MS).await.unwrap();
+    }
+    let gw =
+        Arc::new(gateway::Gateway::new(gateway::GatewayConfig::default(), store.clone(), identity.clone(), meter, None).await.unwrap());
     let cfg = web::ConsoleConfig { admin_password: Some("admin-password".into()), ..Default::default() };
     let console = Arc::new(web::Console::new(store, Some(svc.clone()), gw, Arc::new(net), cfg, dir));
     console.ensure_admin().await.unwrap();
     console.create_account("acme-user", "acme-password", web::Role::Tenant, Some("acme".into())).await.unwrap();
-    Env { app: web::router(console), svc }
+    // The console behind the gate, as `aiplus serve` assembles it.
+    let gate = Arc::new(api::gate::Gate {
+        identity,
+        hosts: api::gate::Hosts::new(&["console.example".into()]),
+        clock: Arc::new(FixedClock(T0_MS)),
+    });
+    Env { app: api::gate::guard(web::router(console), gate), svc }
 }
 
 struct Answer {
@@ -148,6 +159,9 @@ async fn forms_need_the_sessions_csrf_token_and_this_origin() {
         .body(Body::from(format!("csrf={csrf}")))
         .unwrap();
     assert_eq!(env.call(req).await.status, StatusCode::FORBIDDEN, "another origin is refused even with the token");
+    // A name this server was not configured with is refused before anything else (DNS rebinding).
+    let req = Request::get("/").header(header::COOKIE, &cookie).header(header::HOST, "evil.example:8080").body(Body::empty()).unwrap();
+    assert_eq!(env.call(req).await.status, StatusCode::MISDIRECTED_REQUEST);
     assert!(env.console_keys().await.is_empty(), "nothing was made");
     let a = env.post("/tenants/acme/keys", &cookie, &format!("csrf={csrf}&requests_per_min=5")).await;
     assert_eq!(a.status, StatusCode::CREATED);
@@ -206,7 +220,9 @@ async fn a_refused_job_names_the_field_and_keeps_the_form() {
     assert!(a.body.contains("gpus: &quot;two&quot; is not a whole number"), "{}", a.body);
     assert!(a.body.contains("value=\"keep-me\""));
     let a = env.post("/jobs", &cookie, &format!("csrf={csrf}&tenant=Bad%20Tenant&command=true")).await;
-    assert!(a.body.contains("tenant: use 1-64"), "{}", a.body);
+    assert!(a.body.contains("tenant: no tenant &quot;Bad Tenant&quot;; register it first"), "{}", a.body);
+    let a = env.post("/jobs", &cookie, &format!("csrf={csrf}&tenant=nobody&command=true")).await;
+    assert!(a.body.contains("tenant: no tenant &quot;nobody&quot;"), "a job needs a registered tenant: {}", a.body);
 }
 
 /// Replaces what differs between runs (session tokens, ids) so a page can be snapshot.

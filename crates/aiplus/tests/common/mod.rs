@@ -10,9 +10,15 @@ use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_aiplus");
 
+/// The tenant every test server registers on start, and its jobs are submitted for.
+pub const TENANT: &str = "acme";
+
 pub struct Server {
     pub child: Child,
     pub url: String,
+    /// The operator token the server wrote to `<data>/operator-token` on its first start
+    /// (instances that share a database share the first one's).
+    pub token: String,
 }
 
 impl Server {
@@ -37,7 +43,42 @@ impl Server {
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let url =
             line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("no address in {line:?}")).to_string();
-        Server { child, url }
+        let token = std::fs::read_to_string(data.join("operator-token")).map(|t| t.trim().to_string()).unwrap_or_default();
+        let s = Server { child, url, token };
+        if !s.token.is_empty() {
+            s.register_tenant(TENANT);
+        }
+        s
+    }
+
+    /// Registers a tenant (an existing one is fine).
+    pub fn register_tenant(&self, id: &str) {
+        let (status, body) = self.post("/api/v1/tenants", &json!({"id": id}));
+        assert!(status == 201 || status == 409, "registering {id}: {status} {body}");
+    }
+
+    /// A client that sends the operator token with every request.
+    pub fn client(&self) -> reqwest::blocking::Client {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", self.token).parse().unwrap());
+        reqwest::blocking::Client::builder().default_headers(h).timeout(std::time::Duration::from_secs(60)).build().unwrap()
+    }
+
+    /// Makes an API key for `tenant` (registered first) with the given body (role, scopes,
+    /// limits) and returns the answer, which carries the secret.
+    pub fn key(&self, tenant: &str, body: &Value) -> Value {
+        self.register_tenant(tenant);
+        let r = self.client().post(format!("{}/api/v1/keys", self.url)).header("x-aiplus-tenant", tenant).json(body).send().unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().unwrap_or(Value::Null);
+        assert_eq!(status, 201, "{v}");
+        v
+    }
+
+    /// Submits a job for [`TENANT`], as an operator naming the tenant.
+    pub fn submit(&self, body: &Value) -> (u16, Value) {
+        let r = self.client().post(format!("{}/api/v1/jobs", self.url)).header("x-aiplus-tenant", TENANT).json(body).send().unwrap();
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
     }
 
     pub fn kill9(mut self) {
@@ -50,13 +91,15 @@ impl Server {
         self.child.wait().unwrap()
     }
 
+    /// A GET as the operator.
     pub fn get(&self, path: &str) -> (u16, Value) {
-        let r = reqwest::blocking::get(format!("{}{path}", self.url)).unwrap();
+        let r = self.client().get(format!("{}{path}", self.url)).send().unwrap();
         (r.status().as_u16(), r.json().unwrap_or(Value::Null))
     }
 
+    /// A POST as the operator.
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = reqwest::blocking::Client::new().post(format!("{}{path}", self.url)).json(body).send().unwrap();
+        let r = self.client().post(format!("{}{path}", self.url)).json(body).send().unwrap();
         (r.status().as_u16(), r.json().unwrap_or(Value::Null))
     }
 }
@@ -88,7 +131,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 /// A job that runs until `stop` exists, then records that it ran (once per run) in `ran`.
 pub fn job(i: usize, dir: &Path) -> Value {
     let script = "while [ ! -e \"$STOP\" ]; do sleep 0.05; done; echo \"$AIPLUS_JOB_ID\" >> \"$RAN\"";
-    json!({"tenant": "acme", "name": format!("job-{i}"), "kind": "batch_inference", "gpus": 1, "gpu_milli": 100,
+    json!({"name": format!("job-{i}"), "kind": "batch_inference", "gpus": 1, "gpu_milli": 100,
            "cpu_milli": 100, "memory_mib": 64, "duration_s": 3600, "origin_hub": "changsanjiao",
            "command": ["sh", "-c", script],
            "env": {"STOP": dir.join("stop").display().to_string(), "RAN": dir.join("ran.txt").display().to_string()}})

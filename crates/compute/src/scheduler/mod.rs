@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use pool::{PoolState, Slot};
 
-use crate::job::{JobSpec, Region};
+use crate::job::JobSpec;
 use crate::network::{ClusterIx, HubIx, Invalid, Network};
 
 /// Most clusters a network may have: the scheduler keeps a job's eligible clusters in a bitmask.
@@ -128,13 +128,8 @@ impl JobReq {
             spec.gpu_models.iter().filter_map(|m| net.gpu_ix(m)).fold(0, |acc, i| acc | (1u64 << i))
         };
         let mut allowed = 0u128;
-        for (c, cluster) in net.clusters.iter().enumerate() {
-            let ok = spec.allowed_regions.is_empty()
-                || spec.allowed_regions.iter().any(|r| match r {
-                    Region::Province(p) => &cluster.province == p,
-                    Region::Hub(h) => net.spec.hubs[cluster.hub].id == *h,
-                });
-            if ok {
+        for c in 0..net.clusters.len() {
+            if vocab::allows(&spec.allowed_regions, Some(net.place(c))) {
                 allowed |= 1 << c;
             }
         }

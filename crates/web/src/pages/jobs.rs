@@ -167,8 +167,8 @@ pub async fn submit(State(c): C, v: Viewer, Form(f): Form<SubmitForm>) -> Result
         None => f.tenant.trim().to_string(),
     };
     let attempt = async {
-        if !crate::tenant_id_ok(&tenant) {
-            return Err(ConsoleError::Invalid { field: "tenant".into(), reason: "use 1-64 of a-z, 0-9, '-', '_'".into() });
+        if c.identity().tenant(&tenant).is_none() {
+            return Err(ConsoleError::Invalid { field: "tenant".into(), reason: format!("no tenant {tenant:?}; register it first") });
         }
         let spec = spec_of(&f)?;
         let name = Some(f.name.trim().to_string()).filter(|n| !n.is_empty());

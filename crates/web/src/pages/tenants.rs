@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use gateway::limits::Limits;
 use gateway::{KeyRecord, TenantSettings};
+use identity::Limits;
 use maud::html;
 use serde::Deserialize;
 
@@ -49,6 +49,10 @@ pub fn by_day(rows: &[store::UsageRow<serde_json::Value>]) -> BTreeMap<(i64, Str
     out
 }
 
+fn regions_text(r: &[vocab::Region]) -> String {
+    r.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
 fn limits_text(l: &Limits) -> String {
     let parts: Vec<String> = [("rpm", l.requests_per_min), ("tpm", l.tokens_per_min), ("tpd", l.tokens_per_day)]
         .iter()
@@ -62,12 +66,10 @@ pub async fn index(State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
     if let Some(t) = v.scope() {
         return Ok(Redirect::to(&format!("/tenants/{t}")).into_response());
     }
-    let settings = c.gateway.list_tenants().await?;
-    let keys = c.gateway.list_keys(None).await?;
+    let keys = c.identity().keys(None).await?;
     let accounts: Vec<(String, Account)> = c.store.console_users().await?;
-    let mut names: BTreeSet<String> = settings.iter().map(|(t, _)| t.clone()).collect();
-    names.extend(keys.iter().map(|k| k.tenant.clone()));
-    names.extend(accounts.iter().filter_map(|(_, a)| a.tenant.clone()));
+    // The registry is the list of tenants; usage of a tenant no longer registered still shows.
+    let mut names: BTreeSet<String> = c.identity().tenants().into_iter().map(|t| t.id).collect();
     let from = (c.now_ms() / DAY_MS - USAGE_DAYS + 1) * DAY_MS;
     let rows: Vec<store::UsageRow<serde_json::Value>> = c.store.usage(None, None, from, i64::MAX, MAX_ROWS).await?;
     let mut per_tenant: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
@@ -96,6 +98,13 @@ pub async fn index(State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
                 }
             }
         }
+        h2 id="new-tenant-heading" { (lang.t("register_tenant")) }
+        form class="grid" method="post" action="/tenants" aria-labelledby="new-tenant-heading" {
+            (csrf_field(&v))
+            div { label for="tenant-id" { (lang.t("tenant_id")) } input id="tenant-id" name="id" required maxlength="64" pattern="[a-z0-9_\\-]{1,64}" autocomplete="off"; }
+            div { label for="tenant-name" { (lang.t("tenant_name")) } input id="tenant-name" name="name" maxlength="200" autocomplete="off"; }
+            div { button type="submit" { (lang.t("register_tenant")) } }
+        }
         h2 id="accounts-heading" { (lang.t("accounts")) }
         table aria-labelledby="accounts-heading" {
             thead { tr { th scope="col" { (lang.t("username")) } th scope="col" { (lang.t("role")) } th scope="col" { (lang.t("tenant")) } th scope="col" { (lang.t("created")) } } }
@@ -118,15 +127,16 @@ pub async fn index(State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
     Ok(page(&v, Nav::Tenants, "/tenants", lang.t("tenants"), body))
 }
 
-fn visible_tenant(v: &Viewer, tenant: &str) -> Result<(), ConsoleError> {
-    if !crate::tenant_id_ok(tenant) || !v.may_see(tenant) {
+/// A registered tenant this viewer may see; any other answers like a missing one.
+fn visible_tenant(c: &SharedConsole, v: &Viewer, tenant: &str) -> Result<(), ConsoleError> {
+    if !v.may_see(tenant) || c.identity().tenant(tenant).is_none() {
         return Err(ConsoleError::NotFound);
     }
     Ok(())
 }
 
 pub async fn show(State(c): C, v: Viewer, Path(tenant): Path<String>) -> Result<Response, ConsoleError> {
-    visible_tenant(&v, &tenant)?;
+    visible_tenant(&c, &v, &tenant)?;
     render_tenant(&c, &v, &tenant, None).await
 }
 
@@ -137,7 +147,7 @@ async fn render_tenant(
     new_secret: Option<(&KeyRecord, &str)>,
 ) -> Result<Response, ConsoleError> {
     let lang = v.lang;
-    let keys = c.gateway.list_keys(Some(tenant)).await?;
+    let keys = c.identity().keys(Some(tenant)).await?;
     let settings: TenantSettings = c.gateway.tenant_settings(tenant);
     let today = c.now_ms() / DAY_MS;
     let from = (today - USAGE_DAYS + 1) * DAY_MS;
@@ -196,13 +206,13 @@ async fn render_tenant(
                 div { label for="t-rpm" { (lang.t("requests_per_min")) } input id="t-rpm" name="requests_per_min" type="number" min="1" value=(opt(settings.limits.requests_per_min)); }
                 div { label for="t-tpm" { (lang.t("tokens_per_min")) } input id="t-tpm" name="tokens_per_min" type="number" min="1" value=(opt(settings.limits.tokens_per_min)); }
                 div { label for="t-tpd" { (lang.t("tokens_per_day")) } input id="t-tpd" name="tokens_per_day" type="number" min="1" value=(opt(settings.limits.tokens_per_day)); }
-                div class="wide" { label for="t-regions" { (lang.t("regions")) } input id="t-regions" name="regions" value=(settings.regions.join(", ")); }
+                div class="wide" { label for="t-regions" { (lang.t("regions")) } input id="t-regions" name="regions" value=(regions_text(&settings.regions)); }
                 div { button type="submit" { (lang.t("save")) } }
             }
         } @else {
             dl class="facts" {
                 dt { (lang.t("limits")) } dd { (limits_text(&settings.limits)) }
-                dt { (lang.t("regions")) } dd { @if settings.regions.is_empty() { "—" } @else { (settings.regions.join(", ")) } }
+                dt { (lang.t("regions")) } dd { @if settings.regions.is_empty() { "—" } @else { (regions_text(&settings.regions)) } }
             }
         }
         h2 id="usage-heading" { (lang.t("usage")) }
@@ -254,8 +264,9 @@ impl LimitsForm {
 
 pub async fn create_key(State(c): C, v: Viewer, Path(tenant): Path<String>, Form(f): Form<LimitsForm>) -> Result<Response, ConsoleError> {
     v.check_csrf(&f.csrf)?;
-    visible_tenant(&v, &tenant)?;
-    let (rec, secret) = c.gateway.create_key(&tenant, f.limits()?).await?;
+    visible_tenant(&c, &v, &tenant)?;
+    let new = identity::NewKey { limits: f.limits()?, ..Default::default() };
+    let (rec, secret) = c.identity().create_key(&v.principal, &tenant, new, c.now_ms()).await?;
     // The page answers the POST directly (no redirect), so the secret is never in a URL or
     // the history, and reloading it does not show it again.
     let mut r = render_tenant(&c, &v, &tenant, Some((&rec, &secret))).await?;
@@ -270,8 +281,8 @@ pub async fn revoke_key(
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
     v.check_csrf(&f.csrf)?;
-    visible_tenant(&v, &tenant)?;
-    c.gateway.revoke_key(&id, Some(&tenant)).await?;
+    visible_tenant(&c, &v, &tenant)?;
+    c.identity().revoke_key(&id, Some(&tenant), c.now_ms()).await?;
     Ok(Redirect::to(&format!("/tenants/{tenant}")).into_response())
 }
 
@@ -285,8 +296,15 @@ pub async fn save_settings(
     if !v.is_operator() {
         return Err(ConsoleError::OperatorsOnly);
     }
-    visible_tenant(&v, &tenant)?;
-    let regions = f.regions.split(',').map(str::trim).filter(|r| !r.is_empty()).map(String::from).collect();
+    visible_tenant(&c, &v, &tenant)?;
+    let regions = f
+        .regions
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .enumerate()
+        .map(|(i, r)| vocab::Region::parse(r).map_err(|reason| ConsoleError::Invalid { field: format!("regions[{i}]"), reason }))
+        .collect::<Result<Vec<_>, _>>()?;
     c.gateway.set_tenant_settings(&tenant, &TenantSettings { limits: f.limits()?, regions }).await?;
     Ok(Redirect::to(&format!("/tenants/{tenant}")).into_response())
 }
@@ -304,8 +322,30 @@ pub async fn create_account(State(c): C, v: Viewer, Form(f): Form<AccountForm>) 
     if !v.is_operator() {
         return Err(ConsoleError::OperatorsOnly);
     }
-    c.create_account(f.username.trim(), &f.password, Role::Tenant, Some(f.tenant.trim().to_string())).await?;
+    let tenant = f.tenant.trim();
+    if c.identity().tenant(tenant).is_none() {
+        return Err(ConsoleError::Invalid { field: "tenant".into(), reason: format!("no tenant {tenant:?}; register it first") });
+    }
+    c.create_account(f.username.trim(), &f.password, Role::Tenant, Some(tenant.to_string())).await?;
     Ok(Redirect::to("/tenants").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct TenantForm {
+    csrf: String,
+    id: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// Registers a tenant (operators).
+pub async fn create_tenant(State(c): C, v: Viewer, Form(f): Form<TenantForm>) -> Result<Response, ConsoleError> {
+    v.check_csrf(&f.csrf)?;
+    if !v.is_operator() {
+        return Err(ConsoleError::OperatorsOnly);
+    }
+    let t = c.identity().create_tenant(f.id.trim(), Some(f.name.as_str()), c.now_ms()).await?;
+    Ok(Redirect::to(&format!("/tenants/{}", t.id)).into_response())
 }
 
 #[cfg(test)]

@@ -130,6 +130,13 @@ async function gateway(secret, expectStatus) {
     assert.equal(await h1(page), "Compute network");
     await shot(page, "network-en");
 
+    // ---- tenants are a registry: "other" is registered here before anything names it ----
+    await page.goto(BASE + "/tenants");
+    await page.getByLabel("Tenant id").fill("other");
+    await page.getByLabel("Tenant name").fill("Other Co.");
+    await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Register a tenant" }).click()]);
+    assert.equal(new URL(page.url()).pathname, "/tenants/other", "a registered tenant opens its page");
+
     // ---- jobs: a job for another tenant (for the isolation checks), then one to watch ----
     await page.goto(BASE + "/jobs");
     await page.getByLabel("Name").fill("other-tenant-job");

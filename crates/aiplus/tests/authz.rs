@@ -1,0 +1,459 @@
+//! Who may call what, against the real binary: the authorization matrix over every route the
+//! live OpenAPI document lists (`/api/v1`, `/v1`, `/metrics`, `/healthz`), tried anonymously and
+//! with a member's and an admin's key of tenant A, a key of tenant B, an operator-admin token
+//! and an operator-viewer token. The expected answers are written here, route by route, apart
+//! from the server's permission table, so a wrong line in either fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: helpers fail loudly")]
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use reqwest::blocking::{Client, RequestBuilder};
+use serde_json::{Value, json};
+
+mod common;
+
+use common::{BIN, Server, model_dir, temp_dir};
+
+/// The callers, in the order of every expectation row.
+const WHO: [&str; 6] = ["anonymous", "a-member", "a-admin", "b", "operator", "viewer"];
+
+/// Expected statuses per caller, as in [`WHO`].
+type Row = (&'static str, &'static str, [u16; 6]);
+
+/// Every route and what each caller gets. Operators name tenant A in `X-Aiplus-Tenant`; the
+/// objects in paths are tenant A's.
+const MATRIX: &[Row] = &[
+    ("GET", "/healthz", [200, 200, 200, 200, 200, 200]),
+    ("GET", "/metrics", [401, 403, 403, 403, 200, 200]),
+    ("GET", "/api/v1/openapi.json", [401, 200, 200, 200, 200, 200]),
+    ("GET", "/api/v1/whoami", [401, 200, 200, 200, 200, 200]),
+    // The network: readable with the jobs scope, changed by operator-admin only.
+    ("GET", "/api/v1/network", [401, 200, 200, 200, 200, 200]),
+    ("GET", "/api/v1/hubs", [401, 200, 200, 200, 200, 200]),
+    ("POST", "/api/v1/hubs", [401, 403, 403, 403, 201, 403]),
+    ("GET", "/api/v1/hubs/{id}", [401, 200, 200, 200, 200, 200]),
+    ("PUT", "/api/v1/hubs/{id}", [401, 403, 403, 403, 200, 403]),
+    ("GET", "/api/v1/clusters", [401, 200, 200, 200, 200, 200]),
+    ("POST", "/api/v1/clusters", [401, 403, 403, 403, 201, 403]),
+    ("GET", "/api/v1/clusters/{id}", [401, 200, 200, 200, 200, 200]),
+    ("PUT", "/api/v1/clusters/{id}", [401, 403, 403, 403, 200, 403]),
+    // Jobs: B submits its own, but A's job does not exist for B.
+    ("GET", "/api/v1/jobs", [401, 200, 200, 200, 200, 200]),
+    ("POST", "/api/v1/jobs", [401, 201, 201, 201, 201, 403]),
+    ("GET", "/api/v1/jobs/{id}", [401, 200, 200, 404, 200, 200]),
+    ("POST", "/api/v1/jobs/{id}/cancel", [401, 200, 200, 404, 200, 403]),
+    ("GET", "/api/v1/jobs/{id}/placement", [401, 200, 200, 404, 200, 200]),
+    ("GET", "/api/v1/jobs/{id}/events", [401, 200, 200, 404, 200, 200]),
+    ("GET", "/api/v1/jobs/{id}/logs", [401, 200, 200, 404, 200, 200]),
+    // The ledger: the member's key lacks the usage scope; B reads only its own.
+    ("GET", "/api/v1/usage", [401, 403, 200, 200, 200, 200]),
+    ("GET", "/api/v1/usage/summary", [401, 403, 200, 200, 200, 200]),
+    // Identity.
+    ("GET", "/api/v1/tenants", [401, 403, 403, 403, 200, 200]),
+    ("POST", "/api/v1/tenants", [401, 403, 403, 403, 201, 403]),
+    ("GET", "/api/v1/tenants/{tenant}", [401, 403, 200, 404, 200, 200]),
+    ("PUT", "/api/v1/tenants/{tenant}", [401, 403, 403, 403, 200, 403]),
+    ("GET", "/api/v1/keys", [401, 403, 200, 200, 200, 200]),
+    ("POST", "/api/v1/keys", [401, 403, 201, 201, 201, 403]),
+    ("POST", "/api/v1/keys/{id}/revoke", [401, 403, 200, 404, 200, 403]),
+    ("GET", "/api/v1/operator-tokens", [401, 403, 403, 403, 200, 200]),
+    ("POST", "/api/v1/operator-tokens", [401, 403, 403, 403, 201, 403]),
+    ("POST", "/api/v1/operator-tokens/{id}/revoke", [401, 403, 403, 403, 200, 403]),
+    // The gateway's models name upstream servers: operators only.
+    ("GET", "/api/v1/models", [401, 403, 403, 403, 200, 200]),
+    ("GET", "/api/v1/models/{name}", [401, 403, 403, 403, 200, 200]),
+    ("PUT", "/api/v1/models/{name}", [401, 403, 403, 403, 201, 403]),
+    ("DELETE", "/api/v1/models/{name}", [401, 403, 403, 403, 204, 403]),
+    ("GET", "/api/v1/gateway", [401, 403, 403, 403, 200, 200]),
+    // OpenAI-compatible: a tenant's key; an operator is nobody's tenant.
+    ("GET", "/v1/models", [401, 200, 200, 200, 403, 403]),
+    ("POST", "/v1/chat/completions", [401, 200, 200, 200, 403, 403]),
+    ("POST", "/v1/completions", [401, 200, 200, 200, 403, 403]),
+    ("POST", "/v1/responses", [401, 200, 200, 200, 403, 403]),
+    ("GET", "/v1/responses/{id}", [401, 200, 200, 404, 403, 403]),
+    ("POST", "/v1/embeddings", [401, 200, 200, 200, 403, 403]),
+];
+
+struct World {
+    s: Server,
+    http: Client,
+    /// Secrets, as in [`WHO`] (anonymous has none).
+    creds: [Option<String>; 6],
+    upstream: String,
+    /// Tenant A's objects.
+    job: String,
+    response: String,
+    n: std::cell::Cell<u32>,
+}
+
+impl World {
+    fn req(&self, who: usize, method: &str, path: &str) -> RequestBuilder {
+        let url = format!("{}{path}", self.s.url);
+        let mut r = match method {
+            "GET" => self.http.get(url),
+            "POST" => self.http.post(url),
+            "PUT" => self.http.put(url),
+            "DELETE" => self.http.delete(url),
+            m => panic!("method {m}"),
+        };
+        if let Some(c) = &self.creds[who] {
+            r = r.bearer_auth(c);
+        }
+        if WHO[who] == "operator" || WHO[who] == "viewer" {
+            r = r.header("x-aiplus-tenant", "alpha");
+        }
+        r
+    }
+
+    fn fresh(&self) -> u32 {
+        self.n.set(self.n.get() + 1);
+        self.n.get()
+    }
+
+    /// As the operator: a new object of tenant A for a request that uses one up.
+    fn op(&self, method: &str, path: &str, body: &Value) -> Value {
+        let r = self.req(4, method, path).json(body).send().unwrap();
+        let status = r.status();
+        let v: Value = r.json().unwrap_or(Value::Null);
+        assert!(status.is_success(), "{method} {path}: {status} {v}");
+        v
+    }
+
+    fn job_body(&self) -> Value {
+        json!({"kind": "batch_inference", "gpus": 1, "gpu_milli": 100, "cpu_milli": 100, "memory_mib": 64,
+               "duration_s": 60, "origin_hub": "changsanjiao", "command": ["sleep", "30"]})
+    }
+
+    /// The concrete path and body of one attempt of `who` at a route.
+    fn attempt(&self, method: &str, route: &str, who: usize) -> (String, Option<Value>) {
+        let n = self.fresh();
+        let path = |id: &str| route.replace("{id}", id);
+        match (method, route) {
+            ("POST", "/api/v1/hubs") => {
+                let hubs = self.op("GET", "/api/v1/hubs", &Value::Null);
+                let links: Vec<Value> = hubs
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| json!({"to": h["id"], "latency_ms": 12.0, "bandwidth_gbps": 100.0, "source": "test"}))
+                    .collect();
+                let hub = json!({"id": format!("hub-{n}"), "name_zh": "测试", "name_en": "Test", "side": "east", "lat": 20.0,
+                    "lon": 110.3, "intra_latency_ms": 5.0, "intra_bandwidth_gbps": 400.0, "intra_source": "test"});
+                (route.into(), Some(json!({"hub": hub, "links": links})))
+            }
+            ("PUT", "/api/v1/hubs/{id}") => {
+                let hub = self.op("GET", "/api/v1/hubs/jingjinji", &Value::Null);
+                (path("jingjinji"), Some(json!({"hub": hub})))
+            }
+            ("GET", "/api/v1/hubs/{id}") => (path("jingjinji"), None),
+            ("POST", "/api/v1/clusters") => {
+                let mut c = cluster_spec(&self.op("GET", "/api/v1/clusters/qingyang", &Value::Null));
+                c["id"] = json!(format!("qingyang-{n}"));
+                (route.into(), Some(c))
+            }
+            ("PUT", "/api/v1/clusters/{id}") => {
+                let c = cluster_spec(&self.op("GET", "/api/v1/clusters/qingyang", &Value::Null));
+                (path("qingyang"), Some(c))
+            }
+            ("GET", "/api/v1/clusters/{id}") => (path("qingyang"), None),
+            ("POST", "/api/v1/jobs") => (route.into(), Some(self.job_body())),
+            ("POST", "/api/v1/jobs/{id}/cancel") => {
+                let j = self.op("POST", "/api/v1/jobs", &self.job_body());
+                (path(j["id"].as_str().unwrap()), Some(json!({})))
+            }
+            (_, r) if r.starts_with("/api/v1/jobs/{id}") => (path(&self.job), None),
+            ("POST", "/api/v1/tenants") => (route.into(), Some(json!({"id": format!("t-{n}")}))),
+            ("GET", "/api/v1/tenants/{tenant}") => (route.replace("{tenant}", "alpha"), None),
+            ("PUT", "/api/v1/tenants/{tenant}") => (route.replace("{tenant}", "alpha"), Some(json!({"limits": {}}))),
+            ("POST", "/api/v1/keys") => (route.into(), Some(json!({"scopes": ["inference"]}))),
+            ("POST", "/api/v1/keys/{id}/revoke") => {
+                let k = self.op("POST", "/api/v1/keys", &json!({}));
+                (path(k["id"].as_str().unwrap()), Some(json!({})))
+            }
+            ("POST", "/api/v1/operator-tokens") => (route.into(), Some(json!({"name": format!("bot-{n}")}))),
+            ("POST", "/api/v1/operator-tokens/{id}/revoke") => {
+                let t = self.op("POST", "/api/v1/operator-tokens", &json!({"name": format!("bot-{n}")}));
+                (path(t["id"].as_str().unwrap()), Some(json!({})))
+            }
+            ("GET", "/api/v1/models/{name}") => (route.replace("{name}", "qwen"), None),
+            ("PUT", "/api/v1/models/{name}") => (
+                route.replace("{name}", &format!("m-{n}")),
+                Some(json!({"deployment": [{"id": format!("d-{n}"), "base_url": format!("{}/ok/v1", self.upstream)}]})),
+            ),
+            ("DELETE", "/api/v1/models/{name}") => {
+                let name = format!("m-{n}");
+                let body = json!({"deployment": [{"id": format!("d-{n}"), "base_url": format!("{}/ok/v1", self.upstream)}]});
+                self.op("PUT", &format!("/api/v1/models/{name}"), &body);
+                (route.replace("{name}", &name), None)
+            }
+            ("POST", "/v1/chat/completions") => {
+                (route.into(), Some(json!({"model": "qwen", "messages": [{"role": "user", "content": "hi"}]})))
+            }
+            ("POST", "/v1/completions") => (route.into(), Some(json!({"model": "qwen", "prompt": "hi"}))),
+            ("POST", "/v1/responses") => (route.into(), Some(json!({"model": "qwen", "input": "hi"}))),
+            ("GET", "/v1/responses/{id}") => (path(&self.response), None),
+            ("POST", "/v1/embeddings") => (route.into(), Some(json!({"model": "emb", "input": ["hi"]}))),
+            _ => {
+                let _ = who;
+                (route.into(), None)
+            }
+        }
+    }
+}
+
+/// The spec fields of a cluster as the API returns it (it adds live-use fields).
+fn cluster_spec(status: &Value) -> Value {
+    let keys = [
+        "id",
+        "hub",
+        "name_zh",
+        "name_en",
+        "province",
+        "lat",
+        "lon",
+        "pue",
+        "pue_source",
+        "carbon_kg_per_kwh",
+        "carbon_source",
+        "green_share",
+        "green_source",
+        "tariff",
+        "node_pool",
+    ];
+    Value::Object(keys.iter().filter(|k| !status[**k].is_null()).map(|k| (k.to_string(), status[*k].clone())).collect())
+}
+
+fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upstream = rt.block_on(gateway::test_double::start()).unwrap();
+    let data = temp_dir(name);
+    let cfg = data.join("aiplus.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[gateway]\n[gateway.embedded]\nenabled = false\n\
+             [[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/ok/v1\"\n\
+             [[gateway.model]]\nname = \"emb\"\n[[gateway.model.deployment]]\nid = \"emb\"\nbase_url = \"{upstream}/ok/v1\"\n"
+        ),
+    )
+    .unwrap();
+    let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
+    let secret = |v: Value| Some(v["secret"].as_str().unwrap().to_string());
+    let a_member = secret(s.key("alpha", &json!({"role": "tenant-member", "scopes": ["inference", "jobs"]})));
+    let a_admin = secret(s.key("alpha", &json!({"role": "tenant-admin", "scopes": ["inference", "jobs", "usage", "admin"]})));
+    let b = secret(s.key("bravo", &json!({"role": "tenant-admin", "scopes": ["inference", "jobs", "usage", "admin"]})));
+    let (status, viewer) = s.post("/api/v1/operator-tokens", &json!({"name": "viewer", "role": "operator-viewer"}));
+    assert_eq!(status, 201, "{viewer}");
+    let creds = [None, a_member, a_admin, b, Some(s.token.clone()), secret(viewer)];
+    let mut w = World { http: Client::new(), creds, upstream, job: String::new(), response: String::new(), n: 0.into(), s };
+    let job: Value = w.req(2, "POST", "/api/v1/jobs").json(&w.job_body()).send().unwrap().json().unwrap();
+    w.job = job["id"].as_str().unwrap().to_string();
+    let resp: Value = w.req(1, "POST", "/v1/responses").json(&json!({"model": "qwen", "input": "hi"})).send().unwrap().json().unwrap();
+    w.response = resp["id"].as_str().unwrap().to_string();
+    (rt, w, data)
+}
+
+#[test]
+fn every_route_answers_each_caller_as_the_matrix_says() {
+    let (_rt, w, data) = world("authz-matrix");
+    let (status, doc) = w.s.get("/api/v1/openapi.json");
+    assert_eq!(status, 200);
+    let mut documented = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let expected: BTreeSet<(String, String)> = MATRIX.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(documented, expected, "the document and this matrix list the same routes");
+
+    let mut wrong = Vec::new();
+    let mut anonymous_2xx = Vec::new();
+    for (method, route, want) in MATRIX {
+        for (who, want) in want.iter().enumerate() {
+            let (path, body) = w.attempt(method, route, who);
+            let mut r = w.req(who, method, &path);
+            if let Some(b) = &body {
+                r = r.json(b);
+            }
+            let resp = r.send().unwrap();
+            let got = resp.status().as_u16();
+            let text = resp.text().unwrap_or_default();
+            if got != *want {
+                wrong.push(format!(
+                    "{method} {path} as {}: got {got}, want {want}: {}",
+                    WHO[who],
+                    text.chars().take(300).collect::<String>()
+                ));
+            }
+            if who == 0 && (200..300).contains(&got) && *route != "/healthz" {
+                anonymous_2xx.push(format!("{method} {path}"));
+            }
+            // A tenant's lists never hold another tenant's objects.
+            if WHO[who] == "b" && got == 200 && method == &"GET" {
+                assert!(!text.contains(&w.job), "{path} shows B tenant A's job");
+                if *route == "/api/v1/usage" || *route == "/api/v1/keys" || *route == "/api/v1/usage/summary" {
+                    assert!(!text.contains("\"tenant\":\"alpha\""), "{path} shows B tenant A's records: {text}");
+                }
+            }
+        }
+    }
+    assert!(anonymous_2xx.is_empty(), "anonymous 2xx outside /healthz: {anonymous_2xx:?}");
+    assert!(wrong.is_empty(), "{} answers differ from the matrix:\n{}", wrong.len(), wrong.join("\n"));
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Another tenant's object answers exactly like one that does not exist: same status, same
+/// body but for the id.
+#[test]
+fn another_tenants_object_answers_exactly_like_a_missing_one() {
+    let (_rt, w, data) = world("authz-missing");
+    let b = 3;
+    let a_key = w.op("POST", "/api/v1/keys", &json!({}));
+    let a_key = a_key["id"].as_str().unwrap();
+    for (method, real, missing) in [
+        ("GET", format!("/api/v1/jobs/{}", w.job), "/api/v1/jobs/job_0000".to_string()),
+        ("GET", format!("/api/v1/jobs/{}/logs", w.job), "/api/v1/jobs/job_0000/logs".into()),
+        ("POST", format!("/api/v1/jobs/{}/cancel", w.job), "/api/v1/jobs/job_0000/cancel".into()),
+        ("POST", format!("/api/v1/keys/{a_key}/revoke"), "/api/v1/keys/key_0000/revoke".into()),
+        ("GET", format!("/v1/responses/{}", w.response), "/v1/responses/resp_0000".into()),
+        ("GET", "/api/v1/tenants/alpha".into(), "/api/v1/tenants/nobody".into()),
+    ] {
+        let answer = |path: &str| {
+            let r = w.req(b, method, path).json(&json!({})).send().unwrap();
+            (r.status().as_u16(), r.text().unwrap())
+        };
+        let (s1, b1) = answer(&real);
+        let (s2, b2) = answer(&missing);
+        let id = |p: &str| {
+            p.trim_end_matches("/logs").trim_end_matches("/cancel").trim_end_matches("/revoke").rsplit('/').next().unwrap().to_string()
+        };
+        assert_eq!(s1, s2, "{method} {real}");
+        assert_eq!(b1.replace(&id(&real), "<id>"), b2.replace(&id(&missing), "<id>"), "{method} {real}");
+    }
+    // Naming another tenant in X-Aiplus-Tenant is no way around it.
+    let r = w.req(b, "GET", &format!("/api/v1/jobs/{}", w.job)).header("x-aiplus-tenant", "alpha").send().unwrap();
+    assert_eq!(r.status(), 404);
+    // Nor is a tenant in the body.
+    let mut body = w.job_body();
+    body["tenant"] = json!("alpha");
+    let r = w.req(b, "POST", "/api/v1/jobs").json(&body).send().unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.json::<Value>().unwrap()["field"], "tenant");
+    // A job B submits is B's, and B's list holds only B's jobs.
+    let j: Value = w.req(b, "POST", "/api/v1/jobs").json(&w.job_body()).send().unwrap().json().unwrap();
+    assert_eq!(j["tenant"], "bravo");
+    let list: Value = w.req(b, "GET", "/api/v1/jobs?tenant=alpha").send().unwrap().json().unwrap();
+    assert!(list.as_array().unwrap().iter().all(|j| j["tenant"] == "bravo"), "{list}");
+    // A key cannot mint a key stronger than itself.
+    let r = w.req(1, "POST", "/api/v1/keys").json(&json!({})).send().unwrap();
+    assert_eq!(r.status(), 403, "a member cannot make keys");
+    let narrow = w.s.key("alpha", &json!({"role": "tenant-admin", "scopes": ["admin"]}));
+    let r = w.http.post(format!("{}/api/v1/keys", w.s.url)).bearer_auth(narrow["secret"].as_str().unwrap());
+    let r = r.json(&json!({"scopes": ["inference", "jobs"]})).send().unwrap();
+    assert_eq!(r.status(), 422, "an admin-only key cannot make an inference key");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A console session may call the JSON API, but its writes need the session's CSRF token in a
+/// header; a `Host` that is not ours is refused whatever the credential.
+#[test]
+fn cookie_writes_need_the_csrf_header_and_foreign_hosts_are_refused() {
+    let (_rt, w, data) = world("authz-cookie");
+    let password = std::fs::read_to_string(data.join("console-admin-password")).unwrap();
+    let browser = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = browser.post(format!("{}/login", w.s.url)).form(&[("username", "admin"), ("password", password.trim())]).send().unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let page = browser.get(format!("{}/", w.s.url)).header("cookie", &cookie).send().unwrap().text().unwrap();
+    let csrf = page.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let create =
+        || browser.post(format!("{}/api/v1/keys", w.s.url)).header("cookie", &cookie).header("x-aiplus-tenant", "alpha").json(&json!({}));
+    assert_eq!(create().send().unwrap().status(), 403, "no CSRF header");
+    assert_eq!(create().header("x-csrf-token", "forged").send().unwrap().status(), 403);
+    assert_eq!(create().header("x-csrf-token", &csrf).send().unwrap().status(), 201);
+    let r = browser.get(format!("{}/api/v1/keys", w.s.url)).header("cookie", &cookie).send().unwrap();
+    assert_eq!(r.status(), 200, "reads need no CSRF token");
+
+    let op = w.creds[4].clone().unwrap();
+    let r = w.http.get(format!("{}/api/v1/whoami", w.s.url)).bearer_auth(&op).header("host", "rebound.example.com").send().unwrap();
+    assert_eq!(r.status(), 421);
+    assert_eq!(r.json::<Value>().unwrap()["field"], "host");
+    let r = w.http.get(format!("{}/api/v1/whoami", w.s.url)).bearer_auth(&op).header("host", "localhost:1").send().unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A fresh data directory gets an operator token (mode 0600) and the server says where; a
+/// restart keeps it; `aiplus login` stores it for the CLI.
+#[test]
+fn a_fresh_server_writes_an_operator_token_and_the_cli_logs_in_with_it() {
+    let data = temp_dir("authz-token");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("AIPLUS_LOG", "warn")
+        .env("AIPLUS_EMBED", "false")
+        .env("AIPLUS_EMBED_DIR", model_dir())
+        .env_remove("AIPLUS_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    while !said.contains("operator token") {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "the server ended without naming the token file: {said}");
+        said.push_str(&line);
+    }
+    let file = data.join("operator-token");
+    assert!(said.contains(file.to_str().unwrap()), "{said}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    let home = data.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .current_dir(&home)
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("AIPLUS_TOKEN")
+            .env_remove("AIPLUS_TOKEN_FILE")
+            .env("AIPLUS_SERVER", &url)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (ok, _, err) = cli(&["clusters", "list"]);
+    assert!(!ok && err.contains("401") && err.contains("aiplus login"), "without a token: {err}");
+    let (ok, out, err) = cli(&["login", "--token-file", file.to_str().unwrap()]);
+    assert!(ok && out.contains("operator-admin"), "{out}{err}");
+    assert!(home.join(".config/aiplus/token").exists());
+    let (ok, out, err) = cli(&["clusters", "list"]);
+    assert!(ok && out.contains("tianfu"), "{out}{err}");
+    let (ok, out, err) = cli(&["operator-tokens", "create", "ci-dashboard", "--json"]);
+    assert!(ok, "{err}");
+    let viewer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(viewer["role"], "operator-viewer");
+    let (ok, _, err) = cli(&["login", "--token", "aot_wrong"]);
+    assert!(!ok && err.contains("401"), "{err}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // A restart on the same directory makes no new token; the old one still works.
+    let before = std::fs::read_to_string(&file).unwrap();
+    let s = Server::start(&data);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+    assert_eq!(s.get("/api/v1/whoami").1["role"], "operator-admin");
+    let _ = std::fs::remove_dir_all(&data);
+}

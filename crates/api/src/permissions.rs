@@ -1,0 +1,136 @@
+//! The permission table: every route of the server (the management API under `/api/v1`, the
+//! OpenAI-compatible API under `/v1`, `/metrics` and the console), each with the one
+//! [`Access`] that decides who may call it. The gate in front of the router ([`crate::gate`])
+//! answers 404 for a route that is not here, so a route added without a line here cannot be
+//! reached, and a test checks the table against the OpenAPI document and the routers.
+
+use axum::http::Method;
+use identity::{Access, Scope};
+
+/// One route and who may call it.
+#[derive(Clone, Copy, Debug)]
+pub struct Rule {
+    pub method: &'static str,
+    /// As registered with axum (`/api/v1/jobs/{id}`).
+    pub path: &'static str,
+    pub access: Access,
+}
+
+const fn rule(method: &'static str, path: &'static str, access: Access) -> Rule {
+    Rule { method, path, access }
+}
+
+const PUBLIC: Access = Access::Public;
+const ANYONE: Access = Access::Authenticated;
+const OP_READ: Access = Access::Operator { write: false };
+const OP_WRITE: Access = Access::Operator { write: true };
+const JOBS_READ: Access = Access::Tenant { scope: Scope::Jobs, write: false, admin: false };
+const JOBS_WRITE: Access = Access::Tenant { scope: Scope::Jobs, write: true, admin: false };
+const USAGE_READ: Access = Access::Tenant { scope: Scope::Usage, write: false, admin: false };
+const TENANT_ADMIN_READ: Access = Access::Tenant { scope: Scope::Admin, write: false, admin: true };
+const TENANT_ADMIN_WRITE: Access = Access::Tenant { scope: Scope::Admin, write: true, admin: true };
+const INFERENCE: Access = Access::TenantOnly { scope: Scope::Inference };
+const PAGE: Access = Access::Console { operator: false };
+const OP_PAGE: Access = Access::Console { operator: true };
+
+pub const TABLE: &[Rule] = &[
+    // ---- system ----
+    rule("GET", "/healthz", PUBLIC),
+    rule("GET", "/metrics", OP_READ),
+    rule("GET", "/api/v1/openapi.json", ANYONE),
+    rule("GET", "/api/v1/whoami", ANYONE),
+    // ---- compute network: tenants read it to place their jobs; operators change it ----
+    rule("GET", "/api/v1/network", JOBS_READ),
+    rule("GET", "/api/v1/hubs", JOBS_READ),
+    rule("POST", "/api/v1/hubs", OP_WRITE),
+    rule("GET", "/api/v1/hubs/{id}", JOBS_READ),
+    rule("PUT", "/api/v1/hubs/{id}", OP_WRITE),
+    rule("GET", "/api/v1/clusters", JOBS_READ),
+    rule("POST", "/api/v1/clusters", OP_WRITE),
+    rule("GET", "/api/v1/clusters/{id}", JOBS_READ),
+    rule("PUT", "/api/v1/clusters/{id}", OP_WRITE),
+    // ---- jobs: a tenant's own ----
+    rule("GET", "/api/v1/jobs", JOBS_READ),
+    rule("POST", "/api/v1/jobs", JOBS_WRITE),
+    rule("GET", "/api/v1/jobs/{id}", JOBS_READ),
+    rule("POST", "/api/v1/jobs/{id}/cancel", JOBS_WRITE),
+    rule("GET", "/api/v1/jobs/{id}/placement", JOBS_READ),
+    rule("GET", "/api/v1/jobs/{id}/events", JOBS_READ),
+    rule("GET", "/api/v1/jobs/{id}/logs", JOBS_READ),
+    // ---- the usage ledger: a tenant's own ----
+    rule("GET", "/api/v1/usage", USAGE_READ),
+    rule("GET", "/api/v1/usage/summary", USAGE_READ),
+    // ---- identity: tenants, keys, operator tokens ----
+    rule("GET", "/api/v1/tenants", OP_READ),
+    rule("POST", "/api/v1/tenants", OP_WRITE),
+    rule("GET", "/api/v1/tenants/{tenant}", TENANT_ADMIN_READ),
+    rule("PUT", "/api/v1/tenants/{tenant}", OP_WRITE),
+    rule("GET", "/api/v1/keys", TENANT_ADMIN_READ),
+    rule("POST", "/api/v1/keys", TENANT_ADMIN_WRITE),
+    rule("POST", "/api/v1/keys/{id}/revoke", TENANT_ADMIN_WRITE),
+    rule("GET", "/api/v1/operator-tokens", OP_READ),
+    rule("POST", "/api/v1/operator-tokens", OP_WRITE),
+    rule("POST", "/api/v1/operator-tokens/{id}/revoke", OP_WRITE),
+    // ---- the gateway's models and health: they name upstream servers, so operators only ----
+    rule("GET", "/api/v1/models", OP_READ),
+    rule("GET", "/api/v1/models/{name}", OP_READ),
+    rule("PUT", "/api/v1/models/{name}", OP_WRITE),
+    rule("DELETE", "/api/v1/models/{name}", OP_WRITE),
+    rule("GET", "/api/v1/gateway", OP_READ),
+    // ---- OpenAI-compatible: a tenant's key with the inference scope ----
+    rule("GET", "/v1/models", INFERENCE),
+    rule("POST", "/v1/chat/completions", INFERENCE),
+    rule("POST", "/v1/completions", INFERENCE),
+    rule("POST", "/v1/responses", INFERENCE),
+    rule("GET", "/v1/responses/{id}", INFERENCE),
+    rule("POST", "/v1/embeddings", INFERENCE),
+    // ---- the console: a logged-in browser; pages filter by the viewer's tenant ----
+    rule("GET", "/", PAGE),
+    rule("GET", "/login", PUBLIC),
+    rule("POST", "/login", PUBLIC),
+    rule("POST", "/logout", PAGE),
+    rule("GET", "/lang/{code}", PUBLIC),
+    rule("GET", "/clusters/{id}", PAGE),
+    rule("GET", "/jobs", PAGE),
+    rule("POST", "/jobs", PAGE),
+    rule("GET", "/jobs/{id}", PAGE),
+    rule("POST", "/jobs/{id}/cancel", PAGE),
+    rule("GET", "/jobs/{id}/live", PAGE),
+    rule("GET", "/sim", OP_PAGE),
+    rule("POST", "/sim", OP_PAGE),
+    rule("GET", "/sim/{id}", OP_PAGE),
+    rule("GET", "/sim/{id}/chart.svg", OP_PAGE),
+    rule("GET", "/models", PAGE),
+    rule("GET", "/tenants", PAGE),
+    rule("GET", "/tenants/{tenant}", PAGE),
+    rule("POST", "/tenants/{tenant}/keys", PAGE),
+    rule("POST", "/tenants/{tenant}/keys/{id}/revoke", PAGE),
+    rule("POST", "/tenants/{tenant}/settings", PAGE),
+    rule("POST", "/tenants", OP_PAGE),
+    rule("POST", "/accounts", OP_PAGE),
+    rule("GET", "/static/app.css", PUBLIC),
+    rule("GET", "/static/app.js", PUBLIC),
+    rule("GET", "/favicon.ico", PUBLIC),
+];
+
+/// The rule of a route, by method and the path as registered. `HEAD` is a `GET`.
+pub fn find(method: &Method, path: &str) -> Option<&'static Rule> {
+    let m = if method == Method::HEAD { "GET" } else { method.as_str() };
+    TABLE.iter().find(|r| r.method == m && r.path == path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_route_is_declared_once() {
+        for (i, a) in TABLE.iter().enumerate() {
+            for b in &TABLE[i + 1..] {
+                assert!(!(a.method == b.method && a.path == b.path), "{} {} twice", a.method, a.path);
+            }
+        }
+        assert!(find(&Method::HEAD, "/healthz").is_some());
+        assert!(find(&Method::GET, "/api/v1/nothing").is_none());
+    }
+}
