@@ -107,10 +107,17 @@ pub struct UsageArgs {
     server: Server,
     #[arg(long)]
     tenant: Option<String>,
+    /// gateway, compute, ...
+    #[arg(long)]
+    pillar: Option<String>,
+    /// Only this API key's (or token's, or console user's) use.
     #[arg(long)]
     key: Option<String>,
     #[arg(long)]
     model: Option<String>,
+    /// Group by a comma-separated list of day, tenant, pillar, principal, model (default: all).
+    #[arg(long)]
+    by: Option<String>,
 }
 
 fn limits(rpm: Option<u64>, tpm: Option<u64>, tpd: Option<u64>) -> Value {
@@ -273,7 +280,7 @@ pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
 pub fn usage(args: UsageArgs) -> anyhow::Result<()> {
     let c = client()?;
     let mut q: Vec<(&str, &str)> = Vec::new();
-    for (k, v) in [("tenant", &args.tenant), ("key", &args.key), ("model", &args.model)] {
+    for (k, v) in [("tenant", &args.tenant), ("pillar", &args.pillar), ("principal", &args.key), ("model", &args.model), ("by", &args.by)] {
         if let Some(v) = v {
             q.push((k, v));
         }
@@ -283,24 +290,30 @@ pub fn usage(args: UsageArgs) -> anyhow::Result<()> {
         return print_json(&v);
     }
     println!(
-        "{:<11} {:<14} {:<38} {:<20} {:>8} {:>7} {:>10} {:>10} {:>9}",
-        "day", "tenant", "key", "model", "requests", "errors", "input tok", "output tok", "cost ¥"
+        "{:<11} {:<14} {:<8} {:<38} {:<16} {:>7} {:>6} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        "day", "tenant", "pillar", "principal", "model", "events", "errors", "tokens", "GPU h", "kWh", "kgCO2", "cost ¥"
     );
     for r in v["rows"].as_array().into_iter().flatten() {
-        let day = time::OffsetDateTime::from_unix_timestamp(r["day_start_ms"].as_i64().unwrap_or(0) / 1000)
+        let day = r["day_start_ms"]
+            .as_i64()
+            .and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms / 1000).ok())
             .map(|t| t.date().to_string())
-            .unwrap_or_default();
+            .unwrap_or_else(|| "all".into());
+        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
         println!(
-            "{:<11} {:<14} {:<38} {:<20} {:>8} {:>7} {:>10} {:>10} {:>9.4}",
+            "{:<11} {:<14} {:<8} {:<38} {:<16} {:>7} {:>6} {:>10} {:>9.3} {:>9.3} {:>9.3} {:>9.4}",
             day,
             s(&r["tenant"]),
-            s(&r["key_id"]),
+            s(&r["pillar"]),
+            s(&r["principal"]),
             s(&r["model"]),
-            s(&r["requests"]),
+            s(&r["events"]),
             s(&r["errors"]),
-            s(&r["input_tokens"]),
-            s(&r["output_tokens"]),
-            r["cost_cny"].as_f64().unwrap_or(0.0)
+            s(&r["tokens"]),
+            f("gpu_seconds") / 3600.0,
+            f("energy_kwh"),
+            f("carbon_kg"),
+            f("money_cny")
         );
     }
     if v["truncated"] == true {

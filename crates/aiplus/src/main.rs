@@ -56,7 +56,8 @@ enum Command {
     Tenants(gateway_cli::TenantsArgs),
     /// Models of the gateway and their deployments: list, create or replace, delete, health.
     Models(gateway_cli::ModelsArgs),
-    /// Gateway usage by day, key and model: requests, errors, tokens, cost.
+    /// The usage ledger by day, tenant, pillar, principal and model: events, errors, tokens,
+    /// GPU-hours, energy, carbon and cost.
     Usage(gateway_cli::UsageArgs),
     /// The model gateway: benchmark it (against LiteLLM too), or run the mock upstream.
     Gateway {

@@ -33,7 +33,14 @@ pub const OPERATIONS: &[Op] = &[
     ("get", "/api/v1/jobs/{id}/events", "jobs", "The job's lifecycle events.", None, 200),
     ("get", "/api/v1/jobs/{id}/logs", "jobs", "The job's output from an offset, or followed as SSE (follow=true).", None, 200),
     ("get", "/api/v1/usage", "usage", "Usage ledger events (tenant, pillar, from_ms, to_ms, limit).", None, 200),
-    ("get", "/api/v1/usage/summary", "usage", "Gateway usage by UTC day, key and model (tenant, key, model, from_ms, to_ms).", None, 200),
+    (
+        "get",
+        "/api/v1/usage/summary",
+        "usage",
+        "The ledger's summaries by UTC day, tenant, pillar, principal and model (tenant, pillar, principal, model, from_ms, to_ms, by).",
+        None,
+        200,
+    ),
     (
         "get",
         "/api/v1/keys",

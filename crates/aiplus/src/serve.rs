@@ -121,6 +121,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let identity_api = Arc::new(api::identity_routes::IdentityApi { identity: identity.clone(), clock: clock.clone() });
     let mut app = app
         .merge(api::identity_routes::router(identity_api))
+        .merge(api::usage_routes::router(store.clone()))
         .merge(gateway::router(gw.clone()))
         .route("/api/v1/openapi.json", axum::routing::get(crate::openapi::serve));
     if cfg.console.enabled {

@@ -110,10 +110,10 @@ fn two_instances_share_keys_limits_and_the_ledger() {
     let refused_in_ledger = usage.as_array().unwrap().iter().filter(|u| u["usage"]["status"] == 429).count() as u64;
     assert_eq!(refused_in_ledger, refused);
     // The gateway-only instance summarises the same ledger by day, key and model.
-    let (status, summary) = b.get(&format!("/api/v1/usage/summary?tenant=acme&model=qwen&key={}", key["id"].as_str().unwrap()));
+    let (status, summary) = b.get(&format!("/api/v1/usage/summary?tenant=acme&model=qwen&principal={}", key["id"].as_str().unwrap()));
     assert_eq!(status, 200, "{summary}");
     let rows = summary["rows"].as_array().unwrap();
-    assert_eq!(rows.iter().map(|r| r["requests"].as_u64().unwrap()).sum::<u64>(), sent, "{summary}");
+    assert_eq!(rows.iter().map(|r| r["events"].as_u64().unwrap()).sum::<u64>(), sent, "{summary}");
     assert_eq!(rows.iter().map(|r| r["errors"].as_u64().unwrap()).sum::<u64>(), refused, "{summary}");
     assert_eq!(rows.iter().map(|r| r["input_tokens"].as_u64().unwrap()).sum::<u64>(), ok * 11, "the mock reports 11 prompt tokens");
 

@@ -179,7 +179,7 @@ fn a_kill_9_under_load_loses_only_the_last_flush_of_usage_events() {
     let (_, usage) = s.get("/api/v1/usage?tenant=acme&pillar=gateway&limit=10000");
     let mut in_ledger: HashMap<String, usize> = HashMap::new();
     for u in usage.as_array().unwrap() {
-        *in_ledger.entry(u["usage"]["request_id"].as_str().unwrap().to_string()).or_default() += 1;
+        *in_ledger.entry(u["usage"]["refs"]["request_id"].as_str().unwrap().to_string()).or_default() += 1;
     }
     let answered = answered.lock().unwrap();
     let promised_before = killed_at - Duration::from_millis(50 + 450);
@@ -267,7 +267,7 @@ fn the_gateway_cli_manages_keys_tenants_models_and_usage() {
     let (ok, out, err) = cli(&["usage", "--tenant", "team-a", "--json"]);
     assert!(ok, "{err}");
     let usage: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let requests: u64 = usage["rows"].as_array().unwrap().iter().map(|r| r["requests"].as_u64().unwrap()).sum();
+    let requests: u64 = usage["rows"].as_array().unwrap().iter().map(|r| r["events"].as_u64().unwrap()).sum();
     assert_eq!(requests, 4, "{usage}");
     let (ok, _, _) = cli(&["models", "delete", "qwen-west"]);
     assert!(ok);

@@ -154,6 +154,9 @@ pub struct Job {
     /// What the last run used and cost, as written to the usage ledger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<compute::scheduler::RunPrice>,
+    /// The principal that submitted it (an API key, operator token or console user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
 }
 
 fn first_attempt() -> u32 {
@@ -492,6 +495,19 @@ impl ComputeService {
 
     /// Submits a job. With an idempotency key, a second submission returns the first job.
     pub async fn submit(&self, tenant: String, name: Option<String>, spec: JobSpec, key: Option<String>) -> Result<(Job, bool), ApiError> {
+        self.submit_as(None, tenant, name, spec, key).await
+    }
+
+    /// [`ComputeService::submit`] on behalf of `principal` (a key, token or console user),
+    /// which the job and its usage events name.
+    pub async fn submit_as(
+        &self,
+        principal: Option<String>,
+        tenant: String,
+        name: Option<String>,
+        spec: JobSpec,
+        key: Option<String>,
+    ) -> Result<(Job, bool), ApiError> {
         compute::network::validate_id("tenant".into(), &tenant)?;
         if let Some(k) = &key
             && (k.is_empty() || k.len() > 200)
@@ -542,6 +558,7 @@ impl ComputeService {
             cancel_requested: false,
             exit_code: None,
             usage: None,
+            submitted_by: principal,
         };
         let mut events = vec![JobEvent { at: rfc3339(now), state: JobState::Queued, attempt: 1, reason: "submitted".into() }];
         let allocation = match decision {

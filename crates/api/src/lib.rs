@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod permissions;
 pub mod problem;
 pub mod routes;
+pub mod usage_routes;
 
 use std::sync::Arc;
 
@@ -36,7 +37,6 @@ pub fn router(svc: Arc<ComputeService>) -> Router {
         .route("/api/v1/jobs/{id}/placement", get(placement))
         .route("/api/v1/jobs/{id}/events", get(events))
         .route("/api/v1/jobs/{id}/logs", get(logs))
-        .route("/api/v1/usage", get(usage))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES))
         .with_state(svc)

@@ -20,7 +20,7 @@ use std::time::Duration;
 use compute::LostPolicy;
 use executor::{EngineState, ExecError, ExecSpec, Executor, Handle, LogChunk};
 use serde::Serialize;
-use store::{Record, UsageRow};
+use store::Record;
 
 use crate::compute_service::{ComputeService, Job, JobEvent, JobState, RunRecord, rfc3339};
 use crate::problem::ApiError;
@@ -32,6 +32,17 @@ pub const MAX_CALLS_PER_TICK: usize = 512;
 
 /// An engine and the clusters it serves (`None`: every cluster not named elsewhere).
 type EngineGroup = (Arc<dyn Executor>, Option<Vec<String>>);
+
+/// What a compute event says beside the ledger's common fields (quantity: GPU-seconds; money:
+/// the energy it used at the tariff of its hours; refs: the job and its cluster).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunDetail {
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    pub gpus: u32,
+    pub gpu_milli: u32,
+}
 
 /// Which engine runs each cluster's jobs.
 #[derive(Clone)]
@@ -226,7 +237,7 @@ impl ComputeService {
         // Phase 3: apply what the engines said.
         let now = self.clock.now_ms();
         let mut st = self.state.lock().await;
-        let mut changed: Vec<(Job, Vec<JobEvent>, Option<UsageRow<compute::scheduler::RunPrice>>)> = Vec::new();
+        let mut changed: Vec<(Job, Vec<JobEvent>, Option<ledger::Entry<RunDetail>>)> = Vec::new();
         let mut finished: Vec<String> = Vec::new();
         let mut requeued: Vec<String> = Vec::new();
         for o in outcomes {
@@ -312,7 +323,13 @@ impl ComputeService {
                 },
             }
             if let Some(u) = &usage {
-                job.usage = Some(u.doc);
+                let e = &u.doc;
+                job.usage = Some(compute::scheduler::RunPrice {
+                    gpu_seconds: e.quantity,
+                    energy_kwh: e.energy_kwh,
+                    energy_cost_cny: e.money_cny,
+                    carbon_kg: e.carbon_kg,
+                });
             }
             if let Some(run) = job.run.as_mut()
                 && job.state.is_terminal()
@@ -325,7 +342,7 @@ impl ComputeService {
             let jobs: Vec<(&str, &str, &Job)> = changed.iter().map(|(j, _, _)| (j.id.as_str(), j.state.as_str(), j)).collect();
             let events: Vec<(&str, i64, &JobEvent)> =
                 changed.iter().flat_map(|(j, evs, _)| evs.iter().map(|e| (j.id.as_str(), now, e))).collect();
-            let usage: Vec<&UsageRow<compute::scheduler::RunPrice>> = changed.iter().filter_map(|(_, _, u)| u.as_ref()).collect();
+            let usage: Vec<&ledger::Entry<RunDetail>> = changed.iter().filter_map(|(_, _, u)| u.as_ref()).collect();
             self.store.record(&Record { jobs, events, usage }).await?;
         }
         // Stored: now memory follows. Ended and re-queued jobs give their capacity back.
@@ -351,7 +368,7 @@ impl ComputeService {
 
     /// The usage event of a run that ended now: GPU-seconds, energy, cost and carbon of the time
     /// it actually ran, priced by the same model the scheduler ranks with.
-    fn meter(&self, st: &crate::compute_service::State, job: &Job, now: i64) -> UsageRow<compute::scheduler::RunPrice> {
+    fn meter(&self, st: &crate::compute_service::State, job: &Job, now: i64) -> ledger::Entry<RunDetail> {
         let started = job.run.as_ref().and_then(|r| r.started_ms);
         let seconds = started.map_or(0.0, |s| (now - s).max(0) as f64 / 1000.0);
         let price = match (job.placement.as_ref(), st.active.get(&job.id)) {
@@ -364,12 +381,30 @@ impl ComputeService {
             ),
             _ => compute::scheduler::RunPrice { gpu_seconds: 0.0, energy_kwh: 0.0, energy_cost_cny: 0.0, carbon_kg: 0.0 },
         };
-        UsageRow {
+        let mut refs = std::collections::BTreeMap::new();
+        refs.insert("job".to_string(), job.id.clone());
+        let mut detail = RunDetail { attempt: job.attempt, cluster: None, gpus: job.spec.gpus, gpu_milli: job.spec.gpu_milli };
+        if let Some(p) = &job.placement {
+            refs.insert("cluster".to_string(), p.cluster.clone());
+            detail.cluster = Some(p.cluster.clone());
+        }
+        ledger::Entry {
             id: format!("compute:{}:{}", job.id, job.attempt),
             at_ms: now,
             tenant: job.tenant.clone(),
             pillar: "compute".into(),
-            doc: price,
+            doc: ledger::UsageEvent {
+                principal: job.submitted_by.clone(),
+                subject: ledger::Subject { kind: "job_run".into(), id: format!("{}#{}", job.id, job.attempt) },
+                quantity: price.gpu_seconds,
+                unit: ledger::Unit::GpuSeconds,
+                price_cny_per_unit: if price.gpu_seconds > 0.0 { price.energy_cost_cny / price.gpu_seconds } else { 0.0 },
+                energy_kwh: price.energy_kwh,
+                carbon_kg: price.carbon_kg,
+                money_cny: price.energy_cost_cny,
+                refs,
+                detail,
+            },
         }
     }
 

@@ -89,6 +89,7 @@ pub async fn update_cluster(
 /// operator names it in the `X-Aiplus-Tenant` header.
 pub async fn submit_job(
     State(svc): State<AppState>,
+    Extension(who): Who,
     Extension(ActingFor(tenant)): Acting,
     headers: HeaderMap,
     Json(mut body): Json<serde_json::Value>,
@@ -118,7 +119,8 @@ pub async fn submit_job(
         ),
         None => None,
     };
-    let (job, created) = detached(async move { svc.submit(tenant, name, spec, key).await }).await?;
+    let principal = Some(who.id.clone());
+    let (job, created) = detached(async move { svc.submit_as(principal, tenant, name, spec, key).await }).await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(job)))
 }
 
@@ -225,40 +227,6 @@ pub async fn logs(
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
     Ok(axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default()).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UsageQuery {
-    tenant: Option<String>,
-    pillar: Option<String>,
-    /// Unix milliseconds, inclusive.
-    from_ms: Option<i64>,
-    /// Unix milliseconds, exclusive.
-    to_ms: Option<i64>,
-    limit: Option<u32>,
-}
-
-/// Usage events; a tenant's caller sees its own whatever `tenant` says.
-pub async fn usage(
-    State(svc): State<AppState>,
-    Extension(who): Who,
-    Extension(ActingFor(acting)): Acting,
-    q: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::Malformed { field: "query".into(), reason: e.body_text() })?;
-    let tenant = who.list_scope(q.tenant.or(acting));
-    let limit = q.limit.unwrap_or(1000);
-    if limit == 0 || limit > 10_000 {
-        return Err(ApiError::Invalid { field: "limit".into(), reason: "must be 1..=10000".into() });
-    }
-    let rows: Vec<store::UsageRow<serde_json::Value>> =
-        svc.store.usage(tenant.as_deref(), q.pillar.as_deref(), q.from_ms.unwrap_or(0), q.to_ms.unwrap_or(i64::MAX), limit).await?;
-    let out: Vec<serde_json::Value> = rows
-        .into_iter()
-        .map(|r| serde_json::json!({"id": r.id, "at_ms": r.at_ms, "tenant": r.tenant, "pillar": r.pillar, "usage": r.doc}))
-        .collect();
-    Ok(axum::Json(out))
 }
 
 pub async fn not_found() -> ApiError {

@@ -69,9 +69,13 @@ async fn a_job_runs_to_success_with_events_logs_and_one_usage_event() {
     assert_eq!(String::from_utf8(logs.data).unwrap().trim(), format!("hello from {}", job.id));
     let usage: Vec<store::UsageRow<serde_json::Value>> = svc.store().usage(Some("acme"), Some("compute"), 0, i64::MAX, 100).await.unwrap();
     assert_eq!(usage.len(), 1);
-    let gpu_s = usage[0].doc["gpu_seconds"].as_f64().unwrap();
+    let e = &usage[0].doc;
+    assert_eq!((e["unit"].as_str(), e["subject"]["kind"].as_str()), (Some("gpu_seconds"), Some("job_run")), "{e}");
+    let gpu_s = e["quantity"].as_f64().unwrap();
     assert!(gpu_s > 0.0 && gpu_s < 60.0 * 0.25, "{gpu_s}");
-    assert!(usage[0].doc["energy_kwh"].as_f64().unwrap() > 0.0);
+    assert!(e["energy_kwh"].as_f64().unwrap() > 0.0);
+    assert!(e["money_cny"].as_f64().unwrap() > 0.0 && e["carbon_kg"].as_f64().unwrap() > 0.0, "{e}");
+    assert_eq!(e["refs"]["job"], job.id.as_str());
     // The capacity is free again.
     let used: f64 = svc.clusters().await.iter().map(|c| c.gpus_used).sum();
     assert_eq!(used, 0.0);

@@ -118,7 +118,10 @@ pub async fn create(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderMap
     let Some(Extension(caller)) = who else { return unauthorized() };
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let model = req["model"].as_str().unwrap_or("").to_string();
-    let mut metered = Metered::new(caller, &headers, "embeddings", model.clone(), false, 0);
+    let mut metered = match Metered::new(&gw, caller, &headers, "embeddings", model.clone(), false, 0) {
+        Ok(m) => m,
+        Err(refused) => return refused.into_response(),
+    };
     let refuse = |m: &Metered, status: StatusCode, code: &str, message: String, param: Option<&str>| {
         m.send(&gw, None, Some((0, 0)), 0, status.as_u16());
         openai_error(status, "invalid_request_error", code, message, param)

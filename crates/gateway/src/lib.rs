@@ -32,7 +32,7 @@ use axum::routing::{get, post};
 
 pub use config::GatewayConfig;
 pub use identity::KeyRecord;
-pub use meter::Meter;
+pub use meter::{Meter, RequestDetail};
 pub use tenants::TenantSettings;
 
 /// Who a request is: the principal the gate resolved from its API key.
@@ -226,7 +226,6 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/api/v1/gateway", get(proxy::status))
         .route("/api/v1/models", get(models::list))
         .route("/api/v1/models/{name}", get(models::get).put(models::put).delete(models::delete))
-        .route("/api/v1/usage/summary", get(proxy::usage_summary))
         .route("/metrics", get(proxy::metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(gw)

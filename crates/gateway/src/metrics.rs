@@ -97,6 +97,7 @@ const HELP: &[(&str, &str, &str)] = &[
     ("aiplus_gateway_upstream_errors_total", "counter", "Failed upstream attempts, by deployment and reason."),
     ("aiplus_gateway_limit_rejections_total", "counter", "Requests refused by a limit, by scope (key or tenant) and limit."),
     ("aiplus_gateway_guardrail_blocks_total", "counter", "Requests or answers stopped by the guardrail."),
+    ("aiplus_gateway_ledger_refusals_total", "counter", "Requests refused (503) because the usage ledger's queue was full."),
 ];
 
 impl Metrics {

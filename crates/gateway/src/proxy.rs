@@ -16,11 +16,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use store::UsageRow;
 
 use crate::config::DeploymentConfig;
 use crate::limits::{DEFAULT_ANSWER_TOKENS, Refusal, Reservation};
-use crate::meter::RequestUsage;
+use crate::meter::RequestDetail;
 use crate::router::Candidate;
 use crate::{Caller, Gateway};
 
@@ -52,7 +51,10 @@ pub(crate) fn unauthorized() -> Response {
 
 pub async fn models(State(gw): Gw, who: Who, headers: HeaderMap) -> Response {
     let Some(Extension(caller)) = who else { return unauthorized() };
-    Metered::new(caller, &headers, "models", String::new(), false, 0).send(&gw, None, Some((0, 0)), 0, 200);
+    match Metered::new(&gw, caller, &headers, "models", String::new(), false, 0) {
+        Ok(m) => m.send(&gw, None, Some((0, 0)), 0, 200),
+        Err(refused) => return refused.into_response(),
+    }
     let catalog = gw.catalog();
     let mut data: Vec<Value> = catalog
         .order
@@ -90,6 +92,23 @@ fn prompt_chars(body: &Value) -> usize {
         .map_or(0, |ms| ms.iter().map(|m| m["content"].as_str().map_or_else(|| m["content"].to_string().len(), str::len)).sum())
 }
 
+/// The ledger's queue is full: the request is refused with 503 before anything is done for it.
+pub(crate) struct LedgerBehind;
+
+impl IntoResponse for LedgerBehind {
+    fn into_response(self) -> Response {
+        let mut r = openai_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "ledger_unavailable",
+            "the usage ledger is behind; nothing was done, retry shortly",
+            None,
+        );
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r
+    }
+}
+
 /// One request's metering: who, what, since when, and what it reserved against the limits.
 /// Every request ends in exactly one `send`, which writes its usage event, settles its
 /// reservation and updates the metrics.
@@ -104,6 +123,8 @@ pub(crate) struct Metered {
     pub reservation: Option<Reservation>,
     /// The client's `X-Request-Id`, kept in the ledger so a client can find its requests.
     pub request_id: Option<String>,
+    /// The place this request's usage event holds in the ledger's queue.
+    pub ticket: ledger::Ticket<RequestDetail>,
 }
 
 /// A client's `X-Request-Id` header, if it is printable ASCII of at most 128 bytes.
@@ -113,8 +134,23 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
 }
 
 impl Metered {
-    pub fn new(caller: Caller, headers: &HeaderMap, endpoint: &'static str, model: String, stream: bool, input_estimate: u64) -> Self {
-        Self {
+    /// Admits a request to metering: it takes a place in the ledger's queue for its event, or,
+    /// when the ledger is behind and none is free, the request is refused with 503 before
+    /// anything is done for it, so no answered request goes unrecorded.
+    pub fn new(
+        gw: &Gateway,
+        caller: Caller,
+        headers: &HeaderMap,
+        endpoint: &'static str,
+        model: String,
+        stream: bool,
+        input_estimate: u64,
+    ) -> Result<Self, LedgerBehind> {
+        let Ok(ticket) = gw.meter.reserve() else {
+            gw.metrics.add("aiplus_gateway_ledger_refusals_total", &[("endpoint", endpoint)], 1);
+            return Err(LedgerBehind);
+        };
+        Ok(Self {
             caller,
             endpoint,
             model,
@@ -123,7 +159,8 @@ impl Metered {
             input_estimate,
             reservation: None,
             request_id: request_id(headers),
-        }
+            ticket,
+        })
     }
 
     /// Reserves a request and `tokens` against the key's and the tenant's limits; a refusal
@@ -205,27 +242,48 @@ impl Metered {
         if blocked {
             m.add("aiplus_gateway_guardrail_blocks_total", &[("endpoint", self.endpoint)], 1);
         }
-        gw.meter.send(UsageRow {
-            id: event_id(),
+        let quantity = input_tokens + output_tokens;
+        let mut refs = std::collections::BTreeMap::new();
+        refs.insert("model".to_string(), self.model.clone());
+        if let Some(d) = d {
+            refs.insert("deployment".to_string(), d.id.clone());
+            if let Some(c) = &d.cluster {
+                refs.insert("cluster".to_string(), c.clone());
+            }
+        }
+        if let Some(id) = &self.request_id {
+            refs.insert("request_id".to_string(), id.clone());
+        }
+        let id = event_id();
+        self.ticket.send(ledger::Entry {
             at_ms,
             tenant: self.caller.tenant_id().to_string(),
             pillar: "gateway".into(),
-            doc: RequestUsage {
-                key_id: self.caller.id.clone(),
-                endpoint: self.endpoint.into(),
-                model: self.model.clone(),
-                deployment: d.map(|d| d.id.clone()),
-                cluster: d.and_then(|d| d.cluster.clone()),
-                input_tokens,
-                output_tokens,
-                tokens_reported,
-                latency_ms: self.started.elapsed().as_millis() as u64,
-                status,
-                cost_cny,
-                stream: self.stream,
-                blocked,
-                request_id: self.request_id.clone(),
+            doc: ledger::UsageEvent {
+                principal: Some(self.caller.id.clone()),
+                subject: ledger::Subject { kind: "request".into(), id: self.request_id.clone().unwrap_or_else(|| id.clone()) },
+                quantity: quantity as f64,
+                unit: ledger::Unit::Tokens,
+                price_cny_per_unit: if quantity > 0 { cost_cny / quantity as f64 } else { 0.0 },
+                energy_kwh: 0.0,
+                carbon_kg: 0.0,
+                money_cny: cost_cny,
+                refs,
+                detail: RequestDetail {
+                    endpoint: self.endpoint.into(),
+                    model: self.model.clone(),
+                    deployment: d.map(|d| d.id.clone()),
+                    cluster: d.and_then(|d| d.cluster.clone()),
+                    input_tokens,
+                    output_tokens,
+                    tokens_reported,
+                    latency_ms: self.started.elapsed().as_millis() as u64,
+                    status,
+                    stream: self.stream,
+                    blocked,
+                },
             },
+            id,
         });
     }
 }
@@ -386,7 +444,10 @@ async fn complete(State(gw): Gw, who: Who, headers: HeaderMap, body: Bytes, kind
     let model = req.and_then(|r| r["model"].as_str()).unwrap_or("").to_string();
     let stream = req.and_then(|r| r["stream"].as_bool()).unwrap_or(false);
     let input_estimate = req.map_or(0, |r| estimate_tokens(kind.input_chars(r)));
-    let mut metered = Metered { started, ..Metered::new(caller, &headers, kind.endpoint(), model.clone(), stream, input_estimate) };
+    let mut metered = match Metered::new(&gw, caller, &headers, kind.endpoint(), model.clone(), stream, input_estimate) {
+        Ok(m) => Metered { started, ..m },
+        Err(refused) => return refused.into_response(),
+    };
     // Requests refused here are metered too, with their status and no tokens.
     let refuse = |status: StatusCode, code: &str, message: String, param: Option<&str>| {
         metered.send(&gw, None, Some((0, 0)), 0, status.as_u16());
@@ -700,66 +761,6 @@ pub(crate) fn admin_problem(e: &crate::admin::AdminError) -> Response {
     }
 }
 
-/// Query of `/api/v1/usage/summary`.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SummaryQuery {
-    tenant: Option<String>,
-    key: Option<String>,
-    model: Option<String>,
-    from_ms: Option<i64>,
-    to_ms: Option<i64>,
-}
-
-/// Most ledger rows one summary reads.
-pub const SUMMARY_MAX_ROWS: u32 = 1_000_000;
-
-/// `/api/v1/usage/summary`: the gateway's usage by UTC day, key and model (requests, errors,
-/// blocked, tokens, cost), optionally for one tenant, key or model and a time range.
-pub async fn usage_summary(
-    State(gw): Gw,
-    Extension(who): Extension<Caller>,
-    Extension(acting): Acting,
-    q: Result<axum::extract::Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let mut q = match q {
-        Ok(q) => q.0,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, "query", &e.body_text()),
-    };
-    // A tenant's caller sees its own usage whatever the query names.
-    q.tenant = who.list_scope(q.tenant.or(acting.0));
-    let (from, to) = (q.from_ms.unwrap_or(0), q.to_ms.unwrap_or(i64::MAX));
-    if from > to {
-        return problem(StatusCode::UNPROCESSABLE_ENTITY, "from_ms", "must not be after to_ms");
-    }
-    let rows: Vec<UsageRow<RequestUsage>> = match gw.store.usage(q.tenant.as_deref(), Some("gateway"), from, to, SUMMARY_MAX_ROWS).await {
-        Ok(r) => r,
-        Err(_) => return problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "could not read the usage ledger"),
-    };
-    let truncated = rows.len() as u32 == SUMMARY_MAX_ROWS;
-    let mut groups: std::collections::BTreeMap<(i64, String, String, String), [f64; 6]> = std::collections::BTreeMap::new();
-    for r in rows.iter().filter(|r| q.key.as_ref().is_none_or(|k| *k == r.doc.key_id) && q.model.as_ref().is_none_or(|m| *m == r.doc.model))
-    {
-        let day = r.at_ms.div_euclid(86_400_000);
-        let g = groups.entry((day, r.tenant.clone(), r.doc.key_id.clone(), r.doc.model.clone())).or_default();
-        g[0] += 1.0;
-        g[1] += f64::from(u8::from(r.doc.status >= 400));
-        g[2] += f64::from(u8::from(r.doc.blocked));
-        g[3] += r.doc.input_tokens as f64;
-        g[4] += r.doc.output_tokens as f64;
-        g[5] += r.doc.cost_cny;
-    }
-    let days: Vec<Value> = groups
-        .into_iter()
-        .map(|((day, tenant, key, model), g)| {
-            json!({"day_start_ms": day * 86_400_000, "tenant": tenant, "key_id": key, "model": model,
-                   "requests": g[0] as u64, "errors": g[1] as u64, "blocked": g[2] as u64,
-                   "input_tokens": g[3] as u64, "output_tokens": g[4] as u64, "cost_cny": g[5]})
-        })
-        .collect();
-    axum::Json(json!({"rows": days, "truncated": truncated})).into_response()
-}
-
 /// `/api/v1/gateway`: the models, each deployment's health, and the embedded model's state.
 pub async fn status(State(gw): Gw) -> Response {
     let embedded = gw.embedded_state().map(|(name, state)| json!({"name": name, "state": state}));
@@ -782,11 +783,9 @@ pub async fn metrics(State(gw): Gw) -> Response {
             open.push((labels, if is_open { 1.0 } else { 0.0 }));
         }
     }
-    let dropped = vec![(vec![], gw.meter.dropped.load(std::sync::atomic::Ordering::Relaxed) as f64)];
     let text = gw.metrics.render(&[
         ("aiplus_gateway_deployment_latency_ewma_seconds", "Smoothed time to answer headers, per deployment.", ewma),
         ("aiplus_gateway_deployment_breaker_open", "1 while a deployment's circuit breaker is open.", open),
-        ("aiplus_gateway_meter_dropped_events", "Usage events dropped because the ledger writer fell behind.", dropped),
     ]);
     let mut r = Response::new(Body::from(text));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));

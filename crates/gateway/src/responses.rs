@@ -232,7 +232,10 @@ fn usage_of(chat: &Value) -> Option<(u64, u64)> {
 
 pub async fn retrieve(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let Some(Extension(caller)) = who else { return unauthorized() };
-    let metered = Metered::new(caller, &headers, "responses.retrieve", String::new(), false, 0);
+    let metered = match Metered::new(&gw, caller, &headers, "responses.retrieve", String::new(), false, 0) {
+        Ok(m) => m,
+        Err(refused) => return refused.into_response(),
+    };
     match gw.responses.get(&id, metered.caller.tenant_id()) {
         Some((r, _)) => {
             metered.send(&gw, None, Some((0, 0)), 0, 200);
@@ -250,13 +253,19 @@ pub async fn create(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderMap
     let req: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
-            Metered::new(caller, &headers, "responses", String::new(), false, 0).send(&gw, None, Some((0, 0)), 0, 400);
+            match Metered::new(&gw, caller, &headers, "responses", String::new(), false, 0) {
+                Ok(m) => m.send(&gw, None, Some((0, 0)), 0, 400),
+                Err(refused) => return refused.into_response(),
+            }
             return openai_error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_json", "the body must be a JSON object", None);
         }
     };
     let model = req["model"].as_str().unwrap_or("").to_string();
     let stream = req["stream"].as_bool().unwrap_or(false);
-    let mut metered = Metered::new(caller, &headers, "responses", model.clone(), stream, 0);
+    let mut metered = match Metered::new(&gw, caller, &headers, "responses", model.clone(), stream, 0) {
+        Ok(m) => m,
+        Err(refused) => return refused.into_response(),
+    };
     let refuse = |m: &Metered, status: StatusCode, code: &str, message: String, param: Option<&str>| {
         m.send(&gw, None, Some((0, 0)), 0, status.as_u16());
         openai_error(status, "invalid_request_error", code, message, param)

@@ -126,7 +126,8 @@ async fn falls_back_past_a_failing_deployment_and_meters_reported_tokens() {
     assert_eq!(u.len(), 4);
     for e in &u {
         assert_eq!((e["deployment"].as_str(), e["input_tokens"].as_u64(), e["output_tokens"].as_u64()), (Some("good"), Some(11), Some(3)));
-        assert!((e["cost_cny"].as_f64().unwrap() - (11.0 * 2.0 + 3.0 * 6.0) / 1000.0).abs() < 1e-12);
+        assert!((e["money_cny"].as_f64().unwrap() - (11.0 * 2.0 + 3.0 * 6.0) / 1000.0).abs() < 1e-12);
+        assert_eq!((e["unit"].as_str(), e["quantity"].as_f64()), (Some("tokens"), Some(14.0)), "{e}");
         assert_eq!(e["cluster"], "guian");
     }
 }
@@ -245,4 +246,58 @@ async fn a_keyword_split_across_stream_frames_is_caught() {
     assert!(text.contains("content_blocked"), "{text}");
     assert_eq!(usage(&env, 1).await[0]["blocked"], true);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// When the ledger's queue is full, a request is refused with 503 before anything is done for
+/// it; every request that was answered has its event, stored once the ledger drains.
+#[tokio::test]
+async fn a_full_ledger_refuses_requests_instead_of_losing_their_events() {
+    let upstream = gateway::test_double::start().await.unwrap();
+    let cfg: GatewayConfig =
+        toml::from_str(&format!("[[model]]\nname = \"qwen\"\n[[model.deployment]]\nid = \"good\"\nbase_url = \"{upstream}/ok/v1\"\n"))
+            .unwrap();
+    let store = store::Store::memory().await.unwrap();
+    // One place in the queue, and a writer that waits an hour between batches.
+    let (meter, writer) = Meter::start_with_depth(store.clone(), Duration::from_secs(3600), 1);
+    let identity = Arc::new(identity::Identity::open(store.clone()).await.unwrap());
+    identity.create_tenant("acme", None, 0).await.unwrap();
+    let gw = Arc::new(Gateway::new(cfg, store.clone(), identity.clone(), meter, None).await.unwrap());
+    let (app, op) = guarded(gateway::router(gw.clone()), identity).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let key: Value = op
+        .post(format!("{url}/api/v1/keys"))
+        .header("x-aiplus-tenant", "acme")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let env = Env { url: url.clone(), store: store.clone(), key: key["secret"].as_str().unwrap().to_string(), op };
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let r = post(&env, &chat("qwen", false), Some(&env.key)).await;
+        statuses.push(r.status().as_u16());
+        if r.status() == 503 {
+            assert_eq!(r.headers()["retry-after"], "1");
+            assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "ledger_unavailable");
+        }
+        // Let the writer take what it can before the next request.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The writer holds the first event in its batch, the queue's one place holds the second.
+    assert_eq!(statuses, [200, 200, 503, 503]);
+    let metrics = env.op.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("aiplus_gateway_ledger_refusals_total{endpoint=\"chat.completions\"} 2"), "{metrics}");
+    // Shutting down drains the ledger: both answered requests are there, the refused ones not.
+    server.abort();
+    let _ = server.await;
+    drop(gw);
+    drop(env);
+    writer.await.unwrap();
+    let rows: Vec<store::UsageRow<Value>> = store.usage(Some("acme"), Some("gateway"), 0, i64::MAX, 100).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.doc["status"].as_u64().unwrap()).collect::<Vec<_>>(), [200, 200]);
 }

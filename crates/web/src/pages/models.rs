@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::response::Response;
-use gateway::meter::RequestUsage;
+use gateway::meter::RequestDetail;
 use maud::html;
 
 use crate::charts::{Kind, Series, render};
@@ -46,18 +46,19 @@ impl ModelStats {
 
 /// Groups ledger rows by model; errors are answers of 500 and above (the upstream's or
 /// ours), not a client's own mistakes.
-pub fn stats(rows: &[store::UsageRow<RequestUsage>], from_ms: i64, hours: usize) -> BTreeMap<String, ModelStats> {
+pub fn stats(rows: &[ledger::Entry<RequestDetail>], from_ms: i64, hours: usize) -> BTreeMap<String, ModelStats> {
     let mut out: BTreeMap<String, ModelStats> = BTreeMap::new();
-    for r in rows.iter().filter(|r| !r.doc.model.is_empty()) {
-        let s = out.entry(r.doc.model.clone()).or_insert_with(|| ModelStats { tokens_by_hour: vec![0.0; hours], ..Default::default() });
+    for r in rows.iter().filter(|r| !r.doc.detail.model.is_empty()) {
+        let s =
+            out.entry(r.doc.detail.model.clone()).or_insert_with(|| ModelStats { tokens_by_hour: vec![0.0; hours], ..Default::default() });
         s.requests += 1;
-        s.errors += u64::from(r.doc.status >= 500);
-        s.latency_ms.push(r.doc.latency_ms);
-        s.input_tokens += r.doc.input_tokens;
-        s.output_tokens += r.doc.output_tokens;
+        s.errors += u64::from(r.doc.detail.status >= 500);
+        s.latency_ms.push(r.doc.detail.latency_ms);
+        s.input_tokens += r.doc.detail.input_tokens;
+        s.output_tokens += r.doc.detail.output_tokens;
         let h = (r.at_ms - from_ms).div_euclid(HOUR_MS);
         if let Some(b) = usize::try_from(h).ok().and_then(|h| s.tokens_by_hour.get_mut(h)) {
-            *b += (r.doc.input_tokens + r.doc.output_tokens) as f64;
+            *b += (r.doc.detail.input_tokens + r.doc.detail.output_tokens) as f64;
         }
     }
     out
@@ -67,7 +68,7 @@ pub async fn index(State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
     let lang = v.lang;
     let now = c.now_ms();
     let from = (now / HOUR_MS - 23) * HOUR_MS;
-    let rows: Vec<store::UsageRow<RequestUsage>> = c.store.usage(v.scope(), Some("gateway"), from, i64::MAX, MAX_ROWS).await?;
+    let rows: Vec<ledger::Entry<RequestDetail>> = c.store.usage(v.scope(), Some("gateway"), from, i64::MAX, MAX_ROWS).await?;
     let by_model = stats(&rows, from, 24);
     let health = c.gateway.health();
     let labels: Vec<String> = (0..24).map(|i| crate::layout::fmt_ms(from + i * HOUR_MS)[11..16].to_string()).collect();
@@ -134,27 +135,35 @@ mod tests {
 
     use super::*;
 
-    fn row(at_ms: i64, model: &str, status: u16, latency_ms: u64) -> store::UsageRow<RequestUsage> {
+    fn row(at_ms: i64, model: &str, status: u16, latency_ms: u64) -> ledger::Entry<RequestDetail> {
         store::UsageRow {
             id: format!("{at_ms}"),
             at_ms,
             tenant: "t".into(),
             pillar: "gateway".into(),
-            doc: RequestUsage {
-                key_id: "k".into(),
-                endpoint: "chat.completions".into(),
-                model: model.into(),
-                deployment: None,
-                cluster: None,
-                input_tokens: 10,
-                output_tokens: 5,
-                tokens_reported: true,
-                latency_ms,
-                status,
-                cost_cny: 0.0,
-                stream: false,
-                blocked: false,
-                request_id: None,
+            doc: ledger::UsageEvent {
+                principal: Some("k".into()),
+                subject: ledger::Subject { kind: "request".into(), id: format!("{at_ms}") },
+                quantity: 15.0,
+                unit: ledger::Unit::Tokens,
+                price_cny_per_unit: 0.0,
+                energy_kwh: 0.0,
+                carbon_kg: 0.0,
+                money_cny: 0.0,
+                refs: Default::default(),
+                detail: RequestDetail {
+                    endpoint: "chat.completions".into(),
+                    model: model.into(),
+                    deployment: None,
+                    cluster: None,
+                    input_tokens: 10,
+                    output_tokens: 5,
+                    tokens_reported: true,
+                    latency_ms,
+                    status,
+                    stream: false,
+                    blocked: false,
+                },
             },
         }
     }

@@ -25,28 +25,13 @@ pub const USAGE_DAYS: i64 = 30;
 /// Most ledger rows one page reads.
 pub const MAX_ROWS: u32 = 500_000;
 
-/// One day's usage of one pillar.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct DayUsage {
-    pub requests: u64,
-    pub tokens: u64,
-    pub gpu_seconds: f64,
-    pub cost_cny: f64,
-}
-
-/// Sums ledger rows by (day start, pillar): gateway rows carry tokens and `cost_cny`, compute
-/// rows GPU-seconds and `energy_cost_cny`.
-pub fn by_day(rows: &[store::UsageRow<serde_json::Value>]) -> BTreeMap<(i64, String), DayUsage> {
-    let mut out: BTreeMap<(i64, String), DayUsage> = BTreeMap::new();
-    for r in rows {
-        let d = out.entry((r.at_ms.div_euclid(DAY_MS) * DAY_MS, r.pillar.clone())).or_default();
-        let f = |k: &str| r.doc.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
-        d.requests += 1;
-        d.tokens += (f("input_tokens") + f("output_tokens")) as u64;
-        d.gpu_seconds += f("gpu_seconds");
-        d.cost_cny += f("cost_cny") + f("energy_cost_cny");
-    }
-    out
+/// The ledger's summary by (day start, pillar): the one way usage is summed, here as in the
+/// usage API and the CLI.
+pub fn by_day(rows: &[ledger::Entry<serde_json::Value>]) -> BTreeMap<(i64, String), ledger::SummaryRow> {
+    ledger::summarize(rows, ledger::GroupBy { day: true, pillar: true, ..Default::default() })
+        .into_iter()
+        .map(|r| ((r.day_start_ms.unwrap_or(0), r.pillar.clone().unwrap_or_default()), r))
+        .collect()
 }
 
 fn regions_text(r: &[vocab::Region]) -> String {
@@ -71,15 +56,12 @@ pub async fn index(State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
     // The registry is the list of tenants; usage of a tenant no longer registered still shows.
     let mut names: BTreeSet<String> = c.identity().tenants().into_iter().map(|t| t.id).collect();
     let from = (c.now_ms() / DAY_MS - USAGE_DAYS + 1) * DAY_MS;
-    let rows: Vec<store::UsageRow<serde_json::Value>> = c.store.usage(None, None, from, i64::MAX, MAX_ROWS).await?;
-    let mut per_tenant: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
-    for r in &rows {
-        let e = per_tenant.entry(r.tenant.as_str()).or_default();
-        e.0 += 1;
-        let f = |k: &str| r.doc.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
-        e.1 += f("cost_cny") + f("energy_cost_cny");
-    }
-    names.extend(per_tenant.keys().map(|t| t.to_string()));
+    let rows: Vec<ledger::Entry<serde_json::Value>> = c.store.usage(None, None, from, i64::MAX, MAX_ROWS).await?;
+    let per_tenant: BTreeMap<String, (u64, f64)> = ledger::summarize(&rows, ledger::GroupBy { tenant: true, ..Default::default() })
+        .into_iter()
+        .map(|r| (r.tenant.unwrap_or_default(), (r.events, r.money_cny)))
+        .collect();
+    names.extend(per_tenant.keys().cloned());
     let body = html! {
         h2 id="tenants-heading" { (lang.t("tenants")) }
         table aria-labelledby="tenants-heading" {
@@ -151,14 +133,14 @@ async fn render_tenant(
     let settings: TenantSettings = c.gateway.tenant_settings(tenant);
     let today = c.now_ms() / DAY_MS;
     let from = (today - USAGE_DAYS + 1) * DAY_MS;
-    let rows: Vec<store::UsageRow<serde_json::Value>> = c.store.usage(Some(tenant), None, from, i64::MAX, MAX_ROWS).await?;
+    let rows: Vec<ledger::Entry<serde_json::Value>> = c.store.usage(Some(tenant), None, from, i64::MAX, MAX_ROWS).await?;
     let days = by_day(&rows);
     let labels: Vec<String> = (0..USAGE_DAYS).map(|i| fmt_ms(from + i * DAY_MS)[5..10].to_string()).collect();
     let series: Vec<Series> = ["gateway", "compute"]
         .iter()
         .map(|p| Series {
             name: p,
-            values: (0..USAGE_DAYS).map(|i| days.get(&(from + i * DAY_MS, p.to_string())).map_or(0.0, |d| d.cost_cny)).collect(),
+            values: (0..USAGE_DAYS).map(|i| days.get(&(from + i * DAY_MS, p.to_string())).map_or(0.0, |d| d.money_cny)).collect(),
         })
         .collect();
     let chart = render("usage", lang.t("usage_chart"), &labels, &series, Kind::Bars);
@@ -223,8 +205,8 @@ async fn render_tenant(
             tbody {
                 @if days.is_empty() { (empty_row(lang, 6)) }
                 @for ((day, pillar), d) in days.iter().rev() {
-                    tr { td { (fmt_ms(*day)[..10]) } td { (pillar) } td class="num" { (d.requests) } td class="num" { (num(d.tokens as f64, 0)) }
-                        td class="num" { (num(d.gpu_seconds / 3600.0, 3)) } td class="num" { (num(d.cost_cny, 4)) } }
+                    tr { td { (fmt_ms(*day)[..10]) } td { (pillar) } td class="num" { (d.events) } td class="num" { (num(d.tokens as f64, 0)) }
+                        td class="num" { (num(d.gpu_seconds / 3600.0, 3)) } td class="num" { (num(d.money_cny, 4)) } }
                 }
             }
         }
@@ -355,23 +337,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn usage_sums_by_day_and_pillar() {
-        let row = |at_ms: i64, pillar: &str, doc: serde_json::Value| store::UsageRow {
+    fn usage_is_the_ledgers_summary_by_day_and_pillar() {
+        let row = |at_ms: i64, pillar: &str, unit: ledger::Unit, quantity: f64, money_cny: f64| store::UsageRow {
             id: at_ms.to_string(),
             at_ms,
             tenant: "t".into(),
             pillar: pillar.into(),
-            doc,
+            doc: ledger::UsageEvent {
+                principal: None,
+                subject: ledger::Subject { kind: "x".into(), id: at_ms.to_string() },
+                quantity,
+                unit,
+                price_cny_per_unit: 0.0,
+                energy_kwh: 0.0,
+                carbon_kg: 0.0,
+                money_cny,
+                refs: Default::default(),
+                detail: serde_json::json!({}),
+            },
         };
         let rows = vec![
-            row(1_000, "gateway", serde_json::json!({"input_tokens": 10, "output_tokens": 5, "cost_cny": 0.5})),
-            row(2_000, "gateway", serde_json::json!({"input_tokens": 1, "output_tokens": 1, "cost_cny": 0.25})),
-            row(3_000, "compute", serde_json::json!({"gpu_seconds": 7200.0, "energy_cost_cny": 2.0})),
-            row(DAY_MS + 1, "gateway", serde_json::json!({"input_tokens": 3, "output_tokens": 0, "cost_cny": 0.0})),
+            row(1_000, "gateway", ledger::Unit::Tokens, 15.0, 0.5),
+            row(2_000, "gateway", ledger::Unit::Tokens, 2.0, 0.25),
+            row(3_000, "compute", ledger::Unit::GpuSeconds, 7200.0, 2.0),
+            row(DAY_MS + 1, "gateway", ledger::Unit::Tokens, 3.0, 0.0),
         ];
         let d = by_day(&rows);
-        assert_eq!(d[&(0, "gateway".into())], DayUsage { requests: 2, tokens: 17, gpu_seconds: 0.0, cost_cny: 0.75 });
-        assert_eq!(d[&(0, "compute".into())], DayUsage { requests: 1, tokens: 0, gpu_seconds: 7200.0, cost_cny: 2.0 });
+        assert_eq!(
+            (d[&(0, "gateway".into())].events, d[&(0, "gateway".into())].tokens, d[&(0, "gateway".into())].money_cny),
+            (2, 17, 0.75)
+        );
+        assert_eq!((d[&(0, "compute".into())].gpu_seconds, d[&(0, "compute".into())].money_cny), (7200.0, 2.0));
         assert_eq!(d[&(DAY_MS, "gateway".into())].tokens, 3);
     }
 }
