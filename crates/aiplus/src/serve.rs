@@ -55,7 +55,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         None => store::Store::open(&cfg.server.data_dir).await.context("opening the store")?,
     };
     let identity = Arc::new(identity::Identity::open(store.clone()).await.context("loading tenants and credentials")?);
-    if let Some(path) = identity.ensure_operator_token(&cfg.server.data_dir, api::Clock::now_ms(&api::SystemClock)).await? {
+    if let Some(path) = identity.ensure_operator_token(&cfg.server.data_dir, jobs::Clock::now_ms(&jobs::SystemClock)).await? {
         // Said on stderr whatever the log level: this is how a fresh install is first reached.
         eprintln!(
             "aiplus: the first operator token is in {} (mode 0600); use it with `aiplus login --token-file {}`",
@@ -74,12 +74,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
              (or AIPLUS_COMPUTE=false) on gateway-only instances"
         })?;
         let engines = engines(&cfg, &seed)?;
-        let svc = api::ComputeService::open(
+        let svc = jobs::ComputeService::open(
             store.clone(),
             &seed,
             cfg.scheduler.policy,
             cfg.scheduler.weights,
-            Arc::new(api::SystemClock),
+            Arc::new(jobs::SystemClock),
             engines,
         )
         .await
@@ -117,7 +117,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         Some((svc, _, _)) => api::router(svc.clone()),
         None => axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" })),
     };
-    let clock: Arc<dyn api::Clock> = Arc::new(api::SystemClock);
+    let clock: Arc<dyn jobs::Clock> = Arc::new(jobs::SystemClock);
     let identity_api = Arc::new(api::identity_routes::IdentityApi { identity: identity.clone(), clock: clock.clone() });
     let mut app = app
         .merge(api::identity_routes::router(identity_api))
@@ -185,11 +185,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 
 /// The engines named in the config, each checked against the network; every other cluster
 /// runs on the local executor, which keeps its jobs under `<data_dir>/jobs`.
-fn engines(cfg: &Config, net: &compute::Network) -> anyhow::Result<api::lifecycle::Engines> {
+fn engines(cfg: &Config, net: &compute::Network) -> anyhow::Result<jobs::lifecycle::Engines> {
     use crate::config::EngineKind;
     let local: Arc<dyn executor::Executor> =
         Arc::new(executor::local::LocalExecutor::new(cfg.server.data_dir.join("jobs")).context("creating the local executor's directory")?);
-    let mut engines = api::lifecycle::Engines::new(local.clone());
+    let mut engines = jobs::lifecycle::Engines::new(local.clone());
     for (i, e) in cfg.executor.engines.iter().enumerate() {
         for c in &e.clusters {
             if net.cluster_ix(c).is_none() {

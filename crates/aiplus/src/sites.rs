@@ -20,7 +20,7 @@ impl NetworkSites {
     }
 
     /// Keeps the view in step with the compute service's network until `stop`.
-    pub fn follow(self: &Arc<Self>, svc: Arc<api::ComputeService>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub fn follow(self: &Arc<Self>, svc: Arc<jobs::ComputeService>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let me = self.clone();
         tokio::spawn(async move {
             loop {

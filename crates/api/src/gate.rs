@@ -20,11 +20,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use identity::{Identity, Principal};
 
-use crate::compute_service::Clock;
 use crate::problem::ApiError;
+use vocab::Clock;
 
-/// The console's session cookie.
-pub const SESSION_COOKIE: &str = "aiplus_session";
+pub use identity::SESSION_COOKIE;
 /// The header a cookie-authenticated JSON write carries its session's CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The header an operator names the tenant it acts for in.
@@ -157,7 +156,7 @@ fn refuse(surface: Surface, e: ApiError, req: &Request) -> Response {
         Surface::Console => match e {
             ApiError::Unauthenticated(_) => {
                 let next = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                let mut r = Redirect::to(&format!("/login?next={}", url_encode(next))).into_response();
+                let mut r = Redirect::to(&format!("/login?next={}", vocab::text::percent_encode(next))).into_response();
                 if *req.method() != Method::GET {
                     // A form posted after the session ended: see the login page, then retry.
                     *r.status_mut() = StatusCode::SEE_OTHER;
@@ -173,27 +172,9 @@ fn refuse(surface: Surface, e: ApiError, req: &Request) -> Response {
     }
 }
 
-/// Percent-encodes everything but unreserved characters (RFC 3986).
-pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The value of cookie `name` in a request.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| kv.trim().strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+    vocab::text::cookie(headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()), name)
 }
 
 /// The tenant named in [`TENANT_HEADER`], if any.

@@ -11,9 +11,9 @@ use axum::{Extension, Router};
 use identity::{ActingFor, Identity, Principal, Role};
 use serde::Deserialize;
 
-use crate::compute_service::Clock;
 use crate::json::Json;
 use crate::problem::ApiError;
+use vocab::Clock;
 
 pub struct IdentityApi {
     pub identity: Arc<Identity>,

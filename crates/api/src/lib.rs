@@ -1,14 +1,12 @@
 //! The HTTP API of aiplus (axum): the network registry and the job queue under `/api/v1`.
 //!
-//! Shape: thin handlers (`routes`) → domain services (`compute_service`, which makes IDs and
+//! Shape: thin handlers (`routes`) → the compute pillar's service (`jobs`, which makes ids and
 //! timestamps) → the store. Errors cross the boundary as one type, [`problem::ApiError`], with
 //! one exhaustive mapping to RFC 9457 problem+json.
 
-pub mod compute_service;
 pub mod gate;
 pub mod identity_routes;
 pub mod json;
-pub mod lifecycle;
 pub mod permissions;
 pub mod problem;
 pub mod routes;
@@ -20,7 +18,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-pub use compute_service::{Clock, ComputeService, SystemClock};
+use jobs::ComputeService;
 
 pub fn router(svc: Arc<ComputeService>) -> Router {
     use routes::*;

@@ -62,6 +62,21 @@ impl From<identity::Denied> for ApiError {
     }
 }
 
+impl From<jobs::JobsError> for ApiError {
+    fn from(e: jobs::JobsError) -> Self {
+        use jobs::JobsError as J;
+        match e {
+            J::Invalid { field, reason } => ApiError::Invalid { field, reason },
+            J::NotFound { what, id } => ApiError::NotFound { what, id },
+            J::Conflict(why) => ApiError::Conflict(why),
+            J::Unplaceable { reasons } => ApiError::Unplaceable { reasons },
+            J::Busy(why) => ApiError::Busy(why),
+            J::Store(e) => ApiError::Store(e),
+            J::Internal(why) => ApiError::Internal(why),
+        }
+    }
+}
+
 impl From<compute::Invalid> for ApiError {
     fn from(e: compute::Invalid) -> Self {
         ApiError::Invalid { field: e.field, reason: e.reason }

@@ -13,9 +13,9 @@ use serde::Deserialize;
 
 use identity::{ActingFor, Principal};
 
-use crate::compute_service::{ComputeService, HubRegistration, Job};
 use crate::json::{Json, parse};
 use crate::problem::ApiError;
+use jobs::compute_service::{ComputeService, HubRegistration, Job};
 
 pub type AppState = Arc<ComputeService>;
 /// The caller, resolved by the gate in front of every route.
@@ -27,14 +27,16 @@ async fn own_job(svc: &ComputeService, who: &Principal, id: &str) -> Result<Job,
     match svc.job(id).await {
         Ok(job) if who.may_see(&job.tenant) => Ok(job),
         Ok(_) => Err(ApiError::NotFound { what: "job", id: id.into() }),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Runs a state change in its own task. If the client hangs up, axum drops the handler's future,
 /// but the change still runs to its end (stored and applied, or rolled back), never half-way.
-async fn detached<T: Send + 'static>(f: impl Future<Output = Result<T, ApiError>> + Send + 'static) -> Result<T, ApiError> {
-    tokio::spawn(f).await.map_err(|e| ApiError::Internal(e.to_string()))?
+async fn detached<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    f: impl Future<Output = Result<T, E>> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(f).await.map_err(|e| ApiError::Internal(e.to_string()))?.map_err(Into::into)
 }
 
 pub async fn health() -> &'static str {

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use api::{Clock, ComputeService};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use jobs::{Clock, ComputeService};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -29,7 +29,7 @@ async fn service(store: store::Store) -> Arc<ComputeService> {
     let clock: Arc<dyn Clock> = Arc::new(TestClock(AtomicI64::new(T0_MS)));
     let dir = std::env::temp_dir().join(format!("aiplus-http-jobs-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst)));
     let local: Arc<dyn executor::Executor> = Arc::new(executor::local::LocalExecutor::new(dir).unwrap());
-    let engines = api::lifecycle::Engines::new(local);
+    let engines = jobs::lifecycle::Engines::new(local);
     Arc::new(ComputeService::open(store, &net, compute::Policy::Aiplus, compute::Weights::default(), clock, engines).await.unwrap())
 }
 
@@ -53,7 +53,7 @@ async fn app_on(store: store::Store) -> App {
         identity.create_tenant("acme", None, T0_MS).await.unwrap();
     }
     let (_, token) = identity.create_operator_token("tests", identity::Role::OperatorAdmin, T0_MS).await.unwrap();
-    let gate = Arc::new(api::gate::Gate { identity, hosts: api::gate::Hosts::default(), clock: Arc::new(api::SystemClock) });
+    let gate = Arc::new(api::gate::Gate { identity, hosts: api::gate::Hosts::default(), clock: Arc::new(jobs::SystemClock) });
     App { router: api::gate::guard(api::router(svc), gate), token }
 }
 

@@ -27,7 +27,7 @@ impl Sites for TwoSites {
 /// operator token.
 async fn guarded(router: axum::Router, identity: Arc<identity::Identity>) -> (axum::Router, reqwest::Client) {
     let (_, token) = identity.create_operator_token("tests", identity::Role::OperatorAdmin, 0).await.unwrap();
-    let gate = Arc::new(api::gate::Gate { identity, hosts: api::gate::Hosts::default(), clock: Arc::new(api::SystemClock) });
+    let gate = Arc::new(api::gate::Gate { identity, hosts: api::gate::Hosts::default(), clock: Arc::new(jobs::SystemClock) });
     let mut h = reqwest::header::HeaderMap::new();
     h.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
     (api::gate::guard(router, gate), reqwest::Client::builder().default_headers(h).build().unwrap())

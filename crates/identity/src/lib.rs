@@ -114,6 +114,9 @@ fn invalid(field: &str, reason: impl Into<String>) -> IdentityError {
     IdentityError::Invalid { field: field.into(), reason: reason.into() }
 }
 
+/// The console's session cookie.
+pub const SESSION_COOKIE: &str = "aiplus_session";
+
 /// Longest key or token name.
 pub const MAX_NAME_CHARS: usize = 200;
 /// The file, in the data directory, that holds the first operator token.

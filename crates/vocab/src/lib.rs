@@ -3,7 +3,16 @@
 //!
 //! - [`Region`]: where a tenant's data and work may go, and the one rule ([`Region::contains`],
 //!   [`allows`]) that job placement, model routing and (soon) dataset access all call.
+//! - [`Clock`]: where "now" comes from, for the services that need it.
+//! - [`text`]: small text rules more than one edge needs (percent-encoding, cookies).
 
 pub mod region;
+pub mod text;
 
 pub use region::{Place, Region, allows};
+
+/// Where time comes from. Deterministic cores take times as arguments; services that need
+/// "now" take a `Clock`, so tests can hold time still.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}

@@ -4,18 +4,18 @@
 //! tenant's jobs, keys and usage). Passwords are stored as Argon2id PHC strings. A session id is
 //! 244 random bits held only in an `HttpOnly; SameSite=Strict` cookie; the store keeps its
 //! SHA-256, so a leaked database does not leak live sessions. The gate in front of the router
-//! (`api::gate`) turns the cookie into a principal; a page's [`Viewer`] is made from it. Every
+//! (`api::gate`, in front of the console) turns the cookie into a principal; a page's [`Viewer`] is made from it. Every
 //! form that changes something carries the session's CSRF token, and a POST whose `Origin`
 //! names another site is refused before any handler runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use api::gate::{SESSION_COOKIE, cookie};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
+pub use identity::SESSION_COOKIE;
 use identity::secret::{hash as sha256_hex, random_token};
 pub use identity::{Account, AccountRole as Role};
 use identity::{Principal, SessionDoc, write_secret_file};
@@ -246,6 +246,11 @@ impl Console {
 
 /// An Argon2id hash of a random string: verifying against it costs what a real check costs.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Jm7V1vF6P3n1Hf2m0rQ0nJ0wQm1dY1mE0u2b3cE6b3U";
+
+/// The value of cookie `name` in a request.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    vocab::text::cookie(headers.get_all(axum::http::header::COOKIE).iter().filter_map(|v| v.to_str().ok()), name)
+}
 
 /// The language of a request: its cookie, else its `Accept-Language`.
 pub fn lang_of(parts: &Parts) -> Lang {

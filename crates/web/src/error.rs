@@ -36,13 +36,12 @@ impl From<store::StoreError> for ConsoleError {
     }
 }
 
-impl From<api::problem::ApiError> for ConsoleError {
-    fn from(e: api::problem::ApiError) -> Self {
-        use api::problem::ApiError as A;
+impl From<jobs::JobsError> for ConsoleError {
+    fn from(e: jobs::JobsError) -> Self {
+        use jobs::JobsError as A;
         match e {
             A::NotFound { .. } => ConsoleError::NotFound,
-            A::Unauthenticated(why) | A::Forbidden(why) | A::UnknownHost(why) => ConsoleError::Busy(why),
-            A::Invalid { field, reason } | A::Malformed { field, reason } => ConsoleError::Invalid { field, reason },
+            A::Invalid { field, reason } => ConsoleError::Invalid { field, reason },
             A::Unplaceable { reasons } => ConsoleError::Invalid {
                 field: "job".into(),
                 reason: format!(
@@ -58,9 +57,6 @@ impl From<api::problem::ApiError> for ConsoleError {
                         .join(", ")
                 ),
             },
-            A::TooLarge { limit_bytes } => {
-                ConsoleError::Invalid { field: "body".into(), reason: format!("larger than {limit_bytes} bytes") }
-            }
             A::Conflict(why) | A::Busy(why) => ConsoleError::Busy(why),
             A::Store(e) => ConsoleError::Internal(format!("store: {e}")),
             A::Internal(why) => ConsoleError::Internal(why),

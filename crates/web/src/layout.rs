@@ -121,7 +121,7 @@ pub fn csrf_field(v: &Viewer) -> Markup {
     html! { input type="hidden" name="csrf" value=(v.csrf); }
 }
 
-pub use api::gate::url_encode;
+pub use vocab::text::percent_encode as url_encode;
 
 /// A redirect target from a form or query: only a path on this site, never `//host`.
 pub fn safe_next(next: Option<&str>) -> String {

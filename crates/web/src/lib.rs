@@ -75,7 +75,7 @@ impl ConsoleConfig {
 pub struct Console {
     pub(crate) store: store::Store,
     /// Absent on an instance that does not run compute (another instance does).
-    pub(crate) compute: Option<Arc<api::ComputeService>>,
+    pub(crate) compute: Option<Arc<jobs::ComputeService>>,
     pub(crate) gateway: Arc<gateway::Gateway>,
     /// The network simulations run on when no compute service is here to ask.
     pub(crate) seed_network: Arc<compute::Network>,
@@ -95,7 +95,7 @@ pub type SharedConsole = Arc<Console>;
 impl Console {
     pub fn new(
         store: store::Store,
-        compute: Option<Arc<api::ComputeService>>,
+        compute: Option<Arc<jobs::ComputeService>>,
         gateway: Arc<gateway::Gateway>,
         seed_network: Arc<compute::Network>,
         cfg: ConsoleConfig,
@@ -127,7 +127,7 @@ impl Console {
         &self.gateway.identity
     }
 
-    pub(crate) fn compute(&self) -> Result<&Arc<api::ComputeService>, ConsoleError> {
+    pub(crate) fn compute(&self) -> Result<&Arc<jobs::ComputeService>, ConsoleError> {
         self.compute.as_ref().ok_or(ConsoleError::Busy("this instance does not run compute (server.compute = false)".into()))
     }
 }

@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use api::{Clock, ComputeService};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
+use jobs::{Clock, ComputeService};
 use tower::ServiceExt;
 
 struct FixedClock(i64);
@@ -43,7 +43,7 @@ async fn env() -> Env {
             compute::Policy::Aiplus,
             compute::Weights::default(),
             Arc::new(FixedClock(T0_MS)),
-            api::lifecycle::Engines::new(local),
+            jobs::lifecycle::Engines::new(local),
         )
         .await
         .unwrap(),

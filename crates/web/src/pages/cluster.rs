@@ -1,9 +1,9 @@
 //! A cluster's page: its facts, node pools, GPUs in use over the last day, the tariff over the
 //! day, the jobs on it now, and the network's queue.
 
-use api::compute_service::{Job, JobState};
 use axum::extract::Path;
 use axum::response::Response;
+use jobs::compute_service::{Job, JobState};
 use maud::html;
 
 use crate::charts::{Kind, Series, render};

@@ -1,11 +1,11 @@
 //! Jobs: the queue and history with filters and a submit form; a job's page with its placement
 //! explanation, lifecycle events and live logs.
 
-use api::compute_service::{Job, JobState};
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use compute::scheduler::ScoreTerms;
+use jobs::compute_service::{Job, JobState};
 use maud::{Markup, html};
 use serde::Deserialize;
 

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use api::compute_service::{ClusterStatus, JobState};
 use axum::response::Response;
+use jobs::compute_service::{ClusterStatus, JobState};
 use maud::html;
 
 use crate::error::ConsoleError;

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::compute_service::{Job, JobState};
-use api::{ComputeService, SystemClock};
 use compute::JobSpec;
+use jobs::compute_service::{Job, JobState};
+use jobs::{ComputeService, SystemClock};
 
 async fn service(name: &str) -> (Arc<ComputeService>, std::path::PathBuf) {
-    service_with(name, api::lifecycle::MAX_CALLS_PER_TICK).await
+    service_with(name, jobs::lifecycle::MAX_CALLS_PER_TICK).await
 }
 
 async fn service_with(name: &str, calls_per_tick: usize) -> (Arc<ComputeService>, std::path::PathBuf) {
@@ -25,7 +25,7 @@ async fn service_with(name: &str, calls_per_tick: usize) -> (Arc<ComputeService>
         compute::Policy::Aiplus,
         compute::Weights::default(),
         Arc::new(SystemClock),
-        api::lifecycle::Engines::new(local).with_max_calls_per_tick(calls_per_tick),
+        jobs::lifecycle::Engines::new(local).with_max_calls_per_tick(calls_per_tick),
     )
     .await
     .unwrap();

@@ -23,7 +23,7 @@ use serde::Serialize;
 use store::Record;
 
 use crate::compute_service::{ComputeService, Job, JobEvent, JobState, RunRecord, rfc3339};
-use crate::problem::ApiError;
+use crate::error::JobsError;
 
 /// Longest wait for one engine call before the engine counts as unreachable.
 const ENGINE_CALL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -154,7 +154,7 @@ impl ComputeService {
     }
 
     /// One pass of the lifecycle. Returns how many engine calls it made.
-    pub async fn tick(&self) -> Result<usize, ApiError> {
+    pub async fn tick(&self) -> Result<usize, JobsError> {
         let now = self.clock.now_ms();
         // Phase 1: decide, and record submit intents before any engine is called.
         let mut work = Vec::new();
@@ -409,21 +409,21 @@ impl ComputeService {
     }
 
     /// A job's lifecycle events, oldest first.
-    pub async fn events(&self, id: &str) -> Result<Vec<EventView>, ApiError> {
+    pub async fn events(&self, id: &str) -> Result<Vec<EventView>, JobsError> {
         self.job(id).await?;
         let rows: Vec<(i64, i64, JobEvent)> = self.store.job_events(id).await?;
         Ok(rows.into_iter().map(|(seq, _, event)| EventView { seq, event }).collect())
     }
 
     /// Output of the job's current (or last) attempt from `offset`, and whether it has ended.
-    pub async fn logs(&self, id: &str, offset: u64) -> Result<(LogChunk, JobState), ApiError> {
+    pub async fn logs(&self, id: &str, offset: u64) -> Result<(LogChunk, JobState), JobsError> {
         let job = self.job(id).await?;
         let empty = LogChunk { data: Vec::new(), next_offset: offset };
         let Some(run) = &job.run else { return Ok((empty, job.state)) };
         let Some(handle) = &run.handle else { return Ok((empty, job.state)) };
         let engine = self.engines.for_cluster(&run.cluster).clone();
         let chunk =
-            timed(engine.logs(handle, offset)).await.map_err(|e| ApiError::Busy(format!("the engine did not return the logs: {e}")))?;
+            timed(engine.logs(handle, offset)).await.map_err(|e| JobsError::Busy(format!("the engine did not return the logs: {e}")))?;
         Ok((chunk, job.state))
     }
 

@@ -17,17 +17,16 @@ use serde::{Deserialize, Serialize};
 use store::{JobFilter, JobRow, Store};
 use tokio::sync::Mutex;
 
-use crate::problem::ApiError;
+use crate::error::JobsError;
 
 /// Most jobs waiting for capacity at once; past it, submissions are refused, not dropped.
 pub const MAX_QUEUED_JOBS: usize = 100_000;
 /// Most jobs one list call returns.
 pub const MAX_PAGE: u32 = 1000;
 
-pub trait Clock: Send + Sync {
-    fn now_ms(&self) -> i64;
-}
+pub use vocab::Clock;
 
+/// The system's clock, for the server; tests pass a clock of their own.
 pub struct SystemClock;
 
 impl Clock for SystemClock {
@@ -276,14 +275,14 @@ impl ComputeService {
         weights: Weights,
         clock: Arc<dyn Clock>,
         engines: crate::lifecycle::Engines,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, JobsError> {
         weights.validate()?;
         if !store.network_seeded().await? {
             save_spec(&store, &seed.spec, &[], clock.now_ms()).await?;
         }
         let spec = load_spec(&store).await?;
         let net = Arc::new(
-            Network::build(spec).map_err(|e| ApiError::Invalid { field: format!("stored network: {}", e.field), reason: e.reason })?,
+            Network::build(spec).map_err(|e| JobsError::Invalid { field: format!("stored network: {}", e.field), reason: e.reason })?,
         );
         let sched = Scheduler::new(net.clone(), policy, weights);
         let svc = Self {
@@ -324,15 +323,15 @@ impl ComputeService {
 
     // ---- network registry ----
 
-    pub async fn hub(&self, id: &str) -> Result<HubSpec, ApiError> {
+    pub async fn hub(&self, id: &str) -> Result<HubSpec, JobsError> {
         let st = self.state.lock().await;
-        st.net.spec.hubs.iter().find(|h| h.id == id).cloned().ok_or_else(|| ApiError::NotFound { what: "hub", id: id.into() })
+        st.net.spec.hubs.iter().find(|h| h.id == id).cloned().ok_or_else(|| JobsError::NotFound { what: "hub", id: id.into() })
     }
 
-    pub async fn register_hub(&self, reg: HubRegistration) -> Result<HubSpec, ApiError> {
+    pub async fn register_hub(&self, reg: HubRegistration) -> Result<HubSpec, JobsError> {
         let mut st = self.state.lock().await;
         if st.net.spec.hubs.iter().any(|h| h.id == reg.hub.id) {
-            return Err(ApiError::Conflict(format!("hub {:?} already exists; PUT /api/v1/hubs/{} updates it", reg.hub.id, reg.hub.id)));
+            return Err(JobsError::Conflict(format!("hub {:?} already exists; PUT /api/v1/hubs/{} updates it", reg.hub.id, reg.hub.id)));
         }
         let mut spec = st.net.spec.clone();
         spec.hubs.push(reg.hub.clone());
@@ -342,16 +341,16 @@ impl ComputeService {
         Ok(reg.hub)
     }
 
-    pub async fn update_hub(&self, id: &str, reg: HubRegistration) -> Result<HubSpec, ApiError> {
+    pub async fn update_hub(&self, id: &str, reg: HubRegistration) -> Result<HubSpec, JobsError> {
         if reg.hub.id != id {
-            return Err(ApiError::Invalid {
+            return Err(JobsError::Invalid {
                 field: "hub.id".into(),
                 reason: format!("must match the path ({id:?}); hubs cannot be renamed"),
             });
         }
         let mut st = self.state.lock().await;
         let mut spec = st.net.spec.clone();
-        let i = spec.hubs.iter().position(|h| h.id == id).ok_or_else(|| ApiError::NotFound { what: "hub", id: id.into() })?;
+        let i = spec.hubs.iter().position(|h| h.id == id).ok_or_else(|| JobsError::NotFound { what: "hub", id: id.into() })?;
         spec.hubs[i] = reg.hub.clone();
         apply_links(&mut spec, id, &reg.links)?;
         self.replace_network(&mut st, spec, &format!("hub[{i}]."), "hub.").await?;
@@ -363,9 +362,9 @@ impl ComputeService {
         (0..st.net.clusters.len()).map(|c| self.status(&st, c)).collect()
     }
 
-    pub async fn cluster(&self, id: &str) -> Result<ClusterStatus, ApiError> {
+    pub async fn cluster(&self, id: &str) -> Result<ClusterStatus, JobsError> {
         let st = self.state.lock().await;
-        let c = st.net.cluster_ix(id).ok_or_else(|| ApiError::NotFound { what: "cluster", id: id.into() })?;
+        let c = st.net.cluster_ix(id).ok_or_else(|| JobsError::NotFound { what: "cluster", id: id.into() })?;
         Ok(self.status(&st, c))
     }
 
@@ -389,10 +388,10 @@ impl ComputeService {
         }
     }
 
-    pub async fn register_cluster(&self, cluster: ClusterSpec) -> Result<ClusterStatus, ApiError> {
+    pub async fn register_cluster(&self, cluster: ClusterSpec) -> Result<ClusterStatus, JobsError> {
         let mut st = self.state.lock().await;
         if st.net.cluster_ix(&cluster.id).is_some() {
-            return Err(ApiError::Conflict(format!(
+            return Err(JobsError::Conflict(format!(
                 "cluster {:?} already exists; PUT /api/v1/clusters/{} updates it",
                 cluster.id, cluster.id
             )));
@@ -402,21 +401,21 @@ impl ComputeService {
         spec.clusters.push(cluster);
         let prefix = format!("cluster[{}].", spec.clusters.len() - 1);
         self.replace_network(&mut st, spec, &prefix, "").await?;
-        let c = st.net.cluster_ix(&id).ok_or_else(|| ApiError::NotFound { what: "cluster", id: id.clone() })?;
+        let c = st.net.cluster_ix(&id).ok_or_else(|| JobsError::NotFound { what: "cluster", id: id.clone() })?;
         Ok(self.status(&st, c))
     }
 
     /// Replaces a cluster's description. Jobs placed there keep their slots if the node still
     /// exists with room; otherwise they go back to the queue with the reason.
-    pub async fn update_cluster(&self, id: &str, cluster: ClusterSpec) -> Result<ClusterStatus, ApiError> {
+    pub async fn update_cluster(&self, id: &str, cluster: ClusterSpec) -> Result<ClusterStatus, JobsError> {
         if cluster.id != id {
-            return Err(ApiError::Invalid {
+            return Err(JobsError::Invalid {
                 field: "id".into(),
                 reason: format!("must match the path ({id:?}); clusters cannot be renamed"),
             });
         }
         let mut st = self.state.lock().await;
-        let i = st.net.cluster_ix(id).ok_or_else(|| ApiError::NotFound { what: "cluster", id: id.into() })?;
+        let i = st.net.cluster_ix(id).ok_or_else(|| JobsError::NotFound { what: "cluster", id: id.into() })?;
         let mut spec = st.net.spec.clone();
         spec.clusters[i] = cluster;
         self.replace_network(&mut st, spec, &format!("cluster[{i}]."), "").await?;
@@ -426,8 +425,8 @@ impl ComputeService {
     /// Validates a new network and moves the scheduler onto it: placed jobs keep their slots
     /// where the new network still allows them, the others are queued again. The network and
     /// those job changes are stored in one transaction; if it fails, nothing changes in memory.
-    async fn replace_network(&self, st: &mut State, spec: NetworkSpec, prefix: &str, replace: &str) -> Result<(), ApiError> {
-        let net = Network::build(spec).map_err(|e| ApiError::Invalid {
+    async fn replace_network(&self, st: &mut State, spec: NetworkSpec, prefix: &str, replace: &str) -> Result<(), JobsError> {
+        let net = Network::build(spec).map_err(|e| JobsError::Invalid {
             field: e.field.strip_prefix(prefix).map_or(e.field.clone(), |rest| format!("{replace}{rest}")),
             reason: e.reason,
         })?;
@@ -450,7 +449,7 @@ impl ComputeService {
     /// resolving its cluster and pool by name. A job whose slot is gone, or whose constraints no
     /// longer allow it, goes back to the queue. Returns the ids whose documents changed; the
     /// caller stores them. No await: memory is consistent when this returns.
-    fn retake_slots(&self, st: &mut State) -> Result<Vec<String>, ApiError> {
+    fn retake_slots(&self, st: &mut State) -> Result<Vec<String>, JobsError> {
         let mut order: Vec<(i64, String)> = st.active.iter().map(|(id, a)| (a.submitted_ms, id.clone())).collect();
         order.sort();
         let now = self.clock.now_ms();
@@ -474,7 +473,7 @@ impl ComputeService {
                 _ if a.job.run.is_some() => {
                     // Already handed to an engine: it runs where it runs. A network change that
                     // takes its node away is refused rather than losing track of the job.
-                    return Err(ApiError::Conflict(format!(
+                    return Err(JobsError::Conflict(format!(
                         "job {id} runs on {} / {} node {}; the change would remove its slot. Cancel it or wait for it to end",
                         p.cluster, p.pool, p.node
                     )));
@@ -494,7 +493,7 @@ impl ComputeService {
     // ---- jobs ----
 
     /// Submits a job. With an idempotency key, a second submission returns the first job.
-    pub async fn submit(&self, tenant: String, name: Option<String>, spec: JobSpec, key: Option<String>) -> Result<(Job, bool), ApiError> {
+    pub async fn submit(&self, tenant: String, name: Option<String>, spec: JobSpec, key: Option<String>) -> Result<(Job, bool), JobsError> {
         self.submit_as(None, tenant, name, spec, key).await
     }
 
@@ -507,15 +506,15 @@ impl ComputeService {
         name: Option<String>,
         spec: JobSpec,
         key: Option<String>,
-    ) -> Result<(Job, bool), ApiError> {
+    ) -> Result<(Job, bool), JobsError> {
         compute::network::validate_id("tenant".into(), &tenant)?;
         if let Some(k) = &key
             && (k.is_empty() || k.len() > 200)
         {
-            return Err(ApiError::Invalid { field: "idempotency-key".into(), reason: "must be 1-200 characters".into() });
+            return Err(JobsError::Invalid { field: "idempotency-key".into(), reason: "must be 1-200 characters".into() });
         }
         if name.as_ref().is_some_and(|n| n.len() > 200) {
-            return Err(ApiError::Invalid { field: "name".into(), reason: "at most 200 characters".into() });
+            return Err(JobsError::Invalid { field: "name".into(), reason: "at most 200 characters".into() });
         }
         // A retry with a key answers with the first job, whatever has changed since.
         if let Some(k) = &key
@@ -524,7 +523,7 @@ impl ComputeService {
             return Ok((existing.doc, false));
         }
         if spec.command.is_empty() {
-            return Err(ApiError::Invalid {
+            return Err(JobsError::Invalid {
                 field: "command".into(),
                 reason: "must name the program to run, e.g. [\"python\", \"train.py\"]".into(),
             });
@@ -534,13 +533,13 @@ impl ComputeService {
         let req = JobReq::compile(&spec, &st.net);
         let never = st.sched.never_reasons(&req);
         if !never.is_empty() {
-            return Err(ApiError::Unplaceable { reasons: never });
+            return Err(JobsError::Unplaceable { reasons: never });
         }
         let now = self.clock.now_ms();
         let queued = st.active.values().filter(|a| a.job.placement.is_none()).count();
         let decision = st.sched.place(&req, now as f64 / 1000.0, 0.0);
         if matches!(decision, Decision::Wait) && queued >= MAX_QUEUED_JOBS {
-            return Err(ApiError::Busy(format!("the queue holds {MAX_QUEUED_JOBS} jobs, its limit; retry later")));
+            return Err(JobsError::Busy(format!("the queue holds {MAX_QUEUED_JOBS} jobs, its limit; retry later")));
         }
         let id = format!("job_{}", uuid::Uuid::now_v7().simple());
         let mut job = Job {
@@ -569,7 +568,7 @@ impl ComputeService {
                 Some(allocation)
             }
             Decision::Wait => None,
-            Decision::Never(reasons) => return Err(ApiError::Unplaceable { reasons }),
+            Decision::Never(reasons) => return Err(JobsError::Unplaceable { reasons }),
         };
         // From here to the end, the scheduler has taken `allocation`: every path below either
         // records the job as active or gives the allocation back. The handler runs this in its
@@ -611,8 +610,8 @@ impl ComputeService {
         }
     }
 
-    pub async fn job(&self, id: &str) -> Result<Job, ApiError> {
-        self.store.get_job::<Job>(id).await?.map(|r| r.doc).ok_or_else(|| ApiError::NotFound { what: "job", id: id.into() })
+    pub async fn job(&self, id: &str) -> Result<Job, JobsError> {
+        self.store.get_job::<Job>(id).await?.map(|r| r.doc).ok_or_else(|| JobsError::NotFound { what: "job", id: id.into() })
     }
 
     pub async fn jobs(
@@ -621,18 +620,18 @@ impl ComputeService {
         state: Option<String>,
         after: Option<String>,
         limit: Option<u32>,
-    ) -> Result<Vec<Job>, ApiError> {
+    ) -> Result<Vec<Job>, JobsError> {
         if let Some(s) = &state
             && JobState::parse(s).is_none()
         {
-            return Err(ApiError::Invalid {
+            return Err(JobsError::Invalid {
                 field: "state".into(),
                 reason: format!("{s:?} is not one of {}", JobState::ALL.map(JobState::as_str).join(", ")),
             });
         }
         let limit = limit.unwrap_or(100);
         if limit == 0 || limit > MAX_PAGE {
-            return Err(ApiError::Invalid { field: "limit".into(), reason: format!("must be 1..={MAX_PAGE}") });
+            return Err(JobsError::Invalid { field: "limit".into(), reason: format!("must be 1..={MAX_PAGE}") });
         }
         let rows: Vec<JobRow<Job>> = self.store.list_jobs(&JobFilter { tenant, state, after, limit }).await?;
         Ok(rows.into_iter().map(|r| r.doc).collect())
@@ -640,7 +639,7 @@ impl ComputeService {
 
     /// Cancels a job. One that has not reached an engine ends at once and frees its resources;
     /// one on an engine is cancelled there, and ends when the engine confirms it.
-    pub async fn cancel(&self, id: &str) -> Result<Job, ApiError> {
+    pub async fn cancel(&self, id: &str) -> Result<Job, JobsError> {
         let mut st = self.state.lock().await;
         let mut job = match st.active.get(id) {
             Some(a) => a.job.clone(),
@@ -684,7 +683,7 @@ impl ComputeService {
 
     /// Places queued jobs that fit now, highest priority then oldest first, and stores them in
     /// one transaction. If the write fails, every placement made here is given back.
-    pub(crate) async fn offer_queue(&self, st: &mut State) -> Result<(), ApiError> {
+    pub(crate) async fn offer_queue(&self, st: &mut State) -> Result<(), JobsError> {
         let mut waiting: Vec<(i32, i64, String)> = st
             .active
             .iter()
@@ -743,7 +742,7 @@ impl ComputeService {
     }
 
     /// Why a job is where it is: its placement with the explanation, or why it waits.
-    pub async fn placement_of(&self, id: &str) -> Result<PlacementView, ApiError> {
+    pub async fn placement_of(&self, id: &str) -> Result<PlacementView, JobsError> {
         let job = self.job(id).await?;
         Ok(PlacementView { job_id: job.id, state: job.state, state_reason: job.state_reason, placement: job.placement })
     }
@@ -757,10 +756,10 @@ pub struct PlacementView {
     pub placement: Option<Placement>,
 }
 
-fn apply_links(spec: &mut NetworkSpec, hub: &str, links: &[HubLink]) -> Result<(), ApiError> {
+fn apply_links(spec: &mut NetworkSpec, hub: &str, links: &[HubLink]) -> Result<(), JobsError> {
     for (i, l) in links.iter().enumerate() {
         if l.to == hub {
-            return Err(ApiError::Invalid { field: format!("links[{i}].to"), reason: "a hub needs no link to itself".into() });
+            return Err(JobsError::Invalid { field: format!("links[{i}].to"), reason: "a hub needs no link to itself".into() });
         }
         spec.links.retain(|x| !((x.a == hub && x.b == l.to) || (x.a == l.to && x.b == hub)));
         spec.links.push(LinkSpec {
@@ -774,7 +773,7 @@ fn apply_links(spec: &mut NetworkSpec, hub: &str, links: &[HubLink]) -> Result<(
     Ok(())
 }
 
-async fn save_spec(store: &Store, spec: &NetworkSpec, jobs: &[(&str, &str, &Job)], now_ms: i64) -> Result<(), ApiError> {
+async fn save_spec(store: &Store, spec: &NetworkSpec, jobs: &[(&str, &str, &Job)], now_ms: i64) -> Result<(), JobsError> {
     let hubs: Vec<(String, &HubSpec)> = spec.hubs.iter().map(|h| (h.id.clone(), h)).collect();
     let clusters: Vec<(String, &ClusterSpec)> = spec.clusters.iter().map(|c| (c.id.clone(), c)).collect();
     let rest = NetworkRest { gpu_models: spec.gpu_models.clone(), links: spec.links.clone() };
@@ -782,8 +781,8 @@ async fn save_spec(store: &Store, spec: &NetworkSpec, jobs: &[(&str, &str, &Job)
     Ok(())
 }
 
-async fn load_spec(store: &Store) -> Result<NetworkSpec, ApiError> {
+async fn load_spec(store: &Store) -> Result<NetworkSpec, JobsError> {
     let (hubs, clusters, rest): (Vec<HubSpec>, Vec<ClusterSpec>, NetworkRest) =
-        store.load_network().await?.ok_or_else(|| ApiError::NotFound { what: "network", id: "stored".into() })?;
+        store.load_network().await?.ok_or_else(|| JobsError::NotFound { what: "network", id: "stored".into() })?;
     Ok(NetworkSpec { schema: 1, gpu_models: rest.gpu_models, hubs, clusters, links: rest.links })
 }
