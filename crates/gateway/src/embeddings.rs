@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::Gateway;
-use crate::proxy::{Metered, Who, backoff, call_upstream, openai_error, unauthorized};
+use crate::admission::{Fallback, Metered, RequestError, Target, admit};
+use crate::proxy::{Who, call_upstream, unauthorized};
 
 /// Most inputs in one request (OpenAI's limit too).
 pub const MAX_INPUTS: usize = 2048;
@@ -64,6 +65,17 @@ impl Embedded {
                 }
             }
         }
+    }
+
+    /// The model, or why it cannot answer yet (still loading, or failed to load).
+    pub fn loaded(&self) -> Result<Arc<embed::Embedder>, String> {
+        if let Some(m) = self.model.get() {
+            return Ok(m.clone());
+        }
+        Err(match self.failed.lock().ok().and_then(|f| f.clone()) {
+            Some(e) => format!("the embedded model `{}` failed to load: {e}", self.name),
+            None => format!("the embedded model `{}` is still loading; retry shortly", self.name),
+        })
     }
 
     /// Wraps an already loaded model (tests, benchmarks).
@@ -118,125 +130,97 @@ pub async fn create(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderMap
     let Some(Extension(caller)) = who else { return unauthorized() };
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let model = req["model"].as_str().unwrap_or("").to_string();
-    let mut metered = match Metered::new(&gw, caller, &headers, "embeddings", model.clone(), false, 0) {
+    let mut metered = match Metered::new(&gw, caller, &headers, "embeddings", model, false, 0) {
         Ok(m) => m,
         Err(refused) => return refused.into_response(),
     };
-    let refuse = |m: &Metered, status: StatusCode, code: &str, message: String, param: Option<&str>| {
-        m.send(&gw, None, Some((0, 0)), 0, status.as_u16());
-        openai_error(status, "invalid_request_error", code, message, param)
-    };
+    match embed(&gw, &mut metered, &req).await {
+        Ok(r) => r,
+        Err(e) => metered.refuse(&gw, e),
+    }
+}
+
+/// One embeddings request through the admission pipeline: the embedded model in-process, or an
+/// upstream one with the same fallback as chat.
+async fn embed(gw: &Arc<Gateway>, metered: &mut Metered, req: &Value) -> Result<Response, RequestError> {
     if !req.is_object() {
-        return refuse(&metered, StatusCode::BAD_REQUEST, "invalid_json", "the body must be a JSON object".into(), None);
+        return Err(RequestError::invalid("invalid_json", "the body must be a JSON object", None));
     }
-    if model.is_empty() {
-        return refuse(&metered, StatusCode::BAD_REQUEST, "missing_required_parameter", "you must provide a model".into(), Some("model"));
+    if metered.model.is_empty() {
+        return Err(RequestError::invalid("missing_required_parameter", "you must provide a model", Some("model")));
     }
-    let format = match req["encoding_format"].as_str() {
+    let base64 = match req["encoding_format"].as_str() {
         None | Some("float") => false,
         Some("base64") => true,
         Some(other) => {
-            let why = format!("{other:?} is not float or base64");
-            return refuse(&metered, StatusCode::BAD_REQUEST, "invalid_value", why, Some("encoding_format"));
+            return Err(RequestError::invalid("invalid_value", format!("{other:?} is not float or base64"), Some("encoding_format")));
         }
     };
-    let texts = match inputs(&req) {
-        Ok(t) => t,
-        Err((param, why)) => return refuse(&metered, StatusCode::BAD_REQUEST, "invalid_value", why, Some(param)),
-    };
-    if let Some(g) = &gw.guard
-        && texts.iter().any(|t| g.find(t).is_some())
-    {
-        metered.send_blocked(&gw, None, Some((0, 0)), 0);
-        return crate::proxy::blocked_error("the request");
-    }
-    let catalog = gw.catalog();
-    if let Some(route) = catalog.routes.get(&model) {
-        return upstream(&gw, metered, route, &req).await;
-    }
-    let Some(emb) = gw.embedded.as_ref().filter(|e| e.name == model) else {
-        return refuse(&metered, StatusCode::NOT_FOUND, "model_not_found", format!("The model `{model}` does not exist"), Some("model"));
-    };
-    let Some(m) = emb.model.get().cloned() else {
-        let why = emb.failed.lock().ok().and_then(|f| f.clone());
-        metered.send(&gw, None, Some((0, 0)), 0, 503);
-        let message = match why {
-            Some(e) => format!("the embedded model `{model}` failed to load: {e}"),
-            None => format!("the embedded model `{model}` is still loading; retry shortly"),
+    let texts = inputs(req).map_err(|(param, why)| RequestError::invalid("invalid_value", why, Some(param)))?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let chars: usize = texts.iter().map(String::len).sum();
+    // The embedded model counts its tokens exactly; an upstream's are estimated until it reports.
+    let mut counted = 0u64;
+    let target = admit(gw, metered, &refs, true, |t| {
+        let n = match t {
+            Target::Embedded(_, m) => texts.iter().map(|t| m.count_tokens(t) as u64).sum(),
+            Target::Upstream { .. } => crate::proxy::estimate_tokens(chars),
         };
-        return openai_error(StatusCode::SERVICE_UNAVAILABLE, "server_error", "model_loading", message, None);
-    };
-    let tokens: u64 = texts.iter().map(|t| m.count_tokens(t) as u64).sum();
-    metered.input_estimate = tokens;
-    if let Err(refused) = metered.reserve(&gw, tokens).await {
-        return refused;
-    }
-    let Ok(_permit) = emb.permits.acquire().await else {
-        metered.send(&gw, None, None, 0, 503);
-        return openai_error(StatusCode::SERVICE_UNAVAILABLE, "server_error", "shutting_down", "the server is shutting down", None);
-    };
-    let vectors = tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        m.embed(&refs)
+        counted = n;
+        n
     })
-    .await;
-    let vectors = match vectors {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            metered.send(&gw, None, Some((tokens, 0)), 0, 500);
-            return openai_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "embedding_failed", e.to_string(), None);
-        }
-        Err(e) => {
-            metered.send(&gw, None, Some((tokens, 0)), 0, 500);
-            return openai_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "embedding_failed", e.to_string(), None);
-        }
-    };
-    metered.send(&gw, None, Some((tokens, 0)), 0, 200);
-    let data: Vec<Value> = vectors
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let e = if format { json!(base64_of(v)) } else { json!(v) };
-            json!({"object": "embedding", "index": i, "embedding": e})
-        })
-        .collect();
-    axum::Json(json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
-        .into_response()
-}
-
-/// An upstream embeddings model: the same fallback as chat, answers passed through.
-async fn upstream(gw: &Arc<Gateway>, mut metered: Metered, route: &crate::router::ModelRoute, req: &Value) -> Response {
-    let plan = metered.plan(gw, route);
-    if plan.is_empty() {
-        metered.send(gw, None, Some((0, 0)), 0, 403);
-        let why = format!("no deployment of `{}` is in the regions your tenant allows", metered.model);
-        return openai_error(StatusCode::FORBIDDEN, "permission_error", "region_not_allowed", why, Some("model"));
-    }
-    let chars = inputs(req).map_or(0, |t| t.iter().map(String::len).sum());
-    metered.input_estimate = crate::proxy::estimate_tokens(chars);
-    if let Err(refused) = metered.reserve(gw, metered.input_estimate).await {
-        return refused;
-    }
-    let mut reasons = Vec::new();
-    for (n, d) in plan.iter().take(gw.max_attempts as usize).enumerate() {
-        if n > 0 {
-            tokio::time::sleep(backoff(n)).await;
-        }
-        match call_upstream(gw, route, d, req, None, "embeddings").await {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let bytes = resp.bytes().await.unwrap_or_default();
-                let usage = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v["usage"]["prompt_tokens"].as_u64()).map(|p| (p, 0));
-                metered.send(gw, Some(d), usage, 0, status);
-                let mut r = Response::new(Body::from(bytes));
-                *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                return r;
+    .await?;
+    metered.input_estimate = counted;
+    let m: &Metered = metered;
+    match &target {
+        Target::Upstream { route, .. } => {
+            let mut tries = Fallback::new(gw, target.deployments());
+            while let Some(d) = tries.next().await {
+                match call_upstream(gw, route, d, req, None, "embeddings").await {
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        let bytes = resp.bytes().await.unwrap_or_default();
+                        let usage =
+                            serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v["usage"]["prompt_tokens"].as_u64()).map(|p| (p, 0));
+                        m.send(gw, Some(d), usage, 0, status);
+                        let mut r = Response::new(Body::from(bytes));
+                        *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                        return Ok(r);
+                    }
+                    Err(why) => tries.failed(d, why),
+                }
             }
-            Err(why) => reasons.push(format!("{}: {why}", d.id)),
+            Err(tries.exhausted(&m.model))
+        }
+        Target::Embedded(emb, model) => {
+            let tokens = m.input_estimate;
+            let Ok(_permit) = emb.permits.acquire().await else {
+                return Err(RequestError::Unavailable { code: "shutting_down", message: "the server is shutting down".into() });
+            };
+            let model = model.clone();
+            let vectors = tokio::task::spawn_blocking(move || {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                model.embed(&refs)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|message| RequestError::Internal { code: "embedding_failed", message })?;
+            m.send(gw, None, Some((tokens, 0)), 0, 200);
+            let data: Vec<Value> = vectors
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let e = if base64 { json!(base64_of(v)) } else { json!(v) };
+                    json!({"object": "embedding", "index": i, "embedding": e})
+                })
+                .collect();
+            let body =
+                json!({"object": "list", "data": data, "model": m.model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}});
+            Ok(axum::Json(body).into_response())
         }
     }
-    crate::proxy::all_failed(gw, &metered, &reasons)
 }
 
 #[cfg(test)]

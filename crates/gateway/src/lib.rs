@@ -9,6 +9,7 @@
 //! per 1/200 of the limit, reads the store on the request path.
 
 pub mod admin;
+pub mod admission;
 pub mod config;
 pub mod embeddings;
 pub mod guardrail;

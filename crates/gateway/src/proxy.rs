@@ -17,10 +17,9 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use crate::admission::{Attempt, Fallback, Metered, RequestError, Target, admit};
 use crate::config::DeploymentConfig;
-use crate::limits::{DEFAULT_ANSWER_TOKENS, Refusal, Reservation};
-use crate::meter::RequestDetail;
-use crate::router::Candidate;
+use crate::limits::DEFAULT_ANSWER_TOKENS;
 use crate::{Caller, Gateway};
 
 type Gw = State<Arc<Gateway>>;
@@ -71,14 +70,8 @@ pub async fn models(State(gw): Gw, who: Who, headers: HeaderMap) -> Response {
 }
 
 /// What a client gets when the guardrail stops `what` ("the request", "the answer").
-pub(crate) fn blocked_error(what: &str) -> Response {
-    openai_error(
-        StatusCode::BAD_REQUEST,
-        "invalid_request_error",
-        "content_blocked",
-        format!("{what} was blocked by the guardrail: it contains an entry of the keyword list"),
-        None,
-    )
+pub(crate) fn blocked_error(what: &'static str) -> Response {
+    RequestError::Blocked(what).into_response()
 }
 
 /// A rough token count (4 characters a token) for when the upstream reports none.
@@ -90,225 +83,6 @@ fn prompt_chars(body: &Value) -> usize {
     body["messages"]
         .as_array()
         .map_or(0, |ms| ms.iter().map(|m| m["content"].as_str().map_or_else(|| m["content"].to_string().len(), str::len)).sum())
-}
-
-/// The ledger's queue is full: the request is refused with 503 before anything is done for it.
-pub(crate) struct LedgerBehind;
-
-impl IntoResponse for LedgerBehind {
-    fn into_response(self) -> Response {
-        let mut r = openai_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "api_error",
-            "ledger_unavailable",
-            "the usage ledger is behind; nothing was done, retry shortly",
-            None,
-        );
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        r
-    }
-}
-
-/// One request's metering: who, what, since when, and what it reserved against the limits.
-/// Every request ends in exactly one `send`, which writes its usage event, settles its
-/// reservation and updates the metrics.
-#[derive(Clone)]
-pub(crate) struct Metered {
-    pub caller: Caller,
-    pub endpoint: &'static str,
-    pub model: String,
-    pub stream: bool,
-    pub started: Instant,
-    pub input_estimate: u64,
-    pub reservation: Option<Reservation>,
-    /// The client's `X-Request-Id`, kept in the ledger so a client can find its requests.
-    pub request_id: Option<String>,
-    /// The place this request's usage event holds in the ledger's queue.
-    pub ticket: ledger::Ticket<RequestDetail>,
-}
-
-/// A client's `X-Request-Id` header, if it is printable ASCII of at most 128 bytes.
-fn request_id(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get("x-request-id")?.to_str().ok()?;
-    (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())).then(|| v.to_string())
-}
-
-impl Metered {
-    /// Admits a request to metering: it takes a place in the ledger's queue for its event, or,
-    /// when the ledger is behind and none is free, the request is refused with 503 before
-    /// anything is done for it, so no answered request goes unrecorded.
-    pub fn new(
-        gw: &Gateway,
-        caller: Caller,
-        headers: &HeaderMap,
-        endpoint: &'static str,
-        model: String,
-        stream: bool,
-        input_estimate: u64,
-    ) -> Result<Self, LedgerBehind> {
-        let Ok(ticket) = gw.meter.reserve() else {
-            gw.metrics.add("aiplus_gateway_ledger_refusals_total", &[("endpoint", endpoint)], 1);
-            return Err(LedgerBehind);
-        };
-        Ok(Self {
-            caller,
-            endpoint,
-            model,
-            stream,
-            started: Instant::now(),
-            input_estimate,
-            reservation: None,
-            request_id: request_id(headers),
-            ticket,
-        })
-    }
-
-    /// Reserves a request and `tokens` against the key's and the tenant's limits; a refusal
-    /// is metered and returned as the client's answer.
-    pub async fn reserve(&mut self, gw: &Gateway, tokens: u64) -> Result<(), Response> {
-        let tenant = gw.tenant(self.caller.tenant_id());
-        let c = &self.caller;
-        match gw.limiter.reserve(&c.key_scope, &c.limits, &c.tenant_scope, &tenant.limits, tokens, now_ms()).await {
-            Ok(r) => {
-                self.reservation = Some(r);
-                Ok(())
-            }
-            Err(refusal) => {
-                let (status, code, retry) = match &refusal {
-                    Refusal::Exceeded { who, what, retry_after_s, .. } => {
-                        let scope = who.split(' ').next().unwrap_or("key").to_string();
-                        gw.metrics.add("aiplus_gateway_limit_rejections_total", &[("scope", &scope), ("limit", what)], 1);
-                        (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded", Some(*retry_after_s))
-                    }
-                    Refusal::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "limits_unavailable", None),
-                };
-                self.send(gw, None, Some((0, 0)), 0, status.as_u16());
-                let mut r = openai_error(status, "rate_limit_error", code, refusal.to_string(), None);
-                if let Some(s) = retry
-                    && let Ok(v) = HeaderValue::from_str(&s.to_string())
-                {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                Err(r)
-            }
-        }
-    }
-
-    /// The deployments this caller may use, best first.
-    pub fn plan<'r>(&self, gw: &Gateway, route: &'r crate::router::ModelRoute) -> Vec<&'r DeploymentConfig> {
-        let tenant = gw.tenant(self.caller.tenant_id());
-        let now = now_ms();
-        route.plan(Instant::now(), |d| {
-            let site = d.cluster.as_deref().and_then(|c| gw.sites.as_ref().and_then(|s| s.site(c, now)));
-            Candidate { allowed: tenant.allows(site.as_ref()), site_cost: site.map_or(f64::MAX, |s| s.cost_cny_per_kwh) }
-        })
-    }
-
-    pub fn send(&self, gw: &Gateway, d: Option<&DeploymentConfig>, usage: Option<(u64, u64)>, output_chars: usize, status: u16) {
-        self.send_full(gw, d, usage, output_chars, status, false);
-    }
-
-    /// A request or answer stopped by the guardrail: status 400, `blocked: true`.
-    pub fn send_blocked(&self, gw: &Gateway, d: Option<&DeploymentConfig>, usage: Option<(u64, u64)>, output_chars: usize) {
-        self.send_full(gw, d, usage, output_chars, 400, true);
-    }
-
-    fn send_full(
-        &self,
-        gw: &Gateway,
-        d: Option<&DeploymentConfig>,
-        usage: Option<(u64, u64)>,
-        output_chars: usize,
-        status: u16,
-        blocked: bool,
-    ) {
-        let (input_tokens, output_tokens, tokens_reported) = match usage {
-            Some((i, o)) => (i, o, true),
-            None => (self.input_estimate, estimate_tokens(output_chars), false),
-        };
-        let cost_cny = d.map_or(0.0, |d| (input_tokens as f64 * d.input_cny_per_1k + output_tokens as f64 * d.output_cny_per_1k) / 1000.0);
-        let at_ms = now_ms();
-        if let Some(r) = &self.reservation {
-            gw.limiter.settle(r, input_tokens + output_tokens);
-        }
-        let m = &gw.metrics;
-        let status_text = itoa_u16(status);
-        m.add("aiplus_gateway_requests_total", &[("endpoint", self.endpoint), ("model", &self.model), ("status", status_text.as_str())], 1);
-        if input_tokens + output_tokens > 0 {
-            m.add("aiplus_gateway_tokens_total", &[("model", &self.model), ("direction", "input")], input_tokens);
-            m.add("aiplus_gateway_tokens_total", &[("model", &self.model), ("direction", "output")], output_tokens);
-        }
-        m.observe("aiplus_gateway_request_duration_seconds", &[("endpoint", self.endpoint)], self.started.elapsed().as_secs_f64());
-        if blocked {
-            m.add("aiplus_gateway_guardrail_blocks_total", &[("endpoint", self.endpoint)], 1);
-        }
-        let quantity = input_tokens + output_tokens;
-        let mut refs = std::collections::BTreeMap::new();
-        refs.insert("model".to_string(), self.model.clone());
-        if let Some(d) = d {
-            refs.insert("deployment".to_string(), d.id.clone());
-            if let Some(c) = &d.cluster {
-                refs.insert("cluster".to_string(), c.clone());
-            }
-        }
-        if let Some(id) = &self.request_id {
-            refs.insert("request_id".to_string(), id.clone());
-        }
-        let id = event_id();
-        self.ticket.send(ledger::Entry {
-            at_ms,
-            tenant: self.caller.tenant_id().to_string(),
-            pillar: "gateway".into(),
-            doc: ledger::UsageEvent {
-                principal: Some(self.caller.id.clone()),
-                subject: ledger::Subject { kind: "request".into(), id: self.request_id.clone().unwrap_or_else(|| id.clone()) },
-                quantity: quantity as f64,
-                unit: ledger::Unit::Tokens,
-                price_cny_per_unit: if quantity > 0 { cost_cny / quantity as f64 } else { 0.0 },
-                energy_kwh: 0.0,
-                carbon_kg: 0.0,
-                money_cny: cost_cny,
-                refs,
-                detail: RequestDetail {
-                    endpoint: self.endpoint.into(),
-                    model: self.model.clone(),
-                    deployment: d.map(|d| d.id.clone()),
-                    cluster: d.and_then(|d| d.cluster.clone()),
-                    input_tokens,
-                    output_tokens,
-                    tokens_reported,
-                    latency_ms: self.started.elapsed().as_millis() as u64,
-                    status,
-                    stream: self.stream,
-                    blocked,
-                },
-            },
-            id,
-        });
-    }
-}
-
-/// A status code as text without allocating (a tiny stack string).
-struct Status3([u8; 3]);
-
-impl Status3 {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or("000")
-    }
-}
-
-fn itoa_u16(status: u16) -> Status3 {
-    let s = status.min(999);
-    Status3([b'0' + (s / 100) as u8, b'0' + (s / 10 % 10) as u8, b'0' + (s % 10) as u8])
-}
-
-/// A usage event id, unique without a system call per request: this process's random prefix
-/// (drawn once) and a counter.
-fn event_id() -> String {
-    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let prefix = PREFIX.get_or_init(|| uuid::Uuid::now_v7().simple().to_string());
-    format!("gateway:{prefix}:{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 fn usage_of(v: &Value) -> Option<(u64, u64)> {
@@ -417,13 +191,6 @@ impl Answer<'_> {
     }
 }
 
-enum Attempt {
-    /// A final answer for the client.
-    Done(Response),
-    /// Try the next deployment; the reason is kept for the final error.
-    Retry(String),
-}
-
 pub async fn chat_completions(state: Gw, who: Who, headers: HeaderMap, body: Bytes) -> Response {
     complete(state, who, headers, body, Kind::Chat).await
 }
@@ -444,67 +211,42 @@ async fn complete(State(gw): Gw, who: Who, headers: HeaderMap, body: Bytes, kind
     let model = req.and_then(|r| r["model"].as_str()).unwrap_or("").to_string();
     let stream = req.and_then(|r| r["stream"].as_bool()).unwrap_or(false);
     let input_estimate = req.map_or(0, |r| estimate_tokens(kind.input_chars(r)));
-    let mut metered = match Metered::new(&gw, caller, &headers, kind.endpoint(), model.clone(), stream, input_estimate) {
+    let mut metered = match Metered::new(&gw, caller, &headers, kind.endpoint(), model, stream, input_estimate) {
         Ok(m) => Metered { started, ..m },
         Err(refused) => return refused.into_response(),
     };
-    // Requests refused here are metered too, with their status and no tokens.
-    let refuse = |status: StatusCode, code: &str, message: String, param: Option<&str>| {
-        metered.send(&gw, None, Some((0, 0)), 0, status.as_u16());
-        openai_error(status, "invalid_request_error", code, message, param)
-    };
-    let req = match parsed {
+    match text(&gw, &mut metered, parsed, &body, kind).await {
         Ok(r) => r,
-        Err(why) => return refuse(StatusCode::BAD_REQUEST, "invalid_json", why, None),
-    };
-    if model.is_empty() {
-        return refuse(StatusCode::BAD_REQUEST, "missing_required_parameter", "you must provide a model".into(), Some("model"));
+        Err(e) => metered.refuse(&gw, e),
     }
-    if let Err((param, why)) = kind.input_ok(&req) {
-        return refuse(StatusCode::BAD_REQUEST, "missing_required_parameter", why.into(), Some(param));
-    }
-    let catalog = gw.catalog();
-    let Some(route) = catalog.routes.get(&model) else {
-        return refuse(StatusCode::NOT_FOUND, "model_not_found", format!("The model `{model}` does not exist"), Some("model"));
-    };
-    if let Some(g) = &gw.guard
-        && g.find(&kind.input_text(&req)).is_some()
-    {
-        metered.send_blocked(&gw, None, Some((0, 0)), 0);
-        return blocked_error("the request");
-    }
-    let plan = metered.plan(&gw, route);
-    if plan.is_empty() {
-        metered.send(&gw, None, Some((0, 0)), 0, 403);
-        return openai_error(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            "region_not_allowed",
-            format!("no deployment of `{model}` is in the regions your tenant allows"),
-            Some("model"),
-        );
-    }
-    if let Err(refused) = metered.reserve(&gw, input_estimate + answer_tokens(&req)).await {
-        return refused;
-    }
-    let mut reasons = Vec::new();
-    for (n, d) in plan.iter().take(gw.max_attempts as usize).enumerate() {
-        if n > 0 {
-            tokio::time::sleep(backoff(n)).await;
-        }
-        match try_deployment(&gw, route, d, &req, &body, &metered, kind).await {
-            Attempt::Done(resp) => return resp,
-            Attempt::Retry(why) => reasons.push(format!("{}: {why}", d.id)),
-        }
-    }
-    all_failed(&gw, &metered, &reasons)
 }
 
-/// The answer when every deployment tried failed: 502 with each one's reason, metered.
-pub(crate) fn all_failed(gw: &Gateway, metered: &Metered, reasons: &[String]) -> Response {
-    metered.send(gw, None, None, 0, 502);
-    let why = format!("every deployment of `{}` failed: {}", metered.model, reasons.join("; "));
-    openai_error(StatusCode::BAD_GATEWAY, "upstream_error", "upstream_unavailable", why, None)
+/// One chat or completion request through the admission pipeline.
+async fn text(
+    gw: &Arc<Gateway>,
+    metered: &mut Metered,
+    parsed: Result<Value, String>,
+    body: &Bytes,
+    kind: Kind,
+) -> Result<Response, RequestError> {
+    let req = parsed.map_err(|why| RequestError::invalid("invalid_json", why, None))?;
+    if metered.model.is_empty() {
+        return Err(RequestError::invalid("missing_required_parameter", "you must provide a model", Some("model")));
+    }
+    kind.input_ok(&req).map_err(|(param, why)| RequestError::invalid("missing_required_parameter", why, Some(param)))?;
+    let input = kind.input_text(&req);
+    let estimate = metered.input_estimate;
+    let target = admit(gw, metered, &[&input], false, |_| estimate + answer_tokens(&req)).await?;
+    let Target::Upstream { route, .. } = &target else { return Err(RequestError::ModelNotFound(metered.model.clone())) };
+    let deployments = target.deployments();
+    let mut tries = Fallback::new(gw, deployments);
+    while let Some(d) = tries.next().await {
+        match try_deployment(gw, route, d, &req, body, metered, kind).await {
+            Attempt::Done(answer) => return Ok(answer),
+            Attempt::Retry(why) => tries.failed(d, why),
+        }
+    }
+    Err(tries.exhausted(&metered.model))
 }
 
 /// Tokens an answer may take: what the request allows, or [`DEFAULT_ANSWER_TOKENS`].

@@ -20,8 +20,9 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::Gateway;
+use crate::admission::{Fallback, Metered, RequestError, Target, admit};
 use crate::config::DeploymentConfig;
-use crate::proxy::{Metered, Who, answer_tokens, backoff, blocked_error, call_upstream, estimate_tokens, openai_error, unauthorized};
+use crate::proxy::{Who, answer_tokens, blocked_error, call_upstream, estimate_tokens, openai_error, unauthorized};
 
 /// Finished responses kept for retrieval.
 pub const MAX_STORED: usize = 10_000;
@@ -250,72 +251,51 @@ pub async fn retrieve(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderM
 
 pub async fn create(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderMap, body: Bytes) -> Response {
     let Some(Extension(caller)) = who else { return unauthorized() };
-    let req: Value = match serde_json::from_slice(&body) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => {
-            match Metered::new(&gw, caller, &headers, "responses", String::new(), false, 0) {
-                Ok(m) => m.send(&gw, None, Some((0, 0)), 0, 400),
-                Err(refused) => return refused.into_response(),
-            }
-            return openai_error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_json", "the body must be a JSON object", None);
-        }
-    };
-    let model = req["model"].as_str().unwrap_or("").to_string();
-    let stream = req["stream"].as_bool().unwrap_or(false);
-    let mut metered = match Metered::new(&gw, caller, &headers, "responses", model.clone(), stream, 0) {
+    let req: Option<Value> = serde_json::from_slice(&body).ok().filter(Value::is_object);
+    let model = req.as_ref().and_then(|r| r["model"].as_str()).unwrap_or("").to_string();
+    let stream = req.as_ref().and_then(|r| r["stream"].as_bool()).unwrap_or(false);
+    let mut metered = match Metered::new(&gw, caller, &headers, "responses", model, stream, 0) {
         Ok(m) => m,
         Err(refused) => return refused.into_response(),
     };
-    let refuse = |m: &Metered, status: StatusCode, code: &str, message: String, param: Option<&str>| {
-        m.send(&gw, None, Some((0, 0)), 0, status.as_u16());
-        openai_error(status, "invalid_request_error", code, message, param)
-    };
-    if model.is_empty() {
-        return refuse(&metered, StatusCode::BAD_REQUEST, "missing_required_parameter", "you must provide a model".into(), Some("model"));
+    match respond(&gw, &mut metered, req).await {
+        Ok(r) => r,
+        Err(e) => metered.refuse(&gw, e),
     }
+}
+
+/// One Responses request through the admission pipeline: translated to chat, sent with
+/// fallback, and translated back.
+async fn respond(gw: &Arc<Gateway>, metered: &mut Metered, req: Option<Value>) -> Result<Response, RequestError> {
+    let req = req.ok_or_else(|| RequestError::invalid("invalid_json", "the body must be a JSON object", None))?;
+    if metered.model.is_empty() {
+        return Err(RequestError::invalid("missing_required_parameter", "you must provide a model", Some("model")));
+    }
+    let stream = metered.stream;
     let history = match req["previous_response_id"].as_str() {
         None => Vec::new(),
         Some(prev) => match gw.responses.get(prev, metered.caller.tenant_id()) {
             Some((_, messages)) => messages.into_iter().filter(|m| m["role"] != "system").collect(),
             None => {
                 let why = format!("Previous response with id '{prev}' not found.");
-                return refuse(&metered, StatusCode::BAD_REQUEST, "previous_response_not_found", why, Some("previous_response_id"));
+                return Err(RequestError::invalid("previous_response_not_found", why, Some("previous_response_id")));
             }
         },
     };
-    let (chat, messages) = match to_chat(&req, history, stream) {
-        Ok(c) => c,
-        Err((field, why)) => return refuse(&metered, StatusCode::BAD_REQUEST, "invalid_value", format!("{field}: {why}"), Some(&field)),
-    };
-    let catalog = gw.catalog();
-    let Some(route) = catalog.routes.get(&model) else {
-        return refuse(&metered, StatusCode::NOT_FOUND, "model_not_found", format!("The model `{model}` does not exist"), Some("model"));
-    };
+    let (chat, messages) = to_chat(&req, history, stream)
+        .map_err(|(field, why)| RequestError::invalid("invalid_value", format!("{field}: {why}"), Some(&field)))?;
     let prompt: String = messages.iter().filter_map(|m| content_text(&m["content"])).collect::<Vec<_>>().join("\n");
     metered.input_estimate = estimate_tokens(prompt.len());
-    if let Some(g) = &gw.guard
-        && g.find(&prompt).is_some()
-    {
-        metered.send_blocked(&gw, None, Some((0, 0)), 0);
-        return blocked_error("the request");
-    }
-    let plan = metered.plan(&gw, route);
-    if plan.is_empty() {
-        let why = format!("no deployment of `{model}` is in the regions your tenant allows");
-        return refuse(&metered, StatusCode::FORBIDDEN, "region_not_allowed", why, Some("model"));
-    }
-    if let Err(refused) = metered.reserve(&gw, metered.input_estimate + answer_tokens(&req)).await {
-        return refused;
-    }
-    let mut reasons = Vec::new();
-    for (n, d) in plan.iter().take(gw.max_attempts as usize).enumerate() {
-        if n > 0 {
-            tokio::time::sleep(backoff(n)).await;
-        }
-        let resp = match call_upstream(&gw, route, d, &chat, None, "chat/completions").await {
+    let estimate = metered.input_estimate;
+    let target = admit(gw, metered, &[&prompt], false, |_| estimate + answer_tokens(&req)).await?;
+    let Target::Upstream { route, .. } = &target else { return Err(RequestError::ModelNotFound(metered.model.clone())) };
+    let deployments = target.deployments();
+    let mut tries = Fallback::new(gw, deployments);
+    while let Some(d) = tries.next().await {
+        let resp = match call_upstream(gw, route, d, &chat, None, "chat/completions").await {
             Ok(r) => r,
             Err(why) => {
-                reasons.push(format!("{}: {why}", d.id));
+                tries.failed(d, why);
                 continue;
             }
         };
@@ -323,16 +303,16 @@ pub async fn create(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderMap
             // The upstream refused the request itself (4xx): its error is the client's answer.
             let status = resp.status().as_u16();
             let bytes = resp.bytes().await.unwrap_or_default();
-            metered.send(&gw, Some(d), None, 0, status);
+            metered.send(gw, Some(d), None, 0, status);
             let mut r = Response::new(Body::from(bytes));
             *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            return r;
+            return Ok(r);
         }
-        let ctx = Ctx { gw: gw.clone(), d: (*d).clone(), req: req.clone(), messages, metered: metered.clone() };
-        return if stream { ctx.stream(resp) } else { ctx.whole(resp).await };
+        let ctx = Ctx { gw: gw.clone(), d: d.clone(), req, messages, metered: metered.clone() };
+        return Ok(if stream { ctx.stream(resp) } else { ctx.whole(resp).await });
     }
-    crate::proxy::all_failed(&gw, &metered, &reasons)
+    Err(tries.exhausted(&metered.model))
 }
 
 /// One answered request, being turned into a response.

@@ -328,3 +328,27 @@ async fn least_latency_routing_learns_the_quicker_deployment() {
     let slowish = quickest["deployments"].as_array().unwrap().iter().find(|d| d["id"] == "slowish").unwrap();
     assert!(slowish["latency_ms_ewma"].as_f64().unwrap() >= 40.0, "{slowish}");
 }
+
+/// Every endpoint refuses a model none of whose deployments the tenant's regions allow the same
+/// way, through the one admission pipeline: 403, `permission_error`, `region_not_allowed`.
+#[tokio::test]
+async fn a_region_refusal_is_the_same_on_every_endpoint() {
+    let env = Env::start().await;
+    let key = env.key(json!({"tenant": "far"})).await;
+    let r = env.http.put(format!("{}/api/v1/tenants/far", env.url)).json(&json!({"regions": ["province:Xizang"]})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for (path, body) in [
+        ("chat/completions", json!({"model": "regional", "messages": [{"role": "user", "content": "hi"}]})),
+        ("completions", json!({"model": "regional", "prompt": "hi"})),
+        ("responses", json!({"model": "regional", "input": "hi"})),
+        ("embeddings", json!({"model": "regional", "input": ["hi"]})),
+    ] {
+        let r = env.http.post(format!("{}/v1/{path}", env.url)).bearer_auth(&key).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!((e["error"]["type"].as_str(), e["error"]["code"].as_str()), (Some("permission_error"), Some("region_not_allowed")), "{path}: {e}");
+    }
+    let statuses: Vec<u64> = env.usage("far", 4).await.iter().map(|u| u["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, [403, 403, 403, 403], "each refusal is metered once");
+}
