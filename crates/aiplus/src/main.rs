@@ -8,7 +8,6 @@ mod gateway_bench;
 mod gateway_cli;
 mod identity_cli;
 mod jobs_bench;
-mod openapi;
 mod serve;
 mod simulate;
 mod sites;

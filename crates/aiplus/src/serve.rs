@@ -113,32 +113,29 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let gw = Arc::new(gw);
     let refresher = gw.spawn_refresh(stop_rx.clone());
-    let app = match &compute {
-        Some((svc, _, _)) => api::router(svc.clone()),
-        None => axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" })),
-    };
-    let clock: Arc<dyn jobs::Clock> = Arc::new(jobs::SystemClock);
-    let identity_api = Arc::new(api::identity_routes::IdentityApi { identity: identity.clone(), clock: clock.clone() });
-    let mut app = app
-        .merge(api::identity_routes::router(identity_api))
-        .merge(api::usage_routes::router(store.clone()))
-        .merge(gateway::router(gw.clone()))
-        .route("/api/v1/openapi.json", axum::routing::get(crate::openapi::serve));
-    if cfg.console.enabled {
+    let console = if cfg.console.enabled {
         let console = web::Console::new(
             store.clone(),
             compute.as_ref().map(|(svc, _, _)| svc.clone()),
-            gw,
+            gw.clone(),
             seed.clone(),
             cfg.console.clone(),
             cfg.server.data_dir.clone(),
         );
         console.ensure_admin().await.map_err(|e| anyhow::anyhow!("starting the console: {e}"))?;
-        app = app.merge(web::router(Arc::new(console)));
-    }
-    // The gate goes on last, so that it stands in front of every route above.
-    let gate = Arc::new(api::gate::Gate { identity, hosts: api::gate::Hosts::new(&cfg.server.hosts), clock });
-    let app = app.layer(axum::middleware::from_fn_with_state(gate, api::gate::gate));
+        Some(Arc::new(console))
+    } else {
+        None
+    };
+    let app = aiplus::app(aiplus::Parts {
+        store: store.clone(),
+        identity,
+        compute: compute.as_ref().map(|(svc, _, _)| svc.clone()),
+        gateway: gw,
+        console,
+        hosts: cfg.server.hosts.clone(),
+        clock: Arc::new(jobs::SystemClock),
+    });
     // Bound and announced only when everything above is ready, so the "listening" line means
     // requests are served at once (the black-box tests and scripts rely on it).
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.with_context(|| format!("binding {}", cfg.server.listen))?;

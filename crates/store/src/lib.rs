@@ -13,10 +13,10 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Row, SqlitePool};
+use sqlx::{PgPool, SqlitePool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -27,105 +27,6 @@ pub enum StoreError {
     #[error("data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
 }
-
-/// Schema steps, applied in order once each; `PRAGMA user_version` (SQLite) or the
-/// `aiplus_schema` table (PostgreSQL) records how many ran. One text serves both databases:
-/// `BIGINT` is PostgreSQL's 64-bit integer and has integer affinity in SQLite, and no table
-/// uses SQLite's rowid alias (`INTEGER PRIMARY KEY`), so the meaning is the same.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE hubs (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms BIGINT NOT NULL);
-     CREATE TABLE clusters (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms BIGINT NOT NULL);
-     CREATE TABLE network_meta (key TEXT PRIMARY KEY, doc TEXT NOT NULL);
-     CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        tenant TEXT NOT NULL,
-        idempotency_key TEXT,
-        state TEXT NOT NULL,
-        submitted_ms BIGINT NOT NULL,
-        seq BIGINT NOT NULL,
-        doc TEXT NOT NULL
-     );
-     CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
-     CREATE INDEX jobs_tenant_seq ON jobs (tenant, seq);
-     CREATE INDEX jobs_state_seq ON jobs (state, seq);",
-    // The job lifecycle's history and the platform's usage ledger (append-only).
-    "CREATE TABLE job_events (
-        job_id TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        at_ms BIGINT NOT NULL,
-        doc TEXT NOT NULL,
-        PRIMARY KEY (job_id, seq)
-     );
-     CREATE TABLE usage_events (
-        id TEXT PRIMARY KEY,
-        at_ms BIGINT NOT NULL,
-        tenant TEXT NOT NULL,
-        pillar TEXT NOT NULL,
-        doc TEXT NOT NULL
-     );
-     CREATE INDEX usage_tenant_at ON usage_events (tenant, at_ms);",
-    // API keys: only the SHA-256 of each secret is kept.
-    "CREATE TABLE api_keys (
-        id TEXT PRIMARY KEY,
-        hash TEXT NOT NULL UNIQUE,
-        tenant TEXT NOT NULL,
-        doc TEXT NOT NULL
-     );
-     CREATE INDEX api_keys_tenant ON api_keys (tenant);",
-    LIMITS_MIGRATION,
-    MODELS_MIGRATION,
-    CONSOLE_MIGRATION,
-    IDENTITY_MIGRATION,
-];
-
-/// `PRAGMA user_version = n` after step n; one entry per migration.
-const USER_VERSION: [&str; 7] = [
-    "PRAGMA user_version = 1",
-    "PRAGMA user_version = 2",
-    "PRAGMA user_version = 3",
-    "PRAGMA user_version = 4",
-    "PRAGMA user_version = 5",
-    "PRAGMA user_version = 6",
-    "PRAGMA user_version = 7",
-];
-const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
-
-/// Rate-limit counters shared by every gateway instance (one row per scope and window), and
-/// tenants' settings (limits and regions).
-const LIMITS_MIGRATION: &str = "CREATE TABLE limit_windows (
-        scope TEXT NOT NULL,
-        window_id BIGINT NOT NULL,
-        used BIGINT NOT NULL,
-        last_grant BIGINT NOT NULL DEFAULT 0,
-        PRIMARY KEY (scope, window_id)
-     );
-     CREATE TABLE tenant_settings (tenant TEXT PRIMARY KEY, doc TEXT NOT NULL);";
-
-/// Gateway models managed through the API: the model document, and its deployments' upstream
-/// keys apart from it (they are never returned by the API).
-const MODELS_MIGRATION: &str = "CREATE TABLE gateway_models (name TEXT PRIMARY KEY, doc TEXT NOT NULL, secrets TEXT NOT NULL);";
-
-/// The console's accounts and sessions (a session is found by the SHA-256 of its id), and saved
-/// simulation reports (a small summary for lists next to the whole report).
-const CONSOLE_MIGRATION: &str = "CREATE TABLE console_users (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
-     CREATE TABLE console_sessions (
-        id_hash TEXT PRIMARY KEY,
-        user_name TEXT NOT NULL,
-        expires_ms BIGINT NOT NULL,
-        doc TEXT NOT NULL
-     );
-     CREATE INDEX console_sessions_user ON console_sessions (user_name);
-     CREATE TABLE sim_reports (id TEXT PRIMARY KEY, created_ms BIGINT NOT NULL, summary TEXT NOT NULL, doc TEXT NOT NULL);
-     CREATE INDEX sim_reports_created ON sim_reports (created_ms);";
-
-/// The tenant registry and operator tokens. Every tenant named before the registry existed
-/// (by a key, a setting, a job or a usage event) is registered, so upgrading loses no tenant.
-const IDENTITY_MIGRATION: &str = "CREATE TABLE tenants (id TEXT PRIMARY KEY, created_ms BIGINT NOT NULL, doc TEXT NOT NULL);
-     CREATE TABLE operator_tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
-     INSERT INTO tenants (id, created_ms, doc)
-        SELECT known.t, 0, '{}' FROM (SELECT tenant AS t FROM api_keys UNION SELECT tenant FROM tenant_settings
-                                      UNION SELECT tenant FROM jobs UNION SELECT tenant FROM usage_events) AS known
-        WHERE known.t <> '';";
 
 /// Guards PostgreSQL migrations against two instances starting at once.
 const PG_MIGRATION_LOCK: i64 = 0x0061_6970_6c75_7301;
@@ -150,8 +51,6 @@ macro_rules! on_pool {
     };
 }
 
-mod console;
-mod identity;
 pub use console::ReportRow;
 
 /// `UPDATE jobs` for each (id, state, document) inside an open transaction.
@@ -167,6 +66,13 @@ macro_rules! write_jobs {
         }
     };
 }
+
+mod compute;
+mod schema;
+mod console;
+mod gateway;
+mod identity;
+mod ledger;
 
 #[derive(Clone)]
 pub struct Store {
@@ -273,10 +179,10 @@ impl Store {
             Db::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *tx).await?;
-                for (i, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+                for (i, step) in schema::MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
                     sqlx::raw_sql(*step).execute(&mut *tx).await?;
                     // PRAGMA takes no bound parameters, so each step's version is a constant here.
-                    sqlx::raw_sql(USER_VERSION[i]).execute(&mut *tx).await?;
+                    sqlx::raw_sql(schema::USER_VERSION[i]).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             }
@@ -289,7 +195,7 @@ impl Store {
                 if version.is_none() {
                     sqlx::query("INSERT INTO aiplus_schema (version) VALUES (0)").execute(&mut *tx).await?;
                 }
-                for (i, step) in MIGRATIONS.iter().enumerate().skip(version.unwrap_or(0).max(0) as usize) {
+                for (i, step) in schema::MIGRATIONS.iter().enumerate().skip(version.unwrap_or(0).max(0) as usize) {
                     sqlx::raw_sql(*step).execute(&mut *tx).await?;
                     sqlx::query("UPDATE aiplus_schema SET version = $1").bind(i as i64 + 1).execute(&mut *tx).await?;
                 }
@@ -314,133 +220,6 @@ impl Store {
         }
     }
 
-    // ---- network ----
-
-    /// Whether the network tables were ever written (a fresh data directory is seeded once).
-    pub async fn network_seeded(&self) -> Result<bool, StoreError> {
-        let n: i64 =
-            on_pool!(self, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM network_meta WHERE key = 'seeded'").fetch_one(pool).await?);
-        Ok(n > 0)
-    }
-
-    /// Replaces the whole network in one transaction: hubs, clusters and the rest (links, GPU
-    /// models) as one document, with the job changes the new network forces (`jobs`: id, state,
-    /// document). Either all of it is stored or none.
-    pub async fn save_network<H: Serialize, C: Serialize, M: Serialize, J: Serialize>(
-        &self,
-        hubs: &[(String, H)],
-        clusters: &[(String, C)],
-        meta: &M,
-        jobs: &[(&str, &str, &J)],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            write_jobs!(tx, jobs);
-            sqlx::query("DELETE FROM hubs").execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM clusters").execute(&mut *tx).await?;
-            for (i, (id, h)) in hubs.iter().enumerate() {
-                sqlx::query("INSERT INTO hubs (id, doc, updated_ms) VALUES ($1, $2, $3)")
-                    .bind(id)
-                    .bind(serde_json::to_string(&(i, h))?)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for (i, (id, c)) in clusters.iter().enumerate() {
-                sqlx::query("INSERT INTO clusters (id, doc, updated_ms) VALUES ($1, $2, $3)")
-                    .bind(id)
-                    .bind(serde_json::to_string(&(i, c))?)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query("INSERT INTO network_meta (key, doc) VALUES ('rest', $1) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc")
-                .bind(serde_json::to_string(meta)?)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO network_meta (key, doc) VALUES ('seeded', 'true') ON CONFLICT (key) DO NOTHING")
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    /// The stored network, in the order it was saved: (hubs, clusters, the rest).
-    pub async fn load_network<H: DeserializeOwned, C: DeserializeOwned, M: DeserializeOwned>(
-        &self,
-    ) -> Result<Option<(Vec<H>, Vec<C>, M)>, StoreError> {
-        let (meta, hub_docs, cluster_docs) = on_pool!(self, |pool| {
-            let meta = sqlx::query_scalar::<_, String>("SELECT doc FROM network_meta WHERE key = 'rest'").fetch_optional(pool).await?;
-            let hubs = sqlx::query_scalar::<_, String>("SELECT doc FROM hubs").fetch_all(pool).await?;
-            let clusters = sqlx::query_scalar::<_, String>("SELECT doc FROM clusters").fetch_all(pool).await?;
-            (meta, hubs, clusters)
-        });
-        let Some(meta) = meta else { return Ok(None) };
-        let mut hubs: Vec<(usize, H)> = hub_docs.iter().map(|d| serde_json::from_str(d)).collect::<Result<_, _>>()?;
-        let mut clusters: Vec<(usize, C)> = cluster_docs.iter().map(|d| serde_json::from_str(d)).collect::<Result<_, _>>()?;
-        hubs.sort_by_key(|(i, _)| *i);
-        clusters.sort_by_key(|(i, _)| *i);
-        Ok(Some((hubs.into_iter().map(|(_, h)| h).collect(), clusters.into_iter().map(|(_, c)| c).collect(), serde_json::from_str(&meta)?)))
-    }
-
-    // ---- jobs ----
-
-    /// Inserts a job. If the tenant already submitted one with the same idempotency key, nothing
-    /// is written and the earlier job is returned instead (`Err` of the existing row).
-    pub async fn insert_job<T: Serialize + DeserializeOwned, E: Serialize>(
-        &self,
-        row: &JobRow<T>,
-        events: &[E],
-    ) -> Result<Result<(), JobRow<T>>, StoreError> {
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            if let Some(key) = &row.idempotency_key {
-                let existing = sqlx::query(JOB_BY_KEY).bind(&row.tenant).bind(key).fetch_optional(&mut *tx).await?;
-                if let Some(r) = existing {
-                    return Ok(Err(job_from_row(&r)?));
-                }
-            }
-            let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetch_one(&mut *tx).await?;
-            sqlx::query(
-                "INSERT INTO jobs (id, tenant, idempotency_key, state, submitted_ms, seq, doc) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&row.id)
-            .bind(&row.tenant)
-            .bind(&row.idempotency_key)
-            .bind(&row.state)
-            .bind(row.submitted_ms)
-            .bind(seq)
-            .bind(serde_json::to_string(&row.doc)?)
-            .execute(&mut *tx)
-            .await?;
-            for (i, e) in events.iter().enumerate() {
-                sqlx::query("INSERT INTO job_events (job_id, seq, at_ms, doc) VALUES ($1, $2, $3, $4)")
-                    .bind(&row.id)
-                    .bind(i as i64 + 1)
-                    .bind(row.submitted_ms)
-                    .bind(serde_json::to_string(e)?)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(Ok(()))
-    }
-
-    /// Writes several jobs' new state and document in one transaction.
-    pub async fn update_jobs<T: Serialize>(&self, updates: &[(&str, &str, &T)]) -> Result<(), StoreError> {
-        if updates.is_empty() {
-            return Ok(());
-        }
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            write_jobs!(tx, updates);
-            tx.commit().await?;
-        });
-        Ok(())
-    }
 
     /// Writes job changes, their lifecycle events and usage events, all or nothing.
     pub async fn record<J: Serialize, E: Serialize, U: Serialize>(&self, r: &Record<'_, J, E, U>) -> Result<(), StoreError> {
@@ -487,271 +266,6 @@ impl Store {
         Ok(())
     }
 
-    /// A job's lifecycle events, oldest first: (sequence, time, document).
-    pub async fn job_events<E: DeserializeOwned>(&self, job_id: &str) -> Result<Vec<(i64, i64, E)>, StoreError> {
-        let rows: Vec<(i64, i64, String)> =
-            on_pool!(self, |pool| sqlx::query_as("SELECT seq, at_ms, doc FROM job_events WHERE job_id = $1 ORDER BY seq")
-                .bind(job_id)
-                .fetch_all(pool)
-                .await?);
-        rows.into_iter().map(|(seq, at, doc)| Ok((seq, at, serde_json::from_str(&doc)?))).collect()
-    }
-
-    /// Usage events, oldest first, optionally for one tenant and pillar, within [from, to).
-    pub async fn usage<U: DeserializeOwned>(
-        &self,
-        tenant: Option<&str>,
-        pillar: Option<&str>,
-        from_ms: i64,
-        to_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<UsageRow<U>>, StoreError> {
-        let rows: Vec<(String, i64, String, String, String)> = on_pool!(self, |pool| sqlx::query_as(
-            "SELECT id, at_ms, tenant, pillar, doc FROM usage_events
-             WHERE ($1 IS NULL OR tenant = $1) AND ($2 IS NULL OR pillar = $2) AND at_ms >= $3 AND at_ms < $4
-             ORDER BY at_ms, id LIMIT $5",
-        )
-        .bind(tenant)
-        .bind(pillar)
-        .bind(from_ms)
-        .bind(to_ms)
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await?);
-        rows.into_iter()
-            .map(|(id, at_ms, tenant, pillar, doc)| Ok(UsageRow { id, at_ms, tenant, pillar, doc: serde_json::from_str(&doc)? }))
-            .collect()
-    }
-
-    /// The job a tenant submitted with this idempotency key, if any.
-    pub async fn job_by_key<T: DeserializeOwned>(&self, tenant: &str, key: &str) -> Result<Option<JobRow<T>>, StoreError> {
-        on_pool!(self, |pool| {
-            let r = sqlx::query(JOB_BY_KEY).bind(tenant).bind(key).fetch_optional(pool).await?;
-            r.as_ref().map(job_from_row).transpose()
-        })
-    }
-
-    pub async fn get_job<T: DeserializeOwned>(&self, id: &str) -> Result<Option<JobRow<T>>, StoreError> {
-        on_pool!(self, |pool| {
-            let r = sqlx::query("SELECT id, tenant, idempotency_key, state, submitted_ms, doc FROM jobs WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?;
-            r.as_ref().map(job_from_row).transpose()
-        })
-    }
-
-    pub async fn list_jobs<T: DeserializeOwned>(&self, f: &JobFilter) -> Result<Vec<JobRow<T>>, StoreError> {
-        // Optional filters as `$n IS NULL OR column = $n`, so one constant statement serves all.
-        on_pool!(self, |pool| {
-            let rows = sqlx::query(
-                "SELECT id, tenant, idempotency_key, state, submitted_ms, doc FROM jobs
-                 WHERE ($1 IS NULL OR tenant = $1)
-                   AND ($2 IS NULL OR state = $2)
-                   AND ($3 IS NULL OR seq > (SELECT seq FROM jobs WHERE id = $3))
-                 ORDER BY seq LIMIT $4",
-            )
-            .bind(&f.tenant)
-            .bind(&f.state)
-            .bind(&f.after)
-            .bind(i64::from(f.limit))
-            .fetch_all(pool)
-            .await?;
-            rows.iter().map(job_from_row).collect()
-        })
-    }
-
-    /// The newest jobs first, optionally of one tenant and state: what the console lists.
-    pub async fn recent_jobs<T: DeserializeOwned>(
-        &self,
-        tenant: Option<&str>,
-        state: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<JobRow<T>>, StoreError> {
-        on_pool!(self, |pool| {
-            let rows = sqlx::query(
-                "SELECT id, tenant, idempotency_key, state, submitted_ms, doc FROM jobs
-                 WHERE ($1 IS NULL OR tenant = $1) AND ($2 IS NULL OR state = $2)
-                 ORDER BY seq DESC LIMIT $3",
-            )
-            .bind(tenant)
-            .bind(state)
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await?;
-            rows.iter().map(job_from_row).collect()
-        })
-    }
-
-    /// Jobs in any of `states`, oldest first: what the scheduler must hold on start-up.
-    pub async fn jobs_in_states<T: DeserializeOwned>(&self, states: &[&str]) -> Result<Vec<JobRow<T>>, StoreError> {
-        // One query per state keeps the statement constant and portable; the states are few.
-        let mut out: Vec<(i64, JobRow<T>)> = Vec::new();
-        for state in states {
-            on_pool!(self, |pool| {
-                let rows = sqlx::query("SELECT seq, id, tenant, idempotency_key, state, submitted_ms, doc FROM jobs WHERE state = $1")
-                    .bind(*state)
-                    .fetch_all(pool)
-                    .await?;
-                for r in &rows {
-                    out.push((r.try_get("seq")?, job_from_row(r)?));
-                }
-            });
-        }
-        out.sort_by_key(|(seq, _)| *seq);
-        Ok(out.into_iter().map(|(_, j)| j).collect())
-    }
-
-    // ---- API keys ----
-
-    pub async fn insert_key<K: Serialize>(&self, id: &str, hash: &str, tenant: &str, doc: &K) -> Result<(), StoreError> {
-        let doc = serde_json::to_string(doc)?;
-        on_pool!(self, |pool| sqlx::query("INSERT INTO api_keys (id, hash, tenant, doc) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(hash)
-            .bind(tenant)
-            .bind(&doc)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(())
-    }
-
-    pub async fn update_key<K: Serialize>(&self, id: &str, doc: &K) -> Result<bool, StoreError> {
-        let doc = serde_json::to_string(doc)?;
-        let n = on_pool!(self, |pool| sqlx::query("UPDATE api_keys SET doc = $1 WHERE id = $2")
-            .bind(&doc)
-            .bind(id)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(n == 1)
-    }
-
-    /// Every key as (hash, document), optionally for one tenant.
-    pub async fn keys<K: DeserializeOwned>(&self, tenant: Option<&str>) -> Result<Vec<(String, K)>, StoreError> {
-        let rows: Vec<(String, String)> =
-            on_pool!(self, |pool| sqlx::query_as("SELECT hash, doc FROM api_keys WHERE ($1 IS NULL OR tenant = $1) ORDER BY id")
-                .bind(tenant)
-                .fetch_all(pool)
-                .await?);
-        rows.into_iter().map(|(h, doc)| Ok((h, serde_json::from_str(&doc)?))).collect()
-    }
-
-    // ---- gateway models ----
-
-    /// Stores a model (replacing one of the same name): its document and its secrets document.
-    pub async fn put_model<M: Serialize, S: Serialize>(&self, name: &str, doc: &M, secrets: &S) -> Result<(), StoreError> {
-        let (doc, secrets) = (serde_json::to_string(doc)?, serde_json::to_string(secrets)?);
-        on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO gateway_models (name, doc, secrets) VALUES ($1, $2, $3)
-             ON CONFLICT (name) DO UPDATE SET doc = excluded.doc, secrets = excluded.secrets"
-        )
-        .bind(name)
-        .bind(&doc)
-        .bind(&secrets)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(())
-    }
-
-    /// Deletes a model; false when there was none.
-    pub async fn delete_model(&self, name: &str) -> Result<bool, StoreError> {
-        let n = on_pool!(self, |pool| sqlx::query("DELETE FROM gateway_models WHERE name = $1")
-            .bind(name)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(n == 1)
-    }
-
-    /// Every stored model as (name, document, secrets), by name.
-    pub async fn models<M: DeserializeOwned, S: DeserializeOwned>(&self) -> Result<Vec<(String, M, S)>, StoreError> {
-        let rows: Vec<(String, String, String)> =
-            on_pool!(self, |pool| sqlx::query_as("SELECT name, doc, secrets FROM gateway_models ORDER BY name").fetch_all(pool).await?);
-        rows.into_iter().map(|(n, d, s)| Ok((n, serde_json::from_str(&d)?, serde_json::from_str(&s)?))).collect()
-    }
-
-    // ---- limits ----
-
-    /// Stores a tenant's settings document (limits, regions), replacing the previous one.
-    pub async fn set_tenant_settings<L: Serialize>(&self, tenant: &str, doc: &L) -> Result<(), StoreError> {
-        let doc = serde_json::to_string(doc)?;
-        on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO tenant_settings (tenant, doc) VALUES ($1, $2) ON CONFLICT (tenant) DO UPDATE SET doc = excluded.doc"
-        )
-        .bind(tenant)
-        .bind(&doc)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(())
-    }
-
-    pub async fn tenant_settings<L: DeserializeOwned>(&self) -> Result<Vec<(String, L)>, StoreError> {
-        let rows: Vec<(String, String)> =
-            on_pool!(self, |pool| sqlx::query_as("SELECT tenant, doc FROM tenant_settings ORDER BY tenant").fetch_all(pool).await?);
-        rows.into_iter().map(|(t, doc)| Ok((t, serde_json::from_str(&doc)?))).collect()
-    }
-
-    /// Takes up to `want` units of the shared counter `scope` in window `window_id` without
-    /// letting it pass `limit`, and returns how many were granted (0: the window is used up).
-    /// Several instances may call this at once; the grants never sum past the limit.
-    pub async fn lease(&self, scope: &str, window_id: i64, want: i64, limit: i64) -> Result<i64, StoreError> {
-        // One atomic UPDATE takes min(want, what is left) and records the grant next to the
-        // count; both databases compute SET from the row as it was, and PostgreSQL re-evaluates
-        // the statement on the newest row when two instances race, so grants never overlap.
-        let granted: Option<i64> = on_pool!(self, |pool| {
-            sqlx::query("INSERT INTO limit_windows (scope, window_id, used) VALUES ($1, $2, 0) ON CONFLICT (scope, window_id) DO NOTHING")
-                .bind(scope)
-                .bind(window_id)
-                .execute(pool)
-                .await?;
-            sqlx::query_scalar(
-                "UPDATE limit_windows
-                 SET used = used + (CASE WHEN $3 < $4 - used THEN $3 ELSE $4 - used END),
-                     last_grant = (CASE WHEN $3 < $4 - used THEN $3 ELSE $4 - used END)
-                 WHERE scope = $1 AND window_id = $2 AND used < $4
-                 RETURNING last_grant",
-            )
-            .bind(scope)
-            .bind(window_id)
-            .bind(want.max(0))
-            .bind(limit)
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(granted.unwrap_or(0).max(0))
-    }
-
-    /// Adds `n` to a counter unconditionally: usage beyond what was leased (an answer longer
-    /// than its reservation) still counts.
-    pub async fn charge(&self, scope: &str, window_id: i64, n: i64) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO limit_windows (scope, window_id, used) VALUES ($1, $2, $3)
-             ON CONFLICT (scope, window_id) DO UPDATE SET used = limit_windows.used + excluded.used"
-        )
-        .bind(scope)
-        .bind(window_id)
-        .bind(n)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(())
-    }
-
-    /// How much of a counter is taken (leased or charged).
-    pub async fn counter(&self, scope: &str, window_id: i64) -> Result<i64, StoreError> {
-        let v: Option<i64> =
-            on_pool!(self, |pool| sqlx::query_scalar("SELECT used FROM limit_windows WHERE scope = $1 AND window_id = $2")
-                .bind(scope)
-                .bind(window_id)
-                .fetch_optional(pool)
-                .await?);
-        Ok(v.unwrap_or(0))
-    }
-
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await);
     }
@@ -770,28 +284,6 @@ const USAGE_BATCH_POSTGRES: &str = "INSERT INTO usage_events (id, at_ms, tenant,
      SELECT e.value ->> 0, (e.value ->> 1)::bigint, e.value ->> 2, e.value ->> 3, e.value ->> 4
      FROM (SELECT jsonb_agg(v ORDER BY n) AS value FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS t(v, n)
            GROUP BY (n - 1) / 5) AS e";
-
-const JOB_BY_KEY: &str =
-    "SELECT id, tenant, idempotency_key, state, submitted_ms, doc FROM jobs WHERE tenant = $1 AND idempotency_key = $2";
-
-fn job_from_row<'r, R, T>(r: &'r R) -> Result<JobRow<T>, StoreError>
-where
-    R: Row,
-    T: DeserializeOwned,
-    &'r str: sqlx::ColumnIndex<R>,
-    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let doc: String = r.try_get("doc")?;
-    Ok(JobRow {
-        id: r.try_get("id")?,
-        tenant: r.try_get("tenant")?,
-        idempotency_key: r.try_get("idempotency_key")?,
-        state: r.try_get("state")?,
-        submitted_ms: r.try_get("submitted_ms")?,
-        doc: serde_json::from_str(&doc)?,
-    })
-}
 
 /// Helpers for tests in this and other crates: not used by the product.
 #[expect(clippy::panic, reason = "test helpers: a missing or broken test server must fail the test, not skip it")]

@@ -1,0 +1,43 @@
+//! The aiplus server as a library: [`app`] puts every route of the server (the management API,
+//! the ledger, identity, the gateway, the console and the OpenAPI document) behind the one gate,
+//! so that tests can drive the whole server in-process (`tower::ServiceExt::oneshot`) and
+//! `aiplus serve` runs the very same router. This is the one place where the pillars' routers
+//! are plugged together.
+
+pub mod openapi;
+
+use std::sync::Arc;
+
+/// What the server is made of, already started.
+pub struct Parts {
+    pub store: store::Store,
+    pub identity: Arc<identity::Identity>,
+    /// Absent on an instance that does not run compute (another instance does).
+    pub compute: Option<Arc<jobs::ComputeService>>,
+    pub gateway: Arc<gateway::Gateway>,
+    /// Absent when the console is turned off.
+    pub console: Option<Arc<web::Console>>,
+    /// Host names served besides IP addresses and `localhost` (`server.hosts`).
+    pub hosts: Vec<String>,
+    pub clock: Arc<dyn vocab::Clock>,
+}
+
+/// Every route of the server, behind the gate.
+pub fn app(p: Parts) -> axum::Router {
+    let app = match &p.compute {
+        Some(svc) => api::router(svc.clone()),
+        None => axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" })),
+    };
+    let identity_api = Arc::new(api::identity_routes::IdentityApi { identity: p.identity.clone(), clock: p.clock.clone() });
+    let mut app = app
+        .merge(api::identity_routes::router(identity_api))
+        .merge(api::usage_routes::router(p.store.clone()))
+        .merge(gateway::router(p.gateway))
+        .route("/api/v1/openapi.json", axum::routing::get(openapi::serve));
+    if let Some(console) = p.console {
+        app = app.merge(web::router(console));
+    }
+    // The gate goes on last, so that it stands in front of every route above.
+    let gate = Arc::new(api::gate::Gate { identity: p.identity, hosts: api::gate::Hosts::new(&p.hosts), clock: p.clock });
+    api::gate::guard(app, gate)
+}

@@ -1,0 +1,98 @@
+//! The whole server in-process: `aiplus::app` (the router `aiplus serve` runs) on an in-memory
+//! store, driven with `oneshot`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: helpers fail loudly")]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+struct Server {
+    app: axum::Router,
+    token: String,
+}
+
+async fn server() -> Server {
+    let store = store::Store::memory().await.unwrap();
+    let net = compute::file::builtin_network().unwrap();
+    let dir = std::env::temp_dir().join(format!("aiplus-in-process-{}", std::process::id()));
+    let local: Arc<dyn executor::Executor> = Arc::new(executor::local::LocalExecutor::new(dir.join("jobs")).unwrap());
+    let clock: Arc<dyn vocab::Clock> = Arc::new(jobs::SystemClock);
+    let svc = jobs::ComputeService::open(
+        store.clone(),
+        &net,
+        compute::Policy::Aiplus,
+        compute::Weights::default(),
+        Arc::new(jobs::SystemClock),
+        jobs::lifecycle::Engines::new(local),
+    )
+    .await
+    .unwrap();
+    let svc = Arc::new(svc);
+    let identity = Arc::new(identity::Identity::open(store.clone()).await.unwrap());
+    let (_, token) = identity.create_operator_token("tests", identity::Role::OperatorAdmin, 0).await.unwrap();
+    let (meter, _writer) = gateway::Meter::start(store.clone(), gateway::meter::FLUSH_EVERY);
+    let gw = Arc::new(gateway::Gateway::new(gateway::GatewayConfig::default(), store.clone(), identity.clone(), meter, None).await.unwrap());
+    let cfg = web::ConsoleConfig { admin_password: Some("admin-password".into()), ..Default::default() };
+    let console = Arc::new(web::Console::new(store.clone(), Some(svc.clone()), gw.clone(), Arc::new(net), cfg, dir));
+    let app = aiplus::app(aiplus::Parts {
+        store,
+        identity,
+        compute: Some(svc),
+        gateway: gw,
+        console: Some(console),
+        hosts: Vec::new(),
+        clock,
+    });
+    Server { app, token }
+}
+
+impl Server {
+    async fn call(&self, method: &str, path: &str) -> (StatusCode, String) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
+        let r = self.app.clone().oneshot(req).await.unwrap();
+        let status = r.status();
+        (status, String::from_utf8_lossy(&r.into_body().collect().await.unwrap().to_bytes()).to_string())
+    }
+}
+
+/// Every line of the permission table is a route the server has, for that method: none is
+/// answered by the gate's "no such route" or by a 405.
+#[tokio::test]
+async fn every_permission_table_line_is_routed() {
+    let s = server().await;
+    for rule in api::permissions::TABLE {
+        let path = rule.path.replace("{id}", "x").replace("{tenant}", "x").replace("{name}", "x").replace("{code}", "en");
+        let (status, body) = s.call(rule.method, &path).await;
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{} {}: {body}", rule.method, rule.path);
+        assert!(!body.contains("route \\\""), "{} {} is in the table but not routed: {body}", rule.method, rule.path);
+    }
+    // And a route that is not in the table does not answer.
+    let (status, body) = s.call("GET", "/api/v1/nothing-here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _) = s.call("DELETE", "/api/v1/jobs").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a method the table does not list answers like a missing route");
+}
+
+#[tokio::test]
+async fn the_whole_server_answers_in_process() {
+    let s = server().await;
+    let (status, body) = s.call("GET", "/api/v1/whoami").await;
+    assert_eq!(status, StatusCode::OK);
+    let who: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((who["kind"].as_str(), who["role"].as_str()), (Some("operator_token"), Some("operator-admin")));
+    let (status, body) = s.call("GET", "/api/v1/clusters").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap().as_array().unwrap().len(), 10);
+    let req = Request::builder().uri("/api/v1/clusters").body(Body::empty()).unwrap();
+    assert_eq!(s.app.clone().oneshot(req).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}

@@ -1,0 +1,118 @@
+//! What the gateway keeps: models made through the API (their upstream keys apart), tenants'
+//! settings, and the limit counters every instance shares.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{Db, Store, StoreError};
+
+impl Store {
+    /// Stores a model (replacing one of the same name): its document and its secrets document.
+    pub async fn put_model<M: Serialize, S: Serialize>(&self, name: &str, doc: &M, secrets: &S) -> Result<(), StoreError> {
+        let (doc, secrets) = (serde_json::to_string(doc)?, serde_json::to_string(secrets)?);
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO gateway_models (name, doc, secrets) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET doc = excluded.doc, secrets = excluded.secrets"
+        )
+        .bind(name)
+        .bind(&doc)
+        .bind(&secrets)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Deletes a model; false when there was none.
+    pub async fn delete_model(&self, name: &str) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |pool| sqlx::query("DELETE FROM gateway_models WHERE name = $1")
+            .bind(name)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Every stored model as (name, document, secrets), by name.
+    pub async fn models<M: DeserializeOwned, S: DeserializeOwned>(&self) -> Result<Vec<(String, M, S)>, StoreError> {
+        let rows: Vec<(String, String, String)> =
+            on_pool!(self, |pool| sqlx::query_as("SELECT name, doc, secrets FROM gateway_models ORDER BY name").fetch_all(pool).await?);
+        rows.into_iter().map(|(n, d, s)| Ok((n, serde_json::from_str(&d)?, serde_json::from_str(&s)?))).collect()
+    }
+
+    /// Stores a tenant's settings document (limits, regions), replacing the previous one.
+    pub async fn set_tenant_settings<L: Serialize>(&self, tenant: &str, doc: &L) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(doc)?;
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO tenant_settings (tenant, doc) VALUES ($1, $2) ON CONFLICT (tenant) DO UPDATE SET doc = excluded.doc"
+        )
+        .bind(tenant)
+        .bind(&doc)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    pub async fn tenant_settings<L: DeserializeOwned>(&self) -> Result<Vec<(String, L)>, StoreError> {
+        let rows: Vec<(String, String)> =
+            on_pool!(self, |pool| sqlx::query_as("SELECT tenant, doc FROM tenant_settings ORDER BY tenant").fetch_all(pool).await?);
+        rows.into_iter().map(|(t, doc)| Ok((t, serde_json::from_str(&doc)?))).collect()
+    }
+
+    /// Takes up to `want` units of the shared counter `scope` in window `window_id` without
+    /// letting it pass `limit`, and returns how many were granted (0: the window is used up).
+    /// Several instances may call this at once; the grants never sum past the limit.
+    pub async fn lease(&self, scope: &str, window_id: i64, want: i64, limit: i64) -> Result<i64, StoreError> {
+        // One atomic UPDATE takes min(want, what is left) and records the grant next to the
+        // count; both databases compute SET from the row as it was, and PostgreSQL re-evaluates
+        // the statement on the newest row when two instances race, so grants never overlap.
+        let granted: Option<i64> = on_pool!(self, |pool| {
+            sqlx::query("INSERT INTO limit_windows (scope, window_id, used) VALUES ($1, $2, 0) ON CONFLICT (scope, window_id) DO NOTHING")
+                .bind(scope)
+                .bind(window_id)
+                .execute(pool)
+                .await?;
+            sqlx::query_scalar(
+                "UPDATE limit_windows
+                 SET used = used + (CASE WHEN $3 < $4 - used THEN $3 ELSE $4 - used END),
+                     last_grant = (CASE WHEN $3 < $4 - used THEN $3 ELSE $4 - used END)
+                 WHERE scope = $1 AND window_id = $2 AND used < $4
+                 RETURNING last_grant",
+            )
+            .bind(scope)
+            .bind(window_id)
+            .bind(want.max(0))
+            .bind(limit)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(granted.unwrap_or(0).max(0))
+    }
+
+    /// Adds `n` to a counter unconditionally: usage beyond what was leased (an answer longer
+    /// than its reservation) still counts.
+    pub async fn charge(&self, scope: &str, window_id: i64, n: i64) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO limit_windows (scope, window_id, used) VALUES ($1, $2, $3)
+             ON CONFLICT (scope, window_id) DO UPDATE SET used = limit_windows.used + excluded.used"
+        )
+        .bind(scope)
+        .bind(window_id)
+        .bind(n)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// How much of a counter is taken (leased or charged).
+    pub async fn counter(&self, scope: &str, window_id: i64) -> Result<i64, StoreError> {
+        let v: Option<i64> =
+            on_pool!(self, |pool| sqlx::query_scalar("SELECT used FROM limit_windows WHERE scope = $1 AND window_id = $2")
+                .bind(scope)
+                .bind(window_id)
+                .fetch_optional(pool)
+                .await?);
+        Ok(v.unwrap_or(0))
+    }
+}

@@ -1,0 +1,100 @@
+//! The schema: one migration text per step for SQLite and PostgreSQL alike, applied in order.
+
+/// Schema steps, applied in order once each; `PRAGMA user_version` (SQLite) or the
+/// `aiplus_schema` table (PostgreSQL) records how many ran. One text serves both databases:
+/// `BIGINT` is PostgreSQL's 64-bit integer and has integer affinity in SQLite, and no table
+/// uses SQLite's rowid alias (`INTEGER PRIMARY KEY`), so the meaning is the same.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE hubs (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms BIGINT NOT NULL);
+     CREATE TABLE clusters (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_ms BIGINT NOT NULL);
+     CREATE TABLE network_meta (key TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        idempotency_key TEXT,
+        state TEXT NOT NULL,
+        submitted_ms BIGINT NOT NULL,
+        seq BIGINT NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
+     CREATE INDEX jobs_tenant_seq ON jobs (tenant, seq);
+     CREATE INDEX jobs_state_seq ON jobs (state, seq);",
+    // The job lifecycle's history and the platform's usage ledger (append-only).
+    "CREATE TABLE job_events (
+        job_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)
+     );
+     CREATE TABLE usage_events (
+        id TEXT PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        tenant TEXT NOT NULL,
+        pillar TEXT NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX usage_tenant_at ON usage_events (tenant, at_ms);",
+    // API keys: only the SHA-256 of each secret is kept.
+    "CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        tenant TEXT NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX api_keys_tenant ON api_keys (tenant);",
+    LIMITS_MIGRATION,
+    MODELS_MIGRATION,
+    CONSOLE_MIGRATION,
+    IDENTITY_MIGRATION,
+];
+
+/// `PRAGMA user_version = n` after step n; one entry per migration.
+pub(crate) const USER_VERSION: [&str; 7] = [
+    "PRAGMA user_version = 1",
+    "PRAGMA user_version = 2",
+    "PRAGMA user_version = 3",
+    "PRAGMA user_version = 4",
+    "PRAGMA user_version = 5",
+    "PRAGMA user_version = 6",
+    "PRAGMA user_version = 7",
+];
+const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
+
+/// Rate-limit counters shared by every gateway instance (one row per scope and window), and
+/// tenants' settings (limits and regions).
+const LIMITS_MIGRATION: &str = "CREATE TABLE limit_windows (
+        scope TEXT NOT NULL,
+        window_id BIGINT NOT NULL,
+        used BIGINT NOT NULL,
+        last_grant BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (scope, window_id)
+     );
+     CREATE TABLE tenant_settings (tenant TEXT PRIMARY KEY, doc TEXT NOT NULL);";
+
+/// Gateway models managed through the API: the model document, and its deployments' upstream
+/// keys apart from it (they are never returned by the API).
+const MODELS_MIGRATION: &str = "CREATE TABLE gateway_models (name TEXT PRIMARY KEY, doc TEXT NOT NULL, secrets TEXT NOT NULL);";
+
+/// The console's accounts and sessions (a session is found by the SHA-256 of its id), and saved
+/// simulation reports (a small summary for lists next to the whole report).
+const CONSOLE_MIGRATION: &str = "CREATE TABLE console_users (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE console_sessions (
+        id_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX console_sessions_user ON console_sessions (user_name);
+     CREATE TABLE sim_reports (id TEXT PRIMARY KEY, created_ms BIGINT NOT NULL, summary TEXT NOT NULL, doc TEXT NOT NULL);
+     CREATE INDEX sim_reports_created ON sim_reports (created_ms);";
+
+/// The tenant registry and operator tokens. Every tenant named before the registry existed
+/// (by a key, a setting, a job or a usage event) is registered, so upgrading loses no tenant.
+const IDENTITY_MIGRATION: &str = "CREATE TABLE tenants (id TEXT PRIMARY KEY, created_ms BIGINT NOT NULL, doc TEXT NOT NULL);
+     CREATE TABLE operator_tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+     INSERT INTO tenants (id, created_ms, doc)
+        SELECT known.t, 0, '{}' FROM (SELECT tenant AS t FROM api_keys UNION SELECT tenant FROM tenant_settings
+                                      UNION SELECT tenant FROM jobs UNION SELECT tenant FROM usage_events) AS known
+        WHERE known.t <> '';";
