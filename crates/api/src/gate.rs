@@ -45,11 +45,19 @@ impl Hosts {
     pub fn allows(&self, host: &str) -> bool {
         let h = host.trim().to_ascii_lowercase();
         let name = match h.strip_prefix('[') {
-            Some(v6) => return v6.split_once(']').is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok()),
-            None => h.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(h.as_str(), |(n, _)| n),
+            Some(v6) => {
+                return v6.split_once(']').is_some_and(|(ip, rest)| {
+                    ip.parse::<std::net::Ipv6Addr>().is_ok() && (rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port))
+                });
+            }
+            None => h.rsplit_once(':').filter(|(_, port)| is_port(port)).map_or(h.as_str(), |(n, _)| n),
         };
         name.parse::<std::net::Ipv4Addr>().is_ok() || name == "localhost" || self.names.iter().any(|n| n == name)
     }
+}
+
+fn is_port(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 pub struct Gate {
@@ -87,6 +95,8 @@ pub fn guard(router: axum::Router, gate: Arc<Gate>) -> axum::Router {
 /// as the last layer of the whole router, so that every route is behind it.
 pub async fn gate(State(g): State<Arc<Gate>>, mut req: Request, next: Next) -> Response {
     let surface = Surface::of(req.uri().path());
+    // A request without `Host` (HTTP/1.0, in-process calls) cannot come from a browser, and so
+    // cannot be a rebinding attack; one with a `Host` must name us.
     if let Some(host) = req.headers().get(header::HOST) {
         let host = host.to_str().unwrap_or("");
         if !g.hosts.allows(host) {
@@ -200,7 +210,16 @@ mod tests {
         for ok in ["127.0.0.1:8080", "10.1.2.3", "[::1]:8080", "localhost:80", "LOCALHOST", "aiplus.example.cn:443", "aiplus.example.cn"] {
             assert!(h.allows(ok), "{ok}");
         }
-        for bad in ["evil.example.com", "evil.example.com:8080", "aiplus.example.cn.evil.com", "[zz]:1", "127.0.0.1.evil.com", ""] {
+        for bad in [
+            "evil.example.com",
+            "evil.example.com:8080",
+            "aiplus.example.cn.evil.com",
+            "[zz]:1",
+            "127.0.0.1.evil.com",
+            "",
+            "[::1].evil.com",
+            "[::1]:x",
+        ] {
             assert!(!h.allows(bad), "{bad}");
         }
     }

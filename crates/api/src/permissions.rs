@@ -113,10 +113,14 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/favicon.ico", PUBLIC),
 ];
 
+/// The table by (method, path), built once: the gate looks a route up on every request.
+static BY_ROUTE: std::sync::LazyLock<rustc_hash::FxHashMap<(&'static str, &'static str), &'static Rule>> =
+    std::sync::LazyLock::new(|| TABLE.iter().map(|r| ((r.method, r.path), r)).collect());
+
 /// The rule of a route, by method and the path as registered. `HEAD` is a `GET`.
 pub fn find(method: &Method, path: &str) -> Option<&'static Rule> {
     let m = if method == Method::HEAD { "GET" } else { method.as_str() };
-    TABLE.iter().find(|r| r.method == m && r.path == path)
+    BY_ROUTE.get(&(m, path)).copied()
 }
 
 #[cfg(test)]

@@ -347,7 +347,11 @@ async fn a_region_refusal_is_the_same_on_every_endpoint() {
         let r = env.http.post(format!("{}/v1/{path}", env.url)).bearer_auth(&key).json(&body).send().await.unwrap();
         assert_eq!(r.status(), 403, "{path}");
         let e: Value = r.json().await.unwrap();
-        assert_eq!((e["error"]["type"].as_str(), e["error"]["code"].as_str()), (Some("permission_error"), Some("region_not_allowed")), "{path}: {e}");
+        assert_eq!(
+            (e["error"]["type"].as_str(), e["error"]["code"].as_str()),
+            (Some("permission_error"), Some("region_not_allowed")),
+            "{path}: {e}"
+        );
     }
     let statuses: Vec<u64> = env.usage("far", 4).await.iter().map(|u| u["status"].as_u64().unwrap()).collect();
     assert_eq!(statuses, [403, 403, 403, 403], "each refusal is metered once");

@@ -60,7 +60,9 @@ pub fn check(access: Access, who: Option<&Principal>) -> Result<(), Denied> {
             if p.is_operator() {
                 return if write && !p.role.may_write() { forbidden("operator-viewer may read but not change".into()) } else { Ok(()) };
             }
-            if !p.has(scope) {
+            if p.tenant.is_none() {
+                forbidden("this credential belongs to no tenant".into())
+            } else if !p.has(scope) {
                 forbidden(format!("this credential lacks the `{}` scope", scope.as_str()))
             } else if admin && p.role != Role::TenantAdmin {
                 forbidden("only a tenant-admin may use this route".into())
@@ -106,6 +108,7 @@ mod tests {
         let member = p(Kind::ApiKey, Role::TenantMember, Some("a"), &[Scope::Inference, Scope::Jobs]);
         let tadmin = p(Kind::ApiKey, Role::TenantAdmin, Some("a"), &Scope::EVERY);
         let session = p(Kind::Session, Role::TenantAdmin, Some("a"), &Scope::EVERY);
+        let orphan = p(Kind::ApiKey, Role::TenantAdmin, None, &Scope::EVERY);
         let read_jobs = Access::Tenant { scope: Scope::Jobs, write: false, admin: false };
         let keys = Access::Tenant { scope: Scope::Admin, write: true, admin: true };
         let v1 = Access::TenantOnly { scope: Scope::Inference };
@@ -119,6 +122,8 @@ mod tests {
         assert!(check(read_jobs, Some(&viewer)).is_ok());
         assert!(check(keys, Some(&member)).is_err(), "members never hold admin");
         assert!(check(keys, Some(&tadmin)).is_ok());
+        assert!(check(keys, Some(&orphan)).is_err(), "a tenant's role without a tenant opens nothing");
+        assert!(check(v1, Some(&orphan)).is_err());
         assert!(check(keys, Some(&viewer)).is_err());
         assert!(check(v1, Some(&member)).is_ok());
         assert!(check(v1, Some(&admin)).is_err(), "operators do not call /v1 as nobody");

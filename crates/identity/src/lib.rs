@@ -145,7 +145,8 @@ impl Identity {
         let mut ring = rustc_hash::FxHashMap::default();
         // One tenant scope name per tenant, shared by all its keys.
         let mut tenant_scopes: BTreeMap<String, Arc<str>> = BTreeMap::new();
-        for (h, k) in keys.into_iter().filter(|(_, k)| k.revoked_ms.is_none()) {
+        // A key is always a tenant's: one whose record says otherwise is not loaded.
+        for (h, k) in keys.into_iter().filter(|(_, k)| k.revoked_ms.is_none() && !k.role.is_operator() && tenant_id_ok(&k.tenant)) {
             let Some(d) = secret::digest_of(&h) else { continue };
             let mut p = Principal::new(k.id, Kind::ApiKey, k.role, Some(k.tenant.clone()), k.scopes, k.limits);
             p.tenant_scope = tenant_scopes.entry(k.tenant).or_insert_with(|| p.tenant_scope.clone()).clone();
@@ -177,7 +178,9 @@ impl Identity {
         // Console users of a tenant manage its keys there, so they are its admins.
         let role = match account.role {
             AccountRole::Operator => Role::OperatorAdmin,
-            AccountRole::Tenant => Role::TenantAdmin,
+            AccountRole::Tenant if account.tenant.as_deref().is_some_and(tenant_id_ok) => Role::TenantAdmin,
+            // A tenant's login without a tenant is a damaged record: it opens nothing.
+            AccountRole::Tenant => return Ok(None),
         };
         let mut p = Principal::new(name, Kind::Session, role, account.tenant, Scopes::ALL, Limits::default());
         p.csrf = Some(doc.csrf);
@@ -221,23 +224,19 @@ impl Identity {
     /// must exist, or for none.
     pub fn acting_for(&self, p: &Principal, named: Option<&str>) -> Result<Option<String>, IdentityError> {
         let missing = |n: &str| Err(IdentityError::NotFound { what: "tenant", id: n.into() });
-        match (&p.tenant, named) {
-            (Some(own), None) => Ok(Some(own.clone())),
-            (Some(own), Some(n)) => {
-                if n == own {
-                    Ok(Some(own.clone()))
-                } else {
-                    missing(n)
-                }
-            }
-            (None, Some(n)) => {
-                if self.tenant(n).is_some() {
-                    Ok(Some(n.into()))
-                } else {
-                    missing(n)
-                }
-            }
-            (None, None) => Ok(None),
+        if !p.is_operator() {
+            // Decided by role, not by whether a tenant is set: a tenant's principal without a
+            // tenant (a damaged record) acts for nobody.
+            let Some(own) = &p.tenant else { return missing(named.unwrap_or("")) };
+            return match named {
+                Some(n) if n != own => missing(n),
+                _ => Ok(Some(own.clone())),
+            };
+        }
+        match named {
+            Some(n) if self.tenant(n).is_some() => Ok(Some(n.into())),
+            Some(n) => missing(n),
+            None => Ok(None),
         }
     }
 
@@ -262,6 +261,9 @@ impl Identity {
             return Err(invalid("scopes", "a key cannot be given more than the credential that makes it holds"));
         }
         new.limits.validate("limits.").map_err(|e| split_field(&e))?;
+        if !by.is_operator() {
+            within_limits(&new.limits, &by.limits)?;
+        }
         let name = check_name(new.name)?;
         let secret = secret::new_secret("ak_");
         let rec = KeyRecord {
@@ -352,6 +354,23 @@ impl Identity {
     }
 }
 
+/// A key made by a tenant's key may not be looser than its maker: each limit its maker has is
+/// set on the new key too, no higher.
+fn within_limits(new: &Limits, maker: &Limits) -> Result<(), IdentityError> {
+    for (field, n, m) in [
+        ("limits.requests_per_min", new.requests_per_min, maker.requests_per_min),
+        ("limits.tokens_per_min", new.tokens_per_min, maker.tokens_per_min),
+        ("limits.tokens_per_day", new.tokens_per_day, maker.tokens_per_day),
+    ] {
+        if let Some(m) = m
+            && n.is_none_or(|n| n > m)
+        {
+            return Err(invalid(field, format!("at most {m}, the limit of the key that makes it")));
+        }
+    }
+    Ok(())
+}
+
 fn check_name(name: Option<String>) -> Result<Option<String>, IdentityError> {
     match name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()) {
         Some(n) if n.chars().count() > MAX_NAME_CHARS || n.chars().any(char::is_control) => {
@@ -385,4 +404,85 @@ pub fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
     f.write_all(secret.as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    async fn identity() -> Identity {
+        let id = Identity::open(store::Store::memory().await.unwrap()).await.unwrap();
+        for t in ["a", "b"] {
+            id.create_tenant(t, None, 0).await.unwrap();
+        }
+        id
+    }
+
+    #[tokio::test]
+    async fn a_key_cannot_make_a_key_looser_or_stronger_than_itself() {
+        let id = identity().await;
+        let op = Principal::internal_operator();
+        let capped = NewKey {
+            role: Some(Role::TenantAdmin),
+            scopes: Some(Scopes::ALL),
+            limits: Limits { requests_per_min: Some(10), ..Limits::default() },
+            name: None,
+        };
+        let (_, secret) = id.create_key(&op, "a", capped, 0).await.unwrap();
+        let admin = id.bearer(&secret).unwrap();
+        let err = id.create_key(&admin, "a", NewKey::default(), 0).await.unwrap_err();
+        assert!(matches!(&err, IdentityError::Invalid { field, .. } if field == "limits.requests_per_min"), "{err}");
+        let tighter = NewKey { limits: Limits { requests_per_min: Some(5), ..Limits::default() }, ..NewKey::default() };
+        assert!(id.create_key(&admin, "a", tighter, 0).await.is_ok());
+        let (_, member) =
+            id.create_key(&op, "a", NewKey { scopes: Some(Scopes::of(&[Scope::Jobs])), ..NewKey::default() }, 0).await.unwrap();
+        let member = id.bearer(&member).unwrap();
+        let stronger = NewKey { scopes: Some(Scopes::of(&[Scope::Jobs, Scope::Inference])), ..NewKey::default() };
+        assert!(id.create_key(&member, "a", stronger, 0).await.is_err());
+        let admin_key = NewKey { role: Some(Role::TenantAdmin), scopes: Some(Scopes::of(&[Scope::Admin])), ..NewKey::default() };
+        assert!(id.create_key(&op, "a", admin_key, 0).await.is_ok());
+        let op_key = NewKey { role: Some(Role::OperatorAdmin), ..NewKey::default() };
+        assert!(id.create_key(&op, "a", op_key, 0).await.is_err(), "a key is always a tenant's");
+        assert!(matches!(id.create_key(&op, "nobody", NewKey::default(), 0).await, Err(IdentityError::NotFound { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_tenant_acts_only_for_itself_and_an_operator_only_for_a_registered_tenant() {
+        let id = identity().await;
+        let op = Principal::internal_operator();
+        let (_, secret) = id.create_key(&op, "a", NewKey::default(), 0).await.unwrap();
+        let key = id.bearer(&secret).unwrap();
+        assert_eq!(id.acting_for(&key, None).unwrap(), Some("a".into()));
+        assert_eq!(id.acting_for(&key, Some("a")).unwrap(), Some("a".into()));
+        assert!(
+            matches!(id.acting_for(&key, Some("b")), Err(IdentityError::NotFound { .. })),
+            "naming another tenant looks like a missing one"
+        );
+        assert_eq!(id.acting_for(&op, Some("b")).unwrap(), Some("b".into()));
+        assert_eq!(id.acting_for(&op, None).unwrap(), None);
+        assert!(id.acting_for(&op, Some("nobody")).is_err());
+        let orphan = Principal::new("x".into(), Kind::ApiKey, Role::TenantAdmin, None, Scopes::ALL, Limits::default());
+        assert!(id.acting_for(&orphan, Some("b")).is_err(), "a tenant's role with no tenant acts for nobody");
+        assert!(id.acting_for(&orphan, None).is_err());
+    }
+
+    #[tokio::test]
+    async fn revoked_keys_and_tokens_stop_at_once_and_damaged_records_never_load() {
+        let id = identity().await;
+        let op = Principal::internal_operator();
+        let (rec, secret) = id.create_key(&op, "a", NewKey::default(), 0).await.unwrap();
+        let (tok, token) = id.create_operator_token("ci", Role::OperatorViewer, 0).await.unwrap();
+        assert!(id.bearer(&secret).is_some() && id.bearer(&token).unwrap().role == Role::OperatorViewer);
+        id.revoke_key(&rec.id, Some("b"), 1).await.unwrap_err();
+        id.revoke_key(&rec.id, Some("a"), 1).await.unwrap();
+        id.revoke_operator_token(&tok.id, 1).await.unwrap();
+        assert!(id.bearer(&secret).is_none() && id.bearer(&token).is_none());
+        // A key record that claims an operator's role is a tenant's key gone wrong: not loaded.
+        let forged = KeyRecord { id: "key_forged".into(), role: Role::OperatorAdmin, ..rec };
+        id.store.insert_key("key_forged", &secret::hash("ak_forged"), "a", &forged).await.unwrap();
+        id.reload().await.unwrap();
+        assert!(id.bearer("ak_forged").is_none());
+    }
 }

@@ -68,11 +68,11 @@ macro_rules! write_jobs {
 }
 
 mod compute;
-mod schema;
 mod console;
 mod gateway;
 mod identity;
 mod ledger;
+mod schema;
 
 #[derive(Clone)]
 pub struct Store {
@@ -219,7 +219,6 @@ impl Store {
             }
         }
     }
-
 
     /// Writes job changes, their lifecycle events and usage events, all or nothing.
     pub async fn record<J: Serialize, E: Serialize, U: Serialize>(&self, r: &Record<'_, J, E, U>) -> Result<(), StoreError> {

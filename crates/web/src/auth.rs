@@ -73,7 +73,8 @@ impl Viewer {
 
     /// Checks a submitted form's CSRF token in constant time.
     pub fn check_csrf(&self, token: &str) -> Result<(), ConsoleError> {
-        if identity::secret::constant_time_eq(&self.csrf, token) { Ok(()) } else { Err(ConsoleError::Csrf) }
+        // A session always has a token; an empty one (never issued) matches nothing.
+        if !self.csrf.is_empty() && identity::secret::constant_time_eq(&self.csrf, token) { Ok(()) } else { Err(ConsoleError::Csrf) }
     }
 
     /// The viewer of a principal the gate resolved from a session.
