@@ -114,6 +114,11 @@ pub async fn gate(State(g): State<Arc<Gate>>, mut req: Request, next: Next) -> R
         return refuse(surface, ApiError::from(d), &req);
     }
     if let Some(p) = who {
+        // The OpenAI-compatible routes act as the key's own tenant and read no `ActingFor`.
+        if matches!(rule.access, identity::Access::TenantOnly { .. }) {
+            req.extensions_mut().insert(p);
+            return next.run(req).await;
+        }
         let named = match named_tenant(req.headers()) {
             Ok(n) => n.map(str::to_string),
             Err(e) => return refuse(surface, e, &req),

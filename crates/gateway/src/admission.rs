@@ -377,14 +377,13 @@ impl Metered {
         if let Some(id) = &self.request_id {
             refs.insert("request_id".to_string(), id.clone());
         }
-        let id = event_id();
         self.ticket.send(ledger::Entry {
             at_ms,
             tenant: self.caller.tenant_id().to_string(),
             pillar: "gateway".into(),
             doc: ledger::UsageEvent {
                 principal: Some(self.caller.id.clone()),
-                subject: ledger::Subject { kind: "request".into(), id: self.request_id.clone().unwrap_or_else(|| id.clone()) },
+                subject: ledger::Subject { kind: "request".into(), id: self.request_id.clone().unwrap_or_default() },
                 quantity: quantity as f64,
                 unit: ledger::Unit::Tokens,
                 price_cny_per_unit: if quantity > 0 { cost_cny / quantity as f64 } else { 0.0 },
@@ -394,9 +393,6 @@ impl Metered {
                 refs,
                 detail: RequestDetail {
                     endpoint: self.endpoint.into(),
-                    model: self.model.clone(),
-                    deployment: d.map(|d| d.id.clone()),
-                    cluster: d.and_then(|d| d.cluster.clone()),
                     input_tokens,
                     output_tokens,
                     tokens_reported,
@@ -406,7 +402,7 @@ impl Metered {
                     blocked,
                 },
             },
-            id,
+            id: event_id(),
         });
     }
 }

@@ -10,16 +10,11 @@ pub use ledger::writer::FLUSH_EVERY;
 pub type Meter = ledger::Ledger<RequestDetail>;
 
 /// What a gateway event says beside the ledger's common fields (principal: the key; subject:
-/// the request; quantity: tokens; money: the upstream's prices; refs: model, deployment,
-/// cluster, the client's request id).
+/// the request, by the client's `X-Request-Id` when it sent one; quantity: tokens; money: the
+/// upstream's prices; refs: the model, and the deployment and cluster that answered).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RequestDetail {
     pub endpoint: String,
-    pub model: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deployment: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<String>,
     pub input_tokens: u64,
     pub output_tokens: u64,
     /// Whether the upstream reported the counts (else they were estimated here).

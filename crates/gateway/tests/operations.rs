@@ -193,7 +193,8 @@ async fn tenant_regions_pick_deployments_and_the_cheaper_site_wins_among_equals(
     for _ in 0..4 {
         assert_eq!(env.chat(&key, "regional").await.status(), 200);
     }
-    let deployments: Vec<String> = env.usage("acme", 4).await.iter().map(|u| u["deployment"].as_str().unwrap().to_string()).collect();
+    let deployments: Vec<String> =
+        env.usage("acme", 4).await.iter().map(|u| u["refs"]["deployment"].as_str().unwrap().to_string()).collect();
     assert_eq!(deployments, ["west", "east", "west", "east"]);
 
     let gov = env.key(json!({"tenant": "gov"})).await;
@@ -202,7 +203,7 @@ async fn tenant_regions_pick_deployments_and_the_cheaper_site_wins_among_equals(
     for _ in 0..4 {
         assert_eq!(env.chat(&gov, "regional").await.status(), 200);
     }
-    assert!(env.usage("gov", 4).await.iter().all(|u| u["deployment"] == "east"), "only the allowed region serves gov");
+    assert!(env.usage("gov", 4).await.iter().all(|u| u["refs"]["deployment"] == "east"), "only the allowed region serves gov");
     // A model with no deployment in the tenant's regions is refused, not served elsewhere.
     let r = env.chat(&gov, "busy").await;
     assert_eq!(r.status(), 403);
@@ -218,7 +219,7 @@ async fn an_upstream_429_falls_back_and_is_counted() {
     let key = env.key(json!({"tenant": "acme"})).await;
     let r = env.chat(&key, "busy").await;
     assert_eq!(r.status(), 200);
-    assert_eq!(env.usage("acme", 1).await[0]["deployment"], "spare");
+    assert_eq!(env.usage("acme", 1).await[0]["refs"]["deployment"], "spare");
     let metrics = env.http.get(format!("{}/metrics", env.url)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("aiplus_gateway_upstream_errors_total{deployment=\"throttled\",reason=\"429\"} 1"), "{metrics}");
     assert!(metrics.contains("aiplus_gateway_requests_total{endpoint=\"chat.completions\",model=\"busy\",status=\"200\"} 1"), "{metrics}");
@@ -308,7 +309,7 @@ async fn a_flaky_deployment_fails_over_without_the_client_noticing() {
         .unwrap_or(0);
     // Half of flaky's requests fail (every second one); each failure moved on to steady.
     assert!(failures >= 2, "{metrics}");
-    let served_by_steady = env.usage("acme", 10).await.iter().filter(|u| u["deployment"] == "steady").count() as u64;
+    let served_by_steady = env.usage("acme", 10).await.iter().filter(|u| u["refs"]["deployment"] == "steady").count() as u64;
     assert!(served_by_steady >= failures, "{served_by_steady} >= {failures}");
 }
 
@@ -319,7 +320,7 @@ async fn least_latency_routing_learns_the_quicker_deployment() {
     for _ in 0..12 {
         assert_eq!(env.chat(&key, "quickest").await.status(), 200);
     }
-    let by: Vec<String> = env.usage("acme", 12).await.iter().map(|u| u["deployment"].as_str().unwrap().to_string()).collect();
+    let by: Vec<String> = env.usage("acme", 12).await.iter().map(|u| u["refs"]["deployment"].as_str().unwrap().to_string()).collect();
     // Both are tried once while untried counts as fastest; then the 40 ms one is avoided.
     assert!(by[..2].contains(&"slowish".to_string()), "{by:?}");
     assert!(by[2..].iter().all(|d| d == "quick"), "{by:?}");

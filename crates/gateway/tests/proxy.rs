@@ -125,10 +125,13 @@ async fn falls_back_past_a_failing_deployment_and_meters_reported_tokens() {
     let u = usage(&env, 4).await;
     assert_eq!(u.len(), 4);
     for e in &u {
-        assert_eq!((e["deployment"].as_str(), e["input_tokens"].as_u64(), e["output_tokens"].as_u64()), (Some("good"), Some(11), Some(3)));
+        assert_eq!(
+            (e["refs"]["deployment"].as_str(), e["input_tokens"].as_u64(), e["output_tokens"].as_u64()),
+            (Some("good"), Some(11), Some(3))
+        );
         assert!((e["money_cny"].as_f64().unwrap() - (11.0 * 2.0 + 3.0 * 6.0) / 1000.0).abs() < 1e-12);
         assert_eq!((e["unit"].as_str(), e["quantity"].as_f64()), (Some("tokens"), Some(14.0)), "{e}");
-        assert_eq!(e["cluster"], "guian");
+        assert_eq!(e["refs"]["cluster"], "guian");
     }
 }
 

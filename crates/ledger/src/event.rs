@@ -28,6 +28,9 @@ pub enum Unit {
 pub struct Subject {
     /// `request`, `job_run`, ...
     pub kind: String,
+    /// Empty when the subject is known only by the event itself (a request without an
+    /// `X-Request-Id`): the event's id names it, and is not stored twice.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
 }
 
@@ -41,11 +44,11 @@ pub struct UsageEvent<D> {
     pub quantity: f64,
     pub unit: Unit,
     /// Yuan per unit, where one price applies (else the money over the quantity).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub price_cny_per_unit: f64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub energy_kwh: f64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub carbon_kg: f64,
     /// What this use costs the tenant, in yuan: the ledger's one money field. (Events written
     /// before the ledger had one type named it `cost_cny` or `energy_cost_cny`.)
@@ -57,6 +60,12 @@ pub struct UsageEvent<D> {
     pub refs: BTreeMap<String, String>,
     #[serde(flatten)]
     pub detail: D,
+}
+
+/// Zeros are left out of the stored document (they read back as zero): most gateway events
+/// carry no energy or carbon, and the ledger is the platform's largest table.
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl<D> UsageEvent<D> {

@@ -48,9 +48,10 @@ impl ModelStats {
 /// ours), not a client's own mistakes.
 pub fn stats(rows: &[ledger::Entry<RequestDetail>], from_ms: i64, hours: usize) -> BTreeMap<String, ModelStats> {
     let mut out: BTreeMap<String, ModelStats> = BTreeMap::new();
-    for r in rows.iter().filter(|r| !r.doc.detail.model.is_empty()) {
-        let s =
-            out.entry(r.doc.detail.model.clone()).or_insert_with(|| ModelStats { tokens_by_hour: vec![0.0; hours], ..Default::default() });
+    for r in rows.iter().filter(|r| !r.doc.reference("model").is_empty()) {
+        let s = out
+            .entry(r.doc.reference("model").to_string())
+            .or_insert_with(|| ModelStats { tokens_by_hour: vec![0.0; hours], ..Default::default() });
         s.requests += 1;
         s.errors += u64::from(r.doc.detail.status >= 500);
         s.latency_ms.push(r.doc.detail.latency_ms);
@@ -150,12 +151,9 @@ mod tests {
                 energy_kwh: 0.0,
                 carbon_kg: 0.0,
                 money_cny: 0.0,
-                refs: Default::default(),
+                refs: std::collections::BTreeMap::from([("model".to_string(), model.to_string())]),
                 detail: RequestDetail {
                     endpoint: "chat.completions".into(),
-                    model: model.into(),
-                    deployment: None,
-                    cluster: None,
                     input_tokens: 10,
                     output_tokens: 5,
                     tokens_reported: true,
