@@ -43,16 +43,19 @@ impl Hosts {
     /// Whether a `Host` header value is one of ours. An IP literal cannot be re-pointed by DNS,
     /// so it is always accepted; a name must be `localhost` or configured.
     pub fn allows(&self, host: &str) -> bool {
-        let h = host.trim().to_ascii_lowercase();
+        // Compared without allocating: the gate runs this on every request.
+        let h = host.trim();
         let name = match h.strip_prefix('[') {
             Some(v6) => {
                 return v6.split_once(']').is_some_and(|(ip, rest)| {
                     ip.parse::<std::net::Ipv6Addr>().is_ok() && (rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port))
                 });
             }
-            None => h.rsplit_once(':').filter(|(_, port)| is_port(port)).map_or(h.as_str(), |(n, _)| n),
+            None => h.rsplit_once(':').filter(|(_, port)| is_port(port)).map_or(h, |(n, _)| n),
         };
-        name.parse::<std::net::Ipv4Addr>().is_ok() || name == "localhost" || self.names.iter().any(|n| n == name)
+        name.parse::<std::net::Ipv4Addr>().is_ok()
+            || name.eq_ignore_ascii_case("localhost")
+            || self.names.iter().any(|n| n.eq_ignore_ascii_case(name))
     }
 }
 

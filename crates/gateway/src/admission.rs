@@ -367,15 +367,15 @@ impl Metered {
         }
         let quantity = input_tokens + output_tokens;
         let mut refs = std::collections::BTreeMap::new();
-        refs.insert("model".to_string(), self.model.clone());
+        refs.insert("model".into(), self.model.clone());
         if let Some(d) = d {
-            refs.insert("deployment".to_string(), d.id.clone());
+            refs.insert("deployment".into(), d.id.clone());
             if let Some(c) = &d.cluster {
-                refs.insert("cluster".to_string(), c.clone());
+                refs.insert("cluster".into(), c.clone());
             }
         }
         if let Some(id) = &self.request_id {
-            refs.insert("request_id".to_string(), id.clone());
+            refs.insert("request_id".into(), id.clone());
         }
         self.ticket.send(ledger::Entry {
             at_ms,

@@ -382,10 +382,10 @@ impl ComputeService {
             _ => compute::scheduler::RunPrice { gpu_seconds: 0.0, energy_kwh: 0.0, energy_cost_cny: 0.0, carbon_kg: 0.0 },
         };
         let mut refs = std::collections::BTreeMap::new();
-        refs.insert("job".to_string(), job.id.clone());
+        refs.insert("job".into(), job.id.clone());
         let mut detail = RunDetail { attempt: job.attempt, cluster: None, gpus: job.spec.gpus, gpu_milli: job.spec.gpu_milli };
         if let Some(p) = &job.placement {
-            refs.insert("cluster".to_string(), p.cluster.clone());
+            refs.insert("cluster".into(), p.cluster.clone());
             detail.cluster = Some(p.cluster.clone());
         }
         ledger::Entry {

@@ -1,6 +1,7 @@
 //! The one usage event type. It is stored as the document of a `usage_events` row, whose columns
 //! (id, time, tenant, pillar) are what the store queries by.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -56,8 +57,9 @@ pub struct UsageEvent<D> {
     pub money_cny: f64,
     /// Other objects this use concerns, by role: `model`, `deployment`, `cluster`, `job`,
     /// `request_id` ...
+    /// (The roles are mostly constants, so they are borrowed rather than allocated per event.)
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub refs: BTreeMap<String, String>,
+    pub refs: BTreeMap<Cow<'static, str>, String>,
     #[serde(flatten)]
     pub detail: D,
 }
@@ -92,7 +94,7 @@ mod tests {
             energy_kwh: 0.0,
             carbon_kg: 0.0,
             money_cny: 0.014,
-            refs: BTreeMap::from([("model".to_string(), "qwen".to_string())]),
+            refs: BTreeMap::from([("model".into(), "qwen".to_string())]),
             detail: serde_json::json!({"status": 200}),
         };
         let v = serde_json::to_value(&e).unwrap();

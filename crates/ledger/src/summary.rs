@@ -135,7 +135,7 @@ mod tests {
                 energy_kwh: 0.5,
                 carbon_kg: 0.25,
                 money_cny: money,
-                refs: BTreeMap::from([("model".to_string(), "qwen".to_string())]),
+                refs: BTreeMap::from([("model".into(), "qwen".to_string())]),
                 detail,
             },
         }

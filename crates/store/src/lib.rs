@@ -225,18 +225,26 @@ impl Store {
         if r.jobs.is_empty() && r.events.is_empty() && r.usage.is_empty() {
             return Ok(());
         }
-        // One flat JSON array, five values an event: [id, at_ms, tenant, pillar, doc, id, ...].
-        let mut rows = Vec::with_capacity(r.usage.len() * 5);
-        for u in &r.usage {
-            rows.extend([
-                serde_json::Value::from(u.id.as_str()),
-                u.at_ms.into(),
-                u.tenant.as_str().into(),
-                u.pillar.as_str().into(),
-                serde_json::to_string(&u.doc)?.into(),
-            ]);
-        }
-        let usage_rows = serde_json::Value::Array(rows).to_string();
+        // One flat JSON array, five values an event: [id, at_ms, tenant, pillar, {doc}, id, ...],
+        // written in one pass. The document goes in as an object, not as an escaped string: the
+        // databases' JSON functions hand an object element back as its JSON text.
+        let usage_rows = {
+            use serde::ser::{SerializeSeq, Serializer};
+            let mut out = Vec::with_capacity(r.usage.len() * 384);
+            let mut ser = serde_json::Serializer::new(&mut out);
+            let mut seq = ser.serialize_seq(Some(r.usage.len() * 5))?;
+            for u in &r.usage {
+                seq.serialize_element(&u.id)?;
+                seq.serialize_element(&u.at_ms)?;
+                seq.serialize_element(&u.tenant)?;
+                seq.serialize_element(&u.pillar)?;
+                seq.serialize_element(&u.doc)?;
+            }
+            seq.end()?;
+            // serde_json writes UTF-8 only; were it ever not, the empty batch fails in SQL and the
+            // writer retries, rather than storing something else.
+            String::from_utf8(out).unwrap_or_default()
+        };
         let usage_sql = match self.db {
             Db::Sqlite(_) => USAGE_BATCH_SQLITE,
             Db::Postgres(_) => USAGE_BATCH_POSTGRES,

@@ -151,7 +151,7 @@ mod tests {
                 energy_kwh: 0.0,
                 carbon_kg: 0.0,
                 money_cny: 0.0,
-                refs: std::collections::BTreeMap::from([("model".to_string(), model.to_string())]),
+                refs: std::collections::BTreeMap::from([("model".into(), model.to_string())]),
                 detail: RequestDetail {
                     endpoint: "chat.completions".into(),
                     input_tokens: 10,
