@@ -192,7 +192,7 @@ pub enum Attempt {
 /// Step 4 of the pipeline: the deployments to try, in order, with backoff between tries and
 /// at most the gateway's `max_attempts`, keeping each failure's reason for the final error.
 ///
-/// ```ignore
+/// ```text
 /// let mut tries = Fallback::new(gw, target.deployments());
 /// while let Some(d) = tries.next().await {
 ///     match try_one(d).await {
