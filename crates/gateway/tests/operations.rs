@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: helpers fail loudly")]
 
+mod common;
+use common::guarded;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,16 +24,6 @@ impl Sites for TwoSites {
             _ => None,
         }
     }
-}
-
-/// The router behind the gate, as `aiplus serve` assembles it, and a client that carries an
-/// operator token.
-async fn guarded(router: axum::Router, identity: Arc<identity::Identity>) -> (axum::Router, reqwest::Client) {
-    let (_, token) = identity.create_operator_token("tests", identity::Role::OperatorAdmin, 0).await.unwrap();
-    let gate = Arc::new(api::gate::Gate { identity, hosts: api::gate::Hosts::default(), clock: Arc::new(jobs::SystemClock) });
-    let mut h = reqwest::header::HeaderMap::new();
-    h.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
-    (api::gate::guard(router, gate), reqwest::Client::builder().default_headers(h).build().unwrap())
 }
 
 struct Env {
