@@ -25,7 +25,7 @@ pub enum Unit {
 }
 
 /// What was used: a request, a job's run, a dataset read ...
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subject {
     /// `request`, `job_run`, ...
     pub kind: String,
@@ -39,10 +39,16 @@ pub struct Subject {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UsageEvent<D> {
     /// Who used it: the API key, operator token or console user; `None` for the platform.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (The gateway's events before the ledger had one type named it `key_id`.)
+    #[serde(default, alias = "key_id", skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
+    /// Events written before the ledger had one type carry no subject, quantity or unit; of
+    /// those, only job runs had a quantity (`gpu_seconds`), so that is what they read back as.
+    #[serde(default)]
     pub subject: Subject,
+    #[serde(default, alias = "gpu_seconds")]
     pub quantity: f64,
+    #[serde(default = "legacy_unit")]
     pub unit: Unit,
     /// Yuan per unit, where one price applies (else the money over the quantity).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -62,6 +68,10 @@ pub struct UsageEvent<D> {
     pub refs: BTreeMap<Cow<'static, str>, String>,
     #[serde(flatten)]
     pub detail: D,
+}
+
+fn legacy_unit() -> Unit {
+    Unit::GpuSeconds
 }
 
 /// Zeros are left out of the stored document (they read back as zero): most gateway events
@@ -108,5 +118,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(old.money_cny, 2.5);
+        let old: UsageEvent<serde_json::Value> = serde_json::from_str(
+            r#"{"key_id": "key_1", "subject": {"kind": "request"}, "quantity": 3, "unit": "tokens", "cost_cny": 0.5}"#,
+        )
+        .unwrap();
+        assert_eq!((old.principal.as_deref(), old.money_cny), (Some("key_1"), 0.5));
+        // Whole documents as the gateway and the job lifecycle wrote them before: they still read.
+        let gateway: UsageEvent<serde_json::Value> = serde_json::from_str(
+            r#"{"key_id":"key_1","endpoint":"chat.completions","model":"qwen","input_tokens":11,"output_tokens":3,
+                "tokens_reported":true,"latency_ms":4,"status":200,"cost_cny":0.04,"stream":false,"blocked":false}"#,
+        )
+        .unwrap();
+        assert_eq!((gateway.principal.as_deref(), gateway.quantity, gateway.money_cny), (Some("key_1"), 0.0, 0.04));
+        assert_eq!(gateway.detail["input_tokens"], 11);
+        let compute: UsageEvent<serde_json::Value> =
+            serde_json::from_str(r#"{"gpu_seconds":7200.0,"energy_kwh":1.5,"energy_cost_cny":2.0,"carbon_kg":0.9}"#).unwrap();
+        assert_eq!((compute.unit, compute.quantity, compute.money_cny, compute.carbon_kg), (Unit::GpuSeconds, 7200.0, 2.0, 0.9));
     }
 }
