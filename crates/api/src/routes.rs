@@ -22,6 +22,18 @@ pub type AppState = Arc<ComputeService>;
 type Who = Extension<Arc<Principal>>;
 type Acting = Extension<ActingFor>;
 
+/// What stands for an environment value in answers.
+pub const HIDDEN: &str = "(hidden)";
+
+/// A job as the API shows it: its environment's names, not their values, which may be secrets
+/// the job needs and nobody should read back (the engines get them whole).
+fn shown(mut job: Job) -> Job {
+    for v in job.spec.env.values_mut() {
+        *v = HIDDEN.to_string();
+    }
+    job
+}
+
 /// A job the caller may see. Another tenant's job answers exactly like a missing one.
 async fn own_job(svc: &ComputeService, who: &Principal, id: &str) -> Result<Job, ApiError> {
     match svc.job(id).await {
@@ -123,7 +135,7 @@ pub async fn submit_job(
     };
     let principal = Some(who.id.clone());
     let (job, created) = detached(async move { svc.submit_as(principal, tenant, name, spec, key).await }).await?;
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(job)))
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(shown(job))))
 }
 
 #[derive(Deserialize)]
@@ -144,16 +156,17 @@ pub async fn jobs(
     q: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Malformed { field: "query".into(), reason: e.body_text() })?;
-    Ok(axum::Json(svc.jobs(who.list_scope(q.tenant.or(acting)), q.state, q.after, q.limit).await?))
+    let jobs = svc.jobs(who.list_scope(q.tenant.or(acting)), q.state, q.after, q.limit).await?;
+    Ok(axum::Json(jobs.into_iter().map(shown).collect::<Vec<_>>()))
 }
 
 pub async fn job(State(svc): State<AppState>, Extension(who): Who, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    Ok(axum::Json(own_job(&svc, &who, &id).await?))
+    Ok(axum::Json(shown(own_job(&svc, &who, &id).await?)))
 }
 
 pub async fn cancel_job(State(svc): State<AppState>, Extension(who): Who, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     own_job(&svc, &who, &id).await?;
-    Ok(axum::Json(detached(async move { svc.cancel(&id).await }).await?))
+    Ok(axum::Json(shown(detached(async move { svc.cancel(&id).await }).await?)))
 }
 
 pub async fn placement(State(svc): State<AppState>, Extension(who): Who, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {

@@ -444,3 +444,20 @@ async fn a_network_change_never_leaves_a_job_where_its_rules_forbid() {
     let (_, c, _) = call(&app, "GET", "/api/v1/clusters/qingyang", None).await;
     assert_eq!(c["gpus_used"], 0.0);
 }
+
+#[tokio::test]
+async fn job_environment_values_are_never_echoed() {
+    let app = app().await;
+    let mut job = training_job();
+    job["env"] = json!({"HF_TOKEN": "hf_s3cret-value"});
+    let (s, j, _) = call(&app, "POST", "/api/v1/jobs", Some(job)).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(j["spec"]["env"]["HF_TOKEN"], api::routes::HIDDEN, "the name stays, the value is hidden: {j}");
+    let id = j["id"].as_str().unwrap().to_string();
+    for path in [format!("/api/v1/jobs/{id}"), "/api/v1/jobs".to_string()] {
+        let (_, body, _) = call(&app, "GET", &path, None).await;
+        assert!(!body.to_string().contains("s3cret"), "{path}: {body}");
+    }
+    let (_, body, _) = call(&app, "POST", &format!("/api/v1/jobs/{id}/cancel"), None).await;
+    assert!(!body.to_string().contains("s3cret"), "{body}");
+}

@@ -26,6 +26,9 @@ use crate::proxy::{backoff, estimate_tokens, now_ms, openai_error};
 use crate::router::{Candidate, ModelRoute};
 use crate::{Caller, Gateway};
 
+/// Longest model name a request may name.
+pub const MAX_MODEL_NAME_BYTES: usize = 256;
+
 /// Why a model request was refused, or failed before any answer.
 #[derive(Debug)]
 pub enum RequestError {
@@ -274,6 +277,11 @@ impl Metered {
         stream: bool,
         input_estimate: u64,
     ) -> Result<Self, RequestError> {
+        // A model name goes into metric labels and the ledger: a longer one is refused here,
+        // before it reaches either.
+        if model.len() > MAX_MODEL_NAME_BYTES {
+            return Err(RequestError::invalid("invalid_value", format!("model: at most {MAX_MODEL_NAME_BYTES} bytes"), Some("model")));
+        }
         let Ok(ticket) = gw.meter.reserve() else {
             gw.metrics.add("aiplus_gateway_ledger_refusals_total", &[("endpoint", endpoint)], 1);
             return Err(RequestError::LedgerBehind);

@@ -297,3 +297,19 @@ async fn a_full_ledger_refuses_requests_instead_of_losing_their_events() {
     let rows: Vec<store::UsageRow<Value>> = store.usage(Some("acme"), Some("gateway"), 0, i64::MAX, 100).await.unwrap();
     assert_eq!(rows.iter().map(|r| r.doc["status"].as_u64().unwrap()).collect::<Vec<_>>(), [200, 200]);
 }
+
+/// A model name longer than 256 bytes is refused before it reaches the metrics or the ledger.
+#[tokio::test]
+async fn an_overlong_model_name_never_reaches_metrics_or_the_ledger() {
+    let env = start().await;
+    let name = "m".repeat(1 << 20);
+    let r = post(&env, &json!({"model": name, "messages": [{"role": "user", "content": "hi"}]}), Some(&env.key)).await;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!((e["error"]["param"].as_str(), e["error"]["code"].as_str()), (Some("model"), Some("invalid_value")), "{e}");
+    let metrics = env.op.get(format!("{}/metrics", env.url)).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("mmmmmmmm"), "the name is in no metric label");
+    tokio::time::sleep(gateway::meter::FLUSH_EVERY * 4).await;
+    let rows: Vec<store::UsageRow<Value>> = env.store.usage(Some("acme"), None, 0, i64::MAX, 100).await.unwrap();
+    assert!(rows.is_empty(), "nothing was metered: {}", rows.len());
+}

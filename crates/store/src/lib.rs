@@ -131,7 +131,9 @@ pub const PG_MAX_CONNECTIONS: u32 = 16;
 impl Store {
     /// Opens (creating if needed) the SQLite database `aiplus.db` in `data_dir`.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
+        let dir_err = |source| StoreError::DataDir { path: data_dir.display().to_string(), source };
+        std::fs::create_dir_all(data_dir).map_err(dir_err)?;
+        private(data_dir, 0o700).map_err(dir_err)?;
         let opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(data_dir.join("aiplus.db"))
             .create_if_missing(true)
@@ -142,6 +144,14 @@ impl Store {
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
         let store = Self { db: Db::Sqlite(pool) };
         store.migrate().await?;
+        // The database holds every tenant's records and upstream keys: only the server's user
+        // may read it (SQLite creates its files with the umask's mode).
+        for f in ["aiplus.db", "aiplus.db-wal", "aiplus.db-shm"] {
+            let p = data_dir.join(f);
+            if p.exists() {
+                private(&p, 0o600).map_err(dir_err)?;
+            }
+        }
         Ok(store)
     }
 
@@ -292,6 +302,18 @@ const USAGE_BATCH_POSTGRES: &str = "INSERT INTO usage_events (id, at_ms, tenant,
      FROM (SELECT jsonb_agg(v ORDER BY n) AS value FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS t(v, n)
            GROUP BY (n - 1) / 5) AS e";
 
+/// Gives `path` the Unix permission bits `mode` (nothing to do elsewhere).
+fn private(path: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
 /// Helpers for tests in this and other crates: not used by the product.
 #[expect(clippy::panic, reason = "test helpers: a missing or broken test server must fail the test, not skip it")]
 pub mod testing {
@@ -420,6 +442,13 @@ mod tests {
             s.close().await;
         }
         let s = Store::open(&dir).await.unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir), 0o700, "the data directory is the server's alone");
+            assert_eq!(mode(&dir.join("aiplus.db")), 0o600, "so is the database");
+        }
         assert!(s.network_seeded().await.unwrap());
         let (h, c, m): (Vec<i32>, Vec<i32>, i32) = s.load_network().await.unwrap().unwrap();
         assert_eq!((h, c, m), (vec![1], vec![2], 3));
