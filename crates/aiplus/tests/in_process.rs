@@ -46,13 +46,20 @@ async fn server() -> Server {
 
 impl Server {
     async fn call(&self, method: &str, path: &str) -> (StatusCode, String) {
-        let req = Request::builder()
+        self.send(method, path, &[], "{}").await
+    }
+
+    /// A request as the operator, with extra headers and a JSON body.
+    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (StatusCode, String) {
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header("authorization", format!("Bearer {}", self.token))
-            .header("content-type", "application/json")
-            .body(Body::from("{}"))
-            .unwrap();
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Body::from(body.to_string())).unwrap();
         let r = self.app.clone().oneshot(req).await.unwrap();
         let status = r.status();
         (status, String::from_utf8_lossy(&r.into_body().collect().await.unwrap().to_bytes()).to_string())
@@ -89,4 +96,53 @@ async fn the_whole_server_answers_in_process() {
     assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap().as_array().unwrap().len(), 10);
     let req = Request::builder().uri("/api/v1/clusters").body(Body::empty()).unwrap();
     assert_eq!(s.app.clone().oneshot(req).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}
+
+/// Every input the identity routes take is checked, and a refusal names the field.
+#[tokio::test]
+async fn bad_identity_input_is_refused_naming_the_field() {
+    let s = server().await;
+    let long = "x".repeat(201);
+    let field = |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap()["field"].as_str().unwrap_or("").to_string();
+    let acme = [("x-aiplus-tenant", "acme")];
+    let cases: Vec<(&str, &str, &[(&str, &str)], String, StatusCode, &str)> = vec![
+        ("POST", "/api/v1/tenants", &[], r#"{"id": "Not An Id"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "id"),
+        ("POST", "/api/v1/tenants", &[], format!(r#"{{"id": "acme", "name": "{long}"}}"#), StatusCode::UNPROCESSABLE_ENTITY, "name"),
+        ("POST", "/api/v1/tenants", &[], r#"{"id": "acme", "owner": "x"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "owner"),
+        ("POST", "/api/v1/keys", &acme, r#"{"scopes": []}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "scopes"),
+        ("POST", "/api/v1/keys", &acme, r#"{"scopes": ["root"]}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "scopes[0]"),
+        ("POST", "/api/v1/keys", &acme, r#"{"role": "operator-admin"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "role"),
+        (
+            "POST",
+            "/api/v1/keys",
+            &acme,
+            r#"{"role": "tenant-member", "scopes": ["admin"]}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "scopes",
+        ),
+        ("POST", "/api/v1/keys", &acme, format!(r#"{{"name": "{long}"}}"#), StatusCode::UNPROCESSABLE_ENTITY, "name"),
+        ("POST", "/api/v1/keys", &acme, r#"{"tenant": "acme"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "tenant"),
+        ("POST", "/api/v1/keys", &[], "{}".into(), StatusCode::UNPROCESSABLE_ENTITY, "x-aiplus-tenant"),
+        ("POST", "/api/v1/keys", &[("x-aiplus-tenant", "Bad Tenant")], "{}".into(), StatusCode::UNPROCESSABLE_ENTITY, "x-aiplus-tenant"),
+        ("POST", "/api/v1/operator-tokens", &[], format!(r#"{{"name": "{long}"}}"#), StatusCode::UNPROCESSABLE_ENTITY, "name"),
+        (
+            "POST",
+            "/api/v1/operator-tokens",
+            &[],
+            r#"{"name": "ci", "role": "tenant-admin"}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "role",
+        ),
+        ("GET", "/api/v1/usage/summary?by=week", &[], String::new(), StatusCode::UNPROCESSABLE_ENTITY, "by"),
+        ("GET", "/api/v1/usage/summary?from_ms=5&to_ms=1", &[], String::new(), StatusCode::UNPROCESSABLE_ENTITY, "from_ms"),
+    ];
+    let (status, body) = s.send("POST", "/api/v1/tenants", &[], r#"{"id": "acme"}"#).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for (method, path, headers, body, want, want_field) in cases {
+        let (status, answer) = s.send(method, path, headers, &body).await;
+        assert_eq!(status, want, "{method} {path} {body}: {answer}");
+        assert!(field(&answer).starts_with(want_field), "{method} {path} {body}: field {:?}, want {want_field}: {answer}", field(&answer));
+    }
+    let (status, _) = s.send("POST", "/api/v1/tenants", &[], r#"{"id": "acme"}"#).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a tenant is registered once");
 }

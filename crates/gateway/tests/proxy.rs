@@ -61,13 +61,18 @@ base_url = "{upstream}/broken/v1"
     .unwrap();
     let store = store::Store::memory().await.unwrap();
     let (meter, _writer) = Meter::start(store.clone(), gateway::meter::FLUSH_EVERY);
+    serve(cfg, store, meter).await.0
+}
+
+/// Serves a gateway on `store` and `meter` behind the gate, with tenant acme and a key of it.
+async fn serve(cfg: GatewayConfig, store: store::Store, meter: Meter) -> (Env, Arc<Gateway>, tokio::task::JoinHandle<()>) {
     let identity = Arc::new(identity::Identity::open(store.clone()).await.unwrap());
     identity.create_tenant("acme", None, 0).await.unwrap();
     let gw = Arc::new(Gateway::new(cfg, store.clone(), identity.clone(), meter, None).await.unwrap());
-    let (app, op) = guarded(gateway::router(gw), identity).await;
+    let (app, op) = guarded(gateway::router(gw.clone()), identity).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let created: Value = op
         .post(format!("{url}/api/v1/keys"))
         .header("x-aiplus-tenant", "acme")
@@ -78,7 +83,7 @@ base_url = "{upstream}/broken/v1"
         .json()
         .await
         .unwrap();
-    Env { url, store, key: created["secret"].as_str().unwrap().to_string(), op }
+    (Env { url, store, key: created["secret"].as_str().unwrap().to_string(), op }, gw, server)
 }
 
 fn chat(model: &str, stream: bool) -> Value {
@@ -255,24 +260,8 @@ async fn a_full_ledger_refuses_requests_instead_of_losing_their_events() {
     let store = store::Store::memory().await.unwrap();
     // One place in the queue, and a writer that waits an hour between batches.
     let (meter, writer) = Meter::start_with_depth(store.clone(), Duration::from_secs(3600), 1);
-    let identity = Arc::new(identity::Identity::open(store.clone()).await.unwrap());
-    identity.create_tenant("acme", None, 0).await.unwrap();
-    let gw = Arc::new(Gateway::new(cfg, store.clone(), identity.clone(), meter, None).await.unwrap());
-    let (app, op) = guarded(gateway::router(gw.clone()), identity).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let key: Value = op
-        .post(format!("{url}/api/v1/keys"))
-        .header("x-aiplus-tenant", "acme")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let env = Env { url: url.clone(), store: store.clone(), key: key["secret"].as_str().unwrap().to_string(), op };
+    let (env, gw, server) = serve(cfg, store.clone(), meter).await;
+    let url = env.url.clone();
     let mut statuses = Vec::new();
     for _ in 0..4 {
         let r = post(&env, &chat("qwen", false), Some(&env.key)).await;

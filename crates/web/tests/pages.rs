@@ -241,3 +241,21 @@ async fn the_login_page_and_the_network_page_render_as_recorded() {
     let page = a.body.split("<svg").next().unwrap().to_string() + &a.body[a.body.find("</svg>").unwrap()..];
     insta::assert_snapshot!("network_en", stable(&page, &csrf));
 }
+
+/// Registering a tenant from the console is the operators': a tenant's login is refused, a
+/// browser without a session is sent to log in, and a bad id is named.
+#[tokio::test]
+async fn only_operators_register_tenants_in_the_console() {
+    let env = env().await;
+    let a = env.post("/tenants", "", "csrf=x&id=newco").await;
+    assert!(a.status.is_redirection() && a.headers[header::LOCATION].to_str().unwrap().starts_with("/login"), "{}", a.status);
+    let (cookie, csrf) = env.login("acme-user", "acme-password").await;
+    let a = env.post("/tenants", &cookie, &format!("csrf={csrf}&id=newco")).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let (cookie, csrf) = env.login("admin", "admin-password").await;
+    let a = env.post("/tenants", &cookie, &format!("csrf={csrf}&id=Bad%20Id")).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.body.contains("id: use 1-64"), "{}", a.body);
+    let a = env.post("/tenants", &cookie, &format!("csrf={csrf}&id=newco&name=New+Co")).await;
+    assert_eq!((a.status, a.headers[header::LOCATION].to_str().unwrap()), (StatusCode::SEE_OTHER, "/tenants/newco"));
+}
