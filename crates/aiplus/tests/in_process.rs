@@ -98,6 +98,9 @@ async fn the_whole_server_answers_in_process() {
     assert_eq!(s.app.clone().oneshot(req).await.unwrap().status(), StatusCode::UNAUTHORIZED);
 }
 
+/// One bad request: method, path, headers, body, the status and the field it must name.
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], String, StatusCode, &'a str);
+
 /// Every input the identity routes take is checked, and a refusal names the field.
 #[tokio::test]
 async fn bad_identity_input_is_refused_naming_the_field() {
@@ -105,7 +108,7 @@ async fn bad_identity_input_is_refused_naming_the_field() {
     let long = "x".repeat(201);
     let field = |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap()["field"].as_str().unwrap_or("").to_string();
     let acme = [("x-aiplus-tenant", "acme")];
-    let cases: Vec<(&str, &str, &[(&str, &str)], String, StatusCode, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("POST", "/api/v1/tenants", &[], r#"{"id": "Not An Id"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "id"),
         ("POST", "/api/v1/tenants", &[], format!(r#"{{"id": "acme", "name": "{long}"}}"#), StatusCode::UNPROCESSABLE_ENTITY, "name"),
         ("POST", "/api/v1/tenants", &[], r#"{"id": "acme", "owner": "x"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "owner"),
