@@ -30,11 +30,13 @@ pub struct ExecutorConfig {
     pub tick_ms: u64,
     #[serde(rename = "engine")]
     pub engines: Vec<EngineConfig>,
+    /// The local executor: `[executor.local]` (its sandbox, output limit, read-only directories).
+    pub local: executor::local::LocalConfig,
 }
 
 impl Default for ExecutorConfig {
     fn default() -> Self {
-        Self { tick_ms: 250, engines: Vec::new() }
+        Self { tick_ms: 250, engines: Vec::new(), local: executor::local::LocalConfig::default() }
     }
 }
 
@@ -137,6 +139,7 @@ impl Config {
         if !(10..=60_000).contains(&cfg.executor.tick_ms) {
             anyhow::bail!("executor.tick_ms: must be 10..=60000, got {}", cfg.executor.tick_ms);
         }
+        cfg.executor.local.validate().map_err(anyhow::Error::msg)?;
         Ok(cfg)
     }
 

@@ -184,8 +184,20 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 /// runs on the local executor, which keeps its jobs under `<data_dir>/jobs`.
 fn engines(cfg: &Config, net: &compute::Network) -> anyhow::Result<jobs::lifecycle::Engines> {
     use crate::config::EngineKind;
-    let local: Arc<dyn executor::Executor> =
-        Arc::new(executor::local::LocalExecutor::new(cfg.server.data_dir.join("jobs")).context("creating the local executor's directory")?);
+    let local = executor::local::LocalExecutor::with_config(cfg.server.data_dir.join("jobs"), cfg.executor.local.clone())
+        .context("creating the local executor's directory")?;
+    match local.sandbox_state() {
+        Ok(true) => tracing::info!("local jobs run in a bubblewrap sandbox"),
+        Ok(false) => tracing::warn!(
+            "executor.local.sandbox = false: local jobs run unsandboxed, as the server's user, and can read the data directory; \
+             do this only on a machine where every tenant is trusted"
+        ),
+        Err(why) => tracing::error!(
+            "the local executor will refuse every job: {why}. Install bubblewrap, or set executor.local.sandbox = false \
+             to run jobs unsandboxed"
+        ),
+    }
+    let local: Arc<dyn executor::Executor> = Arc::new(local);
     let mut engines = jobs::lifecycle::Engines::new(local.clone());
     for (i, e) in cfg.executor.engines.iter().enumerate() {
         for c in &e.clusters {

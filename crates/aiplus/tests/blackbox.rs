@@ -9,7 +9,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{BIN, Server, TENANT, job, temp_dir, wait_all_final};
+use common::{BIN, Server, TENANT, job, local_runs, stop_jobs, temp_dir, wait_all_final};
 
 #[test]
 fn acknowledged_jobs_survive_kill_9() {
@@ -36,7 +36,7 @@ fn acknowledged_jobs_survive_kill_9() {
     let (_, list) = s.get("/api/v1/jobs?limit=1000");
     assert_eq!(list.as_array().unwrap().len(), acked.len(), "no job appeared twice");
 
-    std::fs::write(data.join("stop"), b"").unwrap();
+    stop_jobs(&data);
     let ids: Vec<String> = acked.iter().map(|(id, _)| id.clone()).collect();
     assert!(wait_all_final(&s, &ids).iter().all(|st| st == "succeeded"));
     // A graceful stop exits cleanly.
@@ -231,7 +231,7 @@ fn kill_9_during_concurrent_submissions_loses_no_acknowledged_job() {
     // Requests in flight at the kill may have been stored without their answer arriving: at
     // most one per writer.
     assert!(stored >= acked.len() && stored <= acked.len() + 4, "{stored} stored for {} acknowledged", acked.len());
-    std::fs::write(data.join("stop"), b"").unwrap();
+    stop_jobs(&data);
     let all: Vec<String> = list.as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_string()).collect();
     wait_all_final(&s, &all);
     let _ = std::fs::remove_dir_all(&data);
@@ -250,14 +250,13 @@ fn kill_9_with_jobs_running_ends_every_job_exactly_once() {
     }
     s.kill9();
     // The jobs finish while aiplus is down.
-    std::fs::write(data.join("stop"), b"").unwrap();
+    stop_jobs(&data);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let s = Server::start(&data);
     let states = wait_all_final(&s, &ids);
     assert!(states.iter().all(|st| st == "succeeded"), "{states:?}");
-    let ran = std::fs::read_to_string(data.join("ran.txt")).unwrap();
     for id in &ids {
-        assert_eq!(ran.lines().filter(|l| l == id).count(), 1, "job {id} ran {} times", ran.lines().filter(|l| l == id).count());
+        assert_eq!(local_runs(&data, id), 1, "job {id} did not run exactly once");
         let (_, ev) = s.get(&format!("/api/v1/jobs/{id}/events"));
         let ends = ev.as_array().unwrap().iter().filter(|e| e["state"] == "succeeded").count();
         assert_eq!(ends, 1, "job {id} ended {ends} times");

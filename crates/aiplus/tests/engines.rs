@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Server, job, temp_dir, wait_all_final};
+use common::{Server, job, sandbox_config, signals, stop_jobs, temp_dir, wait_all_final};
 use serde_json::{Value, json};
 
 const CLUSTERS: [&str; 10] =
@@ -38,7 +38,7 @@ fn engine_config(kind: &str, dir: &Path) -> Option<String> {
         "ray" => format!("kind = \"ray\"\nclusters = [{clusters}]\nurl = \"{}\"\n", std::env::var("AIPLUS_RAY_URL").ok()?),
         _ => return None,
     };
-    Some(format!("[executor]\ntick_ms = 200\n\n[[executor.engine]]\n{body}"))
+    Some(format!("{}\n[executor]\ntick_ms = 200\n\n[[executor.engine]]\n{body}", sandbox_config(dir)))
 }
 
 fn engine_script(kind: &str, action: &str) {
@@ -107,7 +107,7 @@ fn suite(kind: &str) {
     let ids: Vec<String> = (0..2).map(|i| submit(&s, job(i, &data))).collect();
     wait_for("jobs to run", Duration::from_secs(60), || ids.iter().all(|id| state(&s, id)["state"] == "running"));
     s.kill9();
-    std::fs::write(data.join("stop"), b"").unwrap();
+    stop_jobs(&data);
     let s = Server::start_with(&data, &["--config", &cfg]);
     assert!(wait_all_final(&s, &ids).iter().all(|st| st == "succeeded"));
     let ran = std::fs::read_to_string(data.join("ran.txt")).unwrap();
@@ -117,7 +117,7 @@ fn suite(kind: &str) {
 
     // The engine goes away mid-job: the job is lost, the clusters unhealthy; it comes back and
     // the job runs again as attempt 2.
-    std::fs::remove_file(data.join("stop")).unwrap();
+    std::fs::remove_file(signals(&data).join("stop")).unwrap();
     let victim = submit(&s, job(99, &data));
     wait_for("the victim to run", Duration::from_secs(60), || state(&s, &victim)["state"] == "running");
     engine_script(kind, if kind == "slurm" { "stop-slurmd" } else { "stop" });
@@ -137,7 +137,7 @@ fn suite(kind: &str) {
         std::thread::sleep(Duration::from_secs(2));
         assert!(!lost(&s), "nothing is known about the job while Ray is down");
     }
-    std::fs::write(data.join("stop"), b"").unwrap();
+    stop_jobs(&data);
     engine_script(kind, if kind == "slurm" { "start-slurmd" } else { "start" });
     wait_for("the cluster to recover", Duration::from_secs(120), || s.get("/api/v1/clusters/tianfu").1["engine_healthy"] == true);
     assert_eq!(wait_all_final(&s, std::slice::from_ref(&victim)), ["succeeded"]);

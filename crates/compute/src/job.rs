@@ -51,6 +51,25 @@ pub const MAX_ARGS: usize = 256;
 pub const MAX_ARG_BYTES: usize = 4096;
 pub const MAX_ENV: usize = 64;
 pub const MAX_ATTEMPTS: u32 = 10;
+/// The longest time limit a job may ask for: twice the longest estimate plus an hour.
+pub const MAX_TIME_LIMIT_S: u64 = 2 * MAX_DURATION_S + 3600;
+
+/// What a job may reach over the network. Engines that can deny it (the local sandbox) do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkAccess {
+    /// No network at all, not even loopback to the host: the default.
+    #[default]
+    None,
+    /// The machine's network, as any process on it has.
+    Full,
+}
+
+impl NetworkAccess {
+    pub fn is_none(&self) -> bool {
+        *self == NetworkAccess::None
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,6 +109,12 @@ pub struct JobSpec {
     /// Runs at most this many times in all (1..=10); only lost runs are retried.
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
+    /// What the job may reach over the network: `none` (the default) or `full`.
+    #[serde(default, skip_serializing_if = "NetworkAccess::is_none")]
+    pub network: NetworkAccess,
+    /// The engine stops the job after this long; by default twice `duration_s` plus an hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit_s: Option<u64>,
 }
 
 fn default_attempts() -> u32 {
@@ -97,6 +122,12 @@ fn default_attempts() -> u32 {
 }
 
 impl JobSpec {
+    /// The time limit the engine enforces: the job's own, or twice its estimate plus an hour
+    /// (estimates are estimates).
+    pub fn effective_time_limit_s(&self) -> u64 {
+        self.time_limit_s.unwrap_or_else(|| self.duration_s.saturating_mul(2).saturating_add(3600))
+    }
+
     /// Fills defaults (`gpu_milli` = 1000 for GPU jobs) and checks every field, naming the first bad one.
     pub fn normalise(mut self, net: &Network) -> Result<Self, Invalid> {
         if self.gpus > 0 && self.gpu_milli == 0 {
@@ -175,6 +206,11 @@ impl JobSpec {
         }
         if !(1..=MAX_ATTEMPTS).contains(&self.max_attempts) {
             return Err(Invalid::new("max_attempts", format!("must be 1..={MAX_ATTEMPTS}, got {}", self.max_attempts)));
+        }
+        if let Some(t) = self.time_limit_s
+            && !(1..=MAX_TIME_LIMIT_S).contains(&t)
+        {
+            return Err(Invalid::new("time_limit_s", format!("must be 1..={MAX_TIME_LIMIT_S}, got {t}")));
         }
         if !(-100..=100).contains(&self.priority) {
             return Err(Invalid::new("priority", format!("must be -100..=100, got {}", self.priority)));

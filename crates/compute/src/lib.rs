@@ -9,6 +9,6 @@ pub mod network;
 pub mod scheduler;
 pub mod tariff;
 
-pub use job::{DatasetRef, JobKind, JobSpec, LostPolicy, Region};
+pub use job::{DatasetRef, JobKind, JobSpec, LostPolicy, NetworkAccess, Region};
 pub use network::{ClusterSpec, HubSpec, Invalid, LinkSpec, Network, NetworkSpec, NodePoolSpec};
 pub use scheduler::{Allocation, Decision, Explanation, JobReq, Policy, Scheduler, ScoreTerms, Weights};

@@ -250,6 +250,8 @@ fn plain_job(gpus: u32, gpu_milli: u32, model: &str, cpu_milli: u32, memory_mib:
         env: Default::default(),
         on_lost: Default::default(),
         max_attempts: 3,
+        network: compute::NetworkAccess::None,
+        time_limit_s: None,
     }
 }
 

@@ -28,6 +28,8 @@ pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExecSpec {
     pub job_id: String,
+    /// The tenant the job belongs to (engines keep tenants' files apart by it).
+    pub tenant: String,
     /// 1 for the first run; a job re-queued after being lost runs as a new attempt.
     pub attempt: u32,
     /// argv: the program and its arguments, not a shell string.
@@ -37,14 +39,33 @@ pub struct ExecSpec {
     pub gpu_milli: u32,
     pub cpu_milli: u32,
     pub memory_mib: u32,
-    /// The engine stops the job after this long, where it can.
+    /// The engine stops the job after this long.
     pub time_limit_s: u64,
+    /// Whether the job may use the network (where the engine can deny it: the local sandbox).
+    pub network: bool,
 }
 
 impl ExecSpec {
     /// The name the engine knows this attempt by; unique per (job, attempt).
     pub fn engine_name(&self) -> String {
         format!("{}-a{}", self.job_id, self.attempt)
+    }
+
+    /// A harmless attempt (`true`, no network, one second) for checking that an engine runs jobs.
+    pub fn probe() -> Self {
+        Self {
+            job_id: "probe".into(),
+            tenant: "aiplus".into(),
+            attempt: 1,
+            command: vec!["true".into()],
+            env: BTreeMap::new(),
+            gpus: 0,
+            gpu_milli: 0,
+            cpu_milli: 100,
+            memory_mib: 64,
+            time_limit_s: 1,
+            network: false,
+        }
     }
 }
 
@@ -128,4 +149,16 @@ pub async fn read_log_file(path: &std::path::Path, offset: u64) -> Result<LogChu
     f.take(MAX_LOG_CHUNK.min(len - offset)).read_to_end(&mut data).await?;
     let next_offset = offset + data.len() as u64;
     Ok(LogChunk { data, next_offset })
+}
+
+/// Reads a response body of at most `max` bytes; `None` when it is longer (reading stops there).
+pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }

@@ -7,7 +7,12 @@
 //! - logs: `GET /api/jobs/{submission_id}/logs` (the whole text; sliced here by offset);
 //! - health: `GET /api/version`.
 //!
-//! The entrypoint is a shell line, so the argv is quoted here, one argument at a time.
+//! The entrypoint is a shell line, so the argv is quoted here, one argument at a time. The job's
+//! `runtime_env` carries its own variables and `AIPLUS_JOB_ID` / `AIPLUS_ATTEMPT`, nothing of
+//! aiplus's. Ray itself does not sandbox: a job can reach the dashboard's Jobs API (and so submit
+//! or stop other jobs) at the head node's address. Close it as the README's "Running jobs safely"
+//! says: bind the dashboard to an address jobs cannot reach, or put it behind an authenticating
+//! proxy that only aiplus holds a credential for.
 
 use std::time::Duration;
 
@@ -15,6 +20,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::{BoxFut, EngineState, ExecError, ExecSpec, Executor, Handle, LogChunk, MAX_LOG_CHUNK};
+
+/// Most bytes of a job's log (as Ray's JSON) read in one download.
+pub const MAX_RAY_LOG_BYTES: usize = 64 << 20;
 
 pub struct RayExecutor {
     base: String,
@@ -109,7 +117,7 @@ impl Executor for RayExecutor {
                 "entrypoint": entrypoint,
                 "submission_id": id,
                 "runtime_env": {"env_vars": env},
-                "metadata": {"aiplus_job": spec.job_id, "attempt": spec.attempt.to_string()},
+                "metadata": {"aiplus_job": spec.job_id, "aiplus_tenant": spec.tenant, "attempt": spec.attempt.to_string()},
                 "entrypoint_num_cpus": f64::from(spec.cpu_milli) / 1000.0,
                 "entrypoint_num_gpus": f64::from(spec.gpus) * f64::from(spec.gpu_milli) / 1000.0,
                 "entrypoint_memory": u64::from(spec.memory_mib) * 1024 * 1024,
@@ -173,7 +181,13 @@ impl Executor for RayExecutor {
             struct Logs {
                 logs: String,
             }
-            let logs: Logs = resp.json().await.map_err(Self::unreachable)?;
+            // Ray answers with the whole log at once: read at most MAX_RAY_LOG_BYTES of it, so a
+            // job that prints without end cannot make aiplus hold its output in memory.
+            let body = crate::read_capped(resp, MAX_RAY_LOG_BYTES).await.map_err(Self::unreachable)?.ok_or_else(|| {
+                ExecError::Rejected(format!("the job's log is over {} MiB; read it on the Ray dashboard", MAX_RAY_LOG_BYTES >> 20))
+            })?;
+            let logs: Logs =
+                serde_json::from_slice(&body).map_err(|e| ExecError::Unreachable(format!("ray sent a log that is not JSON: {e}")))?;
             let bytes = logs.logs.into_bytes();
             let start = (offset as usize).min(bytes.len());
             let end = (start + MAX_LOG_CHUNK as usize).min(bytes.len());

@@ -1,7 +1,8 @@
 //! A Slurm cluster, through its command-line tools (`sbatch`, `squeue`, `scontrol`, `scancel`)
 //! on a submit host. `SLURM_CONF` and `PATH` come from aiplus's own environment.
 //!
-//! - submit: a batch script in `<shared_dir>/<engine name>/` with `--job-name` = the attempt's
+//! - submit: a batch script in `<shared_dir>/<tenant>/<engine name>/` with `--export=NONE` (the
+//!   job gets its own variables and nothing of aiplus's environment), `--job-name` = the attempt's
 //!   engine name, GPUs as GRES, `--no-requeue` (aiplus, not Slurm, decides whether a job lost to
 //!   a node failure runs again) and a time limit;
 //! - find: `squeue --states=all --name=<engine name>`, which includes finished jobs still held
@@ -50,18 +51,27 @@ impl SlurmExecutor {
         s.contains("unable to contact") || s.contains("connection refused") || s.contains("socket timed out") || s.contains("communication")
     }
 
-    /// Handles are "<slurm job id>:<engine name>".
+    /// Handles are "<slurm job id>:<tenant>/<engine name>", the second part being the job's
+    /// directory under the shared directory (before tenants had directories: "<id>:<name>").
     fn parse_handle(handle: &Handle) -> Result<(&str, &str), ExecError> {
-        let (id, name) = handle.0.split_once(':').ok_or_else(|| ExecError::Rejected(format!("not a Slurm handle: {:?}", handle.0)))?;
-        let ok = !id.is_empty()
-            && id.bytes().all(|b| b.is_ascii_digit())
-            && !name.is_empty()
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok { Ok((id, name)) } else { Err(ExecError::Rejected(format!("not a Slurm handle: {:?}", handle.0))) }
+        let (id, dir) = handle.0.split_once(':').ok_or_else(|| ExecError::Rejected(format!("not a Slurm handle: {:?}", handle.0)))?;
+        let segment = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let ok = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && dir.split('/').count() <= 2 && dir.split('/').all(segment);
+        if ok { Ok((id, dir)) } else { Err(ExecError::Rejected(format!("not a Slurm handle: {:?}", handle.0))) }
+    }
+
+    /// The attempt's directory under the shared directory: one directory per tenant.
+    fn job_dir(spec: &ExecSpec) -> Result<String, ExecError> {
+        let tenant_ok = !spec.tenant.is_empty() && spec.tenant.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !tenant_ok {
+            return Err(ExecError::Rejected(format!("not a tenant id: {:?}", spec.tenant)));
+        }
+        Ok(format!("{}/{}", spec.tenant, spec.engine_name()))
     }
 
     fn script(spec: &ExecSpec) -> String {
-        let mut s = String::from("#!/bin/sh\n");
+        // `--export=NONE` leaves PATH unset; the job gets the system's.
+        let mut s = String::from("#!/bin/sh\nexport PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
         for (k, v) in &spec.env {
             s.push_str(&format!("export {k}={}\n", shell_quote(v)));
         }
@@ -112,7 +122,8 @@ impl Executor for SlurmExecutor {
                 return Ok(h);
             }
             let name = spec.engine_name();
-            let dir = self.shared_dir.join(&name);
+            let rel = Self::job_dir(spec)?;
+            let dir = self.shared_dir.join(&rel);
             std::fs::create_dir_all(&dir)?;
             let script = dir.join("job.sh");
             std::fs::write(&script, Self::script(spec))?;
@@ -126,6 +137,9 @@ impl Executor for SlurmExecutor {
                 format!("--mem={}M", spec.memory_mib.max(1)),
                 format!("--time={}", spec.time_limit_s.div_ceil(60).max(1)),
                 "--no-requeue".to_string(),
+                // Nothing of aiplus's environment (its secrets among it) reaches the job; the
+                // script sets the job's own variables.
+                "--export=NONE".to_string(),
             ];
             if let Some(p) = &self.partition {
                 args.push(format!("--partition={p}"));
@@ -146,19 +160,20 @@ impl Executor for SlurmExecutor {
             if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ExecError::Rejected(format!("sbatch printed {out:?}")));
             }
-            Ok(Handle(format!("{id}:{name}")))
+            Ok(Handle(format!("{id}:{rel}")))
         })
     }
 
     fn find<'a>(&'a self, spec: &'a ExecSpec) -> BoxFut<'a, Result<Option<Handle>, ExecError>> {
         Box::pin(async move {
             let name = spec.engine_name();
+            let rel = Self::job_dir(spec)?;
             let args = ["--states=all".to_string(), format!("--name={name}"), "--noheader".to_string(), "--format=%i".to_string()];
             let (ok, out, err) = Self::run("squeue", &args).await?;
             if !ok {
                 return Err(ExecError::Unreachable(err.trim().into()));
             }
-            Ok(out.split_whitespace().next().map(|id| Handle(format!("{id}:{name}"))))
+            Ok(out.split_whitespace().next().map(|id| Handle(format!("{id}:{rel}"))))
         })
     }
 
@@ -192,8 +207,8 @@ impl Executor for SlurmExecutor {
 
     fn logs<'a>(&'a self, handle: &'a Handle, offset: u64) -> BoxFut<'a, Result<LogChunk, ExecError>> {
         Box::pin(async move {
-            let (_, name) = Self::parse_handle(handle)?;
-            read_log_file(&self.shared_dir.join(name).join("output.log"), offset).await
+            let (_, dir) = Self::parse_handle(handle)?;
+            read_log_file(&self.shared_dir.join(dir).join("output.log"), offset).await
         })
     }
 
@@ -235,9 +250,14 @@ mod tests {
     #[test]
     fn handles_are_checked_and_scripts_quote_everything() {
         assert!(SlurmExecutor::parse_handle(&Handle("12:job_a-a1".into())).is_ok());
+        assert_eq!(SlurmExecutor::parse_handle(&Handle("12:acme/job_a-a1".into())).unwrap(), ("12", "acme/job_a-a1"));
         assert!(SlurmExecutor::parse_handle(&Handle("12;rm:x".into())).is_err());
+        assert!(SlurmExecutor::parse_handle(&Handle("12:../x".into())).is_err());
+        assert!(SlurmExecutor::parse_handle(&Handle("12:a/b/c".into())).is_err());
         let spec = ExecSpec {
             job_id: "j".into(),
+            tenant: "acme".into(),
+            network: true,
             attempt: 1,
             command: vec!["echo".into(), "it's $HOME".into()],
             env: [("X".to_string(), "a'b".to_string())].into(),

@@ -113,6 +113,7 @@ impl ComputeService {
     fn exec_spec(job: &Job) -> ExecSpec {
         ExecSpec {
             job_id: job.id.clone(),
+            tenant: job.tenant.clone(),
             attempt: job.attempt,
             command: job.spec.command.clone(),
             env: job.spec.env.clone(),
@@ -120,8 +121,8 @@ impl ComputeService {
             gpu_milli: job.spec.gpu_milli,
             cpu_milli: job.spec.cpu_milli,
             memory_mib: job.spec.memory_mib,
-            // Estimates are estimates: the engine stops a job at twice its estimate plus an hour.
-            time_limit_s: job.spec.duration_s.saturating_mul(2).saturating_add(3600),
+            time_limit_s: job.spec.effective_time_limit_s(),
+            network: job.spec.network == compute::NetworkAccess::Full,
         }
     }
 

@@ -101,8 +101,8 @@ async fn failure_and_cancellation_are_recorded() {
 #[tokio::test]
 async fn a_lost_job_is_requeued_by_policy_and_runs_as_a_new_attempt() {
     let (svc, dir) = service("lost").await;
-    // The first attempt waits to be killed; the second finds the marker and succeeds.
-    let script = "if [ -e ../../attempt1-killed ]; then echo second; else touch ../../attempt1-killed; sleep 60; fi";
+    // The first attempt waits to be killed; the second succeeds.
+    let script = "if [ \"$AIPLUS_ATTEMPT\" = 2 ]; then echo second; else sleep 60; fi";
     let (job, _) = svc.submit("acme".into(), None, spec(&["sh", "-c", script]), None).await.unwrap();
     drive(&svc, &job.id, |j| j.state == JobState::Running).await;
     let pid_file = dir.join("jobs").join(&job.id).join("1").join("pid");

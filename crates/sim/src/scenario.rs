@@ -165,6 +165,8 @@ fn assign_jobs(net: &NetworkSpec, pods: &[TracePod], opts: ScenarioOptions, rng:
                     env: Default::default(),
                     on_lost: Default::default(),
                     max_attempts: 1,
+                    network: compute::NetworkAccess::None,
+                    time_limit_s: None,
                 },
             });
         }

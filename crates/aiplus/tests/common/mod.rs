@@ -22,8 +22,12 @@ pub struct Server {
 }
 
 impl Server {
+    /// Starts the binary with a config that shows the jobs' [`signals`] directory to the
+    /// local sandbox.
     pub fn start(data: &Path) -> Self {
-        Self::start_with(data, &[])
+        let cfg = data.with_extension("toml");
+        std::fs::write(&cfg, sandbox_config(data)).unwrap();
+        Self::start_with(data, &["--config", cfg.to_str().unwrap()])
     }
 
     /// Starts the binary with extra `serve` arguments (e.g. `--config`).
@@ -128,13 +132,45 @@ pub fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-/// A job that runs until `stop` exists, then records that it ran (once per run) in `ran`.
-pub fn job(i: usize, dir: &Path) -> Value {
-    let script = "while [ ! -e \"$STOP\" ]; do sleep 0.05; done; echo \"$AIPLUS_JOB_ID\" >> \"$RAN\"";
+/// The directory of files that jobs wait for, beside the data directory (which jobs must not
+/// see); the local sandbox shows it to them read-only through [`sandbox_config`].
+pub fn signals(data: &Path) -> PathBuf {
+    let d = data.with_extension("signals");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The `[executor.local]` section that shows [`signals`] to sandboxed jobs.
+pub fn sandbox_config(data: &Path) -> String {
+    format!("[executor.local]\nread_only = [{:?}]\n", signals(data).display().to_string())
+}
+
+/// Lets every [`job`] of this data directory finish.
+pub fn stop_jobs(data: &Path) {
+    std::fs::write(signals(data).join("stop"), b"").unwrap();
+}
+
+/// A job that runs until [`stop_jobs`], then records that it ran (once per run): as a line
+/// `ran <job id>` in its output and, where the engine lets it write outside its sandbox (Slurm,
+/// Ray), as a line in `<data>/ran.txt`.
+pub fn job(i: usize, data: &Path) -> Value {
+    let script = "while [ ! -e \"$STOP\" ]; do sleep 0.05; done; echo \"ran $AIPLUS_JOB_ID\"; \
+                  echo \"$AIPLUS_JOB_ID\" 2>/dev/null >> \"$RAN\" || :";
     json!({"name": format!("job-{i}"), "kind": "batch_inference", "gpus": 1, "gpu_milli": 100,
            "cpu_milli": 100, "memory_mib": 64, "duration_s": 3600, "origin_hub": "changsanjiao",
            "command": ["sh", "-c", script],
-           "env": {"STOP": dir.join("stop").display().to_string(), "RAN": dir.join("ran.txt").display().to_string()}})
+           "env": {"STOP": signals(data).join("stop").display().to_string(), "RAN": data.join("ran.txt").display().to_string()}})
+}
+
+/// How often job `id` ran on the local executor: its `ran` lines over all its attempts' logs.
+pub fn local_runs(data: &Path, id: &str) -> usize {
+    let Ok(attempts) = std::fs::read_dir(data.join("jobs").join(id)) else { return 0 };
+    let want = format!("ran {id}");
+    attempts
+        .flatten()
+        .filter_map(|a| std::fs::read_to_string(a.path().join("output.log")).ok())
+        .map(|log| log.lines().filter(|l| *l == want).count())
+        .sum()
 }
 
 /// Waits until every job in `ids` is in a final state; returns their states.

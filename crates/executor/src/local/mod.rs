@@ -1,32 +1,49 @@
-//! The embedded default: each attempt runs as a child process of this machine.
+//! The embedded default: each attempt runs as a child process of this machine, inside the
+//! sandbox of [`sandbox`].
 //!
-//! Every attempt has a directory `<root>/<job>/<attempt>/` with `work/` (the working directory),
-//! `output.log` (stdout and stderr, combined as Slurm and Ray do), and files written by a small
-//! `sh` wrapper around the command, so that the record survives the aiplus process itself:
+//! Every attempt has a control directory `<root>/<job>/<attempt>/` with `work/` (the job's
+//! working directory, the only part the job sees), `output.log` (stdout and stderr, combined as
+//! Slurm and Ray do), and files written by a small `sh` wrapper around the sandbox, so that the
+//! record survives the aiplus process itself:
 //! - the wrapper takes an exclusive `flock` on `lock` for as long as the job lives;
 //! - under that lock it refuses to start if `pid` exists, then writes `pid`: so an attempt runs at
 //!   most once, however often it is submitted;
+//! - it joins the job's cgroups, then runs the sandbox under `timeout`, which stops the job at its
+//!   time limit (`time_limit_reached` records that it did);
+//! - the job's output goes through a pipe to `head`, which keeps the first
+//!   `executor.local.output_limit_mib` and notes in the log how much more was discarded;
 //! - when the command ends it writes `exit_code` (atomically, by rename).
 //!
-//! A wrapper that finds the attempt already started exits with status 97 and writes nothing.
+//! The job holds none of these files open and sees none of them, so it cannot end itself early,
+//! point a cancel at another process, or release the lock. A wrapper that finds the attempt
+//! already started exits with status 97 and writes nothing.
 //!
 //! After a crash of aiplus the job keeps running (it is in its own process group), and
 //! [`LocalExecutor::status`] reads the truth from those files: an exit code, a held lock (still
 //! running), or neither (it died without a word: lost).
-//!
-//! Limits: where the OS lets aiplus create cgroups (v1 `memory` and `cpu` controllers, or v2),
-//! the job gets `memory.limit_in_bytes` = its memory and a CFS quota = its CPU; otherwise it runs
-//! without, and `limits_enforced` says so.
+
+mod cgroups;
+pub mod sandbox;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
+
+use cgroups::Cgroups;
+pub use sandbox::LocalConfig;
+use sandbox::Sandbox;
 
 use crate::{BoxFut, EngineState, ExecError, ExecSpec, Executor, Handle, LogChunk, read_log_file};
 
 /// How long a cancelled job has between SIGTERM and SIGKILL.
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
+/// How long `timeout` waits after SIGTERM at the time limit before SIGKILL.
+const TIME_LIMIT_GRACE_S: u32 = 5;
+
+/// The wrapper. `$@` is the sandbox's command line. The job's stdout and stderr reach
+/// `output.log` only through `head`; `wc` drains and counts whatever is past the limit, so a job
+/// that writes forever is neither blocked nor stored. `9>&-` keeps the lock out of the job.
 const WRAPPER: &str = r#"set -u
 d="$AIPLUS_ATTEMPT_DIR"
 exec 9>>"$d/lock"
@@ -34,79 +51,45 @@ flock -w 5 9 || exit 97
 [ -e "$d/pid" ] && exit 97
 echo $$ > "$d/pid.tmp" && mv "$d/pid.tmp" "$d/pid"
 for f in $AIPLUS_CGROUP_PROCS; do echo $$ > "$f" 2>/dev/null || true; done
-"$@"
-code=$?
-echo $code > "$d/exit.tmp" && mv "$d/exit.tmp" "$d/exit_code"
-exit $code
+start=$(date +%s)
+{ timeout --foreground -k "$AIPLUS_GRACE_S" "$AIPLUS_TIME_LIMIT_S" "$@" 9>&-; echo $? > "$d/exit.tmp"; } 2>&1 |
+  { head -c "$AIPLUS_OUTPUT_LIMIT"; n=$(wc -c); [ "$n" -eq 0 ] ||
+    printf '
+[aiplus: output cut at %s bytes; %s more bytes discarded]
+' "$AIPLUS_OUTPUT_LIMIT" "$n"; } >> "$d/output.log"
+code=$(cat "$d/exit.tmp")
+if [ "$code" -eq 124 ] || [ "$code" -eq 137 ]; then
+  [ $(( $(date +%s) - start )) -lt "$AIPLUS_TIME_LIMIT_S" ] || : > "$d/time_limit_reached"
+fi
+mv "$d/exit.tmp" "$d/exit_code"
+exit "$code"
 "#;
 
 pub struct LocalExecutor {
     root: PathBuf,
     cgroups: Option<Cgroups>,
-}
-
-/// Where this machine lets us put per-job cgroups.
-#[derive(Clone, Debug)]
-enum Cgroups {
-    V1 { memory: PathBuf, cpu: PathBuf },
-    V2 { base: PathBuf },
-}
-
-impl Cgroups {
-    fn detect() -> Option<Self> {
-        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers");
-        if v2.exists() {
-            let base = PathBuf::from("/sys/fs/cgroup/aiplus");
-            return std::fs::create_dir_all(&base).ok().map(|_| Cgroups::V2 { base });
-        }
-        let memory = PathBuf::from("/sys/fs/cgroup/memory/aiplus");
-        let cpu = PathBuf::from("/sys/fs/cgroup/cpu/aiplus");
-        (std::fs::create_dir_all(&memory).is_ok() && std::fs::create_dir_all(&cpu).is_ok()).then_some(Cgroups::V1 { memory, cpu })
-    }
-
-    /// Creates the job's groups with its limits; returns the `cgroup.procs` files to join.
-    fn create(&self, name: &str, spec: &ExecSpec) -> std::io::Result<Vec<PathBuf>> {
-        let bytes = u64::from(spec.memory_mib.max(16)) * 1024 * 1024;
-        // CFS: quota per 100 ms period; a CPU in thousandths maps to quota = milli × 100 µs.
-        let quota_us = u64::from(spec.cpu_milli.max(10)) * 100;
-        match self {
-            Cgroups::V1 { memory, cpu } => {
-                let m = memory.join(name);
-                let c = cpu.join(name);
-                std::fs::create_dir_all(&m)?;
-                std::fs::create_dir_all(&c)?;
-                std::fs::write(m.join("memory.limit_in_bytes"), bytes.to_string())?;
-                std::fs::write(c.join("cpu.cfs_period_us"), "100000")?;
-                std::fs::write(c.join("cpu.cfs_quota_us"), quota_us.to_string())?;
-                Ok(vec![m.join("cgroup.procs"), c.join("cgroup.procs")])
-            }
-            Cgroups::V2 { base } => {
-                let g = base.join(name);
-                std::fs::create_dir_all(&g)?;
-                std::fs::write(g.join("memory.max"), bytes.to_string())?;
-                std::fs::write(g.join("cpu.max"), format!("{quota_us} 100000"))?;
-                Ok(vec![g.join("cgroup.procs")])
-            }
-        }
-    }
-
-    /// Removes the job's groups once they are empty (best effort: a busy group stays).
-    fn remove(&self, name: &str) {
-        let dirs = match self {
-            Cgroups::V1 { memory, cpu } => vec![memory.join(name), cpu.join(name)],
-            Cgroups::V2 { base } => vec![base.join(name)],
-        };
-        for d in dirs {
-            let _ = std::fs::remove_dir(d);
-        }
-    }
+    sandbox: Sandbox,
 }
 
 impl LocalExecutor {
-    /// An executor keeping its attempts under `root` (created if needed).
+    /// An executor keeping its attempts under `root` (created if needed), with the default
+    /// settings: every job sandboxed.
     pub fn new(root: PathBuf) -> std::io::Result<Self> {
+        Self::with_config(root, LocalConfig::default())
+    }
+
+    /// An executor with the `[executor.local]` settings; it probes the sandbox once, here.
+    pub fn with_config(root: PathBuf, config: LocalConfig) -> std::io::Result<Self> {
+        config.validate().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         std::fs::create_dir_all(&root)?;
-        Ok(Self { root, cgroups: Cgroups::detect() })
+        let sandbox = Sandbox::probe(config, &root);
+        Ok(Self { root, cgroups: Cgroups::detect(), sandbox })
+    }
+
+    /// Whether jobs run sandboxed (`Ok(true)`), unsandboxed by the operator's choice
+    /// (`Ok(false)`), or cannot run at all (`Err`, saying why).
+    pub fn sandbox_state(&self) -> Result<bool, &str> {
+        self.sandbox.state()
     }
 
     /// Whether CPU and memory limits are enforced on this machine.
@@ -135,7 +118,14 @@ impl LocalExecutor {
         if spec.command.is_empty() {
             return Err(ExecError::Rejected("empty command".into()));
         }
-        std::fs::create_dir_all(dir.join("work"))?;
+        if let Err(why) = self.sandbox.state() {
+            return Err(ExecError::Rejected(format!(
+                "the local executor runs jobs only in a sandbox, and {why}; an operator may set executor.local.sandbox = false \
+                 to run jobs unsandboxed, as the server's user"
+            )));
+        }
+        let work = dir.join("work");
+        std::fs::create_dir_all(&work)?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("output.log"))?;
         let procs = match &self.cgroups {
             Some(cg) => cg.create(&spec.engine_name(), spec).unwrap_or_default(),
@@ -146,13 +136,17 @@ impl LocalExecutor {
         cmd.arg("-c")
             .arg(WRAPPER)
             .arg("aiplus-job")
-            .args(&spec.command)
-            .current_dir(dir.join("work"))
-            .envs(&spec.env)
+            .args(self.sandbox.argv(spec, &work))
+            .current_dir(&work)
+            // The wrapper runs outside the sandbox: none of the server's environment, and none
+            // of the job's either (the job's variables reach it as sandbox arguments).
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("AIPLUS_ATTEMPT_DIR", dir)
-            .env("AIPLUS_JOB_ID", &spec.job_id)
-            .env("AIPLUS_ATTEMPT", spec.attempt.to_string())
             .env("AIPLUS_CGROUP_PROCS", procs.join(" "))
+            .env("AIPLUS_TIME_LIMIT_S", spec.time_limit_s.max(1).to_string())
+            .env("AIPLUS_GRACE_S", TIME_LIMIT_GRACE_S.to_string())
+            .env("AIPLUS_OUTPUT_LIMIT", self.sandbox.config().output_limit_bytes().to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -186,8 +180,10 @@ impl LocalExecutor {
             if let Some(cg) = &self.cgroups {
                 cg.remove(name);
             }
+            let timed_out = dir.join("time_limit_reached").exists();
             return match text.trim().parse::<i32>() {
                 Ok(_) if cancelled => EngineState::Cancelled,
+                Ok(code) if timed_out => EngineState::Failed { exit_code: Some(code), message: "stopped at its time limit".into() },
                 Ok(0) => EngineState::Succeeded,
                 Ok(code) => EngineState::Failed { exit_code: Some(code), message: format!("exited with status {code}") },
                 Err(_) => EngineState::Lost { reason: format!("unreadable exit status {:?}", text.trim()) },
@@ -300,6 +296,7 @@ mod tests {
     fn spec(id: &str, cmd: &[&str]) -> ExecSpec {
         ExecSpec {
             job_id: id.into(),
+            tenant: "acme".into(),
             attempt: 1,
             command: cmd.iter().map(|s| s.to_string()).collect(),
             env: [("GREETING".to_string(), "ni hao".to_string())].into(),
@@ -308,6 +305,7 @@ mod tests {
             cpu_milli: 500,
             memory_mib: 256,
             time_limit_s: 60,
+            network: false,
         }
     }
 
@@ -335,7 +333,7 @@ mod tests {
         let h = ex.submit(&ok).await.unwrap();
         assert_eq!(wait_terminal(&ex, &h).await, EngineState::Succeeded);
         let log = String::from_utf8(ex.logs(&h, 0).await.unwrap().data).unwrap();
-        assert!(log.contains("out ni hao") && log.contains("err") && log.contains("/j1/1/work"), "{log}");
+        assert!(log.contains("out ni hao") && log.contains("err") && log.contains("\n/work\n"), "{log}");
         let tail = ex.logs(&h, 4).await.unwrap();
         assert_eq!(tail.next_offset, log.len() as u64);
 
@@ -347,7 +345,7 @@ mod tests {
     #[tokio::test]
     async fn a_second_submit_of_an_attempt_does_not_run_it_again() {
         let ex = LocalExecutor::new(root("once")).unwrap();
-        let s = spec("j3", &["sh", "-c", "echo ran >> ../../../ran.txt; sleep 0.3"]);
+        let s = spec("j3", &["sh", "-c", "echo ran >> ran.txt; sleep 0.3"]);
         let h1 = ex.submit(&s).await.unwrap();
         let h2 = ex.submit(&s).await.unwrap();
         assert_eq!(h1, h2);
@@ -355,7 +353,7 @@ mod tests {
         let h3 = ex.submit(&s).await.unwrap();
         assert_eq!(h3, h1);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let ran = std::fs::read_to_string(ex.root.join("ran.txt")).unwrap();
+        let ran = std::fs::read_to_string(ex.dir(&h1).unwrap().join("work/ran.txt")).unwrap();
         assert_eq!(ran.lines().count(), 1, "the attempt ran {} times", ran.lines().count());
         assert_eq!(ex.find(&s).await.unwrap(), Some(h1));
         assert_eq!(ex.find(&spec("never", &["true"])).await.unwrap(), None);
@@ -391,6 +389,56 @@ mod tests {
         let pid = std::fs::read_to_string(dir.join("pid")).unwrap();
         LocalExecutor::signal_group(pid.trim(), "-KILL");
         assert!(matches!(wait_terminal(&ex, &h).await, EngineState::Lost { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_job_is_stopped_at_its_time_limit() {
+        let ex = LocalExecutor::new(root("limit")).unwrap();
+        let mut s = spec("j7", &["sh", "-c", "echo started; sleep 30"]);
+        s.time_limit_s = 1;
+        let h = ex.submit(&s).await.unwrap();
+        let state = wait_terminal(&ex, &h).await;
+        assert_eq!(state, EngineState::Failed { exit_code: Some(124), message: "stopped at its time limit".into() });
+        // A job that fails on its own, with the same status, is not reported as stopped.
+        let own = spec("j8", &["sh", "-c", "exit 124"]);
+        let h = ex.submit(&own).await.unwrap();
+        assert!(matches!(wait_terminal(&ex, &h).await, EngineState::Failed { message, .. } if message.contains("124")));
+    }
+
+    #[tokio::test]
+    async fn output_past_the_limit_is_counted_and_discarded() {
+        let config = LocalConfig { output_limit_mib: 1, ..LocalConfig::default() };
+        let ex = LocalExecutor::with_config(root("cap"), config).unwrap();
+        // 5 MiB of output, then a last line that must not reach the log either.
+        let s = spec("j9", &["sh", "-c", "head -c 5242880 /dev/zero | tr '\\0' x; echo; echo done"]);
+        let h = ex.submit(&s).await.unwrap();
+        assert_eq!(wait_terminal(&ex, &h).await, EngineState::Succeeded);
+        let log = std::fs::read(ex.dir(&h).unwrap().join("output.log")).unwrap();
+        let note = String::from_utf8_lossy(&log[1 << 20..]).into_owned();
+        assert!(log[..1 << 20].iter().all(|&b| b == b'x'), "the first MiB is kept as written");
+        assert_eq!(note, format!("\n[aiplus: output cut at 1048576 bytes; {} more bytes discarded]\n", 5 * (1 << 20) - (1 << 20) + 6));
+    }
+
+    #[tokio::test]
+    async fn the_job_sees_neither_the_servers_environment_nor_its_control_files() {
+        let ex = LocalExecutor::new(root("sees")).unwrap();
+        let s = spec(
+            "j10",
+            &[
+                "sh",
+                "-c",
+                "env | sort; id -u; ls -a /work; ls ../ 2>&1; echo 1 > ../exit_code 2>&1; ls /sys/fs/cgroup >/dev/null && echo $$ > /sys/fs/cgroup/cgroup.procs",
+            ],
+        );
+        let h = ex.submit(&s).await.unwrap();
+        let state = wait_terminal(&ex, &h).await;
+        let log = String::from_utf8(ex.logs(&h, 0).await.unwrap().data).unwrap();
+        let env: Vec<&str> = log.lines().take_while(|l| l.contains('=')).map(|l| l.split('=').next().unwrap_or("")).collect();
+        assert_eq!(env, ["AIPLUS_ATTEMPT", "AIPLUS_JOB_ID", "GREETING", "HOME", "PATH", "PWD", "TMPDIR"], "{log}");
+        assert!(log.contains("\n65534\n"), "runs as nobody inside: {log}");
+        assert!(!log.contains("output.log") && !log.contains("pid"), "control files are out of sight: {log}");
+        assert!(log.contains("Read-only file system"), "cgroups are read-only: {log}");
+        assert!(matches!(state, EngineState::Failed { .. }), "{state:?}");
     }
 
     #[tokio::test]

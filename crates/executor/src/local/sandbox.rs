@@ -1,0 +1,248 @@
+//! The local executor's sandbox: every attempt runs under bubblewrap (`bwrap`), in its own user,
+//! mount, PID, IPC, UTS, cgroup and (unless the job asks for the network) network namespaces,
+//! as uid and gid 65534 (`nobody`) with no capabilities.
+//!
+//! What the job sees:
+//! - the system (`/usr`, `/bin`, `/lib*`, `/etc`, `/opt`, `/sys`) read-only, plus the directories
+//!   the operator lists in `executor.local.read_only`;
+//! - its own work directory at `/work`, the only place it can write besides a private `/tmp`;
+//! - a fresh environment: `PATH`, `HOME=/work`, `TMPDIR=/tmp`, `AIPLUS_JOB_ID`, `AIPLUS_ATTEMPT`
+//!   and the job's own variables. Nothing of the server's environment reaches it.
+//!
+//! It never sees the data directory, the attempt's control files (`pid`, `exit_code`, `lock`,
+//! `output.log`: its output reaches the log through a pipe) or other jobs. `/sys` is read-only,
+//! which makes the cgroup files that hold its limits read-only to it: it cannot move itself out.
+//!
+//! Outside its user namespace the job has the server's uid (no capabilities): the user namespace
+//! maps its one uid to the server's. Dropping to a second host uid first would need every
+//! directory above the work directory, the data directory included, to be open to that uid;
+//! the mount namespace is what keeps the job out, so run the server as its own user, not root.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde::Deserialize;
+
+use crate::ExecSpec;
+
+/// The `[executor.local]` settings.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalConfig {
+    /// Run every attempt under bubblewrap. `false` runs jobs as the server's own user with its
+    /// whole view of the machine, data directory included: for a machine with one trusted user.
+    pub sandbox: bool,
+    /// Most bytes of output kept per attempt; the rest is counted and discarded.
+    pub output_limit_mib: u64,
+    /// Extra directories shown read-only inside the sandbox (a Python environment, a model cache).
+    pub read_only: Vec<PathBuf>,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self { sandbox: true, output_limit_mib: 64, read_only: Vec::new() }
+    }
+}
+
+/// Most the output limit may be set to, in MiB (a job's log is read back through the API).
+pub const MAX_OUTPUT_LIMIT_MIB: u64 = 64 * 1024;
+
+impl LocalConfig {
+    /// Checks the settings, naming the first bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_OUTPUT_LIMIT_MIB).contains(&self.output_limit_mib) {
+            return Err(format!("executor.local.output_limit_mib: must be 1..={MAX_OUTPUT_LIMIT_MIB}, got {}", self.output_limit_mib));
+        }
+        for (i, p) in self.read_only.iter().enumerate() {
+            if !p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+                return Err(format!("executor.local.read_only[{i}]: {} is not an absolute path without ..", p.display()));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn output_limit_bytes(&self) -> u64 {
+        self.output_limit_mib.saturating_mul(1024 * 1024)
+    }
+}
+
+/// The system directories every sandbox shows read-only, where they exist.
+const SYSTEM_DIRS: [&str; 9] = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/opt", "/sys"];
+
+/// `PATH` inside the sandbox.
+const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The uid and gid a job has inside its sandbox.
+const JOB_UID: &str = "65534";
+
+/// How attempts are wrapped, decided once when the executor starts.
+#[derive(Clone, Debug)]
+pub struct Sandbox {
+    config: LocalConfig,
+    /// Why jobs cannot be sandboxed on this machine, when they cannot.
+    unavailable: Option<String>,
+}
+
+impl Sandbox {
+    /// Probes the machine: runs `true` in a sandbox built exactly as a job's would be.
+    pub fn probe(config: LocalConfig, scratch: &Path) -> Self {
+        let mut sandbox = Self { config, unavailable: None };
+        if sandbox.config.sandbox {
+            sandbox.unavailable = sandbox.try_run(scratch).err();
+        }
+        sandbox
+    }
+
+    fn try_run(&self, scratch: &Path) -> Result<(), String> {
+        let work = scratch.join("sandbox-probe");
+        std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+        let probe = ExecSpec::probe();
+        let argv = self.argv(&probe, &work);
+        let out = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output();
+        let _ = std::fs::remove_dir_all(&work);
+        match out {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(format!("{} is not installed (Debian: apt-get install bubblewrap)", argv[0]))
+            }
+            Err(e) => Err(format!("cannot run {}: {e}", argv[0])),
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(format!("bubblewrap cannot make a sandbox here: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        }
+    }
+
+    /// Whether jobs run sandboxed (`Ok(true)`), unsandboxed by the operator's choice
+    /// (`Ok(false)`), or cannot run at all (`Err`, saying why).
+    pub fn state(&self) -> Result<bool, &str> {
+        match (&self.config.sandbox, &self.unavailable) {
+            (false, _) => Ok(false),
+            (true, None) => Ok(true),
+            (true, Some(why)) => Err(why),
+        }
+    }
+
+    pub fn config(&self) -> &LocalConfig {
+        &self.config
+    }
+
+    /// The command line that runs `spec` in `work`: bwrap's, or the job's own command through
+    /// `env -i` when the operator turned the sandbox off.
+    pub fn argv(&self, spec: &ExecSpec, work: &Path) -> Vec<String> {
+        if !self.config.sandbox {
+            return Self::unsandboxed(spec, work);
+        }
+        let mut a: Vec<String> = Vec::with_capacity(64 + 3 * spec.env.len() + spec.command.len());
+        a.extend(["bwrap", "--unshare-all"].map(String::from));
+        if spec.network {
+            a.push("--share-net".into());
+        }
+        a.extend(["--die-with-parent", "--new-session", "--uid", JOB_UID, "--gid", JOB_UID].map(String::from));
+        for d in SYSTEM_DIRS {
+            a.extend(["--ro-bind-try".into(), d.into(), d.into()]);
+        }
+        a.extend(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"].map(String::from));
+        // After the private /tmp, so that a directory under /tmp is not hidden by it.
+        for p in &self.config.read_only {
+            let p = p.display().to_string();
+            a.extend(["--ro-bind-try".into(), p.clone(), p]);
+        }
+        a.extend(["--bind".into(), work.display().to_string(), "/work".into(), "--chdir".into(), "/work".into()]);
+        // bwrap builds the root on a tmpfs the job could otherwise write to.
+        a.extend(["--remount-ro", "/"].map(String::from));
+        a.push("--clearenv".into());
+        for (k, v) in Self::environment(spec, "/work") {
+            a.extend(["--setenv".into(), k, v]);
+        }
+        a.push("--".into());
+        a.extend(spec.command.iter().cloned());
+        a
+    }
+
+    fn unsandboxed(spec: &ExecSpec, work: &Path) -> Vec<String> {
+        let mut a = vec!["env".to_string(), "-i".to_string()];
+        for (k, v) in Self::environment(spec, &work.display().to_string()) {
+            a.push(format!("{k}={v}"));
+        }
+        a.extend(spec.command.iter().cloned());
+        a
+    }
+
+    /// The whole environment a job starts with: the documented variables, then its own (whose
+    /// names may not start with `AIPLUS_`, so they cannot shadow ours).
+    fn environment(spec: &ExecSpec, home: &str) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("PATH".to_string(), SANDBOX_PATH.to_string()),
+            ("HOME".to_string(), home.to_string()),
+            ("TMPDIR".to_string(), "/tmp".to_string()),
+            ("AIPLUS_JOB_ID".to_string(), spec.job_id.clone()),
+            ("AIPLUS_ATTEMPT".to_string(), spec.attempt.to_string()),
+        ];
+        env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ExecSpec {
+        let mut s = ExecSpec::probe();
+        s.env.insert("GREETING".into(), "ni hao".into());
+        s.command = vec!["sh".into(), "-c".into(), "echo $GREETING".into()];
+        s
+    }
+
+    fn sandbox(config: LocalConfig) -> Sandbox {
+        Sandbox { config, unavailable: None }
+    }
+
+    #[test]
+    fn the_job_gets_no_network_unless_it_asks_and_never_the_data_dir() {
+        let sb = sandbox(LocalConfig::default());
+        let a = sb.argv(&spec(), Path::new("/data/jobs/j/1/work"));
+        assert_eq!(a[0], "bwrap");
+        assert!(a.contains(&"--unshare-all".to_string()) && !a.contains(&"--share-net".to_string()));
+        let binds: Vec<&String> = a.windows(2).filter(|w| w[0] == "--bind").map(|w| &w[1]).collect();
+        assert_eq!(binds, [&"/data/jobs/j/1/work".to_string()], "the work directory is the only writable bind");
+        let mut net = spec();
+        net.network = true;
+        assert!(sb.argv(&net, Path::new("/w")).contains(&"--share-net".to_string()));
+    }
+
+    #[test]
+    fn the_environment_is_fresh_and_the_command_comes_last() {
+        let sb = sandbox(LocalConfig::default());
+        let a = sb.argv(&spec(), Path::new("/w"));
+        let clear = a.iter().position(|x| x == "--clearenv").unwrap();
+        let set: Vec<&str> = a[clear..].windows(3).filter(|w| w[0] == "--setenv").map(|w| w[1].as_str()).collect();
+        assert_eq!(set, ["PATH", "HOME", "TMPDIR", "AIPLUS_JOB_ID", "AIPLUS_ATTEMPT", "GREETING"]);
+        assert_eq!(&a[a.len() - 4..], ["--", "sh", "-c", "echo $GREETING"]);
+        let off = sandbox(LocalConfig { sandbox: false, ..LocalConfig::default() });
+        let a = off.argv(&spec(), Path::new("/w"));
+        assert_eq!(&a[..2], ["env", "-i"]);
+        assert!(a.contains(&"GREETING=ni hao".to_string()));
+    }
+
+    #[test]
+    fn read_only_directories_are_bound_after_the_private_tmp() {
+        let sb = sandbox(LocalConfig { read_only: vec!["/tmp/shared".into()], ..LocalConfig::default() });
+        let a = sb.argv(&spec(), Path::new("/w"));
+        let tmpfs = a.iter().position(|x| x == "--tmpfs").unwrap();
+        let shared = a.iter().position(|x| x == "/tmp/shared").unwrap();
+        assert!(shared > tmpfs, "{a:?}");
+    }
+
+    #[test]
+    fn bad_settings_name_their_field() {
+        let bad = LocalConfig { output_limit_mib: 0, ..LocalConfig::default() };
+        assert!(bad.validate().unwrap_err().starts_with("executor.local.output_limit_mib"));
+        let bad = LocalConfig { read_only: vec!["/opt/../data".into()], ..LocalConfig::default() };
+        assert!(bad.validate().unwrap_err().starts_with("executor.local.read_only[0]"));
+    }
+}
