@@ -101,11 +101,19 @@ pub struct StoreConfig {
     pub url: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SchedulerConfig {
     pub policy: Policy,
     pub weights: Weights,
+    /// Most jobs of one tenant waiting in the queue (1..=100,000).
+    pub max_queued_per_tenant: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self { policy: Policy::default(), weights: Weights::default(), max_queued_per_tenant: jobs::compute_service::MAX_QUEUED_PER_TENANT }
+    }
 }
 
 impl Config {
@@ -140,6 +148,9 @@ impl Config {
             anyhow::bail!("executor.tick_ms: must be 10..=60000, got {}", cfg.executor.tick_ms);
         }
         cfg.executor.local.validate().map_err(anyhow::Error::msg)?;
+        if !(1..=jobs::compute_service::MAX_QUEUED_JOBS).contains(&cfg.scheduler.max_queued_per_tenant) {
+            anyhow::bail!("scheduler.max_queued_per_tenant: must be 1..=100000, got {}", cfg.scheduler.max_queued_per_tenant);
+        }
         Ok(cfg)
     }
 

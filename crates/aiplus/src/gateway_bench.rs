@@ -343,7 +343,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     std::fs::write(
         &cfg,
         format!(
-            "[gateway]\n[gateway.embedded]\nenabled = false\n[[gateway.model]]\nname = \"bench\"\n\
+            "[gateway]\nallow_local_upstreams = true\n[gateway.embedded]\nenabled = false\n[[gateway.model]]\nname = \"bench\"\n\
              [[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}\"\n"
         ),
     )?;

@@ -84,6 +84,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         )
         .await
         .map_err(|e| anyhow::anyhow!("starting the compute service: {e}"))?;
+        svc.set_max_queued_per_tenant(cfg.scheduler.max_queued_per_tenant);
         let svc = Arc::new(svc);
         let dispatcher = tokio::spawn(svc.clone().run_dispatcher(std::time::Duration::from_millis(cfg.executor.tick_ms), stop_rx.clone()));
         compute = Some((svc, dispatcher, lock));
@@ -98,7 +99,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         ms => std::time::Duration::from_millis(ms),
     };
     let (meter, meter_writer) = gateway::Meter::start(store.clone(), flush);
-    let gw = gateway::Gateway::new(cfg.gateway.clone(), store.clone(), identity.clone(), meter, Some(sites as Arc<dyn gateway::Sites>))
+    let key_env = std::env::var(identity::seal::SECRET_KEY_ENV).ok();
+    let sealer = Arc::new(
+        identity::Sealer::load(&cfg.server.data_dir, key_env.as_deref()).context("loading the secret key that seals stored secrets")?,
+    );
+    let sites = Some(sites as Arc<dyn gateway::Sites>);
+    let gw = gateway::Gateway::new(cfg.gateway.clone(), store.clone(), identity.clone(), sealer, meter, sites)
         .await
         .map_err(|e| anyhow::anyhow!("starting the gateway: {e}"))?;
     let gw = if cfg.gateway.embedded.enabled {
@@ -155,7 +161,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             tracing::debug!(error = %e, "setting TCP_NODELAY");
         }
     });
-    axum::serve(listener, app)
+    // The peer's address reaches handlers (the console's login throttle counts failures by it).
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             tracing::info!("shutting down; finishing requests in flight");

@@ -234,7 +234,7 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
     std::fs::write(
         &cfg,
         format!(
-            "[gateway]\n[gateway.embedded]\nenabled = false\n\
+            "[gateway]\nallow_local_upstreams = true\n[gateway.embedded]\nenabled = false\n\
              [[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/ok/v1\"\n\
              [[gateway.model]]\nname = \"emb\"\n[[gateway.model.deployment]]\nid = \"emb\"\nbase_url = \"{upstream}/ok/v1\"\n"
         ),

@@ -33,7 +33,7 @@ fn an_operator_and_a_tenant_walk_the_console_in_chromium() {
     std::fs::write(
         &cfg,
         format!(
-            "[console]\nadmin_password = \"{ADMIN_PASSWORD}\"\n[gateway.embedded]\nenabled = false\n\
+            "[console]\nadmin_password = \"{ADMIN_PASSWORD}\"\n[gateway]\nallow_local_upstreams = true\n[gateway.embedded]\nenabled = false\n\
              [[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\ncluster = \"guian\"\nbase_url = \"{upstream}/ok/v1\"\n"
         ),
     )

@@ -21,7 +21,7 @@ fn instance(name: &str, url: &str, upstream: &str, compute: bool) -> (Server, st
     std::fs::write(
         &cfg,
         format!(
-            "[server]\ncompute = {compute}\n[store]\nurl = \"{url}\"\n[gateway]\nmeter_flush_ms = 20\n\
+            "[server]\ncompute = {compute}\n[store]\nurl = \"{url}\"\n[gateway]\nallow_local_upstreams = true\nmeter_flush_ms = 20\n\
              [[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/fast/v1\"\n"
         ),
     )

@@ -58,6 +58,12 @@ fn a_hostile_job_is_contained_billed_for_its_real_time_and_harms_no_one() {
         "command": ["sh", "-c", ATTACK],
         "env": {"D": data.display().to_string(), "VICTIM": victim, "SERVER_PID": s.child.id().to_string(), "PORT": port},
     });
+    // A member cannot put its job ahead of every queue.
+    let mut pushy = body.clone();
+    pushy["priority"] = json!(100);
+    let r = http.post(format!("{}/api/v1/jobs", s.url)).bearer_auth(key["secret"].as_str().unwrap()).json(&pushy).send().unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    assert_eq!(r.json::<Value>().unwrap()["field"], "priority");
     let r = http.post(format!("{}/api/v1/jobs", s.url)).bearer_auth(key["secret"].as_str().unwrap()).json(&body).send().unwrap();
     assert_eq!(r.status().as_u16(), 201);
     let hostile = r.json::<Value>().unwrap()["id"].as_str().unwrap().to_string();
@@ -131,4 +137,37 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Live log followers are capped per tenant, and a follower whose client left frees its place
+/// within a second, even when the job it follows prints nothing.
+#[test]
+fn followers_are_capped_and_end_within_a_second_of_their_client_leaving() {
+    let data = temp_dir("followers");
+    let s = Server::start(&data);
+    let (status, j) = s.submit(&common::job(0, &data));
+    assert_eq!(status, 201, "{j}");
+    let id = j["id"].as_str().unwrap().to_string();
+    wait_until("the quiet job to run", || s.get(&format!("/api/v1/jobs/{id}")).1["state"] == "running");
+    let client = s.client();
+    let follow = || client.get(format!("{}/api/v1/jobs/{id}/logs?follow=true", s.url)).header("x-aiplus-tenant", "acme").send().unwrap();
+    let open: Vec<reqwest::blocking::Response> = (0..jobs::follow::MAX_FOLLOWERS_PER_TENANT).map(|_| follow()).collect();
+    assert!(open.iter().all(|r| r.status() == 200));
+    let refused = follow();
+    assert_eq!(refused.status(), 429, "one tenant's followers are capped");
+    assert!(refused.text().unwrap().contains("live streams"));
+    drop(open);
+    let left = Instant::now();
+    let mut again = Vec::new();
+    while again.len() < jobs::follow::MAX_FOLLOWERS_PER_TENANT {
+        let r = follow();
+        if r.status() == 200 {
+            again.push(r);
+        } else {
+            assert!(left.elapsed() < Duration::from_secs(1), "followers of a quiet job outlived their clients");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    common::stop_jobs(&data);
+    let _ = std::fs::remove_dir_all(&data);
 }

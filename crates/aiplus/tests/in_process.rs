@@ -35,8 +35,18 @@ async fn server() -> Server {
     let identity = Arc::new(identity::Identity::open(store.clone()).await.unwrap());
     let (_, token) = identity.create_operator_token("tests", identity::Role::OperatorAdmin, 0).await.unwrap();
     let (meter, _writer) = gateway::Meter::start(store.clone(), gateway::meter::FLUSH_EVERY);
-    let gw =
-        Arc::new(gateway::Gateway::new(gateway::GatewayConfig::default(), store.clone(), identity.clone(), meter, None).await.unwrap());
+    let gw = Arc::new(
+        gateway::Gateway::new(
+            gateway::GatewayConfig::default(),
+            store.clone(),
+            identity.clone(),
+            Arc::new(identity::Sealer::new([1; 32])),
+            meter,
+            None,
+        )
+        .await
+        .unwrap(),
+    );
     let cfg = web::ConsoleConfig { admin_password: Some("admin-password".into()), ..Default::default() };
     let console = Arc::new(web::Console::new(store.clone(), Some(svc.clone()), gw.clone(), Arc::new(net), cfg, dir));
     let app =

@@ -21,7 +21,7 @@ fn gateway_server(name: &str, extra: &str) -> (tokio::runtime::Runtime, Server, 
     std::fs::write(
         &cfg,
         format!(
-            "[gateway]\n{extra}\n[[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/ok/v1\"\n\
+            "[gateway]\nallow_local_upstreams = true\n{extra}\n[[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/ok/v1\"\n\
              [[gateway.model]]\nname = \"qwen-tools\"\n[[gateway.model.deployment]]\nid = \"tools\"\nbase_url = \"{upstream}/tools/v1\"\n"
         ),
     )

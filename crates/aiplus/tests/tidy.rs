@@ -107,6 +107,24 @@ fn the_deterministic_cores_read_no_clock_and_draw_no_random_numbers() {
 }
 
 #[test]
+fn servers_and_engines_reach_outside_peers_only_through_outbound() {
+    // The library crates' HTTP clients talk to peers aiplus does not control (model upstreams,
+    // engines): they are built by `outbound::client`, which follows no redirect and refuses this
+    // host unless allowed. The binary's own clients talk to aiplus itself.
+    for (name, _) in manifests() {
+        if ["outbound", "aiplus"].contains(&name.as_str()) {
+            continue;
+        }
+        for (path, text) in sources(&name) {
+            let code = product_code(&text);
+            for f in ["Client::builder", "Client::new()", "reqwest::get("] {
+                assert!(!code.contains(f), "{}: `{f}`: build clients with outbound::client", path.display());
+            }
+        }
+    }
+}
+
+#[test]
 fn every_source_file_says_what_it_is_for() {
     for (name, _) in manifests() {
         for (path, text) in sources(&name) {

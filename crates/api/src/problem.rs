@@ -33,6 +33,9 @@ pub enum ApiError {
     TooLarge { limit_bytes: usize },
     #[error("{0}")]
     Busy(String),
+    /// A limit on what one tenant may hold or open at once (live streams, keys, queued jobs).
+    #[error("{0}")]
+    Limit(String),
     #[error("storage failed: {0}")]
     Store(#[from] store::StoreError),
     /// A bug: a task that should not fail did (it panicked or was aborted).
@@ -47,6 +50,7 @@ impl From<identity::IdentityError> for ApiError {
             E::Invalid { field, reason } => ApiError::Invalid { field, reason },
             E::NotFound { what, id } => ApiError::NotFound { what, id },
             E::Conflict { what, id } => ApiError::Conflict(format!("{what} {id:?} already exists")),
+            E::Limit { field, reason } => ApiError::Limit(format!("{field}: {reason}")),
             E::Store(e) => ApiError::Store(e),
             E::File { path, source } => ApiError::Internal(format!("{path}: {source}")),
         }
@@ -71,6 +75,7 @@ impl From<jobs::JobsError> for ApiError {
             J::Conflict(why) => ApiError::Conflict(why),
             J::Unplaceable { reasons } => ApiError::Unplaceable { reasons },
             J::Busy(why) => ApiError::Busy(why),
+            J::Limit(why) => ApiError::Limit(why),
             J::Store(e) => ApiError::Store(e),
             J::Internal(why) => ApiError::Internal(why),
         }
@@ -110,6 +115,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Limit(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -129,6 +135,7 @@ impl IntoResponse for ApiError {
             ApiError::Unplaceable { .. } => ("/problems/unplaceable-job", "No cluster can run this job"),
             ApiError::TooLarge { .. } => ("/problems/body-too-large", "Request body too large"),
             ApiError::Busy(_) => ("/problems/busy", "Temporarily unable to accept work"),
+            ApiError::Limit(_) => ("/problems/limit-reached", "A limit was reached"),
             ApiError::Store(_) | ApiError::Internal(_) => ("/problems/internal", "Internal error"),
         };
         if matches!(self, ApiError::Store(_) | ApiError::Internal(_)) {

@@ -133,8 +133,8 @@ pub async fn submit_job(
         ),
         None => None,
     };
-    let principal = Some(who.id.clone());
-    let (job, created) = detached(async move { svc.submit_as(principal, tenant, name, spec, key).await }).await?;
+    let by = jobs::Submitter { principal: Some(who.id.clone()), max_priority: who.role.max_job_priority() };
+    let (job, created) = detached(async move { svc.submit_as(by, tenant, name, spec, key).await }).await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(shown(job))))
 }
 
@@ -214,9 +214,11 @@ pub async fn logs(
         }
         return Ok(resp);
     }
-    svc.job(&id).await?;
+    let job = svc.job(&id).await?;
+    let slot = svc.follow.take(&job.tenant).map_err(|b| ApiError::Limit(b.0))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<axum::response::sse::Event>(16);
     tokio::spawn(async move {
+        let _slot = slot;
         let started = std::time::Instant::now();
         let mut offset = q.offset;
         loop {
@@ -237,7 +239,9 @@ pub async fn logs(
                 }
                 break;
             }
-            tokio::time::sleep(FOLLOW_POLL).await;
+            if jobs::follow::wait_or_left(&tx, FOLLOW_POLL).await {
+                break;
+            }
         }
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);

@@ -327,6 +327,36 @@ async fn cluster_register_and_update_validate_and_keep_the_old_network_on_error(
 }
 
 #[tokio::test]
+async fn a_cluster_too_large_is_refused_before_anything_is_allocated() {
+    let app = app().await;
+    let (_, qingyang, _) = call(&app, "GET", "/api/v1/clusters/qingyang", None).await;
+    let mut big = cluster_spec(&qingyang);
+    big["id"] = json!("huge");
+    let pool = big["node_pool"][0].clone();
+    big["node_pool"] = Value::Array(
+        (0..=compute::network::MAX_POOLS_PER_CLUSTER)
+            .map(|i| {
+                let mut p = pool.clone();
+                p["name"] = json!(format!("p{i}"));
+                p
+            })
+            .collect(),
+    );
+    let (s, p, _) = call(&app, "POST", "/api/v1/clusters", Some(big.clone())).await;
+    assert_eq!((s, p["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("node_pool")), "{p}");
+    assert!(p["reason"].as_str().unwrap().contains("at most 64 node pools"), "{p}");
+
+    let mut one = pool.clone();
+    one["nodes"] = json!(compute::network::MAX_NODES);
+    big["node_pool"] = json!([one]);
+    let (s, p, _) = call(&app, "POST", "/api/v1/clusters", Some(big)).await;
+    assert_eq!((s, p["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("node_pool")), "{p}");
+    assert!(p["reason"].as_str().unwrap().contains("more than 1000000 nodes"), "{p}");
+    let (_, list, _) = call(&app, "GET", "/api/v1/clusters", None).await;
+    assert_eq!(list.as_array().unwrap().len(), 10, "nothing was added");
+}
+
+#[tokio::test]
 async fn hub_registration_needs_links_to_every_hub() {
     let app = app().await;
     let hub = json!({"id": "hainan", "name_zh": "海南", "name_en": "Hainan", "side": "east", "lat": 20.0, "lon": 110.3,

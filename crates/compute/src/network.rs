@@ -151,6 +151,13 @@ pub type GpuIx = usize;
 
 /// Most GPUs one node may hold; the packer keeps a node's GPUs in a 16-bit mask.
 pub const MAX_GPUS_PER_NODE: u32 = 16;
+/// Most hubs in a network (the link tables are hubs × hubs).
+pub const MAX_HUBS: usize = 256;
+/// Most node pools in one cluster.
+pub const MAX_POOLS_PER_CLUSTER: usize = 64;
+/// Most nodes in a whole network: the scheduler keeps a record per node, so a network file or
+/// a cluster registration that asks for more is refused before anything is allocated.
+pub const MAX_NODES: u64 = 1_000_000;
 
 #[derive(Clone, Debug)]
 pub struct NodePool {
@@ -200,6 +207,10 @@ impl Network {
         if spec.clusters.len() > crate::scheduler::MAX_CLUSTERS {
             return Err(Invalid::new("cluster", format!("at most {} clusters", crate::scheduler::MAX_CLUSTERS)));
         }
+        if spec.hubs.len() > MAX_HUBS {
+            return Err(Invalid::new("hub", format!("at most {MAX_HUBS} hubs, got {}", spec.hubs.len())));
+        }
+        check_sizes(&spec.clusters)?;
         validate_hubs(&spec.hubs)?;
         let hub_count = spec.hubs.len();
         let mut clusters = Vec::with_capacity(spec.clusters.len());
@@ -251,6 +262,24 @@ impl Network {
         let ix = self.clusters[from].hub * self.hub_count + self.clusters[to].hub;
         self.latency_ms[ix] / 1000.0 + size_gb * 8.0 / self.bandwidth_gbps[ix]
     }
+}
+
+/// Refuses a network whose clusters have too many pools or nodes, before anything is built.
+fn check_sizes(clusters: &[ClusterSpec]) -> Result<(), Invalid> {
+    let mut nodes: u64 = 0;
+    for (i, c) in clusters.iter().enumerate() {
+        if c.node_pools.len() > MAX_POOLS_PER_CLUSTER {
+            return Err(Invalid::new(
+                format!("cluster[{i}].node_pool"),
+                format!("at most {MAX_POOLS_PER_CLUSTER} node pools per cluster, got {}", c.node_pools.len()),
+            ));
+        }
+        nodes = c.node_pools.iter().fold(nodes, |n, p| n.saturating_add(u64::from(p.nodes)));
+        if nodes > MAX_NODES {
+            return Err(Invalid::new(format!("cluster[{i}].node_pool"), format!("the network would have more than {MAX_NODES} nodes")));
+        }
+    }
+    Ok(())
 }
 
 fn finite_in(field: String, v: f64, lo: f64, hi: f64) -> Result<(), Invalid> {

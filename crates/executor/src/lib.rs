@@ -150,15 +150,3 @@ pub async fn read_log_file(path: &std::path::Path, offset: u64) -> Result<LogChu
     let next_offset = offset + data.len() as u64;
     Ok(LogChunk { data, next_offset })
 }
-
-/// Reads a response body of at most `max` bytes; `None` when it is longer (reading stops there).
-pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Option<Vec<u8>>, reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await? {
-        if body.len() + chunk.len() > max {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
-}

@@ -48,9 +48,9 @@ pub fn shell_quote(arg: &str) -> String {
 impl RayExecutor {
     /// `url`: the dashboard address, e.g. `http://127.0.0.1:8265`.
     pub fn new(url: &str) -> Result<Self, ExecError> {
-        let http = reqwest::Client::builder()
+        // The dashboard is the operator's own, usually on this host: local addresses are allowed.
+        let http = outbound::client(true, Duration::from_secs(3))
             .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(3))
             .build()
             .map_err(|e| ExecError::Rejected(format!("http client: {e}")))?;
         Ok(Self { base: url.trim_end_matches('/').to_string(), http })
@@ -183,7 +183,7 @@ impl Executor for RayExecutor {
             }
             // Ray answers with the whole log at once: read at most MAX_RAY_LOG_BYTES of it, so a
             // job that prints without end cannot make aiplus hold its output in memory.
-            let body = crate::read_capped(resp, MAX_RAY_LOG_BYTES).await.map_err(Self::unreachable)?.ok_or_else(|| {
+            let body = outbound::read_capped(resp, MAX_RAY_LOG_BYTES).await.map_err(Self::unreachable)?.ok_or_else(|| {
                 ExecError::Rejected(format!("the job's log is over {} MiB; read it on the Ray dashboard", MAX_RAY_LOG_BYTES >> 20))
             })?;
             let logs: Logs =

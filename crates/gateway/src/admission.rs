@@ -359,13 +359,14 @@ impl Metered {
         };
         let cost_cny = d.map_or(0.0, |d| (input_tokens as f64 * d.input_cny_per_1k + output_tokens as f64 * d.output_cny_per_1k) / 1000.0);
         let at_ms = now_ms();
+        let quantity = input_tokens.saturating_add(output_tokens);
         if let Some(r) = &self.reservation {
-            gw.limiter.settle(r, input_tokens + output_tokens);
+            gw.limiter.settle(r, quantity);
         }
         let m = &gw.metrics;
         let status_text = itoa_u16(status);
         m.add("aiplus_gateway_requests_total", &[("endpoint", self.endpoint), ("model", &self.model), ("status", status_text.as_str())], 1);
-        if input_tokens + output_tokens > 0 {
+        if quantity > 0 {
             m.add("aiplus_gateway_tokens_total", &[("model", &self.model), ("direction", "input")], input_tokens);
             m.add("aiplus_gateway_tokens_total", &[("model", &self.model), ("direction", "output")], output_tokens);
         }
@@ -373,7 +374,6 @@ impl Metered {
         if blocked {
             m.add("aiplus_gateway_guardrail_blocks_total", &[("endpoint", self.endpoint)], 1);
         }
-        let quantity = input_tokens + output_tokens;
         let mut refs = std::collections::BTreeMap::new();
         refs.insert("model".into(), self.model.clone());
         if let Some(d) = d {

@@ -14,6 +14,10 @@ pub struct GatewayConfig {
     pub meter_flush_ms: u64,
     pub guardrail: GuardrailConfig,
     pub embedded: EmbeddedConfig,
+    /// Whether deployments may be on this host (loopback) or a link-local address. Off by
+    /// default: a model made through the API could otherwise point the gateway at the server's
+    /// own ports or a cloud's metadata service.
+    pub allow_local_upstreams: bool,
 }
 
 /// The in-process embeddings model (`[gateway.embedded]`).
@@ -134,9 +138,7 @@ impl GatewayConfig {
                 if seen_before {
                     return Err(format!("{}: {:?} is used twice; deployment ids are unique across models", f("id"), d.id));
                 }
-                if !(d.base_url.starts_with("http://") || d.base_url.starts_with("https://")) {
-                    return Err(format!("{}: {:?} is not an http(s) URL", f("base_url"), d.base_url));
-                }
+                outbound::check_url(&d.base_url, self.allow_local_upstreams).map_err(|e| format!("{}: {e}", f("base_url")))?;
                 if d.weight == 0 || d.weight > 1000 {
                     return Err(format!("{}: must be 1..=1000", f("weight")));
                 }

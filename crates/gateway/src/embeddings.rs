@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 
 use crate::Gateway;
 use crate::admission::{Fallback, Metered, RequestError, Target, admit};
-use crate::proxy::{Who, call_upstream, unauthorized};
+use crate::proxy::{MAX_REPORTED_TOKENS, MAX_UPSTREAM_BODY_BYTES, Who, call_upstream, unauthorized, upstream_refusal};
 
 /// Most inputs in one request (OpenAI's limit too).
 pub const MAX_INPUTS: usize = 2048;
@@ -46,7 +46,7 @@ impl Embedded {
     pub async fn load(self: Arc<Self>, dir: std::path::PathBuf, fetch: bool) {
         let result = async {
             if fetch {
-                let client = reqwest::Client::builder().build().map_err(|e| e.to_string())?;
+                let client = outbound::client(false, std::time::Duration::from_secs(10)).build().map_err(|e| e.to_string())?;
                 embed::ensure_model(&dir, &embed::DEFAULT_MODEL, &client).await.map_err(|e| e.to_string())?;
             }
             let d = dir.clone();
@@ -179,9 +179,18 @@ async fn embed(gw: &Arc<Gateway>, metered: &mut Metered, req: &Value) -> Result<
                 match call_upstream(gw, route, d, req, None, "embeddings").await {
                     Ok(resp) => {
                         let status = resp.status().as_u16();
-                        let bytes = resp.bytes().await.unwrap_or_default();
-                        let usage =
-                            serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v["usage"]["prompt_tokens"].as_u64()).map(|p| (p, 0));
+                        let Ok(Some(bytes)) = outbound::read_capped(resp, MAX_UPSTREAM_BODY_BYTES).await else {
+                            tries.failed(d, format!("answered with more than {} MiB, or its body broke", MAX_UPSTREAM_BODY_BYTES >> 20));
+                            continue;
+                        };
+                        if !(200..300).contains(&status) {
+                            m.send(gw, Some(d), None, 0, status);
+                            return Ok(upstream_refusal(status, &bytes));
+                        }
+                        let usage = serde_json::from_slice::<Value>(&bytes)
+                            .ok()
+                            .and_then(|v| v["usage"]["prompt_tokens"].as_u64())
+                            .map(|p| (p.min(MAX_REPORTED_TOKENS), 0));
                         m.send(gw, Some(d), usage, 0, status);
                         let mut r = Response::new(Body::from(bytes));
                         *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);

@@ -68,9 +68,12 @@ pub struct Gateway {
     pub(crate) catalog: RwLock<Arc<models::Catalog>>,
     /// Tenants, keys and who is calling; shared with the gate and the console.
     pub identity: Arc<identity::Identity>,
+    /// Seals the upstream keys stored through the API.
+    pub(crate) sealer: Arc<identity::Sealer>,
     pub(crate) meter: Meter,
     pub(crate) http: reqwest::Client,
     pub(crate) max_attempts: u32,
+    pub(crate) allow_local_upstreams: bool,
     pub(crate) store: store::Store,
     pub(crate) guard: Option<guardrail::KeywordGuard>,
     pub(crate) limiter: Arc<limits::Limiter>,
@@ -98,6 +101,7 @@ impl Gateway {
         cfg: GatewayConfig,
         store: store::Store,
         identity: Arc<identity::Identity>,
+        sealer: Arc<identity::Sealer>,
         meter: Meter,
         sites: Option<Arc<dyn Sites>>,
     ) -> Result<Self, GatewayError> {
@@ -112,8 +116,7 @@ impl Gateway {
                 }
             }
         }
-        let http =
-            reqwest::Client::builder().tcp_nodelay(true).connect_timeout(Duration::from_secs(5)).pool_max_idle_per_host(256).build()?;
+        let http = outbound::client(cfg.allow_local_upstreams, Duration::from_secs(5)).pool_max_idle_per_host(256).build()?;
         let guard = match &cfg.guardrail.keywords_file {
             Some(p) => Some(
                 guardrail::KeywordGuard::load(p, cfg.guardrail.check_output)
@@ -126,9 +129,11 @@ impl Gateway {
             config_models: cfg.models,
             env_keys,
             identity,
+            sealer,
             meter,
             http,
             max_attempts: cfg.max_attempts.max(1),
+            allow_local_upstreams: cfg.allow_local_upstreams,
             guard,
             limiter: Arc::new(limits::Limiter::new(store.clone())),
             store,
@@ -140,6 +145,10 @@ impl Gateway {
         };
         gw.check_clusters(&gw.config_models).map_err(GatewayError::Config)?;
         gw.reload_keys().await?;
+        let resealed = gw.seal_stored_keys().await?;
+        if resealed > 0 {
+            tracing::info!(models = resealed, "sealed upstream keys stored in the clear by an earlier version");
+        }
         gw.reload_models().await?;
         Ok(gw)
     }

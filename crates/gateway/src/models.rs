@@ -4,7 +4,8 @@
 //! latency averages, breakers) of models that did not change.
 //!
 //! Upstream keys come from environment variables (config models, `api_key_env`) or from the
-//! API (`api_key`, stored apart from the model document). No answer of the API contains them.
+//! API (`api_key`, stored apart from the model document, sealed with the server's secret key:
+//! `identity::seal`). No answer of the API contains them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -135,7 +136,10 @@ pub async fn put(State(gw): State<Arc<Gateway>>, Path(name): Path<String>, body:
             );
         }
         if let Some(k) = d.api_key {
-            secrets.insert(d.deployment.id.clone(), k);
+            let Ok(sealed) = gw.sealer.seal(&secret_context(&name, &d.deployment.id), &k) else {
+                return problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "the key could not be sealed; nothing was changed");
+            };
+            secrets.insert(d.deployment.id.clone(), sealed);
         }
         deployments.push(d.deployment);
     }
@@ -144,7 +148,7 @@ pub async fn put(State(gw): State<Arc<Gateway>>, Path(name): Path<String>, body:
     let mut all: Vec<ModelConfig> =
         cat.order.iter().filter(|n| **n != name).filter_map(|n| cat.routes.get(n).map(|r| r.model.clone())).collect();
     all.push(model.clone());
-    let check = GatewayConfig { models: all, ..GatewayConfig::default() };
+    let check = GatewayConfig { models: all, allow_local_upstreams: gw.allow_local_upstreams, ..GatewayConfig::default() };
     if let Err(e) = check.validate().and_then(|()| gw.check_clusters(&check.models)) {
         let (field, reason) = e.split_once(": ").unwrap_or(("body", e.as_str()));
         let field = field.split_once("].").map_or(field.to_string(), |(_, rest)| rest.to_string());
@@ -174,16 +178,66 @@ pub async fn delete(State(gw): State<Arc<Gateway>>, Path(name): Path<String>) ->
     }
 }
 
+/// Where a deployment's upstream key is stored: the associated data it is sealed with.
+fn secret_context(model: &str, deployment: &str) -> String {
+    format!("gateway_models/{model}/{deployment}")
+}
+
 impl Gateway {
     /// Re-reads the API-managed models and rebuilds the catalog.
     pub async fn reload_models(&self) -> Result<(), GatewayError> {
         let api: Vec<(String, ModelConfig, BTreeMap<String, String>)> = self.store.models().await?;
         let prev = self.catalog();
-        let cat = Catalog::build(&self.config_models, api.into_iter().map(|(_, m, k)| (m, k)).collect(), &self.env_keys, Some(&prev));
+        let api = api.into_iter().map(|(name, m, keys)| (self.open_keys(&name, keys), m)).map(|(keys, m)| (m, keys)).collect();
+        let cat = Catalog::build(&self.config_models, api, &self.env_keys, Some(&prev));
         if let Ok(mut c) = self.catalog.write() {
             *c = Arc::new(cat);
         }
         Ok(())
+    }
+
+    /// A model's stored keys, opened. A key that does not open (another instance's secret key)
+    /// is left out and logged: its deployment then answers as one without a key.
+    fn open_keys(&self, model: &str, keys: BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut open = BTreeMap::new();
+        for (deployment, stored) in keys {
+            if !identity::Sealer::is_sealed(&stored) {
+                // Stored before keys were sealed; `seal_stored_keys` seals it at the next start.
+                open.insert(deployment, stored);
+                continue;
+            }
+            match self.sealer.open(&secret_context(model, &deployment), &stored) {
+                Ok(k) => {
+                    open.insert(deployment, k);
+                }
+                Err(e) => tracing::error!(model, deployment, "upstream key not loaded: {e}"),
+            }
+        }
+        open
+    }
+
+    /// Seals the upstream keys stored in the clear by versions before sealing. Run at start.
+    pub(crate) async fn seal_stored_keys(&self) -> Result<usize, GatewayError> {
+        let mut sealed = 0;
+        for (name, model, keys) in self.store.models::<ModelConfig, BTreeMap<String, String>>().await? {
+            if keys.values().all(|k| identity::Sealer::is_sealed(k)) {
+                continue;
+            }
+            let mut out = BTreeMap::new();
+            for (deployment, k) in keys {
+                let v = if identity::Sealer::is_sealed(&k) {
+                    k
+                } else {
+                    self.sealer
+                        .seal(&secret_context(&name, &deployment), &k)
+                        .map_err(|e| GatewayError::Config(format!("sealing the key of {name}/{deployment}: {e}")))?
+                };
+                out.insert(deployment, v);
+            }
+            self.store.put_model(&name, &model, &out).await?;
+            sealed += 1;
+        }
+        Ok(sealed)
     }
 }
 

@@ -85,9 +85,42 @@ fn prompt_chars(body: &Value) -> usize {
         .map_or(0, |ms| ms.iter().map(|m| m["content"].as_str().map_or_else(|| m["content"].to_string().len(), str::len)).sum())
 }
 
-fn usage_of(v: &Value) -> Option<(u64, u64)> {
+/// Most tokens one answer is believed to have used, in each direction. An upstream is not
+/// trusted: a larger count is cut to this, so sums over the ledger cannot overflow.
+pub(crate) const MAX_REPORTED_TOKENS: u64 = 1 << 40;
+
+/// Most bytes of a whole (not streamed) upstream answer that are read.
+pub(crate) const MAX_UPSTREAM_BODY_BYTES: usize = 16 << 20;
+
+/// The usage an upstream reports in an answer or a stream's last chunk, cut to
+/// [`MAX_REPORTED_TOKENS`].
+pub(crate) fn usage_of(v: &Value) -> Option<(u64, u64)> {
     let u = v.get("usage")?;
-    Some((u.get("prompt_tokens")?.as_u64()?, u.get("completion_tokens")?.as_u64()?))
+    let count = |k: &str| u.get(k).and_then(Value::as_u64).map(|n| n.min(MAX_REPORTED_TOKENS));
+    Some((count("prompt_tokens")?, count("completion_tokens")?))
+}
+
+/// What the client is told when an upstream refuses (a 3xx or 4xx). The upstream's own body is
+/// not passed on: only its message, cut to 300 printable characters, and its code when it is a
+/// plain identifier. A redirect, which is never followed, and a refused upstream key (the
+/// operator's problem, not the caller's) are 502.
+pub(crate) fn upstream_refusal(status: u16, body: &[u8]) -> Response {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let err = if v["error"].is_object() { &v["error"] } else { &v };
+    let message: String = err["message"].as_str().unwrap_or("").chars().filter(|c| !c.is_control()).take(300).collect();
+    let code = err["code"].as_str().filter(|c| !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    let (status, code) = match status {
+        300..=399 => (StatusCode::BAD_GATEWAY, "upstream_redirect"),
+        401 | 403 => (StatusCode::BAD_GATEWAY, "upstream_unauthorized"),
+        s => (StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_GATEWAY), code.unwrap_or("upstream_refused")),
+    };
+    let message = if message.is_empty() {
+        format!("the model's server refused the request ({status})")
+    } else {
+        format!("the model's server refused the request: {message}")
+    };
+    let kind = if status == StatusCode::BAD_GATEWAY { "upstream_error" } else { "invalid_request_error" };
+    openai_error(status, kind, code, message, None)
 }
 
 /// The two text endpoints differ only in their input field and where the text comes back.
@@ -328,15 +361,26 @@ async fn try_deployment(
     };
     let status = resp.status();
     if !status.is_success() || !metered.stream {
-        // A whole answer: read it, meter it, pass it on.
-        let bytes = match resp.bytes().await {
-            Ok(b) => b,
+        // A whole answer: read it (up to a cap), meter it, pass it on.
+        let bytes = match outbound::read_capped(resp, MAX_UPSTREAM_BODY_BYTES).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                upstream_failed(gw, route, d, "too_large");
+                return Attempt::Retry(format!("answered with more than {} MiB", MAX_UPSTREAM_BODY_BYTES >> 20));
+            }
             Err(e) => return Attempt::Retry(format!("body failed ({e})")),
         };
+        if !status.is_success() {
+            metered.send(gw, Some(d), None, 0, status.as_u16());
+            return Attempt::Done(upstream_refusal(status.as_u16(), &bytes));
+        }
         // Only the text and the usage are read, borrowed from the answer's bytes.
         let parsed: Option<Answer<'_>> = serde_json::from_slice(&bytes).ok();
         let answer = parsed.as_ref().map_or("", Answer::text);
-        let usage = parsed.as_ref().and_then(|a| a.usage.as_ref()).map(|u| (u.prompt_tokens, u.completion_tokens));
+        let usage = parsed
+            .as_ref()
+            .and_then(|a| a.usage.as_ref())
+            .map(|u| (u.prompt_tokens.min(MAX_REPORTED_TOKENS), u.completion_tokens.min(MAX_REPORTED_TOKENS)));
         let output_chars = answer.len();
         if let Some(g) = gw.guard.as_ref().filter(|g| g.check_output)
             && g.find(answer).is_some()
@@ -486,6 +530,7 @@ pub(crate) fn identity_problem(e: &identity::IdentityError) -> Response {
         E::Invalid { field, reason } => problem(StatusCode::UNPROCESSABLE_ENTITY, field, reason),
         E::NotFound { what, id } => problem(StatusCode::NOT_FOUND, "id", &format!("no {what} {id:?}")),
         E::Conflict { what, id } => problem(StatusCode::CONFLICT, "id", &format!("{what} {id:?} already exists")),
+        E::Limit { field, reason } => problem(StatusCode::TOO_MANY_REQUESTS, field, reason),
         E::Store(_) | E::File { .. } => {
             tracing::error!(error = %e, "identity");
             problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "could not store the change; nothing was changed")

@@ -22,7 +22,10 @@ use serde_json::{Value, json};
 use crate::Gateway;
 use crate::admission::{Fallback, Metered, RequestError, Target, admit};
 use crate::config::DeploymentConfig;
-use crate::proxy::{Who, answer_tokens, blocked_error, call_upstream, estimate_tokens, openai_error, unauthorized};
+use crate::proxy::{
+    MAX_UPSTREAM_BODY_BYTES, Who, answer_tokens, blocked_error, call_upstream, estimate_tokens, openai_error, unauthorized,
+    upstream_refusal, usage_of,
+};
 
 /// Finished responses kept for retrieval.
 pub const MAX_STORED: usize = 10_000;
@@ -191,7 +194,7 @@ fn call_item(call_id: &str, name: &str, arguments: &str) -> Value {
 fn response_object(id: &str, created_at: i64, req: &Value, status: &str, output: Vec<Value>, usage: Option<(u64, u64)>) -> Value {
     let usage = usage.map(|(i, o)| {
         json!({"input_tokens": i, "input_tokens_details": {"cached_tokens": 0},
-               "output_tokens": o, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": i + o})
+               "output_tokens": o, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": i.saturating_add(o)})
     });
     json!({
         "id": id, "object": "response", "created_at": created_at, "status": status,
@@ -224,11 +227,6 @@ fn output_of(chat: &Value) -> (Vec<Value>, String) {
         ));
     }
     (out, text)
-}
-
-fn usage_of(chat: &Value) -> Option<(u64, u64)> {
-    let u = chat.get("usage")?;
-    Some((u.get("prompt_tokens")?.as_u64()?, u.get("completion_tokens")?.as_u64()?))
 }
 
 pub async fn retrieve(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderMap, Path(id): Path<String>) -> Response {
@@ -300,14 +298,11 @@ async fn respond(gw: &Arc<Gateway>, metered: &mut Metered, req: Option<Value>) -
             }
         };
         if !resp.status().is_success() {
-            // The upstream refused the request itself (4xx): its error is the client's answer.
+            // The upstream refused the request itself (3xx, 4xx): the client hears why, sanitised.
             let status = resp.status().as_u16();
-            let bytes = resp.bytes().await.unwrap_or_default();
+            let bytes = outbound::read_capped(resp, MAX_UPSTREAM_BODY_BYTES).await.ok().flatten().unwrap_or_default();
             metered.send(gw, Some(d), None, 0, status);
-            let mut r = Response::new(Body::from(bytes));
-            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            return Ok(r);
+            return Ok(upstream_refusal(status, &bytes));
         }
         let ctx = Ctx { gw: gw.clone(), d: d.clone(), req, messages, metered: metered.clone() };
         return Ok(if stream { ctx.stream(resp) } else { ctx.whole(resp).await });
@@ -338,7 +333,8 @@ impl Ctx {
 
     async fn whole(self, resp: reqwest::Response) -> Response {
         let created_at = crate::proxy::now_ms() / 1000;
-        let chat: Value = match resp.bytes().await.ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+        let body = outbound::read_capped(resp, MAX_UPSTREAM_BODY_BYTES).await.ok().flatten();
+        let chat: Value = match body.and_then(|b| serde_json::from_slice(&b).ok()) {
             Some(v) => v,
             None => {
                 self.metered.send(&self.gw, Some(&self.d), None, 0, 502);

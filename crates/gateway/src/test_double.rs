@@ -10,6 +10,9 @@
 //! - `rate`: 429 with `retry-after: 1`; `tools`: asks for a call of the function `lookup`;
 //! - `auth`: like `ok`, but only with `Authorization: Bearer sk-upstream` (else 401);
 //! - `fast`: like `ok` with no pacing at all (the benchmark's zero-delay upstream);
+//! - hostile ones: `refuse` (400 with an oversized, control-laden message and an internal
+//!   field), `redirect` (307 to `ok`), `huge` (a 17 MiB answer), `greedy` (usage of
+//!   `u64::MAX` tokens each way);
 //! - `delay-<ms>`: like `ok` after `<ms>`, plus a jitter of 0..`<ms>`/10 ms that repeats
 //!   every 10 requests; `flaky-<pct>`: 500 for `<pct>` of requests, spread evenly and the
 //!   same on every run (request k fails when ⌊(k+1)·pct/100⌋ > ⌊k·pct/100⌋).
@@ -49,6 +52,14 @@ async fn misbehave(mode: &str) -> Option<Response> {
             tokio::time::sleep(Duration::from_millis(arg) + Duration::from_micros(jitter_us)).await;
             None
         }
+        "refuse" => {
+            let message = format!("<b>bad</b>\u{7}\u{1b}[31m{}", "x".repeat(5000));
+            let body = json!({"error": {"message": message, "type": "invalid_request_error", "code": "context_length_exceeded",
+                                        "internal": "Traceback: /srv/model/secret.py line 7"}});
+            Some((StatusCode::BAD_REQUEST, axum::Json(body)).into_response())
+        }
+        "redirect" => Some((StatusCode::TEMPORARY_REDIRECT, [("location", "/ok/v1/chat/completions")], "").into_response()),
+        "huge" => Some(format!("{{\"pad\": \"{}\"}}", "x".repeat(17 << 20)).into_response()),
         "flaky" => {
             let k = seen(mode);
             let fails = (k + 1) * arg.min(100) / 100 > k * arg.min(100) / 100;
@@ -87,10 +98,15 @@ pub async fn serve_on(addr: &str) -> std::io::Result<String> {
             } else {
                 json!({"role": "assistant", "content": format!("hello from {mode}")})
             };
+            let usage = if mode == "greedy" {
+                json!({"prompt_tokens": u64::MAX, "completion_tokens": u64::MAX, "total_tokens": u64::MAX})
+            } else {
+                json!({"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14})
+            };
             return axum::Json(json!({
                 "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": req["model"],
                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+                "usage": usage
             }))
             .into_response();
         }

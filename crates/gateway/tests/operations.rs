@@ -85,7 +85,13 @@ base_url = "{upstream}/broken/v1"
         let store = store::Store::memory().await.unwrap();
         let (meter, _writer) = Meter::start(store.clone(), Duration::from_millis(10));
         let identity = Arc::new(identity::Identity::open(store.clone()).await.unwrap());
-        let gw = Arc::new(Gateway::new(cfg, store.clone(), identity.clone(), meter, Some(Arc::new(TwoSites))).await.unwrap());
+        // The upstream doubles listen on loopback.
+        let cfg = GatewayConfig { allow_local_upstreams: true, ..cfg };
+        let gw = Arc::new(
+            Gateway::new(cfg, store.clone(), identity.clone(), Arc::new(identity::Sealer::new([1; 32])), meter, Some(Arc::new(TwoSites)))
+                .await
+                .unwrap(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (app, http) = guarded(gateway::router(gw), identity).await;

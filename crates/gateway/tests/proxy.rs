@@ -4,21 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: helpers fail loudly")]
 
 mod common;
-use common::guarded;
+use common::{Env, chat, post, serve, usage};
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use gateway::{Gateway, GatewayConfig, Meter};
+use gateway::{GatewayConfig, Meter};
 use serde_json::{Value, json};
-
-struct Env {
-    url: String,
-    store: store::Store,
-    key: String,
-    /// A client with an operator token.
-    op: reqwest::Client,
-}
 
 async fn start() -> Env {
     start_with("").await
@@ -30,6 +21,7 @@ async fn start_with(extra: &str) -> Env {
     let cfg: GatewayConfig = toml::from_str(&format!(
         r#"
 max_attempts = 3
+allow_local_upstreams = true
 [[model]]
 name = "qwen"
 [[model.deployment]]
@@ -62,53 +54,6 @@ base_url = "{upstream}/broken/v1"
     let store = store::Store::memory().await.unwrap();
     let (meter, _writer) = Meter::start(store.clone(), gateway::meter::FLUSH_EVERY);
     serve(cfg, store, meter).await.0
-}
-
-/// Serves a gateway on `store` and `meter` behind the gate, with tenant acme and a key of it.
-async fn serve(cfg: GatewayConfig, store: store::Store, meter: Meter) -> (Env, Arc<Gateway>, tokio::task::JoinHandle<()>) {
-    let identity = Arc::new(identity::Identity::open(store.clone()).await.unwrap());
-    identity.create_tenant("acme", None, 0).await.unwrap();
-    let gw = Arc::new(Gateway::new(cfg, store.clone(), identity.clone(), meter, None).await.unwrap());
-    let (app, op) = guarded(gateway::router(gw.clone()), identity).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let created: Value = op
-        .post(format!("{url}/api/v1/keys"))
-        .header("x-aiplus-tenant", "acme")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (Env { url, store, key: created["secret"].as_str().unwrap().to_string(), op }, gw, server)
-}
-
-fn chat(model: &str, stream: bool) -> Value {
-    json!({"model": model, "messages": [{"role": "user", "content": "say hello"}], "stream": stream, "stream_options": {"include_usage": true}})
-}
-
-async fn post(env: &Env, body: &Value, key: Option<&str>) -> reqwest::Response {
-    let mut r = reqwest::Client::new().post(format!("{}/v1/chat/completions", env.url)).json(body);
-    if let Some(k) = key {
-        r = r.bearer_auth(k);
-    }
-    r.send().await.unwrap()
-}
-
-/// The ledger once it holds `n` events, or after 10 s whatever it holds. The writer flushes in
-/// batches, and a loaded CI machine can take longer than any fixed sleep; the caller asserts.
-async fn usage(env: &Env, n: usize) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let rows: Vec<store::UsageRow<Value>> = env.store.usage(Some("acme"), Some("gateway"), 0, i64::MAX, 1000).await.unwrap();
-        if rows.len() >= n || std::time::Instant::now() > deadline {
-            return rows.into_iter().map(|r| r.doc).collect();
-        }
-        tokio::time::sleep(gateway::meter::FLUSH_EVERY).await;
-    }
 }
 
 #[tokio::test]
@@ -254,9 +199,10 @@ async fn a_keyword_split_across_stream_frames_is_caught() {
 #[tokio::test]
 async fn a_full_ledger_refuses_requests_instead_of_losing_their_events() {
     let upstream = gateway::test_double::start().await.unwrap();
-    let cfg: GatewayConfig =
-        toml::from_str(&format!("[[model]]\nname = \"qwen\"\n[[model.deployment]]\nid = \"good\"\nbase_url = \"{upstream}/ok/v1\"\n"))
-            .unwrap();
+    let cfg: GatewayConfig = toml::from_str(&format!(
+        "allow_local_upstreams = true\n[[model]]\nname = \"qwen\"\n[[model.deployment]]\nid = \"good\"\nbase_url = \"{upstream}/ok/v1\"\n"
+    ))
+    .unwrap();
     let store = store::Store::memory().await.unwrap();
     // One place in the queue, and a writer that waits an hour between batches.
     let (meter, writer) = Meter::start_with_depth(store.clone(), Duration::from_secs(3600), 1);
@@ -301,4 +247,23 @@ async fn an_overlong_model_name_never_reaches_metrics_or_the_ledger() {
     tokio::time::sleep(gateway::meter::FLUSH_EVERY * 4).await;
     let rows: Vec<store::UsageRow<Value>> = env.store.usage(Some("acme"), None, 0, i64::MAX, 100).await.unwrap();
     assert!(rows.is_empty(), "nothing was metered: {}", rows.len());
+}
+
+#[tokio::test]
+async fn a_tenant_holds_a_bounded_number_of_active_keys() {
+    let env = start().await;
+    let make = || env.op.post(format!("{}/api/v1/keys", env.url)).header("x-aiplus-tenant", "acme").json(&json!({})).send();
+    // The environment made one key already.
+    for _ in 1..identity::MAX_ACTIVE_KEYS_PER_TENANT {
+        assert_eq!(make().await.unwrap().status(), 201);
+    }
+    let r = make().await.unwrap();
+    assert_eq!(r.status(), 429);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["field"], "keys", "{v}");
+    let keys: Value =
+        env.op.get(format!("{}/api/v1/keys", env.url)).header("x-aiplus-tenant", "acme").send().await.unwrap().json().await.unwrap();
+    let id = keys[0]["id"].as_str().unwrap();
+    env.op.post(format!("{}/api/v1/keys/{id}/revoke", env.url)).header("x-aiplus-tenant", "acme").send().await.unwrap();
+    assert_eq!(make().await.unwrap().status(), 201, "revoking one makes room");
 }

@@ -21,6 +21,7 @@ pub mod account;
 pub mod limits;
 pub mod principal;
 pub mod role;
+pub mod seal;
 pub mod secret;
 pub mod tenant;
 
@@ -35,6 +36,7 @@ pub use account::{Account, AccountRole, SessionDoc};
 pub use limits::Limits;
 pub use principal::{ActingFor, Kind, Principal};
 pub use role::{Role, Scope, Scopes};
+pub use seal::{SealError, Sealer};
 pub use tenant::{TENANT_ID_RULE, Tenant, tenant_id_ok};
 
 /// An API key, as stored (never its secret).
@@ -103,6 +105,9 @@ pub enum IdentityError {
     NotFound { what: &'static str, id: String },
     #[error("{what} {id:?} already exists")]
     Conflict { what: &'static str, id: String },
+    /// A limit on what one tenant may hold is reached; `field` names what.
+    #[error("{field}: {reason}")]
+    Limit { field: String, reason: String },
     /// The store failed; nothing was changed (or the change is not yet visible).
     #[error("store: {0}")]
     Store(#[from] store::StoreError),
@@ -116,6 +121,11 @@ fn invalid(field: &str, reason: impl Into<String>) -> IdentityError {
 
 /// The console's session cookie.
 pub const SESSION_COOKIE: &str = "aiplus_session";
+
+/// Most active (unrevoked) keys one tenant may hold.
+pub const MAX_ACTIVE_KEYS_PER_TENANT: usize = 1_000;
+/// Most keys one tenant may ever have made, revoked ones included (each stays on record).
+pub const MAX_KEYS_PER_TENANT: usize = 10_000;
 
 /// Longest key or token name.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -265,6 +275,20 @@ impl Identity {
             within_limits(&new.limits, &by.limits)?;
         }
         let name = check_name(new.name)?;
+        let held = self.store.keys::<KeyRecord>(Some(tenant)).await?;
+        let active = held.iter().filter(|(_, k)| k.revoked_ms.is_none()).count();
+        if active >= MAX_ACTIVE_KEYS_PER_TENANT {
+            return Err(IdentityError::Limit {
+                field: "keys".into(),
+                reason: format!("a tenant holds at most {MAX_ACTIVE_KEYS_PER_TENANT} active keys; revoke one first"),
+            });
+        }
+        if held.len() >= MAX_KEYS_PER_TENANT {
+            return Err(IdentityError::Limit {
+                field: "keys".into(),
+                reason: format!("a tenant may make at most {MAX_KEYS_PER_TENANT} keys in all, revoked ones included"),
+            });
+        }
         let secret = secret::new_secret("ak_");
         let rec = KeyRecord {
             id: format!("key_{}", uuid::Uuid::now_v7().simple()),

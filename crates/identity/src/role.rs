@@ -38,6 +38,16 @@ impl Role {
         }
     }
 
+    /// The highest job priority this role may ask for (priorities run -100..=100, higher first):
+    /// tenants' callers cannot put their jobs ahead of every queue.
+    pub fn max_job_priority(self) -> i32 {
+        match self {
+            Role::OperatorAdmin | Role::OperatorViewer => 100,
+            Role::TenantAdmin => 50,
+            Role::TenantMember => 10,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::OperatorAdmin => "operator-admin",

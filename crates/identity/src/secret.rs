@@ -5,10 +5,14 @@ use sha2::{Digest, Sha256};
 
 /// The SHA-256 of a secret, as stored: 64 lowercase hex digits.
 pub fn hash(secret: &str) -> String {
+    hex(&Sha256::digest(secret.as_bytes()))
+}
+
+/// Bytes as lowercase hex digits.
+pub fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(secret.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest.iter() {
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
         out.push(char::from(HEX[usize::from(b >> 4)]));
         out.push(char::from(HEX[usize::from(b & 15)]));
     }
@@ -20,7 +24,7 @@ pub fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-/// The digest of a stored hex hash, or None if it is not one.
+/// The 32 bytes of 64 lowercase hex digits (a stored hash, a key), or None if it is not that.
 pub fn digest_of(hex: &str) -> Option<[u8; 32]> {
     let bytes = hex.as_bytes();
     if bytes.len() != 64 {

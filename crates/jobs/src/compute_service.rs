@@ -21,6 +21,23 @@ use crate::error::JobsError;
 
 /// Most jobs waiting for capacity at once; past it, submissions are refused, not dropped.
 pub const MAX_QUEUED_JOBS: usize = 100_000;
+/// Most jobs of one tenant waiting in the queue, so one tenant cannot fill it.
+pub const MAX_QUEUED_PER_TENANT: usize = 10_000;
+
+/// Who submits a job: the principal the job and its usage name, and the highest priority its
+/// role may ask for (`identity::Role::max_job_priority`).
+#[derive(Clone, Debug)]
+pub struct Submitter {
+    pub principal: Option<String>,
+    pub max_priority: i32,
+}
+
+impl Submitter {
+    /// The platform itself (tests, benchmarks, the CLI's embedded runs): any priority.
+    pub fn platform() -> Self {
+        Self { principal: None, max_priority: 100 }
+    }
+}
 /// Most jobs one list call returns.
 pub const MAX_PAGE: u32 = 1000;
 
@@ -252,6 +269,10 @@ pub struct ComputeService {
     pub(crate) engines: crate::lifecycle::Engines,
     /// Where the lifecycle's next tick starts among the active jobs.
     pub(crate) tick_cursor: std::sync::atomic::AtomicUsize,
+    /// Live followers of jobs, over the API and the console together.
+    pub follow: crate::follow::Slots,
+    /// Most queued jobs of one tenant ([`MAX_QUEUED_PER_TENANT`] unless the operator set it).
+    max_queued_per_tenant: std::sync::atomic::AtomicUsize,
 }
 
 pub(crate) fn rfc3339(ms: i64) -> String {
@@ -293,6 +314,8 @@ impl ComputeService {
             state: Mutex::new(State { net, sched, active: BTreeMap::new() }),
             engines,
             tick_cursor: Default::default(),
+            follow: crate::follow::Slots::default(),
+            max_queued_per_tenant: MAX_QUEUED_PER_TENANT.into(),
         };
         let rows: Vec<JobRow<Job>> = svc.store.jobs_in_states(&["queued", "placed", "submitted", "running"]).await?;
         let mut st = svc.state.lock().await;
@@ -494,14 +517,19 @@ impl ComputeService {
 
     /// Submits a job. With an idempotency key, a second submission returns the first job.
     pub async fn submit(&self, tenant: String, name: Option<String>, spec: JobSpec, key: Option<String>) -> Result<(Job, bool), JobsError> {
-        self.submit_as(None, tenant, name, spec, key).await
+        self.submit_as(Submitter::platform(), tenant, name, spec, key).await
     }
 
-    /// [`ComputeService::submit`] on behalf of `principal` (a key, token or console user),
-    /// which the job and its usage events name.
+    /// Sets how many queued jobs one tenant may have (`scheduler.max_queued_per_tenant`).
+    pub fn set_max_queued_per_tenant(&self, n: usize) {
+        self.max_queued_per_tenant.store(n.clamp(1, MAX_QUEUED_JOBS), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// [`ComputeService::submit`] on behalf of a principal (a key, token or console user), which
+    /// the job and its usage events name, within the priorities its role may ask for.
     pub async fn submit_as(
         &self,
-        principal: Option<String>,
+        by: Submitter,
         tenant: String,
         name: Option<String>,
         spec: JobSpec,
@@ -528,6 +556,12 @@ impl ComputeService {
                 reason: "must name the program to run, e.g. [\"python\", \"train.py\"]".into(),
             });
         }
+        if spec.priority > by.max_priority {
+            return Err(JobsError::Invalid {
+                field: "priority".into(),
+                reason: format!("this caller may ask for a priority of at most {}, got {}", by.max_priority, spec.priority),
+            });
+        }
         let mut st = self.state.lock().await;
         let spec = spec.normalise(&st.net)?;
         let req = JobReq::compile(&spec, &st.net);
@@ -536,10 +570,18 @@ impl ComputeService {
             return Err(JobsError::Unplaceable { reasons: never });
         }
         let now = self.clock.now_ms();
-        let queued = st.active.values().filter(|a| a.job.placement.is_none()).count();
+        let (queued, mine) = st
+            .active
+            .values()
+            .filter(|a| a.job.placement.is_none())
+            .fold((0, 0), |(all, mine), a| (all + 1, mine + usize::from(a.job.tenant == tenant)));
         let decision = st.sched.place(&req, now as f64 / 1000.0, 0.0);
         if matches!(decision, Decision::Wait) && queued >= MAX_QUEUED_JOBS {
             return Err(JobsError::Busy(format!("the queue holds {MAX_QUEUED_JOBS} jobs, its limit; retry later")));
+        }
+        let cap = self.max_queued_per_tenant.load(std::sync::atomic::Ordering::Relaxed);
+        if matches!(decision, Decision::Wait) && mine >= cap {
+            return Err(JobsError::Limit(format!("this tenant has {cap} jobs waiting, its limit; retry when some start")));
         }
         let id = format!("job_{}", uuid::Uuid::now_v7().simple());
         let mut job = Job {
@@ -557,7 +599,7 @@ impl ComputeService {
             cancel_requested: false,
             exit_code: None,
             usage: None,
-            submitted_by: principal,
+            submitted_by: by.principal,
         };
         let mut events = vec![JobEvent { at: rfc3339(now), state: JobState::Queued, attempt: 1, reason: "submitted".into() }];
         let allocation = match decision {

@@ -17,6 +17,9 @@ pub enum JobsError {
     /// A limit of the service is reached (the queue is full); retry later.
     #[error("{0}")]
     Busy(String),
+    /// A limit on what one tenant may hold is reached (its queued jobs).
+    #[error("{0}")]
+    Limit(String),
     #[error("storage failed: {0}")]
     Store(#[from] store::StoreError),
     /// A bug: a task that should not fail did.

@@ -4,12 +4,14 @@
 //!
 //! Shape: `compute_service.rs` makes ids and timestamps, validates, asks the scheduler and
 //! writes through the store; `lifecycle.rs` hands placed jobs to their engines and follows them
-//! to their end. Errors leave as one type, [`JobsError`].
+//! to their end; `follow.rs` bounds live followers of a job. Errors leave as one type,
+//! [`JobsError`].
 
 pub mod compute_service;
 pub mod error;
+pub mod follow;
 pub mod lifecycle;
 
-pub use compute_service::{ComputeService, SystemClock};
+pub use compute_service::{ComputeService, Submitter, SystemClock};
 pub use error::JobsError;
 pub use vocab::Clock;

@@ -177,3 +177,32 @@ async fn a_keyed_retry_returns_the_first_job_even_if_the_body_changed() {
     let err = svc.submit("other".into(), None, spec(&[]), Some("k-1".into())).await.unwrap_err();
     assert!(err.to_string().starts_with("command:"), "{err}");
 }
+
+#[tokio::test]
+async fn one_tenant_cannot_fill_the_queue_and_others_still_queue() {
+    let (svc, dir) = service("queue-cap").await;
+    svc.set_max_queued_per_tenant(2);
+    // With its engine gone, every cluster is unhealthy: jobs wait in the queue.
+    std::fs::remove_dir_all(dir.join("jobs")).unwrap();
+    svc.check_engines().await;
+    for _ in 0..2 {
+        let (job, _) = svc.submit("acme".into(), None, spec(&["true"]), None).await.unwrap();
+        assert_eq!(job.state, JobState::Queued);
+    }
+    let err = svc.submit("acme".into(), None, spec(&["true"]), None).await.unwrap_err();
+    assert!(matches!(err, jobs::JobsError::Limit(_)), "{err:?}");
+    let (other, _) = svc.submit("globex".into(), None, spec(&["true"]), None).await.unwrap();
+    assert_eq!(other.state, JobState::Queued, "another tenant still gets in");
+}
+
+#[tokio::test]
+async fn a_caller_asks_for_no_more_priority_than_its_role_allows() {
+    let (svc, _dir) = service("priority").await;
+    let mut s = spec(&["true"]);
+    s.priority = 60;
+    let member = jobs::Submitter { principal: Some("key_1".into()), max_priority: 10 };
+    let err = svc.submit_as(member, "acme".into(), None, s.clone(), None).await.unwrap_err();
+    assert!(err.to_string().starts_with("priority:"), "{err}");
+    let (job, _) = svc.submit_as(jobs::Submitter::platform(), "acme".into(), None, s, None).await.unwrap();
+    assert_eq!(job.spec.priority, 60);
+}

@@ -88,10 +88,10 @@ pub fn summarize(rows: &[Entry<serde_json::Value>], by: GroupBy) -> Vec<SummaryR
         g.events += 1;
         g.errors += u64::from(u("status") >= 400);
         g.blocked += u64::from(e.detail.get("blocked").and_then(serde_json::Value::as_bool).unwrap_or(false));
-        g.input_tokens += u("input_tokens");
-        g.output_tokens += u("output_tokens");
+        g.input_tokens = g.input_tokens.saturating_add(u("input_tokens"));
+        g.output_tokens = g.output_tokens.saturating_add(u("output_tokens"));
         match e.unit {
-            Unit::Tokens => g.tokens += e.quantity as u64,
+            Unit::Tokens => g.tokens = g.tokens.saturating_add(e.quantity as u64),
             Unit::GpuSeconds => g.gpu_seconds += e.quantity,
             Unit::Requests | Unit::Bytes => {}
         }

@@ -8,8 +8,7 @@
 //! form that changes something carries the session's CSRF token, and a POST whose `Origin`
 //! names another site is refused before any handler runs.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
@@ -26,11 +25,6 @@ use crate::i18n::Lang;
 use crate::{Console, SharedConsole};
 
 pub const LANG_COOKIE: &str = "aiplus_lang";
-/// Consecutive failed logins after which an account is locked for [`LOCK_MS`].
-pub const MAX_FAILURES: u32 = 5;
-pub const LOCK_MS: i64 = 30_000;
-/// Most usernames the failure counter tracks; beyond it the oldest entries are forgotten.
-const MAX_TRACKED: usize = 10_000;
 /// Longest accepted password, so hashing cost stays bounded.
 pub const MAX_PASSWORD_BYTES: usize = 256;
 pub const MIN_PASSWORD_CHARS: usize = 10;
@@ -114,39 +108,6 @@ pub fn validate_username(field: &str, name: &str) -> Result<(), ConsoleError> {
     if ok { Ok(()) } else { Err(ConsoleError::Invalid { field: field.into(), reason: "use 1-64 of a-z, 0-9, '-', '_', '.'".into() }) }
 }
 
-/// Failed logins per username, to slow password guessing.
-#[derive(Default)]
-pub struct Throttle {
-    failures: Mutex<HashMap<String, (u32, i64)>>,
-}
-
-impl Throttle {
-    /// Whether `user` is locked at `now_ms`.
-    fn locked(&self, user: &str, now_ms: i64) -> bool {
-        self.failures.lock().ok().and_then(|f| f.get(user).copied()).is_some_and(|(n, until)| n >= MAX_FAILURES && until > now_ms)
-    }
-
-    fn record(&self, user: &str, ok: bool, now_ms: i64) {
-        let Ok(mut f) = self.failures.lock() else { return };
-        if ok {
-            f.remove(user);
-            return;
-        }
-        if f.len() >= MAX_TRACKED && !f.contains_key(user) {
-            // Forget entries whose lock has passed; if none has, forget them all rather than grow.
-            f.retain(|_, (_, until)| *until > now_ms);
-            if f.len() >= MAX_TRACKED {
-                f.clear();
-            }
-        }
-        let e = f.entry(user.to_string()).or_insert((0, 0));
-        e.0 += 1;
-        if e.0 >= MAX_FAILURES {
-            e.1 = now_ms + LOCK_MS;
-        }
-    }
-}
-
 impl Console {
     /// Makes the first operator account when there is none, so a fresh install can log in:
     /// with the configured password, or a random one written (mode 0600) to
@@ -199,11 +160,13 @@ impl Console {
         tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(|e| ConsoleError::Internal(e.to_string()))?
     }
 
-    /// Checks a username and password and opens a session; returns the cookie value.
-    pub async fn login(&self, name: &str, password: &str) -> Result<String, ConsoleError> {
+    /// Checks a username and password from `address` and opens a session; returns the cookie
+    /// value. An address that failed too often waits first (`crate::throttle`).
+    pub async fn login(&self, name: &str, password: &str, address: std::net::IpAddr) -> Result<String, ConsoleError> {
         let now = self.now_ms();
-        if self.logins.locked(name, now) {
-            return Err(ConsoleError::Locked);
+        let wait_ms = self.logins.wait_ms(name, address, now);
+        if wait_ms > 0 {
+            return Err(ConsoleError::Locked { retry_after_s: wait_ms.unsigned_abs().div_ceil(1000) });
         }
         let account: Option<Account> = if name.len() <= 64 { self.store.console_user(name).await? } else { None };
         // Verify against a dummy hash when the account does not exist, so timing does not tell
@@ -215,7 +178,7 @@ impl Console {
             tokio::task::spawn_blocking(move || verify_password(&pw, &phc)).await.map_err(|e| ConsoleError::Internal(e.to_string()))?
         };
         let ok = ok && account.is_some();
-        self.logins.record(name, ok, now);
+        self.logins.record(name, address, ok, now);
         if !ok {
             return Err(ConsoleError::LoginFailed);
         }
@@ -305,21 +268,6 @@ mod tests {
         assert!(verify_password("correct horse battery", &h));
         assert!(!verify_password("wrong horse battery", &h));
         assert!(PasswordHash::new(DUMMY_HASH).is_ok(), "the dummy must parse, or unknown users would answer faster");
-    }
-
-    #[test]
-    fn five_failures_lock_an_account_for_thirty_seconds_and_success_resets() {
-        let t = Throttle::default();
-        for _ in 0..MAX_FAILURES {
-            assert!(!t.locked("a", 0));
-            t.record("a", false, 0);
-        }
-        assert!(t.locked("a", 1));
-        assert!(!t.locked("b", 1), "other accounts are unaffected");
-        assert!(!t.locked("a", LOCK_MS + 1));
-        t.record("a", true, LOCK_MS + 1);
-        t.record("a", false, LOCK_MS + 2);
-        assert!(!t.locked("a", LOCK_MS + 3));
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub enum ConsoleError {
     #[error("wrong username or password")]
     LoginFailed,
     #[error("too many failed logins")]
-    Locked,
+    /// Too many failed logins from this address (or of this account): wait this long.
+    Locked { retry_after_s: u64 },
     #[error("{0}")]
     Busy(String),
     #[error("{0}")]
@@ -57,7 +58,7 @@ impl From<jobs::JobsError> for ConsoleError {
                         .join(", ")
                 ),
             },
-            A::Conflict(why) | A::Busy(why) => ConsoleError::Busy(why),
+            A::Conflict(why) | A::Busy(why) | A::Limit(why) => ConsoleError::Busy(why),
             A::Store(e) => ConsoleError::Internal(format!("store: {e}")),
             A::Internal(why) => ConsoleError::Internal(why),
         }
@@ -71,6 +72,7 @@ impl From<identity::IdentityError> for ConsoleError {
             I::Invalid { field, reason } => ConsoleError::Invalid { field, reason },
             I::NotFound { .. } => ConsoleError::NotFound,
             I::Conflict { what, id } => ConsoleError::Invalid { field: "id".into(), reason: format!("{what} {id:?} already exists") },
+            I::Limit { reason, .. } => ConsoleError::Busy(reason),
             I::Store(e) => ConsoleError::Internal(format!("store: {e}")),
             I::File { path, source } => ConsoleError::Internal(format!("{path}: {source}")),
         }
@@ -95,7 +97,7 @@ impl ConsoleError {
             ConsoleError::OperatorsOnly | ConsoleError::Csrf | ConsoleError::CrossOrigin => StatusCode::FORBIDDEN,
             ConsoleError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ConsoleError::LoginFailed => StatusCode::UNAUTHORIZED,
-            ConsoleError::Locked | ConsoleError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            ConsoleError::Locked { .. } | ConsoleError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             ConsoleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -109,7 +111,7 @@ impl ConsoleError {
             ConsoleError::Csrf => ("表单已过期，请刷新后重试", "The form has expired; reload and try again"),
             ConsoleError::CrossOrigin => ("拒绝跨站请求", "Cross-site request refused"),
             ConsoleError::LoginFailed => ("用户名或密码错误", "Wrong username or password"),
-            ConsoleError::Locked => ("失败次数过多，请稍后再试", "Too many failed attempts; try again shortly"),
+            ConsoleError::Locked { .. } => ("失败次数过多，请稍后再试", "Too many failed attempts; try again shortly"),
             ConsoleError::Busy(_) => ("繁忙，请稍后再试", "Busy; try again shortly"),
             ConsoleError::Internal(_) => ("服务器出错", "Something went wrong on the server"),
         }

@@ -19,6 +19,7 @@ pub mod layout;
 mod live;
 pub mod map;
 mod pages;
+pub mod throttle;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -81,13 +82,11 @@ pub struct Console {
     pub(crate) seed_network: Arc<compute::Network>,
     pub(crate) cfg: ConsoleConfig,
     pub(crate) data_dir: PathBuf,
-    pub(crate) logins: auth::Throttle,
+    pub(crate) logins: throttle::Throttle,
     /// Argon2 is deliberately slow; at most two hashes at once keep logins from starving the server.
     pub(crate) hash_permits: tokio::sync::Semaphore,
     /// One replay at a time: a replay takes a core for seconds.
     pub(crate) sim_permit: tokio::sync::Semaphore,
-    /// Open live job streams; see [`live::MAX_STREAMS`].
-    pub(crate) live_permits: Arc<tokio::sync::Semaphore>,
 }
 
 pub type SharedConsole = Arc<Console>;
@@ -108,10 +107,9 @@ impl Console {
             seed_network,
             cfg,
             data_dir,
-            logins: auth::Throttle::default(),
+            logins: throttle::Throttle::default(),
             hash_permits: tokio::sync::Semaphore::new(2),
             sim_permit: tokio::sync::Semaphore::new(1),
-            live_permits: live::permits(),
         }
     }
 

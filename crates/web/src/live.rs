@@ -2,7 +2,6 @@
 //! events (`state`, `event`, `log`, then one `end`), polled from the store and the engine.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
@@ -16,8 +15,6 @@ use crate::error::ConsoleError;
 use crate::layout::{fmt_rfc3339, state_label};
 use crate::{C, Viewer};
 
-/// Most live streams open at once, across all viewers.
-pub const MAX_STREAMS: usize = 256;
 const POLL: Duration = Duration::from_millis(500);
 /// Longest a stream stays open; the browser reconnects after it.
 const MAX_STREAM: Duration = Duration::from_secs(3600);
@@ -38,7 +35,7 @@ pub async fn job(State(c): C, v: Viewer, Path(id): Path<String>, Query(q): Query
     if !v.may_see(&job.tenant) {
         return Err(ConsoleError::NotFound);
     }
-    let permit = c.live_permits.clone().try_acquire_owned().map_err(|_| ConsoleError::Busy("too many live pages are open".into()))?;
+    let permit = svc.follow.take(&job.tenant).map_err(|b| ConsoleError::Busy(b.0))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(16);
     let lang = v.lang;
     tokio::spawn(async move {
@@ -93,15 +90,13 @@ pub async fn job(State(c): C, v: Viewer, Path(id): Path<String>, Query(q): Query
                 }
                 break;
             }
-            tokio::time::sleep(POLL).await;
+            if jobs::follow::wait_or_left(&tx, POLL).await {
+                break;
+            }
         }
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>);
     let mut r = Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
     crate::assets::secure_headers(r.headers_mut());
     Ok(r)
-}
-
-pub(crate) fn permits() -> Arc<tokio::sync::Semaphore> {
-    Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS))
 }

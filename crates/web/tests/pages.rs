@@ -53,8 +53,18 @@ async fn env() -> Env {
     for t in ["acme", "other"] {
         identity.create_tenant(t, None, T0_MS).await.unwrap();
     }
-    let gw =
-        Arc::new(gateway::Gateway::new(gateway::GatewayConfig::default(), store.clone(), identity.clone(), meter, None).await.unwrap());
+    let gw = Arc::new(
+        gateway::Gateway::new(
+            gateway::GatewayConfig::default(),
+            store.clone(),
+            identity.clone(),
+            Arc::new(identity::Sealer::new([1; 32])),
+            meter,
+            None,
+        )
+        .await
+        .unwrap(),
+    );
     let cfg = web::ConsoleConfig { admin_password: Some("admin-password".into()), ..Default::default() };
     let console = Arc::new(web::Console::new(store, Some(svc.clone()), gw, Arc::new(net), cfg, dir));
     console.ensure_admin().await.unwrap();
@@ -136,13 +146,15 @@ async fn pages_need_a_login_and_a_wrong_password_is_refused() {
 }
 
 #[tokio::test]
-async fn five_wrong_passwords_lock_the_account_even_against_the_right_one() {
+async fn repeated_wrong_passwords_make_the_address_wait_even_with_the_right_one() {
     let env = env().await;
-    for _ in 0..web::auth::MAX_FAILURES {
+    for _ in 0..=web::throttle::FREE_FAILURES {
         env.post("/login", "", "username=acme-user&password=wrong&next=/").await;
     }
     let a = env.post("/login", "", "username=acme-user&password=acme-password&next=/").await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(a.headers.get(header::SET_COOKIE).is_none() && a.body.contains("Too many failed attempts"), "{}", a.body);
+    assert!(a.headers.get(header::RETRY_AFTER).is_some());
 }
 
 #[tokio::test]

@@ -172,7 +172,8 @@ pub async fn submit(State(c): C, v: Viewer, Form(f): Form<SubmitForm>) -> Result
         }
         let spec = spec_of(&f)?;
         let name = Some(f.name.trim().to_string()).filter(|n| !n.is_empty());
-        Ok(svc.submit_as(Some(v.principal.id.clone()), tenant.clone(), name, spec, None).await?)
+        let by = jobs::Submitter { principal: Some(v.principal.id.clone()), max_priority: v.principal.role.max_job_priority() };
+        Ok(svc.submit_as(by, tenant.clone(), name, spec, None).await?)
     };
     match attempt.await {
         Ok((job, _)) => Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response()),

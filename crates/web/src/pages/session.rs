@@ -53,9 +53,16 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-pub async fn login(State(c): State<SharedConsole>, PageLang(lang): PageLang, Form(f): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(c): State<SharedConsole>,
+    PageLang(lang): PageLang,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let next = safe_next(f.next.as_deref());
-    match c.login(&f.username, &f.password).await {
+    // In-process callers (tests) have no peer: they share the unspecified address.
+    let address = peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |p| p.0.0.ip());
+    match c.login(&f.username, &f.password, address).await {
         Ok(id) => {
             let mut r = Redirect::to(&next).into_response();
             if let Ok(v) = HeaderValue::from_str(&c.session_cookie(&id)) {
@@ -63,11 +70,19 @@ pub async fn login(State(c): State<SharedConsole>, PageLang(lang): PageLang, For
             }
             r
         }
-        Err(e @ (ConsoleError::LoginFailed | ConsoleError::Locked)) => {
+        Err(ConsoleError::LoginFailed) => {
             // The form again with the reason, as a page (200): the browser shows it like any
             // other page instead of reporting a failed load.
-            let key = if matches!(e, ConsoleError::Locked) { "login_locked" } else { "login_failed" };
-            form(lang, &next, Some(lang.t(key)))
+            form(lang, &next, Some(lang.t("login_failed")))
+        }
+        Err(ConsoleError::Locked { retry_after_s }) => {
+            // The form again, as 429 with Retry-After, so scripts know to wait.
+            let mut r = form(lang, &next, Some(lang.t("login_locked")));
+            *r.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
+            if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
         }
         Err(e) => e.into_response(),
     }
