@@ -80,7 +80,6 @@ pub struct Gateway {
     pub(crate) tenants: RwLock<HashMap<String, TenantSettings>>,
     pub(crate) sites: Option<Arc<dyn Sites>>,
     pub metrics: metrics::Metrics,
-    pub(crate) responses: responses::ResponseCache,
     pub(crate) embedded: Option<Arc<embeddings::Embedded>>,
 }
 
@@ -140,7 +139,6 @@ impl Gateway {
             tenants: RwLock::new(HashMap::new()),
             sites,
             metrics: metrics::Metrics::default(),
-            responses: responses::ResponseCache::default(),
             embedded: None,
         };
         gw.check_clusters(&gw.config_models).map_err(GatewayError::Config)?;

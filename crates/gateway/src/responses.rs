@@ -5,11 +5,13 @@
 //! messages, function tools and `text.format` → `tools` and `response_format`), sent through the
 //! same routing, limits, guardrail and metering as chat, and the answer is translated back:
 //! text → a `message` output item, tool calls → `function_call` items. Finished responses are
-//! kept in memory (the last [`MAX_STORED`]) for `GET /v1/responses/{id}` and for
-//! `previous_response_id`; they do not outlive the process.
+//! kept in the store (unless the request says `store: false`), so they outlive the process and
+//! are shared by instances, for `GET /v1/responses/{id}` and for `previous_response_id`: each
+//! tenant keeps at most [`MAX_STORED_BYTES_PER_TENANT`], its oldest forgotten first. A response
+//! is stored before its answer (or the stream's `response.completed`) is sent, so the next
+//! request can name it at once.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::{Body, Bytes};
@@ -27,39 +29,24 @@ use crate::proxy::{
     upstream_refusal, usage_of,
 };
 
-/// Finished responses kept for retrieval.
-pub const MAX_STORED: usize = 10_000;
+/// Bytes of stored responses (with their conversations) one tenant keeps.
+pub const MAX_STORED_BYTES_PER_TENANT: i64 = 64 << 20;
 
+/// A stored response: the response object and the conversation including its answer (for
+/// `previous_response_id`).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Stored {
-    tenant: String,
     response: Value,
-    /// The conversation including the answer, for `previous_response_id`.
     messages: Vec<Value>,
 }
 
-#[derive(Default)]
-pub struct ResponseCache {
-    inner: Mutex<(HashMap<String, Stored>, VecDeque<String>)>,
-}
-
-impl ResponseCache {
-    fn put(&self, id: String, s: Stored) {
-        let Ok(mut g) = self.inner.lock() else { return };
-        let (map, order) = &mut *g;
-        if map.insert(id.clone(), s).is_none() {
-            order.push_back(id);
-        }
-        while order.len() > MAX_STORED {
-            if let Some(old) = order.pop_front() {
-                map.remove(&old);
-            }
-        }
-    }
-
-    fn get(&self, id: &str, tenant: &str) -> Option<(Value, Vec<Value>)> {
-        let g = self.inner.lock().ok()?;
-        g.0.get(id).filter(|s| s.tenant == tenant).map(|s| (s.response.clone(), s.messages.clone()))
-    }
+/// A tenant's stored response, if it has one of that id (another tenant's answers like none).
+async fn load(gw: &Gateway, id: &str, tenant: &str) -> Result<Option<Stored>, RequestError> {
+    let doc = gw.store.response(id, tenant).await.map_err(|e| {
+        tracing::error!(error = %e, "reading a stored response");
+        RequestError::Internal { code: "store_unavailable", message: "stored responses cannot be read now; retry".into() }
+    })?;
+    Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
 }
 
 type Bad = (String, String);
@@ -235,12 +222,13 @@ pub async fn retrieve(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderM
         Ok(m) => m,
         Err(refused) => return refused.into_response(),
     };
-    match gw.responses.get(&id, metered.caller.tenant_id()) {
-        Some((r, _)) => {
+    match load(&gw, &id, metered.caller.tenant_id()).await {
+        Err(e) => metered.refuse(&gw, e),
+        Ok(Some(stored)) => {
             metered.send(&gw, None, Some((0, 0)), 0, 200);
-            axum::Json(r).into_response()
+            axum::Json(stored.response).into_response()
         }
-        None => {
+        Ok(None) => {
             metered.send(&gw, None, Some((0, 0)), 0, 404);
             openai_error(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", format!("No response with id '{id}' found."), None)
         }
@@ -272,8 +260,8 @@ async fn respond(gw: &Arc<Gateway>, metered: &mut Metered, req: Option<Value>) -
     let stream = metered.stream;
     let history = match req["previous_response_id"].as_str() {
         None => Vec::new(),
-        Some(prev) => match gw.responses.get(prev, metered.caller.tenant_id()) {
-            Some((_, messages)) => messages.into_iter().filter(|m| m["role"] != "system").collect(),
+        Some(prev) => match load(gw, prev, metered.caller.tenant_id()).await? {
+            Some(stored) => stored.messages.into_iter().filter(|m| m["role"] != "system").collect(),
             None => {
                 let why = format!("Previous response with id '{prev}' not found.");
                 return Err(RequestError::invalid("previous_response_not_found", why, Some("previous_response_id")));
@@ -320,15 +308,23 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn keep(&self, id: &str, response: &Value, answer: &str) {
+    /// Stores a finished response. The answer has been produced and metered by now, so a
+    /// store that fails is logged, not passed on: the client still gets its answer.
+    async fn keep(&self, id: &str, response: &Value, answer: &str) {
         if self.req["store"].as_bool() == Some(false) {
             return;
         }
         let mut messages = self.messages.clone();
         messages.push(json!({"role": "assistant", "content": answer}));
-        self.gw
-            .responses
-            .put(id.to_string(), Stored { tenant: self.metered.caller.tenant_id().to_string(), response: response.clone(), messages });
+        let Ok(doc) = serde_json::to_string(&Stored { response: response.clone(), messages }) else { return };
+        let tenant = self.metered.caller.tenant_id();
+        if doc.len() as i64 > MAX_STORED_BYTES_PER_TENANT {
+            tracing::warn!(id, tenant, bytes = doc.len(), "a response larger than a tenant's whole quota is not stored");
+            return;
+        }
+        if let Err(e) = self.gw.store.put_response(id, tenant, crate::proxy::now_ms(), &doc, MAX_STORED_BYTES_PER_TENANT).await {
+            tracing::error!(id, tenant, error = %e, "storing a response");
+        }
     }
 
     async fn whole(self, resp: reqwest::Response) -> Response {
@@ -358,7 +354,7 @@ impl Ctx {
         self.metered.send(&self.gw, Some(&self.d), usage_of(&chat), text.len(), 200);
         let id = new_id("resp");
         let response = response_object(&id, created_at, &self.req, "completed", output, Some(usage));
-        self.keep(&id, &response, &text);
+        self.keep(&id, &response, &text).await;
         axum::Json(response).into_response()
     }
 
@@ -498,6 +494,8 @@ impl Ctx {
             }
             let final_usage = usage.unwrap_or((self.metered.input_estimate, estimate_tokens(output_chars)));
             let done = response_object(&id, created_at, &self.req, "completed", output, Some(final_usage));
+            // Stored before `response.completed` goes out, so the client can name it at once.
+            self.keep(&id, &done, &text).await;
             frames.push(json!({"type": "response.completed", "response": done}));
             let mut status = 200;
             for f in frames {
@@ -507,7 +505,6 @@ impl Ctx {
                 }
             }
             self.metered.send(&self.gw, Some(&self.d), usage, output_chars, status);
-            self.keep(&id, &done, &text);
         });
         let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
         let mut r = Response::new(body);
@@ -562,16 +559,5 @@ mod tests {
         let r = response_object("resp_1", 0, &json!({"model": "m"}), "completed", out, usage_of(&chat));
         assert_eq!(r["usage"]["total_tokens"], 7);
         assert_eq!(r["object"], "response");
-    }
-
-    #[test]
-    fn the_cache_is_bounded_and_per_tenant() {
-        let c = ResponseCache::default();
-        for i in 0..MAX_STORED + 5 {
-            c.put(format!("r{i}"), Stored { tenant: "t".into(), response: json!(i), messages: vec![] });
-        }
-        assert!(c.get("r0", "t").is_none(), "the oldest were dropped");
-        assert_eq!(c.get(&format!("r{}", MAX_STORED + 4), "t").map(|r| r.0), Some(json!(MAX_STORED + 4)));
-        assert!(c.get(&format!("r{}", MAX_STORED + 4), "other").is_none(), "another tenant cannot read it");
     }
 }

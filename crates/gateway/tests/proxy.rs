@@ -267,3 +267,61 @@ async fn a_tenant_holds_a_bounded_number_of_active_keys() {
     env.op.post(format!("{}/api/v1/keys/{id}/revoke", env.url)).header("x-aiplus-tenant", "acme").send().await.unwrap();
     assert_eq!(make().await.unwrap().status(), 201, "revoking one makes room");
 }
+
+#[tokio::test]
+async fn stored_responses_survive_a_restart_and_stay_with_their_tenant() {
+    let upstream = gateway::test_double::start().await.unwrap();
+    let cfg = format!(
+        "allow_local_upstreams = true\n[[model]]\nname = \"qwen\"\n[[model.deployment]]\nid = \"good\"\nbase_url = \"{upstream}/ok/v1\"\n"
+    );
+    let store = store::Store::memory().await.unwrap();
+    let (meter, _writer) = Meter::start(store.clone(), gateway::meter::FLUSH_EVERY);
+    let (env, _gw, server) = serve(toml::from_str(&cfg).unwrap(), store.clone(), meter).await;
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{}/v1/responses", env.url))
+        .bearer_auth(&env.key)
+        .json(&json!({"model": "qwen", "input": "hello"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    server.abort();
+
+    // A new gateway on the same store: the response is still there, and still chains.
+    let (meter, _writer) = Meter::start(store.clone(), gateway::meter::FLUSH_EVERY);
+    let (again, _gw, _server) = serve(toml::from_str(&cfg).unwrap(), store.clone(), meter).await;
+    let got = http.get(format!("{}/v1/responses/{id}", again.url)).bearer_auth(&env.key).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.json::<Value>().await.unwrap()["id"], id.as_str());
+    let next = http
+        .post(format!("{}/v1/responses", again.url))
+        .bearer_auth(&env.key)
+        .json(&json!({"model": "qwen", "input": "and again", "previous_response_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), 200);
+    // Another tenant's key cannot read it: it answers like a missing one.
+    let other: Value =
+        again.op.post(format!("{}/api/v1/tenants", again.url)).json(&json!({"id": "globex"})).send().await.unwrap().json().await.unwrap();
+    assert_eq!(other["tenant"], "globex", "{other}");
+    let key: Value = again
+        .op
+        .post(format!("{}/api/v1/keys", again.url))
+        .header("x-aiplus-tenant", "globex")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let foreign = http.get(format!("{}/v1/responses/{id}", again.url)).bearer_auth(key["secret"].as_str().unwrap()).send().await.unwrap();
+    let missing =
+        http.get(format!("{}/v1/responses/resp_nothing", again.url)).bearer_auth(key["secret"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!((foreign.status(), missing.status()), (reqwest::StatusCode::NOT_FOUND, reqwest::StatusCode::NOT_FOUND));
+}

@@ -1,5 +1,5 @@
 //! What the gateway keeps: models made through the API (their upstream keys apart), tenants'
-//! settings, and the limit counters every instance shares.
+//! settings, the limit counters every instance shares, and stored Responses.
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -114,5 +114,59 @@ impl Store {
                 .fetch_optional(pool)
                 .await?);
         Ok(v.unwrap_or(0))
+    }
+}
+
+impl Store {
+    /// Stores a Response document for `tenant`, then forgets the tenant's oldest ones until
+    /// what it keeps is at most `quota_bytes`; all in one transaction. Returns how many were
+    /// forgotten.
+    pub async fn put_response(&self, id: &str, tenant: &str, at_ms: i64, doc: &str, quota_bytes: i64) -> Result<usize, StoreError> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO stored_responses (id, tenant, at_ms, bytes, doc) VALUES ($1, $2, $3, $4, $5)")
+                .bind(id)
+                .bind(tenant)
+                .bind(at_ms)
+                .bind(doc.len() as i64)
+                .bind(doc)
+                .execute(&mut *tx)
+                .await?;
+            let kept: Vec<(String, i64)> =
+                sqlx::query_as("SELECT id, bytes FROM stored_responses WHERE tenant = $1 ORDER BY at_ms DESC, id DESC")
+                    .bind(tenant)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let mut total = 0i64;
+            let mut dropped = 0;
+            for (old, bytes) in kept {
+                total = total.saturating_add(bytes);
+                if total > quota_bytes {
+                    sqlx::query("DELETE FROM stored_responses WHERE id = $1").bind(&old).execute(&mut *tx).await?;
+                    dropped += 1;
+                }
+            }
+            tx.commit().await?;
+            Ok(dropped)
+        })
+    }
+
+    /// A stored Response document of `tenant` (another tenant's answers like a missing one).
+    pub async fn response(&self, id: &str, tenant: &str) -> Result<Option<String>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar("SELECT doc FROM stored_responses WHERE id = $1 AND tenant = $2")
+            .bind(id)
+            .bind(tenant)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    /// Bytes of Responses `tenant` keeps.
+    pub async fn response_bytes(&self, tenant: &str) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM stored_responses WHERE tenant = $1"
+        )
+        .bind(tenant)
+        .fetch_one(pool)
+        .await?))
     }
 }

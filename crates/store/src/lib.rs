@@ -369,6 +369,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn stored_responses_are_kept_per_tenant_within_a_byte_quota() {
+        for s in both().await {
+            let doc = "x".repeat(100);
+            for i in 0..5 {
+                s.put_response(&format!("r{i}"), "a", i, &doc, 350).await.unwrap();
+            }
+            // Three of 100 bytes fit in 350: the two oldest were forgotten.
+            assert!(s.response("r0", "a").await.unwrap().is_none() && s.response("r1", "a").await.unwrap().is_none());
+            assert_eq!(s.response("r4", "a").await.unwrap().as_deref(), Some(doc.as_str()));
+            assert_eq!(s.response_bytes("a").await.unwrap(), 300);
+            assert!(s.response("r4", "b").await.unwrap().is_none(), "another tenant's answers like a missing one");
+            s.put_response("b0", "b", 0, &doc, 350).await.unwrap();
+            assert_eq!(s.response_bytes("a").await.unwrap(), 300, "one tenant's quota is its own");
+        }
+    }
+
+    #[tokio::test]
     async fn idempotent_insert_returns_the_first_job() {
         for s in both().await {
             eprintln!("{}", s.kind());

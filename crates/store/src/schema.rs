@@ -48,10 +48,19 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     MODELS_MIGRATION,
     CONSOLE_MIGRATION,
     IDENTITY_MIGRATION,
+    // Stored Responses (`/v1/responses`), kept per tenant up to a byte quota.
+    "CREATE TABLE stored_responses (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        bytes BIGINT NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX stored_responses_tenant_at ON stored_responses (tenant, at_ms);",
 ];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
-pub(crate) const USER_VERSION: [&str; 7] = [
+pub(crate) const USER_VERSION: [&str; 8] = [
     "PRAGMA user_version = 1",
     "PRAGMA user_version = 2",
     "PRAGMA user_version = 3",
@@ -59,6 +68,7 @@ pub(crate) const USER_VERSION: [&str; 7] = [
     "PRAGMA user_version = 5",
     "PRAGMA user_version = 6",
     "PRAGMA user_version = 7",
+    "PRAGMA user_version = 8",
 ];
 const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 
