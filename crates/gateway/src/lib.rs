@@ -20,6 +20,7 @@ pub mod models;
 pub mod proxy;
 pub mod responses;
 pub mod router;
+pub mod sse;
 pub mod tenants;
 pub mod test_double;
 

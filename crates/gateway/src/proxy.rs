@@ -403,7 +403,7 @@ fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response
     let meta = Metered { stream: true, ..metered.clone() };
     tokio::spawn(async move {
         let mut upstream = resp.bytes_stream();
-        let mut line = Vec::<u8>::new();
+        let mut lines = crate::sse::DataLines::default();
         let mut usage = None;
         let mut output_chars = 0usize;
         let mut status = 200u16;
@@ -412,23 +412,14 @@ fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response
         while let Some(chunk) = upstream.next().await {
             match chunk {
                 Ok(bytes) => {
-                    for &b in bytes.iter() {
-                        if b == b'\n' {
-                            if let Some(data) = line.strip_prefix(b"data: ")
-                                && let Ok(v) = serde_json::from_slice::<Value>(data)
-                            {
-                                usage = usage_of(&v).or(usage);
-                                let piece = kind.delta_text(&v);
-                                output_chars += piece.len();
-                                if let Some(g) = gw.guard.as_ref().filter(|g| g.check_output)
-                                    && watch.push(g, piece)
-                                {
-                                    blocked = true;
-                                }
-                            }
-                            line.clear();
-                        } else if line.len() < (1 << 20) {
-                            line.push(b);
+                    for v in lines.feed(&bytes) {
+                        usage = usage_of(&v).or(usage);
+                        let piece = kind.delta_text(&v);
+                        output_chars += piece.len();
+                        if let Some(g) = gw.guard.as_ref().filter(|g| g.check_output)
+                            && watch.push(g, piece)
+                        {
+                            blocked = true;
                         }
                     }
                     if blocked {

@@ -381,7 +381,7 @@ impl Ctx {
                 }
             }
             let mut upstream = resp.bytes_stream();
-            let mut line = Vec::<u8>::new();
+            let mut lines = crate::sse::DataLines::default();
             let mut text = String::new();
             let mut started = false;
             let mut usage = None;
@@ -397,16 +397,7 @@ impl Ctx {
                         break;
                     }
                 };
-                for &b in bytes.iter() {
-                    if b != b'\n' {
-                        if line.len() < (1 << 20) {
-                            line.push(b);
-                        }
-                        continue;
-                    }
-                    let parsed = line.strip_prefix(b"data: ").and_then(|d| serde_json::from_slice::<Value>(d).ok());
-                    line.clear();
-                    let Some(v) = parsed else { continue };
+                for v in lines.feed(&bytes) {
                     usage = usage_of(&v).or(usage);
                     let delta = &v["choices"][0]["delta"];
                     for c in delta["tool_calls"].as_array().into_iter().flatten() {

@@ -275,15 +275,17 @@ impl Identity {
             within_limits(&new.limits, &by.limits)?;
         }
         let name = check_name(new.name)?;
-        let held = self.store.keys::<KeyRecord>(Some(tenant)).await?;
-        let active = held.iter().filter(|(_, k)| k.revoked_ms.is_none()).count();
+        // Active keys from the in-memory table (a change elsewhere shows within its refresh),
+        // all keys from the store.
+        let active =
+            self.ring.read().map_or(0, |r| r.values().filter(|p| p.kind == Kind::ApiKey && p.tenant.as_deref() == Some(tenant)).count());
         if active >= MAX_ACTIVE_KEYS_PER_TENANT {
             return Err(IdentityError::Limit {
                 field: "keys".into(),
                 reason: format!("a tenant holds at most {MAX_ACTIVE_KEYS_PER_TENANT} active keys; revoke one first"),
             });
         }
-        if held.len() >= MAX_KEYS_PER_TENANT {
+        if self.store.key_count(tenant).await? >= MAX_KEYS_PER_TENANT as i64 {
             return Err(IdentityError::Limit {
                 field: "keys".into(),
                 reason: format!("a tenant may make at most {MAX_KEYS_PER_TENANT} keys in all, revoked ones included"),
@@ -302,7 +304,15 @@ impl Identity {
             name,
         };
         self.store.insert_key(&rec.id, &secret::hash(&secret), &rec.tenant, &rec).await?;
-        self.reload().await?;
+        // Usable at once on this instance, without re-reading every key; the next refresh
+        // (`reload`) rebuilds the table from the store as usual.
+        let mut p = Principal::new(rec.id.clone(), Kind::ApiKey, rec.role, Some(rec.tenant.clone()), rec.scopes, rec.limits.clone());
+        if let Ok(mut r) = self.ring.write() {
+            if let Some(same) = r.values().find(|o| o.tenant.as_deref() == Some(tenant)) {
+                p.tenant_scope = same.tenant_scope.clone();
+            }
+            r.insert(secret::digest(&secret), Arc::new(p));
+        }
         Ok((rec, secret))
     }
 

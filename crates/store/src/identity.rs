@@ -6,6 +6,14 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::{Db, Store, StoreError};
 
 impl Store {
+    /// How many keys `tenant` has ever made (revoked ones included).
+    pub async fn key_count(&self, tenant: &str) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_one(pool)
+            .await?))
+    }
+
     pub async fn insert_key<K: Serialize>(&self, id: &str, hash: &str, tenant: &str, doc: &K) -> Result<(), StoreError> {
         let doc = serde_json::to_string(doc)?;
         on_pool!(self, |pool| sqlx::query("INSERT INTO api_keys (id, hash, tenant, doc) VALUES ($1, $2, $3, $4)")
