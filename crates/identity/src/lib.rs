@@ -306,7 +306,7 @@ impl Identity {
         self.store.insert_key(&rec.id, &secret::hash(&secret), &rec.tenant, &rec).await?;
         // Usable at once on this instance, without re-reading every key; the next refresh
         // (`reload`) rebuilds the table from the store as usual.
-        let mut p = Principal::new(rec.id.clone(), Kind::ApiKey, rec.role, Some(rec.tenant.clone()), rec.scopes, rec.limits.clone());
+        let mut p = Principal::new(rec.id.clone(), Kind::ApiKey, rec.role, Some(rec.tenant.clone()), rec.scopes, rec.limits);
         if let Ok(mut r) = self.ring.write() {
             if let Some(same) = r.values().find(|o| o.tenant.as_deref() == Some(tenant)) {
                 p.tenant_scope = same.tenant_scope.clone();
