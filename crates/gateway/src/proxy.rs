@@ -232,10 +232,18 @@ pub async fn completions(state: Gw, who: Who, headers: HeaderMap, body: Bytes) -
     complete(state, who, headers, body, Kind::Completion).await
 }
 
-async fn complete(State(gw): Gw, who: Who, headers: HeaderMap, body: Bytes, kind: Kind) -> Response {
-    let Some(Extension(caller)) = who else { return unauthorized() };
-    let started = Instant::now();
-    let parsed: Result<Value, String> = match serde_json::from_slice(&body) {
+/// What the gateway reads of a chat or completion request before it admits it: the JSON object
+/// (or why it is not one), its model, whether it streams, and its input's token estimate. Any
+/// bytes at all are read without panicking; the fuzz target `chat_request` holds it to that.
+pub struct Inspected {
+    pub parsed: Result<Value, String>,
+    pub model: String,
+    pub stream: bool,
+    pub input_estimate: u64,
+}
+
+pub fn inspect(kind: Kind, body: &[u8]) -> Inspected {
+    let parsed: Result<Value, String> = match serde_json::from_slice(body) {
         Ok(v @ Value::Object(_)) => Ok(v),
         Ok(_) => Err("the body must be a JSON object".into()),
         Err(e) => Err(format!("the body is not valid JSON: {e}")),
@@ -244,6 +252,19 @@ async fn complete(State(gw): Gw, who: Who, headers: HeaderMap, body: Bytes, kind
     let model = req.and_then(|r| r["model"].as_str()).unwrap_or("").to_string();
     let stream = req.and_then(|r| r["stream"].as_bool()).unwrap_or(false);
     let input_estimate = req.map_or(0, |r| estimate_tokens(kind.input_chars(r)));
+    Inspected { parsed, model, stream, input_estimate }
+}
+
+/// The input checks and what is counted of a request's input, as the pipeline runs them after
+/// admission: the missing field, if any, the input text, and the answer's token allowance.
+pub fn input_of(kind: Kind, req: &Value) -> (Result<(), (&'static str, &'static str)>, String, u64) {
+    (kind.input_ok(req), kind.input_text(req), answer_tokens(req))
+}
+
+async fn complete(State(gw): Gw, who: Who, headers: HeaderMap, body: Bytes, kind: Kind) -> Response {
+    let Some(Extension(caller)) = who else { return unauthorized() };
+    let started = Instant::now();
+    let Inspected { parsed, model, stream, input_estimate } = inspect(kind, &body);
     let mut metered = match Metered::new(&gw, caller, &headers, kind.endpoint(), model, stream, input_estimate) {
         Ok(m) => Metered { started, ..m },
         Err(refused) => return refused.into_response(),
