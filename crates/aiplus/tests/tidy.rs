@@ -74,11 +74,26 @@ fn sqlx_is_only_in_the_store_and_anyhow_only_in_the_binary() {
 
 #[test]
 fn http_is_only_at_the_edges() {
-    // The gateway still holds its `/v1` handlers beside its pipeline, so it is an edge too.
-    let edges = ["api", "gateway", "web", "aiplus"];
+    // The gateway still holds its `/v1` handlers beside its pipeline, so it is an edge too;
+    // `problem` is the edges' one problem+json vocabulary.
+    let edges = ["api", "gateway", "web", "aiplus", "problem"];
     for (name, manifest) in manifests() {
         if dependencies(&manifest).contains(&"axum".to_string()) {
             assert!(edges.contains(&name.as_str()), "{name} depends on axum, but only {edges:?} speak HTTP");
+        }
+    }
+}
+
+/// One problem+json renderer: no other crate's product code sets the media type itself.
+#[test]
+fn only_the_problem_crate_renders_problem_json() {
+    for (name, _) in manifests() {
+        if name == "problem" {
+            continue;
+        }
+        for (file, text) in sources(&name) {
+            let renders = product_code(&text).contains("HeaderValue::from_static(\"application/problem+json\")");
+            assert!(!renders, "{} renders problem+json itself: use the problem crate", file.display());
         }
     }
 }

@@ -106,7 +106,14 @@ pub async fn gate(State(g): State<Arc<Gate>>, mut req: Request, next: Next) -> R
             return refuse(surface, ApiError::UnknownHost(host.chars().take(100).collect()), &req);
         }
     }
-    let Some(rule) = req.extensions().get::<MatchedPath>().and_then(|m| crate::permissions::find(req.method(), m.as_str())) else {
+    let matched = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    let Some(rule) = matched.as_deref().and_then(|m| crate::permissions::find(req.method(), m)) else {
+        // A known path asked with another method says which methods it has; who may call
+        // them is not revealed before the caller is known, and the methods are public anyway.
+        let allow = matched.as_deref().map(crate::permissions::methods_of).unwrap_or_default();
+        if !allow.is_empty() {
+            return refuse(surface, ApiError::MethodNotAllowed { allow: allow.join(", ") }, &req);
+        }
         return refuse(surface, ApiError::NotFound { what: "route", id: req.uri().path().chars().take(200).collect() }, &req);
     };
     let who = match resolve(&g, surface, req.method(), req.headers()).await {

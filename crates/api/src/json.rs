@@ -27,14 +27,5 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 }
 
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." { "body".to_string() } else { path };
-        // serde_json appends "at line L column C"; the field path says more, and for bodies the
-        // API re-reads (job submissions) the position would point into the re-read copy.
-        let reason = e.into_inner().to_string();
-        let reason = reason.split(" at line ").next().unwrap_or(&reason).to_string();
-        ApiError::Malformed { field, reason }
-    })
+    Ok(problem::parse_json(bytes)?)
 }

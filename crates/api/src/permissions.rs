@@ -123,6 +123,15 @@ pub fn find(method: &Method, path: &str) -> Option<&'static Rule> {
     BY_ROUTE.get(&(m, path)).copied()
 }
 
+/// The methods a registered path answers, for a 405's `Allow` header; empty for an unknown path.
+pub fn methods_of(path: &str) -> Vec<&'static str> {
+    let mut m: Vec<&'static str> = TABLE.iter().filter(|r| r.path == path).map(|r| r.method).collect();
+    if m.contains(&"GET") {
+        m.push("HEAD");
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +145,7 @@ mod tests {
         }
         assert!(find(&Method::HEAD, "/healthz").is_some());
         assert!(find(&Method::GET, "/api/v1/nothing").is_none());
+        assert_eq!(methods_of("/api/v1/jobs"), ["GET", "POST", "HEAD"]);
+        assert!(methods_of("/api/v1/nothing").is_empty());
     }
 }

@@ -1,9 +1,9 @@
 //! One error type for the HTTP boundary and its one, exhaustive mapping to RFC 9457
 //! `application/problem+json` responses. Every 4xx names the field and the reason.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use problem::{Kind, Problem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -15,6 +15,9 @@ pub enum ApiError {
     Malformed { field: String, reason: String },
     #[error("{what} {id:?} not found")]
     NotFound { what: &'static str, id: String },
+    /// The path exists, but not with this method; `allow` lists its methods.
+    #[error("this path answers only {allow}")]
+    MethodNotAllowed { allow: String },
     /// No credential, or one that is not valid.
     #[error("{0}")]
     Unauthenticated(String),
@@ -88,77 +91,57 @@ impl From<compute::Invalid> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    title: &'a str,
-    status: u16,
-    detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exclusions: Option<&'a [compute::scheduler::Exclusion]>,
+impl ApiError {
+    /// The one, exhaustive mapping of the API's errors to problem kinds (and so to statuses).
+    pub fn kind(&self) -> Kind {
+        match self {
+            ApiError::Invalid { .. } => Kind::Invalid,
+            ApiError::Unplaceable { .. } => Kind::Unplaceable,
+            ApiError::Malformed { .. } => Kind::Malformed,
+            ApiError::NotFound { .. } => Kind::NotFound,
+            ApiError::MethodNotAllowed { .. } => Kind::MethodNotAllowed,
+            ApiError::Unauthenticated(_) => Kind::Unauthenticated,
+            ApiError::Forbidden(_) => Kind::Forbidden,
+            ApiError::UnknownHost(_) => Kind::UnknownHost,
+            ApiError::Conflict(_) => Kind::Conflict,
+            ApiError::TooLarge { .. } => Kind::TooLarge,
+            ApiError::Busy(_) => Kind::Busy,
+            ApiError::Limit(_) => Kind::Limit,
+            ApiError::Store(_) | ApiError::Internal(_) => Kind::Internal,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.kind().status()
+    }
 }
 
-impl ApiError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::Invalid { .. } | ApiError::Unplaceable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Malformed { .. } => StatusCode::BAD_REQUEST,
-            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::UnknownHost(_) => StatusCode::MISDIRECTED_REQUEST,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Limit(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+impl From<problem::BadJson> for ApiError {
+    fn from(e: problem::BadJson) -> Self {
+        ApiError::Malformed { field: e.field, reason: e.reason }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let (kind, title) = match &self {
-            ApiError::Invalid { .. } => ("/problems/invalid-field", "A field is invalid"),
-            ApiError::Malformed { .. } => ("/problems/malformed-request", "The request could not be read"),
-            ApiError::NotFound { .. } => ("/problems/not-found", "Not found"),
-            ApiError::Unauthenticated(_) => ("/problems/unauthenticated", "Authentication required"),
-            ApiError::Forbidden(_) => ("/problems/forbidden", "Not allowed"),
-            ApiError::UnknownHost(_) => ("/problems/unknown-host", "Unknown host"),
-            ApiError::Conflict(_) => ("/problems/conflict", "Conflict with the current state"),
-            ApiError::Unplaceable { .. } => ("/problems/unplaceable-job", "No cluster can run this job"),
-            ApiError::TooLarge { .. } => ("/problems/body-too-large", "Request body too large"),
-            ApiError::Busy(_) => ("/problems/busy", "Temporarily unable to accept work"),
-            ApiError::Limit(_) => ("/problems/limit-reached", "A limit was reached"),
-            ApiError::Store(_) | ApiError::Internal(_) => ("/problems/internal", "Internal error"),
-        };
-        if matches!(self, ApiError::Store(_) | ApiError::Internal(_)) {
+        let kind = self.kind();
+        if kind == Kind::Internal {
             tracing::error!(error = %self, "request failed inside aiplus");
         }
-        let (field, reason) = match &self {
-            ApiError::Invalid { field, reason } | ApiError::Malformed { field, reason } => (Some(field.as_str()), Some(reason.as_str())),
-            ApiError::UnknownHost(_) => (Some("host"), Some("not a configured name")),
-            _ => (None, None),
+        let mut p = match &self {
+            ApiError::Invalid { field, reason } | ApiError::Malformed { field, reason } => Problem::field(kind, field, reason),
+            ApiError::UnknownHost(_) => {
+                Problem { field: Some("host".into()), reason: Some("not a configured name".into()), ..Problem::new(kind, self.to_string()) }
+            }
+            // Internal details stay in the log; the client gets a stable sentence.
+            ApiError::Store(_) | ApiError::Internal(_) => Problem::new(kind, "the request could not be stored; nothing was changed"),
+            _ => Problem::new(kind, self.to_string()),
         };
-        let exclusions = match &self {
-            ApiError::Unplaceable { reasons } => Some(reasons.as_slice()),
-            _ => None,
-        };
-        // Internal details stay in the log; the client gets a stable sentence.
-        let detail = if matches!(self, ApiError::Store(_) | ApiError::Internal(_)) {
-            "the request could not be stored; nothing was changed".to_string()
-        } else {
-            self.to_string()
-        };
-        let body = Problem { kind, title, status: status.as_u16(), detail, field, reason, exclusions };
-        let mut resp = (status, axum::Json(body)).into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        resp
+        match self {
+            ApiError::Unplaceable { reasons } => p.extra = Some(("exclusions", serde_json::to_value(reasons).unwrap_or_default())),
+            ApiError::MethodNotAllowed { allow } => p.allow = Some(allow),
+            _ => {}
+        }
+        p.into_response()
     }
 }

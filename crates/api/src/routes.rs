@@ -156,6 +156,8 @@ pub async fn jobs(
     q: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::Malformed { field: "query".into(), reason: e.body_text() })?;
+    crate::usage_routes::check_tenant_param(q.tenant.as_deref())?;
+    crate::usage_routes::check_param_len("after", q.after.as_deref())?;
     let jobs = svc.jobs(who.list_scope(q.tenant.or(acting)), q.state, q.after, q.limit).await?;
     Ok(axum::Json(jobs.into_iter().map(shown).collect::<Vec<_>>()))
 }

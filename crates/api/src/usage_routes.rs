@@ -37,6 +37,29 @@ pub struct UsageQuery {
 type Who = Extension<Arc<Principal>>;
 type Acting = Extension<ActingFor>;
 
+/// A `tenant` query parameter must be a tenant id, even where the caller's own tenant wins
+/// over it: a typo should be told, not answered with an empty page.
+pub(crate) fn check_tenant_param(tenant: Option<&str>) -> Result<(), ApiError> {
+    match tenant {
+        Some(t) if !identity::tenant_id_ok(t) => Err(ApiError::Invalid { field: "tenant".into(), reason: identity::TENANT_ID_RULE.into() }),
+        _ => Ok(()),
+    }
+}
+
+/// Longest value of the free-text query parameters (`after`, `pillar`, `principal`, `model`):
+/// each names an id or a model, and a longer one can match nothing.
+pub const MAX_PARAM_CHARS: usize = 256;
+
+/// Refuses a query parameter longer than [`MAX_PARAM_CHARS`].
+pub(crate) fn check_param_len(field: &str, v: Option<&str>) -> Result<(), ApiError> {
+    match v {
+        Some(v) if v.chars().count() > MAX_PARAM_CHARS => {
+            Err(ApiError::Invalid { field: field.into(), reason: format!("at most {MAX_PARAM_CHARS} characters") })
+        }
+        _ => Ok(()),
+    }
+}
+
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(q)| q).map_err(|e| ApiError::Malformed { field: "query".into(), reason: e.body_text() })
 }
@@ -62,6 +85,8 @@ pub async fn usage(
         return Err(ApiError::Invalid { field: "limit".into(), reason: format!("must be 1..={MAX_PAGE}") });
     }
     let (from, to) = range(q.from_ms, q.to_ms)?;
+    check_tenant_param(q.tenant.as_deref())?;
+    check_param_len("pillar", q.pillar.as_deref())?;
     let tenant = who.list_scope(q.tenant.or(acting));
     let rows: Vec<store::UsageRow<serde_json::Value>> = store.usage(tenant.as_deref(), q.pillar.as_deref(), from, to, limit).await?;
     let out: Vec<serde_json::Value> = rows
@@ -100,6 +125,10 @@ pub async fn summary(
         Some(b) => ledger::GroupBy::parse(b).map_err(|reason| ApiError::Invalid { field: "by".into(), reason })?,
         None => ledger::GroupBy::ALL,
     };
+    check_tenant_param(q.tenant.as_deref())?;
+    for (field, v) in [("pillar", &q.pillar), ("principal", &q.principal), ("model", &q.model)] {
+        check_param_len(field, v.as_deref())?;
+    }
     let tenant = who.list_scope(q.tenant.or(acting));
     let mut rows: Vec<ledger::Entry<serde_json::Value>> =
         store.usage(tenant.as_deref(), q.pillar.as_deref(), from, to, SUMMARY_MAX_ROWS).await?;

@@ -51,6 +51,8 @@ pub const MAX_ARGS: usize = 256;
 pub const MAX_ARG_BYTES: usize = 4096;
 pub const MAX_ENV: usize = 64;
 pub const MAX_ATTEMPTS: u32 = 10;
+/// Most GPU models, and most regions, one job may list.
+pub const MAX_LISTED: usize = 64;
 /// The longest time limit a job may ask for: twice the longest estimate plus an hour.
 pub const MAX_TIME_LIMIT_S: u64 = 2 * MAX_DURATION_S + 3600;
 
@@ -149,6 +151,12 @@ impl JobSpec {
             if net.gpu_ix(m).is_none() {
                 return Err(Invalid::new(format!("gpu_models[{i}]"), format!("no GPU model named {m:?}")));
             }
+        }
+        if self.gpu_models.len() > MAX_LISTED {
+            return Err(Invalid::new("gpu_models", format!("at most {MAX_LISTED} GPU models")));
+        }
+        if self.allowed_regions.len() > MAX_LISTED {
+            return Err(Invalid::new("allowed_regions", format!("at most {MAX_LISTED} regions")));
         }
         if self.gpus == 0 && !self.gpu_models.is_empty() {
             return Err(Invalid::new("gpu_models", "a CPU-only job (gpus = 0) cannot ask for GPU models"));

@@ -330,6 +330,8 @@ fn validate_hubs(hubs: &[HubSpec]) -> Result<(), Invalid> {
             return Err(Invalid::new(format!("hub[{i}].id"), format!("duplicate hub id {:?}", h.id)));
         }
         non_empty(format!("hub[{i}].name_en"), &h.name_en)?;
+        non_empty(format!("hub[{i}].name_zh"), &h.name_zh)?;
+        non_empty(format!("hub[{i}].intra_source"), &h.intra_source)?;
         finite_in(format!("hub[{i}].lat"), h.lat, -90.0, 90.0)?;
         finite_in(format!("hub[{i}].lon"), h.lon, -180.0, 180.0)?;
         finite_in(format!("hub[{i}].intra_latency_ms"), h.intra_latency_ms, 0.0, 1000.0)?;
@@ -343,6 +345,8 @@ fn build_cluster(spec: &NetworkSpec, i: usize, c: &ClusterSpec) -> Result<Cluste
     validate_id(f("id"), &c.id)?;
     let hub = spec.hubs.iter().position(|h| h.id == c.hub).ok_or_else(|| Invalid::new(f("hub"), format!("no hub with id {:?}", c.hub)))?;
     non_empty(f("province"), &c.province)?;
+    non_empty(f("name_zh"), &c.name_zh)?;
+    non_empty(f("name_en"), &c.name_en)?;
     finite_in(f("lat"), c.lat, -90.0, 90.0)?;
     finite_in(f("lon"), c.lon, -180.0, 180.0)?;
     // PUE is total facility power over IT power, so it can never be below 1.
@@ -357,6 +361,7 @@ fn build_cluster(spec: &NetworkSpec, i: usize, c: &ClusterSpec) -> Result<Cluste
     for (p, pool) in c.node_pools.iter().enumerate() {
         let pf = |name: &str| format!("cluster[{i}].node_pool[{p}].{name}");
         non_empty(pf("name"), &pool.name)?;
+        non_empty(pf("source"), &pool.source)?;
         if c.node_pools[..p].iter().any(|o| o.name == pool.name) {
             return Err(Invalid::new(pf("name"), format!("duplicate pool name {:?}", pool.name)));
         }
@@ -425,6 +430,7 @@ fn build_links(spec: &NetworkSpec) -> Result<(Vec<f64>, Vec<f64>), Invalid> {
             return Err(Invalid::new(format!("link[{i}].b"), "a link joins two different hubs"));
         }
         finite_in(format!("link[{i}].latency_ms"), l.latency_ms, 0.0, 1000.0)?;
+        non_empty(format!("link[{i}].source"), &l.source)?;
         finite_in(format!("link[{i}].bandwidth_gbps"), l.bandwidth_gbps, 0.001, 1.0e6)?;
         if !latency[a * n + b].is_nan() {
             return Err(Invalid::new(format!("link[{i}]"), format!("second link between {:?} and {:?}", l.a, l.b)));

@@ -51,6 +51,14 @@ impl Tariff {
                 Err(Invalid::new(field, format!("must be between {lo} and {hi}, got {v}")))
             }
         };
+        // Every figure carries its source, here as in the rest of the network file.
+        for (field, v) in
+            [("flat_source", &spec.flat_source), ("multiplier_source", &spec.multiplier_source), ("hours_source", &spec.hours_source)]
+        {
+            if v.trim().is_empty() {
+                return Err(Invalid::new(field, "must not be empty"));
+            }
+        }
         let flat = check("flat_cny_per_kwh", spec.flat_cny_per_kwh, 0.0, 10.0)?;
         let peak = check("peak_multiplier", spec.peak_multiplier, 1.0, 5.0)?;
         let valley = check("valley_multiplier", spec.valley_multiplier, 0.0, 1.0)?;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::config::{DeploymentConfig, GatewayConfig, ModelConfig, Routing};
-use crate::proxy::problem;
+use crate::proxy::{bad_json, problem};
 use crate::router::ModelRoute;
 use crate::{Gateway, GatewayError};
 
@@ -102,42 +102,38 @@ pub async fn list(State(gw): State<Arc<Gateway>>) -> Response {
 pub async fn get(State(gw): State<Arc<Gateway>>, Path(name): Path<String>) -> Response {
     match view(&gw.catalog(), &name) {
         Some(v) => axum::Json(v).into_response(),
-        None => problem(StatusCode::NOT_FOUND, "name", &format!("no model {name:?}")),
+        None => problem(problem::Kind::NotFound, "name", &format!("no model {name:?}")),
     }
 }
 
 pub async fn put(State(gw): State<Arc<Gateway>>, Path(name): Path<String>, body: Bytes) -> Response {
     let cat = gw.catalog();
     if cat.source.get(&name) == Some(&Source::Config) {
-        return problem(StatusCode::CONFLICT, "name", "this model is defined in aiplus.toml; change it there");
+        return problem(problem::Kind::Conflict, "name", "this model is defined in aiplus.toml; change it there");
     }
     if gw.embedded.as_ref().is_some_and(|e| e.name == name) {
-        return problem(StatusCode::CONFLICT, "name", "this is the embedded model's name");
+        return problem(problem::Kind::Conflict, "name", "this is the embedded model's name");
     }
     if !cat.routes.contains_key(&name) && cat.source.values().filter(|s| **s == Source::Api).count() >= MAX_API_MODELS {
-        return problem(StatusCode::UNPROCESSABLE_ENTITY, "name", &format!("at most {MAX_API_MODELS} models through the API"));
+        return problem(problem::Kind::Invalid, "name", &format!("at most {MAX_API_MODELS} models through the API"));
     }
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    let b: ModelBody = match serde_path_to_error::deserialize(de) {
+    let b: ModelBody = match problem::parse_json(&body) {
         Ok(b) => b,
-        Err(e) => {
-            let path = e.path().to_string();
-            return problem(StatusCode::UNPROCESSABLE_ENTITY, if path == "." { "body" } else { &path }, &e.inner().to_string());
-        }
+        Err(e) => return bad_json(e),
     };
     let mut secrets = BTreeMap::new();
     let mut deployments = Vec::new();
     for (i, d) in b.deployments.into_iter().enumerate() {
         if d.deployment.api_key_env.is_some() {
             return problem(
-                StatusCode::UNPROCESSABLE_ENTITY,
+                problem::Kind::Invalid,
                 &format!("deployment[{i}].api_key_env"),
                 "only aiplus.toml reads keys from the environment; send api_key",
             );
         }
         if let Some(k) = d.api_key {
             let Ok(sealed) = gw.sealer.seal(&secret_context(&name, &d.deployment.id), &k) else {
-                return problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "the key could not be sealed; nothing was changed");
+                return problem(problem::Kind::Internal, "store", "the key could not be sealed; nothing was changed");
             };
             secrets.insert(d.deployment.id.clone(), sealed);
         }
@@ -152,13 +148,13 @@ pub async fn put(State(gw): State<Arc<Gateway>>, Path(name): Path<String>, body:
     if let Err(e) = check.validate().and_then(|()| gw.check_clusters(&check.models)) {
         let (field, reason) = e.split_once(": ").unwrap_or(("body", e.as_str()));
         let field = field.split_once("].").map_or(field.to_string(), |(_, rest)| rest.to_string());
-        return problem(StatusCode::UNPROCESSABLE_ENTITY, &field, reason);
+        return problem(problem::Kind::Invalid, &field, reason);
     }
     if gw.store.put_model(&name, &model, &secrets).await.is_err() {
-        return problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "the model could not be stored; nothing was changed");
+        return problem(problem::Kind::Internal, "store", "the model could not be stored; nothing was changed");
     }
     if gw.reload_models().await.is_err() {
-        return problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "the model was stored but could not be loaded; retry");
+        return problem(problem::Kind::Internal, "store", "the model was stored but could not be loaded; retry");
     }
     let status = if cat.routes.contains_key(&name) { StatusCode::OK } else { StatusCode::CREATED };
     (status, axum::Json(view(&gw.catalog(), &name))).into_response()
@@ -166,15 +162,15 @@ pub async fn put(State(gw): State<Arc<Gateway>>, Path(name): Path<String>, body:
 
 pub async fn delete(State(gw): State<Arc<Gateway>>, Path(name): Path<String>) -> Response {
     if gw.catalog().source.get(&name) == Some(&Source::Config) {
-        return problem(StatusCode::CONFLICT, "name", "this model is defined in aiplus.toml; remove it there");
+        return problem(problem::Kind::Conflict, "name", "this model is defined in aiplus.toml; remove it there");
     }
     match gw.store.delete_model(&name).await {
         Ok(true) => match gw.reload_models().await {
             Ok(()) => StatusCode::NO_CONTENT.into_response(),
-            Err(_) => problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "deleted, but the catalog could not be reloaded; retry"),
+            Err(_) => problem(problem::Kind::Internal, "store", "deleted, but the catalog could not be reloaded; retry"),
         },
-        Ok(false) => problem(StatusCode::NOT_FOUND, "name", &format!("no model {name:?} managed through the API")),
-        Err(_) => problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "could not delete; retry"),
+        Ok(false) => problem(problem::Kind::NotFound, "name", &format!("no model {name:?} managed through the API")),
+        Err(_) => problem(problem::Kind::Internal, "store", "could not delete; retry"),
     }
 }
 

@@ -485,29 +485,16 @@ pub(crate) type Acting = Extension<identity::ActingFor>;
 /// `POST /api/v1/keys`: a key for the caller's tenant (an operator names it in
 /// `X-Aiplus-Tenant`) with a role, scopes and limits. The answer carries the secret, once.
 pub async fn create_key(State(gw): Gw, Extension(who): Extension<Caller>, Extension(acting): Acting, body: Bytes) -> Response {
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    let nk: identity::NewKey = match serde_path_to_error::deserialize(de) {
+    let nk: identity::NewKey = match problem::parse_json(&body) {
         Ok(k) => k,
-        Err(e) => {
-            let path = e.path().to_string();
-            let reason = e.inner().to_string();
-            let reason = if path == "tenant" || reason.contains("unknown field `tenant`") {
-                "the tenant comes from the credential, not the body (operators name it in the X-Aiplus-Tenant header)".into()
-            } else {
-                reason
-            };
-            let field = if reason.starts_with("the tenant comes") {
-                "tenant"
-            } else if path == "." {
-                "body"
-            } else {
-                &path
-            };
-            return problem(StatusCode::UNPROCESSABLE_ENTITY, field, &reason);
+        Err(e) if e.field == "tenant" || e.reason.contains("unknown field `tenant`") => {
+            let why = "the tenant comes from the credential, not the body (operators name it in the X-Aiplus-Tenant header)";
+            return problem(problem::Kind::Invalid, "tenant", why);
         }
+        Err(e) => return bad_json(e),
     };
     let Some(tenant) = acting.0 else {
-        return problem(StatusCode::UNPROCESSABLE_ENTITY, "x-aiplus-tenant", "an operator names the tenant the key is for in this header");
+        return problem(problem::Kind::Invalid, "x-aiplus-tenant", "an operator names the tenant the key is for in this header");
     };
     match gw.identity.create_key(&who, &tenant, nk, now_ms()).await {
         // The only time the secret leaves the server.
@@ -539,13 +526,13 @@ pub async fn revoke_key(State(gw): Gw, Extension(who): Extension<Caller>, Extens
 pub(crate) fn identity_problem(e: &identity::IdentityError) -> Response {
     use identity::IdentityError as E;
     match e {
-        E::Invalid { field, reason } => problem(StatusCode::UNPROCESSABLE_ENTITY, field, reason),
-        E::NotFound { what, id } => problem(StatusCode::NOT_FOUND, "id", &format!("no {what} {id:?}")),
-        E::Conflict { what, id } => problem(StatusCode::CONFLICT, "id", &format!("{what} {id:?} already exists")),
-        E::Limit { field, reason } => problem(StatusCode::TOO_MANY_REQUESTS, field, reason),
+        E::Invalid { field, reason } => problem(problem::Kind::Invalid, field, reason),
+        E::NotFound { what, id } => problem(problem::Kind::NotFound, "id", &format!("no {what} {id:?}")),
+        E::Conflict { what, id } => problem(problem::Kind::Conflict, "id", &format!("{what} {id:?} already exists")),
+        E::Limit { field, reason } => problem(problem::Kind::Limit, field, reason),
         E::Store(_) | E::File { .. } => {
             tracing::error!(error = %e, "identity");
-            problem(StatusCode::INTERNAL_SERVER_ERROR, "store", "could not store the change; nothing was changed")
+            problem(problem::Kind::Internal, "store", "could not store the change; nothing was changed")
         }
     }
 }
@@ -554,9 +541,9 @@ pub(crate) fn identity_problem(e: &identity::IdentityError) -> Response {
 pub(crate) fn admin_problem(e: &crate::admin::AdminError) -> Response {
     use crate::admin::AdminError;
     match e {
-        AdminError::Invalid { field, reason } => problem(StatusCode::UNPROCESSABLE_ENTITY, field, reason),
-        AdminError::NotFound { what, id } => problem(StatusCode::NOT_FOUND, "id", &format!("no {what} {id:?}")),
-        AdminError::Store(why) => problem(StatusCode::INTERNAL_SERVER_ERROR, "store", why),
+        AdminError::Invalid { field, reason } => problem(problem::Kind::Invalid, field, reason),
+        AdminError::NotFound { what, id } => problem(problem::Kind::NotFound, "id", &format!("no {what} {id:?}")),
+        AdminError::Store(why) => problem(problem::Kind::Internal, "store", why),
     }
 }
 
@@ -591,10 +578,16 @@ pub async fn metrics(State(gw): Gw) -> Response {
     r
 }
 
-pub(crate) fn problem(status: StatusCode, field: &str, reason: &str) -> Response {
-    let body = json!({"type": "/problems/invalid-field", "title": status.canonical_reason().unwrap_or("error"), "status": status.as_u16(),
-                      "detail": format!("{field}: {reason}"), "field": field, "reason": reason});
-    let mut r = (status, axum::Json(body)).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-    r
+/// A problem+json answer of the management routes, in the API's one vocabulary
+/// (`problem::Kind`). An internal failure names no field: its reason is the whole story.
+pub(crate) fn problem(kind: problem::Kind, field: &str, reason: &str) -> Response {
+    if kind == problem::Kind::Internal {
+        return problem::Problem::new(kind, reason).into_response();
+    }
+    problem::Problem::field(kind, field, reason).into_response()
+}
+
+/// A management body that could not be read.
+pub(crate) fn bad_json(e: problem::BadJson) -> Response {
+    problem(problem::Kind::Malformed, &e.field, &e.reason)
 }

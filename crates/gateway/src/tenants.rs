@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::limits::Limits;
-use crate::proxy::problem;
+use crate::proxy::bad_json;
 use crate::{Gateway, Site};
 
 /// Most regions one tenant may name.
@@ -70,13 +70,9 @@ pub async fn create(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
         #[serde(default)]
         name: Option<String>,
     }
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    let nt: NewTenant = match serde_path_to_error::deserialize(de) {
+    let nt: NewTenant = match problem::parse_json(&body) {
         Ok(t) => t,
-        Err(e) => {
-            let path = e.path().to_string();
-            return problem(StatusCode::UNPROCESSABLE_ENTITY, if path == "." { "body" } else { &path }, &e.inner().to_string());
-        }
+        Err(e) => return bad_json(e),
     };
     match gw.identity.create_tenant(&nt.id, nt.name.as_deref(), crate::proxy::now_ms()).await {
         Ok(t) => (StatusCode::CREATED, axum::Json(view(&t, &gw.tenant(&t.id)))).into_response(),
@@ -94,13 +90,9 @@ pub async fn get(State(gw): State<Arc<Gateway>>, Extension(who): Extension<crate
 }
 
 pub async fn put(State(gw): State<Arc<Gateway>>, Path(tenant): Path<String>, body: Bytes) -> Response {
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    let settings: TenantSettings = match serde_path_to_error::deserialize(de) {
+    let settings: TenantSettings = match problem::parse_json(&body) {
         Ok(s) => s,
-        Err(e) => {
-            let path = e.path().to_string();
-            return problem(StatusCode::UNPROCESSABLE_ENTITY, if path == "." { "body" } else { &path }, &e.inner().to_string());
-        }
+        Err(e) => return bad_json(e),
     };
     match gw.set_tenant_settings(&tenant, &settings).await {
         Ok(()) => match gw.identity.tenant(&tenant) {

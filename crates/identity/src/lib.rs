@@ -127,6 +127,11 @@ pub const MAX_ACTIVE_KEYS_PER_TENANT: usize = 1_000;
 /// Most keys one tenant may ever have made, revoked ones included (each stays on record).
 pub const MAX_KEYS_PER_TENANT: usize = 10_000;
 
+/// Most tenants one deployment registers; each is held in memory by every instance.
+pub const MAX_TENANTS: usize = 10_000;
+/// Most operator tokens ever made, revoked ones included (each stays on record).
+pub const MAX_OPERATOR_TOKENS: usize = 1_000;
+
 /// Longest key or token name.
 pub const MAX_NAME_CHARS: usize = 200;
 /// The file, in the data directory, that holds the first operator token.
@@ -221,11 +226,18 @@ impl Identity {
         if name.chars().count() > tenant::MAX_NAME_CHARS {
             return Err(invalid("name", format!("at most {} characters", tenant::MAX_NAME_CHARS)));
         }
+        if self.tenants.read().map_or(0, |t| t.len()) >= MAX_TENANTS {
+            return Err(IdentityError::Limit { field: "id".into(), reason: format!("at most {MAX_TENANTS} tenants") });
+        }
         let t = Tenant { id: id.into(), name: name.into(), created_ms: now_ms };
         if !self.store.insert_tenant(id, now_ms, &t).await? {
             return Err(IdentityError::Conflict { what: "tenant", id: id.into() });
         }
-        self.reload().await?;
+        // The new tenant joins the in-memory registry directly: re-reading every tenant, key and
+        // token for each registration would make registering n tenants cost n².
+        if let Ok(mut all) = self.tenants.write() {
+            all.insert(t.id.clone(), t.clone());
+        }
         Ok(t)
     }
 
@@ -343,6 +355,9 @@ impl Identity {
             return Err(invalid("role", "an operator token is operator-admin or operator-viewer"));
         }
         let name = check_name(Some(name.to_string()))?.unwrap_or_else(|| "operator".into());
+        if self.store.operator_tokens::<TokenRecord>().await?.len() >= MAX_OPERATOR_TOKENS {
+            return Err(IdentityError::Limit { field: "name".into(), reason: format!("at most {MAX_OPERATOR_TOKENS} operator tokens") });
+        }
         let secret = secret::new_secret("aot_");
         let rec = TokenRecord {
             id: format!("tok_{}", uuid::Uuid::now_v7().simple()),
@@ -353,7 +368,11 @@ impl Identity {
             revoked_ms: None,
         };
         self.store.insert_operator_token(&rec.id, &secret::hash(&secret), &rec).await?;
-        self.reload().await?;
+        // Usable at once, as a new key is (see `create_key`).
+        let p = Principal::new(rec.id.clone(), Kind::OperatorToken, rec.role, None, Scopes::ALL, Limits::default());
+        if let Ok(mut r) = self.ring.write() {
+            r.insert(secret::digest(&secret), Arc::new(p));
+        }
         Ok((rec, secret))
     }
 
@@ -452,6 +471,25 @@ mod tests {
             id.create_tenant(t, None, 0).await.unwrap();
         }
         id
+    }
+
+    /// The registry and the operator tokens stop at their limits, answering which one.
+    #[tokio::test]
+    async fn tenants_and_operator_tokens_are_limited() {
+        let id = identity().await;
+        for i in 2..MAX_TENANTS {
+            id.create_tenant(&format!("t{i}"), None, 0).await.unwrap();
+        }
+        assert_eq!(id.tenants().len(), MAX_TENANTS);
+        let err = id.create_tenant("one-more", None, 0).await.unwrap_err();
+        assert!(matches!(&err, IdentityError::Limit { field, .. } if field == "id"), "{err}");
+        assert!(id.tenant("one-more").is_none());
+        let id = identity().await;
+        for i in 0..MAX_OPERATOR_TOKENS {
+            id.create_operator_token(&format!("op{i}"), Role::OperatorViewer, 0).await.unwrap();
+        }
+        let err = id.create_operator_token("one-more", Role::OperatorViewer, 0).await.unwrap_err();
+        assert!(matches!(&err, IdentityError::Limit { field, .. } if field == "name"), "{err}");
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 use serde::{Serialize, de::DeserializeOwned};
 use sqlx::Row;
 
-use crate::{Db, JobFilter, JobRow, Store, StoreError};
+use crate::{BeginWrite, Db, JobFilter, JobRow, Store, StoreError};
 
 impl Store {
     /// Whether the network tables were ever written (a fresh data directory is seeded once).
@@ -26,7 +26,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             write_jobs!(tx, jobs);
             sqlx::query("DELETE FROM hubs").execute(&mut *tx).await?;
             sqlx::query("DELETE FROM clusters").execute(&mut *tx).await?;
@@ -84,7 +84,7 @@ impl Store {
         events: &[E],
     ) -> Result<Result<(), JobRow<T>>, StoreError> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             if let Some(key) = &row.idempotency_key {
                 let existing = sqlx::query(JOB_BY_KEY).bind(&row.tenant).bind(key).fetch_optional(&mut *tx).await?;
                 if let Some(r) = existing {
@@ -124,7 +124,7 @@ impl Store {
             return Ok(());
         }
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             write_jobs!(tx, updates);
             tx.commit().await?;
         });

@@ -3,7 +3,7 @@
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{Db, Store, StoreError};
+use crate::{BeginWrite, Db, Store, StoreError};
 
 impl Store {
     /// Stores a model (replacing one of the same name): its document and its secrets document.
@@ -123,7 +123,7 @@ impl Store {
     /// forgotten.
     pub async fn put_response(&self, id: &str, tenant: &str, at_ms: i64, doc: &str, quota_bytes: i64) -> Result<usize, StoreError> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO stored_responses (id, tenant, at_ms, bytes, doc) VALUES ($1, $2, $3, $4, $5)")
                 .bind(id)
                 .bind(tenant)

@@ -53,6 +53,29 @@ macro_rules! on_pool {
 
 pub use console::ReportRow;
 
+/// A transaction that will write. On SQLite it takes the write lock at `BEGIN IMMEDIATE`, where
+/// the busy timeout applies: a deferred transaction that reads first and writes later fails at
+/// once with "database is locked" if another connection wrote in between (WAL mode cannot
+/// upgrade its snapshot), which concurrent API writers met as a 500.
+trait BeginWrite {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl BeginWrite for sqlx::SqlitePool {
+    type Db = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for sqlx::PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
 /// `UPDATE jobs` for each (id, state, document) inside an open transaction.
 macro_rules! write_jobs {
     ($tx:expr, $updates:expr) => {
@@ -187,7 +210,7 @@ impl Store {
     async fn migrate(&self) -> Result<(), StoreError> {
         match &self.db {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = pool.begin_write().await?;
                 let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *tx).await?;
                 for (i, step) in schema::MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
                     sqlx::raw_sql(*step).execute(&mut *tx).await?;
@@ -197,7 +220,7 @@ impl Store {
                 tx.commit().await?;
             }
             Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = pool.begin_write().await?;
                 // Two instances starting together: the second waits here, then finds the work done.
                 sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *tx).await?;
                 sqlx::raw_sql("CREATE TABLE IF NOT EXISTS aiplus_schema (version BIGINT NOT NULL)").execute(&mut *tx).await?;
@@ -260,7 +283,7 @@ impl Store {
             Db::Postgres(_) => USAGE_BATCH_POSTGRES,
         };
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             write_jobs!(tx, &r.jobs);
             for (job_id, at_ms, doc) in &r.events {
                 sqlx::query(
@@ -397,6 +420,35 @@ mod tests {
             assert!(s.insert_job(&row("c", None), &[] as &[i32]).await.unwrap().is_ok());
             assert!(s.insert_job(&row("d", None), &[] as &[i32]).await.unwrap().is_ok());
         }
+    }
+
+    /// Writers that read before they write (a job's sequence number) run beside other writers
+    /// on the file database without "database is locked": each takes the write lock up front
+    /// and waits for it, instead of failing when its read snapshot went stale.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_wait_for_each_other_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!("aiplus-store-concurrent-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let s = Store::open(&dir).await.unwrap();
+        let mut tasks = Vec::new();
+        for w in 0..4 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..50 {
+                    let id = format!("w{w}-{i}");
+                    assert!(s.insert_job(&row(&id, None), &[] as &[i32]).await?.is_ok(), "{id} is new");
+                    s.update_jobs(&[(id.as_str(), "running", &serde_json::json!({"id": id}))]).await?;
+                }
+                Ok::<_, StoreError>(())
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let all: Vec<JobRow<serde_json::Value>> = s.jobs_in_states(&["running"]).await.unwrap();
+        assert_eq!(all.len(), 200);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

@@ -5,7 +5,9 @@
 //!   [`allows`]) that job placement, model routing and (soon) dataset access all call.
 //! - [`Clock`]: where "now" comes from, for the services that need it.
 //! - [`text`]: small text rules more than one edge needs (percent-encoding, cookies).
+//! - [`de`]: reading untrusted input strictly (objects only where an object is meant).
 
+pub mod de;
 pub mod region;
 pub mod text;
 

@@ -9,8 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Longest name a region may carry.
-pub const MAX_NAME_BYTES: usize = 100;
+/// Longest name a region may carry, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -32,7 +32,7 @@ impl Region {
         let bad = || format!("{s:?} is not a region: write province:<Name> or hub:<id>");
         let (kind, name) = s.split_once(':').ok_or_else(bad)?;
         let name = name.trim();
-        if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
+        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
             return Err(bad());
         }
         match kind {

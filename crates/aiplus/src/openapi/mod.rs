@@ -1,0 +1,258 @@
+//! The OpenAPI 3.1 document of aiplus's own API (served at `/api/v1/openapi.json`): the
+//! compute network and jobs, the usage ledger, and the gateway's management (keys, tenants,
+//! models, status, metrics). The OpenAI-compatible `/v1` endpoints follow OpenAI's own spec and
+//! are listed here by path only.
+//!
+//! Written as a table of operations so that adding an endpoint is one line; a test checks that
+//! every documented operation is routed.
+
+use serde_json::{Value, json};
+
+mod schemas;
+
+/// A tenant's id, as `identity::tenant_id_ok` checks it.
+const TENANT_PATTERN: &str = "^[a-z0-9_-]{1,64}$";
+
+/// (method, path, tag, summary, request body schema, success status)
+type Op = (&'static str, &'static str, &'static str, &'static str, Option<&'static str>, u16);
+
+pub const OPERATIONS: &[Op] = &[
+    ("get", "/healthz", "system", "Liveness: 200 while the server runs.", None, 200),
+    ("get", "/metrics", "system", "Prometheus metrics of the gateway (text exposition format).", None, 200),
+    ("get", "/api/v1/openapi.json", "system", "This document.", None, 200),
+    ("get", "/api/v1/whoami", "identity", "Who the caller is: principal, role, tenant, scopes, and the tenant it acts for.", None, 200),
+    ("get", "/api/v1/network", "compute", "The whole compute network: hubs, clusters, links, GPU models.", None, 200),
+    ("get", "/api/v1/hubs", "compute", "List hubs.", None, 200),
+    ("post", "/api/v1/hubs", "compute", "Register a hub with its links to existing hubs.", Some("HubRegistration"), 201),
+    ("get", "/api/v1/hubs/{id}", "compute", "One hub.", None, 200),
+    ("put", "/api/v1/hubs/{id}", "compute", "Replace a hub's description (and the links named).", Some("HubRegistration"), 200),
+    ("get", "/api/v1/clusters", "compute", "List clusters with live use, the tariff now and carbon intensity.", None, 200),
+    ("post", "/api/v1/clusters", "compute", "Register a cluster.", Some("Cluster"), 201),
+    ("get", "/api/v1/clusters/{id}", "compute", "One cluster with its node pools and live use.", None, 200),
+    ("put", "/api/v1/clusters/{id}", "compute", "Replace a cluster's description.", Some("Cluster"), 200),
+    ("get", "/api/v1/jobs", "jobs", "List jobs, oldest first (tenant, state, after, limit).", None, 200),
+    ("post", "/api/v1/jobs", "jobs", "Submit a job (Idempotency-Key header makes retries safe).", Some("JobSubmission"), 201),
+    ("get", "/api/v1/jobs/{id}", "jobs", "One job with its run, attempt and usage.", None, 200),
+    ("post", "/api/v1/jobs/{id}/cancel", "jobs", "Cancel a job that has not ended.", None, 200),
+    ("get", "/api/v1/jobs/{id}/placement", "jobs", "Where the job was placed and why: score terms, runners-up, exclusions.", None, 200),
+    ("get", "/api/v1/jobs/{id}/events", "jobs", "The job's lifecycle events.", None, 200),
+    ("get", "/api/v1/jobs/{id}/logs", "jobs", "The job's output from an offset, or followed as SSE (follow=true).", None, 200),
+    ("get", "/api/v1/usage", "usage", "Usage ledger events (tenant, pillar, from_ms, to_ms, limit).", None, 200),
+    (
+        "get",
+        "/api/v1/usage/summary",
+        "usage",
+        "The ledger's summaries by UTC day, tenant, pillar, principal and model (tenant, pillar, principal, model, from_ms, to_ms, by).",
+        None,
+        200,
+    ),
+    (
+        "get",
+        "/api/v1/keys",
+        "identity",
+        "List API keys (prefixes only): the caller's tenant's, or every tenant's for operators.",
+        None,
+        200,
+    ),
+    (
+        "post",
+        "/api/v1/keys",
+        "identity",
+        "Create an API key for the caller's tenant; the response carries its secret, once.",
+        Some("KeyCreate"),
+        201,
+    ),
+    ("post", "/api/v1/keys/{id}/revoke", "identity", "Revoke a key.", None, 200),
+    ("get", "/api/v1/tenants", "identity", "The tenant registry, with each tenant's settings.", None, 200),
+    ("post", "/api/v1/tenants", "identity", "Register a tenant.", Some("TenantCreate"), 201),
+    ("get", "/api/v1/tenants/{tenant}", "identity", "A tenant with its limits and regions.", None, 200),
+    ("put", "/api/v1/tenants/{tenant}", "identity", "Replace a registered tenant's limits and regions.", Some("TenantSettings"), 200),
+    ("get", "/api/v1/operator-tokens", "identity", "List operator tokens (prefixes only).", None, 200),
+    (
+        "post",
+        "/api/v1/operator-tokens",
+        "identity",
+        "Create an operator token; the response carries its secret, once.",
+        Some("TokenCreate"),
+        201,
+    ),
+    ("post", "/api/v1/operator-tokens/{id}/revoke", "identity", "Revoke an operator token.", None, 200),
+    ("get", "/api/v1/models", "gateway", "Models (from aiplus.toml and the API) with their deployments.", None, 200),
+    ("get", "/api/v1/models/{name}", "gateway", "One model.", None, 200),
+    ("put", "/api/v1/models/{name}", "gateway", "Create or replace a model made through the API.", Some("Model"), 201),
+    ("delete", "/api/v1/models/{name}", "gateway", "Delete a model made through the API.", None, 204),
+    ("get", "/api/v1/gateway", "gateway", "Deployment health (smoothed latency, breakers) and the embedded model's state.", None, 200),
+    ("get", "/v1/models", "openai", "OpenAI-compatible: list models.", None, 200),
+    ("post", "/v1/chat/completions", "openai", "OpenAI-compatible chat completions (streaming with SSE).", Some("OpenAI"), 200),
+    ("post", "/v1/completions", "openai", "OpenAI-compatible completions.", Some("OpenAI"), 200),
+    ("post", "/v1/embeddings", "openai", "OpenAI-compatible embeddings (the embedded model or an upstream).", Some("OpenAI"), 200),
+    ("post", "/v1/responses", "openai", "OpenAI-compatible Responses (streaming with typed response.* events).", Some("OpenAI"), 200),
+    ("get", "/v1/responses/{id}", "openai", "OpenAI-compatible: retrieve a response.", None, 200),
+];
+
+fn problem_schema() -> Value {
+    json!({"type": "object", "description": "RFC 9457 problem details; `field` names the bad input.", "required": ["type", "title", "status", "detail"],
+        "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                       "detail": {"type": "string"}, "field": {"type": "string"}, "reason": {"type": "string"}}})
+}
+
+/// An error of `path`: problem+json on aiplus's own API, OpenAI's error shape under `/v1`.
+fn error_response(path: &str) -> Value {
+    if path.starts_with("/v1/") {
+        return json!({"description": "An error in OpenAI's shape.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}});
+    }
+    json!({"description": "An error (RFC 9457).", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+}
+
+/// What a successful answer of `path` carries: text for health, metrics and logs, OpenAI's
+/// shapes for `/v1` (not described here), JSON with `schema` for the rest.
+fn success_content(path: &str, schema: Value) -> Option<Value> {
+    match path {
+        "/healthz" => Some(json!({"text/plain": {"schema": {"type": "string"}}})),
+        "/metrics" => Some(json!({"text/plain": {"schema": {"type": "string"}}})),
+        // With `follow=true`: `log` events whose data is {"offset", "text"}, then one `end`
+        // event whose data is {"state"}; an event is described by its fields.
+        "/api/v1/jobs/{id}/logs" => Some(json!({"text/plain": {"schema": {"type": "string"}}, "text/event-stream": {"schema": {
+            "type": "object", "required": ["event", "data"],
+            "properties": {"event": {"enum": ["log", "end"]}, "data": {"type": "string", "contentMediaType": "application/json"}}}}})),
+        p if p.starts_with("/v1/") => None,
+        "/api/v1/models/{name}" if schema == json!({}) => Some(json!({"application/json": {"schema": {"type": "object"}}})),
+        _ => Some(json!({"application/json": {"schema": schema}})),
+    }
+}
+
+/// Who may call an operation, in words, for the document's readers.
+fn access_text(a: identity::Access) -> String {
+    use identity::Access as A;
+    match a {
+        A::Public => "anyone".into(),
+        A::Authenticated => "any authenticated caller".into(),
+        A::Operator { write: false } => "operators".into(),
+        A::Operator { write: true } => "operator-admin".into(),
+        A::Tenant { scope, write, admin } => format!(
+            "a tenant's {}credential with the `{}` scope, for its own tenant; {}",
+            if admin { "tenant-admin " } else { "" },
+            scope.as_str(),
+            if write { "or operator-admin" } else { "or operators" }
+        ),
+        A::TenantOnly { scope } => format!("a tenant's API key with the `{}` scope", scope.as_str()),
+        A::Console { .. } => "a console session".into(),
+    }
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    let responses = schemas::responses();
+    for (method, path, tag, summary, body, ok) in OPERATIONS {
+        let params: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| {
+                let schema = if name == "tenant" {
+                    json!({"type": "string", "pattern": TENANT_PATTERN})
+                } else {
+                    json!({"type": "string", "minLength": 1, "maxLength": 256})
+                };
+                json!({"name": name, "in": "path", "required": true, "schema": schema})
+            })
+            .chain(schemas::query(method, path))
+            .collect();
+        let mut op = json!({
+            "tags": [tag], "summary": summary, "operationId": format!("{method}_{}", path.replace(['/', '{', '}', '.'], "_").trim_matches('_')),
+            "responses": {
+                ok.to_string(): {"description": "Success"},
+                "default": error_response(path)
+            }
+        });
+        let schema = responses.iter().find(|(m, p, _)| m == method && p == path).map_or(json!({}), |(.., s)| s.clone());
+        if let Some(content) = success_content(path, schema).filter(|_| *ok != 204) {
+            op["responses"][ok.to_string()]["content"] = content.clone();
+            // A PUT that replaces what exists answers 200 with the same body.
+            if *method == "put" && *ok == 201 {
+                op["responses"]["200"] = json!({"description": "Replaced", "content": content});
+            }
+        }
+        let mut params = params;
+        params.push(json!({"$ref": "#/components/parameters/ActingTenant"}));
+        op["parameters"] = Value::Array(params);
+        match api::permissions::find(&method.to_uppercase().parse().unwrap_or(axum::http::Method::GET), path) {
+            Some(rule) if rule.access == identity::Access::Public => op["security"] = json!([]),
+            Some(rule) => {
+                op["security"] = json!([{"bearer": []}, {"session": []}]);
+                op["x-aiplus-access"] = json!(access_text(rule.access));
+            }
+            None => {}
+        }
+        if let Some(schema) = body {
+            op["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+        }
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[*method] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "aiplus", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "The aiplus server: compute network and jobs, usage ledger, and the model gateway's management API."},
+        "paths": paths,
+        "components": {
+            "schemas": schemas::requests_with(problem_schema()),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "An API key (`ak_…`, a tenant's, with scopes) or an operator token (`aot_…`)."},
+                "session": {"type": "apiKey", "in": "cookie", "name": "aiplus_session",
+                            "description": "A console login; writes also need the session's CSRF token in X-CSRF-Token."}
+            },
+            "parameters": {
+                "ActingTenant": {"name": "X-Aiplus-Tenant", "in": "header", "required": false, "schema": {"type": "string", "pattern": TENANT_PATTERN},
+                                 "description": "The tenant an operator acts for. A tenant's credential acts for its own tenant; naming another answers 404."}
+            }
+        },
+        "security": [{"bearer": []}, {"session": []}],
+    })
+}
+
+pub async fn serve() -> axum::Json<Value> {
+    axum::Json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_is_documented_once_with_its_path_parameters() {
+        let doc = document();
+        let mut n = 0;
+        for (method, path, ..) in OPERATIONS {
+            let op = &doc["paths"][path][method];
+            assert!(op.is_object(), "{method} {path}");
+            let params = op["parameters"].as_array().map_or(0, Vec::len);
+            assert_eq!(params, path.matches('{').count() + 1, "{method} {path}: its path parameters and X-Aiplus-Tenant");
+            n += 1;
+        }
+        let documented: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(documented, n, "no operation twice");
+        for (.., body, _) in OPERATIONS {
+            if let Some(b) = body {
+                assert!(doc["components"]["schemas"][b].is_object(), "schema {b}");
+            }
+        }
+    }
+
+    /// The document and the permission table list the same routes of `/api/v1`, `/v1`,
+    /// `/metrics` and `/healthz`: an undocumented route, or a documented one nobody may call,
+    /// fails here.
+    #[test]
+    fn the_document_and_the_permission_table_list_the_same_routes() {
+        let documented: std::collections::BTreeSet<(String, String)> =
+            OPERATIONS.iter().map(|(m, p, ..)| (m.to_uppercase(), p.to_string())).collect();
+        let guarded: std::collections::BTreeSet<(String, String)> = api::permissions::TABLE
+            .iter()
+            .filter(|r| r.path.starts_with("/api/") || r.path.starts_with("/v1/") || r.path == "/metrics" || r.path == "/healthz")
+            .map(|r| (r.method.to_string(), r.path.to_string()))
+            .collect();
+        assert_eq!(documented, guarded);
+    }
+}
