@@ -30,7 +30,7 @@ fn a_model_server_runs_as_a_sandboxed_online_inference_job_and_answers_chat() {
     // else of the data directory.
     let cfg = data.with_extension("toml");
     let shown = [signals(&data), models_dir.clone()].map(|p| format!("{:?}", p.display().to_string())).join(", ");
-    std::fs::write(&cfg, format!("[executor.local]\nread_only = [{shown}]\n")).unwrap();
+    std::fs::write(&cfg, format!("[gateway]\nallow_local_upstreams = true\n[executor.local]\nread_only = [{shown}]\n")).unwrap();
     let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
 
     // The built-in network has GPU pools only, and a CPU job goes to CPU pools: an operator
@@ -104,6 +104,27 @@ fn a_model_server_runs_as_a_sandboxed_online_inference_job_and_answers_chat() {
     assert_eq!(answer["model"], MODEL);
     assert!(!answer["choices"][0]["message"]["content"].as_str().unwrap_or("").is_empty(), "{answer}");
     assert!(answer["usage"]["completion_tokens"].as_u64().unwrap() >= 1);
+
+    // Through the gateway, log-probabilities pass both ways, on chat and on completions.
+    let (status, body) =
+        s.put(&format!("/api/v1/models/{MODEL}"), &json!({"deployment": [{"id": "replica-1", "base_url": server.base_url()}]}));
+    assert_eq!(status, 201, "{body}");
+    let key = s.key("acme", &json!({}));
+    let gw = |path: &str, body: Value| -> Value {
+        let r = http.post(format!("{}/v1/{path}", s.url)).bearer_auth(key["secret"].as_str().unwrap()).json(&body).send().unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        r.json().unwrap()
+    };
+    let chat = gw(
+        "chat/completions",
+        json!({"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 4,
+                                             "logprobs": true, "top_logprobs": 2}),
+    );
+    let content = chat["choices"][0]["logprobs"]["content"].as_array().unwrap();
+    assert!(!content.is_empty() && content.len() <= 4, "{chat}");
+    assert!(content.iter().all(|t| t["logprob"].as_f64().unwrap() <= 0.0 && t["top_logprobs"].as_array().unwrap().len() == 2), "{chat}");
+    let done = gw("completions", json!({"model": MODEL, "prompt": "The capital of France is", "max_tokens": 3, "logprobs": 2}));
+    assert!(!done["choices"][0]["logprobs"].is_null(), "{done}");
 
     // Cancelling the job stops the server.
     let (status, _) = s.post(&format!("/api/v1/jobs/{id}/cancel"), &json!({}));

@@ -11,7 +11,7 @@ base, key = sys.argv[1], sys.argv[2]
 client = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0)
 
 models = [m.id for m in client.models.list().data]
-assert models == ["qwen", "qwen-tools", "all-MiniLM-L6-v2"], models
+assert models == ["qwen", "qwen-tools", "small-tools", "all-MiniLM-L6-v2"], models
 
 r = client.chat.completions.create(model="qwen", messages=[{"role": "user", "content": "hi"}])
 assert r.choices[0].message.content == "hello from ok", r
@@ -37,6 +37,20 @@ tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"typ
 r = client.chat.completions.create(model="qwen-tools", messages=[{"role": "user", "content": "find"}], tools=tools)
 call = r.choices[0].message.tool_calls[0]
 assert (call.function.name, call.function.arguments) == ("lookup", '{"q":"hub"}'), r
+
+# A small model that writes its call as text in a fenced block: the gateway turns it into
+# tool_calls, whole and streamed (the SDK joins the streamed deltas).
+r = client.chat.completions.create(model="small-tools", messages=[{"role": "user", "content": "find"}], tools=tools)
+call = r.choices[0].message.tool_calls[0]
+assert (call.function.name, call.function.arguments) == ("lookup", '{"q":"hub"}'), r
+assert r.choices[0].message.content is None and r.choices[0].finish_reason == "tool_calls", r
+deltas = [c.choices[0].delta for c in client.chat.completions.create(model="small-tools", messages=[{"role": "user", "content": "find"}], tools=tools, stream=True) if c.choices]
+calls = [tc for d in deltas for tc in (d.tool_calls or [])]
+assert [(tc.function.name, tc.function.arguments) for tc in calls] == [("lookup", '{"q":"hub"}')], deltas
+assert not any(d.content for d in deltas), deltas
+# Without tools the same text is the answer, untouched.
+r = client.chat.completions.create(model="small-tools", messages=[{"role": "user", "content": "find"}])
+assert r.choices[0].message.content.startswith("```json") and not r.choices[0].message.tool_calls, r
 
 # Responses: create, retrieve, stream with typed events, function calls, follow-ups.
 resp = client.responses.create(model="qwen", input="hi", instructions="be brief")
@@ -64,6 +78,13 @@ assert (fc.name, fc.arguments, fc.call_id) == ("lookup", '{"q":"hub"}', "call_1"
 events = list(client.responses.create(model="qwen-tools", input="find", tools=fn_tools, stream=True))
 fc = [o for o in events[-1].response.output if o.type == "function_call"][0]
 assert fc.arguments == '{"q":"hub"}', events[-1]
+r = client.responses.create(model="small-tools", input="find", tools=fn_tools)
+fc = [o for o in r.output if o.type == "function_call"][0]
+assert (fc.name, fc.arguments) == ("lookup", '{"q":"hub"}'), r.output
+events = list(client.responses.create(model="small-tools", input="find", tools=fn_tools, stream=True))
+fc = [o for o in events[-1].response.output if o.type == "function_call"][0]
+assert (fc.name, fc.arguments) == ("lookup", '{"q":"hub"}'), events[-1]
+assert not [o for o in events[-1].response.output if o.type == "message"], events[-1]
 
 # Embeddings from the embedded model; the SDK asks for base64 and decodes it.
 e = client.embeddings.create(model="all-MiniLM-L6-v2", input=["算力网络调度", "compute network scheduling", "a recipe for noodles"])

@@ -22,7 +22,8 @@ fn gateway_server(name: &str, extra: &str) -> (tokio::runtime::Runtime, Server, 
         &cfg,
         format!(
             "[gateway]\nallow_local_upstreams = true\n{extra}\n[[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/ok/v1\"\n\
-             [[gateway.model]]\nname = \"qwen-tools\"\n[[gateway.model.deployment]]\nid = \"tools\"\nbase_url = \"{upstream}/tools/v1\"\n"
+             [[gateway.model]]\nname = \"qwen-tools\"\n[[gateway.model.deployment]]\nid = \"tools\"\nbase_url = \"{upstream}/tools/v1\"\n\
+             [[gateway.model]]\nname = \"small-tools\"\n[[gateway.model.deployment]]\nid = \"texttools\"\nbase_url = \"{upstream}/texttools/v1\"\n"
         ),
     )
     .unwrap();
@@ -43,7 +44,7 @@ fn the_openai_sdk_talks_to_the_gateway() {
     // Every request, failed ones included, reaches the usage ledger. The writer promises
     // durability within one flush interval plus a commit; on a loaded CI machine that can take
     // longer than any fixed sleep, so wait (up to 10 s) for the count, then compare the events.
-    let usage = wait_for_ledger(&s, "/api/v1/usage?tenant=acme&pillar=gateway", |u| u.as_array().map_or(0, Vec::len) >= 17);
+    let usage = wait_for_ledger(&s, "/api/v1/usage?tenant=acme&pillar=gateway", |u| u.as_array().map_or(0, Vec::len) >= 22);
     let seen: Vec<(String, u64)> = usage
         .as_array()
         .unwrap()
@@ -56,11 +57,17 @@ fn the_openai_sdk_talks_to_the_gateway() {
         ("chat.completions", 200),
         ("completions", 200),
         ("chat.completions", 200),
+        // The small model writing its calls as text: whole, streamed, and without tools.
+        ("chat.completions", 200),
+        ("chat.completions", 200),
+        ("chat.completions", 200),
         ("responses", 200),
         ("responses.retrieve", 200),
         ("responses", 200),
         ("responses", 200),
         ("responses.retrieve", 200),
+        ("responses", 200),
+        ("responses", 200),
         ("responses", 200),
         ("responses", 200),
         ("embeddings", 200),

@@ -23,6 +23,7 @@ pub mod router;
 pub mod sse;
 pub mod tenants;
 pub mod test_double;
+pub mod toolcalls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -410,16 +410,46 @@ async fn try_deployment(
             return Attempt::Done(blocked_error("the answer"));
         }
         metered.send(gw, Some(d), usage, output_chars, status.as_u16());
+        let bytes = match kind {
+            Kind::Chat => with_tool_calls(bytes, req),
+            Kind::Completion => bytes,
+        };
         let mut r = Response::new(Body::from(bytes));
         *r.status_mut() = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return Attempt::Done(r);
     }
-    Attempt::Done(stream_through(gw.clone(), d.clone(), resp, metered, kind))
+    let tools = if kind == Kind::Chat { crate::toolcalls::tool_names(req) } else { Vec::new() };
+    Attempt::Done(stream_through(gw.clone(), d.clone(), resp, metered, kind, tools))
 }
 
-/// Passes an upstream SSE stream to the client chunk by chunk, watching it for usage.
-fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response, metered: &Metered, kind: Kind) -> Response {
+/// A whole chat answer with a tool call written as text turned into `tool_calls`, when the
+/// request offered tools (`toolcalls`); otherwise the upstream's bytes as they came.
+fn with_tool_calls(bytes: Bytes, req: &Value) -> Bytes {
+    let tools = crate::toolcalls::tool_names(req);
+    if tools.is_empty() {
+        return bytes;
+    }
+    let Ok(mut answer) = serde_json::from_slice::<Value>(&bytes) else { return bytes };
+    if crate::toolcalls::fix_answer(&mut answer, &tools) { Bytes::from(answer.to_string()) } else { bytes }
+}
+
+/// SSE lines for frames the gateway re-emits.
+fn frames_bytes(frames: &[Value]) -> Bytes {
+    Bytes::from(frames.iter().map(|f| format!("data: {f}\n\n")).collect::<String>())
+}
+
+/// Passes an upstream SSE stream to the client chunk by chunk, watching it for usage. When the
+/// request offered `tools`, frames are re-emitted through `toolcalls::StreamFix` instead, so a
+/// call written as text reaches the client as `tool_calls`.
+fn stream_through(
+    gw: Arc<Gateway>,
+    d: DeploymentConfig,
+    resp: reqwest::Response,
+    metered: &Metered,
+    kind: Kind,
+    tools: Vec<String>,
+) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let meta = Metered { stream: true, ..metered.clone() };
     tokio::spawn(async move {
@@ -430,9 +460,11 @@ fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response
         let mut status = 200u16;
         let mut watch = crate::guardrail::StreamWatch::default();
         let mut blocked = false;
+        let mut fix = (!tools.is_empty()).then(|| crate::toolcalls::StreamFix::new(tools));
         while let Some(chunk) = upstream.next().await {
             match chunk {
                 Ok(bytes) => {
+                    let mut out = Vec::new();
                     for v in lines.feed(&bytes) {
                         usage = usage_of(&v).or(usage);
                         let piece = kind.delta_text(&v);
@@ -442,6 +474,9 @@ fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response
                         {
                             blocked = true;
                         }
+                        if let Some(f) = fix.as_mut() {
+                            out.extend(f.frame(v));
+                        }
                     }
                     if blocked {
                         // This chunk is not forwarded: the client gets an error event instead.
@@ -450,7 +485,8 @@ fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response
                         status = 400;
                         break;
                     }
-                    if tx.send(Ok(bytes)).await.is_err() {
+                    let bytes = if fix.is_some() { frames_bytes(&out) } else { bytes };
+                    if !bytes.is_empty() && tx.send(Ok(bytes)).await.is_err() {
                         // The client went away.
                         status = 499;
                         break;
@@ -463,6 +499,12 @@ fn stream_through(gw: Arc<Gateway>, d: DeploymentConfig, resp: reqwest::Response
                     break;
                 }
             }
+        }
+        // Re-emitted frames end with what was held back and the `[DONE]` the reader skipped.
+        if let Some(mut f) = fix.filter(|_| status == 200 && !blocked) {
+            let mut tail = frames_bytes(&f.finish()).to_vec();
+            tail.extend_from_slice(b"data: [DONE]\n\n");
+            let _ = tx.send(Ok(Bytes::from(tail))).await;
         }
         if blocked {
             meta.send_blocked(&gw, Some(&d), usage, output_chars);

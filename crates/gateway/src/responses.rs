@@ -298,6 +298,14 @@ async fn respond(gw: &Arc<Gateway>, metered: &mut Metered, req: Option<Value>) -
     Err(tries.exhausted(&metered.model))
 }
 
+/// A chat frame as the stream goes on: through `fix` when the request offered tools.
+fn fixed(fix: &mut Option<crate::toolcalls::StreamFix>, v: Value) -> Vec<Value> {
+    match fix {
+        Some(f) => f.frame(v),
+        None => vec![v],
+    }
+}
+
 /// One answered request, being turned into a response.
 struct Ctx {
     gw: Arc<Gateway>,
@@ -330,7 +338,7 @@ impl Ctx {
     async fn whole(self, resp: reqwest::Response) -> Response {
         let created_at = crate::proxy::now_ms() / 1000;
         let body = outbound::read_capped(resp, MAX_UPSTREAM_BODY_BYTES).await.ok().flatten();
-        let chat: Value = match body.and_then(|b| serde_json::from_slice(&b).ok()) {
+        let mut chat: Value = match body.and_then(|b| serde_json::from_slice(&b).ok()) {
             Some(v) => v,
             None => {
                 self.metered.send(&self.gw, Some(&self.d), None, 0, 502);
@@ -343,9 +351,11 @@ impl Ctx {
                 );
             }
         };
+        let text_before = output_of(&chat).1;
+        crate::toolcalls::fix_answer(&mut chat, &crate::toolcalls::tool_names(&self.req));
         let (output, text) = output_of(&chat);
         if let Some(g) = self.gw.guard.as_ref().filter(|g| g.check_output)
-            && g.find(&text).is_some()
+            && g.find(&text_before).is_some()
         {
             self.metered.send_blocked(&self.gw, Some(&self.d), usage_of(&chat), text.len());
             return blocked_error("the answer");
@@ -389,15 +399,23 @@ impl Ctx {
             let mut calls: Vec<(String, String, String)> = Vec::new();
             let mut watch = crate::guardrail::StreamWatch::default();
             let mut failure: Option<(u16, &str, String)> = None;
-            'read: while let Some(chunk) = upstream.next().await {
-                let bytes = match chunk {
-                    Ok(b) => b,
-                    Err(e) => {
+            // With tools offered, a call written as text becomes tool-call frames (`toolcalls`).
+            let tools = crate::toolcalls::tool_names(&self.req);
+            let mut fix = (!tools.is_empty()).then(|| crate::toolcalls::StreamFix::new(tools));
+            let mut ended = false;
+            'read: while !ended {
+                let batch: Vec<Value> = match upstream.next().await {
+                    Some(Ok(bytes)) => lines.feed(&bytes).flat_map(|v| fixed(&mut fix, v)).collect(),
+                    Some(Err(e)) => {
                         failure = Some((502, "stream_interrupted", format!("the upstream stream broke: {e}")));
                         break;
                     }
+                    None => {
+                        ended = true;
+                        fix.as_mut().map(crate::toolcalls::StreamFix::finish).unwrap_or_default()
+                    }
                 };
-                for v in lines.feed(&bytes) {
+                for v in batch {
                     usage = usage_of(&v).or(usage);
                     let delta = &v["choices"][0]["delta"];
                     for c in delta["tool_calls"].as_array().into_iter().flatten() {

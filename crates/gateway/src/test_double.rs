@@ -4,6 +4,8 @@
 //! Behaviour by URL prefix, `<base>/<mode>/v1/chat/completions`:
 //! - `ok`: answers "hello from ok" with usage 11 prompt / 3 completion tokens; streams
 //!   "hel" + "lo" (and a usage chunk with `choices: []` when asked), 30 ms apart;
+//! - `texttools` answers chat with a tool call written as text (`TEXT_TOOL_CALL`), whole or
+//!   streamed in pieces, as small models do;
 //! - `/v1/completions` (not streamed) answers "hello from <mode>" with usage 5 / 3;
 //! - `/v1/embeddings` answers one fixed 3-dimensional vector per input;
 //! - `fail`: 500; `slow`: answers after 2 s; `broken`: a stream that dies after two frames;
@@ -69,6 +71,9 @@ async fn misbehave(mode: &str) -> Option<Response> {
     }
 }
 
+/// What `texttools` answers: a tool call written as text in a fenced block, as small models do.
+pub const TEXT_TOOL_CALL: &str = "```json\n{\"name\": \"lookup\", \"arguments\": {\"q\": \"hub\"}}\n```";
+
 /// Test double of an upstream model server. Behaviour by path: `ok`, `fail` (500), `slow`
 /// (answers after 2 s), `broken` (a stream that dies after two chunks).
 /// Starts the double on a free loopback port; returns its base URL (add `/<mode>/v1`).
@@ -95,6 +100,8 @@ pub async fn serve_on(addr: &str) -> std::io::Result<String> {
             let message = if mode == "tools" {
                 json!({"role": "assistant", "content": null, "tool_calls": [
                     {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\":\"hub\"}"}}]})
+            } else if mode == "texttools" {
+                json!({"role": "assistant", "content": TEXT_TOOL_CALL})
             } else {
                 json!({"role": "assistant", "content": format!("hello from {mode}")})
             };
@@ -123,6 +130,11 @@ pub async fn serve_on(addr: &str) -> std::io::Result<String> {
                 ),
                 chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"hub\"}"}}]})),
             ]
+        } else if mode == "texttools" {
+            // The call written as text, cut at awkward places.
+            let (a, rest) = TEXT_TOOL_CALL.split_at(5);
+            let (b, c) = rest.split_at(20);
+            [a, b, c].iter().map(|t| chunk(json!({"content": t}))).collect()
         } else {
             ["hel", "lo"].iter().map(|t| chunk(json!({"content": t}))).collect()
         };

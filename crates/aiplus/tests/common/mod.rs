@@ -106,6 +106,12 @@ impl Server {
         let r = self.client().post(format!("{}{path}", self.url)).json(body).send().unwrap();
         (r.status().as_u16(), r.json().unwrap_or(Value::Null))
     }
+
+    /// A PUT as the operator.
+    pub fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self.client().put(format!("{}{path}", self.url)).json(body).send().unwrap();
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    }
 }
 
 impl Drop for Server {
