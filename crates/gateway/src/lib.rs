@@ -65,6 +65,10 @@ pub trait Sites: Send + Sync {
 pub struct Gateway {
     /// The models of aiplus.toml, and the upstream keys their `api_key_env` name.
     pub(crate) config_models: Vec<config::ModelConfig>,
+    /// The API's models with their opened keys, as last read from the store.
+    pub(crate) api_models: RwLock<Vec<(config::ModelConfig, std::collections::BTreeMap<String, String>)>>,
+    /// Replicas placed on the compute network, by model (`set_placed`).
+    pub(crate) placed: RwLock<models::Placed>,
     pub(crate) env_keys: HashMap<String, String>,
     /// Config and API models together; requests take a snapshot.
     pub(crate) catalog: RwLock<Arc<models::Catalog>>,
@@ -126,8 +130,10 @@ impl Gateway {
             None => None,
         };
         let gw = Self {
-            catalog: RwLock::new(Arc::new(models::Catalog::build(&cfg.models, Vec::new(), &env_keys, None))),
+            catalog: RwLock::new(Arc::new(models::Catalog::build(&cfg.models, Vec::new(), &models::Placed::new(), &env_keys, None))),
             config_models: cfg.models,
+            api_models: RwLock::default(),
+            placed: RwLock::default(),
             env_keys,
             identity,
             sealer,

