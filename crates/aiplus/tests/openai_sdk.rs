@@ -341,7 +341,10 @@ fn the_gateway_bench_runs_end_to_end() {
     assert_eq!(aiplus["name"], "aiplus");
     assert!(report["direct_c1"]["p50_us"].as_f64().unwrap() > 0.0, "{report}");
     assert!(aiplus["c1"]["p99_us"].as_f64().unwrap() >= aiplus["c1"]["p50_us"].as_f64().unwrap(), "{report}");
-    assert!(aiplus["throughput"]["rps"].as_f64().unwrap() > 0.0, "{report}");
+    // The closed-loop run always measures a rate; the paced search may find none that keeps
+    // p99 under 10 ms on a loaded machine (it then reports 0), which is a figure, not a failure.
+    assert!(aiplus["throughput"]["closed_rps"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(aiplus["throughput"]["rps"].as_f64().unwrap() >= 0.0, "{report}");
     assert_eq!(aiplus["throughput"]["errors"], 0, "{report}");
     assert!(aiplus["peak_rss_mib"].as_f64().unwrap() > 1.0, "{report}");
 }
