@@ -13,6 +13,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 /// Most replicas one model may have.
 pub const MAX_REPLICAS: u32 = 16;
 /// Most new replica jobs one plan submits for one model.
@@ -30,7 +32,7 @@ pub enum JobState {
 }
 
 /// One replica as the service knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Replica {
     pub job_id: String,
     pub port: u16,

@@ -8,10 +8,12 @@
 //! - [`ModelServer`]: one replica's description, turned into a [`compute::JobSpec`] by
 //!   [`ModelServer::job_spec`];
 //! - [`deployer`]: which replica jobs to start or stop, and which replicas to route to, as a
-//!   pure function of what is wanted and what is seen.
+//!   pure function of what is wanted and what is seen;
+//! - [`service`]: the loop that keeps deployed models' replicas running and routed.
 
 pub mod catalog;
 pub mod deployer;
+pub mod service;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,9 +36,13 @@ pub enum ModelsError {
     Invalid { field: String, reason: String },
     #[error("{}: {reason}", path.display())]
     Io { path: PathBuf, reason: String },
+    #[error("{what} {id:?} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("storage failed: {0}")]
+    Store(String),
 }
 
-fn invalid(field: &str, reason: impl Into<String>) -> ModelsError {
+pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> ModelsError {
     ModelsError::Invalid { field: field.into(), reason: reason.into() }
 }
 

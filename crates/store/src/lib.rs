@@ -95,6 +95,7 @@ mod console;
 mod gateway;
 mod identity;
 mod ledger;
+mod models;
 mod schema;
 
 #[derive(Clone)]

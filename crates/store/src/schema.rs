@@ -57,10 +57,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         doc TEXT NOT NULL
      );
      CREATE INDEX stored_responses_tenant_at ON stored_responses (tenant, at_ms);",
+    MODEL_DEPLOYMENTS_MIGRATION,
 ];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
-pub(crate) const USER_VERSION: [&str; 8] = [
+pub(crate) const USER_VERSION: [&str; 9] = [
     "PRAGMA user_version = 1",
     "PRAGMA user_version = 2",
     "PRAGMA user_version = 3",
@@ -69,6 +70,7 @@ pub(crate) const USER_VERSION: [&str; 8] = [
     "PRAGMA user_version = 6",
     "PRAGMA user_version = 7",
     "PRAGMA user_version = 8",
+    "PRAGMA user_version = 9",
 ];
 const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 
@@ -108,3 +110,7 @@ const IDENTITY_MIGRATION: &str = "CREATE TABLE tenants (id TEXT PRIMARY KEY, cre
         SELECT known.t, 0, '{}' FROM (SELECT tenant AS t FROM api_keys UNION SELECT tenant FROM tenant_settings
                                       UNION SELECT tenant FROM jobs UNION SELECT tenant FROM usage_events) AS known
         WHERE known.t <> '';";
+
+/// Models deployed on the compute network: what is wanted (the model, its replica count and
+/// shape) and the replicas' jobs, one document per model.
+const MODEL_DEPLOYMENTS_MIGRATION: &str = "CREATE TABLE model_deployments (name TEXT PRIMARY KEY, doc TEXT NOT NULL);";
