@@ -410,6 +410,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn model_deployments_are_kept_replaced_and_forgotten() {
+        for s in both().await {
+            s.put_model_deployment("m", &serde_json::json!({"replicas": 1})).await.unwrap();
+            s.put_model_deployment("m", &serde_json::json!({"replicas": 2})).await.unwrap();
+            s.put_model_deployment("a", &serde_json::json!({"replicas": 0})).await.unwrap();
+            let all: Vec<(String, serde_json::Value)> = s.model_deployments().await.unwrap();
+            assert_eq!(all, [("a".to_string(), serde_json::json!({"replicas": 0})), ("m".to_string(), serde_json::json!({"replicas": 2}))]);
+            assert!(s.delete_model_deployment("m").await.unwrap());
+            assert!(!s.delete_model_deployment("m").await.unwrap());
+            assert_eq!(s.model_deployments::<serde_json::Value>().await.unwrap().len(), 1);
+        }
+    }
+
+    #[tokio::test]
     async fn idempotent_insert_returns_the_first_job() {
         for s in both().await {
             eprintln!("{}", s.kind());
