@@ -20,6 +20,22 @@ pub struct Config {
     pub gateway: gateway::GatewayConfig,
     /// The operator console at `/`: `[console]`.
     pub console: web::ConsoleConfig,
+    /// Models deployed on the compute network: `[models]`.
+    pub models: ModelsConfig,
+}
+
+/// `[models]`: how model servers start.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// The Python (≥ 3.10) that runs llama.cpp's launcher, as the job finds it on its `PATH`.
+    pub python: String,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self { python: "python3".into() }
+    }
 }
 
 /// Which engine runs which clusters' jobs. Clusters not named run on the local executor.

@@ -110,6 +110,33 @@ enum ModelsCommand {
         #[arg(long, default_value = "aiplus-data", env = "AIPLUS_DATA_DIR")]
         data_dir: PathBuf,
     },
+    /// Deploy a built-in model on the compute network as online-inference jobs (its weights
+    /// must be installed on the server's machine: `aiplus models fetch`). The gateway serves
+    /// NAME from the replicas that run and answer health. Running it again changes the shape.
+    Deploy {
+        name: String,
+        /// The built-in model (default: the default chat model).
+        #[arg(long, default_value = models::catalog::DEFAULT_CHAT_MODEL)]
+        model: String,
+        #[arg(long, default_value_t = 1)]
+        replicas: u32,
+        /// CPU threads per replica (on a busy 2-core machine, 1 holds up better than 2).
+        #[arg(long, default_value_t = 1)]
+        threads: u32,
+        #[arg(long, default_value_t = 4096)]
+        ctx_tokens: u32,
+        #[arg(long, default_value_t = 2048)]
+        memory_mib: u32,
+        /// Where replicas may run: hub:<id> or province:<Name>, repeatable.
+        #[arg(long = "region")]
+        regions: Vec<String>,
+    },
+    /// Set a deployed model's replica count.
+    Scale { name: String, replicas: u32 },
+    /// Stop every replica of a deployed model and forget it.
+    Undeploy { name: String },
+    /// Models deployed on the compute network and their replicas.
+    Deployments,
 }
 
 #[derive(clap::Args, Debug)]
@@ -251,6 +278,24 @@ pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
+        ModelsCommand::Deploy { name, model, replicas, threads, ctx_tokens, memory_mib, regions } => {
+            let body = json!({"model": model, "replicas": replicas, "threads": threads, "ctx_tokens": ctx_tokens,
+                              "memory_mib": memory_mib, "regions": regions});
+            call(c.put(format!("{}/api/v1/model-deployments/{name}", args.server.server)).json(&body))?
+        }
+        ModelsCommand::Scale { name, replicas } => {
+            call(c.post(format!("{}/api/v1/model-deployments/{name}/scale", args.server.server)).json(&json!({"replicas": replicas})))?
+        }
+        ModelsCommand::Undeploy { name } => {
+            let resp = c.delete(format!("{}/api/v1/model-deployments/{name}", args.server.server)).send()?;
+            if !resp.status().is_success() {
+                let body: Value = resp.json().unwrap_or(Value::Null);
+                anyhow::bail!("{}", body["detail"].as_str().unwrap_or("the model could not be undeployed"));
+            }
+            println!("undeployed {name}");
+            return Ok(());
+        }
+        ModelsCommand::Deployments => call(c.get(format!("{}/api/v1/model-deployments", args.server.server)))?,
         ModelsCommand::List => call(c.get(&base))?,
         ModelsCommand::Put { name, file } => call(c.put(format!("{base}/{name}")).json(&read_json(file)?))?,
         ModelsCommand::Delete { name } => {
@@ -268,6 +313,31 @@ pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
         return print_json(&v);
     }
     match &args.command {
+        ModelsCommand::Deploy { .. } | ModelsCommand::Scale { .. } | ModelsCommand::Deployments => {
+            println!(
+                "{:<28} {:<30} {:>8} {:<36} {:>6} {:<10} {:<12} healthy",
+                "name", "model", "wanted", "replica job", "port", "state", "cluster"
+            );
+            for d in rows(&v) {
+                let replicas = d["replicas"].as_array().cloned().unwrap_or_default();
+                if replicas.is_empty() {
+                    println!("{:<28} {:<30} {:>8}", s(&d["name"]), s(&d["spec"]["model"]), s(&d["spec"]["replicas"]));
+                }
+                for r in replicas {
+                    println!(
+                        "{:<28} {:<30} {:>8} {:<36} {:>6} {:<10} {:<12} {}",
+                        s(&d["name"]),
+                        s(&d["spec"]["model"]),
+                        s(&d["spec"]["replicas"]),
+                        s(&r["job_id"]),
+                        s(&r["port"]),
+                        s(&r["state"]),
+                        s(&r["cluster"]),
+                        s(&r["healthy"])
+                    );
+                }
+            }
+        }
         ModelsCommand::Status => {
             println!("{:<24} {:<20} {:>12} {:>8}", "model", "deployment", "latency ms", "breaker");
             for m in v["models"].as_array().into_iter().flatten() {

@@ -4,6 +4,7 @@
 //! `aiplus serve` runs the very same router. This is the one place where the pillars' routers
 //! are plugged together.
 
+pub mod model_service;
 pub mod openapi;
 
 use std::sync::Arc;
@@ -17,6 +18,8 @@ pub struct Parts {
     pub gateway: Arc<gateway::Gateway>,
     /// Absent when the console is turned off.
     pub console: Option<Arc<web::Console>>,
+    /// Models deployed on the compute network; absent where compute is.
+    pub models: Option<Arc<models::service::Service>>,
     /// Host names served besides IP addresses and `localhost` (`server.hosts`).
     pub hosts: Vec<String>,
     pub clock: Arc<dyn vocab::Clock>,
@@ -34,6 +37,9 @@ pub fn app(p: Parts) -> axum::Router {
         .merge(api::usage_routes::router(p.store.clone()))
         .merge(gateway::router(p.gateway))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve));
+    if let Some(models) = p.models {
+        app = app.merge(api::model_routes::router(models));
+    }
     if let Some(console) = p.console {
         app = app.merge(web::router(console));
     }

@@ -119,6 +119,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let gw = Arc::new(gw);
     let refresher = gw.spawn_refresh(stop_rx.clone());
+    let models = match &compute {
+        Some((svc, _, _)) => {
+            let paths = models::service::Paths { models_dir: cfg.server.data_dir.join("models"), python: cfg.models.python.clone() };
+            Some(aiplus::model_service::start(store.clone(), svc.clone(), gw.clone(), paths, stop_rx.clone()).await?)
+        }
+        None => None,
+    };
     let console = if cfg.console.enabled {
         let console = web::Console::new(
             store.clone(),
@@ -139,6 +146,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         compute: compute.as_ref().map(|(svc, _, _)| svc.clone()),
         gateway: gw,
         console,
+        models: models.as_ref().map(|(m, _)| m.clone()),
         hosts: cfg.server.hosts.clone(),
         clock: Arc::new(jobs::SystemClock),
     });
@@ -176,6 +184,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await?;
     let _ = stop_tx.send(true);
     let _ = refresher.await;
+    if let Some((svc, task)) = models {
+        let _ = task.await;
+        // The service holds the gateway (and its meter): it must go before the meter's
+        // writer is awaited below, which ends only when every meter is gone.
+        drop(svc);
+    }
     if let Some((_, dispatcher, lock)) = compute {
         let _ = dispatcher.await;
         drop(lock);

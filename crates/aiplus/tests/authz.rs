@@ -68,6 +68,12 @@ const MATRIX: &[Row] = &[
     ("PUT", "/api/v1/models/{name}", [401, 403, 403, 403, 201, 403]),
     ("DELETE", "/api/v1/models/{name}", [401, 403, 403, 403, 204, 403]),
     ("GET", "/api/v1/gateway", [401, 403, 403, 403, 200, 200]),
+    // Models on the compute network: operators only (deployed with no replicas here).
+    ("GET", "/api/v1/model-deployments", [401, 403, 403, 403, 200, 200]),
+    ("PUT", "/api/v1/model-deployments/{name}", [401, 403, 403, 403, 201, 403]),
+    ("GET", "/api/v1/model-deployments/{name}", [401, 403, 403, 403, 200, 200]),
+    ("POST", "/api/v1/model-deployments/{name}/scale", [401, 403, 403, 403, 200, 403]),
+    ("DELETE", "/api/v1/model-deployments/{name}", [401, 403, 403, 403, 204, 403]),
     // OpenAI-compatible: a tenant's key; an operator is nobody's tenant.
     ("GET", "/v1/models", [401, 200, 200, 200, 403, 403]),
     ("POST", "/v1/chat/completions", [401, 200, 200, 200, 403, 403]),
@@ -188,6 +194,14 @@ impl World {
                 let body = json!({"deployment": [{"id": format!("d-{n}"), "base_url": format!("{}/ok/v1", self.upstream)}]});
                 self.op("PUT", &format!("/api/v1/models/{name}"), &body);
                 (route.replace("{name}", &name), None)
+            }
+            ("PUT", "/api/v1/model-deployments/{name}") => {
+                (route.replace("{name}", &format!("md-{n}")), Some(json!({"model": "smollm2-135m-instruct", "replicas": 0})))
+            }
+            (_, r) if r.starts_with("/api/v1/model-deployments/{name}") => {
+                let name = format!("md-{n}");
+                self.op("PUT", &format!("/api/v1/model-deployments/{name}"), &json!({"model": "smollm2-135m-instruct", "replicas": 0}));
+                (route.replace("{name}", &name), (method == "POST").then(|| json!({"replicas": 0})))
             }
             ("POST", "/v1/chat/completions") => {
                 (route.into(), Some(json!({"model": "qwen", "messages": [{"role": "user", "content": "hi"}]})))

@@ -49,8 +49,22 @@ async fn server() -> Server {
     );
     let cfg = web::ConsoleConfig { admin_password: Some("admin-password".into()), ..Default::default() };
     let console = Arc::new(web::Console::new(store.clone(), Some(svc.clone()), gw.clone(), Arc::new(net), cfg, dir));
-    let app =
-        aiplus::app(aiplus::Parts { store, identity, compute: Some(svc), gateway: gw, console: Some(console), hosts: Vec::new(), clock });
+    // The models service with its loop stopped at once: these tests only route to it.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let paths = models::service::Paths { models_dir: std::env::temp_dir().join("aiplus-in-process-models"), python: "python3".into() };
+    let (models, _loop) = aiplus::model_service::start(store.clone(), svc.clone(), gw.clone(), paths, stop_rx).await.unwrap();
+    let _ = stop_tx.send(true);
+    let parts = aiplus::Parts {
+        store,
+        identity,
+        compute: Some(svc),
+        gateway: gw,
+        console: Some(console),
+        models: Some(models),
+        hosts: Vec::new(),
+        clock,
+    };
+    let app = aiplus::app(parts);
     Server { app, token }
 }
 

@@ -137,3 +137,125 @@ fn a_model_server_runs_as_a_sandboxed_online_inference_job_and_answers_chat() {
     let log = s.client().get(format!("{}/api/v1/jobs/{id}/logs", s.url)).send().unwrap().text().unwrap();
     assert!(log.contains(&format!("aiplus-llama: listening http://127.0.0.1:{port} model {MODEL}")), "{log}");
 }
+
+/// Fetches the small model into a fresh data directory and starts a server whose jobs see the
+/// models read-only, with a CPU cluster for model servers.
+fn server_with_models(tag: &str) -> (Server, std::path::PathBuf) {
+    let data = temp_dir(tag);
+    let out = Command::new(BIN).args(["models", "fetch", MODEL, "--data-dir"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "fetch: {}", String::from_utf8_lossy(&out.stderr));
+    let cfg = data.with_extension("toml");
+    let shown = [signals(&data), data.join("models")].map(|p| format!("{:?}", p.display().to_string())).join(", ");
+    std::fs::write(&cfg, format!("[executor.local]\nread_only = [{shown}]\n")).unwrap();
+    let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
+    let (_, mut cluster) = s.get("/api/v1/clusters/zhangjiakou");
+    let fields = [
+        "id",
+        "hub",
+        "name_zh",
+        "name_en",
+        "province",
+        "lat",
+        "lon",
+        "pue",
+        "pue_source",
+        "carbon_kg_per_kwh",
+        "carbon_source",
+        "green_share",
+        "green_source",
+        "tariff",
+    ];
+    let cluster = cluster.as_object_mut().unwrap();
+    cluster.retain(|k, _| fields.contains(&k.as_str()));
+    cluster.insert("id".into(), json!("zjk-cpu"));
+    cluster.insert(
+        "node_pool".into(),
+        json!([{"name": "cpu-32c", "gpus_per_node": 0, "cpu_milli": 32000, "memory_mib": 262144, "nodes": 4,
+        "source": "the most common CPU-only node of the openb trace (32 vCPU, 256 GiB)"}]),
+    );
+    let (status, body) = s.post("/api/v1/clusters", &Value::Object(cluster.clone()));
+    assert_eq!(status, 201, "{body}");
+    (s, data)
+}
+
+/// Chats with `model` through the gateway until an answer comes, checking that every answer
+/// meanwhile is a quick refusal (the model not ready, or its replica gone), never a hang.
+fn chat_until_served(s: &Server, secret: &str, model: &str, allowed: &[u16]) -> Value {
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let asked = Instant::now();
+        let r = http
+            .post(format!("{}/v1/chat/completions", s.url))
+            .bearer_auth(secret)
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 4}))
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().unwrap_or(Value::Null);
+        if status == 200 {
+            return body;
+        }
+        assert!(allowed.contains(&status), "{status}: {body}");
+        assert!(asked.elapsed() < Duration::from_secs(10), "a refusal took {:?}", asked.elapsed());
+        assert!(Instant::now() < deadline, "never served: {status} {body}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_deployed_model_is_served_from_its_replica_and_comes_back_when_its_process_dies() {
+    let (s, data) = server_with_models("model-deploy");
+    let body = json!({"model": MODEL, "replicas": 1, "ctx_tokens": 2048, "memory_mib": 512});
+    let (status, view) = s.put("/api/v1/model-deployments/smol", &body);
+    assert_eq!(status, 201, "{view}");
+    let key = s.key("acme", &json!({}));
+    let secret = key["secret"].as_str().unwrap().to_string();
+    // Until its replica runs and answers health: 503 model_loading, at once.
+    let answer = chat_until_served(&s, &secret, "smol", &[503]);
+    assert_eq!(answer["model"], "smol");
+
+    // The replica is an online-inference job of the platform, on the CPU cluster.
+    let (_, d) = s.get("/api/v1/model-deployments/smol");
+    let replica = d["replicas"][0].clone();
+    assert_eq!(
+        (replica["state"].as_str(), replica["healthy"].as_bool(), replica["cluster"].as_str()),
+        (Some("running"), Some(true), Some("zjk-cpu")),
+        "{d}"
+    );
+    let (_, job) = s.get(&format!("/api/v1/jobs/{}", replica["job_id"].as_str().unwrap()));
+    assert_eq!(
+        (job["spec"]["kind"].as_str(), job["tenant"].as_str(), job["state"].as_str()),
+        (Some("online_inference"), Some("aiplus"), Some("running"))
+    );
+
+    // Its process dies: the gateway refuses at once meanwhile, and a new replica serves.
+    let port = replica["port"].as_u64().unwrap();
+    let killed =
+        Command::new("pkill").args(["-KILL", "-f", &format!("^python3 .*aiplus_llama_server.py .*--port {port} ")]).status().unwrap();
+    assert!(killed.success(), "the replica's process was found");
+    let answer = chat_until_served(&s, &secret, "smol", &[502, 503]);
+    assert_eq!(answer["model"], "smol");
+    let (_, d) = s.get("/api/v1/model-deployments/smol");
+    assert_ne!(d["replicas"][0]["job_id"], replica["job_id"], "a new replica: {d}");
+    let (_, old) = s.get(&format!("/api/v1/jobs/{}", replica["job_id"].as_str().unwrap()));
+    assert_eq!(old["state"], "failed", "{old}");
+
+    // Undeployed: its job is cancelled and the model is gone.
+    let r = s.client().delete(format!("{}/api/v1/model-deployments/smol", s.url)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/chat/completions", s.url))
+        .bearer_auth(&secret)
+        .json(&json!({"model": "smol", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let id = d["replicas"][0]["job_id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.get(&format!("/api/v1/jobs/{id}")).1["state"] != "cancelled" {
+        assert!(Instant::now() < deadline, "the replica's job was not cancelled");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}

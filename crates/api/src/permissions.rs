@@ -72,6 +72,11 @@ pub const TABLE: &[Rule] = &[
     rule("POST", "/api/v1/operator-tokens", OP_WRITE),
     rule("POST", "/api/v1/operator-tokens/{id}/revoke", OP_WRITE),
     // ---- the gateway's models and health: they name upstream servers, so operators only ----
+    rule("GET", "/api/v1/model-deployments", OP_READ),
+    rule("GET", "/api/v1/model-deployments/{name}", OP_READ),
+    rule("PUT", "/api/v1/model-deployments/{name}", OP_WRITE),
+    rule("DELETE", "/api/v1/model-deployments/{name}", OP_WRITE),
+    rule("POST", "/api/v1/model-deployments/{name}/scale", OP_WRITE),
     rule("GET", "/api/v1/models", OP_READ),
     rule("GET", "/api/v1/models/{name}", OP_READ),
     rule("PUT", "/api/v1/models/{name}", OP_WRITE),

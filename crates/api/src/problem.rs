@@ -85,6 +85,18 @@ impl From<jobs::JobsError> for ApiError {
     }
 }
 
+impl From<models::ModelsError> for ApiError {
+    fn from(e: models::ModelsError) -> Self {
+        use models::ModelsError as M;
+        match e {
+            M::Invalid { field, reason } => ApiError::Invalid { field, reason },
+            M::NotFound { what, id } => ApiError::NotFound { what, id },
+            M::Io { path, reason } => ApiError::Internal(format!("{}: {reason}", path.display())),
+            M::Store(why) => ApiError::Internal(why),
+        }
+    }
+}
+
 impl From<compute::Invalid> for ApiError {
     fn from(e: compute::Invalid) -> Self {
         ApiError::Invalid { field: e.field, reason: e.reason }

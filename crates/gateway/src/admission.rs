@@ -171,6 +171,12 @@ pub async fn admit(
     }
     let target = match target {
         Target::Upstream { route, .. } => {
+            // A model deployed on the compute network whose replicas are not ready (starting,
+            // or being replaced) is unavailable for now, not missing and not forbidden.
+            if route.model.deployments.is_empty() {
+                let message = format!("no replica of {model} is ready yet; try again shortly");
+                return Err(RequestError::Unavailable { code: "model_loading", message });
+            }
             let plan = metered.plan(gw, &route);
             if plan.is_empty() {
                 return Err(RequestError::RegionNotAllowed(model));

@@ -67,7 +67,7 @@ impl Catalog {
             .map(|m| (m, Source::Config, BTreeMap::new()))
             .chain(api_models.map(|(m, k)| (m, Source::Api, k)))
             .collect();
-        for (name, replicas) in placed.iter().filter(|(_, r)| !r.is_empty()) {
+        for (name, replicas) in placed {
             match all.iter_mut().find(|(m, ..)| &m.name == name) {
                 Some((m, ..)) => m.deployments.extend(replicas.iter().cloned()),
                 None => all.push((
@@ -213,16 +213,22 @@ impl Gateway {
         Ok(())
     }
 
-    /// Sets the replicas of `model` placed on the compute network (none: it has no replicas
-    /// now). New requests go to the new set at once; requests already sent to a replica that
-    /// left finish there.
+    /// Sets the replicas of `model` placed on the compute network that may take requests now
+    /// (none: it is deployed, but no replica is ready, and requests get 503 `model_loading`).
+    /// New requests go to the new set at once; requests already sent to a replica that left
+    /// finish there. Replicas are the platform's own jobs, so their loopback addresses are
+    /// not subject to `allow_local_upstreams`, which guards what operators type.
     pub fn set_placed(&self, model: &str, replicas: Vec<DeploymentConfig>) {
         if let Ok(mut p) = self.placed.write() {
-            if replicas.is_empty() {
-                p.remove(model);
-            } else {
-                p.insert(model.to_string(), replicas);
-            }
+            p.insert(model.to_string(), replicas);
+        }
+        self.rebuild_catalog();
+    }
+
+    /// Forgets `model`'s placed replicas: it is no longer deployed on the compute network.
+    pub fn remove_placed(&self, model: &str) {
+        if let Ok(mut p) = self.placed.write() {
+            p.remove(model);
         }
         self.rebuild_catalog();
     }
@@ -322,8 +328,11 @@ mod tests {
         assert_eq!(cat.routes["a"].model.deployments.len(), 2, "the config's deployment and the replica");
         assert_eq!((cat.source["a"], cat.source["solo"]), (Source::Config, Source::Placed));
         assert_eq!(cat.routes["solo"].model.deployments.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["r2-d", "r3-d"]);
-        let gone = Catalog::build(&config, Vec::new(), &Placed::from([("solo".to_string(), vec![])]), &HashMap::new(), Some(&cat));
-        assert_eq!(gone.order, ["a"], "a model with no replicas and no definition is gone");
-        assert_eq!(gone.routes["a"].model.deployments.len(), 1);
+        let waiting = Catalog::build(&config, Vec::new(), &Placed::from([("solo".to_string(), vec![])]), &HashMap::new(), Some(&cat));
+        assert_eq!(waiting.order, ["a", "solo"], "a deployed model with no replica ready stays known");
+        assert!(waiting.routes["solo"].model.deployments.is_empty());
+        assert_eq!(waiting.routes["a"].model.deployments.len(), 1);
+        let gone = Catalog::build(&config, Vec::new(), &Placed::new(), &HashMap::new(), Some(&waiting));
+        assert_eq!(gone.order, ["a"]);
     }
 }

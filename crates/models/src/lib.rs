@@ -29,6 +29,8 @@ pub const LAUNCHER_FILE: &str = "aiplus_llama_server.py";
 pub const MAX_THREADS: u32 = 64;
 /// Longest context one replica may ask for, in tokens.
 pub const MAX_CTX_TOKENS: u32 = 131_072;
+/// Shortest context one replica may ask for, in tokens.
+pub const MIN_CTX_TOKENS: u32 = 256;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ModelsError {
@@ -130,8 +132,8 @@ impl ModelServer {
         if !(1..=MAX_THREADS).contains(&self.threads) {
             return Err(invalid("threads", format!("must be 1..={MAX_THREADS}")));
         }
-        if !(256..=MAX_CTX_TOKENS).contains(&self.ctx_tokens) {
-            return Err(invalid("ctx_tokens", format!("must be 256..={MAX_CTX_TOKENS}")));
+        if !(MIN_CTX_TOKENS..=MAX_CTX_TOKENS).contains(&self.ctx_tokens) {
+            return Err(invalid("ctx_tokens", format!("must be {MIN_CTX_TOKENS}..={MAX_CTX_TOKENS}")));
         }
         if self.port == 0 {
             return Err(invalid("port", "must be a port number"));

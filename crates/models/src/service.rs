@@ -32,8 +32,10 @@ pub trait Jobs: Send + Sync {
 
 /// The gateway, as the models service feeds it.
 pub trait Routes: Send + Sync {
-    /// The replicas of `model` to route to now (none: the model has no replica to serve).
+    /// The replicas of `model` to route to now (none: it has no replica ready).
     fn set(&self, model: &str, routes: &[Route]);
+    /// `model` is no longer deployed.
+    fn remove(&self, model: &str);
 }
 
 /// Health checks of replicas.
@@ -89,6 +91,15 @@ impl DeploymentSpec {
         }
         if self.regions.len() > compute::job::MAX_LISTED {
             return Err(invalid("regions", format!("at most {} regions", compute::job::MAX_LISTED)));
+        }
+        if !(1..=crate::MAX_THREADS).contains(&self.threads) {
+            return Err(invalid("threads", format!("must be 1..={}", crate::MAX_THREADS)));
+        }
+        if !(crate::MIN_CTX_TOKENS..=crate::MAX_CTX_TOKENS).contains(&self.ctx_tokens) {
+            return Err(invalid("ctx_tokens", format!("must be {}..={}", crate::MIN_CTX_TOKENS, crate::MAX_CTX_TOKENS)));
+        }
+        if !(1..=compute::job::MAX_MEMORY_MIB).contains(&self.memory_mib) {
+            return Err(invalid("memory_mib", format!("must be 1..={}", compute::job::MAX_MEMORY_MIB)));
         }
         Ok(())
     }
@@ -161,6 +172,10 @@ impl Service {
         ports: Box<dyn Fn() -> Option<u16> + Send + Sync>,
     ) -> Result<Self, ModelsError> {
         let stored: Vec<(String, Deployment)> = store.model_deployments().await.map_err(store_error)?;
+        // Known to the gateway at once, served once a replica is ready.
+        for (name, _) in &stored {
+            routes.set(name, &[]);
+        }
         Ok(Service {
             store,
             jobs,
@@ -188,7 +203,10 @@ impl Service {
         let replicas = st.get(name).map(|d| d.replicas.clone()).unwrap_or_default();
         let d = Deployment { spec, replicas };
         self.store.put_model_deployment(name, &d).await.map_err(store_error)?;
-        st.insert(name.to_string(), d);
+        if st.insert(name.to_string(), d).is_none() {
+            // A new model is known to the gateway at once and answers "loading" until ready.
+            self.routes.set(name, &[]);
+        }
         Ok(self.view(name, &st[name]))
     }
 
@@ -205,7 +223,7 @@ impl Service {
         for r in &d.replicas {
             self.jobs.cancel(&r.job_id).await;
         }
-        self.routes.set(name, &[]);
+        self.routes.remove(name);
         self.store.delete_model_deployment(name).await.map_err(store_error)?;
         Ok(())
     }
@@ -269,7 +287,12 @@ impl Service {
             for _ in 0..plan.start {
                 match self.start(name, &d.spec).await {
                     Ok(r) => d.replicas.push(r),
-                    Err(e) => problems.push(format!("{name}: {e}")),
+                    Err(e) => {
+                        // A replica that cannot even start waits like one that ended.
+                        self.note_outcome(name, 1, false, now_ms);
+                        problems.push(format!("{name}: {e}"));
+                        break;
+                    }
                 }
             }
             if d.replicas != before
@@ -382,6 +405,9 @@ mod tests {
         fn set(&self, model: &str, routes: &[Route]) {
             self.0.lock().unwrap().insert(model.to_string(), routes.iter().map(|r| r.id.clone()).collect());
         }
+        fn remove(&self, model: &str) {
+            self.0.lock().unwrap().remove(model);
+        }
     }
 
     /// Healthy ports.
@@ -491,7 +517,7 @@ mod tests {
         assert_eq!(w.jobs.submitted.lock().unwrap().len(), 3, "no new job after the restart");
 
         again.undeploy("m").await.unwrap();
-        assert!(w.routed("m").is_empty());
+        assert!(!w.routes.0.lock().unwrap().contains_key("m"), "undeployed: gone from the gateway");
         assert!(w.jobs.cancelled.lock().unwrap().contains(&"job2".to_string()));
         assert!(w.service().await.list().await.is_empty());
     }

@@ -175,6 +175,27 @@ fn deployment() -> Value {
     )
 }
 
+fn model_deployment() -> Value {
+    let names: Vec<&str> = models::catalog::BUILTIN.iter().map(|m| m.name).collect();
+    object(
+        &["model"],
+        json!({"model": {"enum": names}, "replicas": uint(u64::from(models::deployer::MAX_REPLICAS)),
+               "threads": {"type": "integer", "minimum": 1, "maximum": models::MAX_THREADS},
+               "ctx_tokens": {"type": "integer", "minimum": models::MIN_CTX_TOKENS, "maximum": models::MAX_CTX_TOKENS},
+               "memory_mib": {"type": "integer", "minimum": 1, "maximum": compute::job::MAX_MEMORY_MIB},
+               "regions": {"type": "array", "maxItems": compute::job::MAX_LISTED, "items": region()}}),
+    )
+}
+
+fn deployment_view() -> Value {
+    record(
+        &["name", "spec", "replicas"],
+        json!({"name": {"type": "string"}, "spec": {"type": "object"},
+        "replicas": list(record(&["job_id", "port", "state", "healthy"], json!({"job_id": {"type": "string"}, "port": {"type": "integer"},
+            "state": {"enum": ["pending", "running", "ended", "unknown"]}, "cluster": {"type": ["string", "null"]}, "healthy": {"type": "boolean"}})))}),
+    )
+}
+
 /// The request bodies, by the names `OPERATIONS` uses, and `Problem`.
 pub fn requests_with(problem: Value) -> Value {
     json!({
@@ -197,6 +218,8 @@ pub fn requests_with(problem: Value) -> Value {
         "HubRegistration": object(&["hub"], json!({"hub": hub(), "links": {"type": "array", "maxItems": compute::network::MAX_HUBS, "items": link()}})),
         "Cluster": cluster(),
         "OpenAI": {"type": "object", "description": "As in OpenAI's OpenAPI spec; errors use OpenAI's error shape."},
+        "ModelDeployment": model_deployment(),
+        "Scale": object(&["replicas"], json!({"replicas": uint(u64::from(models::deployer::MAX_REPLICAS))})),
         "OpenAIError": record(&["error"], json!({"error": record(&["message", "type"], json!({"message": {"type": "string"}, "type": {"type": "string"},
             "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}))})),
     })
@@ -311,6 +334,10 @@ pub fn responses() -> Vec<(&'static str, &'static str, Value)> {
         ("get", "/api/v1/operator-tokens", list(token_record(false))),
         ("post", "/api/v1/operator-tokens", token_record(true)),
         ("post", "/api/v1/operator-tokens/{id}/revoke", token_record(false)),
+        ("get", "/api/v1/model-deployments", list(deployment_view())),
+        ("get", "/api/v1/model-deployments/{name}", deployment_view()),
+        ("put", "/api/v1/model-deployments/{name}", deployment_view()),
+        ("post", "/api/v1/model-deployments/{name}/scale", deployment_view()),
         (
             "get",
             "/api/v1/usage/summary",
