@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{BIN, Server, model_dir, temp_dir};
+use common::{BIN, Server, cluster_spec, model_dir, temp_dir};
 
 /// The callers, in the order of every expectation row.
 const WHO: [&str; 6] = ["anonymous", "a-member", "a-admin", "b", "operator", "viewer"];
@@ -216,28 +216,6 @@ impl World {
             }
         }
     }
-}
-
-/// The spec fields of a cluster as the API returns it (it adds live-use fields).
-fn cluster_spec(status: &Value) -> Value {
-    let keys = [
-        "id",
-        "hub",
-        "name_zh",
-        "name_en",
-        "province",
-        "lat",
-        "lon",
-        "pue",
-        "pue_source",
-        "carbon_kg_per_kwh",
-        "carbon_source",
-        "green_share",
-        "green_source",
-        "tariff",
-        "node_pool",
-    ];
-    Value::Object(keys.iter().filter(|k| !status[**k].is_null()).map(|k| (k.to_string(), status[*k].clone())).collect())
 }
 
 fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {

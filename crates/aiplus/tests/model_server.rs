@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Server, signals, temp_dir};
+use common::{BIN, Server, register_cpu_cluster, signals, temp_dir};
 use serde_json::{Value, json};
 
 const MODEL: &str = "smollm2-135m-instruct";
@@ -33,36 +33,8 @@ fn a_model_server_runs_as_a_sandboxed_online_inference_job_and_answers_chat() {
     std::fs::write(&cfg, format!("[gateway]\nallow_local_upstreams = true\n[executor.local]\nread_only = [{shown}]\n")).unwrap();
     let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
 
-    // The built-in network has GPU pools only, and a CPU job goes to CPU pools: an operator
-    // adds a CPU cluster for model servers (here, beside Zhangjiakou).
-    let (_, mut cluster) = s.get("/api/v1/clusters/zhangjiakou");
-    let cluster = cluster.as_object_mut().unwrap();
-    let fields = [
-        "id",
-        "hub",
-        "name_zh",
-        "name_en",
-        "province",
-        "lat",
-        "lon",
-        "pue",
-        "pue_source",
-        "carbon_kg_per_kwh",
-        "carbon_source",
-        "green_share",
-        "green_source",
-        "tariff",
-    ];
-    cluster.retain(|k, _| fields.contains(&k.as_str()));
-    cluster.insert("id".into(), json!("zjk-cpu"));
-    cluster.insert("name_en".into(), json!("Zhangjiakou CPU"));
-    cluster.insert(
-        "node_pool".into(),
-        json!([{"name": "cpu-32c", "gpus_per_node": 0, "cpu_milli": 32000, "memory_mib": 262144, "nodes": 4,
-        "source": "the most common CPU-only node of the openb trace (32 vCPU, 256 GiB)"}]),
-    );
-    let (status, body) = s.post("/api/v1/clusters", &Value::Object(cluster.clone()));
-    assert_eq!(status, 201, "{body}");
+    // An operator adds a CPU cluster for model servers.
+    register_cpu_cluster(&s, "zjk-cpu");
 
     let port = free_port();
     let server = models::ModelServer {
@@ -148,33 +120,7 @@ fn server_with_models(tag: &str) -> (Server, std::path::PathBuf) {
     let shown = [signals(&data), data.join("models")].map(|p| format!("{:?}", p.display().to_string())).join(", ");
     std::fs::write(&cfg, format!("[executor.local]\nread_only = [{shown}]\n")).unwrap();
     let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
-    let (_, mut cluster) = s.get("/api/v1/clusters/zhangjiakou");
-    let fields = [
-        "id",
-        "hub",
-        "name_zh",
-        "name_en",
-        "province",
-        "lat",
-        "lon",
-        "pue",
-        "pue_source",
-        "carbon_kg_per_kwh",
-        "carbon_source",
-        "green_share",
-        "green_source",
-        "tariff",
-    ];
-    let cluster = cluster.as_object_mut().unwrap();
-    cluster.retain(|k, _| fields.contains(&k.as_str()));
-    cluster.insert("id".into(), json!("zjk-cpu"));
-    cluster.insert(
-        "node_pool".into(),
-        json!([{"name": "cpu-32c", "gpus_per_node": 0, "cpu_milli": 32000, "memory_mib": 262144, "nodes": 4,
-        "source": "the most common CPU-only node of the openb trace (32 vCPU, 256 GiB)"}]),
-    );
-    let (status, body) = s.post("/api/v1/clusters", &Value::Object(cluster.clone()));
-    assert_eq!(status, 201, "{body}");
+    register_cpu_cluster(&s, "zjk-cpu");
     (s, data)
 }
 

@@ -192,3 +192,36 @@ pub fn wait_all_final(s: &Server, ids: &[String]) -> Vec<String> {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// The spec fields of a cluster as the API returns it (it adds live-use fields).
+pub fn cluster_spec(status: &Value) -> Value {
+    let keys = [
+        "id",
+        "hub",
+        "name_zh",
+        "name_en",
+        "province",
+        "lat",
+        "lon",
+        "pue",
+        "pue_source",
+        "carbon_kg_per_kwh",
+        "carbon_source",
+        "green_share",
+        "green_source",
+        "tariff",
+        "node_pool",
+    ];
+    Value::Object(keys.iter().filter(|k| !status[**k].is_null()).map(|k| (k.to_string(), status[*k].clone())).collect())
+}
+
+/// Registers cluster `id` beside Zhangjiakou with one CPU-only pool: the built-in network has
+/// GPU pools only, and CPU jobs (llama.cpp's CPU server) go to CPU pools.
+pub fn register_cpu_cluster(s: &Server, id: &str) {
+    let mut c = cluster_spec(&s.get("/api/v1/clusters/zhangjiakou").1);
+    c["id"] = json!(id);
+    c["node_pool"] = json!([{"name": "cpu-32c", "gpus_per_node": 0, "cpu_milli": 32000, "memory_mib": 262144, "nodes": 4,
+        "source": "the most common CPU-only node of the openb trace (32 vCPU, 256 GiB)"}]);
+    let (status, body) = s.post("/api/v1/clusters", &c);
+    assert_eq!(status, 201, "{body}");
+}
