@@ -128,7 +128,8 @@ async fn the_whole_server_answers_in_process() {
 /// One bad request: method, path, headers, body, the status and the field it must name.
 type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], String, StatusCode, &'a str);
 
-/// Every input the identity routes take is checked, and a refusal names the field.
+/// Every input the identity and model-deployment routes take is checked, and a refusal names
+/// the field.
 #[tokio::test]
 async fn bad_identity_input_is_refused_naming_the_field() {
     let s = server().await;
@@ -165,6 +166,41 @@ async fn bad_identity_input_is_refused_naming_the_field() {
         ),
         ("GET", "/api/v1/usage/summary?by=week", &[], String::new(), StatusCode::UNPROCESSABLE_ENTITY, "by"),
         ("GET", "/api/v1/usage/summary?from_ms=5&to_ms=1", &[], String::new(), StatusCode::UNPROCESSABLE_ENTITY, "from_ms"),
+        // Models on the compute network.
+        ("PUT", "/api/v1/model-deployments/m", &[], r#"{"model": "gpt-9"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "model"),
+        (
+            "PUT",
+            "/api/v1/model-deployments/m",
+            &[],
+            r#"{"model": "smollm2-135m-instruct", "threads": 0}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "threads",
+        ),
+        (
+            "PUT",
+            "/api/v1/model-deployments/m",
+            &[],
+            r#"{"model": "smollm2-135m-instruct", "replicas": 17}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "replicas",
+        ),
+        (
+            "PUT",
+            "/api/v1/model-deployments/m",
+            &[],
+            r#"{"model": "smollm2-135m-instruct", "ctx_tokens": 1}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ctx_tokens",
+        ),
+        (
+            "PUT",
+            "/api/v1/model-deployments/m",
+            &[],
+            r#"{"model": "smollm2-135m-instruct", "gpus": 1}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "gpus",
+        ),
+        ("POST", "/api/v1/model-deployments/nobody/scale", &[], r#"{"replicas": 1}"#.into(), StatusCode::NOT_FOUND, ""),
     ];
     let (status, body) = s.send("POST", "/api/v1/tenants", &[], r#"{"id": "acme"}"#).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
