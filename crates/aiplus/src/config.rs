@@ -1,7 +1,7 @@
 //! `aiplus.toml`: one file for the server's settings, each overridable by an environment
 //! variable (`AIPLUS_LISTEN`, `AIPLUS_DATA_DIR`, `AIPLUS_NETWORK`, `AIPLUS_POLICY`,
 //! `AIPLUS_STORE_URL`, `AIPLUS_COMPUTE`, `AIPLUS_EMBED`, `AIPLUS_EMBED_DIR`,
-//! `AIPLUS_CONSOLE_ADMIN_PASSWORD`, `AIPLUS_HOSTS`) and then by a flag.
+//! `AIPLUS_CONSOLE_ADMIN_PASSWORD`, `AIPLUS_HOSTS`, `AIPLUS_MODELS_PYTHON`) and then by a flag.
 
 use std::path::{Path, PathBuf};
 
@@ -171,6 +171,9 @@ impl Config {
     }
 
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        if let Some(v) = get("AIPLUS_MODELS_PYTHON") {
+            self.models.python = v;
+        }
         if let Some(v) = get("AIPLUS_LISTEN") {
             self.server.listen = v;
         }
@@ -225,6 +228,9 @@ mod tests {
         assert_eq!(cfg.server.listen, "127.0.0.1:9");
         assert_eq!(cfg.server.data_dir, PathBuf::from("aiplus-data"));
         assert!(cfg.apply_env(|k| (k == "AIPLUS_POLICY").then(|| "fastest".to_string())).is_err());
+        assert_eq!(cfg.models.python, "python3");
+        cfg.apply_env(|k| (k == "AIPLUS_MODELS_PYTHON").then(|| "/usr/bin/python3.11".to_string())).unwrap();
+        assert_eq!(cfg.models.python, "/usr/bin/python3.11");
     }
 
     #[test]
