@@ -2,12 +2,8 @@
 //! costs there now (tariff × PUE plus carbon at the scheduler's carbon price).
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use compute::Network;
-
-/// How often the view follows network changes made through the API.
-const FOLLOW_EVERY: Duration = Duration::from_secs(5);
 
 pub struct NetworkSites {
     net: RwLock<Arc<Network>>,
@@ -19,17 +15,19 @@ impl NetworkSites {
         Self { net: RwLock::new(net), carbon_cny_per_kg }
     }
 
-    /// Keeps the view in step with the compute service's network until `stop`.
+    /// Keeps the view in step with the compute service's network until `stop`: a cluster
+    /// registered through the API is a known place for tenants' regions as soon as it is stored.
     pub fn follow(self: &Arc<Self>, svc: Arc<jobs::ComputeService>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let me = self.clone();
+        let mut changes = svc.watch_network();
         tokio::spawn(async move {
             loop {
-                let net = svc.network().await;
+                let net = changes.borrow_and_update().clone();
                 if let Ok(mut g) = me.net.write() {
                     *g = net;
                 }
                 tokio::select! {
-                    () = tokio::time::sleep(FOLLOW_EVERY) => {}
+                    changed = changes.changed() => if changed.is_err() { return },
                     _ = stop.changed() => return,
                 }
             }

@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Server, register_cpu_cluster, signals, temp_dir};
+use common::{BIN, Server, register_cpu_cluster, register_cpu_cluster_beside, signals, temp_dir};
 use serde_json::{Value, json};
 
 const MODEL: &str = "smollm2-135m-instruct";
@@ -120,7 +120,6 @@ fn server_with_models(tag: &str) -> (Server, std::path::PathBuf) {
     let shown = [signals(&data), data.join("models")].map(|p| format!("{:?}", p.display().to_string())).join(", ");
     std::fs::write(&cfg, format!("[executor.local]\nread_only = [{shown}]\n")).unwrap();
     let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
-    register_cpu_cluster(&s, "zjk-cpu");
     (s, data)
 }
 
@@ -152,6 +151,7 @@ fn chat_until_served(s: &Server, secret: &str, model: &str, allowed: &[u16]) -> 
 #[test]
 fn a_deployed_model_is_served_from_its_replica_and_comes_back_when_its_process_dies() {
     let (s, data) = server_with_models("model-deploy");
+    register_cpu_cluster(&s, "zjk-cpu");
     let body = json!({"model": MODEL, "replicas": 1, "ctx_tokens": 2048, "memory_mib": 512});
     let (status, view) = s.put("/api/v1/model-deployments/smol", &body);
     assert_eq!(status, 201, "{view}");
@@ -203,5 +203,67 @@ fn a_deployed_model_is_served_from_its_replica_and_comes_back_when_its_process_d
         assert!(Instant::now() < deadline, "the replica's job was not cancelled");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Two replicas on two clusters in two hubs (each cluster has room for one): a tenant whose
+/// regions name one hub is only ever served by the replica there; a tenant without regions is
+/// served by both.
+#[test]
+fn a_tenant_restricted_to_one_region_only_reaches_the_replica_there() {
+    let (s, data) = server_with_models("model-regions");
+    let hub_a = register_cpu_cluster_beside(&s, "zhangjiakou", "cpu-a", 1, 1000);
+    let hub_b = register_cpu_cluster_beside(&s, "tianfu", "cpu-b", 1, 1000);
+    assert_ne!(hub_a, hub_b);
+    let body = json!({"model": MODEL, "replicas": 2, "threads": 1, "ctx_tokens": 2048, "memory_mib": 512});
+    assert_eq!(s.put("/api/v1/model-deployments/smol", &body).0, 201);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let by_cluster = loop {
+        let (_, d) = s.get("/api/v1/model-deployments/smol");
+        let ready: Vec<(String, String)> = d["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["healthy"] == true)
+            .map(|r| (r["cluster"].as_str().unwrap().to_string(), r["job_id"].as_str().unwrap().to_string()))
+            .collect();
+        if ready.len() == 2 {
+            break ready.into_iter().collect::<std::collections::BTreeMap<_, _>>();
+        }
+        assert!(Instant::now() < deadline, "two replicas never became healthy: {d}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(by_cluster.keys().collect::<Vec<_>>(), ["cpu-a", "cpu-b"], "one replica per cluster");
+
+    let gov = s.key("gov", &json!({}));
+    let (status, body) = s.put("/api/v1/tenants/gov", &json!({"regions": [format!("hub:{hub_a}")]}));
+    assert_eq!(status, 200, "{body}");
+    let acme = s.key("acme", &json!({}));
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    for key in [&gov, &acme] {
+        for _ in 0..6 {
+            let r = http
+                .post(format!("{}/v1/chat/completions", s.url))
+                .bearer_auth(key["secret"].as_str().unwrap())
+                .json(&json!({"model": "smol", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}))
+                .send()
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+        }
+    }
+    let served = |tenant: &str| -> std::collections::BTreeSet<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, usage) = s.get(&format!("/api/v1/usage?tenant={tenant}&pillar=gateway"));
+            let events: Vec<&Value> = usage.as_array().unwrap().iter().filter(|u| u["usage"]["endpoint"] == "chat.completions").collect();
+            if events.len() >= 6 || Instant::now() > deadline {
+                assert_eq!(events.len(), 6, "{usage}");
+                return events.iter().map(|u| u["usage"]["refs"]["deployment"].as_str().unwrap().to_string()).collect();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(served("gov"), [by_cluster["cpu-a"].clone()].into(), "gov is served in its region only");
+    assert_eq!(served("acme"), by_cluster.values().cloned().collect(), "an unrestricted tenant is served by both");
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -273,6 +273,8 @@ pub struct ComputeService {
     pub follow: crate::follow::Slots,
     /// Most queued jobs of one tenant ([`MAX_QUEUED_PER_TENANT`] unless the operator set it).
     max_queued_per_tenant: std::sync::atomic::AtomicUsize,
+    /// The network now, for those who follow its changes ([`ComputeService::watch_network`]).
+    net_tx: tokio::sync::watch::Sender<Arc<Network>>,
 }
 
 pub(crate) fn rfc3339(ms: i64) -> String {
@@ -306,6 +308,7 @@ impl ComputeService {
             Network::build(spec).map_err(|e| JobsError::Invalid { field: format!("stored network: {}", e.field), reason: e.reason })?,
         );
         let sched = Scheduler::new(net.clone(), policy, weights);
+        let (net_tx, _) = tokio::sync::watch::channel(net.clone());
         let svc = Self {
             store,
             clock,
@@ -316,6 +319,7 @@ impl ComputeService {
             tick_cursor: Default::default(),
             follow: crate::follow::Slots::default(),
             max_queued_per_tenant: MAX_QUEUED_PER_TENANT.into(),
+            net_tx,
         };
         let rows: Vec<JobRow<Job>> = svc.store.jobs_in_states(&["queued", "placed", "submitted", "running"]).await?;
         let mut st = svc.state.lock().await;
@@ -342,6 +346,12 @@ impl ComputeService {
 
     pub async fn network(&self) -> Arc<Network> {
         self.state.lock().await.net.clone()
+    }
+
+    /// The network, changing as hubs and clusters are registered: a follower sees a change as
+    /// soon as it is stored.
+    pub fn watch_network(&self) -> tokio::sync::watch::Receiver<Arc<Network>> {
+        self.net_tx.subscribe()
     }
 
     // ---- network registry ----
@@ -465,6 +475,7 @@ impl ComputeService {
         let jobs: Vec<(&str, &str, &Job)> = docs.iter().map(|j| (j.id.as_str(), j.state.as_str(), j)).collect();
         save_spec(&self.store, &net.spec, &jobs, self.clock.now_ms()).await?;
         *st = next;
+        self.net_tx.send_replace(net);
         self.offer_queue(st).await
     }
 

@@ -218,10 +218,17 @@ pub fn cluster_spec(status: &Value) -> Value {
 /// Registers cluster `id` beside Zhangjiakou with one CPU-only pool: the built-in network has
 /// GPU pools only, and CPU jobs (llama.cpp's CPU server) go to CPU pools.
 pub fn register_cpu_cluster(s: &Server, id: &str) {
-    let mut c = cluster_spec(&s.get("/api/v1/clusters/zhangjiakou").1);
+    register_cpu_cluster_beside(s, "zhangjiakou", id, 4, 32000);
+}
+
+/// Registers cluster `id` where cluster `beside` is (its hub, province and facts), with
+/// `nodes` CPU-only nodes of `cpu_milli` each; returns its hub.
+pub fn register_cpu_cluster_beside(s: &Server, beside: &str, id: &str, nodes: u32, cpu_milli: u32) -> String {
+    let mut c = cluster_spec(&s.get(&format!("/api/v1/clusters/{beside}")).1);
     c["id"] = json!(id);
-    c["node_pool"] = json!([{"name": "cpu-32c", "gpus_per_node": 0, "cpu_milli": 32000, "memory_mib": 262144, "nodes": 4,
-        "source": "the most common CPU-only node of the openb trace (32 vCPU, 256 GiB)"}]);
+    c["node_pool"] = json!([{"name": "cpu", "gpus_per_node": 0, "cpu_milli": cpu_milli, "memory_mib": 262144, "nodes": nodes,
+        "source": "shaped like the most common CPU-only node of the openb trace (256 GiB)"}]);
     let (status, body) = s.post("/api/v1/clusters", &c);
     assert_eq!(status, 201, "{body}");
+    c["hub"].as_str().unwrap().to_string()
 }
