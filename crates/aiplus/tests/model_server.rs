@@ -265,5 +265,15 @@ fn a_tenant_restricted_to_one_region_only_reaches_the_replica_there() {
     };
     assert_eq!(served("gov"), [by_cluster["cpu-a"].clone()].into(), "gov is served in its region only");
     assert_eq!(served("acme"), by_cluster.values().cloned().collect(), "an unrestricted tenant is served by both");
+    // Jobs outlive their server by design (a restart re-attaches them): stop the replicas.
+    let r = s.client().delete(format!("{}/api/v1/model-deployments/smol", s.url)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    for id in by_cluster.values() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while s.get(&format!("/api/v1/jobs/{id}")).1["state"] != "cancelled" {
+            assert!(Instant::now() < deadline, "replica {id} was not cancelled");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
     let _ = std::fs::remove_dir_all(&data);
 }
