@@ -215,13 +215,17 @@ pub struct Fallback<'a> {
     deployments: std::vec::IntoIter<&'a DeploymentConfig>,
     tried: usize,
     reasons: Vec<String>,
+    /// Every deployment is a replica placed on the compute network: when none answers, the
+    /// model is being replaced (503), not broken upstream (502).
+    placed_only: bool,
 }
 
 impl<'a> Fallback<'a> {
     pub fn new(gw: &Gateway, deployments: Vec<&'a DeploymentConfig>) -> Self {
         let mut deployments = deployments;
         deployments.truncate(gw.max_attempts.max(1) as usize);
-        Self { deployments: deployments.into_iter(), tried: 0, reasons: Vec::new() }
+        let placed_only = !deployments.is_empty() && deployments.iter().all(|d| gw.is_placed(&d.id));
+        Self { deployments: deployments.into_iter(), tried: 0, reasons: Vec::new(), placed_only }
     }
 
     /// The next deployment to try, after the backoff its turn calls for; `None` when every
@@ -242,6 +246,10 @@ impl<'a> Fallback<'a> {
 
     /// The error when every deployment tried failed.
     pub fn exhausted(self, model: &str) -> RequestError {
+        if self.placed_only {
+            let message = format!("no replica of {model} answered ({}); a new one is being started", self.reasons.join("; "));
+            return RequestError::Unavailable { code: "model_loading", message };
+        }
         RequestError::Upstream { model: model.to_string(), reasons: self.reasons }
     }
 }

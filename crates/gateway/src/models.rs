@@ -225,6 +225,11 @@ impl Gateway {
         self.rebuild_catalog();
     }
 
+    /// Whether deployment `id` is a replica placed on the compute network.
+    pub fn is_placed(&self, id: &str) -> bool {
+        self.placed.read().is_ok_and(|p| p.values().flatten().any(|d| d.id == id))
+    }
+
     /// Forgets `model`'s placed replicas: it is no longer deployed on the compute network.
     pub fn remove_placed(&self, model: &str) {
         if let Ok(mut p) = self.placed.write() {
