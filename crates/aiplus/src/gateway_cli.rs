@@ -109,9 +109,12 @@ enum ModelsCommand {
         /// The data directory whose models/ receives them.
         #[arg(long, default_value = "aiplus-data", env = "AIPLUS_DATA_DIR")]
         data_dir: PathBuf,
+        /// Install here instead (the server's `models.dir`).
+        #[arg(long, env = "AIPLUS_MODELS_DIR")]
+        models_dir: Option<PathBuf>,
     },
-    /// Deploy a built-in model on the compute network as online-inference jobs (its weights
-    /// must be installed on the server's machine: `aiplus models fetch`). The gateway serves
+    /// Deploy a built-in model on the compute network as online-inference jobs (the server
+    /// downloads weights it does not have, unless its `models.fetch` is false). The gateway serves
     /// NAME from the replicas that run and answer health. Running it again changes the shape.
     Deploy {
         name: String,
@@ -265,9 +268,10 @@ pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
     let c = client()?;
     let base = format!("{}/api/v1/models", args.server.server);
     let v = match &args.command {
-        ModelsCommand::Fetch { names, data_dir } => {
+        ModelsCommand::Fetch { names, data_dir, models_dir } => {
             let names = if names.is_empty() { vec![models::catalog::DEFAULT_CHAT_MODEL.to_string()] } else { names.clone() };
-            let done = crate::models_cli::fetch(data_dir, &names, args.server.json)?;
+            let dir = models_dir.clone().unwrap_or_else(|| data_dir.join("models"));
+            let done = crate::models_cli::fetch(&dir, &names, args.server.json)?;
             let v = json!({"engine": done.engine_dir, "models": done.models.iter().map(|(n, d)| json!({"name": n, "dir": d})).collect::<Vec<_>>()});
             if args.server.json {
                 return print_json(&v);

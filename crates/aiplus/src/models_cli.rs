@@ -14,15 +14,14 @@ pub struct Installed {
     pub models: Vec<(String, PathBuf)>,
 }
 
-/// Installs the engine and each named built-in model under `<data_dir>/models/`.
-pub fn fetch(data_dir: &Path, names: &[String], quiet: bool) -> anyhow::Result<Installed> {
+/// Installs the engine and each named built-in model under `dir` (a server's `models.dir`).
+pub fn fetch(dir: &Path, names: &[String], quiet: bool) -> anyhow::Result<Installed> {
     for n in names {
         if models::catalog::builtin(n).is_none() {
             let known: Vec<&str> = models::catalog::BUILTIN.iter().map(|m| m.name).collect();
             anyhow::bail!("no built-in model {n:?}; the built-in models are {}", known.join(", "));
         }
     }
-    let dir = data_dir.join("models");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let client = outbound::client(false, std::time::Duration::from_secs(10)).build()?;
     let engine_dir = dir.join(models::catalog::LLAMA_ENGINE_DIR);

@@ -121,8 +121,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let refresher = gw.spawn_refresh(stop_rx.clone());
     let models = match &compute {
         Some((svc, _, _)) => {
-            let paths = models::service::Paths { models_dir: cfg.server.data_dir.join("models"), python: cfg.models.python.clone() };
-            Some(aiplus::model_service::start(store.clone(), svc.clone(), gw.clone(), paths, stop_rx.clone()).await?)
+            let paths = models::service::Paths { models_dir: models_dir(&cfg)?, python: cfg.models.python.clone() };
+            let chat = (!cfg.models.chat.is_empty()).then(|| (cfg.models.chat.clone(), cfg.models.threads));
+            let opts = aiplus::model_service::Options { paths, chat, fetch: cfg.models.fetch };
+            Some(aiplus::model_service::start(store.clone(), svc.clone(), gw.clone(), opts, stop_rx.clone()).await?)
         }
         None => None,
     };
@@ -203,9 +205,20 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 
 /// The engines named in the config, each checked against the network; every other cluster
 /// runs on the local executor, which keeps its jobs under `<data_dir>/jobs`.
+/// The models directory, created, as a canonical path: the sandbox binds it by that path, and
+/// replicas' commands name files in it.
+fn models_dir(cfg: &Config) -> anyhow::Result<std::path::PathBuf> {
+    let dir = cfg.models.dir(&cfg.server.data_dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("models.dir: creating {}", dir.display()))?;
+    dir.canonicalize().with_context(|| format!("models.dir: {}", dir.display()))
+}
+
 fn engines(cfg: &Config, net: &compute::Network) -> anyhow::Result<jobs::lifecycle::Engines> {
     use crate::config::EngineKind;
-    let local = executor::local::LocalExecutor::with_config(cfg.server.data_dir.join("jobs"), cfg.executor.local.clone())
+    // The platform's own model servers (and no tenant's job) see the installed engines and weights.
+    let mut local_cfg = cfg.executor.local.clone();
+    local_cfg.tenant_read_only.insert(aiplus::model_service::PLATFORM_TENANT.into(), vec![models_dir(cfg)?]);
+    let local = executor::local::LocalExecutor::with_config(cfg.server.data_dir.join("jobs"), local_cfg)
         .context("creating the local executor's directory")?;
     match local.sandbox_state() {
         Ok(true) => tracing::info!("local jobs run in a bubblewrap sandbox"),

@@ -389,6 +389,7 @@ fn a_fresh_server_writes_an_operator_token_and_the_cli_logs_in_with_it() {
         .env("AIPLUS_LOG", "warn")
         .env("AIPLUS_EMBED", "false")
         .env("AIPLUS_EMBED_DIR", model_dir())
+        .env("AIPLUS_MODELS_CHAT", "")
         .env_remove("AIPLUS_CONFIG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -52,7 +52,8 @@ async fn server() -> Server {
     // The models service with its loop stopped at once: these tests only route to it.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let paths = models::service::Paths { models_dir: std::env::temp_dir().join("aiplus-in-process-models"), python: "python3".into() };
-    let (models, _loop) = aiplus::model_service::start(store.clone(), svc.clone(), gw.clone(), paths, stop_rx).await.unwrap();
+    let opts = aiplus::model_service::Options { paths, chat: None, fetch: false };
+    let (models, _loop) = aiplus::model_service::start(store.clone(), svc.clone(), gw.clone(), opts, stop_rx).await.unwrap();
     let _ = stop_tx.send(true);
     let parts = aiplus::Parts {
         store,

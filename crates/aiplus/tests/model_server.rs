@@ -10,10 +10,17 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Server, register_cpu_cluster, register_cpu_cluster_beside, signals, temp_dir};
+use common::{BIN, Server, chat_models_dir, register_cpu_cluster_beside, signals, temp_dir};
 use serde_json::{Value, json};
 
 const MODEL: &str = "smollm2-135m-instruct";
+
+/// `aiplus models fetch` of the small model into the tests' shared directory; what it printed.
+fn fetch_small_model() -> Value {
+    let out = Command::new(BIN).args(["models", "fetch", MODEL, "--json", "--models-dir"]).arg(chat_models_dir()).output().unwrap();
+    assert!(out.status.success(), "fetch: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -22,19 +29,14 @@ fn free_port() -> u16 {
 #[test]
 fn a_model_server_runs_as_a_sandboxed_online_inference_job_and_answers_chat() {
     let data = temp_dir("model-server");
-    let out = Command::new(BIN).args(["models", "fetch", MODEL, "--json", "--data-dir"]).arg(&data).output().unwrap();
-    assert!(out.status.success(), "fetch: {}", String::from_utf8_lossy(&out.stderr));
-    let installed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let models_dir = data.join("models");
-    // The jobs see the installed artifacts (public, pinned weights) read-only, and nothing
-    // else of the data directory.
+    let installed = fetch_small_model();
+    let models_dir = chat_models_dir();
+    // This tenant's jobs see the installed artifacts (public, pinned weights) read-only
+    // because the operator shows them; the platform's own replicas see them without asking.
     let cfg = data.with_extension("toml");
     let shown = [signals(&data), models_dir.clone()].map(|p| format!("{:?}", p.display().to_string())).join(", ");
     std::fs::write(&cfg, format!("[gateway]\nallow_local_upstreams = true\n[executor.local]\nread_only = [{shown}]\n")).unwrap();
     let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
-
-    // An operator adds a CPU cluster for model servers.
-    register_cpu_cluster(&s, "zjk-cpu");
 
     let port = free_port();
     let server = models::ModelServer {
@@ -110,17 +112,29 @@ fn a_model_server_runs_as_a_sandboxed_online_inference_job_and_answers_chat() {
     assert!(log.contains(&format!("aiplus-llama: listening http://127.0.0.1:{port} model {MODEL}")), "{log}");
 }
 
-/// Fetches the small model into a fresh data directory and starts a server whose jobs see the
-/// models read-only, with a CPU cluster for model servers.
-fn server_with_models(tag: &str) -> (Server, std::path::PathBuf) {
+/// Fetches the small model and starts a server on a fresh data directory that uses it, on the
+/// built-in network or on `network`.
+fn server_with_models(tag: &str, network: Option<&std::path::Path>) -> (Server, std::path::PathBuf) {
     let data = temp_dir(tag);
-    let out = Command::new(BIN).args(["models", "fetch", MODEL, "--data-dir"]).arg(&data).output().unwrap();
-    assert!(out.status.success(), "fetch: {}", String::from_utf8_lossy(&out.stderr));
-    let cfg = data.with_extension("toml");
-    let shown = [signals(&data), data.join("models")].map(|p| format!("{:?}", p.display().to_string())).join(", ");
-    std::fs::write(&cfg, format!("[executor.local]\nread_only = [{shown}]\n")).unwrap();
-    let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
+    fetch_small_model();
+    let dir = chat_models_dir();
+    let mut env = vec![("AIPLUS_MODELS_DIR", dir.to_str().unwrap())];
+    if let Some(n) = network {
+        env.push(("AIPLUS_NETWORK", n.to_str().unwrap()));
+    }
+    let s = Server::start_with_env(&data, &[], &env);
     (s, data)
+}
+
+/// The built-in network without its CPU pools, written beside `data`: CPU work then runs only
+/// on the clusters a test registers.
+fn gpu_only_network(data: &std::path::Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../compute/data/china-hubs.toml")).unwrap();
+    let kept: Vec<&str> = text.split("\n[[").filter(|chunk| !chunk.starts_with("cluster.node_pool]]\nname = \"cpu-32c\"")).collect();
+    assert!(kept.len() < text.split("\n[[").count(), "the built-in network has CPU pools to remove");
+    let path = data.with_extension("network.toml");
+    std::fs::write(&path, kept.join("\n[[")).unwrap();
+    path
 }
 
 /// Chats with `model` through the gateway until an answer comes, checking that every answer
@@ -150,8 +164,7 @@ fn chat_until_served(s: &Server, secret: &str, model: &str, allowed: &[u16]) -> 
 
 #[test]
 fn a_deployed_model_is_served_from_its_replica_and_comes_back_when_its_process_dies() {
-    let (s, data) = server_with_models("model-deploy");
-    register_cpu_cluster(&s, "zjk-cpu");
+    let (s, data) = server_with_models("model-deploy", None);
     let body = json!({"model": MODEL, "replicas": 1, "ctx_tokens": 2048, "memory_mib": 512});
     let (status, view) = s.put("/api/v1/model-deployments/smol", &body);
     assert_eq!(status, 201, "{view}");
@@ -161,19 +174,18 @@ fn a_deployed_model_is_served_from_its_replica_and_comes_back_when_its_process_d
     let answer = chat_until_served(&s, &secret, "smol", &[503]);
     assert_eq!(answer["model"], "smol");
 
-    // The replica is an online-inference job of the platform, on the CPU cluster.
+    // The replica is an online-inference job of the platform, in a CPU pool of the built-in
+    // network, on the cluster the scheduler chose.
     let (_, d) = s.get("/api/v1/model-deployments/smol");
     let replica = d["replicas"][0].clone();
-    assert_eq!(
-        (replica["state"].as_str(), replica["healthy"].as_bool(), replica["cluster"].as_str()),
-        (Some("running"), Some(true), Some("zjk-cpu")),
-        "{d}"
-    );
+    assert_eq!((replica["state"].as_str(), replica["healthy"].as_bool()), (Some("running"), Some(true)), "{d}");
     let (_, job) = s.get(&format!("/api/v1/jobs/{}", replica["job_id"].as_str().unwrap()));
     assert_eq!(
         (job["spec"]["kind"].as_str(), job["tenant"].as_str(), job["state"].as_str()),
         (Some("online_inference"), Some("aiplus"), Some("running"))
     );
+    assert_eq!(job["placement"]["pool"], "cpu-32c", "{job}");
+    assert_eq!(job["placement"]["cluster"], replica["cluster"], "{job}");
 
     // Its process dies: the gateway answers 503 at once meanwhile (the dead replica may still
     // be routed to until the next health check: then too), and a new replica serves.
@@ -212,7 +224,8 @@ fn a_deployed_model_is_served_from_its_replica_and_comes_back_when_its_process_d
 /// served by both.
 #[test]
 fn a_tenant_restricted_to_one_region_only_reaches_the_replica_there() {
-    let (s, data) = server_with_models("model-regions");
+    let data = temp_dir("model-regions-net");
+    let (s, data2) = server_with_models("model-regions", Some(&gpu_only_network(&data)));
     let hub_a = register_cpu_cluster_beside(&s, "zhangjiakou", "cpu-a", 1, 1000);
     let hub_b = register_cpu_cluster_beside(&s, "tianfu", "cpu-b", 1, 1000);
     assert_ne!(hub_a, hub_b);
@@ -276,5 +289,7 @@ fn a_tenant_restricted_to_one_region_only_reaches_the_replica_there() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    let _ = std::fs::remove_dir_all(&data);
+    for d in [data, data2] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }

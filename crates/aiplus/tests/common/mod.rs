@@ -30,15 +30,23 @@ impl Server {
         Self::start_with(data, &["--config", cfg.to_str().unwrap()])
     }
 
-    /// Starts the binary with extra `serve` arguments (e.g. `--config`).
+    /// Starts the binary with extra `serve` arguments (e.g. `--config`). Its default chat model
+    /// is off (a test that wants it turns it on in its config or environment).
     pub fn start_with(data: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(data, extra, &[])
+    }
+
+    /// [`Server::start_with`], with environment variables set after the tests' own defaults.
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .args(extra)
             .env("AIPLUS_LOG", "warn")
             .env("AIPLUS_EMBED_DIR", model_dir())
+            .env("AIPLUS_MODELS_CHAT", "")
             .env_remove("AIPLUS_CONFIG")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -119,6 +127,14 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One directory of llama.cpp's server and the built-in chat models for every test that runs
+/// them, fetched by the first that needs it and kept for later runs.
+pub fn chat_models_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/aiplus-models/chat");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.canonicalize().unwrap()
 }
 
 /// A fresh, empty directory for one test.
@@ -213,12 +229,6 @@ pub fn cluster_spec(status: &Value) -> Value {
         "node_pool",
     ];
     Value::Object(keys.iter().filter(|k| !status[**k].is_null()).map(|k| (k.to_string(), status[*k].clone())).collect())
-}
-
-/// Registers cluster `id` beside Zhangjiakou with one CPU-only pool: the built-in network has
-/// GPU pools only, and CPU jobs (llama.cpp's CPU server) go to CPU pools.
-pub fn register_cpu_cluster(s: &Server, id: &str) {
-    register_cpu_cluster_beside(s, "zhangjiakou", id, 4, 32000);
 }
 
 /// Registers cluster `id` where cluster `beside` is (its hub, province and facts), with

@@ -18,6 +18,7 @@
 //! directory above the work directory, the data directory included, to be open to that uid;
 //! the mount namespace is what keeps the job out, so run the server as its own user, not root.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -36,11 +37,15 @@ pub struct LocalConfig {
     pub output_limit_mib: u64,
     /// Extra directories shown read-only inside the sandbox (a Python environment, a model cache).
     pub read_only: Vec<PathBuf>,
+    /// Directories shown read-only to one tenant's jobs only: the server shows its installed
+    /// engines and weights to the platform's own model servers this way, and to no tenant.
+    #[serde(skip)]
+    pub tenant_read_only: BTreeMap<String, Vec<PathBuf>>,
 }
 
 impl Default for LocalConfig {
     fn default() -> Self {
-        Self { sandbox: true, output_limit_mib: 64, read_only: Vec::new() }
+        Self { sandbox: true, output_limit_mib: 64, read_only: Vec::new(), tenant_read_only: BTreeMap::new() }
     }
 }
 
@@ -57,6 +62,9 @@ impl LocalConfig {
             if !p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
                 return Err(format!("executor.local.read_only[{i}]: {} is not an absolute path without ..", p.display()));
             }
+            if Path::new(WORK).starts_with(p) {
+                return Err(format!("executor.local.read_only[{i}]: {} would hide the job's own {WORK}", p.display()));
+            }
         }
         Ok(())
     }
@@ -70,7 +78,12 @@ impl LocalConfig {
 const SYSTEM_DIRS: [&str; 9] = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/opt", "/sys"];
 
 /// `PATH` inside the sandbox.
-const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Where a sandboxed job finds its own work directory.
+const WORK: &str = "/work";
+
+/// The `PATH` a sandboxed job starts with (the platform looks up the Python its model servers
+/// run with on it).
+pub const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The uid and gid a job has inside its sandbox.
 const JOB_UID: &str = "65534";
@@ -146,16 +159,18 @@ impl Sandbox {
             a.extend(["--ro-bind-try".into(), d.into(), d.into()]);
         }
         a.extend(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"].map(String::from));
-        // After the private /tmp, so that a directory under /tmp is not hidden by it.
-        for p in &self.config.read_only {
+        a.extend(["--bind".into(), work.display().to_string(), WORK.into(), "--chdir".into(), WORK.into()]);
+        // After the private /tmp and the work directory, so that a directory under either (a
+        // checkout in /work/…, say) is not hidden by them.
+        let own = self.config.tenant_read_only.get(&spec.tenant).into_iter().flatten();
+        for p in self.config.read_only.iter().chain(own) {
             let p = p.display().to_string();
             a.extend(["--ro-bind-try".into(), p.clone(), p]);
         }
-        a.extend(["--bind".into(), work.display().to_string(), "/work".into(), "--chdir".into(), "/work".into()]);
         // bwrap builds the root on a tmpfs the job could otherwise write to.
         a.extend(["--remount-ro", "/"].map(String::from));
         a.push("--clearenv".into());
-        for (k, v) in Self::environment(spec, "/work") {
+        for (k, v) in Self::environment(spec, WORK) {
             a.extend(["--setenv".into(), k, v]);
         }
         a.push("--".into());
@@ -236,12 +251,33 @@ mod tests {
         let tmpfs = a.iter().position(|x| x == "--tmpfs").unwrap();
         let shared = a.iter().position(|x| x == "/tmp/shared").unwrap();
         assert!(shared > tmpfs, "{a:?}");
+        // A directory under /work (a checkout there, say) is not hidden by the job's own /work.
+        let sb = sandbox(LocalConfig { read_only: vec!["/work/main/aiplus-data/models".into()], ..LocalConfig::default() });
+        let a = sb.argv(&spec(), Path::new("/w"));
+        let work = a.iter().position(|x| x == "/w").unwrap();
+        let models = a.iter().position(|x| x == "/work/main/aiplus-data/models").unwrap();
+        assert!(models > work, "{a:?}");
+    }
+
+    #[test]
+    fn a_tenants_own_directories_are_shown_to_its_jobs_only() {
+        let own = BTreeMap::from([("aiplus".to_string(), vec![PathBuf::from("/data/models")])]);
+        let sb = sandbox(LocalConfig { tenant_read_only: own, ..LocalConfig::default() });
+        let tenant = ExecSpec { tenant: "acme".into(), ..spec() };
+        let theirs = sb.argv(&tenant, Path::new("/w"));
+        assert!(!theirs.contains(&"/data/models".to_string()), "{theirs:?}");
+        let platform = ExecSpec { tenant: "aiplus".into(), ..spec() };
+        let ours = sb.argv(&platform, Path::new("/w"));
+        let at = ours.iter().position(|x| x == "/data/models").unwrap();
+        assert_eq!((ours[at - 1].as_str(), ours[at + 1].as_str()), ("--ro-bind-try", "/data/models"));
     }
 
     #[test]
     fn bad_settings_name_their_field() {
         let bad = LocalConfig { output_limit_mib: 0, ..LocalConfig::default() };
         assert!(bad.validate().unwrap_err().starts_with("executor.local.output_limit_mib"));
+        let hides = LocalConfig { read_only: vec!["/".into()], ..LocalConfig::default() };
+        assert!(hides.validate().unwrap_err().contains("would hide"));
         let bad = LocalConfig { read_only: vec!["/opt/../data".into()], ..LocalConfig::default() };
         assert!(bad.validate().unwrap_err().starts_with("executor.local.read_only[0]"));
     }
