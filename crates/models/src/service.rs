@@ -329,17 +329,20 @@ impl Service {
     /// went wrong, for the log; a replica that could not start is tried again, later each
     /// time its model's replicas keep ending ([`backoff_ms`]).
     pub async fn tick(&self, now_ms: i64) -> Vec<String> {
+        // Health checks take up to a second per replica: they run without the lock, so that
+        // the API's reads and changes never wait for them. Only this loop changes the replica
+        // lists, so what it saw still holds when it takes the lock again.
+        let replicas: Vec<(String, Vec<Replica>)> = self.state.lock().await.iter().map(|(n, d)| (n.clone(), d.replicas.clone())).collect();
+        let mut looked = BTreeMap::new();
+        for (name, replicas) in &replicas {
+            looked.insert(name.clone(), self.look(replicas).await);
+        }
         let mut problems = Vec::new();
         let mut st = self.state.lock().await;
         let mut seen_now = BTreeMap::new();
         for (name, d) in st.iter_mut() {
-            let mut seen = BTreeMap::new();
-            for r in &d.replicas {
-                if let Some(state) = self.jobs.state(&r.job_id).await {
-                    let healthy = matches!(state, JobState::Running { .. }) && self.probe.healthy(r.port).await;
-                    seen.insert(r.job_id.clone(), Seen { state, healthy });
-                }
-            }
+            // Deployed since the look: seen at the next tick.
+            let Some(seen) = looked.remove(name) else { continue };
             let mut plan = deployer::plan(d.spec.replicas, &d.replicas, &seen);
             self.routes.set(name, &plan.routes);
             let wait = self.note_outcome(name, plan.forget.len(), !plan.routes.is_empty(), now_ms);
@@ -378,6 +381,18 @@ impl Service {
             *s = seen_now;
         }
         problems
+    }
+
+    /// Each replica's job state, and whether a running one answers health.
+    async fn look(&self, replicas: &[Replica]) -> BTreeMap<String, Seen> {
+        let mut seen = BTreeMap::new();
+        for r in replicas {
+            if let Some(state) = self.jobs.state(&r.job_id).await {
+                let healthy = matches!(state, JobState::Running { .. }) && self.probe.healthy(r.port).await;
+                seen.insert(r.job_id.clone(), Seen { state, healthy });
+            }
+        }
+        seen
     }
 
     /// Counts replicas that ended and whether the model serves; whether it must wait before
@@ -517,13 +532,17 @@ mod tests {
         }
 
         async fn service(&self) -> Service {
+            self.service_probed_by(self.probe.clone()).await
+        }
+
+        async fn service_probed_by(&self, probe: Arc<dyn Probe>) -> Service {
             let next = Arc::new(AtomicU16::new(9000));
             let paths = Paths { models_dir: self.models_dir.clone(), python: "python3".into() };
             Service::load(
                 self.store.clone(),
                 self.jobs.clone(),
                 self.routes.clone(),
-                self.probe.clone(),
+                probe,
                 paths,
                 Box::new(move || Some(next.fetch_add(1, Ordering::Relaxed))),
             )
@@ -630,6 +649,42 @@ mod tests {
         let problems = svc.tick(0).await;
         assert!(problems[0].contains("aiplus models fetch smollm2-135m-instruct"), "{problems:?}");
         assert!(empty.jobs.submitted.lock().unwrap().is_empty());
+    }
+
+    /// A health check that never answers.
+    struct Stuck(tokio::sync::Notify);
+
+    impl Probe for Stuck {
+        fn healthy(&self, _port: u16) -> BoxFut<'_, bool> {
+            Box::pin(async move {
+                self.0.notified().await;
+                true
+            })
+        }
+    }
+
+    /// The API reads and changes deployments while a tick waits on a slow health check.
+    #[tokio::test]
+    async fn the_api_does_not_wait_for_health_checks() {
+        let w = World::new("stuck").await;
+        let stuck = Arc::new(Stuck(tokio::sync::Notify::new()));
+        let svc = Arc::new(w.service_probed_by(stuck.clone()).await);
+        svc.deploy("m", spec(1)).await.unwrap();
+        svc.tick(0).await;
+        w.jobs.states.lock().unwrap().insert("job1".into(), JobState::Running { cluster: "zjk".into() });
+        let ticking = tokio::spawn({
+            let svc = svc.clone();
+            async move { svc.tick(1_000).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!ticking.is_finished(), "the tick waits on the health check");
+        let quick = std::time::Duration::from_secs(1);
+        assert_eq!(tokio::time::timeout(quick, svc.list()).await.unwrap().len(), 1);
+        tokio::time::timeout(quick, svc.scale("m", 2)).await.unwrap().unwrap();
+        stuck.0.notify_one();
+        ticking.await.unwrap();
+        assert_eq!(w.routed("m"), ["job1"]);
+        assert_eq!(w.jobs.submitted.lock().unwrap().len(), 2, "the scale made while it waited is applied");
     }
 
     /// While its weights are downloaded, a model waits without failing, so it starts at once
