@@ -140,6 +140,11 @@ enum ModelsCommand {
     Undeploy { name: String },
     /// Models deployed on the compute network and their replicas.
     Deployments,
+    /// Tokens per second of a built-in model on this machine: llama.cpp's server started
+    /// directly (no sandbox, no gateway) at each thread count, answering the same Chinese
+    /// prompt; prompt and generation rates are the server's own timings (medians). Installs the
+    /// model first if needed.
+    Bench(crate::models_cli::BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -268,6 +273,7 @@ pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
     let c = client()?;
     let base = format!("{}/api/v1/models", args.server.server);
     let v = match &args.command {
+        ModelsCommand::Bench(b) => return crate::models_cli::bench(b, args.server.json),
         ModelsCommand::Fetch { names, data_dir, models_dir } => {
             let names = if names.is_empty() { vec![models::catalog::DEFAULT_CHAT_MODEL.to_string()] } else { names.clone() };
             let dir = models_dir.clone().unwrap_or_else(|| data_dir.join("models"));
