@@ -41,6 +41,10 @@ pub struct BenchArgs {
     /// The soak's rate; default half the measured throughput.
     #[arg(long)]
     pub soak_rps: Option<f64>,
+    /// Extra settings for the gateway under test, as TOML lines of its `[gateway]` table (for
+    /// example `meter_flush_ms = 1000`), to see what a setting costs.
+    #[arg(long)]
+    pub gateway_toml: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -54,13 +58,24 @@ pub struct MockArgs {
     /// Address to listen on; the chosen URL is printed on the first line.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: String,
+    /// Instead of the mock, a bare forwarder to this URL (no auth, parsing or metering): the
+    /// floor of what any proxy on this HTTP stack adds.
+    #[arg(long)]
+    pub forward: Option<String>,
 }
 
-/// The zero-delay upstream: the gateway's test double, in its own process.
+/// The zero-delay upstream: the gateway's test double, in its own process (or the floor
+/// forwarder, with `--forward`, on the runtime `aiplus serve` uses).
 pub fn mock(args: MockArgs) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let rt = match &args.forward {
+        Some(_) => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
+        None => tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?,
+    };
     rt.block_on(async {
-        let url = gateway::test_double::serve_on(&args.listen).await?;
+        let url = match args.forward {
+            Some(upstream) => crate::floor_proxy::serve(&args.listen, upstream).await?,
+            None => gateway::test_double::serve_on(&args.listen).await?,
+        };
         println!("{url}");
         std::future::pending::<()>().await;
         Ok(())
@@ -103,6 +118,9 @@ struct ProxyReport {
     added_c1: Percentiles,
     ttft: Percentiles,
     added_ttft: Percentiles,
+    /// Failed requests at concurrency 1 and on streams (not timed).
+    c1_errors: u64,
+    ttft_errors: u64,
     throughput: Throughput,
     peak_rss_mib: f64,
     soak_rss_mib: Vec<f64>,
@@ -142,34 +160,70 @@ async fn one(http: &reqwest::Client, t: &Target) -> Result<(), String> {
     if ok { Ok(()) } else { Err("status".into()) }
 }
 
+/// Latencies of the requests that succeeded, and how many failed (a failed request is counted,
+/// not timed, and does not end the run).
+#[derive(Default)]
+struct Sample {
+    lat: Vec<Duration>,
+    errors: u64,
+}
+
+impl Sample {
+    /// The percentiles, and the errors (the first one said on stderr).
+    fn summary(self, what: &str, first_error: Option<String>) -> (Percentiles, u64) {
+        if let Some(e) = first_error {
+            eprintln!("{what}: {} failed requests; the first: {e}", self.errors);
+        }
+        (percentiles(self.lat), self.errors)
+    }
+}
+
 /// Concurrency 1: `n` requests one after another (after a short warm-up).
-async fn c1(http: &reqwest::Client, t: &Target, n: usize) -> anyhow::Result<Vec<Duration>> {
-    for _ in 0..50 {
-        one(http, t).await.map_err(|e| anyhow::anyhow!("warm-up request to {}: {e}", t.url))?;
-    }
-    let mut lat = Vec::with_capacity(n);
-    for _ in 0..n {
+async fn c1(http: &reqwest::Client, t: &Target, n: usize) -> (Percentiles, u64) {
+    let mut s = Sample { lat: Vec::with_capacity(n), errors: 0 };
+    let mut first = None;
+    for i in 0..n + 50 {
         let start = Instant::now();
-        one(http, t).await.map_err(|e| anyhow::anyhow!("request to {}: {e}", t.url))?;
-        lat.push(start.elapsed());
+        match one(http, t).await {
+            Ok(()) if i >= 50 => s.lat.push(start.elapsed()),
+            Ok(()) => {}
+            Err(e) => {
+                s.errors += 1;
+                first.get_or_insert(e);
+            }
+        }
     }
-    Ok(lat)
+    s.summary(&format!("concurrency 1 to {}", t.url), first)
 }
 
 /// Time to the first body chunk of a stream, `n` times one after another.
-async fn ttft(http: &reqwest::Client, t: &Target, n: usize) -> anyhow::Result<Vec<Duration>> {
-    let mut lat = Vec::with_capacity(n);
+async fn ttft(http: &reqwest::Client, t: &Target, n: usize) -> (Percentiles, u64) {
+    let mut s = Sample { lat: Vec::with_capacity(n), errors: 0 };
+    let mut first = None;
     for i in 0..n + 20 {
         let start = Instant::now();
-        let mut r = t.request(http, true).send().await.with_context(|| format!("stream to {}", t.url))?;
-        anyhow::ensure!(r.status().is_success(), "stream to {}: status {}", t.url, r.status());
-        let _first = r.chunk().await?;
-        if i >= 20 {
-            lat.push(start.elapsed());
+        match first_chunk(http, t).await {
+            Ok(took) if i >= 20 => s.lat.push(took.duration_since(start)),
+            Ok(_) => {}
+            Err(e) => {
+                s.errors += 1;
+                first.get_or_insert(e);
+            }
         }
-        while r.chunk().await?.is_some() {}
     }
-    Ok(lat)
+    s.summary(&format!("streams to {}", t.url), first)
+}
+
+/// One stream, read to its end; when its first chunk came.
+async fn first_chunk(http: &reqwest::Client, t: &Target) -> Result<Instant, String> {
+    let mut r = t.request(http, true).send().await.map_err(|e| e.to_string())?;
+    if !r.status().is_success() {
+        return Err(format!("status {}", r.status()));
+    }
+    r.chunk().await.map_err(|e| e.to_string())?;
+    let at = Instant::now();
+    while r.chunk().await.map_err(|e| e.to_string())?.is_some() {}
+    Ok(at)
 }
 
 /// `conns` connections for `dur`; with `rate`, each request is scheduled (rate spread over the
@@ -296,9 +350,9 @@ async fn measure(
     report: &Report,
 ) -> anyhow::Result<ProxyReport> {
     eprintln!("{name}: concurrency 1 ...");
-    let c1p = percentiles(c1(http, t, args.requests).await?);
+    let (c1p, c1_errors) = c1(http, t, args.requests).await;
     eprintln!("{name}: time to first token ...");
-    let tt = percentiles(ttft(http, t, args.requests / 5).await?);
+    let (tt, ttft_errors) = ttft(http, t, args.requests / 5).await;
     eprintln!("{name}: {} connections ...", args.connections);
     let tp = throughput(http, t, args).await;
     let mut soak = Vec::new();
@@ -320,6 +374,8 @@ async fn measure(
         added_c1: sub(c1p, report.direct_c1),
         ttft: tt,
         added_ttft: sub(tt, report.direct_ttft),
+        c1_errors,
+        ttft_errors,
         throughput: tp,
         peak_rss_mib: rss_mib(pid, "VmHWM:"),
         soak_rss_mib: soak,
@@ -339,12 +395,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         c
     })?;
     let upstream = format!("{mock_url}/fast/v1");
+    let (floor_proc, floor_url) = start_child({
+        let mut c = Command::new(&exe);
+        c.args(["gateway", "mock", "--forward", &mock_url]);
+        c
+    })?;
     let cfg = dir.join("aiplus.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[gateway]\nallow_local_upstreams = true\n[gateway.embedded]\nenabled = false\n[[gateway.model]]\nname = \"bench\"\n\
-             [[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}\"\n"
+            "[gateway]\nallow_local_upstreams = true\n{}\n[gateway.embedded]\nenabled = false\n[[gateway.model]]\nname = \"bench\"\n\
+             [[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}\"\n",
+            args.gateway_toml.as_deref().unwrap_or("")
         ),
     )?;
     let (gw, gw_url) = start_child({
@@ -353,7 +415,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             .arg(dir.join("data"))
             .arg("--config")
             .arg(&cfg)
-            .env("AIPLUS_LOG", "warn");
+            .env("AIPLUS_LOG", "warn")
+            // The default chat model would download and run beside the measurement: off.
+            .env("AIPLUS_MODELS_CHAT", "");
         c
     })?;
     let http = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(256).build()?;
@@ -381,8 +445,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let direct = Target { url: format!("{upstream}/chat/completions"), key: None };
         let mut report = Report::default();
         eprintln!("direct to the mock: concurrency 1 and time to first token ...");
-        report.direct_c1 = percentiles(c1(&http, &direct, args.requests).await?);
-        report.direct_ttft = percentiles(ttft(&http, &direct, args.requests / 5).await?);
+        let (c1p, c1_errors) = c1(&http, &direct, args.requests).await;
+        let (ttft, ttft_errors) = ttft(&http, &direct, args.requests / 5).await;
+        anyhow::ensure!(c1_errors + ttft_errors == 0, "the mock itself failed {} requests", c1_errors + ttft_errors);
+        (report.direct_c1, report.direct_ttft) = (c1p, ttft);
+        // The floor: what one more hop through a bare forwarder adds.
+        let floor = Target { url: format!("{floor_url}/fast/v1/chat/completions"), key: None };
+        let r = measure("floor", &http, &floor, floor_proc.0.id(), &args, &report).await?;
+        report.proxies.push(r);
         let aiplus = Target { url: format!("{gw_url}/v1/chat/completions"), key: Some(secret) };
         let r = measure("aiplus", &http, &aiplus, gw.0.id(), &args, &report).await?;
         report.proxies.push(r);
@@ -443,7 +513,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             p.throughput.p99_ms,
             p.throughput.closed_rps,
             p.throughput.closed_p99_ms,
-            p.throughput.errors,
+            p.c1_errors + p.ttft_errors + p.throughput.errors,
             p.peak_rss_mib
         );
         if !p.soak_rss_mib.is_empty() {

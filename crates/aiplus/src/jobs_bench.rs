@@ -47,7 +47,11 @@ impl Server {
     fn start(dir: &Path, config: Option<&Path>) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(dir.join("data")).env("AIPLUS_LOG", "warn");
+        // The default chat model would download and run beside the measurement: off.
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.join("data"))
+            .env("AIPLUS_LOG", "warn")
+            .env("AIPLUS_MODELS_CHAT", "");
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }

@@ -1,9 +1,15 @@
 //! The `aiplus` binary: one command for the server, the operator CLI, the simulator and the
 //! benchmarks. `anyhow` lives here and nowhere else.
 
+/// mimalloc instead of glibc's allocator: under the gateway's load, glibc's malloc and free
+/// (and their arena locks) took about 12% of the server's CPU; see ARCHITECTURE.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod client;
 mod config;
+mod floor_proxy;
 mod gateway_bench;
 mod gateway_cli;
 mod identity_cli;
