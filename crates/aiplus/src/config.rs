@@ -2,7 +2,7 @@
 //! variable (`AIPLUS_LISTEN`, `AIPLUS_DATA_DIR`, `AIPLUS_NETWORK`, `AIPLUS_POLICY`,
 //! `AIPLUS_STORE_URL`, `AIPLUS_COMPUTE`, `AIPLUS_EMBED`, `AIPLUS_EMBED_DIR`,
 //! `AIPLUS_CONSOLE_ADMIN_PASSWORD`, `AIPLUS_HOSTS`, `AIPLUS_MODELS_CHAT`, `AIPLUS_MODELS_THREADS`,
-//! `AIPLUS_MODELS_PYTHON`, `AIPLUS_MODELS_DIR`) and then by a flag.
+//! `AIPLUS_MODELS_PYTHON`, `AIPLUS_MODELS_DIR`, `AIPLUS_MODELS_FETCH`) and then by a flag.
 
 use std::path::{Path, PathBuf};
 
@@ -210,6 +210,13 @@ impl Config {
         }
         if let Some(v) = get("AIPLUS_MODELS_DIR") {
             self.models.dir = Some(v.into());
+        }
+        if let Some(v) = get("AIPLUS_MODELS_FETCH") {
+            self.models.fetch = match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => anyhow::bail!("AIPLUS_MODELS_FETCH: {v:?} is not true or false"),
+            };
         }
         if let Some(v) = get("AIPLUS_MODELS_THREADS") {
             self.models.threads = v.parse().with_context(|| format!("AIPLUS_MODELS_THREADS: {v:?} is not a whole number"))?;

@@ -133,6 +133,19 @@ enum ModelsCommand {
         /// Where replicas may run: hub:<id> or province:<Name>, repeatable.
         #[arg(long = "region")]
         regions: Vec<String>,
+        /// Any GGUF file on the server's machine instead of a built-in model (with --sha256;
+        /// --model is then its label).
+        #[arg(long, conflicts_with = "gguf_url", requires = "sha256")]
+        gguf_path: Option<PathBuf>,
+        /// Any GGUF file by http(s) URL (with --sha256 and --size-bytes).
+        #[arg(long, requires_all = ["sha256", "size_bytes"])]
+        gguf_url: Option<String>,
+        /// The GGUF file's SHA-256 (lower-case hex); a file with another digest is refused.
+        #[arg(long)]
+        sha256: Option<String>,
+        /// The GGUF file's exact size in bytes.
+        #[arg(long)]
+        size_bytes: Option<u64>,
     },
     /// Set a deployed model's replica count.
     Scale { name: String, replicas: u32 },
@@ -288,9 +301,28 @@ pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        ModelsCommand::Deploy { name, model, replicas, threads, ctx_tokens, memory_mib, regions } => {
-            let body = json!({"model": model, "replicas": replicas, "threads": threads, "ctx_tokens": ctx_tokens,
-                              "memory_mib": memory_mib, "regions": regions});
+        ModelsCommand::Deploy {
+            name,
+            model,
+            replicas,
+            threads,
+            ctx_tokens,
+            memory_mib,
+            regions,
+            gguf_path,
+            gguf_url,
+            sha256,
+            size_bytes,
+        } => {
+            let mut body = json!({"model": model, "replicas": replicas, "threads": threads, "ctx_tokens": ctx_tokens,
+                                  "memory_mib": memory_mib, "regions": regions});
+            if gguf_path.is_some() || gguf_url.is_some() {
+                body["gguf"] = json!({"path": gguf_path, "url": gguf_url, "sha256": sha256, "size_bytes": size_bytes});
+                // Absent, not null: the server reads exactly one of path and url.
+                if let Some(g) = body["gguf"].as_object_mut() {
+                    g.retain(|_, v| !v.is_null());
+                }
+            }
             call(c.put(format!("{}/api/v1/model-deployments/{name}", args.server.server)).json(&body))?
         }
         ModelsCommand::Scale { name, replicas } => {

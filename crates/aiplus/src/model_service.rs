@@ -153,6 +153,7 @@ async fn deploy_chat(svc: &Service, model: &str, threads: u32, python: &str) {
     }
     let spec = models::service::DeploymentSpec {
         model: model.to_string(),
+        gguf: None,
         replicas: 1,
         threads,
         ctx_tokens: 4096,
@@ -197,13 +198,14 @@ struct Fetches {
 impl Fetches {
     async fn start_missing(&mut self, svc: &Arc<Service>, client: &reqwest::Client) {
         self.running.retain(|_, t| !t.is_finished());
-        for model in svc.missing().await {
-            let recent = self.failed_at.lock().is_ok_and(|f| f.get(&model).is_some_and(|at| at.elapsed() < FETCH_RETRY));
-            if recent || self.running.contains_key(&model) || !svc.begin_install(&model) {
+        for spec in svc.missing().await {
+            let key = spec.weights_dir_name();
+            let recent = self.failed_at.lock().is_ok_and(|f| f.get(&key).is_some_and(|at| at.elapsed() < FETCH_RETRY));
+            if recent || self.running.contains_key(&key) || !svc.begin_install(&key) {
                 continue;
             }
-            let (svc, client, failed_at, m) = (svc.clone(), client.clone(), self.failed_at.clone(), model.clone());
-            self.running.insert(model, tokio::spawn(async move { fetch_one(&svc, &m, &client, &failed_at).await }));
+            let (svc, client, failed_at) = (svc.clone(), client.clone(), self.failed_at.clone());
+            self.running.insert(key, tokio::spawn(async move { fetch_one(&svc, &spec, &client, &failed_at).await }));
         }
     }
 }
@@ -212,10 +214,11 @@ impl Fetches {
 /// watching the server's log sees it move.
 async fn fetch_one(
     svc: &Service,
-    model: &str,
+    spec: &models::service::DeploymentSpec,
     client: &reqwest::Client,
     failed_at: &std::sync::Mutex<std::collections::BTreeMap<String, std::time::Instant>>,
 ) {
+    let model = spec.model.as_str();
     tracing::info!(model, "fetching the model and llama.cpp's server; requests for it get 503 model_loading until it runs");
     let step = std::sync::atomic::AtomicU64::new(0);
     let progress = |n: u64, total: u64| {
@@ -225,12 +228,12 @@ async fn fetch_one(
             tracing::info!(model, "fetching: {} of {} MB", n / 1_000_000, total / 1_000_000);
         }
     };
-    match svc.install(model, client, &progress).await {
+    match svc.install(spec, client, &progress).await {
         Ok(()) => tracing::info!(model, "fetched; starting its replica"),
         Err(e) => {
             tracing::error!(model, error = %e, "fetching the model failed; trying again in 5 minutes");
             if let Ok(mut f) = failed_at.lock() {
-                f.insert(model.to_string(), std::time::Instant::now());
+                f.insert(spec.weights_dir_name(), std::time::Instant::now());
             }
         }
     }

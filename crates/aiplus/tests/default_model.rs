@@ -23,7 +23,11 @@ fn a_fresh_server_deploys_its_chat_model_and_the_openai_sdk_chats_with_it() {
     let data = temp_dir("default-model");
     let models_dir = chat_models_dir();
     let models_dir = models_dir.to_str().unwrap();
-    let s = Server::start_with_env(&data, &[], &[("AIPLUS_MODELS_CHAT", MODEL), ("AIPLUS_MODELS_DIR", models_dir)]);
+    let s = Server::start_with_env(
+        &data,
+        &[],
+        &[("AIPLUS_MODELS_CHAT", MODEL), ("AIPLUS_MODELS_DIR", models_dir), ("AIPLUS_MODELS_FETCH", "true")],
+    );
     let secret = s.key("acme", &json!({}))["secret"].as_str().unwrap().to_string();
 
     // Known at once, and "loading" (not missing) until its replica answers.

@@ -14,6 +14,8 @@ use common::{BIN, Server, chat_models_dir, register_cpu_cluster_beside, signals,
 use serde_json::{Value, json};
 
 const MODEL: &str = "smollm2-135m-instruct";
+/// The SHA-256 of the small model's GGUF file (pinned in `models::catalog`).
+const SMOL_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 
 /// `aiplus models fetch` of the small model into the tests' shared directory; what it printed.
 fn fetch_small_model() -> Value {
@@ -292,4 +294,55 @@ fn a_tenant_restricted_to_one_region_only_reaches_the_replica_there() {
     for d in [data, data2] {
         let _ = std::fs::remove_dir_all(d);
     }
+}
+
+/// Any GGUF file by path, pinned by its SHA-256: the server checks and installs it, then serves
+/// it like a built-in model; a file whose digest differs is refused and the deployment says why;
+/// a path that is not a file is refused at once, naming the field.
+#[test]
+fn a_gguf_file_given_by_path_and_digest_is_installed_and_served() {
+    fetch_small_model();
+    let shared = chat_models_dir();
+    let installed = shared.join(format!("gguf-{}", &SMOL_SHA256[..16]));
+    let _ = std::fs::remove_dir_all(&installed);
+    let data = temp_dir("model-gguf");
+    let dir = shared.to_str().unwrap();
+    let s = Server::start_with_env(&data, &[], &[("AIPLUS_MODELS_DIR", dir), ("AIPLUS_MODELS_FETCH", "true")]);
+    let file = shared.join(MODEL).join(models::catalog::GGUF_FILE);
+    let body = |sha: &str| json!({"model": "smol-local", "gguf": {"path": file, "sha256": sha}, "ctx_tokens": 2048, "memory_mib": 512});
+
+    let (status, problem) =
+        s.put("/api/v1/model-deployments/nowhere", &json!({"model": "x", "gguf": {"path": "/nonexistent/m.gguf", "sha256": SMOL_SHA256}}));
+    assert_eq!((status, problem["field"].as_str()), (422, Some("gguf.path")), "{problem}");
+
+    assert_eq!(s.put("/api/v1/model-deployments/custom", &body(SMOL_SHA256)).0, 201);
+    assert_eq!(s.put("/api/v1/model-deployments/tampered", &body(&"0".repeat(64))).0, 201);
+    let secret = s.key("acme", &json!({}))["secret"].as_str().unwrap().to_string();
+    let answer = chat_until_served(&s, &secret, "custom", &[503]);
+    assert_eq!(answer["model"], "custom");
+    assert!(installed.join(models::catalog::GGUF_FILE).is_file(), "installed under its digest");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let (_, v) = s.get("/api/v1/model-deployments/tampered");
+        if v["install_error"].is_string() {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no install error shown: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(view["install_error"].as_str().unwrap().contains("SHA-256 is b179c952"), "{view}");
+    assert_eq!(view["replicas"], json!([]), "nothing runs on a file that failed its check");
+
+    let (_, d) = s.get("/api/v1/model-deployments/custom");
+    let id = d["replicas"][0]["job_id"].as_str().unwrap().to_string();
+    for name in ["custom", "tampered"] {
+        assert_eq!(s.client().delete(format!("{}/api/v1/model-deployments/{name}", s.url)).send().unwrap().status().as_u16(), 204);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.get(&format!("/api/v1/jobs/{id}")).1["state"] != "cancelled" {
+        assert!(Instant::now() < deadline, "the replica's job was not cancelled");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = std::fs::remove_dir_all(&data);
 }

@@ -337,8 +337,13 @@ fn the_gateway_bench_runs_end_to_end() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let aiplus = &report["proxies"][0];
-    assert_eq!(aiplus["name"], "aiplus");
+    // The floor (a bare forwarder) is measured first, then aiplus, under the same harness.
+    let names: Vec<&str> = report["proxies"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["floor", "aiplus"], "{report}");
+    let floor = &report["proxies"][0];
+    assert!(floor["added_c1"]["p50_us"].is_number() && floor["throughput"]["closed_rps"].as_f64().unwrap() > 0.0, "{report}");
+    let aiplus = &report["proxies"][1];
+    assert_eq!((aiplus["c1_errors"].as_u64(), aiplus["ttft_errors"].as_u64()), (Some(0), Some(0)), "{report}");
     assert!(report["direct_c1"]["p50_us"].as_f64().unwrap() > 0.0, "{report}");
     assert!(aiplus["c1"]["p99_us"].as_f64().unwrap() >= aiplus["c1"]["p50_us"].as_f64().unwrap(), "{report}");
     // The closed-loop run always measures a rate; the paced search may find none that keeps

@@ -171,6 +171,9 @@ fn unique_suffix() -> String {
 async fn download(wheel: &Wheel, client: &reqwest::Client, path: &Path, progress: &(dyn Fn(u64) + Sync)) -> Result<(), FetchError> {
     let url = wheel.url.as_ref();
     let failed = |reason: String| FetchError::Download { url: url.to_owned(), reason };
+    if let Some(local) = url.strip_prefix("file://") {
+        return copy_local(wheel, Path::new(local), path, progress).await;
+    }
     let mut response = client.get(url).send().await.map_err(|e| failed(error_chain(&e)))?;
     if !response.status().is_success() {
         return Err(failed(format!("the server answered {}", response.status())));
@@ -231,6 +234,40 @@ fn sync_dir(path: &Path) -> Result<(), FetchError> {
     File::open(path).and_then(|d| d.sync_all()).map_err(|source| FetchError::Write { path: path.to_path_buf(), source })
 }
 
+/// A `file://` source: copied to `path` with the same checks as a download (never past its
+/// size, and its digest), so a file given by path is installed exactly like one fetched.
+async fn copy_local(wheel: &Wheel, from: &Path, path: &Path, progress: &(dyn Fn(u64) + Sync)) -> Result<(), FetchError> {
+    use tokio::io::AsyncReadExt;
+    let failed = |reason: String| FetchError::Download { url: wheel.url.to_string(), reason };
+    let mut src = tokio::fs::File::open(from).await.map_err(|source| FetchError::Read { path: from.to_path_buf(), source })?;
+    let mut file = tokio::fs::File::create(path).await.map_err(|source| FetchError::Write { path: path.to_path_buf(), source })?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut copied: u64 = 0;
+    loop {
+        let n = src.read(&mut buf).await.map_err(|source| FetchError::Read { path: from.to_path_buf(), source })?;
+        if n == 0 {
+            break;
+        }
+        copied += n as u64;
+        if copied > wheel.size_bytes {
+            return Err(failed(format!("the file is longer than the given {} bytes", wheel.size_bytes)));
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n]).await.map_err(|source| FetchError::Write { path: path.to_path_buf(), source })?;
+        progress(copied);
+    }
+    file.sync_all().await.map_err(|source| FetchError::Write { path: path.to_path_buf(), source })?;
+    if copied != wheel.size_bytes {
+        return Err(failed(format!("the file has {copied} bytes, not the given {}", wheel.size_bytes)));
+    }
+    let actual = hex(&hasher.finalize());
+    if !actual.eq_ignore_ascii_case(&wheel.sha256) {
+        return Err(failed(format!("SHA-256 is {actual}, not the given {}", wheel.sha256)));
+    }
+    Ok(())
+}
+
 /// Lower-case hex of `bytes`.
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
@@ -281,5 +318,46 @@ impl Drop for Removed {
             }
             Err(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    fn gguf(from: &Path, sha256: String, size_bytes: u64) -> Artifact {
+        Artifact {
+            wheels: vec![Wheel { url: format!("file://{}", from.display()).into(), sha256: sha256.into(), size_bytes }],
+            unpack: Unpack::File("model.gguf".into()),
+            required: vec!["model.gguf".into()],
+        }
+    }
+
+    /// A file given by path is installed like a download: checked by size and digest, renamed
+    /// into place, and a wrong digest installs nothing.
+    #[tokio::test]
+    async fn a_local_file_is_checked_and_installed_as_one_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("weights.gguf");
+        std::fs::write(&src, b"GGUF and some tensors").unwrap();
+        let sha = hex(&Sha256::digest(b"GGUF and some tensors"));
+        let client = reqwest::Client::new();
+
+        let wrong = tmp.path().join("wrong");
+        let e = ensure(&wrong, &gguf(&src, "00".repeat(32), 21), &client, &|_, _| {}).await.unwrap_err();
+        assert!(e.to_string().contains("SHA-256 is"), "{e}");
+        assert!(!wrong.exists(), "nothing installed");
+        let e = ensure(&wrong, &gguf(&src, sha.clone(), 20), &client, &|_, _| {}).await.unwrap_err();
+        assert!(e.to_string().contains("longer than the given 20 bytes"), "{e}");
+
+        let dir = tmp.path().join("gguf-1");
+        ensure(&dir, &gguf(&src, sha.clone(), 21), &client, &|_, _| {}).await.unwrap();
+        assert_eq!(std::fs::read(dir.join("model.gguf")).unwrap(), b"GGUF and some tensors");
+        assert!(src.exists(), "the source stays where it was");
+        let leftovers: Vec<_> =
+            std::fs::read_dir(tmp.path()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+        assert!(leftovers.is_empty(), "no temporary file is left: {leftovers:?}");
     }
 }

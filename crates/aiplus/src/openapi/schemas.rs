@@ -177,9 +177,18 @@ fn deployment() -> Value {
 
 fn model_deployment() -> Value {
     let names: Vec<&str> = models::catalog::BUILTIN.iter().map(|m| m.name).collect();
+    let gguf = object(
+        &["sha256"],
+        json!({"path": nullable(json!({"type": "string", "pattern": "^/", "maxLength": 4096})),
+               "url": nullable(json!({"type": "string", "pattern": "^https?://[^\\s]+$", "maxLength": models::catalog::MAX_URL_CHARS})),
+               "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+               "size_bytes": nullable(json!({"type": "integer", "minimum": 1, "maximum": models::catalog::MAX_GGUF_BYTES}))}),
+    );
     object(
         &["model"],
-        json!({"model": {"enum": names}, "replicas": uint(u64::from(models::deployer::MAX_REPLICAS)),
+        json!({"model": {"type": "string", "minLength": 1, "maxLength": 64, "description": format!("A built-in model ({}), or with gguf a label of the weights", names.join(", "))},
+               "gguf": nullable(gguf),
+               "replicas": uint(u64::from(models::deployer::MAX_REPLICAS)),
                "threads": {"type": "integer", "minimum": 1, "maximum": models::MAX_THREADS},
                "ctx_tokens": {"type": "integer", "minimum": models::MIN_CTX_TOKENS, "maximum": models::MAX_CTX_TOKENS},
                "memory_mib": {"type": "integer", "minimum": 1, "maximum": compute::job::MAX_MEMORY_MIB},

@@ -31,7 +31,7 @@ impl Server {
     }
 
     /// Starts the binary with extra `serve` arguments (e.g. `--config`). Its default chat model
-    /// is off (a test that wants it turns it on in its config or environment).
+    /// is off and it downloads no model (a test that wants either turns it on in `env`).
     pub fn start_with(data: &Path, extra: &[&str]) -> Self {
         Self::start_with_env(data, extra, &[])
     }
@@ -45,6 +45,7 @@ impl Server {
             .env("AIPLUS_LOG", "warn")
             .env("AIPLUS_EMBED_DIR", model_dir())
             .env("AIPLUS_MODELS_CHAT", "")
+            .env("AIPLUS_MODELS_FETCH", "false")
             .env_remove("AIPLUS_CONFIG")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
