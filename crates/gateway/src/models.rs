@@ -230,6 +230,21 @@ impl Gateway {
         self.placed.read().is_ok_and(|p| p.values().flatten().any(|d| d.id == id))
     }
 
+    /// The replicas the gateway routes to now, by cluster: each model with its count (for the
+    /// console's map).
+    pub fn placed_by_cluster(&self) -> BTreeMap<String, BTreeMap<String, usize>> {
+        let mut out: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+        if let Ok(p) = self.placed.read() {
+            for (model, replicas) in p.iter() {
+                for r in replicas {
+                    let cluster = r.cluster.clone().unwrap_or_default();
+                    *out.entry(cluster).or_default().entry(model.clone()).or_default() += 1;
+                }
+            }
+        }
+        out
+    }
+
     /// Forgets `model`'s placed replicas: it is no longer deployed on the compute network.
     pub fn remove_placed(&self, model: &str) {
         if let Ok(mut p) = self.placed.write() {

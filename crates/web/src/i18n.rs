@@ -105,8 +105,8 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("map_caption", "示意图", "schematic"),
     (
         "map_note",
-        "示意图，非标准地图；边界据 Natural Earth。各枢纽数据见下表。",
-        "Schematic, not a standard map; outline from Natural Earth. The table below has each hub's figures.",
+        "示意图，非标准地图；边界据 Natural Earth。紫色菱形表示该集群上有模型副本在提供服务。各枢纽数据见下表。",
+        "Schematic, not a standard map; outline from Natural Earth. A purple diamond marks a cluster where model replicas serve. The table below has each hub's figures.",
     ),
     ("jobs_queued", "排队作业", "Jobs queued"),
     ("jobs_running", "运行中作业", "Jobs running"),

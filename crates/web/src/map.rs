@@ -46,6 +46,9 @@ pub struct MapCluster<'a> {
     pub busy: f64,
     pub healthy: bool,
     pub gpus_total: f64,
+    /// The models whose replicas serve from here, as shown ("qwen ×2, smol ×1"); empty for none.
+    /// A cluster that serves one gets a badge beside its circle.
+    pub serving: &'a str,
 }
 
 /// A network link between two hubs, given by their ids.
@@ -98,6 +101,7 @@ const STYLE: &str = concat!(
     ":where(.china-map .c-warm){fill:#e0a000}",
     ":where(.china-map .c-hot){fill:#d64535}",
     ":where(.china-map .c-down){stroke:#222;stroke-width:2;stroke-dasharray:3 2;fill-opacity:.5}",
+    ":where(.china-map .serving){fill:#6d28d9;stroke:#fff;stroke-width:1}",
     ":where(.china-map .caption){font-size:12px;fill:#5b6775}",
     ":where(.china-map a:hover .cluster,.china-map a:focus .cluster){stroke:#000}",
     ":where(.china-map a:hover .hub,.china-map a:focus .hub){stroke:#000;stroke-width:3}",
@@ -182,19 +186,27 @@ pub fn render_svg(title: &str, caption: &str, hubs: &[MapHub], clusters: &[MapCl
             "c-hot"
         };
         let (down_class, down_note) = if cluster.healthy { ("", "") } else { (" c-down", " — unhealthy") };
+        let serving = if cluster.serving.is_empty() { String::new() } else { format!("; serving {}", cluster.serving) };
         push(
             &mut out,
             format_args!(
-                "<a href=\"{}\"><title>{}: {:.0}% GPUs busy{down_note}</title>\
-                 <circle class=\"cluster {heat}{down_class}\" cx=\"{}\" cy=\"{}\" r=\"{}\"/></a>",
+                "<a href=\"{}\"><title>{}: {:.0}% GPUs busy{down_note}{}</title>\
+                 <circle class=\"cluster {heat}{down_class}\" cx=\"{}\" cy=\"{}\" r=\"{}\"/>",
                 Esc(safe_href(cluster.href)),
                 Esc(cluster.label),
                 busy * 100.0,
+                Esc(&serving),
                 N(mark.x),
                 N(mark.y),
                 N(mark.r),
             ),
         );
+        if !cluster.serving.is_empty() {
+            // A small diamond on the circle's upper right: models are served from here.
+            let (x, y) = (mark.x + mark.r * 0.7, mark.y - mark.r * 0.7);
+            push(&mut out, format_args!("<path class=\"serving\" d=\"M{} {}l4 4l-4 4l-4 -4z\"/>", N(x), N(y - 4.0)));
+        }
+        out.push_str("</a>");
     }
     out.push_str("</g>");
 
@@ -590,7 +602,7 @@ mod tests {
     ];
 
     fn cluster<'a>(id: &'a str, lon: f64, lat: f64, busy: f64, healthy: bool, gpus_total: f64) -> MapCluster<'a> {
-        MapCluster { id, label: id, lon, lat, href: id, busy, healthy, gpus_total }
+        MapCluster { id, label: id, lon, lat, href: id, busy, healthy, gpus_total, serving: "" }
     }
 
     #[test]
@@ -659,6 +671,7 @@ mod tests {
         assert!(svg.contains(r#"class="cluster c-ok""#));
         assert!(svg.contains(r#"class="cluster c-warm""#));
         assert!(svg.contains(r#"class="cluster c-hot c-down""#));
+        assert!(!svg.contains("class=\"serving\""), "no cluster serves a model");
         assert!(svg.contains(r#"<text class="caption" x="12" y="668">示意图 / schematic</text>"#));
         assert!(!svg.contains("<script") && !svg.contains("javascript:") && !svg.contains("style=\""));
     }
@@ -755,5 +768,19 @@ mod tests {
         let svg = render_svg("", "", &[], &[], &[]);
         assert!(svg.contains("<path class=\"land\" d=\"M"));
         assert!(svg.len() < 12_000, "{}", svg.len());
+    }
+
+    #[test]
+    fn a_cluster_that_serves_models_gets_a_badge_and_says_which() {
+        let clusters = [
+            MapCluster { serving: "qwen ×2", ..cluster("qingyang", 107.64, 35.73, 0.1, true, 64.0) },
+            cluster("tianfu", 104.07, 30.40, 0.1, true, 64.0),
+        ];
+        let svg = render_svg("t", "c", &HUBS, &clusters, &[]);
+        assert_eq!(svg.matches("class=\"serving\"").count(), 1);
+        assert!(svg.contains("<title>qingyang: 10% GPUs busy; serving qwen ×2</title>"), "{svg}");
+        // The badge is inside the cluster's link, so it opens the same page.
+        let at = svg.find("class=\"serving\"").unwrap();
+        assert!(svg[..at].rfind("<a href=\"qingyang\">") > svg[..at].rfind("</a>"));
     }
 }

@@ -29,6 +29,7 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 struct Env {
     app: Router,
     svc: Arc<ComputeService>,
+    gw: Arc<gateway::Gateway>,
 }
 
 async fn env() -> Env {
@@ -66,7 +67,7 @@ async fn env() -> Env {
         .unwrap(),
     );
     let cfg = web::ConsoleConfig { admin_password: Some("admin-password".into()), ..Default::default() };
-    let console = Arc::new(web::Console::new(store, Some(svc.clone()), gw, Arc::new(net), cfg, dir));
+    let console = Arc::new(web::Console::new(store, Some(svc.clone()), gw.clone(), Arc::new(net), cfg, dir));
     console.ensure_admin().await.unwrap();
     console.create_account("acme-user", "acme-password", web::Role::Tenant, Some("acme".into())).await.unwrap();
     // The console behind the gate, as `aiplus serve` assembles it.
@@ -75,7 +76,7 @@ async fn env() -> Env {
         hosts: api::gate::Hosts::new(&["console.example".into()]),
         clock: Arc::new(FixedClock(T0_MS)),
     });
-    Env { app: api::gate::guard(web::router(console), gate), svc }
+    Env { app: api::gate::guard(web::router(console), gate), svc, gw }
 }
 
 struct Answer {
@@ -252,6 +253,22 @@ async fn the_login_page_and_the_network_page_render_as_recorded() {
     // The map is tested in map.rs; here the page around it.
     let page = a.body.split("<svg").next().unwrap().to_string() + &a.body[a.body.find("</svg>").unwrap()..];
     insta::assert_snapshot!("network_en", stable(&page, &csrf));
+}
+
+/// The map marks the clusters that serve model replicas, and says which models.
+#[tokio::test]
+async fn the_map_shows_where_model_replicas_serve() {
+    let env = env().await;
+    let (cookie, _) = env.login("admin", "admin-password").await;
+    assert!(!env.get("/", &cookie).await.body.contains("class=\"serving\""), "nothing deployed yet");
+    let replica = |id: &str, cluster: &str| {
+        serde_json::from_value(serde_json::json!({"id": id, "base_url": "http://127.0.0.1:9/v1", "cluster": cluster})).unwrap()
+    };
+    env.gw.set_placed("qwen", vec![replica("r1", "qingyang"), replica("r2", "qingyang")]);
+    env.gw.set_placed("smol", vec![replica("r3", "tianfu")]);
+    let page = env.get("/", &cookie).await.body;
+    assert_eq!(page.matches("class=\"serving\"").count(), 2, "one badge per serving cluster");
+    assert!(page.contains("; serving qwen ×2</title>") && page.contains("; serving smol ×1</title>"), "{page}");
 }
 
 /// Registering a tenant from the console is the operators': a tenant's login is refused, a

@@ -50,6 +50,17 @@ pub async fn overview(axum::extract::State(c): C, v: Viewer) -> Result<Response,
     let hub_hrefs: Vec<String> = net.spec.hubs.iter().map(|h| format!("#hub-{}", h.id)).collect();
     let cluster_hrefs: Vec<String> = clusters.iter().map(|c| format!("/clusters/{}", c.spec.id)).collect();
     let cluster_labels: Vec<String> = clusters.iter().map(|c| name(&c.spec.name_zh, &c.spec.name_en)).collect();
+    // The model replicas the gateway routes to, by cluster, as the map's badges say them.
+    let by_cluster = c.gateway.placed_by_cluster();
+    let serving: Vec<String> = clusters
+        .iter()
+        .map(|c| {
+            by_cluster
+                .get(&c.spec.id)
+                .map(|m| m.iter().map(|(model, n)| format!("{model} ×{n}")).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        })
+        .collect();
     let map_hubs: Vec<MapHub> = net
         .spec
         .hubs
@@ -60,7 +71,8 @@ pub async fn overview(axum::extract::State(c): C, v: Viewer) -> Result<Response,
     let map_clusters: Vec<MapCluster> = clusters
         .iter()
         .zip(cluster_hrefs.iter().zip(&cluster_labels))
-        .map(|(s, (href, label))| MapCluster {
+        .zip(&serving)
+        .map(|((s, (href, label)), serving)| MapCluster {
             id: &s.spec.id,
             label,
             lon: s.spec.lon,
@@ -69,6 +81,7 @@ pub async fn overview(axum::extract::State(c): C, v: Viewer) -> Result<Response,
             busy: if s.gpus_total > 0.0 { s.gpus_used / s.gpus_total } else { 0.0 },
             healthy: s.engine_healthy,
             gpus_total: s.gpus_total,
+            serving,
         })
         .collect();
     let links: Vec<MapLink> = net.spec.links.iter().map(|l| MapLink { a: &l.a, b: &l.b, latency_ms: l.latency_ms }).collect();
