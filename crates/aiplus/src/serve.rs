@@ -121,7 +121,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let refresher = gw.spawn_refresh(stop_rx.clone());
     let models = match &compute {
         Some((svc, _, _)) => {
-            let paths = models::service::Paths { models_dir: models_dir(&cfg)?, python: cfg.models.python.clone() };
+            let paths = models::service::Paths {
+                models_dir: models_dir(&cfg)?,
+                python: cfg.models.python.clone(),
+                vllm_python: cfg.models.vllm_python.clone(),
+            };
             let chat = (!cfg.models.chat.is_empty()).then(|| (cfg.models.chat.clone(), cfg.models.threads));
             let opts = aiplus::model_service::Options { paths, chat, fetch: cfg.models.fetch };
             Some(aiplus::model_service::start(store.clone(), svc.clone(), gw.clone(), opts, stop_rx.clone()).await?)

@@ -155,3 +155,50 @@ fn slurm_runs_jobs_for_real() {
 fn ray_runs_jobs_for_real() {
     suite("ray");
 }
+
+/// A model deployed where Slurm (or Ray) runs every cluster's jobs: its replica is llama.cpp's
+/// server started by that engine, found by its health URL and served by the gateway; undeployed,
+/// the engine stops it.
+fn model_on(kind: &str) {
+    let data = temp_dir(&format!("engine-model-{kind}"));
+    let Some(config) = engine_config(kind, &data) else {
+        if std::env::var("AIPLUS_SKIP_ENGINES").as_deref() == Ok("1") {
+            eprintln!("SKIPPED: {kind} not running and AIPLUS_SKIP_ENGINES=1");
+            return;
+        }
+        panic!("{kind} is not running: start it with scripts/test (or set AIPLUS_SKIP_ENGINES=1 to skip on purpose)");
+    };
+    common::fetch_small_model();
+    let cfg = data.with_extension("toml");
+    std::fs::write(&cfg, config).unwrap();
+    let models = common::chat_models_dir();
+    let s = Server::start_with_env(&data, &["--config", cfg.to_str().unwrap()], &[("AIPLUS_MODELS_DIR", models.to_str().unwrap())]);
+    let body = json!({"model": common::SMALL_MODEL, "ctx_tokens": 2048, "memory_mib": 512});
+    assert_eq!(s.put("/api/v1/model-deployments/smol", &body).0, 201);
+    let secret = s.key("acme", &json!({}))["secret"].as_str().unwrap().to_string();
+    let answer = common::chat_until_served(&s, &secret, "smol", &[503]);
+    assert_eq!(answer["model"], "smol");
+
+    let (_, d) = s.get("/api/v1/model-deployments/smol");
+    let replica = d["replicas"][0].clone();
+    let job = state(&s, replica["job_id"].as_str().unwrap());
+    assert_eq!((job["run"]["engine"].as_str(), job["state"].as_str()), (Some(kind), Some("running")), "{job}");
+    let port = replica["port"].as_u64().unwrap();
+
+    assert_eq!(s.client().delete(format!("{}/api/v1/model-deployments/smol", s.url)).send().unwrap().status().as_u16(), 204);
+    let id = replica["job_id"].as_str().unwrap().to_string();
+    wait_for("the replica's job to be cancelled", Duration::from_secs(60), || state(&s, &id)["state"] == "cancelled");
+    let health = format!("http://127.0.0.1:{port}/health");
+    wait_for("the engine to stop llama.cpp's server", Duration::from_secs(60), || reqwest::blocking::get(&health).is_err());
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn a_model_replica_runs_on_slurm() {
+    model_on("slurm");
+}
+
+#[test]
+fn a_model_replica_runs_on_ray() {
+    model_on("ray");
+}

@@ -51,7 +51,11 @@ async fn server() -> Server {
     let console = Arc::new(web::Console::new(store.clone(), Some(svc.clone()), gw.clone(), Arc::new(net), cfg, dir));
     // The models service with its loop stopped at once: these tests only route to it.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let paths = models::service::Paths { models_dir: std::env::temp_dir().join("aiplus-in-process-models"), python: "python3".into() };
+    let paths = models::service::Paths {
+        models_dir: std::env::temp_dir().join("aiplus-in-process-models"),
+        python: "python3".into(),
+        vllm_python: "python3".into(),
+    };
     let opts = aiplus::model_service::Options { paths, chat: None, fetch: false };
     let (models, _loop) = aiplus::model_service::start(store.clone(), svc.clone(), gw.clone(), opts, stop_rx).await.unwrap();
     let _ = stop_tx.send(true);

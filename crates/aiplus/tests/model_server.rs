@@ -10,19 +10,12 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Server, chat_models_dir, register_cpu_cluster_beside, signals, temp_dir};
+use common::{
+    SMALL_MODEL as MODEL, Server, chat_models_dir, chat_until_served, fetch_small_model, register_cpu_cluster_beside, signals, temp_dir,
+};
 use serde_json::{Value, json};
-
-const MODEL: &str = "smollm2-135m-instruct";
 /// The SHA-256 of the small model's GGUF file (pinned in `models::catalog`).
 const SMOL_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
-
-/// `aiplus models fetch` of the small model into the tests' shared directory; what it printed.
-fn fetch_small_model() -> Value {
-    let out = Command::new(BIN).args(["models", "fetch", MODEL, "--json", "--models-dir"]).arg(chat_models_dir()).output().unwrap();
-    assert!(out.status.success(), "fetch: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -43,6 +36,7 @@ fn a_model_server_runs_as_a_sandboxed_online_inference_job_and_answers_chat() {
     let port = free_port();
     let server = models::ModelServer {
         name: MODEL.into(),
+        engine: models::Engine::LlamaCpp,
         gguf: models_dir.join(MODEL).join(models::catalog::GGUF_FILE),
         engine_dir: installed["engine"].as_str().unwrap().into(),
         python: "python3".into(),
@@ -137,31 +131,6 @@ fn gpu_only_network(data: &std::path::Path) -> std::path::PathBuf {
     let path = data.with_extension("network.toml");
     std::fs::write(&path, kept.join("\n[[")).unwrap();
     path
-}
-
-/// Chats with `model` through the gateway until an answer comes, checking that every answer
-/// meanwhile is a quick refusal (the model not ready, or its replica gone), never a hang.
-fn chat_until_served(s: &Server, secret: &str, model: &str, allowed: &[u16]) -> Value {
-    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let asked = Instant::now();
-        let r = http
-            .post(format!("{}/v1/chat/completions", s.url))
-            .bearer_auth(secret)
-            .json(&json!({"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 4}))
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        let body: Value = r.json().unwrap_or(Value::Null);
-        if status == 200 {
-            return body;
-        }
-        assert!(allowed.contains(&status), "{status}: {body}");
-        assert!(asked.elapsed() < Duration::from_secs(10), "a refusal took {:?}", asked.elapsed());
-        assert!(Instant::now() < deadline, "never served: {status} {body}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 #[test]
@@ -344,5 +313,46 @@ fn a_gguf_file_given_by_path_and_digest_is_installed_and_served() {
         assert!(Instant::now() < deadline, "the replica's job was not cancelled");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// vLLM on GPUs: the replica is a GPU job, placed in a GPU pool and run by the executor. This
+/// machine has no GPU and no vLLM, so its process fails at once (no module `vllm`); the
+/// deployment backs off and the gateway answers 503 `model_loading` meanwhile, never hanging.
+#[test]
+fn a_vllm_replica_is_placed_on_gpus_and_fails_cleanly_where_vllm_is_missing() {
+    let (s, data) = server_with_models("model-vllm", None);
+    let body = json!({"model": MODEL, "engine": "vllm", "gpus": 1, "ctx_tokens": 2048, "memory_mib": 512});
+    let (status, problem) = s.put("/api/v1/model-deployments/smolv", &json!({"model": MODEL, "engine": "vllm"}));
+    assert_eq!((status, problem["field"].as_str()), (422, Some("gpus")), "{problem}");
+    assert_eq!(s.put("/api/v1/model-deployments/smolv", &body).0, 201);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let (_, jobs) = s.get("/api/v1/jobs?tenant=aiplus");
+        let failed = jobs.as_array().unwrap().iter().find(|j| j["name"] == "model smolv" && j["state"] == "failed").cloned();
+        if let Some(j) = failed {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "no failed replica: {jobs}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(job["spec"]["gpus"], 1, "{job}");
+    assert_eq!(job["placement"]["gpus"].as_array().map(Vec::len), Some(1), "placed on a GPU: {job}");
+    let id = job["id"].as_str().unwrap();
+    let log = s.client().get(format!("{}/api/v1/jobs/{id}/logs", s.url)).send().unwrap().text().unwrap();
+    assert!(log.contains("No module named 'vllm'"), "{log}");
+
+    let secret = s.key("acme", &json!({}))["secret"].as_str().unwrap().to_string();
+    let asked = Instant::now();
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/chat/completions", s.url))
+        .bearer_auth(&secret)
+        .json(&json!({"model": "smolv", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.text().unwrap().contains("model_loading"));
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    assert_eq!(s.client().delete(format!("{}/api/v1/model-deployments/smolv", s.url)).send().unwrap().status().as_u16(), 204);
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -48,16 +48,34 @@ pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> ModelsError {
     ModelsError::Invalid { field: field.into(), reason: reason.into() }
 }
 
+/// The server program a replica runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Engine {
+    /// llama.cpp's own server from the pinned `xllamacpp` wheel (CPU), which aiplus installs.
+    #[default]
+    #[serde(rename = "llama.cpp")]
+    LlamaCpp,
+    /// vLLM's OpenAI-compatible server, on GPUs: installed by the operator in the Python that
+    /// `models.vllm_python` names on the GPU nodes (aiplus does not install it).
+    #[serde(rename = "vllm")]
+    Vllm,
+}
+
+/// Most GPUs one replica may ask for (vLLM's tensor parallelism within one node).
+pub const MAX_GPUS: u32 = 8;
+
 /// One replica of a model server, as it is placed and run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelServer {
     /// The model's name as clients ask for it.
     pub name: String,
+    pub engine: Engine,
     /// The GGUF file (on the machine that runs the replica).
     pub gguf: PathBuf,
     /// The engine's directory: the unpacked `xllamacpp` wheel, with the launcher beside it.
     pub engine_dir: PathBuf,
-    /// The Python that runs the launcher (≥ 3.10); `python3` on the job's `PATH` by default.
+    /// The Python that runs the launcher (≥ 3.10), or that has vLLM installed; found on the
+    /// job's `PATH` unless it is a path.
     pub python: String,
     /// The port the replica listens on, on 127.0.0.1 of its node.
     pub port: u16,
@@ -66,7 +84,7 @@ pub struct ModelServer {
     pub ctx_tokens: u32,
     /// Memory the replica is placed with: the model file plus the context's cache, roughly.
     pub memory_mib: u32,
-    /// GPUs for the replica (0: CPU only, which is all llama.cpp's CPU wheel uses).
+    /// GPUs for the replica: 0 for llama.cpp's CPU wheel, 1..=8 for vLLM.
     pub gpus: u32,
     pub regions: Vec<Region>,
 }
@@ -76,22 +94,10 @@ impl ModelServer {
     /// gateway's connections), re-placed when lost.
     pub fn job_spec(&self) -> Result<JobSpec, ModelsError> {
         self.validate()?;
-        let launcher = self.engine_dir.join(LAUNCHER_FILE);
-        let command = vec![
-            self.python.clone(),
-            path_text(&launcher)?,
-            "--model".into(),
-            path_text(&self.gguf)?,
-            "--alias".into(),
-            self.name.clone(),
-            "--port".into(),
-            self.port.to_string(),
-            "--threads".into(),
-            self.threads.to_string(),
-            "--ctx".into(),
-            self.ctx_tokens.to_string(),
-        ];
-        let env = BTreeMap::from([("PYTHONPATH".to_string(), path_text(&self.engine_dir)?)]);
+        let (command, env) = match self.engine {
+            Engine::LlamaCpp => self.llama_command()?,
+            Engine::Vllm => self.vllm_command()?,
+        };
         Ok(JobSpec {
             kind: JobKind::OnlineInference,
             gpus: self.gpus,
@@ -113,6 +119,49 @@ impl ModelServer {
             network: NetworkAccess::Full,
             time_limit_s: Some(compute::job::MAX_TIME_LIMIT_S),
         })
+    }
+
+    fn llama_command(&self) -> Result<(Vec<String>, BTreeMap<String, String>), ModelsError> {
+        let launcher = self.engine_dir.join(LAUNCHER_FILE);
+        let command = vec![
+            self.python.clone(),
+            path_text(&launcher)?,
+            "--model".into(),
+            path_text(&self.gguf)?,
+            "--alias".into(),
+            self.name.clone(),
+            "--port".into(),
+            self.port.to_string(),
+            "--threads".into(),
+            self.threads.to_string(),
+            "--ctx".into(),
+            self.ctx_tokens.to_string(),
+        ];
+        Ok((command, BTreeMap::from([("PYTHONPATH".to_string(), path_text(&self.engine_dir)?)])))
+    }
+
+    /// vLLM's OpenAI server on the GGUF file, on loopback like llama.cpp's, one shard per GPU.
+    /// It answers `/health` and `/v1` as llama.cpp's server does, so the gateway and the health
+    /// checks treat both alike.
+    fn vllm_command(&self) -> Result<(Vec<String>, BTreeMap<String, String>), ModelsError> {
+        let command = vec![
+            self.python.clone(),
+            "-m".into(),
+            "vllm.entrypoints.openai.api_server".into(),
+            "--model".into(),
+            path_text(&self.gguf)?,
+            "--served-model-name".into(),
+            self.name.clone(),
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            self.port.to_string(),
+            "--max-model-len".into(),
+            self.ctx_tokens.to_string(),
+            "--tensor-parallel-size".into(),
+            self.gpus.to_string(),
+        ];
+        Ok((command, BTreeMap::new()))
     }
 
     /// Where the replica answers health checks once it runs.
@@ -137,6 +186,13 @@ impl ModelServer {
         }
         if self.port == 0 {
             return Err(invalid("port", "must be a port number"));
+        }
+        match self.engine {
+            Engine::LlamaCpp if self.gpus != 0 => return Err(invalid("gpus", "llama.cpp's wheel runs on CPUs: 0")),
+            Engine::Vllm if !(1..=MAX_GPUS).contains(&self.gpus) => {
+                return Err(invalid("gpus", format!("vLLM runs on GPUs: 1..={MAX_GPUS}")));
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -170,6 +226,7 @@ mod tests {
     fn server() -> ModelServer {
         ModelServer {
             name: "qwen".into(),
+            engine: Engine::LlamaCpp,
             gguf: "/data/models/qwen/model.gguf".into(),
             engine_dir: "/data/models/xllamacpp".into(),
             python: "python3".into(),
@@ -193,6 +250,31 @@ mod tests {
         assert_eq!(spec.env["PYTHONPATH"], "/data/models/xllamacpp");
         let net = compute::file::builtin_network().unwrap();
         assert!(spec.normalise(&net).is_ok(), "the job passes the API's own checks");
+    }
+
+    /// A vLLM replica is a GPU job that the scheduler places in a GPU pool, and serves the
+    /// same GGUF file under the model's name.
+    #[test]
+    fn a_vllm_replica_is_a_gpu_job_placed_in_a_gpu_pool() {
+        let vllm = ModelServer { engine: Engine::Vllm, gpus: 2, python: "/opt/vllm/bin/python".into(), ..server() };
+        let spec = vllm.job_spec().unwrap();
+        assert_eq!((spec.gpus, spec.gpu_milli, spec.kind), (2, 1000, JobKind::OnlineInference));
+        assert_eq!(spec.command[..3], ["/opt/vllm/bin/python", "-m", "vllm.entrypoints.openai.api_server"].map(String::from));
+        let arg = |flag: &str| spec.command.iter().position(|a| a == flag).map(|i| spec.command[i + 1].as_str());
+        assert_eq!(
+            (arg("--model"), arg("--served-model-name"), arg("--tensor-parallel-size")),
+            (Some("/data/models/qwen/model.gguf"), Some("qwen"), Some("2"))
+        );
+        let net = std::sync::Arc::new(compute::file::builtin_network().unwrap());
+        let req = compute::JobReq::compile(&spec.normalise(&net).unwrap(), &net);
+        let mut scheduler = compute::Scheduler::new(net.clone(), compute::Policy::Aiplus, compute::Weights::default());
+        let compute::Decision::Placed { allocation, .. } = scheduler.place(&req, 0.0, 0.0) else { panic!("not placed") };
+        let pool = &net.clusters[usize::from(allocation.cluster)].pools[usize::from(allocation.pool)];
+        assert!(pool.gpu.is_some() && pool.gpus_per_node >= 2, "placed in a GPU pool: {}", pool.name);
+        let e = ModelServer { gpus: 0, ..vllm }.job_spec().unwrap_err();
+        assert!(matches!(e, ModelsError::Invalid { ref field, .. } if field == "gpus"));
+        let e = ModelServer { gpus: 1, ..server() }.job_spec().unwrap_err();
+        assert!(matches!(e, ModelsError::Invalid { ref field, .. } if field == "gpus"), "llama.cpp's wheel has no GPU build");
     }
 
     #[test]

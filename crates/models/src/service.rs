@@ -56,6 +56,12 @@ pub struct DeploymentSpec {
     /// Any GGUF file instead of a built-in model, by path or URL with its SHA-256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gguf: Option<catalog::Gguf>,
+    /// The server program: llama.cpp (CPU, the default) or vLLM (GPUs).
+    #[serde(default)]
+    pub engine: crate::Engine,
+    /// GPUs per replica: 0 with llama.cpp, 1..=8 with vLLM.
+    #[serde(default)]
+    pub gpus: u32,
     #[serde(default = "one")]
     pub replicas: u32,
     /// CPU threads per replica.
@@ -99,6 +105,13 @@ impl DeploymentSpec {
         }
         if self.regions.len() > compute::job::MAX_LISTED {
             return Err(invalid("regions", format!("at most {} regions", compute::job::MAX_LISTED)));
+        }
+        match self.engine {
+            crate::Engine::LlamaCpp if self.gpus != 0 => return Err(invalid("gpus", "llama.cpp's wheel runs on CPUs: 0")),
+            crate::Engine::Vllm if !(1..=crate::MAX_GPUS).contains(&self.gpus) => {
+                return Err(invalid("gpus", format!("vLLM runs on GPUs: 1..={}", crate::MAX_GPUS)));
+            }
+            _ => {}
         }
         if !(1..=crate::MAX_THREADS).contains(&self.threads) {
             return Err(invalid("threads", format!("must be 1..={}", crate::MAX_THREADS)));
@@ -166,7 +179,10 @@ pub struct ReplicaView {
 pub struct Paths {
     /// `<data dir>/models`.
     pub models_dir: PathBuf,
+    /// The Python that starts llama.cpp's launcher.
     pub python: String,
+    /// The Python with vLLM installed, on the GPU nodes.
+    pub vllm_python: String,
 }
 
 pub struct Service {
@@ -350,8 +366,10 @@ impl Service {
         let engine = self.paths.models_dir.join(catalog::LLAMA_ENGINE_DIR);
         let fetch_error =
             |path: &std::path::Path, e: fetch::FetchError| ModelsError::Io { path: path.to_path_buf(), reason: e.to_string() };
-        fetch::ensure(&engine, &catalog::llama_engine(), client, progress).await.map_err(|e| fetch_error(&engine, e))?;
-        crate::install_launcher(&engine)?;
+        if spec.engine == crate::Engine::LlamaCpp {
+            fetch::ensure(&engine, &catalog::llama_engine(), client, progress).await.map_err(|e| fetch_error(&engine, e))?;
+            crate::install_launcher(&engine)?;
+        }
         let weights = self.paths.models_dir.join(key);
         fetch::ensure(&weights, &spec.weights()?, client, progress).await.map_err(|e| fetch_error(&weights, e))
     }
@@ -360,10 +378,13 @@ impl Service {
         self.installing.lock().is_ok_and(|i| i.contains(key))
     }
 
+    /// Whether its weights are installed, and llama.cpp's server when it runs on that (vLLM is
+    /// the operator's to install).
     fn is_installed(&self, spec: &DeploymentSpec) -> bool {
         let weights = self.paths.models_dir.join(spec.weights_dir_name());
         let engine = self.paths.models_dir.join(catalog::LLAMA_ENGINE_DIR);
-        spec.weights().is_ok_and(|a| a.is_installed(&weights)) && catalog::llama_engine().is_installed(&engine)
+        spec.weights().is_ok_and(|a| a.is_installed(&weights))
+            && (spec.engine == crate::Engine::Vllm || catalog::llama_engine().is_installed(&engine))
     }
 
     /// One round at `now_ms`: looks at every replica, starts and stops jobs as
@@ -463,14 +484,18 @@ impl Service {
         let port = (self.ports)().ok_or_else(|| invalid("port", "no free port for a replica"))?;
         let server = ModelServer {
             name: name.to_string(),
+            engine: spec.engine,
             gguf: self.paths.models_dir.join(spec.weights_dir_name()).join(catalog::GGUF_FILE),
             engine_dir: self.paths.models_dir.join(catalog::LLAMA_ENGINE_DIR),
-            python: self.paths.python.clone(),
+            python: match spec.engine {
+                crate::Engine::LlamaCpp => self.paths.python.clone(),
+                crate::Engine::Vllm => self.paths.vllm_python.clone(),
+            },
             port,
             threads: spec.threads,
             ctx_tokens: spec.ctx_tokens,
             memory_mib: spec.memory_mib,
-            gpus: 0,
+            gpus: spec.gpus,
             regions: spec.regions.clone(),
         };
         let job = server.job_spec()?;
@@ -580,7 +605,7 @@ mod tests {
 
         async fn service_probed_by(&self, probe: Arc<dyn Probe>) -> Service {
             let next = Arc::new(AtomicU16::new(9000));
-            let paths = Paths { models_dir: self.models_dir.clone(), python: "python3".into() };
+            let paths = Paths { models_dir: self.models_dir.clone(), python: "python3".into(), vllm_python: "/opt/vllm/bin/python".into() };
             Service::load(
                 self.store.clone(),
                 self.jobs.clone(),
@@ -607,6 +632,8 @@ mod tests {
         DeploymentSpec {
             model: "smollm2-135m-instruct".into(),
             gguf: None,
+            engine: crate::Engine::LlamaCpp,
+            gpus: 0,
             replicas,
             threads: 1,
             ctx_tokens: 2048,
@@ -700,6 +727,22 @@ mod tests {
         let problems = svc.tick(0).await;
         assert!(problems[0].contains("aiplus models fetch smollm2-135m-instruct"), "{problems:?}");
         assert!(empty.jobs.submitted.lock().unwrap().is_empty());
+    }
+
+    /// A vLLM deployment starts GPU replicas with the operator's vLLM Python.
+    #[tokio::test]
+    async fn a_vllm_deployment_starts_gpu_replicas() {
+        let w = World::new("vllm").await;
+        let svc = w.service().await;
+        let e = svc.deploy("m", DeploymentSpec { engine: crate::Engine::Vllm, ..spec(1) }).await.unwrap_err();
+        assert!(matches!(e, ModelsError::Invalid { ref field, .. } if field == "gpus"), "{e}");
+        svc.deploy("m", DeploymentSpec { engine: crate::Engine::Vllm, gpus: 2, ..spec(1) }).await.unwrap();
+        assert!(svc.tick(0).await.is_empty());
+        let (_, job) = w.jobs.submitted.lock().unwrap()[0].clone();
+        assert_eq!(
+            (job.gpus, job.command[0].as_str(), job.command[2].as_str()),
+            (2, "/opt/vllm/bin/python", "vllm.entrypoints.openai.api_server")
+        );
     }
 
     /// A health check that never answers.

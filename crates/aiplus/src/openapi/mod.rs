@@ -90,7 +90,7 @@ pub const OPERATIONS: &[Op] = &[
         "put",
         "/api/v1/model-deployments/{name}",
         "models",
-        "Deploy a built-in model on the compute network as online-inference jobs (or change what is wanted of it); replicas are routed by the gateway once they run and answer health. Its weights must be installed (`aiplus models fetch`).",
+        "Deploy a built-in model, or any GGUF file by path or URL with its SHA-256, on the compute network as online-inference jobs (or change what is wanted of it); replicas are routed by the gateway once they run and answer health. The server installs missing weights unless `models.fetch` is false. 422 also when fields disagree (a `model` that is not built-in without `gguf`; `gpus` other than 0 with llama.cpp or outside 1-8 with vLLM) or a `gguf.path` names no file on the server.",
         Some("ModelDeployment"),
         201,
     ),

@@ -188,6 +188,8 @@ fn model_deployment() -> Value {
         &["model"],
         json!({"model": {"type": "string", "minLength": 1, "maxLength": 64, "description": format!("A built-in model ({}), or with gguf a label of the weights", names.join(", "))},
                "gguf": nullable(gguf),
+               "engine": {"enum": ["llama.cpp", "vllm"], "default": "llama.cpp"},
+               "gpus": {"type": "integer", "minimum": 0, "maximum": models::MAX_GPUS, "default": 0},
                "replicas": uint(u64::from(models::deployer::MAX_REPLICAS)),
                "threads": {"type": "integer", "minimum": 1, "maximum": models::MAX_THREADS},
                "ctx_tokens": {"type": "integer", "minimum": models::MIN_CTX_TOKENS, "maximum": models::MAX_CTX_TOKENS},

@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -242,4 +243,39 @@ pub fn register_cpu_cluster_beside(s: &Server, beside: &str, id: &str, nodes: u3
     let (status, body) = s.post("/api/v1/clusters", &c);
     assert_eq!(status, 201, "{body}");
     c["hub"].as_str().unwrap().to_string()
+}
+
+/// The small built-in chat model the model-server tests run (98 MB, English).
+pub const SMALL_MODEL: &str = "smollm2-135m-instruct";
+
+/// `aiplus models fetch` of the small model into the tests' shared directory; what it printed.
+pub fn fetch_small_model() -> Value {
+    let out = Command::new(BIN).args(["models", "fetch", SMALL_MODEL, "--json", "--models-dir"]).arg(chat_models_dir()).output().unwrap();
+    assert!(out.status.success(), "fetch: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Chats with `model` through the gateway until an answer comes, checking that every answer
+/// meanwhile is a quick refusal (the model not ready, or its replica gone), never a hang.
+pub fn chat_until_served(s: &Server, secret: &str, model: &str, allowed: &[u16]) -> Value {
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let asked = Instant::now();
+        let r = http
+            .post(format!("{}/v1/chat/completions", s.url))
+            .bearer_auth(secret)
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 4}))
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().unwrap_or(Value::Null);
+        if status == 200 {
+            return body;
+        }
+        assert!(allowed.contains(&status), "{status}: {body}");
+        assert!(asked.elapsed() < Duration::from_secs(10), "a refusal took {:?}", asked.elapsed());
+        assert!(Instant::now() < deadline, "never served: {status} {body}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
