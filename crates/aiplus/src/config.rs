@@ -33,6 +33,9 @@ pub struct ModelsConfig {
     /// own name); empty for none. An operator who undeploys it gets it back at the next start
     /// unless this is emptied.
     pub chat: String,
+    /// Any GGUF file to serve as the chat model instead of a built-in one (`chat` is then its
+    /// name): `[models.chat_gguf]` with `path` or `url`, `sha256` and, with a URL, `size_bytes`.
+    pub chat_gguf: Option<models::catalog::Gguf>,
     /// CPU threads of that replica. On a busy 2-core machine one holds up far better than two.
     pub threads: u32,
     /// The Python (≥ 3.10) that runs llama.cpp's launcher, as the job finds it on its `PATH`.
@@ -50,6 +53,7 @@ impl Default for ModelsConfig {
     fn default() -> Self {
         Self {
             chat: models::catalog::DEFAULT_CHAT_MODEL.into(),
+            chat_gguf: None,
             threads: 1,
             python: "python3".into(),
             vllm_python: "python3".into(),
@@ -61,7 +65,10 @@ impl Default for ModelsConfig {
 
 impl ModelsConfig {
     fn validate(&self) -> anyhow::Result<()> {
-        if !self.chat.is_empty() && models::catalog::builtin(&self.chat).is_none() {
+        // An empty `chat` turns the chat model off, with or without `chat_gguf`.
+        if let (false, Some(g)) = (self.chat.is_empty(), &self.chat_gguf) {
+            g.validate().map_err(|e| anyhow::anyhow!("models.chat_{e}"))?;
+        } else if !self.chat.is_empty() && self.chat_gguf.is_none() && models::catalog::builtin(&self.chat).is_none() {
             let known: Vec<&str> = models::catalog::BUILTIN.iter().map(|m| m.name).collect();
             anyhow::bail!("models.chat: {:?} is not a built-in model; one of {}, or \"\" for none", self.chat, known.join(", "));
         }
@@ -291,6 +298,19 @@ mod tests {
         cfg.apply_env(|k| (k == "AIPLUS_MODELS_CHAT").then(String::new)).unwrap();
         assert_eq!(cfg.models.chat, "", "an empty value turns the chat model off");
         assert!(cfg.apply_env(|k| (k == "AIPLUS_MODELS_THREADS").then(|| "two".to_string())).is_err());
+    }
+
+    #[test]
+    fn any_gguf_can_be_the_chat_model() {
+        let cfg: Config = toml::from_str(
+            "[models]\nchat = \"my-qwen\"\n[models.chat_gguf]\nurl = \"https://mirror.example/q.gguf\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\nsize_bytes = 1000\n",
+        )
+        .unwrap();
+        cfg.models.validate().unwrap();
+        let cfg: Config =
+            toml::from_str("[models]\nchat = \"my-qwen\"\n[models.chat_gguf]\nurl = \"https://mirror.example/q.gguf\"\nsha256 = \"00\"\n")
+                .unwrap();
+        assert!(cfg.models.validate().unwrap_err().to_string().starts_with("models.chat_gguf.sha256"));
     }
 
     #[test]

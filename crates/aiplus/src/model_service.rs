@@ -83,8 +83,8 @@ fn free_port() -> Option<u16> {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub paths: models::service::Paths,
-    /// The built-in chat model to keep deployed under its own name, with its threads.
-    pub chat: Option<(String, u32)>,
+    /// The chat model to keep deployed under its own name.
+    pub chat: Option<ChatModel>,
     /// Download deployed models that are not installed.
     pub fetch: bool,
 }
@@ -115,10 +115,12 @@ pub async fn start(
     .await
     .map_err(|e| anyhow::anyhow!("starting the models service: {e}"))?;
     let svc = Arc::new(svc);
-    if let Some((model, threads)) = &opts.chat {
-        deploy_chat(&svc, model, *threads, &opts.paths.python).await;
+    if let Some(chat) = &opts.chat {
+        deploy_chat(&svc, chat, &opts.paths.python).await;
     }
-    let client = outbound::client(false, Duration::from_secs(10)).build()?;
+    // A download that stops sending fails after a minute instead of holding its model
+    // "installing" for ever.
+    let client = outbound::client(opts.paths.allow_local, Duration::from_secs(10)).read_timeout(Duration::from_secs(60)).build()?;
     let looped = svc.clone();
     let task = tokio::spawn(async move {
         let mut fetches = Fetches::default();
@@ -140,9 +142,18 @@ pub async fn start(
     Ok((svc, task))
 }
 
+/// The chat model `serve` keeps deployed: a built-in one, or any GGUF file under a name.
+#[derive(Debug, Clone)]
+pub struct ChatModel {
+    pub name: String,
+    pub gguf: Option<models::catalog::Gguf>,
+    pub threads: u32,
+}
+
 /// Deploys the default chat model (one replica under its own name) unless it is deployed
 /// already, or says in the log why it cannot run here.
-async fn deploy_chat(svc: &Service, model: &str, threads: u32, python: &str) {
+async fn deploy_chat(svc: &Service, chat: &ChatModel, python: &str) {
+    let (model, threads) = (chat.name.as_str(), chat.threads);
     if let Err(why) = python_ready(python) {
         tracing::warn!(
             model,
@@ -153,7 +164,7 @@ async fn deploy_chat(svc: &Service, model: &str, threads: u32, python: &str) {
     }
     let spec = models::service::DeploymentSpec {
         model: model.to_string(),
-        gguf: None,
+        gguf: chat.gguf.clone(),
         engine: models::Engine::LlamaCpp,
         gpus: 0,
         replicas: 1,
@@ -162,9 +173,15 @@ async fn deploy_chat(svc: &Service, model: &str, threads: u32, python: &str) {
         memory_mib: 2048,
         regions: Vec::new(),
     };
+    let wanted = spec.clone();
     match svc.ensure_deployed(model, spec).await {
-        Ok(true) => tracing::info!(model, threads, "deployed the chat model; it is served once its replica answers"),
-        Ok(false) => {}
+        Ok(None) => tracing::info!(model, threads, "deployed the chat model; it is served once its replica answers"),
+        Ok(Some(d)) if (&d.model, &d.gguf, d.threads) != (&wanted.model, &wanted.gguf, wanted.threads) => tracing::warn!(
+            model,
+            "the deployed chat model differs from [models] (its weights or threads): the deployment stays as it is; \
+             `aiplus models undeploy {model}` and restart to apply the configuration"
+        ),
+        Ok(Some(_)) => {}
         Err(e) => tracing::warn!(model, error = %e, "deploying the chat model"),
     }
 }

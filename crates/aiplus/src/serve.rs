@@ -125,8 +125,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 models_dir: models_dir(&cfg)?,
                 python: cfg.models.python.clone(),
                 vllm_python: cfg.models.vllm_python.clone(),
+                allow_local: cfg.gateway.allow_local_upstreams,
             };
-            let chat = (!cfg.models.chat.is_empty()).then(|| (cfg.models.chat.clone(), cfg.models.threads));
+            let chat = (!cfg.models.chat.is_empty()).then(|| aiplus::model_service::ChatModel {
+                name: cfg.models.chat.clone(),
+                gguf: cfg.models.chat_gguf.clone(),
+                threads: cfg.models.threads,
+            });
             let opts = aiplus::model_service::Options { paths, chat, fetch: cfg.models.fetch };
             Some(aiplus::model_service::start(store.clone(), svc.clone(), gw.clone(), opts, stop_rx.clone()).await?)
         }

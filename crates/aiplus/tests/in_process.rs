@@ -55,6 +55,7 @@ async fn server() -> Server {
         models_dir: std::env::temp_dir().join("aiplus-in-process-models"),
         python: "python3".into(),
         vllm_python: "python3".into(),
+        allow_local: false,
     };
     let opts = aiplus::model_service::Options { paths, chat: None, fetch: false };
     let (models, _loop) = aiplus::model_service::start(store.clone(), svc.clone(), gw.clone(), opts, stop_rx).await.unwrap();
@@ -202,8 +203,16 @@ async fn bad_identity_input_is_refused_naming_the_field() {
             "/api/v1/model-deployments/m",
             &[],
             r#"{"model": "smollm2-135m-instruct", "gpus": 1}"#.into(),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "gpus",
+        ),
+        (
+            "PUT",
+            "/api/v1/model-deployments/m",
+            &[],
+            r#"{"model": "smollm2-135m-instruct", "gpu": 1}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "gpu",
         ),
         ("POST", "/api/v1/model-deployments/nobody/scale", &[], r#"{"replicas": 1}"#.into(), StatusCode::NOT_FOUND, ""),
     ];

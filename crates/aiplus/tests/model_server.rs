@@ -272,7 +272,7 @@ fn a_tenant_restricted_to_one_region_only_reaches_the_replica_there() {
 fn a_gguf_file_given_by_path_and_digest_is_installed_and_served() {
     fetch_small_model();
     let shared = chat_models_dir();
-    let installed = shared.join(format!("gguf-{}", &SMOL_SHA256[..16]));
+    let installed = shared.join(format!("gguf-{SMOL_SHA256}"));
     let _ = std::fs::remove_dir_all(&installed);
     let data = temp_dir("model-gguf");
     let dir = shared.to_str().unwrap();
@@ -354,5 +354,57 @@ fn a_vllm_replica_is_placed_on_gpus_and_fails_cleanly_where_vllm_is_missing() {
     assert!(r.text().unwrap().contains("model_loading"));
     assert!(asked.elapsed() < Duration::from_secs(5));
     assert_eq!(s.client().delete(format!("{}/api/v1/model-deployments/smolv", s.url)).send().unwrap().status().as_u16(), 204);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Any GGUF file by URL with its SHA-256 and size: the server downloads it (here from a mirror
+/// on this machine, which `gateway.allow_local_upstreams` lets it reach), checks it and serves it.
+#[test]
+fn a_gguf_file_given_by_url_and_digest_is_downloaded_and_served() {
+    fetch_small_model();
+    let shared = chat_models_dir();
+    let data = temp_dir("model-gguf-url");
+    // A models directory of its own, with the engine but without the file, so it is downloaded.
+    let models = data.join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let engine = shared.join(models::catalog::LLAMA_ENGINE_DIR);
+    assert!(Command::new("cp").arg("-r").arg(&engine).arg(&models).status().unwrap().success());
+    let mirror = data.join("mirror");
+    std::fs::create_dir_all(&mirror).unwrap();
+    let file = shared.join(MODEL).join(models::catalog::GGUF_FILE);
+    std::os::unix::fs::symlink(&file, mirror.join("smol.gguf")).unwrap();
+    let port = free_port();
+    let mut http = Command::new("python3")
+        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+        .arg(&mirror)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cfg = data.with_extension("toml");
+    std::fs::write(&cfg, "[gateway]\nallow_local_upstreams = true\n").unwrap();
+    let dir = models.to_str().unwrap();
+    let s =
+        Server::start_with_env(&data, &["--config", cfg.to_str().unwrap()], &[("AIPLUS_MODELS_DIR", dir), ("AIPLUS_MODELS_FETCH", "true")]);
+    let size = std::fs::metadata(&file).unwrap().len();
+    let gguf = json!({"url": format!("http://127.0.0.1:{port}/smol.gguf"), "sha256": SMOL_SHA256, "size_bytes": size});
+    let (status, v) =
+        s.put("/api/v1/model-deployments/mirrored", &json!({"model": "smol-mirror", "gguf": gguf, "ctx_tokens": 2048, "memory_mib": 512}));
+    assert_eq!(status, 201, "{v}");
+    let secret = s.key("acme", &json!({}))["secret"].as_str().unwrap().to_string();
+    assert_eq!(chat_until_served(&s, &secret, "mirrored", &[503])["model"], "mirrored");
+    let installed = models.join(format!("gguf-{SMOL_SHA256}")).join(models::catalog::GGUF_FILE);
+    assert_eq!(std::fs::metadata(&installed).unwrap().len(), size, "downloaded whole");
+
+    let (_, d) = s.get("/api/v1/model-deployments/mirrored");
+    let id = d["replicas"][0]["job_id"].as_str().unwrap().to_string();
+    assert_eq!(s.client().delete(format!("{}/api/v1/model-deployments/mirrored", s.url)).send().unwrap().status().as_u16(), 204);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.get(&format!("/api/v1/jobs/{id}")).1["state"] != "cancelled" {
+        assert!(Instant::now() < deadline, "the replica's job was not cancelled");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = http.kill();
+    let _ = http.wait();
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -153,7 +153,7 @@ pub const MAX_GGUF_BYTES: u64 = 256 << 30;
 pub const MAX_URL_CHARS: usize = 2048;
 
 impl Gguf {
-    /// Checks the fields, naming the first bad one; a path must name a readable file now.
+    /// Checks the fields, naming the first bad one, without touching the file system.
     pub fn validate(&self) -> Result<(), crate::ModelsError> {
         let bad = |f: &str, why: String| Err(crate::invalid(&format!("gguf.{f}"), why));
         if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
@@ -163,9 +163,6 @@ impl Gguf {
             (Some(p), None) => {
                 if !p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
                     return bad("path", "must be an absolute path without ..".into());
-                }
-                if !std::fs::metadata(p).is_ok_and(|m| m.is_file()) {
-                    return bad("path", format!("{} is not a readable file on the server", p.display()));
                 }
             }
             (None, Some(u)) => {
@@ -185,10 +182,24 @@ impl Gguf {
         Ok(())
     }
 
-    /// The directory under `<models>/` it installs into: named by its digest, so one file is
-    /// installed once whichever deployments use it.
+    /// Checks that a `path` source is a GGUF file on this machine now (its first bytes are
+    /// GGUF's magic), so that a path cannot copy some other file (a key, the database) into the
+    /// models directory. Done when it is deployed, not once it is installed: the source may go.
+    pub fn check_source(&self) -> Result<(), crate::ModelsError> {
+        let Some(p) = &self.path else { return Ok(()) };
+        let mut magic = [0u8; 4];
+        let read = std::fs::File::open(p).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
+        match read {
+            Ok(()) if &magic == b"GGUF" => Ok(()),
+            Ok(()) => Err(crate::invalid("gguf.path", format!("{} is not a GGUF file", p.display()))),
+            Err(_) => Err(crate::invalid("gguf.path", format!("{} is not a readable file on the server", p.display()))),
+        }
+    }
+
+    /// The directory under `<models>/` it installs into: named by its whole digest, so one
+    /// file is installed once whichever deployments use it, and never another in its place.
     pub fn dir_name(&self) -> String {
-        format!("gguf-{}", self.sha256.get(..16).unwrap_or(&self.sha256))
+        format!("gguf-{}", self.sha256)
     }
 
     /// What to install: the one file, as `model.gguf`.
@@ -231,7 +242,7 @@ mod tests {
         let sha = "ab".repeat(32);
         let by_url = Gguf { path: None, url: Some("https://example.org/m.gguf".into()), sha256: sha.clone(), size_bytes: Some(10) };
         assert!(by_url.validate().is_ok());
-        assert_eq!(by_url.dir_name(), "gguf-abababababababab");
+        assert_eq!(by_url.dir_name(), format!("gguf-{}", "ab".repeat(32)));
         let a = by_url.artifact().unwrap();
         assert_eq!(
             (a.wheels[0].url.as_ref(), a.wheels[0].size_bytes, &a.unpack),
@@ -246,6 +257,10 @@ mod tests {
         assert_eq!(field(Gguf { url: Some("ftp://x/m.gguf".into()), ..by_url.clone() }), "gguf.url");
         assert_eq!(field(Gguf { path: Some("/tmp/m.gguf".into()), ..by_url.clone() }), "gguf.path", "not both");
         let missing = Gguf { path: Some("/nonexistent/m.gguf".into()), url: None, sha256: sha, size_bytes: None };
-        assert_eq!(field(missing), "gguf.path");
+        assert!(missing.validate().is_ok(), "the shape is fine");
+        assert!(matches!(missing.check_source(), Err(crate::ModelsError::Invalid { ref field, .. }) if field == "gguf.path"));
+        let not_gguf = Gguf { path: Some("/etc/hostname".into()), ..missing };
+        let e = not_gguf.check_source().unwrap_err().to_string();
+        assert!(e.contains("is not a GGUF file") || e.contains("not a readable file"), "{e}");
     }
 }

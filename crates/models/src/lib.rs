@@ -210,7 +210,10 @@ pub fn install_launcher(engine_dir: &Path) -> Result<PathBuf, ModelsError> {
     if std::fs::read_to_string(&path).is_ok_and(|t| t == LAUNCHER) {
         return Ok(path);
     }
-    let tmp = engine_dir.join(format!(".{LAUNCHER_FILE}.{}", std::process::id()));
+    // Unique per call: two installs in one process must not share a temporary file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = engine_dir.join(format!(".{LAUNCHER_FILE}.{}.{n}", std::process::id()));
     let io = |e: std::io::Error| ModelsError::Io { path: path.clone(), reason: e.to_string() };
     std::fs::write(&tmp, LAUNCHER).map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;

@@ -183,6 +183,9 @@ pub struct Paths {
     pub python: String,
     /// The Python with vLLM installed, on the GPU nodes.
     pub vllm_python: String,
+    /// Whether a GGUF URL may name this host's own or link-local addresses (a mirror on the same
+    /// machine); otherwise such a URL is refused, as upstreams are.
+    pub allow_local: bool,
 }
 
 pub struct Service {
@@ -247,6 +250,15 @@ impl Service {
     /// count drops).
     pub async fn deploy(&self, name: &str, spec: DeploymentSpec) -> Result<View, ModelsError> {
         spec.validate()?;
+        if let Some(g) = &spec.gguf {
+            if let Some(u) = &g.url {
+                outbound::check_url(u, self.paths.allow_local).map_err(|why| invalid("gguf.url", why))?;
+            }
+            // The source must be a GGUF file until it is installed; afterwards it may go.
+            if !self.is_installed(&spec) {
+                g.check_source()?;
+            }
+        }
         if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
             return Err(invalid("name", "1-256 bytes without control characters"));
         }
@@ -314,12 +326,12 @@ impl Service {
     }
 
     /// Deploys `name` as `spec` unless it is deployed already (whatever an operator changed
-    /// since stays as it is). Whether it deployed it.
-    pub async fn ensure_deployed(&self, name: &str, spec: DeploymentSpec) -> Result<bool, ModelsError> {
-        if self.state.lock().await.contains_key(name) {
-            return Ok(false);
+    /// since stays as it is): `None` when it deployed it, else what is deployed.
+    pub async fn ensure_deployed(&self, name: &str, spec: DeploymentSpec) -> Result<Option<DeploymentSpec>, ModelsError> {
+        if let Some(d) = self.state.lock().await.get(name) {
+            return Ok(Some(d.spec.clone()));
         }
-        self.deploy(name, spec).await.map(|_| true)
+        self.deploy(name, spec).await.map(|_| None)
     }
 
     /// Deployments whose engine or weights are not installed and are not being installed now,
@@ -366,9 +378,12 @@ impl Service {
         let engine = self.paths.models_dir.join(catalog::LLAMA_ENGINE_DIR);
         let fetch_error =
             |path: &std::path::Path, e: fetch::FetchError| ModelsError::Io { path: path.to_path_buf(), reason: e.to_string() };
-        if spec.engine == crate::Engine::LlamaCpp {
-            fetch::ensure(&engine, &catalog::llama_engine(), client, progress).await.map_err(|e| fetch_error(&engine, e))?;
-            crate::install_launcher(&engine)?;
+        // Installed for every deployment, vLLM's too: deployments that share weights are
+        // installed once, by whichever comes first, and a llama.cpp one may be among them.
+        fetch::ensure(&engine, &catalog::llama_engine(), client, progress).await.map_err(|e| fetch_error(&engine, e))?;
+        crate::install_launcher(&engine)?;
+        if let Some(u) = spec.gguf.as_ref().and_then(|g| g.url.as_ref()) {
+            outbound::check_url(u, self.paths.allow_local).map_err(|why| invalid("gguf.url", why))?;
         }
         let weights = self.paths.models_dir.join(key);
         fetch::ensure(&weights, &spec.weights()?, client, progress).await.map_err(|e| fetch_error(&weights, e))
@@ -383,8 +398,12 @@ impl Service {
     fn is_installed(&self, spec: &DeploymentSpec) -> bool {
         let weights = self.paths.models_dir.join(spec.weights_dir_name());
         let engine = self.paths.models_dir.join(catalog::LLAMA_ENGINE_DIR);
-        spec.weights().is_ok_and(|a| a.is_installed(&weights))
-            && (spec.engine == crate::Engine::Vllm || catalog::llama_engine().is_installed(&engine))
+        // A GGUF file is installed when its copy is there, whatever became of its source.
+        let weights_in = match &spec.gguf {
+            Some(_) => weights.join(catalog::GGUF_FILE).is_file(),
+            None => spec.weights().is_ok_and(|a| a.is_installed(&weights)),
+        };
+        weights_in && (spec.engine == crate::Engine::Vllm || catalog::llama_engine().is_installed(&engine))
     }
 
     /// One round at `now_ms`: looks at every replica, starts and stops jobs as
@@ -605,7 +624,12 @@ mod tests {
 
         async fn service_probed_by(&self, probe: Arc<dyn Probe>) -> Service {
             let next = Arc::new(AtomicU16::new(9000));
-            let paths = Paths { models_dir: self.models_dir.clone(), python: "python3".into(), vllm_python: "/opt/vllm/bin/python".into() };
+            let paths = Paths {
+                models_dir: self.models_dir.clone(),
+                python: "python3".into(),
+                vllm_python: "/opt/vllm/bin/python".into(),
+                allow_local: false,
+            };
             Service::load(
                 self.store.clone(),
                 self.jobs.clone(),
@@ -696,6 +720,16 @@ mod tests {
         let e = svc.deploy("m", spec(deployer::MAX_REPLICAS + 1)).await.unwrap_err();
         assert!(matches!(e, ModelsError::Invalid { ref field, .. } if field == "replicas"), "{e}");
         assert!(matches!(svc.scale("nope", 1).await, Err(ModelsError::NotFound { .. })));
+        // A GGUF URL may not reach this host or a cloud's metadata address unless allowed,
+        // names or IP literals alike; a path must be a GGUF file.
+        for url in ["http://127.0.0.1:8080/m.gguf", "http://169.254.169.254/latest/meta-data/", "http://localhost/m.gguf"] {
+            let gguf = catalog::Gguf { path: None, url: Some(url.into()), sha256: "0".repeat(64), size_bytes: Some(1) };
+            let e = svc.deploy("m", DeploymentSpec { model: "x".into(), gguf: Some(gguf), ..spec(1) }).await.unwrap_err();
+            assert!(matches!(e, ModelsError::Invalid { ref field, .. } if field == "gguf.url"), "{url}: {e}");
+        }
+        let gguf = catalog::Gguf { path: Some("/etc/passwd".into()), url: None, sha256: "0".repeat(64), size_bytes: None };
+        let e = svc.deploy("m", DeploymentSpec { model: "x".into(), gguf: Some(gguf), ..spec(1) }).await.unwrap_err();
+        assert!(e.to_string().contains("not a GGUF file"), "{e}");
     }
 
     /// A model whose replicas keep failing gets new ones ever more slowly, and one that is not
