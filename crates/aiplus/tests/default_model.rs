@@ -11,9 +11,8 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use common::{BIN, Server, chat_models_dir, temp_dir};
+use common::{BIN, Server, chat_models_dir, temp_dir, wait_cancelled};
 use serde_json::{Value, json};
 
 const MODEL: &str = models::catalog::DEFAULT_CHAT_MODEL;
@@ -57,11 +56,7 @@ fn a_fresh_server_deploys_its_chat_model_and_the_openai_sdk_chats_with_it() {
     let id = hosting[0]["id"].as_str().unwrap().to_string();
     let r = s.client().delete(format!("{}/api/v1/model-deployments/{MODEL}", s.url)).send().unwrap();
     assert_eq!(r.status().as_u16(), 204);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while s.get(&format!("/api/v1/jobs/{id}")).1["state"] != "cancelled" {
-        assert!(Instant::now() < deadline, "the replica's job was not cancelled");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_cancelled(&s, &id);
     let _ = std::fs::remove_dir_all(&data);
 }
 

@@ -41,6 +41,20 @@ fn engine_config(kind: &str, dir: &Path) -> Option<String> {
     Some(format!("{}\n[executor]\ntick_ms = 200\n\n[[executor.engine]]\n{body}", sandbox_config(dir)))
 }
 
+/// [`engine_config`], or `None` when the engine is not running and `AIPLUS_SKIP_ENGINES=1` says
+/// on purpose that its tests should not run; without that, a missing engine fails the test.
+fn running_engine_config(kind: &str, dir: &Path) -> Option<String> {
+    let config = engine_config(kind, dir);
+    if config.is_none() {
+        assert!(
+            std::env::var("AIPLUS_SKIP_ENGINES").as_deref() == Ok("1"),
+            "{kind} is not running: start it with scripts/test (or set AIPLUS_SKIP_ENGINES=1 to skip on purpose)"
+        );
+        eprintln!("SKIPPED: {kind} not running and AIPLUS_SKIP_ENGINES=1");
+    }
+    config
+}
+
 fn engine_script(kind: &str, action: &str) {
     let ok =
         Command::new(engines_dir().join(format!("{kind}.sh"))).arg(action).stdout(std::process::Stdio::null()).status().unwrap().success();
@@ -72,13 +86,7 @@ fn small(command: &[&str]) -> Value {
 
 fn suite(kind: &str) {
     let data = temp_dir(&format!("engine-{kind}"));
-    let Some(config) = engine_config(kind, &data) else {
-        if std::env::var("AIPLUS_SKIP_ENGINES").as_deref() == Ok("1") {
-            eprintln!("SKIPPED: {kind} not running and AIPLUS_SKIP_ENGINES=1");
-            return;
-        }
-        panic!("{kind} is not running: start it with scripts/test (or set AIPLUS_SKIP_ENGINES=1 to skip on purpose)");
-    };
+    let Some(config) = running_engine_config(kind, &data) else { return };
     let config_file = data.join("aiplus.toml");
     std::fs::write(&config_file, config).unwrap();
     let cfg = config_file.display().to_string();
@@ -161,13 +169,7 @@ fn ray_runs_jobs_for_real() {
 /// the engine stops it.
 fn model_on(kind: &str) {
     let data = temp_dir(&format!("engine-model-{kind}"));
-    let Some(config) = engine_config(kind, &data) else {
-        if std::env::var("AIPLUS_SKIP_ENGINES").as_deref() == Ok("1") {
-            eprintln!("SKIPPED: {kind} not running and AIPLUS_SKIP_ENGINES=1");
-            return;
-        }
-        panic!("{kind} is not running: start it with scripts/test (or set AIPLUS_SKIP_ENGINES=1 to skip on purpose)");
-    };
+    let Some(config) = running_engine_config(kind, &data) else { return };
     common::fetch_small_model();
     let cfg = data.with_extension("toml");
     std::fs::write(&cfg, config).unwrap();

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     SMALL_MODEL as MODEL, Server, chat_models_dir, chat_until_served, fetch_small_model, register_cpu_cluster_beside, signals, temp_dir,
+    wait_cancelled,
 };
 use serde_json::{Value, json};
 /// The SHA-256 of the small model's GGUF file (pinned in `models::catalog`).
@@ -182,11 +183,7 @@ fn a_deployed_model_is_served_from_its_replica_and_comes_back_when_its_process_d
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
     let id = d["replicas"][0]["job_id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while s.get(&format!("/api/v1/jobs/{id}")).1["state"] != "cancelled" {
-        assert!(Instant::now() < deadline, "the replica's job was not cancelled");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_cancelled(&s, &id);
     let _ = std::fs::remove_dir_all(&data);
 }
 
@@ -254,11 +251,7 @@ fn a_tenant_restricted_to_one_region_only_reaches_the_replica_there() {
     let r = s.client().delete(format!("{}/api/v1/model-deployments/smol", s.url)).send().unwrap();
     assert_eq!(r.status().as_u16(), 204);
     for id in by_cluster.values() {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while s.get(&format!("/api/v1/jobs/{id}")).1["state"] != "cancelled" {
-            assert!(Instant::now() < deadline, "replica {id} was not cancelled");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_cancelled(&s, id);
     }
     for d in [data, data2] {
         let _ = std::fs::remove_dir_all(d);
@@ -308,11 +301,7 @@ fn a_gguf_file_given_by_path_and_digest_is_installed_and_served() {
     for name in ["custom", "tampered"] {
         assert_eq!(s.client().delete(format!("{}/api/v1/model-deployments/{name}", s.url)).send().unwrap().status().as_u16(), 204);
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while s.get(&format!("/api/v1/jobs/{id}")).1["state"] != "cancelled" {
-        assert!(Instant::now() < deadline, "the replica's job was not cancelled");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_cancelled(&s, &id);
     let _ = std::fs::remove_dir_all(&data);
 }
 
@@ -399,11 +388,7 @@ fn a_gguf_file_given_by_url_and_digest_is_downloaded_and_served() {
     let (_, d) = s.get("/api/v1/model-deployments/mirrored");
     let id = d["replicas"][0]["job_id"].as_str().unwrap().to_string();
     assert_eq!(s.client().delete(format!("{}/api/v1/model-deployments/mirrored", s.url)).send().unwrap().status().as_u16(), 204);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while s.get(&format!("/api/v1/jobs/{id}")).1["state"] != "cancelled" {
-        assert!(Instant::now() < deadline, "the replica's job was not cancelled");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_cancelled(&s, &id);
     let _ = http.kill();
     let _ = http.wait();
     let _ = std::fs::remove_dir_all(&data);

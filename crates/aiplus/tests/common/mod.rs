@@ -279,3 +279,13 @@ pub fn chat_until_served(s: &Server, secret: &str, model: &str, allowed: &[u16])
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// Waits (up to 30 s) until job `id` is cancelled. A replica's job outlives its server by design
+/// (a restart re-attaches it), so a test stops its replicas before the server goes.
+pub fn wait_cancelled(s: &Server, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.get(&format!("/api/v1/jobs/{id}")).1["state"] != "cancelled" {
+        assert!(Instant::now() < deadline, "job {id} was not cancelled");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
