@@ -3,7 +3,8 @@
 # generator: oha (`cargo install oha`) sends 3,000 requests one at a time to the mock upstream
 # directly, through the bare forwarder (the floor any proxy here reaches), and through aiplus
 # (auth, limits, metering on), three rounds. What a proxy adds is its percentiles minus the
-# direct ones. Build first: cargo build --release -p aiplus.
+# direct ones. Then the throughput phase: 64 connections flat out for 10 s, floor and aiplus,
+# three rounds. Build first: cargo build --release -p aiplus.
 set -euo pipefail
 B="$(cd "$(dirname "$0")/../.." && pwd)/target/release/aiplus"
 command -v oha >/dev/null || { echo "oha is not installed: cargo install oha" >&2; exit 1; }
@@ -27,6 +28,13 @@ for round in 1 2 3; do
     case $t in direct) U=$M/fast/v1/chat/completions;; floor) U=$F/fast/v1/chat/completions;; aiplus) U=$G/v1/chat/completions;; esac
     oha -n 3000 -c 1 -m POST -H "Authorization: Bearer $K" -H 'content-type: application/json' -d "$BODY" --no-tui --output-format json $U > $t.$round.json 2>/dev/null
     python3 -c "import json; d=json.load(open('$t.$round.json')); p=d['latencyPercentiles']; print('$round $t p50_us', round(p['p50']*1e6), 'p99_us', round(p['p99']*1e6), 'ok', d['summary']['successRate'])"
+  done
+done
+for round in 1 2 3; do
+  for t in floor aiplus; do
+    case $t in floor) U=$F/fast/v1/chat/completions;; aiplus) U=$G/v1/chat/completions;; esac
+    oha -z 10s -c 64 -m POST -H "Authorization: Bearer $K" -H 'content-type: application/json' -d "$BODY" --no-tui --output-format json $U > $t.c64.$round.json 2>/dev/null
+    python3 -c "import json; d=json.load(open('$t.c64.$round.json')); p=d['latencyPercentiles']; s=d['summary']; print('$round $t c64 req_s', round(s['requestsPerSec']), 'p50_ms', round(p['p50']*1e3, 2), 'p99_ms', round(p['p99']*1e3, 2), 'ok', s['successRate'])"
   done
 done
 kill $MP $FP $SP

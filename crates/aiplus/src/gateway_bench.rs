@@ -5,7 +5,9 @@
 //! Three processes share the machine: the mock upstream (`aiplus gateway mock`), the proxy under
 //! test (the real `aiplus serve`, or LiteLLM) and this load generator. Figures:
 //! - added latency at concurrency 1: percentiles through the proxy minus direct to the mock;
-//! - throughput with 64 connections: closed loop; if its p99 is 10 ms or more, the highest
+//! - throughput with 64 connections (each a bare hyper HTTP/1.1 connection sending a body
+//!   encoded once, so the generator's own share of the cores stays small): closed loop; if its
+//!   p99 is 10 ms or more, the highest
 //!   paced rate (latency counted from each request's scheduled time) whose p99 stays under,
 //!   found by a five-step binary search;
 //! - added time to first token on streams, at concurrency 1;
@@ -134,20 +136,37 @@ struct Report {
     proxies: Vec<ProxyReport>,
 }
 
-/// One target of the load: a chat URL and its key.
+/// One target of the load: a chat URL and its key, with both request bodies encoded once, so
+/// the load generator spends its share of the two cores on sending, not on building requests.
 #[derive(Clone)]
 struct Target {
-    url: String,
-    key: Option<String>,
+    url: reqwest::Url,
+    auth: Option<reqwest::header::HeaderValue>,
+    body: bytes::Bytes,
+    stream_body: bytes::Bytes,
 }
 
 impl Target {
+    fn new(url: &str, key: Option<&str>) -> anyhow::Result<Self> {
+        let body = |stream: bool| {
+            serde_json::to_vec(
+                &serde_json::json!({"model": "bench", "messages": [{"role": "user", "content": "hi"}], "stream": stream, "max_tokens": 16}),
+            )
+            .map(bytes::Bytes::from)
+        };
+        Ok(Self {
+            url: reqwest::Url::parse(url)?,
+            auth: key.map(|k| reqwest::header::HeaderValue::from_str(&format!("Bearer {k}"))).transpose()?,
+            body: body(false)?,
+            stream_body: body(true)?,
+        })
+    }
+
     fn request(&self, http: &reqwest::Client, stream: bool) -> reqwest::RequestBuilder {
-        let body =
-            serde_json::json!({"model": "bench", "messages": [{"role": "user", "content": "hi"}], "stream": stream, "max_tokens": 16});
-        let r = http.post(&self.url).json(&body);
-        match &self.key {
-            Some(k) => r.bearer_auth(k),
+        let body = if stream { self.stream_body.clone() } else { self.body.clone() };
+        let r = http.post(self.url.clone()).header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+        match &self.auth {
+            Some(a) => r.header(reqwest::header::AUTHORIZATION, a.clone()),
             None => r,
         }
     }
@@ -226,16 +245,49 @@ async fn first_chunk(http: &reqwest::Client, t: &Target) -> Result<Instant, Stri
     Ok(at)
 }
 
+/// One connection of the load: hyper's bare HTTP/1.1 client on its own TCP stream, as oha and
+/// wrk have, so that the generator takes little of the cores it shares with what it measures.
+type Conn = hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>;
+
+async fn connect(t: &Target) -> Result<Conn, String> {
+    let host = t.url.host_str().unwrap_or("127.0.0.1");
+    let port = t.url.port_or_known_default().unwrap_or(80);
+    let tcp = tokio::net::TcpStream::connect((host, port)).await.map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    let (conn, driver) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(driver);
+    Ok(conn)
+}
+
+/// One request on `conn`, its answer read to the end.
+async fn send_on(conn: &mut Conn, t: &Target) -> Result<(), String> {
+    use http_body_util::BodyExt;
+    conn.ready().await.map_err(|e| e.to_string())?;
+    let mut req = hyper::Request::post(t.url.path())
+        .header(reqwest::header::HOST, t.url.authority())
+        .header(reqwest::header::CONTENT_TYPE, "application/json");
+    if let Some(a) = &t.auth {
+        req = req.header(reqwest::header::AUTHORIZATION, a.clone());
+    }
+    let req = req.body(http_body_util::Full::new(t.body.clone())).map_err(|e| e.to_string())?;
+    let resp = conn.send_request(req).await.map_err(|e| e.to_string())?;
+    let ok = resp.status().is_success();
+    resp.into_body().collect().await.map_err(|e| e.to_string())?;
+    if ok { Ok(()) } else { Err("status".into()) }
+}
+
 /// `conns` connections for `dur`; with `rate`, each request is scheduled (rate spread over the
-/// connections) and its latency counts from its scheduled time.
-async fn load(http: &reqwest::Client, t: &Target, conns: usize, dur: Duration, rate: Option<f64>) -> (Vec<Duration>, u64, Duration) {
+/// connections) and its latency counts from its scheduled time. A connection that fails is
+/// opened again for the next request.
+async fn load(t: &Target, conns: usize, dur: Duration, rate: Option<f64>) -> (Vec<Duration>, u64, Duration) {
     let start = Instant::now() + Duration::from_millis(20);
     let tasks: Vec<_> = (0..conns)
         .map(|i| {
-            let (http, t) = (http.clone(), t.clone());
+            let t = t.clone();
             tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut errors = 0u64;
+                let mut conn: Option<Conn> = None;
                 let interval = rate.map(|r| Duration::from_secs_f64(conns as f64 / r));
                 let mut k = 0u32;
                 loop {
@@ -247,10 +299,19 @@ async fn load(http: &reqwest::Client, t: &Target, conns: usize, dur: Duration, r
                         break;
                     }
                     tokio::time::sleep_until(due.into()).await;
-                    if one(&http, &t).await.is_err() {
+                    let sent = match conn.as_mut() {
+                        Some(c) => send_on(c, &t).await,
+                        None => match connect(&t).await {
+                            Ok(c) => send_on(conn.insert(c), &t).await,
+                            Err(e) => Err(e),
+                        },
+                    };
+                    if sent.is_ok() {
+                        lat.push(due.elapsed());
+                    } else {
                         errors += 1;
+                        conn = None;
                     }
-                    lat.push(due.elapsed());
                     k += 1;
                 }
                 (lat, errors)
@@ -269,9 +330,9 @@ async fn load(http: &reqwest::Client, t: &Target, conns: usize, dur: Duration, r
 }
 
 /// Closed loop first; if its p99 misses the goal, paced rates stepping down from it.
-async fn throughput(http: &reqwest::Client, t: &Target, args: &BenchArgs) -> Throughput {
+async fn throughput(t: &Target, args: &BenchArgs) -> Throughput {
     let dur = Duration::from_secs(args.duration_s);
-    let (lat, errors, took) = load(http, t, args.connections, dur, None).await;
+    let (lat, errors, took) = load(t, args.connections, dur, None).await;
     let rps = lat.len() as f64 / took.as_secs_f64();
     let p = percentiles(lat);
     let closed_p99_ms = p.p99_us / 1000.0;
@@ -283,7 +344,7 @@ async fn throughput(http: &reqwest::Client, t: &Target, args: &BenchArgs) -> Thr
     let mut best = Throughput { paced: true, closed_rps: rps, closed_p99_ms, ..Throughput::default() };
     for _ in 0..5 {
         let rate = (lo + hi) / 2.0;
-        let (lat, errors, took) = load(http, t, args.connections, dur, Some(rate)).await;
+        let (lat, errors, took) = load(t, args.connections, dur, Some(rate)).await;
         let achieved = lat.len() as f64 / took.as_secs_f64();
         let p = percentiles(lat);
         if p.p99_us / 1000.0 < args.p99_ms_max {
@@ -354,7 +415,7 @@ async fn measure(
     eprintln!("{name}: time to first token ...");
     let (tt, ttft_errors) = ttft(http, t, args.requests / 5).await;
     eprintln!("{name}: {} connections ...", args.connections);
-    let tp = throughput(http, t, args).await;
+    let tp = throughput(t, args).await;
     let mut soak = Vec::new();
     let soak_rps = args.soak_rps.unwrap_or(tp.rps.max(tp.closed_rps) / 2.0);
     let mut soak_done = 0usize;
@@ -362,7 +423,7 @@ async fn measure(
         eprintln!("{name}: soak for {} s at {soak_rps:.0} req/s ...", args.soak_s);
         let end = Instant::now() + Duration::from_secs(args.soak_s);
         while Instant::now() < end {
-            let (lat, _, _) = load(http, t, args.connections, Duration::from_secs(10), Some(soak_rps)).await;
+            let (lat, _, _) = load(t, args.connections, Duration::from_secs(10), Some(soak_rps)).await;
             soak_done += lat.len();
             soak.push(rss_mib(pid, "VmRSS:"));
         }
@@ -442,7 +503,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             .json()
             .await?;
         let secret = key["secret"].as_str().context("no key secret")?.to_string();
-        let direct = Target { url: format!("{upstream}/chat/completions"), key: None };
+        let direct = Target::new(&format!("{upstream}/chat/completions"), None)?;
         let mut report = Report::default();
         eprintln!("direct to the mock: concurrency 1 and time to first token ...");
         let (c1p, c1_errors) = c1(&http, &direct, args.requests).await;
@@ -450,10 +511,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         anyhow::ensure!(c1_errors + ttft_errors == 0, "the mock itself failed {} requests", c1_errors + ttft_errors);
         (report.direct_c1, report.direct_ttft) = (c1p, ttft);
         // The floor: what one more hop through a bare forwarder adds.
-        let floor = Target { url: format!("{floor_url}/fast/v1/chat/completions"), key: None };
+        let floor = Target::new(&format!("{floor_url}/fast/v1/chat/completions"), None)?;
         let r = measure("floor", &http, &floor, floor_proc.0.id(), &args, &report).await?;
         report.proxies.push(r);
-        let aiplus = Target { url: format!("{gw_url}/v1/chat/completions"), key: Some(secret) };
+        let aiplus = Target::new(&format!("{gw_url}/v1/chat/completions"), Some(&secret))?;
         let r = measure("aiplus", &http, &aiplus, gw.0.id(), &args, &report).await?;
         report.proxies.push(r);
         if args.litellm {
@@ -468,7 +529,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(0);
-            let lite = Target { url: format!("http://127.0.0.1:{port}/v1/chat/completions"), key: Some("sk-litellm-bench".into()) };
+            let lite = Target::new(&format!("http://127.0.0.1:{port}/v1/chat/completions"), Some("sk-litellm-bench"))?;
             let r = measure("litellm", &http, &lite, pid, &args, &report).await;
             let _ = Command::new(&script).arg("stop").status();
             report.proxies.push(r?);

@@ -322,7 +322,7 @@ pub(crate) async fn call_upstream(
     raw: Option<&Bytes>,
     path: &str,
 ) -> Result<reqwest::Response, String> {
-    let url = format!("{}/{}", d.base_url.trim_end_matches('/'), path);
+    let url = route.endpoint(d, path)?;
     let call = gw.http.post(url).timeout(Duration::from_secs(d.timeout_s));
     // The client's own bytes go on unchanged unless the model name must be rewritten: no
     // second serialisation on the hot path.
