@@ -2,7 +2,7 @@
 //! variable (`AIPLUS_LISTEN`, `AIPLUS_DATA_DIR`, `AIPLUS_NETWORK`, `AIPLUS_POLICY`,
 //! `AIPLUS_STORE_URL`, `AIPLUS_COMPUTE`, `AIPLUS_EMBED`, `AIPLUS_EMBED_DIR`,
 //! `AIPLUS_CONSOLE_ADMIN_PASSWORD`, `AIPLUS_HOSTS`, `AIPLUS_MODELS_CHAT`, `AIPLUS_MODELS_THREADS`,
-//! `AIPLUS_MODELS_PYTHON`, `AIPLUS_MODELS_DIR`, `AIPLUS_MODELS_FETCH`) and then by a flag.
+//! `AIPLUS_MODELS_PYTHON`, `AIPLUS_MODELS_DIR`, `AIPLUS_MODELS_FETCH`, `AIPLUS_LOG_KEY_FILE`) and then by a flag.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +23,27 @@ pub struct Config {
     pub console: web::ConsoleConfig,
     /// Models deployed on the compute network: `[models]`.
     pub models: ModelsConfig,
+    /// Governance: `[govern]`.
+    pub govern: GovernConfig,
+}
+
+/// `[govern]`: the transparency log's identity.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GovernConfig {
+    /// The log's name: the origin line of its checkpoints and its key's name. It is fixed when
+    /// the key is made; a key that exists keeps its own name.
+    pub log_origin: String,
+    /// The log's Ed25519 signing key (made on first start; `<file>.pub` beside it holds the
+    /// public key auditors verify with). Default `<data dir>/log-key`. Instances that share a
+    /// PostgreSQL store must share this key.
+    pub log_key_file: Option<PathBuf>,
+}
+
+impl Default for GovernConfig {
+    fn default() -> Self {
+        Self { log_origin: "aiplus.local/log".into(), log_key_file: None }
+    }
 }
 
 /// `[models]`: the chat model `serve` deploys by itself, and how model servers start.
@@ -201,6 +222,13 @@ impl Config {
         cfg.scheduler.weights.validate().map_err(|e| anyhow::anyhow!("scheduler.weights.{e}"))?;
         cfg.gateway.validate().map_err(|e| anyhow::anyhow!(e))?;
         cfg.console.validate().map_err(|e| anyhow::anyhow!(e))?;
+        // The origin names the log's key: the key-name rules of signed notes apply.
+        if cfg.govern.log_origin.is_empty()
+            || cfg.govern.log_origin.len() > 256
+            || cfg.govern.log_origin.chars().any(|c| c.is_whitespace() || c == '+')
+        {
+            anyhow::bail!("govern.log_origin: 1 to 256 characters with no space and no '+', got {:?}", cfg.govern.log_origin);
+        }
         if let Some(url) = &cfg.store.url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
@@ -223,6 +251,9 @@ impl Config {
         }
         if let Some(v) = get("AIPLUS_MODELS_CHAT") {
             self.models.chat = v;
+        }
+        if let Some(v) = get("AIPLUS_LOG_KEY_FILE") {
+            self.govern.log_key_file = Some(v.into());
         }
         if let Some(v) = get("AIPLUS_MODELS_DIR") {
             self.models.dir = Some(v.into());

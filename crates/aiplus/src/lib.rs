@@ -20,6 +20,8 @@ pub struct Parts {
     pub console: Option<Arc<web::Console>>,
     /// Models deployed on the compute network; absent where compute is.
     pub models: Option<Arc<models::service::Service>>,
+    /// The governance transparency log.
+    pub log: Arc<tlog::Log>,
     /// Host names served besides IP addresses and `localhost` (`server.hosts`).
     pub hosts: Vec<String>,
     pub clock: Arc<dyn vocab::Clock>,
@@ -35,10 +37,12 @@ pub fn app(p: Parts) -> axum::Router {
     let mut app = app
         .merge(api::identity_routes::router(identity_api))
         .merge(api::usage_routes::router(p.store.clone()))
+        .merge(api::log_routes::router(p.log.clone()))
         .merge(gateway::router(p.gateway))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve));
     if let Some(models) = p.models {
-        app = app.merge(api::model_routes::router(models));
+        let models_api = api::model_routes::ModelsApi { service: models, log: p.log.clone(), clock: p.clock.clone() };
+        app = app.merge(api::model_routes::router(Arc::new(models_api)));
     }
     if let Some(console) = p.console {
         app = app.merge(web::router(console));

@@ -14,6 +14,7 @@ mod gateway_bench;
 mod gateway_cli;
 mod identity_cli;
 mod jobs_bench;
+mod log_cli;
 mod models_cli;
 mod serve;
 mod simulate;
@@ -66,6 +67,9 @@ enum Command {
     /// The usage ledger by day, tenant, pillar, principal and model: events, errors, tokens,
     /// GPU-hours, energy, carbon and cost.
     Usage(gateway_cli::UsageArgs),
+    /// The governance transparency log: checkpoints, inclusion and consistency proofs, entries,
+    /// and `verify`, an offline check of a proof against a signed checkpoint.
+    Log(log_cli::LogArgs),
     /// The model gateway: benchmark it (against LiteLLM too), or run the mock upstream.
     Gateway {
         #[command(subcommand)]
@@ -105,6 +109,7 @@ fn main() -> std::process::ExitCode {
         Command::Tenants(args) => gateway_cli::tenants(args),
         Command::Models(args) => gateway_cli::models(args),
         Command::Usage(args) => gateway_cli::usage(args),
+        Command::Log(args) => log_cli::run(args),
         Command::Gateway { command: GatewayCommand::Bench(args) } => gateway_bench::run(args),
         Command::Gateway { command: GatewayCommand::Mock(args) } => gateway_bench::mock(args),
     };

@@ -55,6 +55,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         None => store::Store::open(&cfg.server.data_dir).await.context("opening the store")?,
     };
     let identity = Arc::new(identity::Identity::open(store.clone()).await.context("loading tenants and credentials")?);
+
     if let Some(path) = identity.ensure_operator_token(&cfg.server.data_dir, jobs::Clock::now_ms(&jobs::SystemClock)).await? {
         // Said on stderr whatever the log level: this is how a fresh install is first reached.
         eprintln!(
@@ -67,12 +68,22 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // The compute lifecycle holds the queue in memory and talks to the engines, so on a shared
     // database exactly one instance runs it; the others serve the gateway only.
-    let mut compute = None;
-    if cfg.server.compute {
-        let lock = store.try_compute_lock().await.context("taking the compute lock")?.with_context(|| {
+    let lock = match cfg.server.compute {
+        true => Some(store.try_compute_lock().await.context("taking the compute lock")?.with_context(|| {
             "another aiplus instance runs compute on this database; set `server.compute = false` \
              (or AIPLUS_COMPUTE=false) on gateway-only instances"
-        })?;
+        })?),
+        false => None,
+    };
+    // The governance log is checked against its last signed checkpoint before anything is
+    // served: a store whose history was rewritten does not start.
+    let log = Arc::new(
+        tlog::Log::open(store.clone(), log_key(&cfg)?, jobs::Clock::now_ms(&jobs::SystemClock))
+            .await
+            .context("opening the transparency log")?,
+    );
+    let mut compute = None;
+    if let Some(lock) = lock {
         let engines = engines(&cfg, &seed)?;
         let svc = jobs::ComputeService::open(
             store.clone(),
@@ -158,6 +169,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         gateway: gw,
         console,
         models: models.as_ref().map(|(m, _)| m.clone()),
+        log,
         hosts: cfg.server.hosts.clone(),
         clock: Arc::new(jobs::SystemClock),
     });
@@ -289,4 +301,26 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+/// The log's signing key from `govern.log_key_file` (default `<data dir>/log-key`); made on
+/// first start, with the public key written beside it (`.pub`) for auditors.
+fn log_key(cfg: &Config) -> anyhow::Result<tlog::SignerKey> {
+    let path = cfg.govern.log_key_file.clone().unwrap_or_else(|| cfg.server.data_dir.join("log-key"));
+    let public = path.with_extension("pub");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading the log key {}", path.display()))?;
+        let key = tlog::SignerKey::parse(&text).with_context(|| format!("the log key {}", path.display()))?;
+        if key.name() != cfg.govern.log_origin {
+            tracing::info!(key = key.name(), config = %cfg.govern.log_origin, "the log keeps its key's name as its origin");
+        }
+        return Ok(key);
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness for the log key: {e}"))?;
+    let key = tlog::SignerKey::from_seed(&cfg.govern.log_origin, seed)?;
+    identity::write_secret_file(&path, &key.encode()).with_context(|| format!("writing the log key {}", path.display()))?;
+    std::fs::write(&public, format!("{}\n", key.verifier().encode())).with_context(|| format!("writing {}", public.display()))?;
+    tracing::warn!(path = %public.display(), "made the transparency log's key; publish its public key to auditors");
+    Ok(key)
 }

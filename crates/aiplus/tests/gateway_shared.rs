@@ -15,14 +15,17 @@ use common::{Server, temp_dir};
 use serde_json::json;
 
 /// Starts one instance on the shared store; `compute` says whether it runs the compute lifecycle.
+/// Instances on one store share the transparency log's key (the first one makes it).
 fn instance(name: &str, url: &str, upstream: &str, compute: bool) -> (Server, std::path::PathBuf) {
     let data = temp_dir(name);
     let cfg = data.join("aiplus.toml");
+    let key = std::env::temp_dir().join(format!("aiplus-shared-log-key-{}", url.rsplit('/').next().unwrap_or("db")));
     std::fs::write(
         &cfg,
         format!(
-            "[server]\ncompute = {compute}\n[store]\nurl = \"{url}\"\n[gateway]\nallow_local_upstreams = true\nmeter_flush_ms = 20\n\
-             [[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/fast/v1\"\n"
+            "[server]\ncompute = {compute}\n[store]\nurl = \"{url}\"\n[govern]\nlog_key_file = \"{}\"\n[gateway]\nallow_local_upstreams = true\nmeter_flush_ms = 20\n\
+             [[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/fast/v1\"\n",
+            key.display()
         ),
     )
     .unwrap();

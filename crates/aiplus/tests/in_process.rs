@@ -60,7 +60,10 @@ async fn server() -> Server {
     let opts = aiplus::model_service::Options { paths, chat: None, fetch: false };
     let (models, _loop) = aiplus::model_service::start(store.clone(), svc.clone(), gw.clone(), opts, stop_rx).await.unwrap();
     let _ = stop_tx.send(true);
+    let key = tlog::SignerKey::from_seed("aiplus.test/log", [3; 32]).unwrap();
+    let log = std::sync::Arc::new(tlog::Log::open(store.clone(), key, 0).await.unwrap());
     let parts = aiplus::Parts {
+        log,
         store,
         identity,
         compute: Some(svc),

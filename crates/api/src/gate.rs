@@ -81,7 +81,7 @@ impl Surface {
     fn of(path: &str) -> Self {
         if path.starts_with("/v1/") {
             Surface::OpenAi
-        } else if path.starts_with("/api/") || path == "/metrics" || path == "/healthz" {
+        } else if path.starts_with("/api/") || path.starts_with("/log/") || path == "/metrics" || path == "/healthz" {
             Surface::Api
         } else {
             Surface::Console

@@ -7,6 +7,7 @@
 pub mod gate;
 pub mod identity_routes;
 pub mod json;
+pub mod log_routes;
 pub mod model_routes;
 pub mod permissions;
 pub mod problem;

@@ -1,23 +1,32 @@
 //! Models deployed on the compute network (operators): which built-in model, how many
 //! replicas and of what shape. The models service keeps them running and routed; these
-//! handlers only say what is wanted and show what is.
+//! handlers only say what is wanted and show what is. Every change is a governance fact in the
+//! transparency log (`model.deployed`, `model.scaled`, `model.undeployed`).
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
+use identity::Principal;
 use models::service::{DeploymentSpec, Service};
 use serde::Deserialize;
 
 use crate::json::Json;
 use crate::problem::ApiError;
 
-type S = State<Arc<Service>>;
+pub struct ModelsApi {
+    pub service: Arc<Service>,
+    pub log: Arc<tlog::Log>,
+    pub clock: Arc<dyn vocab::Clock>,
+}
 
-pub fn router(service: Arc<Service>) -> Router {
+type S = State<Arc<ModelsApi>>;
+type Who = Extension<Arc<Principal>>;
+
+pub fn router(service: Arc<ModelsApi>) -> Router {
     Router::new()
         .route("/api/v1/model-deployments", get(list))
         .route("/api/v1/model-deployments/{name}", get(one).put(deploy).delete(undeploy))
@@ -25,18 +34,36 @@ pub fn router(service: Arc<Service>) -> Router {
         .with_state(service)
 }
 
+impl ModelsApi {
+    /// Records a change in the log, after it took effect. A change the log failed to record is
+    /// reported as an error, so the operator knows the record is missing and can retry.
+    async fn record(&self, who: &Principal, kind: &str, name: &str, detail: serde_json::Value) -> Result<(), ApiError> {
+        let record = serde_json::json!({"actor": who.id, "model": name, "detail": detail});
+        let fact = tlog::Fact { kind, subject: &format!("model/{name}"), actor_role: who.role.as_str(), record: &record };
+        self.log.append(&fact, self.clock.now_ms()).await?;
+        Ok(())
+    }
+}
+
 async fn list(State(s): S) -> impl IntoResponse {
-    axum::Json(s.list().await)
+    axum::Json(s.service.list().await)
 }
 
 async fn one(State(s): S, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    Ok(axum::Json(s.get(&name).await?))
+    Ok(axum::Json(s.service.get(&name).await?))
 }
 
 /// Deploys a model, or changes what is wanted of one already deployed.
-async fn deploy(State(s): S, Path(name): Path<String>, Json(spec): Json<DeploymentSpec>) -> Result<impl IntoResponse, ApiError> {
-    let existed = s.get(&name).await.is_ok();
-    let view = s.deploy(&name, spec).await?;
+async fn deploy(
+    State(s): S,
+    Extension(who): Who,
+    Path(name): Path<String>,
+    Json(spec): Json<DeploymentSpec>,
+) -> Result<impl IntoResponse, ApiError> {
+    let existed = s.service.get(&name).await.is_ok();
+    let detail = serde_json::to_value(&spec).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let view = s.service.deploy(&name, spec).await?;
+    s.record(&who, "model.deployed", &name, detail).await?;
     Ok((if existed { StatusCode::OK } else { StatusCode::CREATED }, axum::Json(view)))
 }
 
@@ -46,11 +73,14 @@ struct Scale {
     replicas: u32,
 }
 
-async fn scale(State(s): S, Path(name): Path<String>, Json(b): Json<Scale>) -> Result<impl IntoResponse, ApiError> {
-    Ok(axum::Json(s.scale(&name, b.replicas).await?))
+async fn scale(State(s): S, Extension(who): Who, Path(name): Path<String>, Json(b): Json<Scale>) -> Result<impl IntoResponse, ApiError> {
+    let view = s.service.scale(&name, b.replicas).await?;
+    s.record(&who, "model.scaled", &name, serde_json::json!({"replicas": b.replicas})).await?;
+    Ok(axum::Json(view))
 }
 
-async fn undeploy(State(s): S, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    s.undeploy(&name).await?;
+async fn undeploy(State(s): S, Extension(who): Who, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    s.service.undeploy(&name).await?;
+    s.record(&who, "model.undeployed", &name, serde_json::json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }

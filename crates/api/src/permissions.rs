@@ -82,6 +82,14 @@ pub const TABLE: &[Rule] = &[
     rule("PUT", "/api/v1/models/{name}", OP_WRITE),
     rule("DELETE", "/api/v1/models/{name}", OP_WRITE),
     rule("GET", "/api/v1/gateway", OP_READ),
+    // ---- the transparency log: public by design (anyone may mirror and check it), except
+    // the full records behind the leaves ----
+    rule("GET", "/log/checkpoint", PUBLIC),
+    rule("GET", "/log/key", PUBLIC),
+    rule("GET", "/log/tile/{*path}", PUBLIC),
+    rule("GET", "/api/v1/log/proof", PUBLIC),
+    rule("GET", "/api/v1/log/consistency", PUBLIC),
+    rule("GET", "/api/v1/log/entries/{index}", OP_READ),
     // ---- OpenAI-compatible: a tenant's key with the inference scope ----
     rule("GET", "/v1/models", INFERENCE),
     rule("POST", "/v1/chat/completions", INFERENCE),

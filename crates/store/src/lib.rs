@@ -97,6 +97,9 @@ mod identity;
 mod ledger;
 mod models;
 mod schema;
+mod tlog;
+
+pub use tlog::LogRow;
 
 #[derive(Clone)]
 pub struct Store {
@@ -365,6 +368,23 @@ pub mod testing {
         admin.close().await;
         let Some((base, _)) = url.rsplit_once('/') else { fail("AIPLUS_TEST_POSTGRES_URL", "has no database part") };
         Some(format!("{base}/{name}"))
+    }
+
+    /// Rewrites a column of one transparency-log row, as an attacker with the database would:
+    /// the log must notice at its next start. `what` is `leaf`, `record` or `delete`.
+    pub async fn tamper_log(store: &crate::Store, index: i64, what: &str, value: &str) {
+        let sql = match what {
+            "leaf" => "UPDATE tlog_entries SET leaf = $1 WHERE idx = $2",
+            "record" => "UPDATE tlog_entries SET record = $1 WHERE idx = $2",
+            _ => "DELETE FROM tlog_entries WHERE idx = $2 AND $1 = $1",
+        };
+        let done = match &store.db {
+            crate::Db::Sqlite(p) => sqlx::query(sql).bind(value).bind(index).execute(p).await.map(|r| r.rows_affected()),
+            crate::Db::Postgres(p) => sqlx::query(sql).bind(value).bind(index).execute(p).await.map(|r| r.rows_affected()),
+        };
+        if done.unwrap_or_else(|e| fail("tampering", e)) != 1 {
+            fail("tampering", format!("no entry {index}"));
+        }
     }
 }
 

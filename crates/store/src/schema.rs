@@ -58,10 +58,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX stored_responses_tenant_at ON stored_responses (tenant, at_ms);",
     MODEL_DEPLOYMENTS_MIGRATION,
+    TLOG_MIGRATION,
 ];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
-pub(crate) const USER_VERSION: [&str; 9] = [
+pub(crate) const USER_VERSION: [&str; 10] = [
     "PRAGMA user_version = 1",
     "PRAGMA user_version = 2",
     "PRAGMA user_version = 3",
@@ -71,6 +72,7 @@ pub(crate) const USER_VERSION: [&str; 9] = [
     "PRAGMA user_version = 7",
     "PRAGMA user_version = 8",
     "PRAGMA user_version = 9",
+    "PRAGMA user_version = 10",
 ];
 const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 
@@ -114,3 +116,9 @@ const IDENTITY_MIGRATION: &str = "CREATE TABLE tenants (id TEXT PRIMARY KEY, cre
 /// Models deployed on the compute network: what is wanted (the model, its replica count and
 /// shape) and the replicas' jobs, one document per model.
 const MODEL_DEPLOYMENTS_MIGRATION: &str = "CREATE TABLE model_deployments (name TEXT PRIMARY KEY, doc TEXT NOT NULL);";
+
+/// The transparency log: entries (the public leaf that is hashed and served, and the full
+/// record it commits to by SHA-256) and the checkpoints signed over them, one per tree size.
+const TLOG_MIGRATION: &str =
+    "CREATE TABLE tlog_entries (idx BIGINT PRIMARY KEY, at_ms BIGINT NOT NULL, leaf TEXT NOT NULL, record TEXT NOT NULL);
+     CREATE TABLE tlog_checkpoints (size BIGINT PRIMARY KEY, at_ms BIGINT NOT NULL, note TEXT NOT NULL);";

@@ -354,6 +354,29 @@ pub fn responses() -> Vec<(&'static str, &'static str, Value)> {
             "/api/v1/usage/summary",
             record(&["rows", "truncated"], json!({"rows": {"type": "array"}, "truncated": {"type": "boolean"}})),
         ),
+        (
+            "get",
+            "/api/v1/log/proof",
+            record(
+                &["index", "size", "leaf", "proof", "checkpoint"],
+                json!({"index": {"type": "integer"}, "size": {"type": "integer"}, "leaf": {"type": "string"},
+                       "proof": {"type": "array", "items": {"type": "string"}}, "checkpoint": {"type": "string"}}),
+            ),
+        ),
+        (
+            "get",
+            "/api/v1/log/consistency",
+            record(
+                &["size1", "size2", "proof", "checkpoint1", "checkpoint2"],
+                json!({"size1": {"type": "integer"}, "size2": {"type": "integer"}, "proof": {"type": "array", "items": {"type": "string"}},
+                       "checkpoint1": {"type": "string"}, "checkpoint2": {"type": "string"}}),
+            ),
+        ),
+        (
+            "get",
+            "/api/v1/log/entries/{index}",
+            record(&["index", "leaf", "record"], json!({"index": {"type": "integer"}, "leaf": {"type": "object"}, "record": {}})),
+        ),
         ("get", "/api/v1/usage", list(record(&["tenant", "pillar"], json!({"tenant": {"type": "string"}, "pillar": {"type": "string"}})))),
     ]
 }
@@ -381,6 +404,18 @@ pub fn query(method: &str, path: &str) -> Vec<Value> {
         ("get", "/api/v1/jobs/{id}/logs") => vec![
             p("offset", json!({"type": "integer", "minimum": 0, "maximum": u64::MAX}), "The byte to start from."),
             p("follow", json!({"type": "boolean"}), "Stream new output as server-sent events until the job ends."),
+        ],
+        ("get", "/api/v1/log/proof") => vec![
+            json!({"name": "index", "in": "query", "required": true, "schema": {"type": "integer", "minimum": 0, "maximum": i64::MAX}, "description": "The entry."}),
+            p("size", json!({"type": "integer", "minimum": 1, "maximum": i64::MAX}), "The tree size (default: the latest checkpoint's)."),
+        ],
+        ("get", "/api/v1/log/consistency") => vec![
+            json!({"name": "from", "in": "query", "required": true, "schema": {"type": "integer", "minimum": 1, "maximum": i64::MAX}, "description": "The older tree size."}),
+            p(
+                "to",
+                json!({"type": "integer", "minimum": 1, "maximum": i64::MAX}),
+                "The newer tree size (default: the latest checkpoint's).",
+            ),
         ],
         ("get", "/api/v1/usage") => vec![
             p("tenant", id_pattern(), "Operators: only this tenant's events."),

@@ -1,0 +1,145 @@
+//! The transparency log, black-box: every governance change the server makes is a leaf whose
+//! inclusion proof verifies offline (`aiplus log verify`, no server) against a checkpoint
+//! signed with the key in the data dir; the log is served as C2SP tlog-tiles without a
+//! credential and a mirror rebuilds the checkpoint's root from the tiles; and a store whose
+//! history was rewritten does not start.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: helpers fail loudly")]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{BIN, Server, temp_dir};
+use serde_json::{Value, json};
+
+fn cli(s: &Server, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).env("AIPLUS_SERVER", &s.url).env("AIPLUS_TOKEN", &s.token).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn offline(args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN).args(args).env("AIPLUS_SERVER", "http://127.0.0.1:9").output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Runs SQL on the server's SQLite store, as an attacker with the database file would.
+fn sql(data: &Path, statement: &str) {
+    let db = data.join("aiplus.db");
+    let script =
+        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); n=c.execute(sys.argv[2]).rowcount; c.commit(); sys.exit(0 if n == 1 else 3)";
+    let ok = Command::new("python3").args(["-c", script, db.to_str().unwrap(), statement]).status().unwrap().success();
+    assert!(ok, "{statement}");
+}
+
+/// The server refuses to start, saying why on stderr.
+fn refuses_to_start(data: &Path, why: &str) {
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("AIPLUS_LOG", "warn")
+        .env("AIPLUS_MODELS_CHAT", "")
+        .env("AIPLUS_EMBED", "false")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("transparency log") && err.contains(why), "{err}");
+}
+
+#[test]
+fn governance_changes_are_provable_offline_and_a_rewritten_history_does_not_start() {
+    let data = temp_dir("tlog");
+    let s = Server::start_with(&data, &[]);
+    let public = data.join("log-key.pub");
+    assert!(std::fs::read_to_string(&public).unwrap().starts_with("aiplus.local/log+"));
+
+    // Three governance changes: a model deployed, scaled, undeployed.
+    let (st, body) = s.put("/api/v1/model-deployments/qwen", &json!({"model": "smollm2-135m-instruct", "replicas": 1}));
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = s.post("/api/v1/model-deployments/qwen/scale", &json!({"replicas": 0}));
+    assert_eq!(st, 200, "{body}");
+    let r = s.client().delete(format!("{}/api/v1/model-deployments/qwen", s.url)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+
+    let (ok, cp, err) = cli(&s, &["log", "checkpoint"]);
+    assert!(ok, "{err}");
+    assert!(cp.starts_with("aiplus.local/log\n3\n"), "{cp}");
+    let cp_file = data.join("checkpoint.txt");
+    std::fs::write(&cp_file, &cp).unwrap();
+    for (i, kind) in ["model.deployed", "model.scaled", "model.undeployed"].iter().enumerate() {
+        let (ok, proof, err) = cli(&s, &["log", "proof", &i.to_string()]);
+        assert!(ok, "{err}");
+        let doc: Value = serde_json::from_str(&proof).unwrap();
+        let leaf: Value = serde_json::from_str(doc["leaf"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            (leaf["kind"].as_str(), leaf["subject"].as_str(), leaf["actor_role"].as_str()),
+            (Some(*kind), Some("model/qwen"), Some("operator-admin"))
+        );
+        let file = data.join(format!("proof{i}.json"));
+        std::fs::write(&file, &proof).unwrap();
+        // Offline: no server is reachable at AIPLUS_SERVER.
+        let (ok, out) = offline(&[
+            "log",
+            "verify",
+            "--proof",
+            file.to_str().unwrap(),
+            "--checkpoint",
+            cp_file.to_str().unwrap(),
+            "--key",
+            public.to_str().unwrap(),
+        ]);
+        assert!(ok && out.contains(&format!("entry {i} is in the log")), "{out}");
+        // A leaf rewritten in the proof document fails.
+        let forged = proof.replace(kind, "model.activated");
+        std::fs::write(&file, forged).unwrap();
+        let (ok, out) = offline(&["log", "verify", "--proof", file.to_str().unwrap(), "--key", public.to_str().unwrap()]);
+        assert!(!ok, "{out}");
+        // The full record is for operators, and names who did it.
+        let (st, e) = s.get(&format!("/api/v1/log/entries/{i}"));
+        assert_eq!(st, 200, "{e}");
+        assert!(e["record"]["actor"].as_str().is_some_and(|a| !a.is_empty()), "{e}");
+    }
+    let (ok, c, err) = cli(&s, &["log", "consistency", "1"]);
+    assert!(ok, "{err}");
+    let file = data.join("consistency.json");
+    std::fs::write(&file, c).unwrap();
+    let (ok, out) = offline(&["log", "verify", "--proof", file.to_str().unwrap(), "--key", public.to_str().unwrap()]);
+    assert!(ok && out.contains("the tree of 1 entries is a prefix of the tree of 3"), "{out}");
+    // A key that is not the log's verifies nothing.
+    let other = "aiplus.local/log+12345678+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k";
+    let (ok, _) = offline(&["log", "verify", "--proof", data.join("proof0.json").to_str().unwrap(), "--key", other]);
+    assert!(!ok);
+
+    // The tiles, without a credential: a mirror rebuilds the root from them.
+    let anon = reqwest::blocking::Client::new();
+    let get = |p: &str| anon.get(format!("{}{p}", s.url)).send().unwrap();
+    let tile = get("/log/tile/0/000.p/3");
+    assert_eq!(tile.status().as_u16(), 200);
+    assert_eq!(tile.headers()["content-type"], "application/octet-stream");
+    let tile = tile.bytes().unwrap();
+    let bundle = get("/log/tile/entries/000.p/3").bytes().unwrap();
+    let entries = tlog::tiles::read_bundle(&bundle).unwrap();
+    let mut mirror = tlog::Tree::new();
+    for (e, h) in entries.iter().zip(tile.chunks(32)) {
+        assert_eq!(tlog::leaf_hash(e).0.as_slice(), h);
+        mirror.push(tlog::leaf_hash(e));
+    }
+    let key = tlog::VerifierKey::parse(get("/log/key").text().unwrap().trim()).unwrap();
+    let checkpoint = tlog::Checkpoint::open(&get("/log/checkpoint").text().unwrap(), &key).unwrap();
+    assert_eq!((mirror.root(3).unwrap(), checkpoint.size), (checkpoint.root, 3));
+    assert_eq!(get("/log/tile/0/000.p/4").status().as_u16(), 404);
+    assert_eq!(get("/log/tile/0/0").status().as_u16(), 422);
+    assert_eq!(get("/api/v1/log/entries/0").status().as_u16(), 401, "full records need a credential");
+    drop(s);
+
+    // Rewritten history: a leaf, then a record, then a deleted entry; each stops the start.
+    sql(&data, "UPDATE tlog_entries SET leaf = replace(leaf, 'model.scaled', 'model.created') WHERE idx = 1");
+    refuses_to_start(&data, "entries no longer hash to checkpoint 3");
+    sql(&data, "UPDATE tlog_entries SET leaf = replace(leaf, 'model.created', 'model.scaled') WHERE idx = 1");
+    sql(&data, "UPDATE tlog_entries SET record = replace(record, '\"replicas\":0', '\"replicas\":9') WHERE idx = 1");
+    refuses_to_start(&data, "entry 1: the record does not match");
+    sql(&data, "UPDATE tlog_entries SET record = replace(record, '\"replicas\":9', '\"replicas\":0') WHERE idx = 1");
+    sql(&data, "DELETE FROM tlog_entries WHERE idx = 2");
+    refuses_to_start(&data, "covers entries that are gone");
+    let _ = std::fs::remove_dir_all(&data);
+}
