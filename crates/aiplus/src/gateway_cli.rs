@@ -165,6 +165,29 @@ enum ModelsCommand {
     /// prompt; prompt and generation rates are the server's own timings (medians). Installs the
     /// model first if needed.
     Bench(crate::models_cli::BenchArgs),
+    /// Suspend a model: it answers no request, on every instance within a second, until it is
+    /// activated again. The change and its reason go to the transparency log.
+    Suspend {
+        name: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Restrict a model to the listed tenants (--tenant, repeatable); others are refused.
+    Restrict {
+        name: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long = "tenant", required = true)]
+        tenants: Vec<String>,
+    },
+    /// Make a suspended or restricted model active again.
+    Activate {
+        name: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Every model's governance state (a model not listed is active).
+    States,
 }
 
 #[derive(clap::Args, Debug)]
@@ -289,6 +312,11 @@ pub fn tenants(args: TenantsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sends a governance change of model `name`.
+fn set_state(c: &reqwest::blocking::Client, server: &str, name: &str, body: Value) -> anyhow::Result<Value> {
+    call(c.put(format!("{server}/api/v1/model-states/{name}")).json(&body))
+}
+
 pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
     let c = client()?;
     let base = format!("{}/api/v1/models", args.server.server);
@@ -359,6 +387,16 @@ pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         ModelsCommand::Status => call(c.get(format!("{}/api/v1/gateway", args.server.server)))?,
+        ModelsCommand::Suspend { name, reason } => {
+            set_state(&c, &args.server.server, name, json!({"status": "suspended", "reason": reason}))?
+        }
+        ModelsCommand::Restrict { name, reason, tenants } => {
+            set_state(&c, &args.server.server, name, json!({"status": "restricted", "reason": reason, "tenants": tenants}))?
+        }
+        ModelsCommand::Activate { name, reason } => {
+            set_state(&c, &args.server.server, name, json!({"status": "active", "reason": reason}))?
+        }
+        ModelsCommand::States => call(c.get(format!("{}/api/v1/model-states", args.server.server)))?,
     };
     if args.server.json {
         return print_json(&v);
@@ -387,6 +425,21 @@ pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
                         s(&r["healthy"])
                     );
                 }
+            }
+        }
+        ModelsCommand::Suspend { .. } | ModelsCommand::Restrict { .. } | ModelsCommand::Activate { .. } | ModelsCommand::States => {
+            println!("{:<28} {:<11} {:<24} {:<20} {:>9} reason", "model", "status", "tenants", "by", "log entry");
+            for m in rows(&v) {
+                let tenants = m["tenants"].as_array().map(|t| t.iter().map(s).collect::<Vec<_>>().join(",")).unwrap_or_default();
+                println!(
+                    "{:<28} {:<11} {:<24} {:<20} {:>9} {}",
+                    s(&m["model"]),
+                    s(&m["status"]),
+                    if tenants.is_empty() { "-".into() } else { tenants },
+                    s(&m["actor_role"]),
+                    s(&m["log_index"]),
+                    s(&m["reason"])
+                );
             }
         }
         ModelsCommand::Status => {

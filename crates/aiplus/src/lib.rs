@@ -22,6 +22,8 @@ pub struct Parts {
     pub models: Option<Arc<models::service::Service>>,
     /// The governance transparency log.
     pub log: Arc<tlog::Log>,
+    /// Each model's governance state (the gateway asks it too).
+    pub states: Arc<govern::ModelStates>,
     /// Host names served besides IP addresses and `localhost` (`server.hosts`).
     pub hosts: Vec<String>,
     pub clock: Arc<dyn vocab::Clock>,
@@ -38,6 +40,7 @@ pub fn app(p: Parts) -> axum::Router {
         .merge(api::identity_routes::router(identity_api))
         .merge(api::usage_routes::router(p.store.clone()))
         .merge(api::log_routes::router(p.log.clone()))
+        .merge(api::govern_routes::router(Arc::new(api::govern_routes::GovernApi { states: p.states.clone(), clock: p.clock.clone() })))
         .merge(gateway::router(p.gateway))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve));
     if let Some(models) = p.models {

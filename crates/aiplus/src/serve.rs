@@ -82,6 +82,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             .await
             .context("opening the transparency log")?,
     );
+    // Each model's governance state, which the gateway asks on every request; changes made on
+    // other instances are followed within a fraction of a second.
+    let states = Arc::new(govern::ModelStates::open(store.clone(), log.clone()).await.context("loading the model states")?);
     let mut compute = None;
     if let Some(lock) = lock {
         let engines = engines(&cfg, &seed)?;
@@ -128,8 +131,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     } else {
         gw
     };
-    let gw = Arc::new(gw);
+    let gw = Arc::new(gw.with_policy(states.clone()));
     let refresher = gw.spawn_refresh(stop_rx.clone());
+    let follower = states.follow(stop_rx.clone());
     let models = match &compute {
         Some((svc, _, _)) => {
             let paths = models::service::Paths {
@@ -170,6 +174,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         console,
         models: models.as_ref().map(|(m, _)| m.clone()),
         log,
+        states,
         hosts: cfg.server.hosts.clone(),
         clock: Arc::new(jobs::SystemClock),
     });
@@ -207,6 +212,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await?;
     let _ = stop_tx.send(true);
     let _ = refresher.await;
+    let _ = follower.await;
     if let Some((svc, task)) = models {
         let _ = task.await;
         // The service holds the gateway (and its meter): it must go before the meter's

@@ -79,6 +79,10 @@ const MATRIX: &[Row] = &[
     ("GET", "/api/v1/log/proof", [200, 200, 200, 200, 200, 200]),
     ("GET", "/api/v1/log/consistency", [200, 200, 200, 200, 200, 200]),
     ("GET", "/api/v1/log/entries/{index}", [401, 403, 403, 403, 200, 200]),
+    // Governance: model states, operators only (set to active here, so the model keeps serving).
+    ("GET", "/api/v1/model-states", [401, 403, 403, 403, 200, 200]),
+    ("GET", "/api/v1/model-states/{name}", [401, 403, 403, 403, 200, 200]),
+    ("PUT", "/api/v1/model-states/{name}", [401, 403, 403, 403, 200, 403]),
     // OpenAI-compatible: a tenant's key; an operator is nobody's tenant.
     ("GET", "/v1/models", [401, 200, 200, 200, 403, 403]),
     ("POST", "/v1/chat/completions", [401, 200, 200, 200, 403, 403]),
@@ -209,6 +213,10 @@ impl World {
                 (route.replace("{name}", &name), (method == "POST").then(|| json!({"replicas": 0})))
             }
             ("GET", "/api/v1/log/proof") => ("/api/v1/log/proof?index=0".into(), None),
+            ("GET", "/api/v1/model-states/{name}") => (route.replace("{name}", "qwen"), None),
+            ("PUT", "/api/v1/model-states/{name}") => {
+                (route.replace("{name}", "qwen"), Some(json!({"status": "active", "reason": "the authorization matrix"})))
+            }
             ("GET", "/api/v1/log/consistency") => ("/api/v1/log/consistency?from=1".into(), None),
             ("GET", "/api/v1/log/entries/{index}") => (route.replace("{index}", "0"), None),
             ("POST", "/v1/chat/completions") => {

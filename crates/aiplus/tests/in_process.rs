@@ -62,7 +62,9 @@ async fn server() -> Server {
     let _ = stop_tx.send(true);
     let key = tlog::SignerKey::from_seed("aiplus.test/log", [3; 32]).unwrap();
     let log = std::sync::Arc::new(tlog::Log::open(store.clone(), key, 0).await.unwrap());
+    let states = std::sync::Arc::new(govern::ModelStates::open(store.clone(), log.clone()).await.unwrap());
     let parts = aiplus::Parts {
+        states,
         log,
         store,
         identity,

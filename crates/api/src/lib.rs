@@ -5,6 +5,7 @@
 //! one exhaustive mapping to RFC 9457 problem+json.
 
 pub mod gate;
+pub mod govern_routes;
 pub mod identity_routes;
 pub mod json;
 pub mod log_routes;

@@ -102,9 +102,11 @@ async fn consistency(State(log): S, q: Result<Query<ConsistencyQuery>, QueryReje
 }
 
 async fn entry(State(log): S, Path(index): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let index: u64 = index
-        .parse()
-        .map_err(|_| ApiError::Invalid { field: "index".into(), reason: "an entry index is a non-negative integer".into() })?;
+    // At most 20 digits (a u64): a longer string is refused, not read as a number.
+    let index: u64 = index.parse().ok().filter(|_| index.len() <= 20).ok_or_else(|| ApiError::Invalid {
+        field: "index".into(),
+        reason: "an entry index is a non-negative integer of at most 20 digits".into(),
+    })?;
     let row = log.entry(index).await?;
     let leaf: serde_json::Value = serde_json::from_str(&row.leaf).map_err(|e| ApiError::Internal(e.to_string()))?;
     let record: serde_json::Value = serde_json::from_str(&row.record).map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -90,6 +90,10 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/api/v1/log/proof", PUBLIC),
     rule("GET", "/api/v1/log/consistency", PUBLIC),
     rule("GET", "/api/v1/log/entries/{index}", OP_READ),
+    // ---- governance: model states, read and changed by operators ----
+    rule("GET", "/api/v1/model-states", OP_READ),
+    rule("GET", "/api/v1/model-states/{name}", OP_READ),
+    rule("PUT", "/api/v1/model-states/{name}", OP_WRITE),
     // ---- OpenAI-compatible: a tenant's key with the inference scope ----
     rule("GET", "/v1/models", INFERENCE),
     rule("POST", "/v1/chat/completions", INFERENCE),

@@ -42,6 +42,8 @@ pub enum RequestError {
     Blocked(&'static str),
     /// No deployment of the model is in the regions the tenant allows (403).
     RegionNotAllowed(String),
+    /// Governance withholds the model from this tenant now: suspended or restricted (403).
+    Governed { code: &'static str, message: String },
     /// A key's or the tenant's limit is reached (429), or the limit store is down (503).
     Limit(Refusal),
     /// Every deployment tried failed (502): the model and each one's reason.
@@ -62,7 +64,7 @@ impl RequestError {
         match self {
             RequestError::Invalid { .. } | RequestError::Blocked(_) => StatusCode::BAD_REQUEST,
             RequestError::ModelNotFound(_) => StatusCode::NOT_FOUND,
-            RequestError::RegionNotAllowed(_) => StatusCode::FORBIDDEN,
+            RequestError::RegionNotAllowed(_) | RequestError::Governed { .. } => StatusCode::FORBIDDEN,
             RequestError::Limit(Refusal::Exceeded { .. }) => StatusCode::TOO_MANY_REQUESTS,
             RequestError::LedgerBehind | RequestError::Limit(Refusal::Store(_)) | RequestError::Unavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -100,6 +102,7 @@ impl IntoResponse for RequestError {
                 Some("model".into()),
                 None,
             ),
+            RequestError::Governed { code, message } => ("permission_error", code, message, Some("model".into()), None),
             RequestError::Limit(r @ Refusal::Exceeded { retry_after_s, .. }) => {
                 ("rate_limit_error", "rate_limit_exceeded", r.to_string(), None, Some(retry_after_s))
             }
@@ -154,6 +157,9 @@ pub async fn admit(
     tokens: impl FnOnce(&Target) -> u64,
 ) -> Result<Target, RequestError> {
     let model = metered.model.clone();
+    if let Some((code, message)) = withheld(gw, metered) {
+        return Err(RequestError::Governed { code, message });
+    }
     let target = match gw.catalog().routes.get(&model) {
         Some(route) => Target::Upstream { route: route.clone(), plan: Vec::new() },
         None => match gw.embedded.as_ref().filter(|e| embedded_ok && e.name == model) {
@@ -188,6 +194,16 @@ pub async fn admit(
     let tokens = tokens(&target);
     metered.reserve(gw, tokens).await?;
     Ok(target)
+}
+
+/// Governance's refusal of this request's model to its tenant, now; `None` when it may be
+/// served. Asked at admission and again for every chunk of a stream, so a model suspended
+/// mid-stream stops its streams at their next chunk.
+pub(crate) fn withheld(gw: &Gateway, metered: &Metered) -> Option<(&'static str, String)> {
+    match gw.policy.as_ref()?.decide(&metered.model, metered.caller.tenant.as_deref().unwrap_or_default()) {
+        vocab::ModelDecision::Allow => None,
+        vocab::ModelDecision::Refuse { code, message } => Some((code, message)),
+    }
 }
 
 /// What one try of one deployment came to.

@@ -87,6 +87,8 @@ pub struct Gateway {
     pub(crate) sites: Option<Arc<dyn Sites>>,
     pub metrics: metrics::Metrics,
     pub(crate) embedded: Option<Arc<embeddings::Embedded>>,
+    /// Governance's word on each model (suspended, restricted); none: every model may serve.
+    pub(crate) policy: Option<Arc<dyn vocab::ModelPolicy>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +150,7 @@ impl Gateway {
             sites,
             metrics: metrics::Metrics::default(),
             embedded: None,
+            policy: None,
         };
         gw.check_clusters(&gw.config_models).map_err(GatewayError::Config)?;
         gw.reload_keys().await?;
@@ -180,6 +183,12 @@ impl Gateway {
     }
 
     /// Serves `model` (which loads in the background) at `/v1/embeddings`.
+    /// Asks `policy` before serving any model.
+    pub fn with_policy(mut self, policy: Arc<dyn vocab::ModelPolicy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
     pub fn with_embedded(mut self, model: Arc<embeddings::Embedded>) -> Result<Self, GatewayError> {
         if self.catalog().routes.contains_key(&model.name) {
             return Err(GatewayError::Config(format!(

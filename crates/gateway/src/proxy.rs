@@ -462,6 +462,13 @@ fn stream_through(
         let mut blocked = false;
         let mut fix = (!tools.is_empty()).then(|| crate::toolcalls::StreamFix::new(tools));
         while let Some(chunk) = upstream.next().await {
+            if let Some((code, message)) = crate::admission::withheld(&gw, &meta) {
+                // Suspended or restricted while streaming: the stream ends with the reason.
+                let err = json!({"error": {"message": message, "type": "permission_error", "param": "model", "code": code}});
+                let _ = tx.send(Ok(Bytes::from(format!("data: {err}\n\n")))).await;
+                status = 403;
+                break;
+            }
             match chunk {
                 Ok(bytes) => {
                     let mut out = Vec::new();

@@ -415,6 +415,10 @@ impl Ctx {
                         fix.as_mut().map(crate::toolcalls::StreamFix::finish).unwrap_or_default()
                     }
                 };
+                if let Some((code, message)) = crate::admission::withheld(&self.gw, &self.metered) {
+                    failure = Some((403, code, message));
+                    break;
+                }
                 for v in batch {
                     usage = usage_of(&v).or(usage);
                     let delta = &v["choices"][0]["delta"];

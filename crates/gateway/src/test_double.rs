@@ -12,6 +12,7 @@
 //! - `rate`: 429 with `retry-after: 1`; `tools`: asks for a call of the function `lookup`;
 //! - `auth`: like `ok`, but only with `Authorization: Bearer sk-upstream` (else 401);
 //! - `fast`: like `ok` with no pacing at all (the benchmark's zero-delay upstream);
+//! - `drip`: streams 100 frames of one character, 30 ms apart (a long answer in flight);
 //! - hostile ones: `refuse` (400 with an oversized, control-laden message and an internal
 //!   field), `redirect` (307 to `ok`), `huge` (a 17 MiB answer), `greedy` (usage of
 //!   `u64::MAX` tokens each way);
@@ -135,6 +136,8 @@ pub async fn serve_on(addr: &str) -> std::io::Result<String> {
             let (a, rest) = TEXT_TOOL_CALL.split_at(5);
             let (b, c) = rest.split_at(20);
             [a, b, c].iter().map(|t| chunk(json!({"content": t}))).collect()
+        } else if mode == "drip" {
+            (0..100).map(|_| chunk(json!({"content": "字"}))).collect()
         } else {
             ["hel", "lo"].iter().map(|t| chunk(json!({"content": t}))).collect()
         };

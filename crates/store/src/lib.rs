@@ -93,6 +93,7 @@ macro_rules! write_jobs {
 mod compute;
 mod console;
 mod gateway;
+mod govern;
 mod identity;
 mod ledger;
 mod models;

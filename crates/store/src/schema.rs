@@ -59,10 +59,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      CREATE INDEX stored_responses_tenant_at ON stored_responses (tenant, at_ms);",
     MODEL_DEPLOYMENTS_MIGRATION,
     TLOG_MIGRATION,
+    GOVERN_MIGRATION,
 ];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
-pub(crate) const USER_VERSION: [&str; 10] = [
+pub(crate) const USER_VERSION: [&str; 11] = [
     "PRAGMA user_version = 1",
     "PRAGMA user_version = 2",
     "PRAGMA user_version = 3",
@@ -73,6 +74,7 @@ pub(crate) const USER_VERSION: [&str; 10] = [
     "PRAGMA user_version = 8",
     "PRAGMA user_version = 9",
     "PRAGMA user_version = 10",
+    "PRAGMA user_version = 11",
 ];
 const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 
@@ -122,3 +124,8 @@ const MODEL_DEPLOYMENTS_MIGRATION: &str = "CREATE TABLE model_deployments (name 
 const TLOG_MIGRATION: &str =
     "CREATE TABLE tlog_entries (idx BIGINT PRIMARY KEY, at_ms BIGINT NOT NULL, leaf TEXT NOT NULL, record TEXT NOT NULL);
      CREATE TABLE tlog_checkpoints (size BIGINT PRIMARY KEY, at_ms BIGINT NOT NULL, note TEXT NOT NULL);";
+
+/// Each model's governance state (active, restricted, suspended), ordered by a sequence number
+/// that every instance follows.
+const GOVERN_MIGRATION: &str = "CREATE TABLE model_states (name TEXT PRIMARY KEY, seq BIGINT NOT NULL, doc TEXT NOT NULL);
+     CREATE INDEX model_states_seq ON model_states (seq);";

@@ -4,6 +4,8 @@
 //! - [`Region`]: where a tenant's data and work may go, and the one rule ([`Region::contains`],
 //!   [`allows`]) that job placement, model routing and (soon) dataset access all call.
 //! - [`Clock`]: where "now" comes from, for the services that need it.
+//! - [`ModelPolicy`]: what governance says of a model for a tenant now; the gateway asks,
+//!   `govern` answers, and the binary joins the two.
 //! - [`text`]: small text rules more than one edge needs (percent-encoding, cookies).
 //! - [`de`]: reading untrusted input strictly (objects only where an object is meant).
 
@@ -17,4 +19,21 @@ pub use region::{Place, Region, allows};
 /// "now" take a `Clock`, so tests can hold time still.
 pub trait Clock: Send + Sync {
     fn now_ms(&self) -> i64;
+}
+
+/// Governance's word on one request for a model: whether it may be served now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelDecision {
+    Allow,
+    /// Refused, with an OpenAI-style error code (`model_suspended`, `model_restricted`) and a
+    /// message that says why and what to do.
+    Refuse {
+        code: &'static str,
+        message: String,
+    },
+}
+
+/// Asked by the gateway for every request, on its hot path: answers from memory, at once.
+pub trait ModelPolicy: Send + Sync {
+    fn decide(&self, model: &str, tenant: &str) -> ModelDecision;
 }

@@ -63,6 +63,23 @@ pub const OPERATIONS: &[Op] = &[
         201,
     ),
     ("post", "/api/v1/keys/{id}/revoke", "identity", "Revoke a key.", None, 200),
+    ("get", "/api/v1/model-states", "govern", "Every model with a governance state (a model never governed is active).", None, 200),
+    (
+        "get",
+        "/api/v1/model-states/{name}",
+        "govern",
+        "A model's governance state: active, restricted (to listed tenants) or suspended.",
+        None,
+        200,
+    ),
+    (
+        "put",
+        "/api/v1/model-states/{name}",
+        "govern",
+        "Suspend, restrict or activate a model, with the reason. In force on every instance within a second, and recorded in the transparency log. May answer 422 to a schema-valid request: the model name must have no control character.",
+        Some("ModelStateChange"),
+        200,
+    ),
     (
         "get",
         "/api/v1/log/proof",

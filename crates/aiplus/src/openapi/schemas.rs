@@ -231,9 +231,33 @@ pub fn requests_with(problem: Value) -> Value {
         "OpenAI": {"type": "object", "description": "As in OpenAI's OpenAPI spec; errors use OpenAI's error shape."},
         "ModelDeployment": model_deployment(),
         "Scale": object(&["replicas"], json!({"replicas": uint(u64::from(models::deployer::MAX_REPLICAS))})),
+        "ModelStateChange": model_state_change(),
         "OpenAIError": record(&["error"], json!({"error": record(&["message", "type"], json!({"message": {"type": "string"}, "type": {"type": "string"},
             "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}))})),
     })
+}
+
+/// A model's governance change: `tenants` only, and always, with `restricted`.
+fn model_state_change() -> Value {
+    let mut o = object(
+        &["status", "reason"],
+        json!({"status": {"enum": ["active", "restricted", "suspended"]},
+               "reason": {"type": "string", "minLength": 1, "maxLength": govern::states::MAX_REASON_CHARS, "pattern": "\\S"},
+               "tenants": {"type": "array", "maxItems": govern::states::MAX_TENANTS, "items": id_pattern()}}),
+    );
+    o["if"] = json!({"properties": {"status": {"const": "restricted"}}});
+    o["then"] = json!({"required": ["tenants"], "properties": {"tenants": {"minItems": 1}}});
+    o["else"] = json!({"properties": {"tenants": {"maxItems": 0}}});
+    o
+}
+
+fn model_state() -> Value {
+    record(
+        &["model", "status"],
+        json!({"model": {"type": "string"}, "status": {"enum": ["active", "restricted", "suspended"]},
+               "tenants": {"type": "array", "items": {"type": "string"}}, "reason": {"type": "string"}, "actor": {"type": "string"},
+               "actor_role": {"type": "string"}, "at_ms": {"type": "integer"}, "log_index": {"type": "integer"}}),
+    )
 }
 
 fn record(required: &[&str], properties: Value) -> Value {
@@ -354,6 +378,9 @@ pub fn responses() -> Vec<(&'static str, &'static str, Value)> {
             "/api/v1/usage/summary",
             record(&["rows", "truncated"], json!({"rows": {"type": "array"}, "truncated": {"type": "boolean"}})),
         ),
+        ("get", "/api/v1/model-states", list(model_state())),
+        ("get", "/api/v1/model-states/{name}", model_state()),
+        ("put", "/api/v1/model-states/{name}", model_state()),
         (
             "get",
             "/api/v1/log/proof",

@@ -1,0 +1,28 @@
+//! Governance (floor 4, see ARCHITECTURE.md): the rules that bite.
+//!
+//! - [`states`]: each model's state, `active`, `restricted` (only listed tenants) or
+//!   `suspended`. The gateway asks [`ModelStates`] (as a [`vocab::ModelPolicy`]) on every
+//!   request; every instance follows changes made on any other within a fraction of a second;
+//!   every change, with its reason and actor, is a transparency-log leaf.
+//!
+//! Filings, monitoring rules and incidents come next (issue 11).
+
+pub mod states;
+
+pub use states::{Change, ModelState, ModelStates, Status};
+
+/// Errors of the governance services, one type for the boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum GovernError {
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("{what} {id:?} not found")]
+    NotFound { what: &'static str, id: String },
+    /// The change is in the log but was not stored: the log says more than happened; retry.
+    #[error("the change was logged but storing it failed ({0}); send it again")]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Log(#[from] tlog::LogError),
+    #[error("a stored governance record is not valid: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
