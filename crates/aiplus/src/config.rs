@@ -35,8 +35,9 @@ pub struct GovernConfig {
     /// the key is made; a key that exists keeps its own name.
     pub log_origin: String,
     /// The log's Ed25519 signing key (made on first start; `<file>.pub` beside it holds the
-    /// public key auditors verify with). Default `<data dir>/log-key`. Instances that share a
-    /// PostgreSQL store must share this key.
+    /// public key auditors verify with, and `<file>.checkpoint` the newest checkpoint this
+    /// server saw). Default `<data dir>/log-key`. Instances that share a PostgreSQL store must
+    /// share this key.
     pub log_key_file: Option<PathBuf>,
 }
 

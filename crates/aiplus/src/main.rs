@@ -15,6 +15,7 @@ mod gateway_cli;
 mod identity_cli;
 mod jobs_bench;
 mod log_cli;
+mod log_files;
 mod models_cli;
 mod serve;
 mod simulate;

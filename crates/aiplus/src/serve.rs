@@ -77,11 +77,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     // The governance log is checked against its last signed checkpoint before anything is
     // served: a store whose history was rewritten does not start.
-    let log = Arc::new(
-        tlog::Log::open(store.clone(), log_key(&cfg)?, jobs::Clock::now_ms(&jobs::SystemClock))
-            .await
-            .context("opening the transparency log")?,
-    );
+    let log = Arc::new(crate::log_files::open(&cfg, store.clone()).await?);
     // Each model's governance state, which the gateway asks on every request; changes made on
     // other instances are followed within a fraction of a second.
     let states = Arc::new(govern::ModelStates::open(store.clone(), log.clone()).await.context("loading the model states")?);
@@ -307,26 +303,4 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
-}
-
-/// The log's signing key from `govern.log_key_file` (default `<data dir>/log-key`); made on
-/// first start, with the public key written beside it (`.pub`) for auditors.
-fn log_key(cfg: &Config) -> anyhow::Result<tlog::SignerKey> {
-    let path = cfg.govern.log_key_file.clone().unwrap_or_else(|| cfg.server.data_dir.join("log-key"));
-    let public = path.with_extension("pub");
-    if path.exists() {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading the log key {}", path.display()))?;
-        let key = tlog::SignerKey::parse(&text).with_context(|| format!("the log key {}", path.display()))?;
-        if key.name() != cfg.govern.log_origin {
-            tracing::info!(key = key.name(), config = %cfg.govern.log_origin, "the log keeps its key's name as its origin");
-        }
-        return Ok(key);
-    }
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness for the log key: {e}"))?;
-    let key = tlog::SignerKey::from_seed(&cfg.govern.log_origin, seed)?;
-    identity::write_secret_file(&path, &key.encode()).with_context(|| format!("writing the log key {}", path.display()))?;
-    std::fs::write(&public, format!("{}\n", key.verifier().encode())).with_context(|| format!("writing {}", public.display()))?;
-    tracing::warn!(path = %public.display(), "made the transparency log's key; publish its public key to auditors");
-    Ok(key)
 }

@@ -61,7 +61,7 @@ async fn server() -> Server {
     let (models, _loop) = aiplus::model_service::start(store.clone(), svc.clone(), gw.clone(), opts, stop_rx).await.unwrap();
     let _ = stop_tx.send(true);
     let key = tlog::SignerKey::from_seed("aiplus.test/log", [3; 32]).unwrap();
-    let log = std::sync::Arc::new(tlog::Log::open(store.clone(), key, 0).await.unwrap());
+    let log = std::sync::Arc::new(tlog::Log::open(store.clone(), key, 0, None, None).await.unwrap());
     let states = std::sync::Arc::new(govern::ModelStates::open(store.clone(), log.clone()).await.unwrap());
     let parts = aiplus::Parts {
         states,

@@ -2,7 +2,7 @@
 //! inclusion proof verifies offline (`aiplus log verify`, no server) against a checkpoint
 //! signed with the key in the data dir; the log is served as C2SP tlog-tiles without a
 //! credential and a mirror rebuilds the checkpoint's root from the tiles; and a store whose
-//! history was rewritten does not start.
+//! history was rewritten, or rolled back with its checkpoints, does not start.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: helpers fail loudly")]
 
 mod common;
@@ -141,5 +141,9 @@ fn governance_changes_are_provable_offline_and_a_rewritten_history_does_not_star
     sql(&data, "UPDATE tlog_entries SET record = replace(record, '\"replicas\":9', '\"replicas\":0') WHERE idx = 1");
     sql(&data, "DELETE FROM tlog_entries WHERE idx = 2");
     refuses_to_start(&data, "covers entries that are gone");
+    // Removed with its checkpoint, the store agrees with itself; the newest checkpoint the
+    // server saw, kept beside its key, does not.
+    sql(&data, "DELETE FROM tlog_checkpoints WHERE size = 3");
+    refuses_to_start(&data, "this server saw a checkpoint of 3: entries were removed");
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -42,7 +42,8 @@ async fn list(State(s): S) -> impl IntoResponse {
 
 /// A model's state; a model never governed is active.
 async fn one(State(s): S, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    if name.chars().count() > govern::states::MAX_NAME_CHARS || name.chars().any(char::is_control) {
+    // The path limit of the OpenAPI document, in characters (a change is held to 256 bytes).
+    if name.chars().count() > 256 || name.chars().any(char::is_control) {
         return Err(ApiError::Invalid {
             field: "name".into(),
             reason: "a model name of 1 to 256 characters without control characters".into(),

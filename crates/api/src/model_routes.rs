@@ -61,9 +61,11 @@ async fn deploy(
     Json(spec): Json<DeploymentSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
     let existed = s.service.get(&name).await.is_ok();
+    // Checked, then logged, then made: no change takes effect unlogged.
+    s.service.check(&name, &spec)?;
     let detail = serde_json::to_value(&spec).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let view = s.service.deploy(&name, spec).await?;
     s.record(&who, "model.deployed", &name, detail).await?;
+    let view = s.service.deploy(&name, spec).await?;
     Ok((if existed { StatusCode::OK } else { StatusCode::CREATED }, axum::Json(view)))
 }
 
@@ -74,13 +76,15 @@ struct Scale {
 }
 
 async fn scale(State(s): S, Extension(who): Who, Path(name): Path<String>, Json(b): Json<Scale>) -> Result<impl IntoResponse, ApiError> {
-    let view = s.service.scale(&name, b.replicas).await?;
+    let spec = s.service.spec(&name).await?;
+    s.service.check(&name, &DeploymentSpec { replicas: b.replicas, ..spec })?;
     s.record(&who, "model.scaled", &name, serde_json::json!({"replicas": b.replicas})).await?;
-    Ok(axum::Json(view))
+    Ok(axum::Json(s.service.scale(&name, b.replicas).await?))
 }
 
 async fn undeploy(State(s): S, Extension(who): Who, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    s.service.undeploy(&name).await?;
+    s.service.spec(&name).await?;
     s.record(&who, "model.undeployed", &name, serde_json::json!({})).await?;
+    s.service.undeploy(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -182,13 +182,13 @@ impl Gateway {
         Ok(())
     }
 
-    /// Serves `model` (which loads in the background) at `/v1/embeddings`.
     /// Asks `policy` before serving any model.
     pub fn with_policy(mut self, policy: Arc<dyn vocab::ModelPolicy>) -> Self {
         self.policy = Some(policy);
         self
     }
 
+    /// Serves `model` (which loads in the background) at `/v1/embeddings`.
     pub fn with_embedded(mut self, model: Arc<embeddings::Embedded>) -> Result<Self, GatewayError> {
         if self.catalog().routes.contains_key(&model.name) {
             return Err(GatewayError::Config(format!(

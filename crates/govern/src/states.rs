@@ -22,7 +22,7 @@ use crate::GovernError;
 /// How often an instance looks for changes made elsewhere.
 pub const FOLLOW_EVERY: Duration = Duration::from_millis(200);
 /// Longest model name, reason, and tenant list a change may carry.
-pub const MAX_NAME_CHARS: usize = 256;
+pub const MAX_NAME_BYTES: usize = 256;
 pub const MAX_REASON_CHARS: usize = 1000;
 pub const MAX_TENANTS: usize = 1000;
 
@@ -81,14 +81,17 @@ pub struct ModelStates {
     store: Store,
     log: Arc<Log>,
     states: RwLock<HashMap<String, ModelState>>,
+    /// One change at a time on this instance, from its log entry to its stored row, so the
+    /// state in force is always the one of the latest entry.
+    writing: tokio::sync::Mutex<()>,
     /// The sequence number of the last change read from the store.
     seen: AtomicI64,
 }
 
 fn check(change: &Change, model: &str) -> Result<(), GovernError> {
     let invalid = |field, reason: &str| Err(GovernError::Invalid { field, reason: reason.into() });
-    if model.is_empty() || model.chars().count() > MAX_NAME_CHARS || model.chars().any(char::is_control) {
-        return invalid("model", "a model name of 1 to 256 characters without control characters");
+    if model.is_empty() || model.len() > MAX_NAME_BYTES || model.chars().any(char::is_control) {
+        return invalid("model", "a model name of 1 to 256 bytes without control characters");
     }
     let reason = change.reason.trim();
     if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
@@ -113,7 +116,7 @@ fn vocab_tenant_ok(t: &str) -> bool {
 impl ModelStates {
     /// Loads every stored state.
     pub async fn open(store: Store, log: Arc<Log>) -> Result<Self, GovernError> {
-        let s = Self { store, log, states: RwLock::new(HashMap::new()), seen: AtomicI64::new(0) };
+        let s = Self { store, log, states: RwLock::new(HashMap::new()), writing: tokio::sync::Mutex::new(()), seen: AtomicI64::new(0) };
         s.refresh().await?;
         Ok(s)
     }
@@ -124,12 +127,19 @@ impl ModelStates {
         let n = rows.len();
         for (name, seq, doc) in rows {
             let state: ModelState = serde_json::from_str(&doc)?;
-            if let Ok(mut m) = self.states.write() {
-                m.insert(name, state);
-            }
+            self.put_in_force(name, state);
             self.seen.fetch_max(seq, Ordering::AcqRel);
         }
         Ok(n)
+    }
+
+    /// Puts `state` in force unless a state recorded at a later log entry already is.
+    fn put_in_force(&self, name: String, state: ModelState) {
+        if let Ok(mut m) = self.states.write()
+            && m.get(&name).is_none_or(|old| old.log_index < state.log_index)
+        {
+            m.insert(name, state);
+        }
     }
 
     /// Follows changes made on other instances until `stop` turns true.
@@ -159,6 +169,7 @@ impl ModelStates {
         });
         let kind = format!("model.{}", change.status.as_str());
         let fact = Fact { kind: &kind, subject: &format!("model/{model}"), actor_role: actor.role, record: &record };
+        let _one_at_a_time = self.writing.lock().await;
         let logged = self.log.append(&fact, now_ms).await?;
         let state = ModelState {
             model: model.to_string(),
@@ -170,10 +181,13 @@ impl ModelStates {
             at_ms: now_ms,
             log_index: logged.index,
         };
-        self.store.put_model_state(model, &serde_json::to_string(&state)?).await?;
-        if let Ok(mut m) = self.states.write() {
-            m.insert(model.to_string(), state.clone());
+        let index = i64::try_from(state.log_index).unwrap_or(i64::MAX);
+        if self.store.put_model_state(model, index, &serde_json::to_string(&state)?).await?.is_none() {
+            // Another instance logged a later change of this model meanwhile: it stands.
+            self.refresh().await?;
+            return self.get(model).ok_or_else(|| GovernError::NotFound { what: "model state", id: model.to_string() });
         }
+        self.put_in_force(model.to_string(), state.clone());
         Ok(state)
     }
 
@@ -214,7 +228,7 @@ mod tests {
     async fn states() -> (ModelStates, Arc<Log>, Store) {
         let store = Store::memory().await.unwrap();
         let key = tlog::SignerKey::from_seed("aiplus.test/log", [5; 32]).unwrap();
-        let log = Arc::new(Log::open(store.clone(), key, 0).await.unwrap());
+        let log = Arc::new(Log::open(store.clone(), key, 0, None, None).await.unwrap());
         (ModelStates::open(store.clone(), log.clone()).await.unwrap(), log, store)
     }
 

@@ -249,19 +249,7 @@ impl Service {
     /// Deploys `name` or changes what is wanted of it (its replicas keep running unless the
     /// count drops).
     pub async fn deploy(&self, name: &str, spec: DeploymentSpec) -> Result<View, ModelsError> {
-        spec.validate()?;
-        if let Some(g) = &spec.gguf {
-            if let Some(u) = &g.url {
-                outbound::check_url(u, self.paths.allow_local).map_err(|why| invalid("gguf.url", why))?;
-            }
-            // The source must be a GGUF file until it is installed; afterwards it may go.
-            if !self.is_installed(&spec) {
-                g.check_source()?;
-            }
-        }
-        if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
-            return Err(invalid("name", "1-256 bytes without control characters"));
-        }
+        self.check(name, &spec)?;
         let mut st = self.state.lock().await;
         if !st.contains_key(name) && st.len() >= MAX_DEPLOYMENTS {
             return Err(invalid("name", format!("at most {MAX_DEPLOYMENTS} models deployed")));
@@ -277,6 +265,30 @@ impl Service {
     }
 
     /// Sets the replica count of a deployed model.
+    /// Whether `deploy(name, spec)` would be accepted, without doing it (the API records a
+    /// change in the transparency log before it makes it).
+    pub fn check(&self, name: &str, spec: &DeploymentSpec) -> Result<(), ModelsError> {
+        spec.validate()?;
+        if let Some(g) = &spec.gguf {
+            if let Some(u) = &g.url {
+                outbound::check_url(u, self.paths.allow_local).map_err(|why| invalid("gguf.url", why))?;
+            }
+            // The source must be a GGUF file until it is installed; afterwards it may go.
+            if !self.is_installed(spec) {
+                g.check_source()?;
+            }
+        }
+        if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+            return Err(invalid("name", "1-256 bytes without control characters"));
+        }
+        Ok(())
+    }
+
+    /// What is wanted of `name`, if it is deployed.
+    pub async fn spec(&self, name: &str) -> Result<DeploymentSpec, ModelsError> {
+        self.state.lock().await.get(name).map(|d| d.spec.clone()).ok_or_else(|| not_found(name))
+    }
+
     pub async fn scale(&self, name: &str, replicas: u32) -> Result<View, ModelsError> {
         let spec = self.state.lock().await.get(name).map(|d| d.spec.clone()).ok_or_else(|| not_found(name))?;
         self.deploy(name, DeploymentSpec { replicas, ..spec }).await

@@ -8,25 +8,31 @@ use crate::{BeginWrite, Db, Store, StoreError};
 const PG_GOVERN_LOCK: i64 = 0x0061_6970_6c75_7304;
 
 impl Store {
-    /// Stores a model's state document; its sequence number, above every earlier one.
-    pub async fn put_model_state(&self, name: &str, doc: &str) -> Result<i64, StoreError> {
+    /// Stores a model's state document, recorded at transparency-log entry `log_index`, with a
+    /// sequence number above every earlier one. A state recorded at a later entry is never
+    /// replaced by an earlier one (two changes racing on two instances): then nothing is stored
+    /// and the answer is `None`.
+    pub async fn put_model_state(&self, name: &str, log_index: i64, doc: &str) -> Result<Option<i64>, StoreError> {
         let seq = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             if matches!(self.db, Db::Postgres(_)) {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_GOVERN_LOCK).execute(&mut *tx).await?;
             }
             let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM model_states").fetch_one(&mut *tx).await?;
-            sqlx::query(
-                "INSERT INTO model_states (name, seq, doc) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, doc = excluded.doc",
+            let n = sqlx::query(
+                "INSERT INTO model_states (name, seq, doc, log_index) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, doc = excluded.doc, log_index = excluded.log_index
+                 WHERE model_states.log_index < excluded.log_index",
             )
             .bind(name)
             .bind(seq)
             .bind(doc)
+            .bind(log_index)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
             tx.commit().await?;
-            seq
+            (n == 1).then_some(seq)
         });
         Ok(seq)
     }

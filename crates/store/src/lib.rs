@@ -372,11 +372,15 @@ pub mod testing {
     }
 
     /// Rewrites a column of one transparency-log row, as an attacker with the database would:
-    /// the log must notice at its next start. `what` is `leaf`, `record` or `delete`.
+    /// the log must notice at its next start. `what` is `leaf` or `record` (rewrite entry
+    /// `index`), `delete` (remove it), `delete-checkpoint` (remove the checkpoint of size
+    /// `index`) or `forge` (add entry `index` with leaf `value` and record `{}`).
     pub async fn tamper_log(store: &crate::Store, index: i64, what: &str, value: &str) {
         let sql = match what {
             "leaf" => "UPDATE tlog_entries SET leaf = $1 WHERE idx = $2",
             "record" => "UPDATE tlog_entries SET record = $1 WHERE idx = $2",
+            "delete-checkpoint" => "DELETE FROM tlog_checkpoints WHERE size = $2 AND $1 = $1",
+            "forge" => "INSERT INTO tlog_entries (idx, at_ms, leaf, record) VALUES ($2, 0, $1, '{}')",
             _ => "DELETE FROM tlog_entries WHERE idx = $2 AND $1 = $1",
         };
         let done = match &store.db {

@@ -60,10 +60,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     MODEL_DEPLOYMENTS_MIGRATION,
     TLOG_MIGRATION,
     GOVERN_MIGRATION,
+    // Which transparency-log entry recorded each model state, so a later change always wins.
+    "ALTER TABLE model_states ADD COLUMN log_index BIGINT NOT NULL DEFAULT -1;",
 ];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
-pub(crate) const USER_VERSION: [&str; 11] = [
+pub(crate) const USER_VERSION: [&str; 12] = [
     "PRAGMA user_version = 1",
     "PRAGMA user_version = 2",
     "PRAGMA user_version = 3",
@@ -75,6 +77,7 @@ pub(crate) const USER_VERSION: [&str; 11] = [
     "PRAGMA user_version = 9",
     "PRAGMA user_version = 10",
     "PRAGMA user_version = 11",
+    "PRAGMA user_version = 12",
 ];
 const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 

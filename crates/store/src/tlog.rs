@@ -76,6 +76,28 @@ impl Store {
         Ok(rows.into_iter().map(|(index, at_ms, leaf, record)| LogRow { index, at_ms, leaf, record }).collect())
     }
 
+    /// The leaves only (what tiles and entry bundles serve), from `from`, at most `limit`.
+    pub async fn log_leaves(&self, from: i64, limit: u32) -> Result<Vec<(i64, String)>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_as("SELECT idx, leaf FROM tlog_entries WHERE idx >= $1 ORDER BY idx LIMIT $2")
+            .bind(from)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?))
+    }
+
+    /// Entries stored.
+    pub async fn log_size(&self) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM tlog_entries").fetch_one(pool).await?))
+    }
+
+    /// The signed checkpoint of `size` entries, if stored.
+    pub async fn log_checkpoint(&self, size: i64) -> Result<Option<String>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar("SELECT note FROM tlog_checkpoints WHERE size = $1")
+            .bind(size)
+            .fetch_optional(pool)
+            .await?))
+    }
+
     /// The checkpoint of the largest size: (size, signed note).
     pub async fn latest_log_checkpoint(&self) -> Result<Option<(i64, String)>, StoreError> {
         Ok(on_pool!(self, |pool| sqlx::query_as("SELECT size, note FROM tlog_checkpoints ORDER BY size DESC LIMIT 1")

@@ -15,7 +15,7 @@ use crate::tree::Tree;
 use crate::{ProofError, TlogError};
 
 /// Longest kind, subject or actor role of a fact.
-pub const MAX_FIELD_BYTES: usize = 256;
+pub const MAX_FIELD_BYTES: usize = 1024;
 /// Largest full record of a fact.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 /// Rows read from the store at a time when rebuilding.
@@ -79,11 +79,15 @@ pub struct Appended {
     pub checkpoint: String,
 }
 
+/// Told every checkpoint the log signs (the binary keeps the newest outside the store).
+pub type Witness = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
 pub struct Log {
     store: Store,
     key: SignerKey,
     verifier: VerifierKey,
     tree: Mutex<Tree>,
+    witness: Option<Witness>,
 }
 
 fn check_field(name: &str, v: &str) -> Result<(), LogError> {
@@ -110,36 +114,69 @@ fn check_row(row: &LogRow, expected_index: u64) -> Result<Hash, LogError> {
 }
 
 impl Log {
-    /// Rebuilds the tree from the store and checks it against the last signed checkpoint:
-    /// every entry must be present and unchanged, and the checkpoint must carry this key's
-    /// signature over the same root. Then signs a checkpoint for entries stored after it.
-    pub async fn open(store: Store, key: SignerKey, now_ms: i64) -> Result<Self, LogError> {
+    /// Rebuilds the tree from the store and checks it: every entry must be unchanged and every
+    /// stored size must carry this key's checkpoint over the same root. `trusted` is the last
+    /// checkpoint this server saw, kept outside the store (the binary keeps it beside the key):
+    /// entries removed from the end together with their checkpoints leave a store that agrees
+    /// with itself, and only that copy shows it. `witness` is told every new checkpoint, to keep
+    /// that copy.
+    pub async fn open(
+        store: Store,
+        key: SignerKey,
+        now_ms: i64,
+        trusted: Option<&str>,
+        witness: Option<Witness>,
+    ) -> Result<Self, LogError> {
         let verifier = key.verifier();
-        let log = Self { store, key, verifier, tree: Mutex::new(Tree::new()) };
+        let log = Self { store, key, verifier, tree: Mutex::new(Tree::new()), witness };
         {
             let mut tree = log.tree.lock().await;
             log.catch_up(&mut tree).await?;
-            if let Some((size, note)) = log.store.latest_log_checkpoint().await? {
-                let c = Checkpoint::open(&note, &log.verifier).map_err(|e| log.explain(size, &note, &e))?;
-                if u64::try_from(size).ok() != Some(c.size) {
-                    return Err(LogError::Tampered(format!("checkpoint {size} says size {}", c.size)));
-                }
-                if c.size > tree.size() {
-                    return Err(LogError::Tampered(format!(
-                        "checkpoint {} covers entries that are gone (the store has {})",
-                        c.size,
-                        tree.size()
-                    )));
-                }
-                if tree.root(c.size)? != c.root {
-                    return Err(LogError::Tampered(format!("the entries no longer hash to checkpoint {}'s root", c.size)));
-                }
-            }
             let size = tree.size();
-            let note = log.checkpoint_note(&tree, size)?;
-            log.store.put_log_checkpoint(to_i64(size), now_ms, &note).await?;
+            if let Some((latest, _)) = log.store.latest_log_checkpoint().await?
+                && u64::try_from(latest).is_ok_and(|l| l > size)
+            {
+                return Err(LogError::Tampered(format!("checkpoint {latest} covers entries that are gone (the store has {size})")));
+            }
+            if let Some(t) = trusted {
+                log.check_trusted(&tree, t)?;
+            }
+            let note = match log.store.log_checkpoint(to_i64(size)).await? {
+                Some(note) => note,
+                None => {
+                    // Only the empty log has no checkpoint of its size (an entry is stored
+                    // with its checkpoint); sign one so that /log/checkpoint always answers.
+                    let note = log.checkpoint_note(&tree, size)?;
+                    log.store.put_log_checkpoint(to_i64(size), now_ms, &note).await?;
+                    note
+                }
+            };
+            log.tell_witness(&note);
         }
         Ok(log)
+    }
+
+    /// The store must reach and agree with the last checkpoint this server saw.
+    fn check_trusted(&self, tree: &Tree, trusted: &str) -> Result<(), LogError> {
+        let c = Checkpoint::open(trusted, &self.verifier)
+            .map_err(|e| LogError::Tampered(format!("the last checkpoint this server saw does not open with its key ({e})")))?;
+        if c.size > tree.size() {
+            return Err(LogError::Tampered(format!(
+                "the store has {} entries, but this server saw a checkpoint of {}: entries were removed",
+                tree.size(),
+                c.size
+            )));
+        }
+        if tree.root(c.size)? != c.root {
+            return Err(LogError::Tampered(format!("the entries no longer hash to the checkpoint of {} this server saw", c.size)));
+        }
+        Ok(())
+    }
+
+    fn tell_witness(&self, note: &str) {
+        if let Some(w) = &self.witness {
+            w(note);
+        }
     }
 
     /// Why a stored checkpoint does not open: signed by another key only, or altered.
@@ -159,8 +196,23 @@ impl Log {
         Ok(c.sign(&self.key)?)
     }
 
-    /// Reads entries other instances (or an earlier run) stored beyond the tree, checking each.
+    /// Reads entries other instances (or an earlier run) stored beyond the tree, checking each
+    /// and then the checkpoint of the new size: an entry is always stored with its checkpoint, so
+    /// a row without one was not written by the log. On a failure the tree is left as it was.
     async fn catch_up(&self, tree: &mut Tree) -> Result<(), LogError> {
+        let start = tree.size();
+        let read = self.read_rows(tree).await;
+        let checked = match read {
+            Ok(()) if tree.size() > start => self.check_head(tree).await,
+            other => other,
+        };
+        if checked.is_err() {
+            tree.truncate(start);
+        }
+        checked
+    }
+
+    async fn read_rows(&self, tree: &mut Tree) -> Result<(), LogError> {
         loop {
             let rows = self.store.log_entries(to_i64(tree.size()), PAGE).await?;
             for row in &rows {
@@ -173,6 +225,19 @@ impl Log {
         }
     }
 
+    /// The stored checkpoint of the tree's size must be this key's, over the tree's root.
+    async fn check_head(&self, tree: &Tree) -> Result<(), LogError> {
+        let size = tree.size();
+        let Some(note) = self.store.log_checkpoint(to_i64(size)).await? else {
+            return Err(LogError::Tampered(format!("entry {} has no signed checkpoint: the log did not write it", size.saturating_sub(1))));
+        };
+        let c = Checkpoint::open(&note, &self.verifier).map_err(|e| self.explain(to_i64(size), &note, &e))?;
+        if c.size != size || tree.root(size)? != c.root {
+            return Err(LogError::Tampered(format!("the entries no longer hash to checkpoint {size}'s root")));
+        }
+        Ok(())
+    }
+
     pub fn verifier(&self) -> &VerifierKey {
         &self.verifier
     }
@@ -182,7 +247,14 @@ impl Log {
         check_field("kind", fact.kind)?;
         check_field("subject", fact.subject)?;
         check_field("actor_role", fact.actor_role)?;
-        let record = serde_json::to_string(fact.record)?;
+        let serde_json::Value::Object(mut record) = fact.record.clone() else {
+            return Err(LogError::Invalid("a record is a JSON object".into()));
+        };
+        // A keyed salt, so the public digest cannot be matched by guessing a short record.
+        let seed = format!("{}\n{}\n{now_ms}\n{}", fact.kind, fact.subject, serde_json::Value::Object(record.clone()));
+        let salt: String = self.key.keyed_digest(seed.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        record.insert("salt".into(), serde_json::Value::String(salt));
+        let record = serde_json::to_string(&record)?;
         if record.len() > MAX_RECORD_BYTES {
             return Err(LogError::Invalid(format!("the record is larger than {MAX_RECORD_BYTES} bytes")));
         }
@@ -202,7 +274,10 @@ impl Log {
             let h = leaf_hash(leaf.as_bytes());
             tree.push(h);
             match self.store_entry(&tree, index, &leaf, &record, now_ms).await {
-                Ok(Some(checkpoint)) => return Ok(Appended { index, leaf_hash: h.to_base64(), checkpoint }),
+                Ok(Some(checkpoint)) => {
+                    self.tell_witness(&checkpoint);
+                    return Ok(Appended { index, leaf_hash: h.to_base64(), checkpoint });
+                }
                 Ok(None) => tree.truncate(index),
                 Err(e) => {
                     tree.truncate(index);
@@ -228,7 +303,14 @@ impl Log {
         Ok(note)
     }
 
+    /// Catches up with entries stored by other instances. The store is asked its size without
+    /// the tree's lock, so that readers (public, unauthenticated) never hold up an append.
     async fn refresh(&self) -> Result<(), LogError> {
+        let stored = self.store.log_size().await?;
+        let have = self.tree.lock().await.size();
+        if u64::try_from(stored).is_ok_and(|n| n <= have) {
+            return Ok(());
+        }
         let mut tree = self.tree.lock().await;
         self.catch_up(&mut tree).await
     }
@@ -295,11 +377,11 @@ impl Log {
             TilePath::Hashes { level, index, width } => Ok(tiles::hash_tile(&*self.tree.lock().await, level, index, width)),
             TilePath::Entries { index, width } => {
                 let Some(first) = index.checked_mul(tiles::TILE_WIDTH) else { return Ok(None) };
-                let rows = self.store.log_entries(to_i64(first), u32::from(width)).await?;
+                let rows = self.store.log_leaves(to_i64(first), u32::from(width)).await?;
                 if rows.len() != usize::from(width) {
                     return Ok(None);
                 }
-                Ok(Some(tiles::entry_bundle(rows.iter().map(|r| r.leaf.as_bytes()))?))
+                Ok(Some(tiles::entry_bundle(rows.iter().map(|(_, leaf)| leaf.as_bytes()))?))
             }
         }
     }

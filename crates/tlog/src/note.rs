@@ -78,6 +78,17 @@ impl SignerKey {
         &self.name
     }
 
+    /// A digest only the key's holder can compute (SHA-256 of a label, the seed and `data`).
+    /// It salts the log's stored records, so that nobody can find a low-entropy record from
+    /// its public digest by guessing.
+    pub fn keyed_digest(&self, data: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"aiplus tlog record salt\n");
+        h.update(self.key.to_bytes());
+        h.update(data);
+        h.finalize().into()
+    }
+
     pub fn verifier(&self) -> VerifierKey {
         VerifierKey { name: self.name.clone(), id: self.id, key: self.key.verifying_key() }
     }
@@ -156,7 +167,7 @@ fn check_text(text: &str) -> Result<(), TlogError> {
     if !text.ends_with('\n') {
         return Err(malformed("note", "the text must end in a newline"));
     }
-    if text.chars().any(|c| c < ' ' && c != '\n') {
+    if text.chars().any(|c| (c < ' ' && c != '\n') || c == '\u{7f}') {
         return Err(malformed("note", "the text has a control character"));
     }
     Ok(())
@@ -185,7 +196,7 @@ pub fn split(msg: &str) -> Result<(&str, Vec<NoteSignature>), TlogError> {
     if msg.len() > MAX_NOTE_BYTES {
         return Err(malformed("note", format!("longer than {MAX_NOTE_BYTES} bytes")));
     }
-    if msg.chars().any(|c| c < ' ' && c != '\n') {
+    if msg.chars().any(|c| (c < ' ' && c != '\n') || c == '\u{7f}') {
         return Err(malformed("note", "it has a control character"));
     }
     let blank = msg.rfind("\n\n").ok_or_else(|| malformed("note", "no blank line before the signatures"))?;

@@ -30,7 +30,7 @@ async fn appends_verify_offline_and_the_tiles_hash_to_the_checkpoint() {
     let store = Store::open(&dir).await.unwrap();
     let k = key();
     let v = k.verifier();
-    let log = Log::open(store.clone(), k, 0).await.unwrap();
+    let log = Log::open(store.clone(), k, 0, None, None).await.unwrap();
     // The empty log already has a signed checkpoint.
     assert_eq!(Checkpoint::open(&log.checkpoint().await.unwrap(), &v).unwrap().size, 0);
     for i in 0..300 {
@@ -78,25 +78,81 @@ async fn appends_verify_offline_and_the_tiles_hash_to_the_checkpoint() {
 
     // A restart rebuilds the same tree and accepts the store.
     drop(log);
-    let log = Log::open(store.clone(), key(), 1).await.unwrap();
+    let log = Log::open(store.clone(), key(), 1, None, None).await.unwrap();
     assert_eq!(Checkpoint::open(&log.checkpoint().await.unwrap(), &v).unwrap(), cp);
     drop(log);
 
     // Tampering: a changed leaf, a changed record, a deleted entry; each stops the start.
     let row = store.log_entries(5, 1).await.unwrap().remove(0);
     store::testing::tamper_log(&store, 5, "leaf", &row.leaf.replace("m5", "m6")).await;
-    assert!(matches!(Log::open(store.clone(), key(), 2).await, Err(LogError::Tampered(_))));
+    assert!(matches!(Log::open(store.clone(), key(), 2, None, None).await, Err(LogError::Tampered(_))));
     store::testing::tamper_log(&store, 5, "leaf", &row.leaf).await;
-    Log::open(store.clone(), key(), 2).await.unwrap();
+    Log::open(store.clone(), key(), 2, None, None).await.unwrap();
     let row7 = store.log_entries(7, 1).await.unwrap().remove(0);
     store::testing::tamper_log(&store, 7, "record", "{\"reason\":\"nothing happened\"}").await;
-    let err = Log::open(store.clone(), key(), 3).await.err().unwrap();
+    let err = Log::open(store.clone(), key(), 3, None, None).await.err().unwrap();
     assert!(err.to_string().contains("entry 7: the record does not match"), "{err}");
     store::testing::tamper_log(&store, 7, "record", &row7.record).await;
     store::testing::tamper_log(&store, 299, "delete", "").await;
-    let err = Log::open(store.clone(), key(), 4).await.err().unwrap();
+    let err = Log::open(store.clone(), key(), 4, None, None).await.err().unwrap();
     assert!(err.to_string().contains("covers entries that are gone"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Entries removed from the end together with their checkpoints leave a store that agrees with
+/// itself: the last checkpoint the server saw (kept outside the store) catches it. A row stored
+/// without its checkpoint was not written by the log, at start or while running.
+#[tokio::test]
+async fn a_rolled_back_or_forged_store_is_refused() {
+    let store = Store::memory().await.unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let keep = seen.clone();
+    let witness: tlog::log::Witness = std::sync::Arc::new(move |note: &str| *keep.lock().unwrap() = note.to_string());
+    let log = Log::open(store.clone(), key(), 0, None, Some(witness)).await.unwrap();
+    for i in 0..5 {
+        append(&log, i).await;
+    }
+    let newest = seen.lock().unwrap().clone();
+    assert_eq!(Checkpoint::open(&newest, &key().verifier()).unwrap().size, 5, "the witness heard every checkpoint");
+    drop(log);
+    // Roll back the last two entries with their checkpoints.
+    for i in [4, 3] {
+        store::testing::tamper_log(&store, i, "delete", "").await;
+        store::testing::tamper_log(&store, i + 1, "delete-checkpoint", "").await;
+    }
+    Log::open(store.clone(), key(), 1, None, None).await.expect("without the outside copy the store agrees with itself");
+    let err = Log::open(store.clone(), key(), 1, Some(&newest), None).await.err().unwrap();
+    assert!(err.to_string().contains("entries were removed"), "{err}");
+
+    // A forged row (valid on its own, with a matching record digest) has no checkpoint.
+    let leaf = tlog::Leaf {
+        actor_role: "operator".into(),
+        at_ms: 0,
+        kind: "model.active".into(),
+        record_sha256: tlog::hash::sha256(b"{}").to_hex(),
+        subject: "model/m".into(),
+    };
+    store::testing::tamper_log(&store, 3, "forge", &serde_json::to_string(&leaf).unwrap()).await;
+    let err = Log::open(store.clone(), key(), 2, None, None).await.err().unwrap();
+    assert!(err.to_string().contains("entry 3 has no signed checkpoint"), "{err}");
+}
+
+/// A running log does not take in a forged row either: it is not served, and appends go on.
+#[tokio::test]
+async fn a_running_log_ignores_a_forged_row() {
+    let store = Store::memory().await.unwrap();
+    let log = Log::open(store.clone(), key(), 0, None, None).await.unwrap();
+    append(&log, 0).await;
+    let leaf = tlog::Leaf {
+        actor_role: "operator".into(),
+        at_ms: 0,
+        kind: "model.active".into(),
+        record_sha256: tlog::hash::sha256(b"{}").to_hex(),
+        subject: "model/m".into(),
+    };
+    store::testing::tamper_log(&store, 1, "forge", &serde_json::to_string(&leaf).unwrap()).await;
+    assert!(log.checkpoint().await.is_err(), "the forged row is refused, not signed");
+    assert!(log.inclusion(1, Some(2)).await.is_err());
 }
 
 /// A signing key other than the log's does not open the store: its checkpoints were not signed
@@ -104,11 +160,11 @@ async fn appends_verify_offline_and_the_tiles_hash_to_the_checkpoint() {
 #[tokio::test]
 async fn another_key_cannot_take_over_the_log() {
     let store = Store::memory().await.unwrap();
-    let log = Log::open(store.clone(), key(), 0).await.unwrap();
+    let log = Log::open(store.clone(), key(), 0, None, None).await.unwrap();
     append(&log, 0).await;
     drop(log);
     let other = SignerKey::from_seed("PeterNeumann", [1; 32]).unwrap();
-    let err = Log::open(store, other, 1).await.err().unwrap();
+    let err = Log::open(store, other, 1, None, None).await.err().unwrap();
     assert!(matches!(err, LogError::OtherKey { .. }), "{err}");
     assert!(err.to_string().contains("signed by key PeterNeumann+c74f20a3"), "{err}");
 }
@@ -117,8 +173,8 @@ async fn another_key_cannot_take_over_the_log() {
 #[tokio::test]
 async fn two_writers_share_one_log() {
     let Some(url) = store::testing::fresh_postgres().await else { return };
-    let a = Log::open(Store::connect_postgres(&url).await.unwrap(), key(), 0).await.unwrap();
-    let b = Log::open(Store::connect_postgres(&url).await.unwrap(), key(), 0).await.unwrap();
+    let a = Log::open(Store::connect_postgres(&url).await.unwrap(), key(), 0, None, None).await.unwrap();
+    let b = Log::open(Store::connect_postgres(&url).await.unwrap(), key(), 0, None, None).await.unwrap();
     let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
     let mut tasks = Vec::new();
     for i in 0..20u64 {
