@@ -99,6 +99,18 @@ async fn appends_verify_offline_and_the_tiles_hash_to_the_checkpoint() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A leaf valid on its own (canonical, its record digest matching the record `{}`), as a forger
+/// with the database would write it.
+fn forged_leaf() -> tlog::Leaf {
+    tlog::Leaf {
+        actor_role: "operator".into(),
+        at_ms: 0,
+        kind: "model.active".into(),
+        record_sha256: tlog::hash::sha256(b"{}").to_hex(),
+        subject: "model/m".into(),
+    }
+}
+
 /// Entries removed from the end together with their checkpoints leave a store that agrees with
 /// itself: the last checkpoint the server saw (kept outside the store) catches it. A row stored
 /// without its checkpoint was not written by the log, at start or while running.
@@ -125,13 +137,7 @@ async fn a_rolled_back_or_forged_store_is_refused() {
     assert!(err.to_string().contains("entries were removed"), "{err}");
 
     // A forged row (valid on its own, with a matching record digest) has no checkpoint.
-    let leaf = tlog::Leaf {
-        actor_role: "operator".into(),
-        at_ms: 0,
-        kind: "model.active".into(),
-        record_sha256: tlog::hash::sha256(b"{}").to_hex(),
-        subject: "model/m".into(),
-    };
+    let leaf = forged_leaf();
     store::testing::tamper_log(&store, 3, "forge", &serde_json::to_string(&leaf).unwrap()).await;
     let err = Log::open(store.clone(), key(), 2, None, None).await.err().unwrap();
     assert!(err.to_string().contains("entry 3 has no signed checkpoint"), "{err}");
@@ -143,13 +149,7 @@ async fn a_running_log_ignores_a_forged_row() {
     let store = Store::memory().await.unwrap();
     let log = Log::open(store.clone(), key(), 0, None, None).await.unwrap();
     append(&log, 0).await;
-    let leaf = tlog::Leaf {
-        actor_role: "operator".into(),
-        at_ms: 0,
-        kind: "model.active".into(),
-        record_sha256: tlog::hash::sha256(b"{}").to_hex(),
-        subject: "model/m".into(),
-    };
+    let leaf = forged_leaf();
     store::testing::tamper_log(&store, 1, "forge", &serde_json::to_string(&leaf).unwrap()).await;
     assert!(log.checkpoint().await.is_err(), "the forged row is refused, not signed");
     assert!(log.inclusion(1, Some(2)).await.is_err());
