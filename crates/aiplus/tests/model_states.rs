@@ -41,6 +41,12 @@ fn chat(s: &Server, key: &str) -> (u16, Option<String>) {
     (status, body["error"]["code"].as_str().map(String::from))
 }
 
+/// The models `/v1/models` offers `key`.
+fn offered(s: &Server, key: &str) -> Vec<String> {
+    let v: Value = reqwest::blocking::Client::new().get(format!("{}/v1/models", s.url)).bearer_auth(key).send().unwrap().json().unwrap();
+    v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect()
+}
+
 fn cli(s: &Server, args: &[&str]) -> String {
     let out = Command::new(BIN).args(args).env("AIPLUS_SERVER", &s.url).env("AIPLUS_TOKEN", &s.token).output().unwrap();
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -65,10 +71,12 @@ fn suspend_restrict_and_activate_bind_the_gateway_and_are_logged() {
     for k in [&alpha, &bravo] {
         assert_eq!(chat(&s, k), (403, Some("model_suspended".into())));
     }
+    assert!(!offered(&s, &alpha).contains(&"qwen".to_string()), "a suspended model is not offered");
     let table = cli(&s, &["models", "restrict", "qwen", "--reason", "limited pilot", "--tenant", "alpha"]);
     assert!(table.contains("restricted") && table.contains("alpha"), "{table}");
     assert_eq!(chat(&s, &alpha).0, 200);
     assert_eq!(chat(&s, &bravo), (403, Some("model_restricted".into())));
+    assert!(offered(&s, &alpha).contains(&"qwen".to_string()) && !offered(&s, &bravo).contains(&"qwen".to_string()));
     cli(&s, &["models", "activate", "qwen", "--reason", "fixed"]);
     assert_eq!(chat(&s, &bravo).0, 200);
 

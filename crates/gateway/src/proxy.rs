@@ -50,20 +50,25 @@ pub(crate) fn unauthorized() -> Response {
 
 pub async fn models(State(gw): Gw, who: Who, headers: HeaderMap) -> Response {
     let Some(Extension(caller)) = who else { return unauthorized() };
+    let tenant = caller.tenant.clone().unwrap_or_default();
     match Metered::new(&gw, caller, &headers, "models", String::new(), false, 0) {
         Ok(m) => m.send(&gw, None, Some((0, 0)), 0, 200),
         Err(refused) => return refused.into_response(),
     }
+    // A model governance withholds from this tenant (suspended, or restricted to others) is
+    // not offered to it.
+    let offered = |m: &str| gw.policy.as_ref().is_none_or(|p| p.decide(m, &tenant) == vocab::ModelDecision::Allow);
     let catalog = gw.catalog();
     let mut data: Vec<Value> = catalog
         .order
         .iter()
+        .filter(|m| offered(m))
         .map(|m| {
             let ctx = catalog.routes.get(m).and_then(|r| r.model.deployments.iter().filter_map(|d| d.context_length).min());
             json!({"id": m, "object": "model", "created": 0, "owned_by": "aiplus", "context_length": ctx})
         })
         .collect();
-    if let Some(e) = &gw.embedded {
+    if let Some(e) = gw.embedded.as_ref().filter(|e| offered(&e.name)) {
         data.push(json!({"id": e.name, "object": "model", "created": 0, "owned_by": "aiplus-embedded", "ready": e.is_ready()}));
     }
     axum::Json(json!({"object": "list", "data": data})).into_response()
