@@ -46,7 +46,8 @@ fn size_of(note: &str) -> u64 {
 /// a key share this file; the newest wins), atomically and durably.
 fn keep_newest(path: &Path, note: &str) -> std::io::Result<()> {
     let old = std::fs::read_to_string(path).map(|t| size_of(&t)).unwrap_or(0);
-    if size_of(note) < old || (old > 0 && size_of(note) == old) {
+    let new = size_of(note);
+    if new < old || (old > 0 && new == old) {
         return Ok(());
     }
     let tmp = beside(path, &format!(".tmp{}", std::process::id()));

@@ -130,6 +130,20 @@ fn governance_changes_are_provable_offline_and_a_rewritten_history_does_not_star
     assert_eq!(get("/log/tile/0/000.p/4").status().as_u16(), 404);
     assert_eq!(get("/log/tile/0/0").status().as_u16(), 422);
     assert_eq!(get("/api/v1/log/entries/0").status().as_u16(), 401, "full records need a credential");
+    // Bad input names the field.
+    for (path, status, field) in [
+        ("/api/v1/log/entries/abc", 422, "index"),
+        ("/api/v1/log/entries/000000000000000000001", 422, "index"),
+        ("/api/v1/log/proof", 400, "query"),
+        ("/api/v1/log/proof?index=x", 400, "query"),
+        ("/api/v1/log/consistency?from=0", 422, "from"),
+    ] {
+        let (st, body) = s.get(path);
+        assert_eq!((st, body["field"].as_str()), (status, Some(field)), "{path}: {body}");
+    }
+    // Proofs of entries or trees that do not exist answer 404.
+    assert_eq!(s.get("/api/v1/log/proof?index=3").0, 404);
+    assert_eq!(s.get("/api/v1/log/consistency?from=2&to=9").0, 404);
     drop(s);
 
     // Rewritten history: a leaf, then a record, then a deleted entry; each stops the start.

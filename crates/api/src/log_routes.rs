@@ -78,7 +78,7 @@ pub struct ProofQuery {
 }
 
 async fn proof(State(log): S, q: Result<Query<ProofQuery>, QueryRejection>) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::Invalid { field: "query".into(), reason: e.body_text() })?;
+    let q = crate::usage_routes::query(q)?;
     Ok(axum::Json(log.inclusion(q.index, q.size).await?))
 }
 
@@ -91,7 +91,7 @@ pub struct ConsistencyQuery {
 }
 
 async fn consistency(State(log): S, q: Result<Query<ConsistencyQuery>, QueryRejection>) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::Invalid { field: "query".into(), reason: e.body_text() })?;
+    let q = crate::usage_routes::query(q)?;
     if q.from == 0 {
         return Err(ApiError::Invalid {
             field: "from".into(),

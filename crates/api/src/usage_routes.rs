@@ -60,7 +60,8 @@ pub(crate) fn check_param_len(field: &str, v: Option<&str>) -> Result<(), ApiErr
     }
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+/// A query string read into `T`, or a problem naming `query`.
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(q)| q).map_err(|e| ApiError::Malformed { field: "query".into(), reason: e.body_text() })
 }
 

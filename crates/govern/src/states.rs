@@ -101,16 +101,11 @@ fn check(change: &Change, model: &str) -> Result<(), GovernError> {
         Status::Restricted if change.tenants.is_empty() => invalid("tenants", "a restricted model lists the tenants that may still use it"),
         Status::Restricted if change.tenants.len() > MAX_TENANTS => invalid("tenants", "at most 1000 tenants"),
         Status::Active | Status::Suspended if !change.tenants.is_empty() => invalid("tenants", "only a restricted model lists tenants"),
-        _ => match change.tenants.iter().find(|t| !vocab_tenant_ok(t)) {
-            Some(t) => Err(GovernError::Invalid { field: "tenants", reason: format!("{t:?} is not a tenant id") }),
+        _ => match change.tenants.iter().find(|t| !identity::tenant_id_ok(t)) {
+            Some(t) => Err(GovernError::Invalid { field: "tenants", reason: format!("{t:?}: {}", identity::TENANT_ID_RULE) }),
             None => Ok(()),
         },
     }
-}
-
-/// A tenant id: 1 to 64 of `a-z 0-9 _ -` (the identity rule).
-fn vocab_tenant_ok(t: &str) -> bool {
-    !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 impl ModelStates {

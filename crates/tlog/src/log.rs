@@ -315,21 +315,19 @@ impl Log {
         self.catch_up(&mut tree).await
     }
 
-    /// The size of the latest checkpoint, which proofs default to.
-    async fn latest_size(&self) -> Result<u64, LogError> {
-        let note = self.checkpoint().await?;
-        Ok(Checkpoint::open(&note, &self.verifier)?.size)
+    /// The tree, caught up with the store, and `size` or else its whole size: the size of the
+    /// latest checkpoint, since every stored entry comes with the checkpoint it ends.
+    async fn caught_up(&self, size: Option<u64>) -> Result<(tokio::sync::MutexGuard<'_, Tree>, u64), LogError> {
+        self.refresh().await?;
+        let tree = self.tree.lock().await;
+        let size = size.unwrap_or(tree.size());
+        Ok((tree, size))
     }
 
     /// Entry `index`'s inclusion in the tree of `size` entries (default: the latest
     /// checkpoint's), with that checkpoint signed, so it verifies offline.
     pub async fn inclusion(&self, index: u64, size: Option<u64>) -> Result<InclusionProof, LogError> {
-        let size = match size {
-            Some(s) => s,
-            None => self.latest_size().await?,
-        };
-        self.refresh().await?;
-        let tree = self.tree.lock().await;
+        let (tree, size) = self.caught_up(size).await?;
         if index >= size || size > tree.size() {
             return Err(LogError::NotFound(format!("entry {index} in a tree of {size}")));
         }
@@ -351,12 +349,7 @@ impl Log {
 
     /// The consistency of the tree of `size1` entries with the one of `size2`.
     pub async fn consistency(&self, size1: u64, size2: Option<u64>) -> Result<ConsistencyProof, LogError> {
-        let size2 = match size2 {
-            Some(s) => s,
-            None => self.latest_size().await?,
-        };
-        self.refresh().await?;
-        let tree = self.tree.lock().await;
+        let (tree, size2) = self.caught_up(size2).await?;
         if size2 > tree.size() || size1 == 0 || size1 > size2 {
             return Err(LogError::NotFound(format!("a tree of {size1} entries before one of {size2}")));
         }

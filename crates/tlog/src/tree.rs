@@ -51,11 +51,6 @@ impl Tree {
         }
     }
 
-    /// Leaf hash `index`, if present.
-    pub fn leaf(&self, index: u64) -> Option<Hash> {
-        self.levels.first()?.get(usize::try_from(index).ok()?).copied()
-    }
-
     /// The complete node at `level`, `index`, if present.
     pub fn node(&self, level: usize, index: u64) -> Option<Hash> {
         self.levels.get(level)?.get(usize::try_from(index).ok()?).copied()
