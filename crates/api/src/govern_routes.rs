@@ -29,6 +29,7 @@ impl From<GovernError> for ApiError {
         match e {
             GovernError::Invalid { field, reason } => ApiError::Invalid { field: field.into(), reason },
             GovernError::NotFound { what, id } => ApiError::NotFound { what, id },
+            GovernError::Conflict(why) => ApiError::Conflict(why),
             GovernError::Store(s) => ApiError::Internal(format!("the change was logged but storing it failed ({s}); send it again")),
             GovernError::Log(l) => l.into(),
             GovernError::Corrupt(j) => ApiError::Internal(j.to_string()),

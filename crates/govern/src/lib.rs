@@ -5,10 +5,22 @@
 //!   request; every instance follows changes made on any other within a fraction of a second;
 //!   every change, with its reason and actor, is a transparency-log leaf.
 //!
-//! Filings, monitoring rules and incidents come next (issue 11).
+//! - [`filings`], [`lifecycle`], [`filing_service`]: the CAC filings (备案) an operator keeps,
+//!   from draft to filed to cancelled, with their attachments stored by SHA-256, the rules'
+//!   deadlines in China's working days ([`calendar`]), and every change a log leaf.
+//! - [`alerts`]: what needs an operator's attention (an overdue filing), open until its cause
+//!   is gone, raised once however many instances see it.
+//!
+//! Monitoring rules and incidents come next (issue 11).
 
+pub mod alerts;
+pub mod calendar;
+pub mod filing_service;
+pub mod filings;
+pub mod lifecycle;
 pub mod states;
 
+pub use filing_service::Filings;
 pub use states::{Change, ModelState, ModelStates, Status};
 
 /// Errors of the governance services, one type for the boundary.
@@ -16,6 +28,9 @@ pub use states::{Change, ModelState, ModelStates, Status};
 pub enum GovernError {
     #[error("{field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// The action does not fit the record's state (or the record changed meanwhile).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{what} {id:?} not found")]
     NotFound { what: &'static str, id: String },
     /// The change is in the log but was not stored: the log says more than happened; retry.

@@ -51,7 +51,9 @@ macro_rules! on_pool {
     };
 }
 
+pub use alerts::AlertRow;
 pub use console::ReportRow;
+pub use filings::FilingRow;
 
 /// A transaction that will write. On SQLite it takes the write lock at `BEGIN IMMEDIATE`, where
 /// the busy timeout applies: a deferred transaction that reads first and writes later fails at
@@ -90,8 +92,10 @@ macro_rules! write_jobs {
     };
 }
 
+mod alerts;
 mod compute;
 mod console;
+mod filings;
 mod gateway;
 mod govern;
 mod identity;

@@ -62,10 +62,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     GOVERN_MIGRATION,
     // Which transparency-log entry recorded each model state, so a later change always wins.
     "ALTER TABLE model_states ADD COLUMN log_index BIGINT NOT NULL DEFAULT -1;",
+    FILINGS_MIGRATION,
 ];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
-pub(crate) const USER_VERSION: [&str; 12] = [
+pub(crate) const USER_VERSION: [&str; 13] = [
     "PRAGMA user_version = 1",
     "PRAGMA user_version = 2",
     "PRAGMA user_version = 3",
@@ -78,6 +79,7 @@ pub(crate) const USER_VERSION: [&str; 12] = [
     "PRAGMA user_version = 10",
     "PRAGMA user_version = 11",
     "PRAGMA user_version = 12",
+    "PRAGMA user_version = 13",
 ];
 const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 
@@ -132,3 +134,28 @@ const TLOG_MIGRATION: &str =
 /// that every instance follows.
 const GOVERN_MIGRATION: &str = "CREATE TABLE model_states (name TEXT PRIMARY KEY, seq BIGINT NOT NULL, doc TEXT NOT NULL);
      CREATE INDEX model_states_seq ON model_states (seq);";
+
+/// Filings (one document each, ordered by a sequence every instance follows, with a revision
+/// that a change must name), each filing's history of changes, the files attached to filings by
+/// the SHA-256 of their bytes (base64, so one column type serves both databases), and alerts
+/// (one open alert per key, however many instances raise it).
+const FILINGS_MIGRATION: &str = "CREATE TABLE filings (
+        id TEXT PRIMARY KEY,
+        tenant TEXT,
+        seq BIGINT NOT NULL,
+        rev BIGINT NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX filings_seq ON filings (seq);
+     CREATE TABLE filing_events (filing_id TEXT NOT NULL, rev BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (filing_id, rev));
+     CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, size_bytes BIGINT NOT NULL, data TEXT NOT NULL);
+     CREATE TABLE alerts (
+        id TEXT PRIMARY KEY,
+        key TEXT NOT NULL,
+        tenant TEXT,
+        opened_ms BIGINT NOT NULL,
+        closed_ms BIGINT,
+        doc TEXT NOT NULL
+     );
+     CREATE UNIQUE INDEX alerts_open_key ON alerts (key) WHERE closed_ms IS NULL;
+     CREATE INDEX alerts_opened ON alerts (opened_ms);";
