@@ -39,11 +39,30 @@ pub struct GovernConfig {
     /// server saw). Default `<data dir>/log-key`. Instances that share a PostgreSQL store must
     /// share this key.
     pub log_key_file: Option<PathBuf>,
+    /// Serve only model versions that a filing in force covers (others answer 403
+    /// `model_not_filed`), as a provider of a public generative-AI service must. Env
+    /// `AIPLUS_REQUIRE_FILING`.
+    pub require_filing: bool,
+    /// China's holidays and adjusted working days for years the built-in calendar does not know
+    /// yet (it knows 2024–2026), in the format of `crates/govern/data/cn-workdays.toml`; they
+    /// are added to the built-in ones. Filing deadlines are counted in these working days.
+    pub holidays_file: Option<PathBuf>,
 }
 
 impl Default for GovernConfig {
     fn default() -> Self {
-        Self { log_origin: "aiplus.local/log".into(), log_key_file: None }
+        Self { log_origin: "aiplus.local/log".into(), log_key_file: None, require_filing: false, holidays_file: None }
+    }
+}
+
+impl GovernConfig {
+    /// The working-day calendar: the built-in one plus the operator's file.
+    pub fn calendar(&self) -> anyhow::Result<govern::calendar::Calendar> {
+        let builtin = govern::calendar::Calendar::builtin()?;
+        let Some(path) = &self.holidays_file else { return Ok(builtin) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("govern.holidays_file: reading {}", path.display()))?;
+        let more = govern::calendar::Calendar::parse(&text).with_context(|| format!("govern.holidays_file: {}", path.display()))?;
+        builtin.merge(more).with_context(|| format!("govern.holidays_file: {}", path.display()))
     }
 }
 
@@ -255,6 +274,13 @@ impl Config {
         }
         if let Some(v) = get("AIPLUS_LOG_KEY_FILE") {
             self.govern.log_key_file = Some(v.into());
+        }
+        if let Some(v) = get("AIPLUS_REQUIRE_FILING") {
+            self.govern.require_filing = match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => anyhow::bail!("AIPLUS_REQUIRE_FILING: {v:?} is not true or false"),
+            };
         }
         if let Some(v) = get("AIPLUS_MODELS_DIR") {
             self.models.dir = Some(v.into());

@@ -24,6 +24,9 @@ pub struct Parts {
     pub log: Arc<tlog::Log>,
     /// Each model's governance state (the gateway asks it too).
     pub states: Arc<govern::ModelStates>,
+    /// Filings, and the alerts that say what needs an operator's attention.
+    pub filings: Arc<govern::Filings>,
+    pub alerts: Arc<govern::alerts::Alerts>,
     /// Host names served besides IP addresses and `localhost` (`server.hosts`).
     pub hosts: Vec<String>,
     pub clock: Arc<dyn vocab::Clock>,
@@ -41,6 +44,11 @@ pub fn app(p: Parts) -> axum::Router {
         .merge(api::usage_routes::router(p.store.clone()))
         .merge(api::log_routes::router(p.log.clone()))
         .merge(api::govern_routes::router(Arc::new(api::govern_routes::GovernApi { states: p.states.clone(), clock: p.clock.clone() })))
+        .merge(api::filing_routes::router(Arc::new(api::filing_routes::FilingApi {
+            filings: p.filings.clone(),
+            alerts: p.alerts.clone(),
+            clock: p.clock.clone(),
+        })))
         .merge(gateway::router(p.gateway))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve));
     if let Some(models) = p.models {

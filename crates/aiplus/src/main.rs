@@ -12,6 +12,7 @@ mod config;
 mod floor_proxy;
 mod gateway_bench;
 mod gateway_cli;
+mod govern_cli;
 mod identity_cli;
 mod jobs_bench;
 mod log_cli;
@@ -71,6 +72,11 @@ enum Command {
     /// The governance transparency log: checkpoints, inclusion and consistency proofs, entries,
     /// and `verify`, an offline check of a proof against a signed checkpoint.
     Log(log_cli::LogArgs),
+    /// Filings (备案) with the CAC: drafts, attachments, submission, filing numbers, changes and
+    /// cancellation, each deadline counted in China's working days.
+    Filings(govern_cli::FilingsArgs),
+    /// Alerts that need an operator: overdue filings (and, soon, monitoring rules).
+    Alerts(govern_cli::AlertsArgs),
     /// The model gateway: benchmark it (against LiteLLM too), or run the mock upstream.
     Gateway {
         #[command(subcommand)]
@@ -111,6 +117,8 @@ fn main() -> std::process::ExitCode {
         Command::Models(args) => gateway_cli::models(args),
         Command::Usage(args) => gateway_cli::usage(args),
         Command::Log(args) => log_cli::run(args),
+        Command::Filings(args) => govern_cli::filings(args),
+        Command::Alerts(args) => govern_cli::alerts(args),
         Command::Gateway { command: GatewayCommand::Bench(args) } => gateway_bench::run(args),
         Command::Gateway { command: GatewayCommand::Mock(args) } => gateway_bench::mock(args),
     };

@@ -81,6 +81,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     // Each model's governance state, which the gateway asks on every request; changes made on
     // other instances are followed within a fraction of a second.
     let states = Arc::new(govern::ModelStates::open(store.clone(), log.clone()).await.context("loading the model states")?);
+    let calendar = cfg.govern.calendar()?;
+    let filings = Arc::new(govern::Filings::open(store.clone(), log.clone(), calendar).await.context("loading the filings")?);
+    let alerts = Arc::new(govern::alerts::Alerts::new(store.clone()));
+    let policy = Arc::new(govern::Policy { states: states.clone(), filings: filings.clone(), require_filing: cfg.govern.require_filing });
     let mut compute = None;
     if let Some(lock) = lock {
         let engines = engines(&cfg, &seed)?;
@@ -127,9 +131,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     } else {
         gw
     };
-    let gw = Arc::new(gw.with_policy(states.clone()));
+    let gw = Arc::new(gw.with_policy(policy));
     let refresher = gw.spawn_refresh(stop_rx.clone());
     let follower = states.follow(stop_rx.clone());
+    let filing_follower = filings.follow(alerts.clone(), Arc::new(jobs::SystemClock), stop_rx.clone());
     let models = match &compute {
         Some((svc, _, _)) => {
             let paths = models::service::Paths {
@@ -171,6 +176,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         models: models.as_ref().map(|(m, _)| m.clone()),
         log,
         states,
+        filings,
+        alerts,
         hosts: cfg.server.hosts.clone(),
         clock: Arc::new(jobs::SystemClock),
     });
@@ -209,6 +216,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = refresher.await;
     let _ = follower.await;
+    let _ = filing_follower.await;
     if let Some((svc, task)) = models {
         let _ = task.await;
         // The service holds the gateway (and its meter): it must go before the meter's

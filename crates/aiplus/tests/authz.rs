@@ -83,6 +83,16 @@ const MATRIX: &[Row] = &[
     ("GET", "/api/v1/model-states", [401, 403, 403, 403, 200, 200]),
     ("GET", "/api/v1/model-states/{name}", [401, 403, 403, 403, 200, 200]),
     ("PUT", "/api/v1/model-states/{name}", [401, 403, 403, 403, 200, 403]),
+    // Filings and alerts: operators write; a tenant's admin reads those of its own tenant.
+    ("GET", "/api/v1/filings", [401, 403, 200, 200, 200, 200]),
+    ("POST", "/api/v1/filings", [401, 403, 403, 403, 201, 403]),
+    ("GET", "/api/v1/filings/{id}", [401, 403, 200, 404, 200, 200]),
+    ("POST", "/api/v1/filings/{id}/actions", [401, 403, 403, 403, 200, 403]),
+    ("GET", "/api/v1/filings/{id}/history", [401, 403, 200, 404, 200, 200]),
+    ("POST", "/api/v1/filings/{id}/attachments", [401, 403, 403, 403, 201, 403]),
+    ("GET", "/api/v1/filings/{id}/attachments/{sha256}", [401, 403, 200, 404, 200, 200]),
+    ("GET", "/api/v1/alerts", [401, 403, 200, 200, 200, 200]),
+    ("POST", "/api/v1/alerts/{id}/ack", [401, 403, 403, 403, 200, 403]),
     // OpenAI-compatible: a tenant's key; an operator is nobody's tenant.
     ("GET", "/v1/models", [401, 200, 200, 200, 403, 403]),
     ("POST", "/v1/chat/completions", [401, 200, 200, 200, 403, 403]),
@@ -101,6 +111,10 @@ struct World {
     /// Tenant A's objects.
     job: String,
     response: String,
+    /// Tenant A's filing (overdue, so it raised an alert), its attachment's digest, the alert.
+    filing: String,
+    attachment: String,
+    alert: String,
     n: std::cell::Cell<u32>,
 }
 
@@ -212,6 +226,18 @@ impl World {
                 self.op("PUT", &format!("/api/v1/model-deployments/{name}"), &json!({"model": "smollm2-135m-instruct", "replicas": 0}));
                 (route.replace("{name}", &name), (method == "POST").then(|| json!({"replicas": 0})))
             }
+            ("POST", "/api/v1/filings") => (route.into(), Some(json!({"tenant": "alpha", "content": {"domains": ["客服"]}}))),
+            ("POST", "/api/v1/filings/{id}/actions") => {
+                let f = self.op("POST", "/api/v1/filings", &json!({"tenant": "alpha"}));
+                (path(f["id"].as_str().unwrap()), Some(json!({"action": "update", "content": {"domains": ["教育"]}})))
+            }
+            ("POST", "/api/v1/filings/{id}/attachments") => {
+                let f = self.op("POST", "/api/v1/filings", &json!({"tenant": "alpha"}));
+                (format!("{}?kind=test_set&name=t.json", path(f["id"].as_str().unwrap())), Some(json!({"q": n})))
+            }
+            ("GET", "/api/v1/filings/{id}/attachments/{sha256}") => (path(&self.filing).replace("{sha256}", &self.attachment), None),
+            (_, r) if r.starts_with("/api/v1/filings/{id}") => (path(&self.filing), None),
+            ("POST", "/api/v1/alerts/{id}/ack") => (path(&self.alert), None),
             ("GET", "/api/v1/log/proof") => ("/api/v1/log/proof?index=0".into(), None),
             ("GET", "/api/v1/model-states/{name}") => (route.replace("{name}", "qwen"), None),
             ("PUT", "/api/v1/model-states/{name}") => {
@@ -256,11 +282,37 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
     let (status, viewer) = s.post("/api/v1/operator-tokens", &json!({"name": "viewer", "role": "operator-viewer"}));
     assert_eq!(status, 201, "{viewer}");
     let creds = [None, a_member, a_admin, b, Some(s.token.clone()), secret(viewer)];
-    let mut w = World { http: Client::new(), creds, upstream, job: String::new(), response: String::new(), n: 0.into(), s };
+    let mut w = World {
+        http: Client::new(),
+        creds,
+        upstream,
+        job: String::new(),
+        response: String::new(),
+        filing: String::new(),
+        attachment: String::new(),
+        alert: String::new(),
+        n: 0.into(),
+        s,
+    };
     let job: Value = w.req(2, "POST", "/api/v1/jobs").json(&w.job_body()).send().unwrap().json().unwrap();
     w.job = job["id"].as_str().unwrap().to_string();
     let resp: Value = w.req(1, "POST", "/v1/responses").json(&json!({"model": "qwen", "input": "hi"})).send().unwrap().json().unwrap();
     w.response = resp["id"].as_str().unwrap().to_string();
+    // A filing for tenant A whose service started long ago: overdue at once, so it raises an alert.
+    let f = w.op("POST", "/api/v1/filings", &json!({"tenant": "alpha", "content": {"service_started_on": "2020-01-06"}}));
+    w.filing = f["id"].as_str().unwrap().to_string();
+    let url = format!("{}/api/v1/filings/{}/attachments?kind=keyword_list&name=k.txt", w.s.url, w.filing);
+    let a: Value = w.http.post(url).bearer_auth(&w.s.token).body("关键词\n").send().unwrap().json().unwrap();
+    w.attachment = a["attachments"][0]["sha256"].as_str().unwrap().to_string();
+    w.alert = common::poll(std::time::Duration::from_secs(10), || {
+        let alerts = w.op("GET", "/api/v1/alerts", &Value::Null);
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["subject"] == format!("filing/{}", w.filing))
+            .map(|a| a["id"].as_str().unwrap().to_string())
+    });
     (rt, w, data)
 }
 

@@ -63,8 +63,13 @@ async fn server() -> Server {
     let key = tlog::SignerKey::from_seed("aiplus.test/log", [3; 32]).unwrap();
     let log = std::sync::Arc::new(tlog::Log::open(store.clone(), key, 0, None, None).await.unwrap());
     let states = std::sync::Arc::new(govern::ModelStates::open(store.clone(), log.clone()).await.unwrap());
+    let calendar = govern::calendar::Calendar::builtin().unwrap();
+    let filings = std::sync::Arc::new(govern::Filings::open(store.clone(), log.clone(), calendar).await.unwrap());
+    let alerts = std::sync::Arc::new(govern::alerts::Alerts::new(store.clone()));
     let parts = aiplus::Parts {
         states,
+        filings,
+        alerts,
         log,
         store,
         identity,

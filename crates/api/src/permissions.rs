@@ -94,6 +94,16 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/api/v1/model-states", OP_READ),
     rule("GET", "/api/v1/model-states/{name}", OP_READ),
     rule("PUT", "/api/v1/model-states/{name}", OP_WRITE),
+    // ---- filings and alerts: operators write; a tenant reads those made for it ----
+    rule("GET", "/api/v1/filings", TENANT_ADMIN_READ),
+    rule("POST", "/api/v1/filings", OP_WRITE),
+    rule("GET", "/api/v1/filings/{id}", TENANT_ADMIN_READ),
+    rule("POST", "/api/v1/filings/{id}/actions", OP_WRITE),
+    rule("GET", "/api/v1/filings/{id}/history", TENANT_ADMIN_READ),
+    rule("POST", "/api/v1/filings/{id}/attachments", OP_WRITE),
+    rule("GET", "/api/v1/filings/{id}/attachments/{sha256}", TENANT_ADMIN_READ),
+    rule("GET", "/api/v1/alerts", TENANT_ADMIN_READ),
+    rule("POST", "/api/v1/alerts/{id}/ack", OP_WRITE),
     // ---- OpenAI-compatible: a tenant's key with the inference scope ----
     rule("GET", "/v1/models", INFERENCE),
     rule("POST", "/v1/chat/completions", INFERENCE),

@@ -156,11 +156,10 @@ pub async fn admit(
     embedded_ok: bool,
     tokens: impl FnOnce(&Target) -> u64,
 ) -> Result<Target, RequestError> {
+    let catalog = gw.catalog();
+    resolve_version(gw, &catalog, metered)?;
     let model = metered.model.clone();
-    if let Some((code, message)) = withheld(gw, metered) {
-        return Err(RequestError::Governed { code, message });
-    }
-    let target = match gw.catalog().routes.get(&model) {
+    let target = match catalog.routes.get(&model) {
         Some(route) => Target::Upstream { route: route.clone(), plan: Vec::new() },
         None => match gw.embedded.as_ref().filter(|e| embedded_ok && e.name == model) {
             Some(e) => match e.loaded() {
@@ -194,6 +193,38 @@ pub async fn admit(
     let tokens = tokens(&target);
     metered.reserve(gw, tokens).await?;
     Ok(target)
+}
+
+/// The model version that serves this request, set in `metered.model`. A name with versions
+/// (`chat`, for models `chat@1` and `chat@2`) is served by its newest version that governance
+/// allows; when the newest is withheld (suspended, restricted, not filed), by the newest older
+/// version that is both allowed and filed, which is the fall-back the filing rules accept. A
+/// pinned version (`chat@2`) or an unversioned name is served as named or refused.
+fn resolve_version(gw: &Gateway, catalog: &crate::models::Catalog, metered: &mut Metered) -> Result<(), RequestError> {
+    let versions = catalog.versions.get(&metered.model).filter(|_| !catalog.routes.contains_key(&metered.model));
+    let (Some(versions), Some(policy)) = (versions, gw.policy.as_ref()) else {
+        if let Some(newest) = versions.and_then(|v| v.first()) {
+            metered.model = newest.clone();
+        }
+        return match withheld(gw, metered) {
+            Some((code, message)) => Err(RequestError::Governed { code, message }),
+            None => Ok(()),
+        };
+    };
+    let tenant = metered.caller.tenant.as_deref().unwrap_or_default();
+    let Some((newest, older)) = versions.split_first() else { return Err(RequestError::ModelNotFound(metered.model.clone())) };
+    let vocab::ModelDecision::Refuse { code, message } = policy.decide(newest, tenant) else {
+        metered.model = newest.clone();
+        return Ok(());
+    };
+    match older.iter().find(|v| policy.filed(v) && policy.decide(v, tenant) == vocab::ModelDecision::Allow) {
+        Some(v) => {
+            tracing::debug!(requested = %metered.model, withheld = %newest, served = %v, "falling back to an older filed version");
+            metered.model = v.clone();
+            Ok(())
+        }
+        None => Err(RequestError::Governed { code, message }),
+    }
 }
 
 /// Governance's refusal of this request's model to its tenant, now; `None` when it may be

@@ -47,6 +47,36 @@ pub struct Catalog {
     pub source: HashMap<String, Source>,
     /// Upstream key by deployment id.
     pub keys: HashMap<String, String>,
+    /// The versions of each versioned name, newest first: `chat` → [`chat@10`, `chat@2`] when
+    /// models `chat@2` and `chat@10` exist and no model is named `chat` itself.
+    pub versions: HashMap<String, Vec<String>>,
+}
+
+/// The name and version of a versioned model name (`chat@2` → (`chat`, `2`)).
+pub fn split_version(name: &str) -> Option<(&str, &str)> {
+    name.rsplit_once('@').filter(|(family, v)| !family.is_empty() && !v.is_empty())
+}
+
+/// Orders versions as people read them: runs of digits by value (`2` before `10`, `1.9`
+/// before `1.10`), everything else by character.
+pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn runs(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+                out.push((bytes[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    fn key((digits, run): (bool, &str)) -> (usize, &str, &str) {
+        let value = if digits { run.trim_start_matches('0') } else { run };
+        (if digits { value.len() } else { 0 }, value, run)
+    }
+    runs(a).into_iter().map(key).cmp(runs(b).into_iter().map(key))
 }
 
 impl Catalog {
@@ -86,6 +116,17 @@ impl Catalog {
             cat.order.push(m.name.clone());
             cat.source.insert(m.name.clone(), source);
             cat.routes.insert(m.name, route);
+        }
+        for name in &cat.order {
+            if let Some((family, _)) = split_version(name)
+                && !cat.routes.contains_key(family)
+            {
+                cat.versions.entry(family.to_string()).or_default().push(name.clone());
+            }
+        }
+        let version = |n: &str| split_version(n).map_or("", |(_, v)| v).to_string();
+        for v in cat.versions.values_mut() {
+            v.sort_by(|a, b| version_cmp(&version(b), &version(a)));
         }
         cat
     }
@@ -354,5 +395,24 @@ mod tests {
         assert_eq!(waiting.routes["a"].model.deployments.len(), 1);
         let gone = Catalog::build(&config, Vec::new(), &Placed::new(), &HashMap::new(), Some(&waiting));
         assert_eq!(gone.order, ["a"]);
+    }
+
+    #[test]
+    fn versioned_names_group_under_their_name_newest_first() {
+        let config = vec![
+            model("chat@2", "http://x/v1"),
+            model("chat@10", "http://x/v1"),
+            model("chat@1.9", "http://x/v1"),
+            model("solo@1", "http://x/v1"),
+        ];
+        let api = vec![(model("solo", "http://y/v1"), BTreeMap::new())];
+        let cat = Catalog::build(&config, api, &Placed::new(), &HashMap::new(), None);
+        assert_eq!(cat.versions["chat"], ["chat@10", "chat@2", "chat@1.9"]);
+        assert!(!cat.versions.contains_key("solo"), "a model named `solo` itself is served as named");
+        assert_eq!(version_cmp("1.9", "1.10"), std::cmp::Ordering::Less);
+        assert_eq!(version_cmp("2026-12-01", "2026-11-30"), std::cmp::Ordering::Greater);
+        assert_eq!(version_cmp("007", "7"), std::cmp::Ordering::Less, "equal values fall back to their text");
+        assert_eq!(split_version("@1"), None);
+        assert_eq!(split_version("a@"), None);
     }
 }

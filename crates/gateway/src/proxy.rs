@@ -68,6 +68,10 @@ pub async fn models(State(gw): Gw, who: Who, headers: HeaderMap) -> Response {
             json!({"id": m, "object": "model", "created": 0, "owned_by": "aiplus", "context_length": ctx})
         })
         .collect();
+    // A versioned name is offered when one of its versions is.
+    let mut families: Vec<&String> = catalog.versions.iter().filter(|(_, v)| v.iter().any(|m| offered(m))).map(|(f, _)| f).collect();
+    families.sort();
+    data.extend(families.into_iter().map(|f| json!({"id": f, "object": "model", "created": 0, "owned_by": "aiplus"})));
     if let Some(e) = gw.embedded.as_ref().filter(|e| offered(&e.name)) {
         data.push(json!({"id": e.name, "object": "model", "created": 0, "owned_by": "aiplus-embedded", "ready": e.is_ready()}));
     }
@@ -331,11 +335,14 @@ pub(crate) async fn call_upstream(
     let call = gw.http.post(url).timeout(Duration::from_secs(d.timeout_s));
     // The client's own bytes go on unchanged unless the model name must be rewritten: no
     // second serialisation on the hot path.
-    let mut call = match (raw, &d.upstream_model) {
+    // A request for a versioned name (`chat`) names the version that serves it (`chat@1`).
+    let rename =
+        d.upstream_model.as_deref().or_else(|| (req["model"].as_str() != Some(&route.model.name)).then_some(route.model.name.as_str()));
+    let mut call = match (raw, rename) {
         (Some(raw), None) => call.header(header::CONTENT_TYPE, "application/json").body(raw.clone()),
-        (_, upstream_model) => {
+        (_, rename) => {
             let mut body = req.clone();
-            if let Some(m) = upstream_model {
+            if let Some(m) = rename {
                 body["model"] = json!(m);
             }
             call.json(&body)

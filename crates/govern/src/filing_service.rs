@@ -20,6 +20,8 @@ use crate::filings::{Attachment, AttachmentKind, Content, MAX_ATTACHMENT_BYTES, 
 use crate::lifecycle::{self, Action, Due, Filing, State};
 use crate::states::Actor;
 
+/// How often deadlines are checked when nothing changes.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// The prefix of every overdue-filing alert's key.
 const OVERDUE: &str = "filing.overdue";
 
@@ -121,6 +123,40 @@ impl Filings {
         }
     }
 
+    /// Follows changes made on other instances and raises or closes overdue alerts: after
+    /// every change seen, and every [`SWEEP_EVERY`] (a deadline passes with no change), until
+    /// `stop` turns true.
+    pub fn follow(
+        self: &Arc<Self>,
+        alerts: Arc<Alerts>,
+        clock: Arc<dyn vocab::Clock>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut swept_at: Option<tokio::time::Instant> = None;
+            loop {
+                let changed = match me.refresh().await {
+                    Ok(n) => n > 0,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading filings failed; keeping the previous ones");
+                        false
+                    }
+                };
+                if changed || swept_at.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
+                    swept_at = Some(tokio::time::Instant::now());
+                    if let Err(e) = me.sweep(&alerts, clock.now_ms()).await {
+                        tracing::warn!(error = %e, "checking filing deadlines failed");
+                    }
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(crate::states::FOLLOW_EVERY) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        })
+    }
+
     /// Whether a filing that stands covers model version `model`.
     pub fn is_filed(&self, model: &str) -> bool {
         self.filed.read().is_ok_and(|s| s.contains(model))
@@ -155,6 +191,18 @@ impl Filings {
 
     /// Takes `action` on filing `id`, made on revision `rev` when the caller names one.
     pub async fn act(&self, id: &str, rev: Option<u64>, action: Action, actor: Actor<'_>, now_ms: i64) -> Result<View, GovernError> {
+        if let Action::Attach { .. } = action {
+            // Only `attach` names a file, and only after storing it: a digest from outside
+            // could name bytes nobody stored.
+            return Err(GovernError::Invalid {
+                field: "action",
+                reason: "attach files by uploading them (`attach`), which stores them first".into(),
+            });
+        }
+        self.take(id, rev, action, actor, now_ms).await
+    }
+
+    async fn take(&self, id: &str, rev: Option<u64>, action: Action, actor: Actor<'_>, now_ms: i64) -> Result<View, GovernError> {
         let _one_at_a_time = self.writing.lock().await;
         let f = self.load(id).await?;
         if let Some(r) = rev
@@ -192,7 +240,7 @@ impl Filings {
         self.store.put_blob(&sha256, data).await?;
         let size_bytes = data.len() as u64;
         let attachment = Attachment { kind, name: name.trim().to_string(), sha256, size_bytes };
-        self.act(id, None, Action::Attach { attachment }, actor, now_ms).await
+        self.take(id, None, Action::Attach { attachment }, actor, now_ms).await
     }
 
     /// Logs the change, then stores it; in force here at once.

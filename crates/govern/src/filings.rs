@@ -18,6 +18,8 @@ pub const MAX_CONTENT_BYTES: usize = 48 * 1024;
 pub const MAX_TEXT_CHARS: usize = 200;
 pub const MAX_ITEMS: usize = 32;
 pub const MAX_ATTACHMENTS: usize = 32;
+/// The largest corpus a filing may state, in tokens (10^16: far beyond any corpus trained on).
+pub const MAX_SCALE_TOKENS: u64 = 10_000_000_000_000_000;
 /// The largest attachment (a report, a keyword list, a test set, an agreement).
 pub const MAX_ATTACHMENT_BYTES: usize = 16 * 1024 * 1024;
 
@@ -285,6 +287,9 @@ impl Content {
         for s in &self.corpus.sources {
             check_text("corpus.sources.name", &s.name)?;
             check_text("corpus.sources.licence", &s.licence)?;
+        }
+        if self.corpus.scale_tokens > MAX_SCALE_TOKENS {
+            return invalid("corpus.scale_tokens", format!("at most {MAX_SCALE_TOKENS}"));
         }
         check_list("models", &self.models)?;
         for m in &self.models {

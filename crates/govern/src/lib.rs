@@ -8,6 +8,8 @@
 //! - [`filings`], [`lifecycle`], [`filing_service`]: the CAC filings (备案) an operator keeps,
 //!   from draft to filed to cancelled, with their attachments stored by SHA-256, the rules'
 //!   deadlines in China's working days ([`calendar`]), and every change a log leaf.
+//! - [`policy`]: the [`vocab::ModelPolicy`] the gateway asks: the state, and with
+//!   `govern.require_filing` a filing in force.
 //! - [`alerts`]: what needs an operator's attention (an overdue filing), open until its cause
 //!   is gone, raised once however many instances see it.
 //!
@@ -18,9 +20,11 @@ pub mod calendar;
 pub mod filing_service;
 pub mod filings;
 pub mod lifecycle;
+pub mod policy;
 pub mod states;
 
 pub use filing_service::Filings;
+pub use policy::Policy;
 pub use states::{Change, ModelState, ModelStates, Status};
 
 /// Errors of the governance services, one type for the boundary.

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use store::Store;
 use tlog::{Fact, Log};
-use vocab::{ModelDecision, ModelPolicy};
+use vocab::ModelDecision;
 
 use crate::GovernError;
 
@@ -198,8 +198,9 @@ impl ModelStates {
     }
 }
 
-impl ModelPolicy for ModelStates {
-    fn decide(&self, model: &str, tenant: &str) -> ModelDecision {
+impl ModelStates {
+    /// What the model's state allows `tenant` now.
+    pub fn decide(&self, model: &str, tenant: &str) -> ModelDecision {
         let Ok(states) = self.states.read() else { return ModelDecision::Allow };
         match states.get(model) {
             Some(s) if s.status == Status::Suspended => ModelDecision::Refuse {

@@ -21,7 +21,7 @@ pub trait Clock: Send + Sync {
     fn now_ms(&self) -> i64;
 }
 
-/// Governance's word on one request for a model: whether it may be served now.
+/// Governance's word on one request for a model version: whether it may be served now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ModelDecision {
     Allow,
@@ -36,4 +36,7 @@ pub enum ModelDecision {
 /// Asked by the gateway for every request, on its hot path: answers from memory, at once.
 pub trait ModelPolicy: Send + Sync {
     fn decide(&self, model: &str, tenant: &str) -> ModelDecision;
+    /// Whether a filing that stands covers model version `model`: traffic falls back from a
+    /// withheld version only to a filed one.
+    fn filed(&self, model: &str) -> bool;
 }

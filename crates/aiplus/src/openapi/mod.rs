@@ -8,6 +8,7 @@
 
 use serde_json::{Value, json};
 
+mod govern_schemas;
 mod schemas;
 
 /// A tenant's id, as `identity::tenant_id_ok` checks it.
@@ -80,6 +81,36 @@ pub const OPERATIONS: &[Op] = &[
         Some("ModelStateChange"),
         200,
     ),
+    ("get", "/api/v1/filings", "govern", "Filings (备案), newest first, each with the deadline that binds it now.", None, 200),
+    (
+        "post",
+        "/api/v1/filings",
+        "govern",
+        "Open a draft filing: an algorithm filing or a generative-AI service filing, for the operator or for a tenant. A draft may be incomplete. May answer 422 to a schema-valid request: a model name is limited to 256 bytes and the content to 48 KiB of JSON.",
+        Some("FilingCreate"),
+        201,
+    ),
+    ("get", "/api/v1/filings/{id}", "govern", "A filing, with its revision as the ETag.", None, 200),
+    (
+        "post",
+        "/api/v1/filings/{id}/actions",
+        "govern",
+        "Take a lifecycle action: update, detach, submit, return, file, change, end_service, cancel. Send the ETag in If-Match to act only on that revision (409 otherwise). An action the state does not allow answers 409; a submission that lacks a required field or attachment answers 422 naming it, as does a model name over 256 bytes.",
+        Some("FilingAction"),
+        200,
+    ),
+    ("get", "/api/v1/filings/{id}/history", "govern", "A filing's changes, oldest first, each with its transparency-log entry.", None, 200),
+    (
+        "post",
+        "/api/v1/filings/{id}/attachments",
+        "govern",
+        "Attach a file (at most 16 MiB) to a draft or a change in progress. It is stored by its SHA-256; a `sha256` sent along is checked against the bytes (422 if they differ, or if the body is empty). A filing past its draft answers 409.",
+        Some("Binary"),
+        201,
+    ),
+    ("get", "/api/v1/filings/{id}/attachments/{sha256}", "govern", "An attachment's bytes, checked against their SHA-256.", None, 200),
+    ("get", "/api/v1/alerts", "govern", "Open alerts, and closed ones opened since `since_ms`, newest first.", None, 200),
+    ("post", "/api/v1/alerts/{id}/ack", "govern", "Acknowledge an alert (it stays open until its cause is gone).", None, 200),
     (
         "get",
         "/api/v1/log/proof",
@@ -175,6 +206,9 @@ fn success_content(path: &str, schema: Value) -> Option<Value> {
         "/api/v1/jobs/{id}/logs" => Some(json!({"text/plain": {"schema": {"type": "string"}}, "text/event-stream": {"schema": {
             "type": "object", "required": ["event", "data"],
             "properties": {"event": {"enum": ["log", "end"]}, "data": {"type": "string", "contentMediaType": "application/json"}}}}})),
+        "/api/v1/filings/{id}/attachments/{sha256}" => {
+            Some(json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}))
+        }
         p if p.starts_with("/v1/") => None,
         "/api/v1/models/{name}" if schema == json!({}) => Some(json!({"application/json": {"schema": {"type": "object"}}})),
         _ => Some(json!({"application/json": {"schema": schema}})),
@@ -245,8 +279,9 @@ pub fn document() -> Value {
             None => {}
         }
         if let Some(schema) = body {
+            let media = if *schema == "Binary" { "application/octet-stream" } else { "application/json" };
             op["requestBody"] =
-                json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+                json!({"required": true, "content": {media: {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
         }
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[*method] = op;

@@ -9,10 +9,10 @@
 use serde_json::{Value, json};
 
 /// Characters a name may not hold: Unicode's control characters (C0, DEL and C1).
-const NO_CONTROLS: &str = "\\u0000-\\u001f\\u007f-\\u009f";
+pub(super) const NO_CONTROLS: &str = "\\u0000-\\u001f\\u007f-\\u009f";
 
 /// A string of 1..=`max` characters without control characters (descriptions, sources).
-fn text(max: usize) -> Value {
+pub(super) fn text(max: usize) -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": format!("^[^{NO_CONTROLS}]*$")})
 }
 
@@ -27,15 +27,15 @@ fn name(max: usize) -> Value {
 }
 
 /// An optional field that may also be sent as `null`, meaning "not set".
-fn nullable(schema: Value) -> Value {
+pub(super) fn nullable(schema: Value) -> Value {
     json!({"anyOf": [{"type": "null"}, schema]})
 }
 
-fn id_pattern() -> Value {
+pub(super) fn id_pattern() -> Value {
     json!({"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"})
 }
 
-fn uint(max: u64) -> Value {
+pub(super) fn uint(max: u64) -> Value {
     json!({"type": "integer", "minimum": 0, "maximum": max})
 }
 
@@ -43,7 +43,7 @@ fn number(min: f64, max: f64) -> Value {
     json!({"type": "number", "minimum": min, "maximum": max})
 }
 
-fn object(required: &[&str], properties: Value) -> Value {
+pub(super) fn object(required: &[&str], properties: Value) -> Value {
     json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties})
 }
 
@@ -232,6 +232,9 @@ pub fn requests_with(problem: Value) -> Value {
         "ModelDeployment": model_deployment(),
         "Scale": object(&["replicas"], json!({"replicas": uint(u64::from(models::deployer::MAX_REPLICAS))})),
         "ModelStateChange": model_state_change(),
+        "FilingCreate": super::govern_schemas::filing_create(),
+        "FilingAction": super::govern_schemas::filing_action(),
+        "Binary": {"type": "string", "format": "binary", "description": "The file's bytes, as `application/octet-stream`."},
         "OpenAIError": record(&["error"], json!({"error": record(&["message", "type"], json!({"message": {"type": "string"}, "type": {"type": "string"},
             "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}))})),
     })
@@ -260,7 +263,7 @@ fn model_state() -> Value {
     )
 }
 
-fn record(required: &[&str], properties: Value) -> Value {
+pub(super) fn record(required: &[&str], properties: Value) -> Value {
     json!({"type": "object", "required": required, "properties": properties})
 }
 
@@ -313,7 +316,7 @@ fn job() -> Value {
     )
 }
 
-fn list(items: Value) -> Value {
+pub(super) fn list(items: Value) -> Value {
     json!({"type": "array", "items": items})
 }
 
@@ -406,9 +409,12 @@ pub fn responses() -> Vec<(&'static str, &'static str, Value)> {
         ),
         ("get", "/api/v1/usage", list(record(&["tenant", "pillar"], json!({"tenant": {"type": "string"}, "pillar": {"type": "string"}})))),
     ]
+    .into_iter()
+    .chain(super::govern_schemas::responses())
+    .collect()
 }
 
-fn param_text() -> Value {
+pub(super) fn param_text() -> Value {
     json!({"type": "string", "maxLength": api::usage_routes::MAX_PARAM_CHARS})
 }
 
@@ -464,6 +470,6 @@ pub fn query(method: &str, path: &str) -> Vec<Value> {
                 "What to group by, comma-separated (default: all; empty: one row of totals).",
             ),
         ],
-        _ => vec![],
+        _ => super::govern_schemas::query(method, path),
     }
 }

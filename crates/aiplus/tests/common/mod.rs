@@ -289,3 +289,15 @@ pub fn wait_cancelled(s: &Server, id: &str) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Asks `f` every 50 ms until it answers, for at most `timeout`.
+pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "nothing came within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
