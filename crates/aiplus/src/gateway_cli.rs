@@ -172,13 +172,26 @@ enum ModelsCommand {
         #[arg(long)]
         reason: String,
     },
-    /// Restrict a model to the listed tenants (--tenant, repeatable); others are refused.
+    /// Restrict a model: to the listed tenants (--tenant, repeatable; others are refused), to
+    /// deployments in the listed regions (--region hub:<id> or province:<name>), and/or to
+    /// limits per tenant below the tenants' own. Give at least one.
     Restrict {
         name: String,
         #[arg(long)]
         reason: String,
-        #[arg(long = "tenant", required = true)]
+        #[arg(long = "tenant")]
         tenants: Vec<String>,
+        #[arg(long = "region")]
+        regions: Vec<String>,
+        /// Requests a minute per tenant.
+        #[arg(long)]
+        requests_per_min: Option<u64>,
+        /// Tokens a minute per tenant.
+        #[arg(long)]
+        tokens_per_min: Option<u64>,
+        /// Tokens a day per tenant.
+        #[arg(long)]
+        tokens_per_day: Option<u64>,
     },
     /// Make a suspended or restricted model active again.
     Activate {
@@ -390,8 +403,11 @@ pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
         ModelsCommand::Suspend { name, reason } => {
             set_state(&c, &args.server.server, name, json!({"status": "suspended", "reason": reason}))?
         }
-        ModelsCommand::Restrict { name, reason, tenants } => {
-            set_state(&c, &args.server.server, name, json!({"status": "restricted", "reason": reason, "tenants": tenants}))?
+        ModelsCommand::Restrict { name, reason, tenants, regions, requests_per_min, tokens_per_min, tokens_per_day } => {
+            let limits = (requests_per_min.is_some() || tokens_per_min.is_some() || tokens_per_day.is_some())
+                .then(|| json!({"requests_per_min": requests_per_min, "tokens_per_min": tokens_per_min, "tokens_per_day": tokens_per_day}));
+            let body = json!({"status": "restricted", "reason": reason, "tenants": tenants, "regions": regions, "limits": limits});
+            set_state(&c, &args.server.server, name, body)?
         }
         ModelsCommand::Activate { name, reason } => {
             set_state(&c, &args.server.server, name, json!({"status": "active", "reason": reason}))?
@@ -428,9 +444,17 @@ pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
             }
         }
         ModelsCommand::Suspend { .. } | ModelsCommand::Restrict { .. } | ModelsCommand::Activate { .. } | ModelsCommand::States => {
-            println!("{:<28} {:<11} {:<24} {:<20} {:>9} reason", "model", "status", "tenants", "by", "log entry");
+            println!("{:<28} {:<11} {:<24} {:<20} {:>9} reason", "model", "status", "restricted to", "by", "log entry");
             for m in rows(&v) {
-                let tenants = m["tenants"].as_array().map(|t| t.iter().map(s).collect::<Vec<_>>().join(",")).unwrap_or_default();
+                // Tenants, regions and limits, whichever the restriction names.
+                let mut bounds: Vec<String> = ["tenants", "regions"]
+                    .iter()
+                    .filter_map(|k| m[*k].as_array().filter(|a| !a.is_empty()).map(|a| a.iter().map(s).collect::<Vec<_>>().join(",")))
+                    .collect();
+                if m["limits"].is_object() {
+                    bounds.push(show_limits(&m["limits"]));
+                }
+                let tenants = bounds.join(" ");
                 println!(
                     "{:<28} {:<11} {:<24} {:<20} {:>9} {}",
                     s(&m["model"]),

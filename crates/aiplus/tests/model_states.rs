@@ -21,7 +21,8 @@ fn config(data: &std::path::Path, upstream: &str, extra: &str) -> std::path::Pat
         format!(
             "{extra}[gateway]\nallow_local_upstreams = true\n[gateway.embedded]\nenabled = false\n\
              [[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/ok/v1\"\n\
-             [[gateway.model]]\nname = \"long\"\n[[gateway.model.deployment]]\nid = \"drip\"\nbase_url = \"{upstream}/drip/v1\"\n"
+             [[gateway.model]]\nname = \"long\"\n[[gateway.model.deployment]]\nid = \"drip\"\nbase_url = \"{upstream}/drip/v1\"\n\
+             [[gateway.model]]\nname = \"west\"\n[[gateway.model.deployment]]\nid = \"guian\"\ncluster = \"guian\"\nbase_url = \"{upstream}/ok/v1\"\n"
         ),
     )
     .unwrap();
@@ -125,5 +126,54 @@ fn suspend_restrict_and_activate_bind_the_gateway_and_are_logged() {
     drop(s);
     let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
     assert_eq!(chat(&s, &alpha), (403, Some("model_suspended".into())));
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A restriction short of a refusal: to deployments in named regions, and to limits per tenant
+/// below the tenants' own.
+#[test]
+fn a_restriction_by_region_or_by_lower_limits_binds_the_gateway() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upstream = rt.block_on(gateway::test_double::start()).unwrap();
+    let data = temp_dir("states-bounds");
+    let cfg = config(&data, &upstream, "");
+    let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
+    let alpha = secret(&s, "alpha");
+    let chat_with = |model: &str| {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/v1/chat/completions", s.url))
+            .bearer_auth(&alpha)
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "你好"}]}))
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().unwrap_or(Value::Null);
+        (
+            status,
+            body["error"]["code"].as_str().unwrap_or_default().to_string(),
+            body["error"]["message"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    // `west` runs in Gui'an (hub guizhou): restricted to that hub it serves, to another it does not.
+    cli(&s, &["models", "restrict", "west", "--reason", "数据不出贵州", "--region", "hub:guizhou"]);
+    assert_eq!(chat_with("west").0, 200);
+    let table = cli(&s, &["models", "restrict", "west", "--reason", "only Beijing", "--region", "hub:jingjinji"]);
+    assert!(table.contains("hub:jingjinji"), "{table}");
+    let (status, code, message) = chat_with("west");
+    assert_eq!((status, code.as_str()), (403, "model_restricted"), "{message}");
+    assert!(message.contains("hub:jingjinji"), "{message}");
+    // `qwen` (in no region) limited to 2 requests a minute per tenant: the third waits, others are untouched.
+    cli(&s, &["models", "restrict", "qwen", "--reason", "capacity", "--requests-per-min", "2"]);
+    assert_eq!(chat_with("qwen").0, 200);
+    assert_eq!(chat_with("qwen").0, 200);
+    let (status, code, message) = chat_with("qwen");
+    assert_eq!((status, code.as_str()), (429, "rate_limit_exceeded"), "{message}");
+    assert!(message.contains("model"), "{message}");
+    assert_eq!(chat_with("long").0, 200, "another model keeps its own limits");
+    // A restriction names what it restricts to; active takes none of it.
+    let (st, body) = s.put("/api/v1/model-states/qwen", &json!({"status": "active", "reason": "x", "regions": ["hub:guizhou"]}));
+    assert_eq!((st, body["field"].as_str()), (422, Some("regions")), "{body}");
+    let (st, body) = s.put("/api/v1/model-states/qwen", &json!({"status": "restricted", "reason": "x", "limits": {"requests_per_min": 0}}));
+    assert_eq!((st, body["field"].as_str()), (422, Some("limits")), "{body}");
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -158,6 +158,7 @@ pub async fn admit(
 ) -> Result<Target, RequestError> {
     let catalog = gw.catalog();
     resolve_version(gw, &catalog, metered)?;
+    metered.bounds = gw.policy.as_ref().and_then(|p| p.bounds(&metered.model));
     let model = metered.model.clone();
     let target = match catalog.routes.get(&model) {
         Some(route) => Target::Upstream { route: route.clone(), plan: Vec::new() },
@@ -184,6 +185,14 @@ pub async fn admit(
             }
             let plan = metered.plan(gw, &route);
             if plan.is_empty() {
+                if let Some(b) = metered.bounds.as_ref().filter(|b| !b.regions.is_empty()) {
+                    let regions: Vec<String> = b.regions.iter().map(ToString::to_string).collect();
+                    let message = format!(
+                        "The model `{model}` is restricted by the operator to deployments in {}, and none of those may serve you",
+                        regions.join(", ")
+                    );
+                    return Err(RequestError::Governed { code: "model_restricted", message });
+                }
                 return Err(RequestError::RegionNotAllowed(model));
             }
             Target::Upstream { route, plan }
@@ -313,6 +322,8 @@ pub struct Metered {
     pub started: Instant,
     pub input_estimate: u64,
     pub reservation: Option<Reservation>,
+    /// Governance's bounds on the model version that serves (regions, lower limits), if any.
+    pub bounds: Option<std::sync::Arc<vocab::ModelBounds>>,
     /// The client's `X-Request-Id`, kept in the ledger so a client can find its requests.
     pub request_id: Option<String>,
     /// The place this request's usage event holds in the ledger's queue.
@@ -355,16 +366,30 @@ impl Metered {
             started: Instant::now(),
             input_estimate,
             reservation: None,
+            bounds: None,
             request_id: request_id(headers),
             ticket,
         })
     }
 
-    /// Reserves a request and `tokens` against the key's and the tenant's limits.
+    /// Reserves a request and `tokens` against the key's and the tenant's limits, and the
+    /// tenant's limits on this model when governance bounds it.
     async fn reserve(&mut self, gw: &Gateway, tokens: u64) -> Result<(), RequestError> {
         let tenant = gw.tenant(self.caller.tenant_id());
         let c = &self.caller;
-        let r = gw.limiter.reserve(&c.key_scope, &c.limits, &c.tenant_scope, &tenant.limits, tokens, now_ms()).await;
+        let bounded = self.bounds.as_ref().map(|b| {
+            let limits = identity::limits::Limits {
+                requests_per_min: b.requests_per_min,
+                tokens_per_min: b.tokens_per_min,
+                tokens_per_day: b.tokens_per_day,
+            };
+            (std::sync::Arc::<str>::from(format!("model:{}:{}", self.model, c.tenant_id())), limits)
+        });
+        let mut scopes = vec![(&c.key_scope, &c.limits), (&c.tenant_scope, &tenant.limits)];
+        if let Some((scope, limits)) = &bounded {
+            scopes.push((scope, limits));
+        }
+        let r = gw.limiter.reserve(&scopes, tokens, now_ms()).await;
         self.reservation = Some(r.map_err(RequestError::Limit)?);
         Ok(())
     }
@@ -389,9 +414,14 @@ impl Metered {
     fn plan(&self, gw: &Gateway, route: &ModelRoute) -> Vec<usize> {
         let tenant = gw.tenant(self.caller.tenant_id());
         let now = now_ms();
+        let governed = |site: Option<&crate::Site>| match self.bounds.as_ref().filter(|b| !b.regions.is_empty()) {
+            Some(b) => vocab::allows(&b.regions, site.map(|s| vocab::Place { hub: &s.hub, province: &s.province })),
+            None => true,
+        };
         let plan = route.plan(Instant::now(), |d| {
             let site = d.cluster.as_deref().and_then(|c| gw.sites.as_ref().and_then(|s| s.site(c, now)));
-            Candidate { allowed: tenant.allows(site.as_ref()), site_cost: site.map_or(f64::MAX, |s| s.cost_cny_per_kwh) }
+            let allowed = tenant.allows(site.as_ref()) && governed(site.as_ref());
+            Candidate { allowed, site_cost: site.map_or(f64::MAX, |s| s.cost_cny_per_kwh) }
         });
         plan.iter().filter_map(|d| route.model.deployments.iter().position(|x| std::ptr::eq(x, *d))).collect()
     }

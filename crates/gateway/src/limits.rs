@@ -112,19 +112,11 @@ impl Limiter {
         Self { store, slices: Mutex::new(FxHashMap::default()) }
     }
 
-    /// Takes one request and `tokens` tokens from every limit that applies, or nothing.
-    /// `key_scope` and `tenant_scope` name the counters (`key:<id>`, `tenant:<t>`).
-    pub async fn reserve(
-        &self,
-        key_scope: &Arc<str>,
-        key: &Limits,
-        tenant_scope: &Arc<str>,
-        tenant_limits: &Limits,
-        tokens: u64,
-        now_ms: i64,
-    ) -> Result<Reservation, Refusal> {
+    /// Takes one request and `tokens` tokens from every limit that applies, or nothing. Each
+    /// scope names its counters (`key:<id>`, `tenant:<t>`, `model:<m>:<t>`).
+    pub async fn reserve(&self, scopes: &[(&Arc<str>, &Limits)], tokens: u64, now_ms: i64) -> Result<Reservation, Refusal> {
         let mut taken: Vec<Draw> = Vec::new();
-        for (scope, l) in [(key_scope, key), (tenant_scope, tenant_limits)] {
+        for &(scope, l) in scopes {
             for (kind, limit, amount) in [
                 (Kind::Requests, l.requests_per_min, 1),
                 (Kind::TokensMinute, l.tokens_per_min, tokens),
@@ -243,28 +235,31 @@ mod tests {
         let l = Limiter::new(Store::memory().await.unwrap());
         let mut ok = 0;
         for _ in 0..150 {
-            if l.reserve(&scope("key:k"), &rpm(100), &scope("tenant:t"), &Limits::default(), 10, 5_000).await.is_ok() {
+            if l.reserve(&[(&scope("key:k"), &rpm(100)), (&scope("tenant:t"), &Limits::default())], 10, 5_000).await.is_ok() {
                 ok += 1;
             }
         }
         assert_eq!(ok, 100);
-        let refused = l.reserve(&scope("key:k"), &rpm(100), &scope("tenant:t"), &Limits::default(), 10, 59_999).await.unwrap_err();
+        let refused = l.reserve(&[(&scope("key:k"), &rpm(100)), (&scope("tenant:t"), &Limits::default())], 10, 59_999).await.unwrap_err();
         assert!(matches!(refused, Refusal::Exceeded { retry_after_s: 1, .. }), "{refused:?}");
-        assert!(l.reserve(&scope("key:k"), &rpm(100), &scope("tenant:t"), &Limits::default(), 10, 60_000).await.is_ok());
+        assert!(l.reserve(&[(&scope("key:k"), &rpm(100)), (&scope("tenant:t"), &Limits::default())], 10, 60_000).await.is_ok());
     }
 
     #[tokio::test]
     async fn the_tenant_limit_binds_across_its_keys_and_settling_returns_unused_tokens_once() {
         let l = Arc::new(Limiter::new(Store::memory().await.unwrap()));
         let tenant = Limits { tokens_per_min: Some(1000), ..Limits::default() };
-        let a = l.reserve(&scope("key:a"), &rpm(1000), &scope("tenant:t"), &tenant, 600, 0).await.unwrap();
-        assert!(l.reserve(&scope("key:b"), &rpm(1000), &scope("tenant:t"), &tenant, 600, 0).await.is_err(), "600 + 600 > 1000");
+        let a = l.reserve(&[(&scope("key:a"), &rpm(1000)), (&scope("tenant:t"), &tenant)], 600, 0).await.unwrap();
+        assert!(l.reserve(&[(&scope("key:b"), &rpm(1000)), (&scope("tenant:t"), &tenant)], 600, 0).await.is_err(), "600 + 600 > 1000");
         // Settling with fewer tokens returns the rest (300); a second settle is ignored.
         l.settle(&a, 300);
         l.settle(&a, 0);
-        assert!(l.reserve(&scope("key:b"), &rpm(1000), &scope("tenant:t"), &tenant, 700, 0).await.is_ok(), "1000 - 600 + 300 = 700 left");
         assert!(
-            l.reserve(&scope("key:b"), &rpm(1000), &scope("tenant:t"), &tenant, 1, 0).await.is_err(),
+            l.reserve(&[(&scope("key:b"), &rpm(1000)), (&scope("tenant:t"), &tenant)], 700, 0).await.is_ok(),
+            "1000 - 600 + 300 = 700 left"
+        );
+        assert!(
+            l.reserve(&[(&scope("key:b"), &rpm(1000)), (&scope("tenant:t"), &tenant)], 1, 0).await.is_err(),
             "nothing left: the second settle gave nothing back"
         );
     }
@@ -273,7 +268,7 @@ mod tests {
     async fn tokens_beyond_a_reservation_are_charged() {
         let l = Arc::new(Limiter::new(Store::memory().await.unwrap()));
         let day = Limits { tokens_per_day: Some(10_000), ..Limits::default() };
-        let r = l.reserve(&scope("key:k"), &day, &scope("tenant:t"), &Limits::default(), 100, 0).await.unwrap();
+        let r = l.reserve(&[(&scope("key:k"), &day), (&scope("tenant:t"), &Limits::default())], 100, 0).await.unwrap();
         l.settle(&r, 20_000);
         for _ in 0..100 {
             if l.store.counter("key:k:tpd", 0).await.unwrap() >= 20_000 {
@@ -283,7 +278,7 @@ mod tests {
         }
         assert!(l.store.counter("key:k:tpd", 0).await.unwrap() >= 20_000);
         assert!(
-            l.reserve(&scope("key:k"), &day, &scope("tenant:t"), &Limits::default(), 1, 1000).await.is_err(),
+            l.reserve(&[(&scope("key:k"), &day), (&scope("tenant:t"), &Limits::default())], 1, 1000).await.is_err(),
             "the day's budget is gone"
         );
     }

@@ -30,6 +30,10 @@ impl ModelPolicy for Policy {
     fn filed(&self, model: &str) -> bool {
         self.filings.is_filed(model)
     }
+
+    fn bounds(&self, model: &str) -> Option<Arc<vocab::ModelBounds>> {
+        self.states.bounds(model)
+    }
 }
 
 #[cfg(test)]
@@ -64,7 +68,7 @@ mod tests {
         filings.act(&id, None, Action::File { filing_number: "n-1".into() }, OP, 3).await.unwrap();
         assert!(strict.filed("chat@1"));
         assert_eq!(strict.decide("chat@1", "t"), ModelDecision::Allow);
-        let suspend = Change { status: Status::Suspended, reason: "a finding".into(), tenants: vec![] };
+        let suspend = Change { status: Status::Suspended, reason: "a finding".into(), tenants: vec![], regions: vec![], limits: None };
         states.set("chat@1", suspend, OP, 4).await.unwrap();
         assert!(matches!(strict.decide("chat@1", "t"), ModelDecision::Refuse { code: "model_suspended", .. }));
     }

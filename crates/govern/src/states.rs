@@ -25,6 +25,7 @@ pub const FOLLOW_EVERY: Duration = Duration::from_millis(200);
 pub const MAX_NAME_BYTES: usize = 256;
 pub const MAX_REASON_CHARS: usize = 1000;
 pub const MAX_TENANTS: usize = 1000;
+pub const MAX_REGIONS: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -51,9 +52,15 @@ pub struct Change {
     pub status: Status,
     /// Why: required, and recorded in the log's full record.
     pub reason: String,
-    /// With `restricted`: the only tenants that may use the model.
+    /// With `restricted`: the only tenants that may use the model (none: every tenant).
     #[serde(default)]
     pub tenants: Vec<String>,
+    /// With `restricted`: the only regions its deployments may serve from (none: anywhere).
+    #[serde(default)]
+    pub regions: Vec<vocab::Region>,
+    /// With `restricted`: limits per tenant on this model, below the tenants' own.
+    #[serde(default)]
+    pub limits: Option<identity::limits::Limits>,
 }
 
 /// A model's state, as stored and shown.
@@ -62,6 +69,10 @@ pub struct ModelState {
     pub model: String,
     pub status: Status,
     pub tenants: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<vocab::Region>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<identity::limits::Limits>,
     pub reason: String,
     /// Who changed it last (a key, token or console user id) and in which role.
     pub actor: String,
@@ -81,6 +92,8 @@ pub struct ModelStates {
     store: Store,
     log: Arc<Log>,
     states: RwLock<HashMap<String, ModelState>>,
+    /// The bounds of each restricted model, made once per change for the request path.
+    bounds: RwLock<HashMap<String, Arc<vocab::ModelBounds>>>,
     /// One change at a time on this instance, from its log entry to its stored row, so the
     /// state in force is always the one of the latest entry.
     writing: tokio::sync::Mutex<()>,
@@ -97,21 +110,57 @@ fn check(change: &Change, model: &str) -> Result<(), GovernError> {
     if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
         return invalid("reason", "say why, in 1 to 1000 characters");
     }
+    let bounded = !change.tenants.is_empty() || !change.regions.is_empty() || change.limits.is_some();
     match change.status {
-        Status::Restricted if change.tenants.is_empty() => invalid("tenants", "a restricted model lists the tenants that may still use it"),
+        Status::Restricted if !bounded => {
+            invalid("tenants", "a restricted model lists the tenants that may still use it, the regions it may serve from, or its limits")
+        }
         Status::Restricted if change.tenants.len() > MAX_TENANTS => invalid("tenants", "at most 1000 tenants"),
-        Status::Active | Status::Suspended if !change.tenants.is_empty() => invalid("tenants", "only a restricted model lists tenants"),
-        _ => match change.tenants.iter().find(|t| !identity::tenant_id_ok(t)) {
-            Some(t) => Err(GovernError::Invalid { field: "tenants", reason: format!("{t:?}: {}", identity::TENANT_ID_RULE) }),
-            None => Ok(()),
-        },
+        Status::Restricted if change.regions.len() > MAX_REGIONS => invalid("regions", "at most 64 regions"),
+        Status::Active | Status::Suspended if bounded => invalid(
+            if change.tenants.is_empty() { if change.regions.is_empty() { "limits" } else { "regions" } } else { "tenants" },
+            "only a restricted model lists tenants, regions or limits",
+        ),
+        _ => {
+            if let Some(l) = &change.limits {
+                l.validate("limits.").map_err(|e| GovernError::Invalid { field: "limits", reason: e })?;
+                if l.requests_per_min.is_none() && l.tokens_per_min.is_none() && l.tokens_per_day.is_none() {
+                    return invalid("limits", "name at least one limit");
+                }
+            }
+            match change.tenants.iter().find(|t| !identity::tenant_id_ok(t)) {
+                Some(t) => Err(GovernError::Invalid { field: "tenants", reason: format!("{t:?}: {}", identity::TENANT_ID_RULE) }),
+                None => Ok(()),
+            }
+        }
     }
+}
+
+/// The bounds a state puts on a model that may serve.
+fn bounds_of(s: &ModelState) -> Option<Arc<vocab::ModelBounds>> {
+    if s.status != Status::Restricted || (s.regions.is_empty() && s.limits.is_none()) {
+        return None;
+    }
+    let l = s.limits.unwrap_or_default();
+    Some(Arc::new(vocab::ModelBounds {
+        regions: s.regions.clone(),
+        requests_per_min: l.requests_per_min,
+        tokens_per_min: l.tokens_per_min,
+        tokens_per_day: l.tokens_per_day,
+    }))
 }
 
 impl ModelStates {
     /// Loads every stored state.
     pub async fn open(store: Store, log: Arc<Log>) -> Result<Self, GovernError> {
-        let s = Self { store, log, states: RwLock::new(HashMap::new()), writing: tokio::sync::Mutex::new(()), seen: AtomicI64::new(0) };
+        let s = Self {
+            store,
+            log,
+            states: RwLock::default(),
+            bounds: RwLock::default(),
+            writing: tokio::sync::Mutex::new(()),
+            seen: AtomicI64::new(0),
+        };
         s.refresh().await?;
         Ok(s)
     }
@@ -133,6 +182,12 @@ impl ModelStates {
         if let Ok(mut m) = self.states.write()
             && m.get(&name).is_none_or(|old| old.log_index < state.log_index)
         {
+            if let Ok(mut b) = self.bounds.write() {
+                match bounds_of(&state) {
+                    Some(bounds) => b.insert(name.clone(), bounds),
+                    None => b.remove(&name),
+                };
+            }
             m.insert(name, state);
         }
     }
@@ -160,7 +215,8 @@ impl ModelStates {
         tenants.sort();
         tenants.dedup();
         let record = serde_json::json!({
-            "model": model, "status": change.status, "tenants": tenants, "reason": change.reason.trim(), "actor": actor.id,
+            "model": model, "status": change.status, "tenants": tenants, "regions": change.regions, "limits": change.limits,
+            "reason": change.reason.trim(), "actor": actor.id,
         });
         let kind = format!("model.{}", change.status.as_str());
         let fact = Fact { kind: &kind, subject: &format!("model/{model}"), actor_role: actor.role, record: &record };
@@ -170,6 +226,8 @@ impl ModelStates {
             model: model.to_string(),
             status: change.status,
             tenants,
+            regions: change.regions,
+            limits: change.limits,
             reason: change.reason.trim().to_string(),
             actor: actor.id.to_string(),
             actor_role: actor.role.to_string(),
@@ -184,6 +242,11 @@ impl ModelStates {
         }
         self.put_in_force(model.to_string(), state.clone());
         Ok(state)
+    }
+
+    /// The regions and limits a restricted model serves within, if any.
+    pub fn bounds(&self, model: &str) -> Option<Arc<vocab::ModelBounds>> {
+        self.bounds.read().ok()?.get(model).cloned()
     }
 
     pub fn get(&self, model: &str) -> Option<ModelState> {
@@ -207,10 +270,12 @@ impl ModelStates {
                 code: "model_suspended",
                 message: format!("The model `{model}` is suspended by the operator and answers no request until it is activated again"),
             },
-            Some(s) if s.status == Status::Restricted && !s.tenants.iter().any(|t| t == tenant) => ModelDecision::Refuse {
-                code: "model_restricted",
-                message: format!("The model `{model}` is restricted by the operator to other tenants"),
-            },
+            Some(s) if s.status == Status::Restricted && !s.tenants.is_empty() && !s.tenants.iter().any(|t| t == tenant) => {
+                ModelDecision::Refuse {
+                    code: "model_restricted",
+                    message: format!("The model `{model}` is restricted by the operator to other tenants"),
+                }
+            }
             _ => ModelDecision::Allow,
         }
     }
@@ -229,7 +294,13 @@ mod tests {
     }
 
     fn change(status: Status, tenants: &[&str]) -> Change {
-        Change { status, reason: "a finding of the evaluation".into(), tenants: tenants.iter().map(|t| t.to_string()).collect() }
+        Change {
+            status,
+            reason: "a finding of the evaluation".into(),
+            tenants: tenants.iter().map(|t| t.to_string()).collect(),
+            regions: vec![],
+            limits: None,
+        }
     }
 
     const OP: Actor<'static> = Actor { id: "tok_1", role: "operator-admin" };
@@ -272,6 +343,23 @@ mod tests {
             }
         }
         assert!(log.inclusion(0, Some(1)).await.is_err(), "nothing was logged");
+    }
+
+    #[tokio::test]
+    async fn a_restriction_by_regions_or_limits_bounds_the_model_for_every_tenant() {
+        let (s, _, _) = states().await;
+        let region = vocab::Region::parse("hub:guizhou").unwrap();
+        let limits = identity::limits::Limits { requests_per_min: Some(2), ..Default::default() };
+        let c = Change { regions: vec![region.clone()], limits: Some(limits), ..change(Status::Restricted, &[]) };
+        s.set("m", c, OP, 1).await.unwrap();
+        assert_eq!(s.decide("m", "anyone"), ModelDecision::Allow, "no tenant list: every tenant");
+        let b = s.bounds("m").unwrap();
+        assert_eq!((b.regions.clone(), b.requests_per_min, b.tokens_per_min), (vec![region], Some(2), None));
+        s.set("m", change(Status::Active, &[]), OP, 2).await.unwrap();
+        assert!(s.bounds("m").is_none(), "active: no bounds");
+        let empty = identity::limits::Limits::default();
+        let no_limit = Change { limits: Some(empty), ..change(Status::Restricted, &[]) };
+        assert!(matches!(s.set("m", no_limit, OP, 3).await, Err(GovernError::Invalid { field: "limits", .. })));
     }
 
     /// A second instance on the same store sees a change at its next look.

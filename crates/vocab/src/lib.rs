@@ -33,8 +33,21 @@ pub enum ModelDecision {
     },
 }
 
+/// What governance allows of a model it restricts without refusing outright: the regions its
+/// deployments may serve from, and limits per tenant below the tenants' own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModelBounds {
+    /// Empty: anywhere the tenant's own regions allow.
+    pub regions: Vec<Region>,
+    pub requests_per_min: Option<u64>,
+    pub tokens_per_min: Option<u64>,
+    pub tokens_per_day: Option<u64>,
+}
+
 /// Asked by the gateway for every request, on its hot path: answers from memory, at once.
 pub trait ModelPolicy: Send + Sync {
+    /// The bounds on a model version that may serve, if governance set any.
+    fn bounds(&self, model: &str) -> Option<std::sync::Arc<ModelBounds>>;
     fn decide(&self, model: &str, tenant: &str) -> ModelDecision;
     /// Whether a filing that stands covers model version `model`: traffic falls back from a
     /// withheld version only to a filed one.

@@ -240,17 +240,23 @@ pub fn requests_with(problem: Value) -> Value {
     })
 }
 
-/// A model's governance change: `tenants` only, and always, with `restricted`.
+/// A model's governance change: `tenants`, `regions` and `limits` only with `restricted`, which
+/// needs at least one of them.
 fn model_state_change() -> Value {
     let mut o = object(
         &["status", "reason"],
         json!({"status": {"enum": ["active", "restricted", "suspended"]},
                "reason": {"type": "string", "minLength": 1, "maxLength": govern::states::MAX_REASON_CHARS, "pattern": "\\S"},
-               "tenants": {"type": "array", "maxItems": govern::states::MAX_TENANTS, "items": id_pattern()}}),
+               "tenants": {"type": "array", "maxItems": govern::states::MAX_TENANTS, "items": id_pattern()},
+               "regions": {"type": "array", "maxItems": govern::states::MAX_REGIONS, "items": region()},
+               "limits": nullable(json!({"$ref": "#/components/schemas/Limits"}))}),
     );
     o["if"] = json!({"properties": {"status": {"const": "restricted"}}});
-    o["then"] = json!({"required": ["tenants"], "properties": {"tenants": {"minItems": 1}}});
-    o["else"] = json!({"properties": {"tenants": {"maxItems": 0}}});
+    o["then"] = json!({"anyOf": [
+        {"required": ["tenants"], "properties": {"tenants": {"minItems": 1}}},
+        {"required": ["regions"], "properties": {"regions": {"minItems": 1}}},
+        {"required": ["limits"], "properties": {"limits": {"type": "object", "minProperties": 1}}}]});
+    o["else"] = json!({"properties": {"tenants": {"maxItems": 0}, "regions": {"maxItems": 0}, "limits": {"type": "null"}}});
     o
 }
 
@@ -258,7 +264,8 @@ fn model_state() -> Value {
     record(
         &["model", "status"],
         json!({"model": {"type": "string"}, "status": {"enum": ["active", "restricted", "suspended"]},
-               "tenants": {"type": "array", "items": {"type": "string"}}, "reason": {"type": "string"}, "actor": {"type": "string"},
+               "tenants": {"type": "array", "items": {"type": "string"}}, "regions": {"type": "array", "items": {"type": "string"}},
+               "limits": {"type": "object"}, "reason": {"type": "string"}, "actor": {"type": "string"},
                "actor_role": {"type": "string"}, "at_ms": {"type": "integer"}, "log_index": {"type": "integer"}}),
     )
 }
