@@ -47,11 +47,26 @@ pub struct GovernConfig {
     /// yet (it knows 2024–2026), in the format of `crates/govern/data/cn-workdays.toml`; they
     /// are added to the built-in ones. Filing deadlines are counted in these working days.
     pub holidays_file: Option<PathBuf>,
+    /// How often the alert rules are evaluated (on the instance that runs compute).
+    pub monitor_every_ms: u64,
+    /// How long an end user is suspended after repeated blocked input (TC260-003).
+    pub end_user_suspension_hours: u32,
+    /// Let alert rules post webhooks to loopback and private addresses (a receiver on this
+    /// machine or the operator's network).
+    pub allow_local_webhooks: bool,
 }
 
 impl Default for GovernConfig {
     fn default() -> Self {
-        Self { log_origin: "aiplus.local/log".into(), log_key_file: None, require_filing: false, holidays_file: None }
+        Self {
+            log_origin: "aiplus.local/log".into(),
+            log_key_file: None,
+            require_filing: false,
+            holidays_file: None,
+            monitor_every_ms: 5000,
+            end_user_suspension_hours: 24,
+            allow_local_webhooks: false,
+        }
     }
 }
 
@@ -248,6 +263,12 @@ impl Config {
             || cfg.govern.log_origin.chars().any(|c| c.is_whitespace() || c == '+')
         {
             anyhow::bail!("govern.log_origin: 1 to 256 characters with no space and no '+', got {:?}", cfg.govern.log_origin);
+        }
+        if !(100..=3_600_000).contains(&cfg.govern.monitor_every_ms) {
+            anyhow::bail!("govern.monitor_every_ms: 100 to 3600000, got {}", cfg.govern.monitor_every_ms);
+        }
+        if !(1..=24 * 365).contains(&cfg.govern.end_user_suspension_hours) {
+            anyhow::bail!("govern.end_user_suspension_hours: 1 to 8760, got {}", cfg.govern.end_user_suspension_hours);
         }
         if let Some(url) = &cfg.store.url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))

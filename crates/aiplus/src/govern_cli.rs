@@ -111,7 +111,113 @@ enum AlertsCommand {
         tenant: Option<String>,
     },
     /// Acknowledge an alert: it stays open until its cause is gone.
-    Ack { id: String },
+    Ack {
+        id: String,
+    },
+    /// The alert rules over the gateway's traffic.
+    Rules,
+    /// Create or replace rule NAME from a JSON file: metric (block_rate, refusal_rate,
+    /// error_rate, latency_ms_p99, tokens_per_min, flags), window_s, fire_above, clear_below,
+    /// min_requests, cooldown_s, actions (notify, restrict, suspend), webhook_url, restrict,
+    /// incident {grade, operator_class}.
+    SetRule {
+        name: String,
+        file: PathBuf,
+    },
+    DeleteRule {
+        name: String,
+    },
+    /// Webhook deliveries (default: the dead letters).
+    Deliveries {
+        #[arg(long, default_value = "dead")]
+        state: String,
+    },
+    /// Send a dead letter again.
+    Retry {
+        id: String,
+    },
+    /// End users with blocked-input strikes or a suspension (TC260-003).
+    EndUsers {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Lift an end user's suspension.
+    Lift {
+        tenant: String,
+        user: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct IncidentsArgs {
+    #[command(flatten)]
+    server: Server,
+    #[command(subcommand)]
+    command: IncidentsCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum IncidentsCommand {
+    /// Incidents, newest first, with their reporting deadlines.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// open, reported or closed.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// An incident with its timeline.
+    Show { id: String },
+    /// Open an incident: --grade general|major|serious|especially_serious (一般/较大/重大/特别重大),
+    /// --class critical_infrastructure|central_state_organ|other (1, 2 or 4 hours to report).
+    Open {
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        grade: String,
+        #[arg(long, default_value = "other")]
+        class: String,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Record a report made to the authority.
+    Report {
+        id: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        text: String,
+    },
+    /// Record a measure taken.
+    Measure {
+        id: String,
+        #[arg(long)]
+        text: String,
+    },
+    Note {
+        id: String,
+        #[arg(long)]
+        text: String,
+    },
+    /// Change the grade (the deadline follows it).
+    Regrade {
+        id: String,
+        #[arg(long)]
+        grade: String,
+        #[arg(long)]
+        text: String,
+    },
+    Close {
+        id: String,
+        #[arg(long)]
+        text: String,
+    },
 }
 
 /// A filing's action, as the API takes it.
@@ -226,6 +332,7 @@ pub fn alerts(args: AlertsArgs) -> anyhow::Result<()> {
     let v = match &args.command {
         AlertsCommand::List { tenant } => call(c.get(&base).query(&tenant.iter().map(|t| ("tenant", t)).collect::<Vec<_>>()))?,
         AlertsCommand::Ack { id } => call(c.post(format!("{base}/{id}/ack")))?,
+        other => return monitoring(&c, &args.server, other),
     };
     if args.server.json {
         return print_json(&v);
@@ -241,4 +348,133 @@ pub fn alerts(args: AlertsArgs) -> anyhow::Result<()> {
         println!("{:<30} {:<16} {:<10} {:<8} {:<8} {}", s(&a["id"]), s(&a["kind"]), s(&a["tenant"]), open, acked, s(&a["message"]));
     }
     Ok(())
+}
+
+/// The monitoring commands of `aiplus alerts`.
+fn monitoring(c: &reqwest::blocking::Client, server: &Server, command: &AlertsCommand) -> anyhow::Result<()> {
+    let api = format!("{}/api/v1", server.server.trim_end_matches('/'));
+    let v = match command {
+        AlertsCommand::Rules => call(c.get(format!("{api}/alert-rules")))?,
+        AlertsCommand::SetRule { name, file } => call(c.put(format!("{api}/alert-rules/{name}")).json(&read_json(file)?))?,
+        AlertsCommand::DeleteRule { name } => {
+            let r = c.delete(format!("{api}/alert-rules/{name}")).send().context("could not reach the aiplus server")?;
+            anyhow::ensure!(r.status().is_success(), "{}: {}", r.status(), r.text().unwrap_or_default());
+            println!("deleted {name}");
+            return Ok(());
+        }
+        AlertsCommand::Deliveries { state } => call(c.get(format!("{api}/webhook-deliveries")).query(&[("state", state)]))?,
+        AlertsCommand::Retry { id } => call(c.post(format!("{api}/webhook-deliveries/{id}/retry")))?,
+        AlertsCommand::EndUsers { tenant } => {
+            call(c.get(format!("{api}/end-users")).query(&tenant.iter().map(|t| ("tenant", t)).collect::<Vec<_>>()))?
+        }
+        AlertsCommand::Lift { tenant, user, reason } => {
+            call(c.post(format!("{api}/end-users/{tenant}/{user}/lift")).json(&json!({"reason": reason})))?
+        }
+        AlertsCommand::List { .. } | AlertsCommand::Ack { .. } => anyhow::bail!("not a monitoring command"),
+    };
+    if server.json {
+        return print_json(&v);
+    }
+    let rows = match &v {
+        Value::Array(a) => a.iter().collect(),
+        one => vec![one],
+    };
+    match command {
+        AlertsCommand::Rules | AlertsCommand::SetRule { .. } => {
+            println!("{:<20} {:<16} {:<16} {:>8} {:>10} {:>10} actions", "rule", "model", "metric", "window s", "fire >", "clear <");
+            for r in rows {
+                let actions = r["actions"].as_array().map(|a| a.iter().map(s).collect::<Vec<_>>().join(",")).unwrap_or_default();
+                let model = if r["model"].is_null() { "(each)".to_string() } else { s(&r["model"]) };
+                println!(
+                    "{:<20} {:<16} {:<16} {:>8} {:>10} {:>10} {actions}",
+                    s(&r["name"]),
+                    model,
+                    s(&r["metric"]),
+                    s(&r["window_s"]),
+                    s(&r["fire_above"]),
+                    s(&r["clear_below"])
+                );
+            }
+        }
+        AlertsCommand::Deliveries { .. } | AlertsCommand::Retry { .. } => {
+            println!("{:<38} {:<10} {:>8} {:<40} last error", "delivery", "state", "attempts", "url");
+            for d in rows {
+                println!(
+                    "{:<38} {:<10} {:>8} {:<40} {}",
+                    s(&d["id"]),
+                    s(&d["state"]),
+                    s(&d["attempts"]),
+                    s(&d["url"]),
+                    s(&d["last_error"])
+                );
+            }
+        }
+        _ => {
+            println!("{:<12} {:<24} {:>9} {:>7} {:<12} suspended until (ms)", "tenant", "user", "in a row", "today", "day");
+            for u in rows {
+                println!(
+                    "{:<12} {:<24} {:>9} {:>7} {:<12} {}",
+                    s(&u["tenant"]),
+                    s(&u["user"]),
+                    s(&u["in_a_row"]),
+                    s(&u["on_day"]),
+                    s(&u["day"]),
+                    s(&u["suspended_until_ms"])
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn incidents(args: IncidentsArgs) -> anyhow::Result<()> {
+    let c = client()?;
+    let base = format!("{}/api/v1/incidents", args.server.server.trim_end_matches('/'));
+    let step = |id: &str, body: Value| call(c.post(format!("{base}/{id}/steps")).json(&body));
+    let v = match &args.command {
+        IncidentsCommand::List { tenant, state } => {
+            let q: Vec<(&str, &String)> =
+                [("tenant", tenant), ("state", state)].into_iter().filter_map(|(k, v)| v.as_ref().map(|v| (k, v))).collect();
+            call(c.get(&base).query(&q))?
+        }
+        IncidentsCommand::Show { id } => call(c.get(format!("{base}/{id}")))?,
+        IncidentsCommand::Open { title, grade, class, model, tenant, description } => call(c.post(&base).json(&json!({
+            "title": title, "grade": grade, "operator_class": class, "model": model, "tenant": tenant, "description": description
+        })))?,
+        IncidentsCommand::Report { id, to, text } => step(id, json!({"action": "report", "to": to, "text": text}))?,
+        IncidentsCommand::Measure { id, text } => step(id, json!({"action": "measure", "text": text}))?,
+        IncidentsCommand::Note { id, text } => step(id, json!({"action": "note", "text": text}))?,
+        IncidentsCommand::Regrade { id, grade, text } => step(id, json!({"action": "regrade", "grade": grade, "text": text}))?,
+        IncidentsCommand::Close { id, text } => step(id, json!({"action": "close", "text": text}))?,
+    };
+    if args.server.json {
+        return print_json(&v);
+    }
+    let rows = match &v {
+        Value::Array(a) => a.iter().collect(),
+        one => vec![one],
+    };
+    println!("{:<36} {:<18} {:<10} {:<24} {:<16} title", "id", "grade", "state", "report due (ms)", "model");
+    for i in &rows {
+        let late = i["state"] == "open" && i["report_due_ms"].as_i64().is_some_and(|d| d <= now_ms());
+        let due = format!("{}{}", s(&i["report_due_ms"]), if late { " LATE" } else { "" });
+        println!("{:<36} {:<18} {:<10} {:<24} {:<16} {}", s(&i["id"]), s(&i["grade"]), s(&i["state"]), due, s(&i["model"]), s(&i["title"]));
+    }
+    if let [one] = rows.as_slice() {
+        for e in one["timeline"].as_array().into_iter().flatten() {
+            println!(
+                "  {} {:<8} {} (by {}, log entry {})",
+                s(&e["at_ms"]),
+                s(&e["kind"]),
+                s(&e["text"]),
+                s(&e["actor"]),
+                s(&e["log_index"])
+            );
+        }
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

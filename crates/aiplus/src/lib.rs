@@ -22,11 +22,8 @@ pub struct Parts {
     pub models: Option<Arc<models::service::Service>>,
     /// The governance transparency log.
     pub log: Arc<tlog::Log>,
-    /// Each model's governance state (the gateway asks it too).
-    pub states: Arc<govern::ModelStates>,
-    /// Filings, and the alerts that say what needs an operator's attention.
-    pub filings: Arc<govern::Filings>,
-    pub alerts: Arc<govern::alerts::Alerts>,
+    /// Model states, filings, alerts, monitoring, incidents and end users.
+    pub governance: Arc<govern::Services>,
     /// Host names served besides IP addresses and `localhost` (`server.hosts`).
     pub hosts: Vec<String>,
     pub clock: Arc<dyn vocab::Clock>,
@@ -38,15 +35,24 @@ pub fn app(p: Parts) -> axum::Router {
         Some(svc) => api::router(svc.clone()),
         None => axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" })),
     };
+    let g = &p.governance;
     let identity_api = Arc::new(api::identity_routes::IdentityApi { identity: p.identity.clone(), clock: p.clock.clone() });
     let mut app = app
         .merge(api::identity_routes::router(identity_api))
         .merge(api::usage_routes::router(p.store.clone()))
         .merge(api::log_routes::router(p.log.clone()))
-        .merge(api::govern_routes::router(Arc::new(api::govern_routes::GovernApi { states: p.states.clone(), clock: p.clock.clone() })))
+        .merge(api::govern_routes::router(Arc::new(api::govern_routes::GovernApi { states: g.states.clone(), clock: p.clock.clone() })))
         .merge(api::filing_routes::router(Arc::new(api::filing_routes::FilingApi {
-            filings: p.filings.clone(),
-            alerts: p.alerts.clone(),
+            filings: g.filings.clone(),
+            alerts: g.alerts.clone(),
+            clock: p.clock.clone(),
+        })))
+        .merge(api::monitor_routes::router(Arc::new(api::monitor_routes::MonitorApi {
+            monitor: g.monitor.clone(),
+            recorder: g.recorder.clone(),
+            webhooks: g.webhooks.clone(),
+            incidents: g.incidents.clone(),
+            end_users: g.end_users.clone(),
             clock: p.clock.clone(),
         })))
         .merge(gateway::router(p.gateway))

@@ -13,6 +13,7 @@ mod floor_proxy;
 mod gateway_bench;
 mod gateway_cli;
 mod govern_cli;
+mod governance;
 mod identity_cli;
 mod jobs_bench;
 mod log_cli;
@@ -75,8 +76,12 @@ enum Command {
     /// Filings (备案) with the CAC: drafts, attachments, submission, filing numbers, changes and
     /// cancellation, each deadline counted in China's working days.
     Filings(govern_cli::FilingsArgs),
-    /// Alerts that need an operator: overdue filings (and, soon, monitoring rules).
+    /// Alerts that need an operator (overdue filings and incidents, alert rules that fired),
+    /// the alert rules, webhook deliveries and their dead letters, and suspended end users.
     Alerts(govern_cli::AlertsArgs),
+    /// Incidents: graded, with the reporting deadline the operator's class sets, and a timeline
+    /// of reports, measures and notes, each a transparency-log entry.
+    Incidents(govern_cli::IncidentsArgs),
     /// The model gateway: benchmark it (against LiteLLM too), or run the mock upstream.
     Gateway {
         #[command(subcommand)]
@@ -119,6 +124,7 @@ fn main() -> std::process::ExitCode {
         Command::Log(args) => log_cli::run(args),
         Command::Filings(args) => govern_cli::filings(args),
         Command::Alerts(args) => govern_cli::alerts(args),
+        Command::Incidents(args) => govern_cli::incidents(args),
         Command::Gateway { command: GatewayCommand::Bench(args) } => gateway_bench::run(args),
         Command::Gateway { command: GatewayCommand::Mock(args) } => gateway_bench::mock(args),
     };

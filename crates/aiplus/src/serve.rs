@@ -80,11 +80,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let log = Arc::new(crate::log_files::open(&cfg, store.clone()).await?);
     // Each model's governance state, which the gateway asks on every request; changes made on
     // other instances are followed within a fraction of a second.
-    let states = Arc::new(govern::ModelStates::open(store.clone(), log.clone()).await.context("loading the model states")?);
-    let calendar = cfg.govern.calendar()?;
-    let filings = Arc::new(govern::Filings::open(store.clone(), log.clone(), calendar).await.context("loading the filings")?);
-    let alerts = Arc::new(govern::alerts::Alerts::new(store.clone()));
-    let policy = Arc::new(govern::Policy { states: states.clone(), filings: filings.clone(), require_filing: cfg.govern.require_filing });
+    let clock: Arc<dyn vocab::Clock> = Arc::new(jobs::SystemClock);
+    let governance = Arc::new(crate::governance::open(&cfg, &store, &log, clock.clone()).await?);
     let mut compute = None;
     if let Some(lock) = lock {
         let engines = engines(&cfg, &seed)?;
@@ -131,10 +128,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     } else {
         gw
     };
-    let gw = Arc::new(gw.with_policy(policy));
+    let gw = Arc::new(
+        gw.with_policy(governance.policy.clone()).with_observer(governance.recorder.clone()).with_observer(governance.end_users.clone()),
+    );
     let refresher = gw.spawn_refresh(stop_rx.clone());
-    let follower = states.follow(stop_rx.clone());
-    let filing_follower = filings.follow(alerts.clone(), Arc::new(jobs::SystemClock), stop_rx.clone());
+    let governing = crate::governance::spawn(&governance, &cfg, store.clone(), clock.clone(), compute.is_some(), stop_rx.clone())?;
     let models = match &compute {
         Some((svc, _, _)) => {
             let paths = models::service::Paths {
@@ -175,11 +173,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         console,
         models: models.as_ref().map(|(m, _)| m.clone()),
         log,
-        states,
-        filings,
-        alerts,
+        governance,
         hosts: cfg.server.hosts.clone(),
-        clock: Arc::new(jobs::SystemClock),
+        clock,
     });
     // Bound and announced only when everything above is ready, so the "listening" line means
     // requests are served at once (the black-box tests and scripts rely on it).
@@ -215,8 +211,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await?;
     let _ = stop_tx.send(true);
     let _ = refresher.await;
-    let _ = follower.await;
-    let _ = filing_follower.await;
+    for task in governing {
+        let _ = task.await;
+    }
     if let Some((svc, task)) = models {
         let _ = task.await;
         // The service holds the gateway (and its meter): it must go before the meter's

@@ -93,6 +93,22 @@ const MATRIX: &[Row] = &[
     ("GET", "/api/v1/filings/{id}/attachments/{sha256}", [401, 403, 200, 404, 200, 200]),
     ("GET", "/api/v1/alerts", [401, 403, 200, 200, 200, 200]),
     ("POST", "/api/v1/alerts/{id}/ack", [401, 403, 403, 403, 200, 403]),
+    // Monitoring: rules, flags and webhooks are operators'; incidents and end users are read by
+    // a tenant's admin for its own tenant. (No dead letter or suspended end user exists here: the
+    // operator passes the gate and meets 404.)
+    ("GET", "/api/v1/alert-rules", [401, 403, 403, 403, 200, 200]),
+    ("GET", "/api/v1/alert-rules/{name}", [401, 403, 403, 403, 200, 200]),
+    ("PUT", "/api/v1/alert-rules/{name}", [401, 403, 403, 403, 201, 403]),
+    ("DELETE", "/api/v1/alert-rules/{name}", [401, 403, 403, 403, 204, 403]),
+    ("POST", "/api/v1/model-flags", [401, 403, 403, 403, 202, 403]),
+    ("GET", "/api/v1/webhook-deliveries", [401, 403, 403, 403, 200, 200]),
+    ("POST", "/api/v1/webhook-deliveries/{id}/retry", [401, 403, 403, 403, 404, 403]),
+    ("GET", "/api/v1/incidents", [401, 403, 200, 200, 200, 200]),
+    ("POST", "/api/v1/incidents", [401, 403, 403, 403, 201, 403]),
+    ("GET", "/api/v1/incidents/{id}", [401, 403, 200, 404, 200, 200]),
+    ("POST", "/api/v1/incidents/{id}/steps", [401, 403, 403, 403, 200, 403]),
+    ("GET", "/api/v1/end-users", [401, 403, 200, 200, 200, 200]),
+    ("POST", "/api/v1/end-users/{tenant}/{user}/lift", [401, 403, 403, 403, 404, 403]),
     // OpenAI-compatible: a tenant's key; an operator is nobody's tenant.
     ("GET", "/v1/models", [401, 200, 200, 200, 403, 403]),
     ("POST", "/v1/chat/completions", [401, 200, 200, 200, 403, 403]),
@@ -115,6 +131,8 @@ struct World {
     filing: String,
     attachment: String,
     alert: String,
+    /// Tenant A's incident.
+    incident: String,
     n: std::cell::Cell<u32>,
 }
 
@@ -238,6 +256,20 @@ impl World {
             ("GET", "/api/v1/filings/{id}/attachments/{sha256}") => (path(&self.filing).replace("{sha256}", &self.attachment), None),
             (_, r) if r.starts_with("/api/v1/filings/{id}") => (path(&self.filing), None),
             ("POST", "/api/v1/alerts/{id}/ack") => (path(&self.alert), None),
+            ("PUT", "/api/v1/alert-rules/{name}") => (route.replace("{name}", &format!("r-{n}")), Some(rule_body())),
+            ("DELETE", "/api/v1/alert-rules/{name}") => {
+                self.op("PUT", &format!("/api/v1/alert-rules/r-{n}"), &rule_body());
+                (route.replace("{name}", &format!("r-{n}")), None)
+            }
+            ("GET", "/api/v1/alert-rules/{name}") => (route.replace("{name}", "r0"), None),
+            ("POST", "/api/v1/model-flags") => (route.into(), Some(json!({"model": "qwen"}))),
+            ("POST", "/api/v1/webhook-deliveries/{id}/retry") => (path("whd_0000"), None),
+            ("POST", "/api/v1/incidents") => (route.into(), Some(json!({"title": "测试事件", "grade": "general", "tenant": "alpha"}))),
+            ("POST", "/api/v1/incidents/{id}/steps") => (path(&self.incident), Some(json!({"action": "note", "text": "在查"}))),
+            ("GET", "/api/v1/incidents/{id}") => (path(&self.incident), None),
+            ("POST", "/api/v1/end-users/{tenant}/{user}/lift") => {
+                (route.replace("{tenant}", "alpha").replace("{user}", "u-1"), Some(json!({"reason": "申诉通过"})))
+            }
             ("GET", "/api/v1/log/proof") => ("/api/v1/log/proof?index=0".into(), None),
             ("GET", "/api/v1/model-states/{name}") => (route.replace("{name}", "qwen"), None),
             ("PUT", "/api/v1/model-states/{name}") => {
@@ -291,6 +323,7 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
         filing: String::new(),
         attachment: String::new(),
         alert: String::new(),
+        incident: String::new(),
         n: 0.into(),
         s,
     };
@@ -313,7 +346,15 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
             .find(|a| a["subject"] == format!("filing/{}", w.filing))
             .map(|a| a["id"].as_str().unwrap().to_string())
     });
+    let rule = w.op("PUT", "/api/v1/alert-rules/r0", &rule_body());
+    assert_eq!(rule["name"], "r0");
+    let incident = w.op("POST", "/api/v1/incidents", &json!({"title": "数据泄露", "grade": "major", "tenant": "alpha"}));
+    w.incident = incident["id"].as_str().unwrap().to_string();
     (rt, w, data)
+}
+
+fn rule_body() -> Value {
+    json!({"metric": "block_rate", "window_s": 60, "fire_above": 0.5, "clear_below": 0.1})
 }
 
 #[test]
@@ -383,6 +424,9 @@ fn another_tenants_object_answers_exactly_like_a_missing_one() {
         ("POST", format!("/api/v1/keys/{a_key}/revoke"), "/api/v1/keys/key_0000/revoke".into()),
         ("GET", format!("/v1/responses/{}", w.response), "/v1/responses/resp_0000".into()),
         ("GET", "/api/v1/tenants/alpha".into(), "/api/v1/tenants/nobody".into()),
+        ("GET", format!("/api/v1/filings/{}", w.filing), "/api/v1/filings/fil_0000".into()),
+        ("GET", format!("/api/v1/filings/{}/history", w.filing), "/api/v1/filings/fil_0000/history".into()),
+        ("GET", format!("/api/v1/incidents/{}", w.incident), "/api/v1/incidents/inc_0000".into()),
     ] {
         let answer = |path: &str| {
             let r = w.req(b, method, path).json(&json!({})).send().unwrap();
@@ -391,7 +435,8 @@ fn another_tenants_object_answers_exactly_like_a_missing_one() {
         let (s1, b1) = answer(&real);
         let (s2, b2) = answer(&missing);
         let id = |p: &str| {
-            p.trim_end_matches("/logs").trim_end_matches("/cancel").trim_end_matches("/revoke").rsplit('/').next().unwrap().to_string()
+            let p = p.trim_end_matches("/logs").trim_end_matches("/cancel").trim_end_matches("/revoke").trim_end_matches("/history");
+            p.rsplit('/').next().unwrap().to_string()
         };
         assert_eq!(s1, s2, "{method} {real}");
         assert_eq!(b1.replace(&id(&real), "<id>"), b2.replace(&id(&missing), "<id>"), "{method} {real}");

@@ -62,14 +62,16 @@ async fn server() -> Server {
     let _ = stop_tx.send(true);
     let key = tlog::SignerKey::from_seed("aiplus.test/log", [3; 32]).unwrap();
     let log = std::sync::Arc::new(tlog::Log::open(store.clone(), key, 0, None, None).await.unwrap());
-    let states = std::sync::Arc::new(govern::ModelStates::open(store.clone(), log.clone()).await.unwrap());
-    let calendar = govern::calendar::Calendar::builtin().unwrap();
-    let filings = std::sync::Arc::new(govern::Filings::open(store.clone(), log.clone(), calendar).await.unwrap());
-    let alerts = std::sync::Arc::new(govern::alerts::Alerts::new(store.clone()));
+    let options = govern::services::Options {
+        calendar: govern::calendar::Calendar::builtin().unwrap(),
+        require_filing: false,
+        url_ok: Box::new(|_| Ok(())),
+        end_user_suspension_ms: 86_400_000,
+        clock: clock.clone(),
+    };
+    let governance = std::sync::Arc::new(govern::Services::open(&store, &log, options).await.unwrap());
     let parts = aiplus::Parts {
-        states,
-        filings,
-        alerts,
+        governance,
         log,
         store,
         identity,

@@ -11,6 +11,7 @@ pub mod identity_routes;
 pub mod json;
 pub mod log_routes;
 pub mod model_routes;
+pub mod monitor_routes;
 pub mod permissions;
 pub mod problem;
 pub mod routes;

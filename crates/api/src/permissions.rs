@@ -104,6 +104,21 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/api/v1/filings/{id}/attachments/{sha256}", TENANT_ADMIN_READ),
     rule("GET", "/api/v1/alerts", TENANT_ADMIN_READ),
     rule("POST", "/api/v1/alerts/{id}/ack", OP_WRITE),
+    // ---- monitoring: rules, flags and webhooks are operators'; incidents and end users a
+    // tenant's admin reads for its own tenant ----
+    rule("GET", "/api/v1/alert-rules", OP_READ),
+    rule("GET", "/api/v1/alert-rules/{name}", OP_READ),
+    rule("PUT", "/api/v1/alert-rules/{name}", OP_WRITE),
+    rule("DELETE", "/api/v1/alert-rules/{name}", OP_WRITE),
+    rule("POST", "/api/v1/model-flags", OP_WRITE),
+    rule("GET", "/api/v1/webhook-deliveries", OP_READ),
+    rule("POST", "/api/v1/webhook-deliveries/{id}/retry", OP_WRITE),
+    rule("GET", "/api/v1/incidents", TENANT_ADMIN_READ),
+    rule("POST", "/api/v1/incidents", OP_WRITE),
+    rule("GET", "/api/v1/incidents/{id}", TENANT_ADMIN_READ),
+    rule("POST", "/api/v1/incidents/{id}/steps", OP_WRITE),
+    rule("GET", "/api/v1/end-users", TENANT_ADMIN_READ),
+    rule("POST", "/api/v1/end-users/{tenant}/{user}/lift", OP_WRITE),
     // ---- OpenAI-compatible: a tenant's key with the inference scope ----
     rule("GET", "/v1/models", INFERENCE),
     rule("POST", "/v1/chat/completions", INFERENCE),

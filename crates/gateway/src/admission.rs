@@ -156,6 +156,11 @@ pub async fn admit(
     embedded_ok: bool,
     tokens: impl FnOnce(&Target) -> u64,
 ) -> Result<Target, RequestError> {
+    if let (Some(policy), Some(user)) = (gw.policy.as_ref(), metered.end_user.as_deref())
+        && let vocab::ModelDecision::Refuse { code, message } = policy.end_user(metered.caller.tenant_id(), user)
+    {
+        return Err(RequestError::Governed { code, message });
+    }
     let catalog = gw.catalog();
     resolve_version(gw, &catalog, metered)?;
     metered.bounds = gw.policy.as_ref().and_then(|p| p.bounds(&metered.model));
@@ -324,10 +329,50 @@ pub struct Metered {
     pub reservation: Option<Reservation>,
     /// Governance's bounds on the model version that serves (regions, lower limits), if any.
     pub bounds: Option<std::sync::Arc<vocab::ModelBounds>>,
+    /// The tenant's end user, from the request's `user` (or `safety_identifier`) or the
+    /// `X-Aiplus-End-User` header.
+    pub end_user: Option<String>,
     /// The client's `X-Request-Id`, kept in the ledger so a client can find its requests.
     pub request_id: Option<String>,
     /// The place this request's usage event holds in the ledger's queue.
     pub ticket: ledger::Ticket<RequestDetail>,
+}
+
+/// What a metered answer was, besides its status.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flag {
+    None,
+    /// The answer was blocked.
+    Blocked,
+    /// The request was blocked, for what the client sent.
+    BlockedInput,
+    Refused,
+}
+
+/// Longest end-user id kept: longer ones are cut to this many bytes (at a character boundary).
+pub const MAX_END_USER_BYTES: usize = 128;
+
+/// The end user a header names, if any.
+fn end_user(headers: &HeaderMap) -> Option<String> {
+    headers.get("x-aiplus-end-user").and_then(|v| v.to_str().ok()).and_then(end_user_id)
+}
+
+/// The end user a request body names: OpenAI's `user`, or its successor `safety_identifier`.
+pub fn end_user_of(req: &serde_json::Value) -> Option<String> {
+    req["user"].as_str().or(req["safety_identifier"].as_str()).and_then(end_user_id)
+}
+
+/// An end-user id as kept: trimmed, without control characters, at most [`MAX_END_USER_BYTES`].
+pub fn end_user_id(s: &str) -> Option<String> {
+    let s = s.trim();
+    if s.is_empty() || s.chars().any(char::is_control) {
+        return None;
+    }
+    let mut end = s.len().min(MAX_END_USER_BYTES);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(s[..end].to_string())
 }
 
 /// A client's `X-Request-Id` header, if it is printable ASCII of at most 128 bytes.
@@ -367,6 +412,7 @@ impl Metered {
             input_estimate,
             reservation: None,
             bounds: None,
+            end_user: end_user(headers),
             request_id: request_id(headers),
             ticket,
         })
@@ -398,7 +444,7 @@ impl Metered {
     /// and gives the client the refusal in OpenAI's shape.
     pub fn refuse(&self, gw: &Gateway, e: RequestError) -> Response {
         match &e {
-            RequestError::Blocked(_) => self.send_blocked(gw, None, Some((0, 0)), 0),
+            RequestError::Blocked(_) => self.send_full(gw, None, Some((0, 0)), 0, 400, Flag::BlockedInput),
             RequestError::Upstream { .. } => self.send(gw, None, None, 0, e.status().as_u16()),
             RequestError::LedgerBehind => {}
             _ => self.send(gw, None, Some((0, 0)), 0, e.status().as_u16()),
@@ -427,12 +473,25 @@ impl Metered {
     }
 
     pub fn send(&self, gw: &Gateway, d: Option<&DeploymentConfig>, usage: Option<(u64, u64)>, output_chars: usize, status: u16) {
-        self.send_full(gw, d, usage, output_chars, status, false);
+        self.send_full(gw, d, usage, output_chars, status, Flag::None);
     }
 
     /// A request or answer stopped by the guardrail: status 400, `blocked: true`.
     pub fn send_blocked(&self, gw: &Gateway, d: Option<&DeploymentConfig>, usage: Option<(u64, u64)>, output_chars: usize) {
-        self.send_full(gw, d, usage, output_chars, 400, true);
+        self.send_full(gw, d, usage, output_chars, 400, Flag::Blocked);
+    }
+
+    /// An answer in which the model declined (`refusal`, or `finish_reason: content_filter`).
+    pub fn send_answer(
+        &self,
+        gw: &Gateway,
+        d: Option<&DeploymentConfig>,
+        usage: Option<(u64, u64)>,
+        output_chars: usize,
+        status: u16,
+        refused: bool,
+    ) {
+        self.send_full(gw, d, usage, output_chars, status, if refused { Flag::Refused } else { Flag::None });
     }
 
     fn send_full(
@@ -442,8 +501,9 @@ impl Metered {
         usage: Option<(u64, u64)>,
         output_chars: usize,
         status: u16,
-        blocked: bool,
+        flag: Flag,
     ) {
+        let blocked = matches!(flag, Flag::Blocked | Flag::BlockedInput);
         let (input_tokens, output_tokens, tokens_reported) = match usage {
             Some((i, o)) => (i, o, true),
             None => (self.input_estimate, estimate_tokens(output_chars), false),
@@ -464,6 +524,24 @@ impl Metered {
         m.observe("aiplus_gateway_request_duration_seconds", &[("endpoint", self.endpoint)], self.started.elapsed().as_secs_f64());
         if blocked {
             m.add("aiplus_gateway_guardrail_blocks_total", &[("endpoint", self.endpoint)], 1);
+        }
+        let latency_ms = self.started.elapsed().as_millis() as u64;
+        if !gw.observers.is_empty() {
+            let o = vocab::Observation {
+                model: &self.model,
+                tenant: self.caller.tenant_id(),
+                end_user: self.end_user.as_deref(),
+                status,
+                blocked,
+                blocked_input: flag == Flag::BlockedInput,
+                refused: flag == Flag::Refused,
+                latency_ms,
+                tokens: quantity,
+                at_ms,
+            };
+            for observer in &gw.observers {
+                observer.observe(&o);
+            }
         }
         let mut refs = std::collections::BTreeMap::new();
         refs.insert("model".into(), self.model.clone());
@@ -495,10 +573,11 @@ impl Metered {
                     input_tokens,
                     output_tokens,
                     tokens_reported,
-                    latency_ms: self.started.elapsed().as_millis() as u64,
+                    latency_ms,
                     status,
                     stream: self.stream,
                     blocked,
+                    refused: flag == Flag::Refused,
                 },
             },
             id: event_id(),

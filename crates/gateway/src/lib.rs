@@ -89,6 +89,8 @@ pub struct Gateway {
     pub(crate) embedded: Option<Arc<embeddings::Embedded>>,
     /// Governance's word on each model (suspended, restricted); none: every model may serve.
     pub(crate) policy: Option<Arc<dyn vocab::ModelPolicy>>,
+    /// Told of every metered request (monitoring, end users' strikes).
+    pub(crate) observers: Vec<Arc<dyn vocab::Observer>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +153,7 @@ impl Gateway {
             metrics: metrics::Metrics::default(),
             embedded: None,
             policy: None,
+            observers: Vec::new(),
         };
         gw.check_clusters(&gw.config_models).map_err(GatewayError::Config)?;
         gw.reload_keys().await?;
@@ -185,6 +188,12 @@ impl Gateway {
     /// Asks `policy` before serving any model.
     pub fn with_policy(mut self, policy: Arc<dyn vocab::ModelPolicy>) -> Self {
         self.policy = Some(policy);
+        self
+    }
+
+    /// Tells `observer` of every metered request.
+    pub fn with_observer(mut self, observer: Arc<dyn vocab::Observer>) -> Self {
+        self.observers.push(observer);
         self
     }
 

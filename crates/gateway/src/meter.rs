@@ -25,4 +25,7 @@ pub struct RequestDetail {
     /// Stopped by a guardrail.
     #[serde(default)]
     pub blocked: bool,
+    /// The model declined to answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
 }

@@ -209,6 +209,8 @@ struct Answer<'a> {
 struct AnswerChoice<'a> {
     #[serde(default, borrow)]
     message: Option<AnswerMessage<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<std::borrow::Cow<'a, str>>,
     /// Completions put the text here.
     #[serde(default, borrow)]
     text: Option<std::borrow::Cow<'a, str>>,
@@ -218,6 +220,9 @@ struct AnswerChoice<'a> {
 struct AnswerMessage<'a> {
     #[serde(default, borrow)]
     content: Option<std::borrow::Cow<'a, str>>,
+    /// OpenAI's field for a model that declined to answer.
+    #[serde(default, borrow)]
+    refusal: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -231,6 +236,20 @@ impl Answer<'_> {
         let Some(c) = self.choices.first() else { return "" };
         c.message.as_ref().and_then(|m| m.content.as_deref()).or(c.text.as_deref()).unwrap_or("")
     }
+
+    /// Whether the model declined: a `refusal`, or an answer cut by its content filter.
+    fn refused(&self) -> bool {
+        self.choices.first().is_some_and(|c| {
+            c.message.as_ref().and_then(|m| m.refusal.as_deref()).is_some_and(|r| !r.is_empty())
+                || c.finish_reason.as_deref() == Some("content_filter")
+        })
+    }
+}
+
+/// Whether a streamed frame says the model declined (a `refusal` delta, or `content_filter`).
+pub(crate) fn refusal_in(v: &Value) -> bool {
+    let c = &v["choices"][0];
+    c["delta"]["refusal"].as_str().is_some_and(|r| !r.is_empty()) || c["finish_reason"] == "content_filter"
 }
 
 pub async fn chat_completions(state: Gw, who: Who, headers: HeaderMap, body: Bytes) -> Response {
@@ -278,6 +297,9 @@ async fn complete(State(gw): Gw, who: Who, headers: HeaderMap, body: Bytes, kind
         Ok(m) => Metered { started, ..m },
         Err(refused) => return refused.into_response(),
     };
+    if metered.end_user.is_none() {
+        metered.end_user = parsed.as_ref().ok().and_then(crate::admission::end_user_of);
+    }
     match text(&gw, &mut metered, parsed, &body, kind).await {
         Ok(r) => r,
         Err(e) => metered.refuse(&gw, e),
@@ -421,7 +443,7 @@ async fn try_deployment(
             metered.send_blocked(gw, Some(d), usage, output_chars);
             return Attempt::Done(blocked_error("the answer"));
         }
-        metered.send(gw, Some(d), usage, output_chars, status.as_u16());
+        metered.send_answer(gw, Some(d), usage, output_chars, status.as_u16(), parsed.as_ref().is_some_and(Answer::refused));
         let bytes = match kind {
             Kind::Chat => with_tool_calls(bytes, req),
             Kind::Completion => bytes,
@@ -472,6 +494,7 @@ fn stream_through(
         let mut status = 200u16;
         let mut watch = crate::guardrail::StreamWatch::default();
         let mut blocked = false;
+        let mut refused = false;
         let mut fix = (!tools.is_empty()).then(|| crate::toolcalls::StreamFix::new(tools));
         while let Some(chunk) = upstream.next().await {
             if let Some((code, message)) = crate::admission::withheld(&gw, &meta) {
@@ -486,6 +509,7 @@ fn stream_through(
                     let mut out = Vec::new();
                     for v in lines.feed(&bytes) {
                         usage = usage_of(&v).or(usage);
+                        refused |= refusal_in(&v);
                         let piece = kind.delta_text(&v);
                         output_chars += piece.len();
                         if let Some(g) = gw.guard.as_ref().filter(|g| g.check_output)
@@ -528,7 +552,7 @@ fn stream_through(
         if blocked {
             meta.send_blocked(&gw, Some(&d), usage, output_chars);
         } else {
-            meta.send(&gw, Some(&d), usage, output_chars, status);
+            meta.send_answer(&gw, Some(&d), usage, output_chars, status, refused);
         }
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));

@@ -244,6 +244,9 @@ pub async fn create(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderMap
         Ok(m) => m,
         Err(refused) => return refused.into_response(),
     };
+    if metered.end_user.is_none() {
+        metered.end_user = req.as_ref().and_then(crate::admission::end_user_of);
+    }
     match respond(&gw, &mut metered, req).await {
         Ok(r) => r,
         Err(e) => metered.refuse(&gw, e),

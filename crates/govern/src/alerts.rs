@@ -77,7 +77,7 @@ impl Alerts {
             closed_ms: None,
             doc: serde_json::to_string(&a)?,
         };
-        Ok(self.store.open_alert(&row).await?.then_some(a))
+        Ok(self.store.raise_alert(&row).await?.then_some(a))
     }
 
     /// Makes the open alerts under `prefix` be exactly `wanted`: raises those not open, closes
@@ -124,5 +124,20 @@ impl Alerts {
         doc.closed_ms = None;
         self.store.update_alert(id, &serde_json::to_string(&doc)?).await?;
         Ok(a)
+    }
+
+    /// Closes the open alert with `key`: true when one was open.
+    pub async fn close(&self, key: &str, now_ms: i64) -> Result<bool, GovernError> {
+        Ok(self.store.close_alert(key, now_ms).await?)
+    }
+
+    /// Whether an alert with `key` is open.
+    pub async fn is_open(&self, key: &str) -> Result<bool, GovernError> {
+        Ok(self.store.open_alert(key).await?.is_some())
+    }
+
+    /// When the last alert with `key` closed.
+    pub async fn last_closed_ms(&self, key: &str) -> Result<Option<i64>, GovernError> {
+        Ok(self.store.last_closed_alert_ms(key).await?)
     }
 }

@@ -17,14 +17,22 @@
 
 pub mod alerts;
 pub mod calendar;
+pub mod counters;
+pub mod end_users;
 pub mod filing_service;
 pub mod filings;
+pub mod incidents;
 pub mod lifecycle;
+pub mod monitor;
 pub mod policy;
+pub mod rules;
+pub mod services;
 pub mod states;
+pub mod webhooks;
 
 pub use filing_service::Filings;
 pub use policy::Policy;
+pub use services::Services;
 pub use states::{Change, ModelState, ModelStates, Status};
 
 /// Errors of the governance services, one type for the boundary.

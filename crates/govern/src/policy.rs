@@ -10,6 +10,8 @@ use crate::{Filings, ModelStates};
 pub struct Policy {
     pub states: Arc<ModelStates>,
     pub filings: Arc<Filings>,
+    pub end_users: Arc<crate::end_users::EndUsers>,
+    pub clock: Arc<dyn vocab::Clock>,
     /// Serve only model versions that a filing in force covers.
     pub require_filing: bool,
 }
@@ -34,6 +36,18 @@ impl ModelPolicy for Policy {
     fn bounds(&self, model: &str) -> Option<Arc<vocab::ModelBounds>> {
         self.states.bounds(model)
     }
+
+    fn end_user(&self, tenant: &str, user: &str) -> ModelDecision {
+        match self.end_users.suspended_until(tenant, user, self.clock.now_ms()) {
+            None => ModelDecision::Allow,
+            Some(until_ms) => ModelDecision::Refuse {
+                code: "end_user_suspended",
+                message: format!(
+                    "The end user `{user}` is suspended until {until_ms} (Unix ms) after repeated input the content rules block (TC260-003); the tenant's operator can lift it"
+                ),
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -48,15 +62,30 @@ mod tests {
 
     const OP: Actor<'static> = Actor { id: "tok_1", role: "operator-admin" };
 
+    struct Fixed;
+    impl vocab::Clock for Fixed {
+        fn now_ms(&self) -> i64 {
+            0
+        }
+    }
+
     #[tokio::test]
     async fn with_require_filing_only_filed_versions_serve_and_states_still_bind() {
         let store = store::Store::memory().await.unwrap();
         let key = tlog::SignerKey::from_seed("aiplus.test/log", [5; 32]).unwrap();
         let log = Arc::new(tlog::Log::open(store.clone(), key, 0, None, None).await.unwrap());
         let states = Arc::new(ModelStates::open(store.clone(), log.clone()).await.unwrap());
-        let filings = Arc::new(Filings::open(store, log, Calendar::builtin().unwrap()).await.unwrap());
-        let lenient = Policy { states: states.clone(), filings: filings.clone(), require_filing: false };
-        let strict = Policy { states: states.clone(), filings: filings.clone(), require_filing: true };
+        let filings = Arc::new(Filings::open(store.clone(), log.clone(), Calendar::builtin().unwrap()).await.unwrap());
+        let end_users = crate::end_users::EndUsers::start(store, log, 86_400_000).await.unwrap();
+        let clock: Arc<dyn vocab::Clock> = Arc::new(Fixed);
+        let policy = |require_filing| Policy {
+            states: states.clone(),
+            filings: filings.clone(),
+            end_users: end_users.clone(),
+            clock: clock.clone(),
+            require_filing,
+        };
+        let (lenient, strict) = (policy(false), policy(true));
         assert_eq!(lenient.decide("chat@1", "t"), ModelDecision::Allow);
         assert!(matches!(strict.decide("chat@1", "t"), ModelDecision::Refuse { code: "model_not_filed", .. }));
         let id = filings.create(None, crate::filings::tests::complete_service(), OP, 1).await.unwrap().filing.id;

@@ -101,7 +101,8 @@ pub struct ModelStates {
     seen: AtomicI64,
 }
 
-fn check(change: &Change, model: &str) -> Result<(), GovernError> {
+/// Checks a change of `model`, naming the first bad field.
+pub fn check(change: &Change, model: &str) -> Result<(), GovernError> {
     let invalid = |field, reason: &str| Err(GovernError::Invalid { field, reason: reason.into() });
     if model.is_empty() || model.len() > MAX_NAME_BYTES || model.chars().any(char::is_control) {
         return invalid("model", "a model name of 1 to 256 bytes without control characters");

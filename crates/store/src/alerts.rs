@@ -22,7 +22,7 @@ fn row((id, key, tenant, opened_ms, closed_ms, doc): Row) -> AlertRow {
 
 impl Store {
     /// Opens an alert unless one with its key is open: true when this call opened it.
-    pub async fn open_alert(&self, a: &AlertRow) -> Result<bool, StoreError> {
+    pub async fn raise_alert(&self, a: &AlertRow) -> Result<bool, StoreError> {
         let n = on_pool!(self, |pool| sqlx::query(
             "INSERT INTO alerts (id, key, tenant, opened_ms, closed_ms, doc) VALUES ($1, $2, $3, $4, NULL, $5)
              ON CONFLICT (key) WHERE closed_ms IS NULL DO NOTHING"
@@ -90,5 +90,25 @@ impl Store {
         let all: Vec<String> =
             on_pool!(self, |pool| sqlx::query_scalar("SELECT key FROM alerts WHERE closed_ms IS NULL").fetch_all(pool).await?);
         Ok(all.into_iter().filter(|k| k.starts_with(prefix)).collect())
+    }
+
+    /// When the last alert with `key` was closed, if one was.
+    pub async fn last_closed_alert_ms(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        let ms: Option<Option<i64>> = on_pool!(self, |pool| sqlx::query_scalar("SELECT MAX(closed_ms) FROM alerts WHERE key = $1")
+            .bind(key)
+            .fetch_optional(pool)
+            .await?);
+        Ok(ms.flatten())
+    }
+
+    /// The open alert with `key`, if one is open.
+    pub async fn open_alert(&self, key: &str) -> Result<Option<AlertRow>, StoreError> {
+        let r: Option<Row> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, key, tenant, opened_ms, closed_ms, doc FROM alerts WHERE key = $1 AND closed_ms IS NULL"
+        )
+        .bind(key)
+        .fetch_optional(pool)
+        .await?);
+        Ok(r.map(row))
     }
 }

@@ -54,6 +54,7 @@ macro_rules! on_pool {
 pub use alerts::AlertRow;
 pub use console::ReportRow;
 pub use filings::FilingRow;
+pub use monitor::DeliveryRow;
 
 /// A transaction that will write. On SQLite it takes the write lock at `BEGIN IMMEDIATE`, where
 /// the busy timeout applies: a deferred transaction that reads first and writes later fails at
@@ -101,6 +102,7 @@ mod govern;
 mod identity;
 mod ledger;
 mod models;
+mod monitor;
 mod schema;
 mod tlog;
 
@@ -615,5 +617,64 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert!(freed, "dropping the guard frees the lock");
+    }
+
+    /// Governance rows on both databases: one open alert per key, filings by revision, blobs
+    /// once, counters summed, deliveries due, incidents by revision, end users followed.
+    #[tokio::test]
+    async fn governance_rows_behave_alike_on_both_databases() {
+        for s in both().await {
+            let alert = |id: &str, key: &str, tenant: Option<&str>| AlertRow {
+                id: id.into(),
+                key: key.into(),
+                tenant: tenant.map(Into::into),
+                opened_ms: 10,
+                closed_ms: None,
+                doc: "{}".into(),
+            };
+            assert!(s.raise_alert(&alert("a1", "k", Some("t"))).await.unwrap());
+            assert!(!s.raise_alert(&alert("a2", "k", None)).await.unwrap(), "one open alert per key");
+            assert_eq!(s.open_alert_keys("k").await.unwrap(), ["k"]);
+            assert!(s.close_alert("k", 20).await.unwrap());
+            assert_eq!(s.last_closed_alert_ms("k").await.unwrap(), Some(20));
+            assert!(s.raise_alert(&alert("a3", "k", None)).await.unwrap(), "a closed alert frees its key");
+            assert_eq!(s.alerts(Some("t"), 0, 10).await.unwrap().len(), 1);
+            assert_eq!(s.alerts(None, 0, 10).await.unwrap().len(), 2);
+            assert_eq!(s.alerts(None, 11, 10).await.unwrap().len(), 1, "closed ones only since");
+            assert!(s.open_alert("k").await.unwrap().is_some_and(|a| a.id == "a3"));
+
+            assert!(s.put_filing("f", Some("t"), 1, "{\"rev\":1}", "{}").await.unwrap());
+            assert!(!s.put_filing("f", Some("t"), 1, "{}", "{}").await.unwrap(), "revision 1 is taken");
+            assert!(s.put_filing("f", Some("t"), 2, "{\"rev\":2}", "{}").await.unwrap());
+            assert_eq!(s.filings_since(0).await.unwrap().len(), 1);
+            assert_eq!(s.filing_events("f").await.unwrap().len(), 2);
+            s.put_blob("ab", b"bytes").await.unwrap();
+            s.put_blob("ab", b"other").await.unwrap();
+            assert_eq!(s.blob("ab").await.unwrap().as_deref(), Some(&b"bytes"[..]), "stored once");
+
+            s.put_monitor_bucket("i1", "m", 0, "{\"n\":1}").await.unwrap();
+            s.put_monitor_bucket("i1", "m", 0, "{\"n\":2}").await.unwrap();
+            s.put_monitor_bucket("i2", "m", 10_000, "{}").await.unwrap();
+            assert_eq!(s.monitor_buckets(0).await.unwrap().len(), 2);
+            assert_eq!(s.prune_monitor_buckets(5_000).await.unwrap(), 1);
+            assert!(!s.put_monitor_rule("r", "{}").await.unwrap());
+            assert!(s.put_monitor_rule("r", "{}").await.unwrap(), "existed");
+            assert!(s.delete_monitor_rule("r").await.unwrap());
+
+            let d = DeliveryRow { id: "d".into(), state: "pending".into(), next_ms: 5, doc: "{}".into() };
+            s.put_delivery(&d).await.unwrap();
+            assert!(s.due_deliveries(4, 10).await.unwrap().is_empty());
+            assert_eq!(s.due_deliveries(5, 10).await.unwrap().len(), 1);
+            assert_eq!(s.deliveries("pending", 10).await.unwrap().len(), 1);
+
+            assert!(s.put_incident("i", 1, "{}").await.unwrap());
+            assert!(!s.put_incident("i", 3, "{}").await.unwrap());
+            assert_eq!(s.incidents_since(0).await.unwrap().len(), 1);
+            s.put_end_user("t", "u", "{}").await.unwrap();
+            s.put_end_user("t", "u", "{\"x\":1}").await.unwrap();
+            let users = s.end_users_since(0).await.unwrap();
+            assert_eq!(users.len(), 1);
+            assert_eq!(s.end_user("t", "u").await.unwrap().as_deref(), Some("{\"x\":1}"));
+        }
     }
 }

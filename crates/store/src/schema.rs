@@ -63,10 +63,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // Which transparency-log entry recorded each model state, so a later change always wins.
     "ALTER TABLE model_states ADD COLUMN log_index BIGINT NOT NULL DEFAULT -1;",
     FILINGS_MIGRATION,
+    MONITOR_MIGRATION,
 ];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
-pub(crate) const USER_VERSION: [&str; 13] = [
+pub(crate) const USER_VERSION: [&str; 14] = [
     "PRAGMA user_version = 1",
     "PRAGMA user_version = 2",
     "PRAGMA user_version = 3",
@@ -80,6 +81,7 @@ pub(crate) const USER_VERSION: [&str; 13] = [
     "PRAGMA user_version = 11",
     "PRAGMA user_version = 12",
     "PRAGMA user_version = 13",
+    "PRAGMA user_version = 14",
 ];
 const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 
@@ -159,3 +161,22 @@ const FILINGS_MIGRATION: &str = "CREATE TABLE filings (
      );
      CREATE UNIQUE INDEX alerts_open_key ON alerts (key) WHERE closed_ms IS NULL;
      CREATE INDEX alerts_opened ON alerts (opened_ms);";
+
+/// Monitoring: each instance's traffic counters per model and 10-second bucket (summed across
+/// instances over a rule's window), the alert rules, the webhook deliveries with their retries and
+/// dead letters, incidents (ordered like filings), and end users' blocked-input strikes.
+const MONITOR_MIGRATION: &str = "CREATE TABLE monitor_buckets (
+        instance TEXT NOT NULL,
+        model TEXT NOT NULL,
+        bucket_ms BIGINT NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (instance, model, bucket_ms)
+     );
+     CREATE INDEX monitor_buckets_at ON monitor_buckets (bucket_ms);
+     CREATE TABLE monitor_rules (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE webhook_deliveries (id TEXT PRIMARY KEY, state TEXT NOT NULL, next_ms BIGINT NOT NULL, doc TEXT NOT NULL);
+     CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_ms);
+     CREATE TABLE incidents (id TEXT PRIMARY KEY, seq BIGINT NOT NULL, rev BIGINT NOT NULL, doc TEXT NOT NULL);
+     CREATE INDEX incidents_seq ON incidents (seq);
+     CREATE TABLE end_users (tenant TEXT NOT NULL, user_id TEXT NOT NULL, seq BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, user_id));
+     CREATE INDEX end_users_seq ON end_users (seq);";

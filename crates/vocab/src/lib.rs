@@ -5,7 +5,8 @@
 //!   [`allows`]) that job placement, model routing and (soon) dataset access all call.
 //! - [`Clock`]: where "now" comes from, for the services that need it.
 //! - [`ModelPolicy`]: what governance says of a model for a tenant now; the gateway asks,
-//!   `govern` answers, and the binary joins the two.
+//!   `govern` answers, and the binary joins the two. [`Observer`]: what monitoring is told of
+//!   every request.
 //! - [`text`]: small text rules more than one edge needs (percent-encoding, cookies).
 //! - [`de`]: reading untrusted input strictly (objects only where an object is meant).
 
@@ -52,4 +53,30 @@ pub trait ModelPolicy: Send + Sync {
     /// Whether a filing that stands covers model version `model`: traffic falls back from a
     /// withheld version only to a filed one.
     fn filed(&self, model: &str) -> bool;
+    /// Whether `tenant`'s end user `user` (the OpenAI `user` field) may be served now.
+    fn end_user(&self, tenant: &str, user: &str) -> ModelDecision;
+}
+
+/// One answered (or refused) request, as the gateway meters it: what monitoring counts.
+#[derive(Clone, Copy, Debug)]
+pub struct Observation<'a> {
+    pub model: &'a str,
+    pub tenant: &'a str,
+    /// The end user the tenant named (`user`), if any.
+    pub end_user: Option<&'a str>,
+    pub status: u16,
+    /// Stopped by the guardrail (its input or its answer).
+    pub blocked: bool,
+    /// Stopped by the guardrail for what the client sent (TC260-003 counts these per end user).
+    pub blocked_input: bool,
+    /// The model declined to answer (an OpenAI `refusal`, or `finish_reason: content_filter`).
+    pub refused: bool,
+    pub latency_ms: u64,
+    pub tokens: u64,
+    pub at_ms: i64,
+}
+
+/// Told of every request the gateway meters, on its hot path: records in memory, at once.
+pub trait Observer: Send + Sync {
+    fn observe(&self, o: &Observation<'_>);
 }

@@ -54,7 +54,7 @@ fn limits() -> Value {
 
 /// `hub:<id>` or `province:<Name>`: a name of 1..=100 characters after the colon, no control
 /// characters, not starting with a space (trailing spaces are trimmed).
-fn region() -> Value {
+pub(super) fn region() -> Value {
     json!({"type": "string", "pattern": format!("^(hub|province):[^\\s{NO_CONTROLS}][^{NO_CONTROLS}]{{0,{}}}$", vocab::region::MAX_NAME_CHARS - 1)})
 }
 
@@ -234,6 +234,11 @@ pub fn requests_with(problem: Value) -> Value {
         "ModelStateChange": model_state_change(),
         "FilingCreate": super::govern_schemas::filing_create(),
         "FilingAction": super::govern_schemas::filing_action(),
+        "AlertRule": super::govern_schemas::alert_rule(),
+        "ModelFlag": super::govern_schemas::model_flag(),
+        "IncidentCreate": super::govern_schemas::incident_create(),
+        "IncidentStep": super::govern_schemas::incident_step(),
+        "EndUserLift": super::govern_schemas::end_user_lift(),
         "Binary": {"type": "string", "format": "binary", "description": "The file's bytes, as `application/octet-stream`."},
         "OpenAIError": record(&["error"], json!({"error": record(&["message", "type"], json!({"message": {"type": "string"}, "type": {"type": "string"},
             "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}))})),

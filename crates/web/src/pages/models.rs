@@ -161,6 +161,7 @@ mod tests {
                     status,
                     stream: false,
                     blocked: false,
+                    refused: false,
                 },
             },
         }
