@@ -84,6 +84,18 @@ fn http_is_only_at_the_edges() {
     }
 }
 
+/// Governance and the transparency log speak no HTTP at all, not even as clients: their webhooks
+/// are posted by a function the binary hands in (ARCHITECTURE.md, `crates/govern`).
+#[test]
+fn governance_speaks_no_http() {
+    for (name, manifest) in manifests().into_iter().filter(|(n, _)| n == "govern" || n == "tlog") {
+        let deps = dependencies(&manifest);
+        for http in ["axum", "reqwest", "hyper", "outbound"] {
+            assert!(!deps.contains(&http.to_string()), "{name} depends on {http}");
+        }
+    }
+}
+
 /// One problem+json renderer: no other crate's product code sets the media type itself.
 #[test]
 fn only_the_problem_crate_renders_problem_json() {
