@@ -160,6 +160,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             cfg.console.clone(),
             cfg.server.data_dir.clone(),
         );
+        let console = console.with_governance(governance.clone(), log.clone());
         console.ensure_admin().await.map_err(|e| anyhow::anyhow!("starting the console: {e}"))?;
         Some(Arc::new(console))
     } else {

@@ -31,6 +31,18 @@ pub enum ConsoleError {
     Internal(String),
 }
 
+impl From<govern::GovernError> for ConsoleError {
+    fn from(e: govern::GovernError) -> Self {
+        use govern::GovernError as G;
+        match e {
+            G::Invalid { field, reason } => ConsoleError::Invalid { field: field.into(), reason },
+            G::NotFound { .. } => ConsoleError::NotFound,
+            G::Conflict(why) => ConsoleError::Busy(why),
+            e @ (G::Store(_) | G::Log(_) | G::Corrupt(_)) => ConsoleError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<store::StoreError> for ConsoleError {
     fn from(e: store::StoreError) -> Self {
         ConsoleError::Internal(format!("store: {e}"))

@@ -15,15 +15,17 @@ pub enum Nav {
     Sim,
     Models,
     Tenants,
+    Govern,
     None,
 }
 
-const NAV: [(Nav, &str, &str); 5] = [
+const NAV: [(Nav, &str, &str); 6] = [
     (Nav::Network, "/", "network"),
     (Nav::Jobs, "/jobs", "jobs"),
     (Nav::Sim, "/sim", "sim"),
     (Nav::Models, "/models", "models"),
     (Nav::Tenants, "/tenants", "tenants"),
+    (Nav::Govern, "/governance", "governance"),
 ];
 
 fn head(lang: Lang, title: &str) -> Markup {

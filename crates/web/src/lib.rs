@@ -87,6 +87,9 @@ pub struct Console {
     pub(crate) hash_permits: tokio::sync::Semaphore,
     /// One replay at a time: a replay takes a core for seconds.
     pub(crate) sim_permit: tokio::sync::Semaphore,
+    /// Model states, filings, alerts and incidents, and the transparency log (absent in tests
+    /// that build the console alone).
+    pub(crate) governance: Option<(Arc<govern::Services>, Arc<tlog::Log>)>,
 }
 
 pub type SharedConsole = Arc<Console>;
@@ -110,7 +113,18 @@ impl Console {
             logins: throttle::Throttle::default(),
             hash_permits: tokio::sync::Semaphore::new(2),
             sim_permit: tokio::sync::Semaphore::new(1),
+            governance: None,
         }
+    }
+
+    /// Shows governance (its pages answer 404 without it).
+    pub fn with_governance(mut self, services: Arc<govern::Services>, log: Arc<tlog::Log>) -> Self {
+        self.governance = Some((services, log));
+        self
+    }
+
+    pub(crate) fn governance(&self) -> Result<&(Arc<govern::Services>, Arc<tlog::Log>), ConsoleError> {
+        self.governance.as_ref().ok_or(ConsoleError::NotFound)
     }
 
     pub(crate) fn now_ms(&self) -> i64 {
@@ -162,6 +176,9 @@ pub fn router(console: SharedConsole) -> Router {
         .route("/sim/{id}", get(pages::sim::show))
         .route("/sim/{id}/chart.svg", get(pages::sim::chart))
         .route("/models", get(pages::models::index))
+        .route("/governance", get(pages::govern::index))
+        .route("/governance/models/{name}", post(pages::govern::set_state))
+        .route("/governance/log", get(pages::log::explorer))
         .route("/tenants", get(pages::tenants::index).post(pages::tenants::create_tenant))
         .route("/tenants/{tenant}", get(pages::tenants::show))
         .route("/tenants/{tenant}/keys", post(pages::tenants::create_key))

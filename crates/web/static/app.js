@@ -68,4 +68,130 @@
       }
     });
   }
+
+  // Transparency log explorer: an entry's inclusion proof checked here, against the signed
+  // checkpoint, with the log's public key: SHA-256 and Ed25519 from the browser's Web Crypto.
+  const verifier = document.querySelector("[data-log-verify]");
+  if (verifier) {
+    const result = document.getElementById("verify-result");
+    const say = (ok, text) => {
+      result.textContent = text;
+      result.className = ok === null ? "" : ok ? "verified" : "failed";
+    };
+    const run = (index) => verifyEntry(index).then(
+      (r) => say(true, verifier.getAttribute("data-ok") + ": " + r),
+      (e) => say(false, verifier.getAttribute("data-bad") + ": " + e.message),
+    );
+    document.getElementById("verify-button").addEventListener("click", () => {
+      say(null, verifier.getAttribute("data-working"));
+      run(document.getElementById("verify-index").value);
+    });
+    for (const b of document.querySelectorAll("button[data-verify-index]")) {
+      b.addEventListener("click", () => {
+        document.getElementById("verify-index").value = b.getAttribute("data-verify-index");
+        say(null, verifier.getAttribute("data-working"));
+        run(b.getAttribute("data-verify-index"));
+      });
+    }
+    if (!(window.crypto && window.crypto.subtle)) say(false, verifier.getAttribute("data-nocrypto"));
+  }
+
+  function b64(s) {
+    const bin = atob(s);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  function cat(...parts) {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  async function sha256(bytes) {
+    return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  }
+
+  const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+  const hex = (a) => Array.from(a, (x) => x.toString(16).padStart(2, "0")).join("");
+
+  // RFC 9162 section 2.1.3.2: the root an inclusion proof leads to from a leaf hash.
+  async function rootFrom(index, size, leafHash, proof) {
+    let fn = BigInt(index);
+    let sn = BigInt(size) - 1n;
+    let r = leafHash;
+    const one = new Uint8Array([1]);
+    for (const p of proof) {
+      if (sn === 0n) throw new Error("the proof is longer than the tree is deep");
+      if ((fn & 1n) === 1n || fn === sn) {
+        r = await sha256(cat(one, p, r));
+        if ((fn & 1n) === 0n) {
+          while ((fn & 1n) === 0n && fn !== 0n) {
+            fn >>= 1n;
+            sn >>= 1n;
+          }
+        }
+      } else {
+        r = await sha256(cat(one, r, p));
+      }
+      fn >>= 1n;
+      sn >>= 1n;
+    }
+    if (sn !== 0n) throw new Error("the proof is shorter than the tree is deep");
+    return r;
+  }
+
+  async function verifyEntry(indexText) {
+    if (!(window.crypto && window.crypto.subtle)) throw new Error(verifier.getAttribute("data-nocrypto"));
+    if (!/^[0-9]+$/.test(String(indexText))) throw new Error("not an entry index");
+    const last = document.getElementById("verify-index").getAttribute("max");
+    if (last !== null && BigInt(indexText) > BigInt(last)) throw new Error("entry " + indexText + " is past the tree's last entry, " + last);
+    const get = async (url) => {
+      const r = await fetch(url, { credentials: "omit" });
+      if (!r.ok) throw new Error(url + ": " + r.status);
+      return r;
+    };
+    // The log's public key: <name>+<key id, 8 hex>+<base64 of 0x01 and the Ed25519 key>.
+    const keyText = (await (await get("/log/key")).text()).trim();
+    // The base64 may hold "+" too: only the first two separate the fields.
+    const first = keyText.indexOf("+");
+    const second = keyText.indexOf("+", first + 1);
+    if (first < 0 || second < 0) throw new Error("the log key is not <name>+<id>+<key>");
+    const [name, keyId, keyB64] = [keyText.slice(0, first), keyText.slice(first + 1, second), keyText.slice(second + 1)];
+    const keyBytes = b64(keyB64);
+    if (keyBytes.length !== 33 || keyBytes[0] !== 1) throw new Error("the log key is not an Ed25519 key");
+    const enc = new TextEncoder();
+    const idBytes = (await sha256(cat(enc.encode(name), new Uint8Array([10]), keyBytes))).slice(0, 4);
+    if (hex(idBytes) !== keyId.toLowerCase()) throw new Error("the log key's id does not match the key");
+    const doc = await (await get("/api/v1/log/proof?index=" + indexText)).json();
+    // The checkpoint, a signed note: its text, a blank line, then "— <name> <base64 sig>" lines.
+    const split = doc.checkpoint.indexOf("\n\n");
+    if (split < 0) throw new Error("the checkpoint is not a signed note");
+    const text = doc.checkpoint.slice(0, split + 1);
+    const lines = text.split("\n");
+    const [origin, sizeText, rootB64] = lines;
+    if (origin !== name) throw new Error("the checkpoint is of " + origin + ", not " + name);
+    if (String(doc.size) !== sizeText) throw new Error("the proof is for another tree size than the checkpoint's");
+    const sig = doc.checkpoint
+      .slice(split + 2)
+      .split("\n")
+      .map((l) => l.match(/^\u2014 (\S+) (\S+)$/))
+      .find((m) => m && m[1] === name);
+    if (!sig) throw new Error("no signature by " + name);
+    const sigBytes = b64(sig[2]);
+    if (sigBytes.length !== 68 || !same(sigBytes.slice(0, 4), idBytes)) throw new Error("the signature is by another key");
+    const key = await crypto.subtle.importKey("raw", keyBytes.slice(1), { name: "Ed25519" }, false, ["verify"]);
+    const signed = await crypto.subtle.verify({ name: "Ed25519" }, key, sigBytes.slice(4), enc.encode(text));
+    if (!signed) throw new Error("the checkpoint's signature does not verify");
+    const leafHash = await sha256(cat(new Uint8Array([0]), enc.encode(doc.leaf)));
+    const root = await rootFrom(doc.index, doc.size, leafHash, doc.proof.map(b64));
+    if (!same(root, b64(rootB64))) throw new Error("the proof leads to another root than the checkpoint's");
+    const leaf = JSON.parse(doc.leaf);
+    return "#" + doc.index + " " + leaf.kind + " " + leaf.subject + " · " + doc.size + " · " + rootB64;
+  }
 })();

@@ -2,7 +2,9 @@
 //! ask the domain services, and render.
 
 pub mod cluster;
+pub mod govern;
 pub mod jobs;
+pub mod log;
 pub mod models;
 pub mod network;
 pub mod session;

@@ -261,6 +261,42 @@ async function gateway(secret, expectStatus) {
     assert.equal(csrf, 403);
     assert.equal(await page.locator("tr[data-key]").count(), 1, "no key was made by the forged post");
 
+    // Governance: suspend a model in one click, with a reason; then the log explorer checks the
+    // change's entry in this browser against the signed checkpoint; then activate it again.
+    await page.goto(BASE + "/governance");
+    assert.equal(await h1(page), "Governance");
+    const qwenRow = page.locator("tr[data-model='qwen']");
+    await qwenRow.getByLabel("Reason qwen").fill("suspended from the console");
+    await Promise.all([page.waitForNavigation(), qwenRow.getByRole("button", { name: "Suspend qwen" }).click()]);
+    assert.equal(await page.locator("tr[data-model='qwen'] .badge").innerText(), "suspended");
+    await shot(page, "governance");
+    await axe(page, "governance");
+    // Two more changes, so the tree has entries whose proofs have more than one step.
+    for (const [button, reason] of [["Activate qwen", "a second look"], ["Suspend qwen", "a third look"]]) {
+      await page.locator("tr[data-model='qwen']").getByLabel("Reason qwen").fill(reason);
+      await Promise.all([page.waitForNavigation(), page.locator("tr[data-model='qwen']").getByRole("button", { name: button }).click()]);
+    }
+    await Promise.all([page.waitForNavigation(), page.getByRole("link", { name: "Transparency log explorer" }).click()]);
+    const rows = page.locator("tbody button[data-verify-index]");
+    assert.equal(await rows.count(), 3);
+    for (let i = 0; i < 3; i++) {
+      await page.evaluate(() => { document.getElementById("verify-result").className = ""; });
+      await rows.nth(i).click();
+      await page.waitForSelector("#verify-result.verified, #verify-result.failed");
+      const verdict = await page.locator("#verify-result").innerText();
+      assert.match(verdict, /^Verified: #\d+ model\.(suspended|active) model\/qwen · 3 · /, verdict);
+    }
+    // An entry past the tree's end is not verified.
+    await page.locator("#verify-index").fill("999999");
+    await page.getByRole("button", { name: "Verify in this browser" }).first().click();
+    await page.waitForSelector("#verify-result.failed");
+    await shot(page, "log-explorer");
+    await axe(page, "log explorer");
+    await page.goto(BASE + "/governance");
+    await page.locator("tr[data-model='qwen']").getByLabel("Reason qwen").fill("checked");
+    await Promise.all([page.waitForNavigation(), page.locator("tr[data-model='qwen']").getByRole("button", { name: "Activate qwen" }).click()]);
+    assert.equal(await page.locator("tr[data-model='qwen'] .badge").innerText(), "active");
+
     // ---- a tenant's view: only its own things, whatever the URL ----
     const tctx = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 900 } });
     const tpage = await tctx.newPage();
@@ -276,6 +312,10 @@ async function gateway(secret, expectStatus) {
       assert.equal(r.status(), 404, `${url} is not found for acme`);
     }
     assert.equal((await tpage.request.get(BASE + "/sim")).status(), 403, "simulations are for operators");
+    await tpage.goto(BASE + "/governance");
+    assert.equal(await tpage.locator("#states-heading").count(), 0, "model states are for operators");
+    const suspend = await tpage.request.post(BASE + "/governance/models/qwen", { form: { csrf: "x", status: "suspended", reason: "r" } });
+    assert.equal(suspend.status(), 403, "a tenant cannot suspend a model");
     await tpage.goto(BASE + "/tenants");
     assert.equal(new URL(tpage.url()).pathname, "/tenants/acme", "a tenant's tenants page is its own");
     await tpage.goto(BASE + jobPath);
