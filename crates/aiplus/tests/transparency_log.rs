@@ -161,3 +161,167 @@ fn governance_changes_are_provable_offline_and_a_rewritten_history_does_not_star
     refuses_to_start(&data, "this server saw a checkpoint of 3: entries were removed");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// Every kind of governance change the server makes, made through the API: each is a log entry
+/// whose inclusion proof verifies offline against the signed checkpoint; then one stored leaf
+/// is rewritten, and the server refuses the store.
+#[test]
+fn every_kind_of_governance_change_is_a_leaf_that_verifies_offline() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upstream = rt.block_on(gateway::test_double::start()).unwrap();
+    let data = temp_dir("tlog-kinds");
+    std::fs::create_dir_all(&data).unwrap();
+    let keywords = data.join("keywords.txt");
+    std::fs::write(&keywords, "违禁词\n").unwrap();
+    let cfg = data.join("aiplus.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[gateway]\nallow_local_upstreams = true\n[gateway.embedded]\nenabled = false\n[gateway.guardrail]\nkeywords_file = \"{}\"\n\
+             [[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/ok/v1\"\n",
+            keywords.display()
+        ),
+    )
+    .unwrap();
+    let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
+    let ok = |(st, body): (u16, Value)| {
+        assert!((200..300).contains(&st), "{st}: {body}");
+        body
+    };
+    let http = s.client();
+    // Models on the compute network.
+    ok(s.put("/api/v1/model-deployments/md", &json!({"model": "smollm2-135m-instruct", "replicas": 0})));
+    ok(s.post("/api/v1/model-deployments/md/scale", &json!({"replicas": 0})));
+    assert_eq!(http.delete(format!("{}/api/v1/model-deployments/md", s.url)).send().unwrap().status().as_u16(), 204);
+    // Model states.
+    for change in [
+        json!({"status": "restricted", "reason": "r", "tenants": ["alpha"]}),
+        json!({"status": "suspended", "reason": "s"}),
+        json!({"status": "active", "reason": "a"}),
+    ] {
+        ok(s.put("/api/v1/model-states/qwen", &change));
+    }
+    // A filing through its whole lifecycle.
+    let f = ok(s.post("/api/v1/filings", &json!({"content": {"domains": ["客服"]}})));
+    let id = f["id"].as_str().unwrap().to_string();
+    let act = |a: Value| ok(s.post(&format!("/api/v1/filings/{id}/actions"), &a));
+    let content = json!({
+        "kind": "algorithm", "entity": {"name": "示例公司", "credit_code": "91110108MA01ABCDE0"},
+        "responsible": {"name": "张三", "phone": "010-1"}, "algorithm": {"name": "推荐", "type": "personalised_push", "role": "service_provider"},
+        "domains": ["资讯"], "products": [{"name": "示例", "form": "app"}], "models": ["qwen"], "service_started_on": "2026-12-01"
+    });
+    act(json!({"action": "update", "content": content}));
+    let attach = |name: &str| {
+        let url = format!("{}/api/v1/filings/{id}/attachments?kind=self_assessment&name={name}", s.url);
+        let v: Value = http.post(url).body(format!("report {name}")).send().unwrap().json().unwrap();
+        v["attachments"].as_array().unwrap().last().unwrap()["sha256"].as_str().unwrap().to_string()
+    };
+    let first = attach("a.pdf");
+    act(json!({"action": "detach", "sha256": first}));
+    attach("b.pdf");
+    act(json!({"action": "submit"}));
+    act(json!({"action": "return", "reason": "补充材料"}));
+    act(json!({"action": "submit"}));
+    act(json!({"action": "file", "filing_number": "网信算备110108000000000001号"}));
+    act(json!({"action": "change", "changed_on": "2026-12-02"}));
+    act(json!({"action": "end_service", "ended_on": "2026-12-02"}));
+    act(json!({"action": "cancel", "reason": "服务下线"}));
+    // An incident with every kind of step.
+    let i = ok(s.post("/api/v1/incidents", &json!({"title": "数据泄露", "grade": "major"})));
+    let iid = i["id"].as_str().unwrap().to_string();
+    for step in [
+        json!({"action": "report", "to": "省网信办", "text": "首报"}),
+        json!({"action": "measure", "text": "暂停服务"}),
+        json!({"action": "note", "text": "调查中"}),
+        json!({"action": "regrade", "grade": "serious", "text": "影响扩大"}),
+        json!({"action": "close", "text": "处置完毕"}),
+    ] {
+        ok(s.post(&format!("/api/v1/incidents/{iid}/steps"), &step));
+    }
+    // An alert rule set and deleted.
+    ok(s.put("/api/v1/alert-rules/r", &json!({"metric": "error_rate", "window_s": 60, "fire_above": 0.5, "clear_below": 0.1})));
+    assert_eq!(http.delete(format!("{}/api/v1/alert-rules/r", s.url)).send().unwrap().status().as_u16(), 204);
+    // An end user suspended after three blocked inputs, then lifted.
+    let key = s.key("alpha", &json!({"scopes": ["inference"]}))["secret"].as_str().unwrap().to_string();
+    let chat = |text: &str| {
+        let body = json!({"model": "qwen", "user": "u-1", "messages": [{"role": "user", "content": text}]});
+        reqwest::blocking::Client::new()
+            .post(format!("{}/v1/chat/completions", s.url))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    for _ in 0..3 {
+        assert_eq!(chat("违禁词"), 400);
+    }
+    common::poll(std::time::Duration::from_secs(10), || (chat("你好") == 403).then_some(()));
+    ok(s.post("/api/v1/end-users/alpha/u-1/lift", &json!({"reason": "复核"})));
+
+    // Every entry verifies offline against the latest checkpoint, and every kind is there.
+    let (ok_cp, cp, err) = cli(&s, &["log", "checkpoint"]);
+    assert!(ok_cp, "{err}");
+    let cp_file = data.join("checkpoint.txt");
+    std::fs::write(&cp_file, &cp).unwrap();
+    let size: u64 = cp.lines().nth(1).unwrap().parse().unwrap();
+    let public = data.join("log-key.pub");
+    let mut kinds = std::collections::BTreeSet::new();
+    for i in 0..size {
+        let (ok_p, proof, err) = cli(&s, &["log", "proof", &i.to_string()]);
+        assert!(ok_p, "{err}");
+        let leaf: Value = serde_json::from_str(serde_json::from_str::<Value>(&proof).unwrap()["leaf"].as_str().unwrap()).unwrap();
+        kinds.insert(leaf["kind"].as_str().unwrap().to_string());
+        let file = data.join(format!("proof{i}.json"));
+        std::fs::write(&file, &proof).unwrap();
+        let args = [
+            "log",
+            "verify",
+            "--proof",
+            file.to_str().unwrap(),
+            "--checkpoint",
+            cp_file.to_str().unwrap(),
+            "--key",
+            public.to_str().unwrap(),
+        ];
+        let (verified, out) = offline(&args);
+        assert!(verified && out.contains(&format!("entry {i} is in the log")), "{out}");
+    }
+    let expected = [
+        "model.deployed",
+        "model.scaled",
+        "model.undeployed",
+        "model.restricted",
+        "model.suspended",
+        "model.active",
+        "filing.create",
+        "filing.update",
+        "filing.attach",
+        "filing.detach",
+        "filing.submit",
+        "filing.return",
+        "filing.file",
+        "filing.change",
+        "filing.end_service",
+        "filing.cancel",
+        "incident.opened",
+        "incident.report",
+        "incident.measure",
+        "incident.note",
+        "incident.regrade",
+        "incident.closed",
+        "rule.set",
+        "rule.deleted",
+        "end_user.suspended",
+        "end_user.lifted",
+    ];
+    let expected: std::collections::BTreeSet<String> = expected.iter().map(|k| k.to_string()).collect();
+    assert_eq!(kinds, expected, "every kind of governance change, each verified offline ({size} entries)");
+    drop(s);
+
+    // One stored leaf rewritten (the incident's report): the server refuses the store.
+    sql(&data, "UPDATE tlog_entries SET leaf = replace(leaf, 'incident.report', 'incident.note') WHERE leaf LIKE '%incident.report%'");
+    refuses_to_start(&data, "entries no longer hash to checkpoint");
+    let _ = std::fs::remove_dir_all(&data);
+}
