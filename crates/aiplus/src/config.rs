@@ -51,8 +51,9 @@ pub struct GovernConfig {
     pub monitor_every_ms: u64,
     /// How long an end user is suspended after repeated blocked input (TC260-003).
     pub end_user_suspension_hours: u32,
-    /// Let alert rules post webhooks to loopback and private addresses (a receiver on this
-    /// machine or the operator's network).
+    /// Let alert rules post webhooks to loopback and link-local addresses (a receiver on this
+    /// machine). Addresses of private networks are allowed either way: the operator's own
+    /// receivers live there.
     pub allow_local_webhooks: bool,
 }
 

@@ -175,6 +175,7 @@ pub async fn admit(
             None => return Err(RequestError::ModelNotFound(model)),
         },
     };
+    metered.resolved = true;
     if let Some(g) = &gw.guard
         && input.iter().any(|t| g.find(t).is_some())
     {
@@ -231,7 +232,7 @@ fn resolve_version(gw: &Gateway, catalog: &crate::models::Catalog, metered: &mut
         metered.model = newest.clone();
         return Ok(());
     };
-    match older.iter().find(|v| policy.filed(v) && policy.decide(v, tenant) == vocab::ModelDecision::Allow) {
+    match older.iter().find(|v| policy.filed(v, tenant) && policy.decide(v, tenant) == vocab::ModelDecision::Allow) {
         Some(v) => {
             tracing::debug!(requested = %metered.model, withheld = %newest, served = %v, "falling back to an older filed version");
             metered.model = v.clone();
@@ -329,6 +330,9 @@ pub struct Metered {
     pub reservation: Option<Reservation>,
     /// Governance's bounds on the model version that serves (regions, lower limits), if any.
     pub bounds: Option<std::sync::Arc<vocab::ModelBounds>>,
+    /// Whether the request's model resolved to one the gateway serves: monitoring counts only
+    /// those, not the names clients make up.
+    pub resolved: bool,
     /// The tenant's end user, from the request's `user` (or `safety_identifier`) or the
     /// `X-Aiplus-End-User` header.
     pub end_user: Option<String>,
@@ -412,6 +416,7 @@ impl Metered {
             input_estimate,
             reservation: None,
             bounds: None,
+            resolved: false,
             end_user: end_user(headers),
             request_id: request_id(headers),
             ticket,
@@ -528,7 +533,7 @@ impl Metered {
         let latency_ms = self.started.elapsed().as_millis() as u64;
         if !gw.observers.is_empty() {
             let o = vocab::Observation {
-                model: &self.model,
+                model: if self.resolved { &self.model } else { "" },
                 tenant: self.caller.tenant_id(),
                 end_user: self.end_user.as_deref(),
                 status,

@@ -146,8 +146,18 @@ impl Recorder {
             }
             all.retain(|_, b| !b.is_empty());
         }
-        for (model, bucket, doc) in &dirty {
-            store.put_monitor_bucket(&self.instance, model, *bucket, doc).await?;
+        for (i, (model, bucket, doc)) in dirty.iter().enumerate() {
+            if let Err(e) = store.put_monitor_bucket(&self.instance, model, *bucket, doc).await {
+                // What was not written is written at the next flush.
+                if let Ok(mut all) = self.buckets.lock() {
+                    for (model, bucket, _) in &dirty[i..] {
+                        if let Some(slot) = all.get_mut(model).and_then(|b| b.get_mut(bucket)) {
+                            slot.1 = true;
+                        }
+                    }
+                }
+                return Err(e.into());
+            }
         }
         Ok(dirty.len())
     }

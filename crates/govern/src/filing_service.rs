@@ -62,8 +62,9 @@ pub struct Filings {
     log: Arc<Log>,
     calendar: Calendar,
     all: RwLock<HashMap<String, Filing>>,
-    /// The model versions of the filings that stand.
-    filed: RwLock<HashSet<String>>,
+    /// The model versions of the filings that stand, with the tenant each is filed for (none:
+    /// the operator's own service, which covers every tenant).
+    filed: RwLock<HashSet<(Option<String>, String)>>,
     seen: AtomicI64,
     /// One change at a time on this instance, from its log entry to its stored row.
     writing: tokio::sync::Mutex<()>,
@@ -117,7 +118,11 @@ impl Filings {
             return;
         }
         all.insert(f.id.clone(), f);
-        let filed = all.values().filter(|f| f.state.in_force()).flat_map(|f| f.content.models.iter().cloned()).collect();
+        let filed = all
+            .values()
+            .filter(|f| f.state.in_force(f.was_filed))
+            .flat_map(|f| f.filed_models.iter().map(|m| (f.tenant.clone(), m.clone())))
+            .collect();
         if let Ok(mut s) = self.filed.write() {
             *s = filed;
         }
@@ -157,9 +162,12 @@ impl Filings {
         })
     }
 
-    /// Whether a filing that stands covers model version `model`.
-    pub fn is_filed(&self, model: &str) -> bool {
-        self.filed.read().is_ok_and(|s| s.contains(model))
+    /// Whether a filing that stands covers model version `model` for `tenant`: the operator's
+    /// own filing, or one made for that tenant.
+    pub fn is_filed(&self, model: &str, tenant: &str) -> bool {
+        self.filed
+            .read()
+            .is_ok_and(|s| s.contains(&(None, model.to_string())) || s.contains(&(Some(tenant.to_string()), model.to_string())))
     }
 
     /// Opens a draft.
@@ -178,6 +186,7 @@ impl Filings {
             attachments: Vec::new(),
             filing_number: None,
             was_filed: false,
+            filed_models: Vec::new(),
             changed_on: None,
             service_ended_on: None,
             created_ms: now_ms,
@@ -386,12 +395,13 @@ mod tests {
     async fn a_filing_goes_from_draft_to_filed_and_every_change_is_a_leaf_and_an_event() {
         let (f, log, _) = filings().await;
         let id = f.create(Some("acme".into()), complete_service(), OP, 1).await.unwrap().filing.id;
-        assert!(!f.is_filed("chat@1"));
+        assert!(!f.is_filed("chat@1", "acme"));
         attach_all(&f, &id).await;
         f.act(&id, Some(5), Action::Submit, OP, 3).await.unwrap();
         let filed = f.act(&id, None, Action::File { filing_number: "Beijing-Ex-1".into() }, OP, 4).await.unwrap().filing;
         assert_eq!((filed.state, filed.rev, filed.log_index), (State::Filed, 7, 6));
-        assert!(f.is_filed("chat@1") && !f.is_filed("chat@2"));
+        assert!(f.is_filed("chat@1", "acme") && !f.is_filed("chat@2", "acme"));
+        assert!(!f.is_filed("chat@1", "other"), "a filing made for acme covers acme only");
         let history = f.history(&id, Some("acme")).await.unwrap();
         let actions: Vec<&str> = history.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(actions, ["create", "attach", "attach", "attach", "attach", "submit", "file"]);
@@ -409,7 +419,7 @@ mod tests {
         assert_eq!(bytes, b"self_assessment");
         // Cancelling withdraws the model's filing.
         f.act(&id, None, Action::Cancel { reason: "service ended".into() }, OP, 5).await.unwrap();
-        assert!(!f.is_filed("chat@1"));
+        assert!(!f.is_filed("chat@1", "acme"));
     }
 
     #[tokio::test]

@@ -13,8 +13,9 @@ use time::Date;
 use crate::GovernError;
 
 /// The JSON size a filing's content may reach: it is recorded whole in the transparency log's
-/// record of each change (at most 64 KiB with its envelope).
-pub const MAX_CONTENT_BYTES: usize = 48 * 1024;
+/// record of each change, which holds at most 64 KiB with the attachments' list (up to about
+/// 25 KiB) and the envelope.
+pub const MAX_CONTENT_BYTES: usize = 32 * 1024;
 pub const MAX_TEXT_CHARS: usize = 200;
 pub const MAX_ITEMS: usize = 32;
 pub const MAX_ATTACHMENTS: usize = 32;

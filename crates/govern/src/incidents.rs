@@ -212,6 +212,12 @@ pub fn apply(i: &Incident, step: &Step, now_ms: i64) -> Result<Incident, GovernE
         }
     }
     if let Step::Close { .. } = step {
+        if i.reported_ms.is_none() && i.report_due_ms.is_some() {
+            return Err(GovernError::Conflict(format!(
+                "incident {} must be reported before it is closed (or regraded to general, if it was not a major one)",
+                i.id
+            )));
+        }
         next.state = State::Closed;
         next.closed_ms = Some(now_ms);
     }
@@ -413,7 +419,11 @@ mod tests {
         assert_eq!((i.report_due_ms, i.state), (Some(1_000 + 4 * HOUR_MS), State::Open));
         assert_eq!(incidents.sweep(&alerts, 1_000 + 4 * HOUR_MS - 1).await.unwrap(), 0);
         assert_eq!(incidents.sweep(&alerts, 1_000 + 4 * HOUR_MS).await.unwrap(), 1, "overdue from the deadline on");
-        // A regrade keeps the deadline's start (the discovery); once reported, the alert closes.
+        // An unreported major incident cannot be closed quietly.
+        assert!(matches!(incidents.act(&i.id, Step::Close { text: "误报".into() }, OP, 2_500).await, Err(GovernError::Conflict(_))));
+        // A regrade to general lifts the deadline; back to serious, it runs from the discovery again.
+        let i = incidents.act(&i.id, Step::Regrade { grade: Grade::General, text: "影响有限".into() }, OP, 2_600).await.unwrap();
+        assert_eq!(i.report_due_ms, None);
         let i = incidents.act(&i.id, Step::Regrade { grade: Grade::Serious, text: "影响扩大".into() }, OP, 3_000).await.unwrap();
         assert_eq!(i.report_due_ms, Some(1_000 + 4 * HOUR_MS));
         let i = incidents.act(&i.id, Step::Report { to: "北京市网信办".into(), text: "首报".into() }, OP, 4_000).await.unwrap();
@@ -423,7 +433,7 @@ mod tests {
         let i = incidents.act(&i.id, Step::Close { text: "处置完毕".into() }, OP, 5_000).await.unwrap();
         assert_eq!(i.state, State::Closed);
         let kinds: Vec<&str> = i.timeline.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds, ["opened", "regrade", "report", "closed"]);
+        assert_eq!(kinds, ["opened", "regrade", "regrade", "report", "closed"]);
         for e in &i.timeline {
             let leaf: tlog::Leaf = serde_json::from_str(&log.entry(e.log_index).await.unwrap().leaf).unwrap();
             assert_eq!(leaf.kind, format!("incident.{}", e.kind));

@@ -52,9 +52,10 @@ impl State {
         matches!(self, State::Draft | State::Changed)
     }
 
-    /// Whether the filing stands: its models count as filed.
-    pub fn in_force(self) -> bool {
-        matches!(self, State::Filed | State::Changed)
+    /// Whether a filing in this state stands (`was_filed`: it was filed before): a change in
+    /// progress, or sent to the CAC, leaves the filed version standing.
+    pub fn in_force(self, was_filed: bool) -> bool {
+        matches!(self, State::Filed | State::Changed) || (self == State::Submitted && was_filed)
     }
 }
 
@@ -74,6 +75,10 @@ pub struct Filing {
     /// When the filing stood last: a change still filed under it, a return goes back to `changed`.
     #[serde(default)]
     pub was_filed: bool,
+    /// The model versions as the CAC filed them: a change's new models count only once the
+    /// change is filed too.
+    #[serde(default)]
+    pub filed_models: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_on: Option<Date>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,6 +188,7 @@ pub fn apply(f: &Filing, action: &Action, now_ms: i64) -> Result<Filing, GovernE
             next.state = Filed;
             next.filing_number = Some(n.to_string());
             next.was_filed = true;
+            next.filed_models = f.content.models.clone();
             next.changed_on = None;
         }
         Action::Change { changed_on, content } if f.state == Filed => {
@@ -199,6 +205,7 @@ pub fn apply(f: &Filing, action: &Action, now_ms: i64) -> Result<Filing, GovernE
         Action::Cancel { reason } if f.state != Cancelled => {
             reason_ok(reason)?;
             next.state = Cancelled;
+            next.filed_models.clear();
         }
         _ => return Err(not_now(f, action)),
     }
@@ -249,6 +256,7 @@ mod tests {
             attachments: Vec::new(),
             filing_number: None,
             was_filed: false,
+            filed_models: Vec::new(),
             changed_on: None,
             service_ended_on: None,
             created_ms: 0,
@@ -280,15 +288,18 @@ mod tests {
         actions.push(Action::File { filing_number: "Beijing-Example-202612010001".into() });
         let f = run(draft(), &actions).unwrap();
         assert_eq!((f.state, f.rev), (State::Filed, 7));
-        assert!(f.state.in_force());
+        assert!(f.state.in_force(f.was_filed));
+        assert_eq!(f.filed_models, ["chat@1"]);
         let changed = run(f, &[Action::Change { changed_on: date("2026-12-02"), content: None }]).unwrap();
         assert_eq!(changed.state, State::Changed);
-        assert!(changed.state.in_force(), "the filing stands while its change is filed");
+        assert!(changed.state.in_force(changed.was_filed), "the filing stands while its change is filed");
+        let sent = run(changed.clone(), &[Action::Submit]).unwrap();
+        assert!(sent.state.in_force(sent.was_filed), "a change sent to the CAC leaves the filed version standing");
         let returned = run(changed, &[Action::Submit, Action::Return { reason: "资料不全".into() }]).unwrap();
         assert_eq!(returned.state, State::Changed, "a returned change goes back to changed, still filed");
         let cancelled = run(returned, &[Action::Cancel { reason: "service ended".into() }]).unwrap();
         assert_eq!(cancelled.state, State::Cancelled);
-        assert!(!cancelled.state.in_force());
+        assert!(!cancelled.state.in_force(cancelled.was_filed) && cancelled.filed_models.is_empty());
         assert!(matches!(apply(&cancelled, &Action::Submit, 2), Err(GovernError::Conflict(_))));
     }
 

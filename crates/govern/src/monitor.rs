@@ -174,10 +174,37 @@ impl Monitor {
         // Raised once: an alert already open means another evaluator fired it and acted.
         let Some(alert) = self.alerts.raise(raise, now_ms).await? else { return Ok(None) };
         tracing::warn!(rule = %rule.name, model, value, "an alert rule fired");
+        match self.act(rule, model, value, &alert, &message, now_ms).await {
+            Ok(f) => Ok(Some(f)),
+            Err(e) => {
+                // The alert closes again so the next evaluation fires and acts anew: an action
+                // taken before the failure may be taken twice (a second state change or
+                // incident), which overstates but never misses.
+                self.alerts.close(key, now_ms).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// A firing's actions. The monitor only tightens: a model already suspended, or already
+    /// restricted when the rule restricts, keeps the state an operator (or an earlier firing)
+    /// gave it.
+    async fn act(
+        &self,
+        rule: &Rule,
+        model: &str,
+        value: f64,
+        alert: &crate::alerts::Alert,
+        message: &str,
+        now_ms: i64,
+    ) -> Result<Fired, GovernError> {
         let actor_id = format!("rule:{}", rule.name);
         let actor = || Actor { id: &actor_id, role: "monitor" };
         let reason = format!("alert {}: {message}", alert.id);
-        let change = if rule.actions.contains(&Action::Suspend) {
+        let now = self.states.get(model).map(|s| s.status);
+        let change = if now == Some(Status::Suspended) || (now == Some(Status::Restricted) && !rule.actions.contains(&Action::Suspend)) {
+            None
+        } else if rule.actions.contains(&Action::Suspend) {
             Some(Change { status: Status::Suspended, reason: reason.clone(), tenants: vec![], regions: vec![], limits: None })
         } else if rule.actions.contains(&Action::Restrict) {
             let r = rule.restrict.clone().unwrap_or_default();
@@ -211,15 +238,15 @@ impl Monitor {
             });
             webhook = Some(self.webhooks.enqueue(url, body, now_ms).await?.id);
         }
-        Ok(Some(Fired {
+        Ok(Fired {
             rule: rule.name.clone(),
             model: model.to_string(),
             value,
-            alert: alert.id,
+            alert: alert.id.clone(),
             state_log_index,
             incident: incident.map(|i| i.id),
             webhook,
-        }))
+        })
     }
 
     async fn clear(&self, rule: &Rule, model: &str, value: f64, key: &str, now_ms: i64) -> Result<(), GovernError> {
@@ -317,6 +344,14 @@ mod tests {
         traffic(&r, 200, 200, t0 + 150_000);
         r.flush(&store, t0 + 150_000).await.unwrap();
         assert!(m.evaluate(t0 + 150_000).await.unwrap().is_empty(), "cooling down");
-        assert_eq!(m.evaluate(t0 + 80_000 + 600_001).await.unwrap().len(), 0, "the spike left the window");
+        // After the cool-down a new spike fires again; the model, still suspended, stays so
+        // (the monitor only tightens), and no second state change is logged.
+        let later = t0 + 80_000 + 600_001;
+        traffic(&r, 200, 200, later);
+        r.flush(&store, later).await.unwrap();
+        let again = m.evaluate(later).await.unwrap();
+        assert_eq!(again.len(), 1, "fires again after the cool-down");
+        assert_eq!(again[0].state_log_index, None, "already suspended: kept as it was");
+        assert!(matches!(states.decide("chat@2", "t"), vocab::ModelDecision::Refuse { code: "model_suspended", .. }));
     }
 }

@@ -19,7 +19,7 @@ pub struct Policy {
 impl ModelPolicy for Policy {
     fn decide(&self, model: &str, tenant: &str) -> ModelDecision {
         match self.states.decide(model, tenant) {
-            ModelDecision::Allow if self.require_filing && !self.filings.is_filed(model) => ModelDecision::Refuse {
+            ModelDecision::Allow if self.require_filing && !self.filings.is_filed(model, tenant) => ModelDecision::Refuse {
                 code: "model_not_filed",
                 message: format!(
                     "The model `{model}` has no filing in force, and this server serves only filed models (govern.require_filing)"
@@ -29,8 +29,8 @@ impl ModelPolicy for Policy {
         }
     }
 
-    fn filed(&self, model: &str) -> bool {
-        self.filings.is_filed(model)
+    fn filed(&self, model: &str, tenant: &str) -> bool {
+        self.filings.is_filed(model, tenant)
     }
 
     fn bounds(&self, model: &str) -> Option<Arc<vocab::ModelBounds>> {
@@ -93,9 +93,9 @@ mod tests {
             filings.attach(&id, Upload { kind, name: "a", data: b"a", sha256: None }, OP, 1).await.unwrap();
         }
         filings.act(&id, None, Action::Submit, OP, 2).await.unwrap();
-        assert!(!strict.filed("chat@1"), "submitted is not filed");
+        assert!(!strict.filed("chat@1", "t"), "submitted is not filed");
         filings.act(&id, None, Action::File { filing_number: "n-1".into() }, OP, 3).await.unwrap();
-        assert!(strict.filed("chat@1"));
+        assert!(strict.filed("chat@1", "t"), "the operator's own filing covers every tenant");
         assert_eq!(strict.decide("chat@1", "t"), ModelDecision::Allow);
         let suspend = Change { status: Status::Suspended, reason: "a finding".into(), tenants: vec![], regions: vec![], limits: None };
         states.set("chat@1", suspend, OP, 4).await.unwrap();

@@ -670,11 +670,14 @@ mod tests {
             assert!(s.put_incident("i", 1, "{}").await.unwrap());
             assert!(!s.put_incident("i", 3, "{}").await.unwrap());
             assert_eq!(s.incidents_since(0).await.unwrap().len(), 1);
-            s.put_end_user("t", "u", "{}").await.unwrap();
-            s.put_end_user("t", "u", "{\"x\":1}").await.unwrap();
+            assert!(s.put_end_user("t", "u", None, "{}").await.unwrap());
+            assert!(!s.put_end_user("t", "u", None, "{}").await.unwrap(), "inserted by another meanwhile");
+            let (seq, _) = s.end_user("t", "u").await.unwrap().unwrap();
+            assert!(s.put_end_user("t", "u", Some(seq), "{\"x\":1}").await.unwrap());
+            assert!(!s.put_end_user("t", "u", Some(seq), "{\"x\":2}").await.unwrap(), "a stale read writes nothing");
             let users = s.end_users_since(0).await.unwrap();
             assert_eq!(users.len(), 1);
-            assert_eq!(s.end_user("t", "u").await.unwrap().as_deref(), Some("{\"x\":1}"));
+            assert_eq!(s.end_user("t", "u").await.unwrap().map(|r| r.1).as_deref(), Some("{\"x\":1}"));
         }
     }
 }

@@ -165,32 +165,46 @@ impl Store {
             .await?))
     }
 
-    /// Replaces an end user's record (strikes, suspension), with a sequence every instance follows.
-    pub async fn put_end_user(&self, tenant: &str, user: &str, doc: &str) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+    /// Writes an end user's record (strikes, suspension) if it is still the one read, at
+    /// `expected` (its sequence number; none: there was none), with a new sequence number every
+    /// instance follows. False, and nothing written, when another instance wrote it meanwhile.
+    pub async fn put_end_user(&self, tenant: &str, user: &str, expected: Option<i64>, doc: &str) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             if matches!(self.db, Db::Postgres(_)) {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_END_USERS_LOCK).execute(&mut *tx).await?;
             }
             let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM end_users").fetch_one(&mut *tx).await?;
-            sqlx::query(
-                "INSERT INTO end_users (tenant, user_id, seq, doc) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (tenant, user_id) DO UPDATE SET seq = excluded.seq, doc = excluded.doc",
-            )
-            .bind(tenant)
-            .bind(user)
-            .bind(seq)
-            .bind(doc)
-            .execute(&mut *tx)
-            .await?;
+            let n = match expected {
+                None => sqlx::query(
+                    "INSERT INTO end_users (tenant, user_id, seq, doc) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, user_id) DO NOTHING",
+                )
+                .bind(tenant)
+                .bind(user)
+                .bind(seq)
+                .bind(doc)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+                Some(old) => sqlx::query("UPDATE end_users SET seq = $1, doc = $2 WHERE tenant = $3 AND user_id = $4 AND seq = $5")
+                    .bind(seq)
+                    .bind(doc)
+                    .bind(tenant)
+                    .bind(user)
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected(),
+            };
             tx.commit().await?;
-            Ok::<(), StoreError>(())
-        })?;
-        Ok(())
+            n
+        });
+        Ok(n == 1)
     }
 
-    pub async fn end_user(&self, tenant: &str, user: &str) -> Result<Option<String>, StoreError> {
-        Ok(on_pool!(self, |pool| sqlx::query_scalar("SELECT doc FROM end_users WHERE tenant = $1 AND user_id = $2")
+    /// An end user's record and its sequence number.
+    pub async fn end_user(&self, tenant: &str, user: &str) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_as("SELECT seq, doc FROM end_users WHERE tenant = $1 AND user_id = $2")
             .bind(tenant)
             .bind(user)
             .fetch_optional(pool)

@@ -243,6 +243,12 @@ impl Log {
     }
 
     /// Records a fact: stores it with the checkpoint over the new tree, in one transaction.
+    /// A digest of `data` only this log's key can make: a public leaf can name something
+    /// private (an end user's id) by it without revealing it, and the operator can recompute it.
+    pub fn pseudonym(&self, data: &str) -> String {
+        self.key.keyed_digest(data.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+
     pub async fn append(&self, fact: &Fact<'_>, now_ms: i64) -> Result<Appended, LogError> {
         check_field("kind", fact.kind)?;
         check_field("subject", fact.subject)?;

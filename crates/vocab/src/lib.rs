@@ -50,9 +50,9 @@ pub trait ModelPolicy: Send + Sync {
     /// The bounds on a model version that may serve, if governance set any.
     fn bounds(&self, model: &str) -> Option<std::sync::Arc<ModelBounds>>;
     fn decide(&self, model: &str, tenant: &str) -> ModelDecision;
-    /// Whether a filing that stands covers model version `model`: traffic falls back from a
-    /// withheld version only to a filed one.
-    fn filed(&self, model: &str) -> bool;
+    /// Whether a filing that stands covers model version `model` for `tenant`: traffic falls
+    /// back from a withheld version only to a filed one.
+    fn filed(&self, model: &str, tenant: &str) -> bool;
     /// Whether `tenant`'s end user `user` (the OpenAI `user` field) may be served now.
     fn end_user(&self, tenant: &str, user: &str) -> ModelDecision;
 }

@@ -169,6 +169,7 @@
     const idBytes = (await sha256(cat(enc.encode(name), new Uint8Array([10]), keyBytes))).slice(0, 4);
     if (hex(idBytes) !== keyId.toLowerCase()) throw new Error("the log key's id does not match the key");
     const doc = await (await get("/api/v1/log/proof?index=" + indexText)).json();
+    if (String(doc.index) !== String(BigInt(indexText))) throw new Error("the server proved entry " + doc.index + ", not " + indexText);
     // The checkpoint, a signed note: its text, a blank line, then "— <name> <base64 sig>" lines.
     const split = doc.checkpoint.indexOf("\n\n");
     if (split < 0) throw new Error("the checkpoint is not a signed note");

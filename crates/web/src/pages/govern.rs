@@ -62,7 +62,7 @@ pub async fn index(State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
                             td { (st.as_ref().map_or("", |s| s.reason.as_str())) }
                             td { (st.as_ref().map_or(String::new(), |s| format!("{} · {}", s.actor, fmt_ms(s.at_ms)))) }
                             td {
-                                form class="inline" method="post" action={"/governance/models/" (m)} {
+                                form class="inline" method="post" action={"/governance/models/" (segment(m))} {
                                     input type="hidden" name="csrf" value=(v.csrf);
                                     @let id = format!("reason-{m}");
                                     label class="sr" for=(id) { (lang.t("reason")) " " (m) }
@@ -158,6 +158,11 @@ pub async fn index(State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
         p { a href="/governance/log" { (lang.t("log_explorer")) } }
     };
     Ok(page(&v, Nav::Govern, "/governance", lang.t("governance"), body))
+}
+
+/// A model name as one path segment (names like `Qwen/Qwen2.5-7B` hold a slash).
+fn segment(name: &str) -> String {
+    vocab::text::percent_encode(name).replace('/', "%2F")
 }
 
 fn grade(lang: crate::i18n::Lang, g: govern::incidents::Grade) -> &'static str {
