@@ -302,6 +302,12 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("verify_working", "校验中…", "Verifying…"),
     ("entries", "最新条目", "Latest entries"),
     ("older", "更早的条目", "Older entries"),
+    ("log_key", "日志公钥", "The log's public key"),
+    (
+        "log_key_compare",
+        "请与运营方通过可信渠道公布的公钥比对：浏览器中的校验以此公钥为准，只有它与公布的一致，校验才独立于本服务器。",
+        "Compare it with the key the operator published over a channel you trust: the check in this browser relies on this key, and is independent of this server only if the two match.",
+    ),
 ];
 
 #[cfg(test)]

@@ -158,6 +158,9 @@
     };
     // The log's public key: <name>+<key id, 8 hex>+<base64 of 0x01 and the Ed25519 key>.
     const keyText = (await (await get("/log/key")).text()).trim();
+    // The key the page was rendered with: a server that changed its key since is caught here.
+    const shown = document.getElementById("log-key");
+    if (shown && shown.textContent.trim() !== keyText) throw new Error("the log's key is not the one this page shows");
     // The base64 may hold "+" too: only the first two separate the fields.
     const first = keyText.indexOf("+");
     const second = keyText.indexOf("+", first + 1);

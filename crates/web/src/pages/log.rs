@@ -36,6 +36,9 @@ pub async fn explorer(State(c): C, v: Viewer, Query(q): Query<ExplorerQuery>) ->
     }
     let body = html! {
         p { (lang.t("log_intro")) }
+        h2 id="key-heading" { (lang.t("log_key")) }
+        p { code id="log-key" { (log.verifier().encode()) } }
+        p class="muted" { (lang.t("log_key_compare")) }
         h2 id="checkpoint-heading" { (lang.t("checkpoint")) }
         pre class="note" aria-labelledby="checkpoint-heading" { (note) }
         h2 id="verify-heading" { (lang.t("verify_entry")) }
