@@ -39,9 +39,12 @@ pub fn spawn(
     leader: bool,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    let mut tasks = vec![g.states.follow(stop.clone()), g.filings.follow(g.alerts.clone(), clock.clone(), stop.clone())];
+    // Alone on an embedded store, nothing changes behind this instance's back: looking now and
+    // then for deadlines is enough, and spares the store's few connections.
+    let follow = if store.shared() { govern::states::FOLLOW_EVERY } else { govern::states::ALONE_FOLLOW_EVERY };
+    let mut tasks = vec![g.states.follow(follow, stop.clone()), g.filings.follow(g.alerts.clone(), clock.clone(), follow, stop.clone())];
     let (incidents, end_users, alerts, c) = (g.incidents.clone(), g.end_users.clone(), g.alerts.clone(), clock.clone());
-    tasks.push(every(govern::states::FOLLOW_EVERY, stop.clone(), move || {
+    tasks.push(every(follow, stop.clone(), move || {
         let (incidents, end_users, alerts, now) = (incidents.clone(), end_users.clone(), alerts.clone(), c.now_ms());
         async move {
             incidents.refresh().await?;

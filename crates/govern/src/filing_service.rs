@@ -128,13 +128,14 @@ impl Filings {
         }
     }
 
-    /// Follows changes made on other instances and raises or closes overdue alerts: after
-    /// every change seen, and every [`SWEEP_EVERY`] (a deadline passes with no change), until
-    /// `stop` turns true.
+    /// Follows changes made on other instances (every `period`) and raises or closes overdue
+    /// alerts: after every change seen, and every [`SWEEP_EVERY`] (a deadline passes with no
+    /// change), until `stop` turns true.
     pub fn follow(
         self: &Arc<Self>,
         alerts: Arc<Alerts>,
         clock: Arc<dyn vocab::Clock>,
+        period: std::time::Duration,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
@@ -155,7 +156,7 @@ impl Filings {
                     }
                 }
                 tokio::select! {
-                    () = tokio::time::sleep(crate::states::FOLLOW_EVERY) => {}
+                    () = tokio::time::sleep(period) => {}
                     _ = stop.changed() => return,
                 }
             }

@@ -19,8 +19,10 @@ use vocab::ModelDecision;
 
 use crate::GovernError;
 
-/// How often an instance looks for changes made elsewhere.
+/// How often an instance looks for changes made elsewhere, on a shared store.
 pub const FOLLOW_EVERY: Duration = Duration::from_millis(200);
+/// How often an instance alone on its store looks (for deadlines passing, nothing else).
+pub const ALONE_FOLLOW_EVERY: Duration = Duration::from_secs(2);
 /// Longest model name, reason, and tenant list a change may carry.
 pub const MAX_NAME_BYTES: usize = 256;
 pub const MAX_REASON_CHARS: usize = 1000;
@@ -193,13 +195,13 @@ impl ModelStates {
         }
     }
 
-    /// Follows changes made on other instances until `stop` turns true.
-    pub fn follow(self: &Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    /// Follows changes made on other instances, every `period`, until `stop` turns true.
+    pub fn follow(self: &Arc<Self>, period: Duration, mut stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    () = tokio::time::sleep(FOLLOW_EVERY) => {}
+                    () = tokio::time::sleep(period) => {}
                     _ = stop.changed() => return,
                 }
                 if let Err(e) = me.refresh().await {

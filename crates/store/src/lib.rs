@@ -201,6 +201,12 @@ impl Store {
     }
 
     /// An in-memory database, for tests.
+    /// Whether other instances may share this store (PostgreSQL): what they change must then
+    /// be followed; an embedded SQLite store has only this instance.
+    pub fn shared(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+
     pub async fn memory() -> Result<Self, StoreError> {
         let opts = SqliteConnectOptions::from_str("sqlite::memory:")?;
         // One connection: every connection to :memory: is its own database.
