@@ -29,8 +29,16 @@ pub fn latency_bound_ms(i: usize) -> f64 {
     2f64.powf(i as f64 / 4.0)
 }
 
+/// The first bucket whose bound holds `ms`: ceil(4 · log2 ms), one logarithm on the request path
+/// instead of a search.
 fn latency_bucket(ms: u64) -> usize {
-    (0..LATENCY_BUCKETS - 1).find(|&i| ms as f64 <= latency_bound_ms(i)).unwrap_or(LATENCY_BUCKETS - 1)
+    if ms <= 1 {
+        return 0;
+    }
+    let i = (4.0 * (ms as f64).log2()).ceil() as usize;
+    // Rounding at a bucket's exact bound may land one too high.
+    let i = if i > 0 && ms as f64 <= latency_bound_ms(i - 1) { i - 1 } else { i };
+    i.min(LATENCY_BUCKETS - 1)
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,9 +127,14 @@ impl Recorder {
             return;
         }
         let Ok(mut all) = self.buckets.lock() else { return };
+        // Looked up by reference: a model's name is copied once, when it is first seen.
         let model = if all.contains_key(model) || all.len() < MAX_MODELS { model } else { OTHER };
+        if !all.contains_key(model) {
+            all.insert(model.to_string(), Buckets::new());
+        }
         let bucket = at_ms.div_euclid(BUCKET_MS) * BUCKET_MS;
-        let slot = all.entry(model.to_string()).or_default().entry(bucket).or_default();
+        let Some(buckets) = all.get_mut(model) else { return };
+        let slot = buckets.entry(bucket).or_default();
         f(&mut slot.0);
         slot.1 = true;
     }
@@ -197,6 +210,15 @@ mod tests {
             latency_ms,
             tokens: 10,
             at_ms,
+        }
+    }
+
+    #[test]
+    fn each_latency_lands_in_the_first_bucket_whose_bound_holds_it() {
+        for ms in [0u64, 1, 2, 3, 5, 7, 10, 99, 100, 1000, 4096, 65_536, 65_537, 10_000_000] {
+            let i = latency_bucket(ms);
+            let by_search = (0..LATENCY_BUCKETS - 1).find(|&i| ms as f64 <= latency_bound_ms(i)).unwrap_or(LATENCY_BUCKETS - 1);
+            assert_eq!(i, by_search, "{ms} ms");
         }
     }
 
