@@ -12,8 +12,11 @@ use vocab::Clock;
 
 use crate::config::Config;
 
-/// How often the traffic counters are written, and how often deliveries are tried.
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often the traffic counters are written (each write is a commit the store syncs to disk,
+/// beside the ledger's), and how often deliveries are tried.
+const FLUSH_EVERY: Duration = Duration::from_secs(5);
+/// How often counters older than the longest window are deleted.
+const PRUNE_EVERY_MS: i64 = 60_000;
 const DELIVER_EVERY: Duration = Duration::from_millis(500);
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -60,11 +63,15 @@ pub fn spawn(
     }));
     if leader {
         let (monitor, s, c) = (g.monitor.clone(), store, clock.clone());
+        let pruned = Arc::new(std::sync::atomic::AtomicI64::new(0));
         tasks.push(every(Duration::from_millis(cfg.govern.monitor_every_ms), stop.clone(), move || {
-            let (monitor, s, now) = (monitor.clone(), s.clone(), c.now_ms());
+            let (monitor, s, now, pruned) = (monitor.clone(), s.clone(), c.now_ms(), pruned.clone());
             async move {
                 monitor.evaluate(now).await?;
-                s.prune_monitor_buckets(now - govern::counters::MAX_WINDOW_MS - 2 * govern::counters::BUCKET_MS).await?;
+                if now - pruned.load(std::sync::atomic::Ordering::Relaxed) >= PRUNE_EVERY_MS {
+                    pruned.store(now, std::sync::atomic::Ordering::Relaxed);
+                    s.prune_monitor_buckets(now - govern::counters::MAX_WINDOW_MS - 2 * govern::counters::BUCKET_MS).await?;
+                }
                 Ok(())
             }
         }));
