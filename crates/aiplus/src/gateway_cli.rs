@@ -233,7 +233,8 @@ fn limits(rpm: Option<u64>, tpm: Option<u64>, tpd: Option<u64>) -> Value {
 }
 
 /// A list answer's items, or a single answer as a list of one.
-fn rows(v: &Value) -> Vec<&Value> {
+/// A listing's items, or the one object an action answered with.
+pub(crate) fn rows(v: &Value) -> Vec<&Value> {
     match v {
         Value::Array(a) => a.iter().collect(),
         one => vec![one],

@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::client::{Server, call, client, print_json, read_json, s};
+use crate::gateway_cli::rows;
 
 #[derive(clap::Args, Debug)]
 pub struct FilingsArgs {
@@ -302,10 +303,7 @@ pub fn filings(args: FilingsArgs) -> anyhow::Result<()> {
         }
         _ => {
             println!("{:<36} {:<10} {:<18} {:<10} {:<28} {:<30} due", "id", "tenant", "kind", "state", "number", "algorithm");
-            let rows = match &v {
-                Value::Array(a) => a.iter().collect(),
-                one => vec![one],
-            };
+            let rows = rows(&v);
             for f in rows {
                 let due = match &f["due"] {
                     Value::Null => "-".to_string(),
@@ -338,10 +336,7 @@ pub fn alerts(args: AlertsArgs) -> anyhow::Result<()> {
         return print_json(&v);
     }
     println!("{:<30} {:<16} {:<10} {:<8} {:<8} message", "id", "kind", "tenant", "open", "acked");
-    let rows = match &v {
-        Value::Array(a) => a.iter().collect(),
-        one => vec![one],
-    };
+    let rows = rows(&v);
     for a in rows {
         let open = if a["closed_ms"].is_null() { "open" } else { "closed" };
         let acked = if a["acked_by"].is_null() { "-" } else { "yes" };
@@ -375,10 +370,7 @@ fn monitoring(c: &reqwest::blocking::Client, server: &Server, command: &AlertsCo
     if server.json {
         return print_json(&v);
     }
-    let rows = match &v {
-        Value::Array(a) => a.iter().collect(),
-        one => vec![one],
-    };
+    let rows = rows(&v);
     match command {
         AlertsCommand::Rules | AlertsCommand::SetRule { .. } => {
             println!("{:<20} {:<16} {:<16} {:>8} {:>10} {:>10} actions", "rule", "model", "metric", "window s", "fire >", "clear <");
@@ -450,10 +442,7 @@ pub fn incidents(args: IncidentsArgs) -> anyhow::Result<()> {
     if args.server.json {
         return print_json(&v);
     }
-    let rows = match &v {
-        Value::Array(a) => a.iter().collect(),
-        one => vec![one],
-    };
+    let rows = rows(&v);
     println!("{:<36} {:<18} {:<10} {:<24} {:<16} title", "id", "grade", "state", "report due (ms)", "model");
     for i in &rows {
         let late = i["state"] == "open" && i["report_due_ms"].as_i64().is_some_and(|d| d <= now_ms());
