@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench;
 mod client;
 mod config;
+mod eval_cli;
 mod floor_proxy;
 mod gateway_bench;
 mod gateway_cli;
@@ -82,6 +83,9 @@ enum Command {
     /// Incidents: graded, with the reporting deadline the operator's class sets, and a timeline
     /// of reports, measures and notes, each a transparency-log entry.
     Incidents(govern_cli::IncidentsArgs),
+    /// Evaluate a model the server serves: capability (CMMLU), safety knowledge (SafetyBench),
+    /// bias (BBQ) and refusal suites, through the gateway under an evaluation tenant.
+    Eval(eval_cli::EvalArgs),
     /// The model gateway: benchmark it (against LiteLLM too), or run the mock upstream.
     Gateway {
         #[command(subcommand)]
@@ -125,6 +129,7 @@ fn main() -> std::process::ExitCode {
         Command::Filings(args) => govern_cli::filings(args),
         Command::Alerts(args) => govern_cli::alerts(args),
         Command::Incidents(args) => govern_cli::incidents(args),
+        Command::Eval(args) => eval_cli::eval(args),
         Command::Gateway { command: GatewayCommand::Bench(args) } => gateway_bench::run(args),
         Command::Gateway { command: GatewayCommand::Mock(args) } => gateway_bench::mock(args),
     };

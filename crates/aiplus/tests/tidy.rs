@@ -84,11 +84,12 @@ fn http_is_only_at_the_edges() {
     }
 }
 
-/// Governance and the transparency log speak no HTTP at all, not even as clients: their webhooks
-/// are posted by a function the binary hands in (ARCHITECTURE.md, `crates/govern`).
+/// Governance, the transparency log and evaluation speak no HTTP at all, not even as clients:
+/// governance's webhooks are posted by a function the binary hands in, and evaluation asks its
+/// models through the `eval::run::Model` the binary implements (ARCHITECTURE.md).
 #[test]
-fn governance_speaks_no_http() {
-    for (name, manifest) in manifests().into_iter().filter(|(n, _)| n == "govern" || n == "tlog") {
+fn governance_and_evaluation_speak_no_http() {
+    for (name, manifest) in manifests().into_iter().filter(|(n, _)| ["govern", "tlog", "eval"].contains(&n.as_str())) {
         let deps = dependencies(&manifest);
         for http in ["axum", "reqwest", "hyper", "outbound"] {
             assert!(!deps.contains(&http.to_string()), "{name} depends on {http}");
@@ -124,7 +125,7 @@ fn the_deterministic_cores_read_no_clock_and_draw_no_random_numbers() {
         "Uuid::new_v4",
         "Uuid::now_v7",
     ];
-    for krate in ["vocab", "compute", "sim", "tlog"] {
+    for krate in ["vocab", "compute", "sim", "tlog", "eval"] {
         for (path, text) in sources(krate) {
             for f in forbidden.iter().chain(&["getrandom"]) {
                 assert!(!product_code(&text).contains(f), "{}: `{f}`: time and randomness come in as arguments", path.display());
