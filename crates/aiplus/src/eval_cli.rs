@@ -30,6 +30,9 @@ enum EvalCommand {
     Run(Box<RunArgs>),
     /// List the suites of the suites directory.
     Suites(SuitesArgs),
+    /// Measure the harness itself: items per second against a zero-delay test double of a
+    /// model, fresh and from the cache.
+    Bench(crate::eval_bench::BenchArgs),
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -105,7 +108,7 @@ struct RunArgs {
 /// Largest answer the CLI reads from the gateway.
 const MAX_ANSWER_BYTES: usize = 4 << 20;
 
-fn suite_dir(suites_dir: &Path, suite: &str) -> PathBuf {
+pub(crate) fn suite_dir(suites_dir: &Path, suite: &str) -> PathBuf {
     let direct = PathBuf::from(suite);
     if direct.join("suite.toml").exists() { direct } else { suites_dir.join(suite) }
 }
@@ -114,6 +117,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     match args.command {
         EvalCommand::Run(a) => run(*a),
         EvalCommand::Suites(a) => suites(a),
+        EvalCommand::Bench(a) => crate::eval_bench::run(a),
     }
 }
 

@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench;
 mod client;
 mod config;
+mod eval_bench;
 mod eval_cli;
 mod floor_proxy;
 mod gateway_bench;

@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 
 use eval::cache::MemoryCache;
 use eval::prompt::{Asking, Endpoint, Method};
-use eval::run::{CallError, Counts, Model, Options, Spec};
+use eval::run::{Counts, Options, Spec};
 use eval::suite::{Selection, Suite};
-use serde_json::{Value, json};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -27,17 +26,6 @@ pub fn suite(name: &str, shared: Option<&str>) -> Suite {
     s
 }
 
-/// The test double: answers every request with the letter `B`, and gives its log-probability
-/// as the likeliest first token (with `A` behind it).
-struct AlwaysB;
-
-impl Model for AlwaysB {
-    async fn call(&self, _endpoint: Endpoint, _body: &Value) -> Result<Value, CallError> {
-        Ok(json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "B"}, "finish_reason": "stop",
-            "logprobs": {"content": [{"token": "B", "logprob": -0.1, "top_logprobs": [{"token": "B", "logprob": -0.1}, {"token": " A", "logprob": -2.4}]}]}}]}))
-    }
-}
-
 async fn run_always_b(suite: &Suite, method: Method) -> (eval::Report, usize) {
     let loaded = suite.load(&Selection::default()).unwrap();
     let share_b = loaded.items.iter().filter(|i| i.gold_letter() == Some('B')).count();
@@ -46,7 +34,8 @@ async fn run_always_b(suite: &Suite, method: Method) -> (eval::Report, usize) {
     let plan = eval::run::plan(&spec);
     let counts = Counts::default();
     let opts = Options { concurrency: 64, ..Options::default() };
-    let outcomes = eval::run::run(&AlwaysB, &MemoryCache::default(), Endpoint::Chat, &plan, &opts, &counts, &|_| {}).await;
+    let outcomes =
+        eval::run::run(&eval::double::Constant::new('B'), &MemoryCache::default(), Endpoint::Chat, &plan, &opts, &counts, &|_| {}).await;
     let samples: Vec<_> = outcomes.iter().filter_map(|o| eval::report::sample(&loaded, asking, o)).collect();
     (eval::report::report(suite, &loaded, "always-b", Some(method), asking.shots, &samples), share_b)
 }
