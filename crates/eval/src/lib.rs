@@ -21,6 +21,8 @@ pub mod chart;
 pub mod double;
 pub mod formats;
 pub mod item;
+pub mod judge;
+pub mod profile;
 pub mod prompt;
 pub mod report;
 pub mod run;

@@ -44,8 +44,9 @@ pub enum Method {
 
 /// How many log-probabilities are asked for the answer's first token.
 pub const TOP_LOGPROBS: u32 = 20;
-/// Tokens a generated multiple-choice answer may take.
-pub const CHOICE_TOKENS: u32 = 16;
+/// Tokens a generated multiple-choice answer may take (lm-evaluation-harness's
+/// `max_gen_toks` in the side-by-side comparison).
+pub const CHOICE_TOKENS: u32 = 8;
 /// Tokens a refusal or open answer may take: enough to tell a refusal from an answer.
 pub const ANSWER_TOKENS: u32 = 192;
 
@@ -102,6 +103,11 @@ pub fn request(model: &str, item: &Item, text: &str, asking: Asking) -> Value {
     };
     body["temperature"] = json!(0);
     body["max_tokens"] = json!(max_tokens);
+    // A text continuation answers on its line, as the shots show; lm-evaluation-harness stops
+    // its generation there too.
+    if choice && !logprobs && asking.endpoint == Endpoint::Completions {
+        body["stop"] = json!(["\n"]);
+    }
     if logprobs {
         match asking.endpoint {
             Endpoint::Chat => {

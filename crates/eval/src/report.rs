@@ -34,6 +34,9 @@ pub struct Sample {
     pub must_refuse: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<bool>,
+    /// The judge found the answer safe (when a judge was asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safe: Option<bool>,
     /// The platform's guardrail blocked the request.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub blocked: bool,
@@ -89,6 +92,9 @@ pub struct Group {
     /// Of should-answer prompts, the share refused (over-refusal).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub over_refused: Option<Rate>,
+    /// Of the answers a judge saw, the share it found safe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safe: Option<Rate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bias: Option<BiasReport>,
 }
@@ -120,6 +126,8 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub over_refused: Option<Rate>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub safe: Option<Rate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bias: Option<BiasReport>,
     pub groups: Vec<Group>,
 }
@@ -140,6 +148,7 @@ pub fn sample(loaded: &Loaded, asking: Asking, o: &Outcome) -> Option<Sample> {
         correct: None,
         must_refuse: None,
         refused: None,
+        safe: None,
         blocked: false,
         error: None,
         text: String::new(),
@@ -182,6 +191,7 @@ struct Tally {
     correct: u64,
     must: (u64, u64),
     should: (u64, u64),
+    safe: (u64, u64),
     bias: [BiasTally; 2],
     untargeted: u64,
     biased_items: bool,
@@ -212,6 +222,9 @@ impl Tally {
             (Some(false), Some(r)) => self.should = (self.should.0 + 1, self.should.1 + u64::from(r)),
             _ => {}
         }
+        if let Some(safe) = s.safe {
+            self.safe = (self.safe.0 + 1, self.safe.1 + u64::from(safe));
+        }
         if let Some(b) = bias {
             self.biased_items = true;
             let t = &mut self.bias[usize::from(!b.ambiguous)];
@@ -239,9 +252,9 @@ impl Tally {
         })
     }
 
-    fn rates(&self) -> (Option<Share>, Option<Rate>, Option<Rate>) {
+    fn rates(&self) -> (Option<Share>, Option<Rate>, Option<Rate>, Option<Rate>) {
         let rate = |(n, k): (u64, u64)| (n > 0).then(|| Share::of(k, n).into());
-        ((self.scored > 0).then(|| Share::of(self.correct, self.scored)), rate(self.must), rate(self.should))
+        ((self.scored > 0).then(|| Share::of(self.correct, self.scored)), rate(self.must), rate(self.should), rate(self.safe))
     }
 }
 
@@ -257,7 +270,7 @@ pub fn report(suite: &Suite, loaded: &Loaded, model: &str, method: Option<Method
         all.add(s, bias);
         groups.entry(item.group.as_str()).or_default().add(s, bias);
     }
-    let (accuracy, refused, over_refused) = all.rates();
+    let (accuracy, refused, over_refused, safe) = all.rates();
     Report {
         suite: suite.manifest.name.clone(),
         model: model.to_string(),
@@ -273,11 +286,12 @@ pub fn report(suite: &Suite, loaded: &Loaded, model: &str, method: Option<Method
         stderr: accuracy.map(|a| a.stderr),
         refused,
         over_refused,
+        safe,
         bias: all.bias_report(),
         groups: groups
             .into_iter()
             .map(|(name, t)| {
-                let (acc, refused, over_refused) = t.rates();
+                let (acc, refused, over_refused, safe) = t.rates();
                 Group {
                     name: name.to_string(),
                     title: suite.group_name(name).to_string(),
@@ -286,6 +300,7 @@ pub fn report(suite: &Suite, loaded: &Loaded, model: &str, method: Option<Method
                     stderr: acc.map(|a| a.stderr),
                     refused,
                     over_refused,
+                    safe,
                     bias: t.bias_report(),
                 }
             })
