@@ -32,6 +32,9 @@ enum EvalCommand {
     /// measured value, pass or fail, and the samples it rests on. --attach-to puts the report
     /// on a filing, named by its SHA-256.
     Assess(Box<crate::eval_assess::AssessArgs>),
+    /// Compare two runs on the same items (two versions of a model, or before and after a
+    /// change) with McNemar's exact test; exits with an error when B dropped significantly.
+    Compare(CompareArgs),
     /// Measure the harness itself: items per second against a zero-delay test double of a
     /// model, fresh and from the cache.
     Bench(crate::eval_bench::BenchArgs),
@@ -70,6 +73,55 @@ struct RunArgs {
     out: Option<PathBuf>,
 }
 
+#[derive(clap::Args, Debug)]
+struct CompareArgs {
+    /// The first run's directory (the baseline).
+    a: PathBuf,
+    /// The second run's directory.
+    b: PathBuf,
+    /// The p-value under which a drop is significant.
+    #[arg(long, default_value_t = eval::compare::DEFAULT_ALPHA)]
+    alpha: f64,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Most samples a run's log may hold for a comparison.
+const MAX_SAMPLES: usize = eval::suite::MAX_ITEMS;
+
+fn read_samples(dir: &Path) -> anyhow::Result<Vec<eval::report::Sample>> {
+    let path = dir.join("samples.jsonl");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        if out.len() == MAX_SAMPLES {
+            bail!("{}: more than {MAX_SAMPLES} samples", path.display());
+        }
+        out.push(serde_json::from_str(line).with_context(|| format!("{}: line {}", path.display(), n + 1))?);
+    }
+    Ok(out)
+}
+
+fn compare(a: CompareArgs) -> anyhow::Result<()> {
+    if !(0.0..1.0).contains(&a.alpha) || a.alpha == 0.0 {
+        bail!("--alpha: a p-value threshold between 0 and 1");
+    }
+    let c = eval::compare::compare(&read_samples(&a.a)?, &read_samples(&a.b)?, a.alpha);
+    if c.paired == 0 {
+        bail!("the two runs share no scored item");
+    }
+    if a.json {
+        client::print_json(&serde_json::to_value(&c)?)?;
+    } else {
+        println!("{} paired items: A {} → B {} ({:+.1} points)", c.paired, pct(c.accuracy_a), pct(c.accuracy_b), c.delta * 100.0);
+        println!("only A right: {}, only B right: {}, McNemar exact p = {:.4}", c.a_only, c.b_only, c.p_value);
+    }
+    if c.significant_drop {
+        bail!("B is significantly worse than A (p = {:.4} < {})", c.p_value, c.alpha);
+    }
+    Ok(())
+}
+
 pub(crate) fn suite_dir(suites_dir: &Path, suite: &str) -> PathBuf {
     let direct = PathBuf::from(suite);
     if direct.join("suite.toml").exists() { direct } else { suites_dir.join(suite) }
@@ -80,6 +132,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         EvalCommand::Run(a) => run(*a),
         EvalCommand::Suites(a) => suites(a),
         EvalCommand::Bench(a) => crate::eval_bench::run(a),
+        EvalCommand::Compare(a) => compare(a),
         EvalCommand::Assess(a) => crate::eval_assess::run(*a),
     }
 }

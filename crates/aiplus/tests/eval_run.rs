@@ -267,6 +267,24 @@ fn the_tc260_self_assessment_fails_a_model_that_refuses_nothing_and_passes_one_t
     for a in [&nothing, &refuser, &unjudged] {
         assert!(attached.contains(&a["sha256"].as_str().unwrap()), "{f}");
     }
+    // The paired comparison: the refuser is better on the same 300 must-refuse items; the
+    // other way round is a significant drop, and the command says so by failing.
+    let compare = |a: &str, b: &str| {
+        let o = Command::new(BIN)
+            .args(["eval", "compare", "--json"])
+            .arg(data.join(a).join("must-refuse"))
+            .arg(data.join(b).join("must-refuse"))
+            .output()
+            .unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let (ok, out, _) = compare("const-b", "refuser");
+    assert!(ok, "{out}");
+    let c: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((c["paired"].as_u64(), c["a_only"].as_u64(), c["b_only"].as_u64()), (Some(300), Some(0), Some(300)), "{c}");
+    let (ok, _, err) = compare("refuser", "const-b");
+    assert!(!ok && err.contains("significantly worse"), "{err}");
+
     let bytes = std::fs::read(data.join("refuser/assessment.json")).unwrap();
     assert_eq!(eval::profile::digest(&bytes), refuser["sha256"].as_str().unwrap());
 }

@@ -18,6 +18,7 @@
 pub mod answer;
 pub mod cache;
 pub mod chart;
+pub mod compare;
 pub mod double;
 pub mod formats;
 pub mod item;

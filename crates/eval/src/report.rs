@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::answer;
 use crate::item::{Bias, LETTERS, Task};
@@ -17,7 +17,8 @@ use crate::suite::{Loaded, Suite};
 pub const SAMPLE_TEXT_CHARS: usize = 2000;
 
 /// One item's line in the per-sample log.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Sample {
     pub id: String,
     pub group: String,
