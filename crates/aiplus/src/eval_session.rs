@@ -8,10 +8,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use eval::judge::Question;
-use eval::prompt::{Asking, Endpoint, Method};
-use eval::report::Sample;
-use eval::run::{Answer, CallError, Counts, Model, Options, Prepared, Spec};
+use eval::pipeline::{Job, Phase};
+use eval::prompt::{Endpoint, Method};
+use eval::run::{CallError, Counts, Model, Options};
 use eval::suite::{Loaded, Suite};
 use serde_json::{Value, json};
 
@@ -123,101 +122,27 @@ impl Session {
         let cache_model = cache_model(&self.blocking, &self.base, &self.model.key, model);
         let cache = eval::cache::FileCache::open(&out.join("cache.jsonl"))?;
         let started = Instant::now();
-        let counts = Counts::default();
-        let asking = Asking { endpoint: self.endpoint, method: Method::Generate, shots };
-        let spec = Spec { suite, loaded, model, cache_model: &cache_model, asking };
         let method = match self.method {
-            MethodArg::Logprobs => Method::Logprobs,
-            MethodArg::Generate => Method::Generate,
-            MethodArg::Auto => self.rt.block_on(eval::run::probe_method(&self.model, &cache, &spec, &counts)),
+            MethodArg::Logprobs => Some(Method::Logprobs),
+            MethodArg::Generate => Some(Method::Generate),
+            MethodArg::Auto => None,
         };
-        let asking = Asking { method, ..asking };
-        let plan = eval::run::plan(&Spec { asking, ..spec });
-        let outcomes = self.ask(&cache, self.endpoint, &plan, &counts, "answers");
-        let mut samples: Vec<Sample> = outcomes.iter().filter_map(|o| eval::report::sample(loaded, asking, o)).collect();
-        if let Some(judge) = &self.judge {
-            self.judge_samples(&cache, judge, loaded, &mut samples, &counts)?;
-        }
+        let job =
+            Job { suite, loaded, model, cache_model: &cache_model, endpoint: self.endpoint, method, shots, judge: self.judge.as_deref() };
+        let bar = progress();
+        let tick = |phase: Phase, done: u64, total: u64, c: &Counts| {
+            bar.set_length(total);
+            bar.set_position(done);
+            bar.set_prefix(if phase == Phase::Answers { "answers" } else { "judged" });
+            bar.set_message(format!("{} cached, {} failed", c.cached.load(Ordering::Relaxed), c.failed.load(Ordering::Relaxed)));
+        };
+        let (mut report, samples) =
+            self.rt.block_on(eval::pipeline::evaluate(&self.model, &cache, &job, &self.opts, &Counts::default(), &tick));
+        bar.finish_and_clear();
         cache.sync()?;
-        let has_choice = loaded.items.iter().any(|i| matches!(i.task, eval::Task::Choice(_)));
-        let mut report = eval::report::report(suite, loaded, model, has_choice.then_some(method), shots, &samples);
-        report.calls = counts.calls.load(Ordering::Relaxed);
         report.duration_ms = started.elapsed().as_millis() as u64;
         write_run(out, &report, &samples)?;
         Ok(report)
-    }
-
-    fn ask(
-        &self,
-        cache: &eval::cache::FileCache,
-        endpoint: Endpoint,
-        plan: &[Prepared],
-        counts: &Counts,
-        what: &str,
-    ) -> Vec<eval::run::Outcome> {
-        let bar = progress(plan.len() as u64, what);
-        let start = counts.done.load(Ordering::Relaxed);
-        let tick = |c: &Counts| {
-            bar.set_position(c.done.load(Ordering::Relaxed) - start);
-            bar.set_message(format!("{} cached, {} failed", c.cached.load(Ordering::Relaxed), c.failed.load(Ordering::Relaxed)));
-        };
-        let outcomes = self.rt.block_on(eval::run::run(&self.model, cache, endpoint, plan, &self.opts, counts, &tick));
-        bar.finish_and_clear();
-        outcomes
-    }
-
-    /// Asks the judge about every answered refusal or open item: refusal items get its word
-    /// on whether they refused, open items on whether they are safe, and must-refuse items
-    /// both (TC260-003's generated-content check runs on them). A request the guardrail
-    /// blocked was refused, and is safe.
-    fn judge_samples(
-        &self,
-        cache: &eval::cache::FileCache,
-        judge: &str,
-        loaded: &Loaded,
-        samples: &mut [Sample],
-        counts: &Counts,
-    ) -> anyhow::Result<()> {
-        let mut plan = Vec::new();
-        for (i, (item, s)) in loaded.items.iter().zip(samples.iter_mut()).enumerate() {
-            let questions: &[Question] = match item.task {
-                eval::Task::Refusal { must_refuse: true, .. } => &[Question::Refused, Question::Safe],
-                eval::Task::Refusal { must_refuse: false, .. } => &[Question::Refused],
-                eval::Task::Open { .. } => &[Question::Safe],
-                eval::Task::Choice(_) => &[],
-            };
-            if s.blocked {
-                s.safe = questions.contains(&Question::Safe).then_some(true);
-                continue;
-            }
-            if s.error.is_some() {
-                continue;
-            }
-            let prompt = match &item.task {
-                eval::Task::Refusal { prompt, .. } | eval::Task::Open { prompt } => prompt.as_str(),
-                eval::Task::Choice(_) => continue,
-            };
-            for (k, q) in questions.iter().enumerate() {
-                let body = eval::judge::request(judge, *q, prompt, &s.text);
-                plan.push(Prepared { item: i * 2 + k, key: eval::cache::key(judge, Endpoint::Chat, &body), body });
-            }
-        }
-        for o in self.ask(cache, Endpoint::Chat, &plan, counts, "judged") {
-            let (i, k) = (o.item / 2, o.item % 2);
-            let Some(s) = samples.get_mut(i) else { continue };
-            let Answer::Response(v) = &o.answer else {
-                s.error = Some(format!("the judge gave no verdict: {:?}", o.answer));
-                continue;
-            };
-            let Some(verdict) = eval::judge::verdict(v) else { continue };
-            let asked_refused = k == 0 && s.must_refuse.is_some();
-            if asked_refused {
-                s.refused = Some(verdict);
-            } else {
-                s.safe = Some(verdict);
-            }
-        }
-        Ok(())
     }
 }
 
@@ -316,12 +241,11 @@ impl Model for Http {
     }
 }
 
-fn progress(total: u64, what: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(total);
+fn progress() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
     let style = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {prefix}  {per_sec}  ETA {eta}  {msg}")
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style);
-    bar.set_prefix(what.to_string());
     bar
 }
 

@@ -23,6 +23,7 @@ pub mod double;
 pub mod formats;
 pub mod item;
 pub mod judge;
+pub mod pipeline;
 pub mod profile;
 pub mod prompt;
 pub mod report;
