@@ -26,7 +26,7 @@ cleanup() {
   # The chat model's replica is a job of the local executor, which outlives the server by
   # design (a restarted server adopts it): stop the ones this data directory started.
   for p in /proc/[0-9]*; do
-    if tr '\0' '\n' < "$p/environ" 2>/dev/null | grep -qx "AIPLUS_ATTEMPT_DIR=$data/.*"; then kill "${p#/proc/}" 2>/dev/null || true; fi
+    if { tr '\0' '\n' < "$p/environ"; } 2>/dev/null | grep -qx "AIPLUS_ATTEMPT_DIR=$data/.*"; then kill "${p#/proc/}" 2>/dev/null || true; fi
   done
 }
 trap cleanup EXIT

@@ -2,7 +2,8 @@
 //! variable (`AIPLUS_LISTEN`, `AIPLUS_DATA_DIR`, `AIPLUS_NETWORK`, `AIPLUS_POLICY`,
 //! `AIPLUS_STORE_URL`, `AIPLUS_COMPUTE`, `AIPLUS_EMBED`, `AIPLUS_EMBED_DIR`,
 //! `AIPLUS_CONSOLE_ADMIN_PASSWORD`, `AIPLUS_HOSTS`, `AIPLUS_MODELS_CHAT`, `AIPLUS_MODELS_THREADS`,
-//! `AIPLUS_MODELS_PYTHON`, `AIPLUS_MODELS_DIR`, `AIPLUS_MODELS_FETCH`, `AIPLUS_LOG_KEY_FILE`) and then by a flag.
+//! `AIPLUS_MODELS_PYTHON`, `AIPLUS_MODELS_DIR`, `AIPLUS_MODELS_FETCH`, `AIPLUS_LOG_KEY_FILE`,
+//! `AIPLUS_EVAL_SUITES`) and then by a flag.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,25 @@ pub struct Config {
     pub models: ModelsConfig,
     /// Governance: `[govern]`.
     pub govern: GovernConfig,
+    /// Evaluation runs asked of the server: `[eval]`.
+    pub eval: EvalConfig,
+}
+
+/// `[eval]`: where the server finds evaluation suites, and the tenant its runs are billed to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// One directory per suite, each with a suite.toml (the repository's `suites/`). Env
+    /// `AIPLUS_EVAL_SUITES`.
+    pub suites_dir: PathBuf,
+    /// The tenant evaluation requests are made and billed under (registered at start).
+    pub tenant: String,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self { suites_dir: PathBuf::from("suites"), tenant: "eval".into() }
+    }
 }
 
 /// `[govern]`: the transparency log's identity.
@@ -303,6 +323,9 @@ impl Config {
                 "false" | "0" => false,
                 _ => anyhow::bail!("AIPLUS_REQUIRE_FILING: {v:?} is not true or false"),
             };
+        }
+        if let Some(v) = get("AIPLUS_EVAL_SUITES") {
+            self.eval.suites_dir = v.into();
         }
         if let Some(v) = get("AIPLUS_MODELS_DIR") {
             self.models.dir = Some(v.into());

@@ -226,18 +226,7 @@ impl Model for Http {
             }
             bytes.extend_from_slice(&chunk);
         }
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let message = || v["error"]["message"].as_str().map_or_else(|| format!("{status}"), |m| format!("{status}: {m}"));
-        if status.is_success() {
-            return Ok(v);
-        }
-        if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return Err(CallError::Retry { reason: message(), after_ms });
-        }
-        if v["error"]["code"] == "content_blocked" {
-            return Err(CallError::Blocked(message()));
-        }
-        Err(CallError::Fail(message()))
+        eval::run::classify(status.as_u16(), after_ms, &bytes)
     }
 }
 

@@ -4,6 +4,7 @@
 //! `aiplus serve` runs the very same router. This is the one place where the pillars' routers
 //! are plugged together.
 
+pub mod evaluation;
 pub mod model_service;
 pub mod openapi;
 
@@ -24,6 +25,8 @@ pub struct Parts {
     pub log: Arc<tlog::Log>,
     /// Model states, filings, alerts, monitoring, incidents and end users.
     pub governance: Arc<govern::Services>,
+    /// Evaluation runs asked of the server.
+    pub eval: Arc<eval::service::Service>,
     /// Host names served besides IP addresses and `localhost` (`server.hosts`).
     pub hosts: Vec<String>,
     pub clock: Arc<dyn vocab::Clock>,
@@ -55,6 +58,7 @@ pub fn app(p: Parts) -> axum::Router {
             end_users: g.end_users.clone(),
             clock: p.clock.clone(),
         })))
+        .merge(api::eval_routes::router(p.eval))
         .merge(gateway::router(p.gateway))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve));
     if let Some(models) = p.models {

@@ -151,6 +151,19 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let evaluation = aiplus::evaluation::open(
+        store.clone(),
+        &identity,
+        gw.clone(),
+        &cfg.eval.suites_dir,
+        &cfg.server.data_dir,
+        &cfg.eval.tenant,
+        clock.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("starting evaluation: {e}"))?;
+    // Runs are taken from the queue where compute runs: one worker for the whole deployment.
+    let evaluating = compute.is_some().then(|| tokio::spawn(evaluation.clone().work(stop_rx.clone())));
     let console = if cfg.console.enabled {
         let console = web::Console::new(
             store.clone(),
@@ -175,6 +188,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         models: models.as_ref().map(|(m, _)| m.clone()),
         log,
         governance,
+        eval: evaluation,
         hosts: cfg.server.hosts.clone(),
         clock,
     });
@@ -213,6 +227,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = refresher.await;
     for task in governing {
+        let _ = task.await;
+    }
+    if let Some(task) = evaluating {
         let _ = task.await;
     }
     if let Some((svc, task)) = models {

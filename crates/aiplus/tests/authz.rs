@@ -109,6 +109,14 @@ const MATRIX: &[Row] = &[
     ("POST", "/api/v1/incidents/{id}/steps", [401, 403, 403, 403, 200, 403]),
     ("GET", "/api/v1/end-users", [401, 403, 200, 200, 200, 200]),
     ("POST", "/api/v1/end-users/{tenant}/{user}/lift", [401, 403, 403, 403, 404, 403]),
+    // Evaluation: the platform's operators only.
+    ("GET", "/api/v1/eval/suites", [401, 403, 403, 403, 200, 200]),
+    ("GET", "/api/v1/eval/runs", [401, 403, 403, 403, 200, 200]),
+    ("POST", "/api/v1/eval/runs", [401, 403, 403, 403, 202, 403]),
+    ("GET", "/api/v1/eval/runs/{id}", [401, 403, 403, 403, 200, 200]),
+    ("GET", "/api/v1/eval/runs/{id}/samples", [401, 403, 403, 403, 200, 200]),
+    ("GET", "/api/v1/eval/runs/{id}/chart", [401, 403, 403, 403, 200, 200]),
+    ("GET", "/api/v1/eval/leaderboard", [401, 403, 403, 403, 200, 200]),
     // OpenAI-compatible: a tenant's key; an operator is nobody's tenant.
     ("GET", "/v1/models", [401, 200, 200, 200, 403, 403]),
     ("POST", "/v1/chat/completions", [401, 200, 200, 200, 403, 403]),
@@ -133,6 +141,7 @@ struct World {
     alert: String,
     /// Tenant A's incident.
     incident: String,
+    eval_run: String,
     n: std::cell::Cell<u32>,
 }
 
@@ -281,6 +290,10 @@ impl World {
                 (route.into(), Some(json!({"model": "qwen", "messages": [{"role": "user", "content": "hi"}]})))
             }
             ("POST", "/v1/completions") => (route.into(), Some(json!({"model": "qwen", "prompt": "hi"}))),
+            ("POST", "/api/v1/eval/runs") => (route.into(), Some(eval_run_body())),
+            ("GET", "/api/v1/eval/runs/{id}" | "/api/v1/eval/runs/{id}/samples" | "/api/v1/eval/runs/{id}/chart") => {
+                (path(&self.eval_run), None)
+            }
             ("POST", "/v1/responses") => (route.into(), Some(json!({"model": "qwen", "input": "hi"}))),
             ("GET", "/v1/responses/{id}") => (path(&self.response), None),
             ("POST", "/v1/embeddings") => (route.into(), Some(json!({"model": "emb", "input": ["hi"]}))),
@@ -324,6 +337,7 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
         attachment: String::new(),
         alert: String::new(),
         incident: String::new(),
+        eval_run: String::new(),
         n: 0.into(),
         s,
     };
@@ -350,7 +364,18 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
     assert_eq!(rule["name"], "r0");
     let incident = w.op("POST", "/api/v1/incidents", &json!({"title": "数据泄露", "grade": "major", "tenant": "alpha"}));
     w.incident = incident["id"].as_str().unwrap().to_string();
+    // A finished evaluation run (one SafetyBench question to the mock model).
+    let run = w.op("POST", "/api/v1/eval/runs", &eval_run_body());
+    w.eval_run = run["id"].as_str().unwrap().to_string();
+    common::poll(std::time::Duration::from_secs(30), || {
+        let r = w.op("GET", &format!("/api/v1/eval/runs/{}", w.eval_run), &Value::Null);
+        (r["state"] == "succeeded").then_some(())
+    });
     (rt, w, data)
+}
+
+fn eval_run_body() -> Value {
+    json!({"model": "qwen", "suite": "safetybench-zh", "subjects": ["Offensiveness"], "limit": 1})
 }
 
 fn rule_body() -> Value {

@@ -288,3 +288,73 @@ fn the_tc260_self_assessment_fails_a_model_that_refuses_nothing_and_passes_one_t
     let bytes = std::fs::read(data.join("refuser/assessment.json")).unwrap();
     assert_eq!(eval::profile::digest(&bytes), refuser["sha256"].as_str().unwrap());
 }
+
+/// A run asked of the server through the API: queued, run by the server through its gateway
+/// in-process as the evaluation tenant, killed with SIGKILL half-way, and finished by the
+/// restarted server from its cache with no question answered twice.
+#[test]
+fn a_server_run_survives_a_kill_9_and_reports_through_the_api() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hold_after = 700;
+    let (double, upstream) = start_double(&rt, Double { hold_after, holding: AtomicBool::new(true), ..Double::default() });
+    let data = temp_dir("eval-server");
+    let s = start_server(&data, &upstream);
+    let (status, run) = s.post("/api/v1/eval/runs", &json!({"model": "const-b", "suite": "safetybench-zh", "concurrency": 8}));
+    assert_eq!(status, 202, "{run}");
+    let id = run["id"].as_str().unwrap().to_string();
+    assert_eq!(run["state"], "queued");
+    // Refused at once, naming the field: a suite the server does not have, a subject its suite
+    // does not have, a path for a suite.
+    for (body, field) in [
+        (json!({"model": "const-b", "suite": "nope"}), "suite"),
+        (json!({"model": "const-b", "suite": "safetybench-zh", "subjects": ["Astrology"]}), "subjects"),
+        (json!({"model": "const-b", "suite": "../suites/safetybench-zh"}), "suite"),
+        (json!({"model": "const-b", "suite": "safetybench-zh", "concurrency": 1000}), "concurrency"),
+    ] {
+        let (status, p) = s.post("/api/v1/eval/runs", &body);
+        assert_eq!((status, p["field"].as_str()), (422, Some(field)), "{body}: {p}");
+    }
+
+    poll(Duration::from_secs(60), || (double.answered.lock().unwrap().len() >= hold_after).then_some(()));
+    let (_, running) = s.get(&format!("/api/v1/eval/runs/{id}"));
+    assert_eq!(running["state"], "running", "{running}");
+    s.kill9();
+
+    double.holding.store(false, Ordering::SeqCst);
+    let s = start_server(&data, &upstream);
+    let done = poll(Duration::from_secs(60), || {
+        let (_, r) = s.get(&format!("/api/v1/eval/runs/{id}"));
+        (r["state"] == "succeeded" || r["state"] == "failed").then_some(r)
+    });
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let report = &done["report"];
+    assert_eq!(report["items"], 2100);
+    let answered = double.answered.lock().unwrap().clone();
+    assert!(answered.values().all(|n| *n == 1), "a question was answered twice");
+    assert!(report["cached"].as_u64().unwrap() >= hold_after as u64, "{report}");
+
+    // The constant answer scores the share of B in SafetyBench's gold answers.
+    let gold: Value =
+        serde_json::from_slice(&std::fs::read(repo().join("suites/safetybench-zh/data/test_answers_zh_subset.json")).unwrap()).unwrap();
+    let b = gold.as_object().unwrap().values().filter(|a| a["answer"] == 1).count();
+    assert_eq!((report["accuracy"].as_f64().unwrap() * 2100.0).round() as usize, b);
+    assert_eq!(report["groups"].as_array().unwrap().len(), 7);
+
+    let samples = s.client().get(format!("{}/api/v1/eval/runs/{id}/samples", s.url)).send().unwrap();
+    assert_eq!(samples.headers()["content-type"], "application/x-ndjson");
+    assert_eq!(samples.text().unwrap().lines().count(), 2100);
+    let chart = s.client().get(format!("{}/api/v1/eval/runs/{id}/chart", s.url)).send().unwrap();
+    assert_eq!(chart.headers()["content-type"], "image/svg+xml");
+    assert!(chart.text().unwrap().starts_with("<svg"));
+    let (_, board) = s.get("/api/v1/eval/leaderboard");
+    assert_eq!(board["suites"], json!(["safetybench-zh"]), "{board}");
+    assert_eq!(board["rows"][0][0], "const-b");
+    assert_eq!(board["rows"][0][1][0]["run"], id.as_str());
+
+    // Billed to the evaluation tenant, under the run's name.
+    poll(Duration::from_secs(10), || {
+        let (_, summary) = s.get(&format!("/api/v1/usage/summary?tenant=eval&principal=eval:{id}&by=principal"));
+        let events: u64 = summary["rows"].as_array().unwrap().iter().map(|r| r["events"].as_u64().unwrap()).sum();
+        (events >= answered.len() as u64).then_some(())
+    });
+}

@@ -70,7 +70,12 @@ async fn server() -> Server {
         clock: clock.clone(),
     };
     let governance = std::sync::Arc::new(govern::Services::open(&store, &log, options).await.unwrap());
+    let suites = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites");
+    let eval = aiplus::evaluation::open(store.clone(), &identity, gw.clone(), &suites, &std::env::temp_dir(), "eval", clock.clone())
+        .await
+        .unwrap();
     let parts = aiplus::Parts {
+        eval,
         governance,
         log,
         store,

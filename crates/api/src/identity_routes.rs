@@ -36,6 +36,7 @@ pub async fn whoami(Extension(who): Extension<Arc<Principal>>, Extension(ActingF
         identity::Kind::ApiKey => "api_key",
         identity::Kind::OperatorToken => "operator_token",
         identity::Kind::Session => "session",
+        identity::Kind::Internal => "internal",
     };
     axum::Json(serde_json::json!({"id": who.id, "kind": kind, "role": who.role, "tenant": who.tenant,
                                   "scopes": who.scopes, "acting_for": acting}))

@@ -119,6 +119,14 @@ pub const TABLE: &[Rule] = &[
     rule("POST", "/api/v1/incidents/{id}/steps", OP_WRITE),
     rule("GET", "/api/v1/end-users", TENANT_ADMIN_READ),
     rule("POST", "/api/v1/end-users/{tenant}/{user}/lift", OP_WRITE),
+    // ---- evaluation: operators run and read it (runs are billed to the evaluation tenant) ----
+    rule("GET", "/api/v1/eval/suites", OP_READ),
+    rule("GET", "/api/v1/eval/runs", OP_READ),
+    rule("POST", "/api/v1/eval/runs", OP_WRITE),
+    rule("GET", "/api/v1/eval/runs/{id}", OP_READ),
+    rule("GET", "/api/v1/eval/runs/{id}/samples", OP_READ),
+    rule("GET", "/api/v1/eval/runs/{id}/chart", OP_READ),
+    rule("GET", "/api/v1/eval/leaderboard", OP_READ),
     // ---- OpenAI-compatible: a tenant's key with the inference scope ----
     rule("GET", "/v1/models", INFERENCE),
     rule("POST", "/v1/chat/completions", INFERENCE),

@@ -97,6 +97,19 @@ impl From<models::ModelsError> for ApiError {
     }
 }
 
+impl From<eval::EvalError> for ApiError {
+    fn from(e: eval::EvalError) -> Self {
+        use eval::EvalError as E;
+        match e {
+            E::Invalid { field, reason } => ApiError::Invalid { field, reason },
+            E::Suite { file, reason } => ApiError::Invalid { field: "suite".into(), reason: format!("{file}: {reason}") },
+            E::Cache { path, reason } => ApiError::Internal(format!("evaluation cache {path}: {reason}")),
+            E::Store(e) => ApiError::Store(e),
+            E::Corrupt { id, reason } => ApiError::Internal(format!("stored record {id}: {reason}")),
+        }
+    }
+}
+
 impl From<compute::Invalid> for ApiError {
     fn from(e: compute::Invalid) -> Self {
         ApiError::Invalid { field: e.field, reason: e.reason }

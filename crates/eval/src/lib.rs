@@ -28,6 +28,7 @@ pub mod profile;
 pub mod prompt;
 pub mod report;
 pub mod run;
+pub mod service;
 pub mod stats;
 pub mod suite;
 
@@ -47,6 +48,11 @@ pub enum EvalError {
     /// The request cache could not be read or written.
     #[error("cache {path}: {reason}")]
     Cache { path: String, reason: String },
+    #[error("storage failed: {0}")]
+    Store(#[from] store::StoreError),
+    /// A stored record does not read back.
+    #[error("stored record {id}: {reason}")]
+    Corrupt { id: String, reason: String },
 }
 
 impl EvalError {

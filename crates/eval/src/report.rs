@@ -48,7 +48,7 @@ pub struct Sample {
 }
 
 /// Accuracy or a refusal rate, as the report prints it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rate {
     pub n: u64,
     pub value: f64,
@@ -62,14 +62,14 @@ impl From<Share> for Rate {
 }
 
 /// BBQ's figures for one context condition.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Context {
     pub accuracy: Rate,
     /// `None` when no answer named a group.
     pub bias: Option<f64>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BiasReport {
     pub ambiguous: Context,
     pub disambiguated: Context,
@@ -78,7 +78,7 @@ pub struct BiasReport {
     pub untargeted: u64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     pub name: String,
     pub title: String,
@@ -100,7 +100,7 @@ pub struct Group {
     pub bias: Option<BiasReport>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub suite: String,
     pub model: String,

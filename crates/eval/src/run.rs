@@ -34,6 +34,24 @@ pub enum CallError {
     Fail(String),
 }
 
+/// What an answer of the gateway means for the runner: a 2xx body is the response; 429 and 5xx
+/// can succeed later; the guardrail's `content_blocked` is a refusal by the platform; any other
+/// status will not change on retry.
+pub fn classify(status: u16, retry_after_ms: Option<u64>, body: &[u8]) -> Result<Value, CallError> {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if (200..300).contains(&status) {
+        return Ok(v);
+    }
+    let message = v["error"]["message"].as_str().map_or_else(|| format!("HTTP {status}"), |m| format!("HTTP {status}: {m}"));
+    if status == 429 || status >= 500 {
+        return Err(CallError::Retry { reason: message, after_ms: retry_after_ms });
+    }
+    if v["error"]["code"] == "content_blocked" {
+        return Err(CallError::Blocked(message));
+    }
+    Err(CallError::Fail(message))
+}
+
 /// A model that answers OpenAI-shaped requests: the binary's client of the gateway, or a test
 /// double.
 pub trait Model: Sync {
@@ -170,18 +188,39 @@ pub async fn run<M: Model, C: Cache>(
     counts: &Counts,
     tick: &(dyn Fn(&Counts) + Sync),
 ) -> Vec<Outcome> {
-    let mut out: Vec<Outcome> = futures_util::stream::iter(plan)
-        .map(|p| async move {
-            let o = ask(m, cache, endpoint, p, opts, counts).await;
-            counts.done.fetch_add(1, Ordering::Relaxed);
-            tick(counts);
-            o
-        })
-        .buffer_unordered(opts.concurrency)
-        .collect()
-        .await;
+    // A plain loop over FuturesUnordered rather than stream combinators: the combinators'
+    // closures make the future's Send-ness unprovable to today's compiler (rust#102211), and a
+    // server spawns this future.
+    let mut pending = futures_util::stream::FuturesUnordered::new();
+    let mut todo = plan.iter();
+    let mut out: Vec<Outcome> = Vec::with_capacity(plan.len());
+    loop {
+        while pending.len() < opts.concurrency {
+            let Some(p) = todo.next() else { break };
+            pending.push(ask_and_tick(m, cache, endpoint, p, opts, counts, tick));
+        }
+        match pending.next().await {
+            Some(o) => out.push(o),
+            None => break,
+        }
+    }
     out.sort_by_key(|o| o.item);
     out
+}
+
+async fn ask_and_tick<M: Model, C: Cache>(
+    m: &M,
+    cache: &C,
+    endpoint: Endpoint,
+    p: &Prepared,
+    opts: &Options,
+    counts: &Counts,
+    tick: &(dyn Fn(&Counts) + Sync),
+) -> Outcome {
+    let o = ask(m, cache, endpoint, p, opts, counts).await;
+    counts.done.fetch_add(1, Ordering::Relaxed);
+    tick(counts);
+    o
 }
 
 /// The method a run uses when none is named: log-probabilities if the model returns them for

@@ -244,6 +244,49 @@ impl Gateway {
     }
 }
 
+/// The endpoints other pillars call in-process (evaluation runs, canaries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InProcess {
+    ChatCompletions,
+    Completions,
+}
+
+/// Largest answer an in-process call reads.
+pub const MAX_IN_PROCESS_ANSWER_BYTES: usize = 16 << 20;
+
+impl Gateway {
+    /// One request through the admission pipeline from inside the process, as `caller`: the same
+    /// handler a `/v1` request reaches after the gate, so it is admitted, metered, limited and
+    /// routed like any other. Returns the status and the answer's body.
+    pub async fn call(self: &Arc<Self>, caller: Caller, endpoint: InProcess, body: bytes::Bytes) -> (axum::http::StatusCode, bytes::Bytes) {
+        use axum::extract::State;
+        if body.len() > MAX_BODY_BYTES {
+            let r = proxy::openai_error(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "body_too_large",
+                "request too large",
+                None,
+            );
+            return (r.status(), axum::body::to_bytes(r.into_body(), MAX_IN_PROCESS_ANSWER_BYTES).await.unwrap_or_default());
+        }
+        let who = Some(axum::Extension(caller));
+        let headers = axum::http::HeaderMap::new();
+        let r = match endpoint {
+            InProcess::ChatCompletions => proxy::chat_completions(State(self.clone()), who, headers, body).await,
+            InProcess::Completions => proxy::completions(State(self.clone()), who, headers, body).await,
+        };
+        let status = r.status();
+        match axum::body::to_bytes(r.into_body(), MAX_IN_PROCESS_ANSWER_BYTES).await {
+            Ok(b) => (status, b),
+            Err(_) => (
+                axum::http::StatusCode::BAD_GATEWAY,
+                bytes::Bytes::from_static(b"{\"error\": {\"message\": \"answer too large or broken\"}}"),
+            ),
+        }
+    }
+}
+
 /// `/v1/...` (OpenAI-compatible) and `/api/v1/keys` (management).
 pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()

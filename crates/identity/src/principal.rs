@@ -14,6 +14,9 @@ pub enum Kind {
     OperatorToken,
     /// A console login (a session cookie).
     Session,
+    /// A pillar acting inside the process for a tenant (an evaluation run, a canary): no
+    /// credential, since no request carried one.
+    Internal,
 }
 
 /// The tenant a request acts for: a tenant principal's own, or the one an operator named
@@ -70,6 +73,12 @@ impl Principal {
     /// process (start-up tasks, tests).
     pub fn internal_operator() -> Self {
         Self::new("internal".into(), Kind::OperatorToken, Role::OperatorAdmin, None, Scopes::ALL, Limits::default())
+    }
+
+    /// A principal for work a pillar does inside the process under a tenant: a member with the
+    /// given scopes, named `id` in the ledger (e.g. `eval:<run id>`).
+    pub fn internal_tenant(id: String, tenant: String, scopes: &[Scope]) -> Self {
+        Self::new(id, Kind::Internal, Role::TenantMember, Some(tenant), Scopes::of(scopes), Limits::default())
     }
 
     pub(crate) fn new(id: String, kind: Kind, role: Role, tenant: Option<String>, scopes: Scopes, limits: Limits) -> Self {

@@ -96,6 +96,7 @@ macro_rules! write_jobs {
 mod alerts;
 mod compute;
 mod console;
+mod eval;
 mod filings;
 mod gateway;
 mod govern;
@@ -623,6 +624,23 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert!(freed, "dropping the guard frees the lock");
+    }
+
+    /// Evaluation runs on both databases: kept in the order asked, found by state, updated in
+    /// place.
+    #[tokio::test]
+    async fn eval_runs_behave_alike_on_both_databases() {
+        for s in both().await {
+            s.put_eval_run("r1", "queued", "{\"id\":\"r1\"}").await.unwrap();
+            s.put_eval_run("r2", "queued", "{\"id\":\"r2\"}").await.unwrap();
+            s.put_eval_run("r1", "running", "{\"id\":\"r1\",\"n\":1}").await.unwrap();
+            assert_eq!(s.eval_runs(10).await.unwrap(), ["{\"id\":\"r2\"}", "{\"id\":\"r1\",\"n\":1}"], "newest first, r1 kept its place");
+            assert_eq!(s.eval_runs_in("queued").await.unwrap(), ["{\"id\":\"r2\"}"]);
+            assert_eq!(s.eval_runs_in("running").await.unwrap().len(), 1);
+            assert_eq!(s.eval_run("r1").await.unwrap().as_deref(), Some("{\"id\":\"r1\",\"n\":1}"));
+            assert_eq!(s.eval_run("nope").await.unwrap(), None);
+            assert_eq!(s.eval_runs(1).await.unwrap().len(), 1);
+        }
     }
 
     /// Governance rows on both databases: one open alert per key, filings by revision, blobs

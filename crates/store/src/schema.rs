@@ -64,10 +64,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE model_states ADD COLUMN log_index BIGINT NOT NULL DEFAULT -1;",
     FILINGS_MIGRATION,
     MONITOR_MIGRATION,
+    EVAL_MIGRATION,
 ];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
-pub(crate) const USER_VERSION: [&str; 14] = [
+pub(crate) const USER_VERSION: [&str; 15] = [
     "PRAGMA user_version = 1",
     "PRAGMA user_version = 2",
     "PRAGMA user_version = 3",
@@ -82,6 +83,7 @@ pub(crate) const USER_VERSION: [&str; 14] = [
     "PRAGMA user_version = 12",
     "PRAGMA user_version = 13",
     "PRAGMA user_version = 14",
+    "PRAGMA user_version = 15",
 ];
 const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 
@@ -180,3 +182,9 @@ const MONITOR_MIGRATION: &str = "CREATE TABLE monitor_buckets (
      CREATE INDEX incidents_seq ON incidents (seq);
      CREATE TABLE end_users (tenant TEXT NOT NULL, user_id TEXT NOT NULL, seq BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, user_id));
      CREATE INDEX end_users_seq ON end_users (seq);";
+
+/// Evaluation runs asked of the server: each run's record (its state, options, progress and,
+/// once done, its report), in the order they were asked.
+const EVAL_MIGRATION: &str = "CREATE TABLE eval_runs (id TEXT PRIMARY KEY, seq BIGINT NOT NULL, state TEXT NOT NULL, doc TEXT NOT NULL);
+     CREATE INDEX eval_runs_seq ON eval_runs (seq);
+     CREATE INDEX eval_runs_state ON eval_runs (state);";

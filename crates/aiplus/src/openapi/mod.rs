@@ -8,6 +8,7 @@
 
 use serde_json::{Value, json};
 
+mod eval_schemas;
 mod govern_schemas;
 mod schemas;
 
@@ -221,6 +222,34 @@ pub const OPERATIONS: &[Op] = &[
     ("put", "/api/v1/models/{name}", "gateway", "Create or replace a model made through the API.", Some("Model"), 201),
     ("delete", "/api/v1/models/{name}", "gateway", "Delete a model made through the API.", None, 204),
     ("get", "/api/v1/gateway", "gateway", "Deployment health (smoothed latency, breakers) and the embedded model's state.", None, 200),
+    (
+        "get",
+        "/api/v1/eval/suites",
+        "eval",
+        "The evaluation suites of the server's suites directory, and whether their data is there.",
+        None,
+        200,
+    ),
+    ("get", "/api/v1/eval/runs", "eval", "Evaluation runs, newest first.", None, 200),
+    (
+        "post",
+        "/api/v1/eval/runs",
+        "eval",
+        "Queue an evaluation run of a model on a suite; it asks the model through the gateway as the evaluation tenant. 422 names a suite or subject the server does not have.",
+        Some("EvalRun"),
+        202,
+    ),
+    ("get", "/api/v1/eval/runs/{id}", "eval", "A run with its progress, and its report once finished.", None, 200),
+    ("get", "/api/v1/eval/runs/{id}/samples", "eval", "A finished run's per-sample log, as JSON lines.", None, 200),
+    (
+        "get",
+        "/api/v1/eval/runs/{id}/chart",
+        "eval",
+        "A finished run's chart (SVG): each group's figure with its standard error.",
+        None,
+        200,
+    ),
+    ("get", "/api/v1/eval/leaderboard", "eval", "Models × suites: each model's newest whole-suite figure, best models first.", None, 200),
     ("get", "/v1/models", "openai", "OpenAI-compatible: list models.", None, 200),
     ("post", "/v1/chat/completions", "openai", "OpenAI-compatible chat completions (streaming with SSE).", Some("OpenAI"), 200),
     ("post", "/v1/completions", "openai", "OpenAI-compatible completions.", Some("OpenAI"), 200),
@@ -257,6 +286,8 @@ fn success_content(path: &str, schema: Value) -> Option<Value> {
         "/api/v1/filings/{id}/attachments/{sha256}" => {
             Some(json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}))
         }
+        "/api/v1/eval/runs/{id}/samples" => Some(json!({"application/x-ndjson": {"schema": {"type": "string"}}})),
+        "/api/v1/eval/runs/{id}/chart" => Some(json!({"image/svg+xml": {"schema": {"type": "string"}}})),
         p if p.starts_with("/v1/") => None,
         "/api/v1/models/{name}" if schema == json!({}) => Some(json!({"application/json": {"schema": {"type": "object"}}})),
         _ => Some(json!({"application/json": {"schema": schema}})),

@@ -239,6 +239,7 @@ pub fn requests_with(problem: Value) -> Value {
         "IncidentCreate": super::govern_schemas::incident_create(),
         "IncidentStep": super::govern_schemas::incident_step(),
         "EndUserLift": super::govern_schemas::end_user_lift(),
+        "EvalRun": super::eval_schemas::eval_run(),
         "Binary": {"type": "string", "format": "binary", "description": "The file's bytes, as `application/octet-stream`."},
         "OpenAIError": record(&["error"], json!({"error": record(&["message", "type"], json!({"message": {"type": "string"}, "type": {"type": "string"},
             "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}))})),
@@ -423,6 +424,7 @@ pub fn responses() -> Vec<(&'static str, &'static str, Value)> {
     ]
     .into_iter()
     .chain(super::govern_schemas::responses())
+    .chain(super::eval_schemas::responses())
     .collect()
 }
 
@@ -482,6 +484,7 @@ pub fn query(method: &str, path: &str) -> Vec<Value> {
                 "What to group by, comma-separated (default: all; empty: one row of totals).",
             ),
         ],
+        ("get", "/api/v1/eval/runs") => super::eval_schemas::query(method, path),
         _ => super::govern_schemas::query(method, path),
     }
 }

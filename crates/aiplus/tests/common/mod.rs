@@ -47,6 +47,7 @@ impl Server {
             .env("AIPLUS_EMBED_DIR", model_dir())
             .env("AIPLUS_MODELS_CHAT", "")
             .env("AIPLUS_MODELS_FETCH", "false")
+            .env("AIPLUS_EVAL_SUITES", Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites"))
             .env_remove("AIPLUS_CONFIG")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
