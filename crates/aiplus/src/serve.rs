@@ -173,7 +173,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             cfg.console.clone(),
             cfg.server.data_dir.clone(),
         );
-        let console = console.with_governance(governance.clone(), log.clone());
+        let console = console.with_governance(governance.clone(), log.clone()).with_eval(evaluation.clone());
         console.ensure_admin().await.map_err(|e| anyhow::anyhow!("starting the console: {e}"))?;
         Some(Arc::new(console))
     } else {

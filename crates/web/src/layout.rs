@@ -16,16 +16,18 @@ pub enum Nav {
     Models,
     Tenants,
     Govern,
+    Eval,
     None,
 }
 
-const NAV: [(Nav, &str, &str); 6] = [
+const NAV: [(Nav, &str, &str); 7] = [
     (Nav::Network, "/", "network"),
     (Nav::Jobs, "/jobs", "jobs"),
     (Nav::Sim, "/sim", "sim"),
     (Nav::Models, "/models", "models"),
     (Nav::Tenants, "/tenants", "tenants"),
     (Nav::Govern, "/governance", "governance"),
+    (Nav::Eval, "/evaluation", "evaluation"),
 ];
 
 fn head(lang: Lang, title: &str) -> Markup {

@@ -90,6 +90,8 @@ pub struct Console {
     /// Model states, filings, alerts and incidents, and the transparency log (absent in tests
     /// that build the console alone).
     pub(crate) governance: Option<(Arc<govern::Services>, Arc<tlog::Log>)>,
+    /// Evaluation runs, when the server has them.
+    pub(crate) eval: Option<Arc<eval::service::Service>>,
 }
 
 pub type SharedConsole = Arc<Console>;
@@ -114,10 +116,20 @@ impl Console {
             hash_permits: tokio::sync::Semaphore::new(2),
             sim_permit: tokio::sync::Semaphore::new(1),
             governance: None,
+            eval: None,
         }
     }
 
     /// Shows governance (its pages answer 404 without it).
+    pub fn with_eval(mut self, service: Arc<eval::service::Service>) -> Self {
+        self.eval = Some(service);
+        self
+    }
+
+    pub(crate) fn eval(&self) -> Result<&Arc<eval::service::Service>, ConsoleError> {
+        self.eval.as_ref().ok_or(ConsoleError::NotFound)
+    }
+
     pub fn with_governance(mut self, services: Arc<govern::Services>, log: Arc<tlog::Log>) -> Self {
         self.governance = Some((services, log));
         self
@@ -176,6 +188,8 @@ pub fn router(console: SharedConsole) -> Router {
         .route("/sim/{id}", get(pages::sim::show))
         .route("/sim/{id}/chart.svg", get(pages::sim::chart))
         .route("/models", get(pages::models::index))
+        .route("/evaluation", get(pages::eval::index).post(pages::eval::submit))
+        .route("/evaluation/runs/{id}", get(pages::eval::show))
         .route("/governance", get(pages::govern::index))
         .route("/governance/models/{name}", post(pages::govern::set_state))
         .route("/governance/log", get(pages::log::explorer))

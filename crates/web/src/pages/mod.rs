@@ -2,6 +2,7 @@
 //! ask the domain services, and render.
 
 pub mod cluster;
+pub mod eval;
 pub mod govern;
 pub mod jobs;
 pub mod log;

@@ -297,6 +297,30 @@ async function gateway(secret, expectStatus) {
     await Promise.all([page.waitForNavigation(), page.locator("tr[data-model='qwen']").getByRole("button", { name: "Activate qwen" }).click()]);
     assert.equal(await page.locator("tr[data-model='qwen'] .badge").innerText(), "active");
 
+    // Evaluation: a run started from the console is run by the server through its gateway;
+    // its page shows the report and chart once done.
+    await page.goto(BASE + "/evaluation");
+    assert.equal(await h1(page), "Evaluation");
+    await page.getByLabel("Model", { exact: true }).fill("qwen");
+    await page.getByLabel("Suite").selectOption("safetybench-zh");
+    await page.getByLabel("Subjects (comma-separated)").fill("Offensiveness");
+    await page.getByLabel("At most items per subject").fill("3");
+    await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Run", exact: true }).click()]);
+    assert.match(new URL(page.url()).pathname, /^\/evaluation\/runs\/evr_/);
+    for (let i = 0; i < 150 && (await page.locator("dd", { hasText: "succeeded" }).count()) === 0; i++) {
+      await page.waitForTimeout(200);
+      await page.reload();
+    }
+    assert.equal(await page.locator("dd", { hasText: "succeeded" }).count(), 1, "the run finished");
+    assert.equal(await page.locator("figure svg").count(), 1, "the report's chart");
+    assert.match(await page.locator("tbody").innerText(), /攻击冒犯/);
+    await shot(page, "eval-run");
+    await axe(page, "evaluation run");
+    await page.goto(BASE + "/evaluation");
+    assert.equal(await page.locator("a[href^='/evaluation/runs/evr_']").count(), 1, "the run is listed");
+    await shot(page, "evaluation");
+    await axe(page, "evaluation");
+
     // ---- a tenant's view: only its own things, whatever the URL ----
     const tctx = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 900 } });
     const tpage = await tctx.newPage();
@@ -312,6 +336,7 @@ async function gateway(secret, expectStatus) {
       assert.equal(r.status(), 404, `${url} is not found for acme`);
     }
     assert.equal((await tpage.request.get(BASE + "/sim")).status(), 403, "simulations are for operators");
+    assert.equal((await tpage.request.get(BASE + "/evaluation")).status(), 403, "evaluation is for operators");
     await tpage.goto(BASE + "/governance");
     assert.equal(await tpage.locator("#states-heading").count(), 0, "model states are for operators");
     const suspend = await tpage.request.post(BASE + "/governance/models/qwen", { form: { csrf: "x", status: "suspended", reason: "r" } });
