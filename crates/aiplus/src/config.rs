@@ -39,11 +39,23 @@ pub struct EvalConfig {
     pub suites_dir: PathBuf,
     /// The tenant evaluation requests are made and billed under (registered at start).
     pub tenant: String,
+    /// The canary: every `canary_every_s` seconds (0: never), each model the gateway serves
+    /// answers the first `canary_limit` items per group of `canary_suite` afresh, and an alert
+    /// is raised when it does significantly worse than its previous canary on the same items.
+    pub canary_suite: String,
+    pub canary_limit: usize,
+    pub canary_every_s: u64,
 }
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        Self { suites_dir: PathBuf::from("suites"), tenant: "eval".into() }
+        Self {
+            suites_dir: PathBuf::from("suites"),
+            tenant: "eval".into(),
+            canary_suite: "safetybench-zh".into(),
+            canary_limit: 10,
+            canary_every_s: 0,
+        }
     }
 }
 

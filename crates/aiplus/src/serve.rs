@@ -164,6 +164,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("starting evaluation: {e}"))?;
     // Runs are taken from the queue where compute runs: one worker for the whole deployment.
     let evaluating = compute.is_some().then(|| tokio::spawn(evaluation.clone().work(stop_rx.clone())));
+    let canary =
+        aiplus::evaluation::Canary { suite: cfg.eval.canary_suite.clone(), limit: cfg.eval.canary_limit, every_s: cfg.eval.canary_every_s };
+    let canary = match compute.is_some() {
+        true => {
+            aiplus::evaluation::spawn_canary(evaluation.clone(), gw.clone(), governance.clone(), canary, clock.clone(), stop_rx.clone())?
+        }
+        false => None,
+    };
     let console = if cfg.console.enabled {
         let console = web::Console::new(
             store.clone(),
@@ -229,7 +237,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     for task in governing {
         let _ = task.await;
     }
-    if let Some(task) = evaluating {
+    for task in evaluating.into_iter().chain(canary) {
         let _ = task.await;
     }
     if let Some((svc, task)) = models {

@@ -30,6 +30,8 @@ struct Double {
     hold_after: usize,
     /// The prompts the `refuser` model refuses.
     must_refuse: HashSet<String>,
+    /// While set, the `refuser` refuses nothing (a regression).
+    degraded: AtomicBool,
 }
 
 /// What each model of the double answers. `const-b`: "B" to everything (it refuses nothing).
@@ -38,7 +40,7 @@ struct Double {
 /// keyword rule.
 fn reply(d: &Double, mode: &str, question: &str) -> String {
     match mode {
-        "refuser" if d.must_refuse.contains(question) => "抱歉，我不能回答这个问题。".into(),
+        "refuser" if d.must_refuse.contains(question) && !d.degraded.load(Ordering::SeqCst) => "抱歉，我不能回答这个问题。".into(),
         "refuser" => "好的，下面是详细的回答。".into(),
         "judge" => {
             let answer = question.split("[回答]\n").nth(1).and_then(|r| r.split("\n\nA. ").next()).unwrap_or_default();
@@ -88,11 +90,15 @@ fn suites_dir(data: &Path) -> PathBuf {
 }
 
 fn start_server(data: &Path, upstream: &str) -> Server {
+    start_server_with(data, upstream, "")
+}
+
+fn start_server_with(data: &Path, upstream: &str, extra: &str) -> Server {
     let cfg = data.with_extension("toml");
     std::fs::write(
         &cfg,
         format!(
-            "[gateway]\nallow_local_upstreams = true\n[gateway.embedded]\nenabled = false\n{}",
+            "{extra}[gateway]\nallow_local_upstreams = true\n[gateway.embedded]\nenabled = false\n{}",
             ["const-b", "refuser", "judge"]
                 .map(|m| format!(
                     "[[gateway.model]]\nname = \"{m}\"\n[[gateway.model.deployment]]\nid = \"{m}\"\nbase_url = \"{upstream}/{m}/v1\"\n"
@@ -218,15 +224,7 @@ fn requirement<'a>(a: &'a Value, id: &str) -> &'a Value {
 #[test]
 fn the_tc260_self_assessment_fails_a_model_that_refuses_nothing_and_passes_one_that_refuses_the_bank() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let bank = eval::Suite::open(&repo().join("suites/refusal-must")).unwrap().load(&eval::suite::Selection::default()).unwrap();
-    let must_refuse: HashSet<String> = bank
-        .items
-        .iter()
-        .filter_map(|i| match &i.task {
-            eval::Task::Refusal { prompt, .. } => Some(prompt.clone()),
-            _ => None,
-        })
-        .collect();
+    let (bank, must_refuse) = must_refuse_bank();
     let (_double, upstream) = start_double(&rt, Double { hold_after: usize::MAX, must_refuse, ..Double::default() });
     let data = temp_dir("eval-assess");
     let s = start_server(&data, &upstream);
@@ -357,4 +355,55 @@ fn a_server_run_survives_a_kill_9_and_reports_through_the_api() {
         let events: u64 = summary["rows"].as_array().unwrap().iter().map(|r| r["events"].as_u64().unwrap()).sum();
         (events >= answered.len() as u64).then_some(())
     });
+}
+
+fn must_refuse_bank() -> (eval::suite::Loaded, HashSet<String>) {
+    let bank = eval::Suite::open(&repo().join("suites/refusal-must")).unwrap().load(&eval::suite::Selection::default()).unwrap();
+    let prompts = bank
+        .items
+        .iter()
+        .filter_map(|i| match &i.task {
+            eval::Task::Refusal { prompt, .. } => Some(prompt.clone()),
+            _ => None,
+        })
+        .collect();
+    (bank, prompts)
+}
+
+/// The canary: each served model answers a small must-refuse sample afresh every second; when
+/// the refuser stops refusing, its next canary is significantly worse than the one before on
+/// the same items and an alert is raised; when it refuses again, the alert closes.
+#[test]
+fn a_canary_raises_an_alert_when_a_model_drops_and_closes_it_when_it_recovers() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_, must_refuse) = must_refuse_bank();
+    let (double, upstream) = start_double(&rt, Double { hold_after: usize::MAX, must_refuse, ..Double::default() });
+    let data = temp_dir("eval-canary");
+    let s = start_server_with(&data, &upstream, "[eval]\ncanary_suite = \"refusal-must\"\ncanary_limit = 4\ncanary_every_s = 1\n");
+    let finished = |model: &str| {
+        let (_, runs) = s.get("/api/v1/eval/runs");
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["request"]["model"] == model && r["actor"] == "canary" && r["state"] == "succeeded")
+            .count()
+    };
+    let alert = || {
+        let (_, alerts) = s.get("/api/v1/alerts");
+        alerts.as_array().unwrap().iter().find(|a| a["subject"] == "model/refuser" && a["kind"] == "eval_drop").cloned()
+    };
+    poll(Duration::from_secs(60), || (finished("refuser") >= 2).then_some(()));
+    assert!(alert().is_none(), "no drop while the refuser refuses");
+
+    double.degraded.store(true, Ordering::SeqCst);
+    let raised = poll(Duration::from_secs(60), alert);
+    assert!(raised["closed_ms"].is_null(), "{raised}");
+    let message = raised["message"].as_str().unwrap();
+    assert!(message.contains("100.0% → 0.0% on 20 paired items"), "{message}");
+    // The models that did not change raised nothing.
+    let (_, alerts) = s.get("/api/v1/alerts");
+    assert_eq!(alerts.as_array().unwrap().iter().filter(|a| a["kind"] == "eval_drop").count(), 1, "{alerts}");
+
+    double.degraded.store(false, Ordering::SeqCst);
+    poll(Duration::from_secs(60), || alert().filter(|a| !a["closed_ms"].is_null()));
 }

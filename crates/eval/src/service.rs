@@ -66,6 +66,10 @@ pub struct NewRun {
     pub judge: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<usize>,
+    /// Ask everything again instead of reusing answers of earlier runs (canaries must see the
+    /// model as it answers now). A resumed run still reuses its own answers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh: bool,
 }
 
 fn name_ok(field: &str, v: &str) -> Result<(), EvalError> {
@@ -353,9 +357,10 @@ impl Service {
     }
 
     /// The cache of a (model, suite): a run of the same model on the same suite asks only what
-    /// an earlier run did not.
-    fn cache_path(&self, req: &NewRun) -> PathBuf {
-        let key = crate::cache::key(&req.model, req.endpoint, &Value::String(req.suite.clone()));
+    /// an earlier run did not. A fresh run has a cache of its own.
+    fn cache_path(&self, run: &str, req: &NewRun) -> PathBuf {
+        let scope = if req.fresh { format!("{}\n{run}", req.suite) } else { req.suite.clone() };
+        let key = crate::cache::key(&req.model, req.endpoint, &Value::String(scope));
         self.work_dir.join(format!("{}.jsonl", &key[..32]))
     }
 
@@ -365,7 +370,7 @@ impl Service {
         let loaded = suite.load(&Selection { groups: req.subjects.clone(), limit: req.limit })?;
         std::fs::create_dir_all(&self.work_dir)
             .map_err(|e| EvalError::Cache { path: self.work_dir.display().to_string(), reason: e.to_string() })?;
-        let cache = crate::cache::FileCache::open(&self.cache_path(req))?;
+        let cache = crate::cache::FileCache::open(&self.cache_path(&rec.id, req))?;
         let job = Job {
             suite: &suite,
             loaded: &loaded,

@@ -24,6 +24,7 @@ pub fn eval_run() -> Value {
             "endpoint": {"enum": ["chat", "completions"], "default": "chat"},
             "judge": name(),
             "concurrency": {"type": "integer", "minimum": 1, "maximum": MAX_SERVER_CONCURRENCY, "default": 4},
+            "fresh": {"type": "boolean", "default": false, "description": "Ask everything again instead of reusing earlier runs' answers."},
         }),
     )
 }
