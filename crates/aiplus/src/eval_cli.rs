@@ -32,6 +32,9 @@ enum EvalCommand {
     /// measured value, pass or fail, and the samples it rests on. --attach-to puts the report
     /// on a filing, named by its SHA-256.
     Assess(Box<crate::eval_assess::AssessArgs>),
+    /// Submit a run as a batch job on the compute network, placed and billed like any job of
+    /// the evaluation tenant; the job's output is the run's report.
+    Submit(Box<crate::eval_job::SubmitArgs>),
     /// Compare two runs on the same items (two versions of a model, or before and after a
     /// change) with McNemar's exact test; exits with an error when B dropped significantly.
     Compare(CompareArgs),
@@ -133,6 +136,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         EvalCommand::Suites(a) => suites(a),
         EvalCommand::Bench(a) => crate::eval_bench::run(a),
         EvalCommand::Compare(a) => compare(a),
+        EvalCommand::Submit(a) => crate::eval_job::submit(*a),
         EvalCommand::Assess(a) => crate::eval_assess::run(*a),
     }
 }

@@ -56,6 +56,10 @@ pub struct Conn {
     /// key for --tenant for the session and revokes it at the end.
     #[arg(long, env = "AIPLUS_API_KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// Read the API key from this environment variable instead (a job's key comes this way:
+    /// jobs may not set AIPLUS_ variables).
+    #[arg(long, conflicts_with = "key")]
+    pub key_env: Option<String>,
     /// The evaluation tenant the requests are made and billed under (made if missing).
     #[arg(long, default_value = "eval")]
     pub tenant: String,
@@ -147,9 +151,13 @@ impl Session {
 }
 
 /// The key the run's requests carry, and the id of a key made for the run (to revoke).
-fn credential(a: &Conn, base: &str, out: &Path) -> anyhow::Result<(String, Option<String>)> {
+pub(crate) fn credential(a: &Conn, base: &str, out: &Path) -> anyhow::Result<(String, Option<String>)> {
     if let Some(k) = &a.key {
         return Ok((k.clone(), None));
+    }
+    if let Some(var) = &a.key_env {
+        let k = std::env::var(var).with_context(|| format!("--key-env: no variable {var}"))?;
+        return Ok((k, None));
     }
     let c = client::client()?;
     let tenant = c.get(format!("{base}/api/v1/tenants/{}", a.tenant)).send().context("could not reach the aiplus server (see --server)")?;

@@ -12,6 +12,7 @@ mod config;
 mod eval_assess;
 mod eval_bench;
 mod eval_cli;
+mod eval_job;
 mod eval_session;
 mod floor_proxy;
 mod gateway_bench;

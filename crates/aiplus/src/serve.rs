@@ -272,6 +272,11 @@ fn engines(cfg: &Config, net: &compute::Network) -> anyhow::Result<jobs::lifecyc
     // The platform's own model servers (and no tenant's job) see the installed engines and weights.
     let mut local_cfg = cfg.executor.local.clone();
     local_cfg.tenant_read_only.insert(aiplus::model_service::PLATFORM_TENANT.into(), vec![models_dir(cfg)?]);
+    // The evaluation tenant's jobs run this binary's `eval run` on the server's suites.
+    let exe = std::env::current_exe().context("finding this binary")?;
+    // Bound by its canonical path, the one `aiplus eval submit` names.
+    let suites = std::fs::canonicalize(&cfg.eval.suites_dir).or_else(|_| std::path::absolute(&cfg.eval.suites_dir))?;
+    local_cfg.tenant_read_only.insert(cfg.eval.tenant.clone(), vec![exe, suites]);
     let local = executor::local::LocalExecutor::with_config(cfg.server.data_dir.join("jobs"), local_cfg)
         .context("creating the local executor's directory")?;
     match local.sandbox_state() {

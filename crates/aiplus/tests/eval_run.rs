@@ -411,3 +411,57 @@ fn a_canary_raises_an_alert_when_a_model_drops_and_closes_it_when_it_recovers() 
     double.degraded.store(false, Ordering::SeqCst);
     poll(Duration::from_secs(60), || alert().filter(|a| !a["closed_ms"].is_null()));
 }
+
+/// A run submitted as a batch job: placed on the compute network for the evaluation tenant,
+/// run in the sandbox by this binary against the server's gateway, its report in the job's
+/// output.
+#[test]
+fn an_eval_run_submitted_as_a_job_is_placed_and_billed_to_the_evaluation_tenant() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (double, upstream) = start_double(&rt, Double { hold_after: usize::MAX, ..Double::default() });
+    let data = temp_dir("eval-job");
+    let s = start_server(&data, &upstream);
+    let o = Command::new(BIN)
+        .args([
+            "eval",
+            "submit",
+            "--model",
+            "const-b",
+            "--suite",
+            "safetybench-zh",
+            "--subjects",
+            "Offensiveness",
+            "--limit",
+            "5",
+            "--json",
+        ])
+        .arg("--server")
+        .arg(&s.url)
+        .arg("--suites-dir")
+        .arg(repo().join("suites"))
+        .env("AIPLUS_TOKEN", &s.token)
+        .env_remove("AIPLUS_API_KEY")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let job: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(job["tenant"], "eval", "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = poll(Duration::from_secs(120), || {
+        let (_, j) = s.get(&format!("/api/v1/jobs/{id}"));
+        matches!(j["state"].as_str(), Some("succeeded" | "failed" | "lost" | "cancelled")).then_some(j)
+    });
+    let logs = s.client().get(format!("{}/api/v1/jobs/{id}/logs", s.url)).send().unwrap().text().unwrap();
+    assert_eq!(done["state"], "succeeded", "{done}\n{logs}");
+    let report: Value = serde_json::from_str(logs.trim()).unwrap_or_else(|e| panic!("{e}: {logs}"));
+    assert_eq!(report["items"], 5);
+    assert_eq!(report["groups"][0]["name"], "Offensiveness");
+    // (The probe for log-probabilities is the first question itself, answered once.)
+    assert_eq!(double.answered.lock().unwrap().len(), 5);
+    // The job's run is on the ledger of the evaluation tenant, beside its requests.
+    poll(Duration::from_secs(10), || {
+        let (_, summary) = s.get("/api/v1/usage/summary?tenant=eval&by=pillar");
+        let pillars: Vec<&str> = summary["rows"].as_array().unwrap().iter().filter_map(|r| r["pillar"].as_str()).collect();
+        (pillars.contains(&"compute") && pillars.contains(&"gateway")).then_some(())
+    });
+}
