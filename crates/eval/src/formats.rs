@@ -158,13 +158,17 @@ struct BbqMeta {
     stereotyped_groups: Vec<String>,
 }
 
-/// BBQ's answer groups are labels like `old`/`nonOld`, `F`/`M` or a nationality; the
-/// stereotyped option is the one whose label is among the item's stereotyped groups.
+/// BBQ's `answer_info` gives each option as [name, group]: the group is a label like
+/// `old`/`nonOld` or `F`/`M`, except for nationalities, whose group is a region and whose name
+/// is the nationality. The stereotyped option is the one whose name or group is among the
+/// item's stereotyped groups; when both or neither are, the item has no target.
 fn bbq_bias(row: &BbqRow) -> Bias {
-    let label = |k: usize| row.answer_info.get(&format!("ans{k}")).and_then(|v| v.get(1)).map(|s| s.to_lowercase()).unwrap_or_default();
-    let unknown = (0..3).find(|&k| label(k) == "unknown").unwrap_or(2);
+    let info = |k: usize| -> Vec<String> {
+        row.answer_info.get(&format!("ans{k}")).map(|v| v.iter().map(|s| s.to_lowercase()).collect()).unwrap_or_default()
+    };
+    let unknown = (0..3).find(|&k| info(k).get(1).is_some_and(|g| g == "unknown")).unwrap_or(2);
     let stereotyped: Vec<String> = row.additional_metadata.stereotyped_groups.iter().map(|s| s.to_lowercase()).collect();
-    let matches: Vec<usize> = (0..3).filter(|&k| k != unknown && stereotyped.contains(&label(k))).collect();
+    let matches: Vec<usize> = (0..3).filter(|&k| k != unknown && info(k).iter().any(|x| stereotyped.contains(x))).collect();
     Bias {
         ambiguous: row.context_condition == "ambig",
         negative: row.question_polarity == "neg",

@@ -70,7 +70,13 @@ async fn bbq_always_b_scores_the_share_of_b_and_a_bias_of_its_choices() {
     let (report, _) = run_always_b(&s, Method::Logprobs).await;
     let bias = report.bias.unwrap();
     assert!(bias.ambiguous.bias.is_some() && bias.disambiguated.bias.is_some());
-    assert!(bias.untargeted < report.items / 2, "most BBQ items name their stereotyped group: {}", bias.untargeted);
+    // Every item of these six categories names exactly one stereotyped option (for
+    // nationalities by the nationality's name, the group being a region).
+    assert_eq!(bias.untargeted, 0);
+    for g in &report.groups {
+        let b = g.bias.unwrap();
+        assert!(b.ambiguous.bias.is_some() && b.disambiguated.bias.is_some(), "{}", g.name);
+    }
 }
 
 #[test]
