@@ -191,7 +191,12 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         print_report(&report, &out);
     }
     if report.errors > 0 {
-        bail!("{} of {} items got no answer (see samples.jsonl); run the same command again to retry them", report.errors, report.items);
+        bail!(
+            "{} of {} items got no answer (see samples.jsonl; the first: {}); run the same command again to retry them",
+            report.errors,
+            report.items,
+            report.first_error.as_deref().unwrap_or("?")
+        );
     }
     Ok(())
 }

@@ -60,6 +60,10 @@ pub struct Conn {
     /// jobs may not set AIPLUS_ variables).
     #[arg(long, conflicts_with = "key")]
     pub key_env: Option<String>,
+    /// Only this deployment of the model answers (`X-Aiplus-Deployment`), to compare two
+    /// deployments of one model.
+    #[arg(long)]
+    pub deployment: Option<String>,
     /// The evaluation tenant the requests are made and billed under (made if missing).
     #[arg(long, default_value = "eval")]
     pub tenant: String,
@@ -93,7 +97,7 @@ impl Session {
         let (key, minted) = credential(conn, &base, &std::path::absolute(out)?)?;
         let http = reqwest::Client::builder().timeout(Duration::from_secs(conn.timeout_s)).build()?;
         Ok(Session {
-            model: Http { http, base: base.clone(), key },
+            model: Http { http, base: base.clone(), key, deployment: conn.deployment.clone(), judge: conn.judge.clone() },
             base,
             tenant: conn.tenant.clone(),
             minted,
@@ -123,7 +127,8 @@ impl Session {
     /// report.svg to `out`; with a judge, the answers are judged before the report is made.
     pub fn run_suite(&self, suite: &Suite, loaded: &Loaded, model: &str, shots: usize, out: &Path) -> anyhow::Result<eval::Report> {
         std::fs::create_dir_all(out).with_context(|| format!("making {}", out.display()))?;
-        let cache_model = cache_model(&self.blocking, &self.base, &self.model.key, model);
+        let cache_model =
+            eval::cache::pinned(&cache_model(&self.blocking, &self.base, &self.model.key, model), self.model.deployment.as_deref());
         let cache = eval::cache::FileCache::open(&out.join("cache.jsonl"))?;
         let started = Instant::now();
         let method = match self.method {
@@ -214,6 +219,18 @@ struct Http {
     http: reqwest::Client,
     base: String,
     key: String,
+    /// The deployment the evaluated model is pinned to; the judge is never pinned.
+    deployment: Option<String>,
+    judge: Option<String>,
+}
+
+impl Http {
+    fn pin(&self, r: reqwest::RequestBuilder, body: &Value) -> reqwest::RequestBuilder {
+        match &self.deployment {
+            Some(d) if body["model"].as_str() != self.judge.as_deref() => r.header("x-aiplus-deployment", d),
+            _ => r,
+        }
+    }
 }
 
 fn retry_after_ms(h: &reqwest::header::HeaderMap) -> Option<u64> {
@@ -223,8 +240,13 @@ fn retry_after_ms(h: &reqwest::header::HeaderMap) -> Option<u64> {
 impl Model for Http {
     async fn call(&self, endpoint: Endpoint, body: &Value) -> Result<Value, CallError> {
         let retry = |e: reqwest::Error| CallError::Retry { reason: e.to_string(), after_ms: None };
-        let mut resp =
-            self.http.post(format!("{}/v1{}", self.base, endpoint.path())).bearer_auth(&self.key).json(body).send().await.map_err(retry)?;
+        let mut resp = self
+            .pin(self.http.post(format!("{}/v1{}", self.base, endpoint.path())), body)
+            .bearer_auth(&self.key)
+            .json(body)
+            .send()
+            .await
+            .map_err(retry)?;
         let status = resp.status();
         let after_ms = retry_after_ms(resp.headers());
         let mut bytes = Vec::new();

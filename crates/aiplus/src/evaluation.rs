@@ -20,17 +20,24 @@ struct GatewayAsker {
 }
 
 impl Asker for GatewayAsker {
-    fn ask(&self, run: &str, endpoint: Endpoint, body: Value) -> Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send + 'static>> {
+    fn ask(
+        &self,
+        run: &str,
+        deployment: Option<&str>,
+        endpoint: Endpoint,
+        body: Value,
+    ) -> Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send + 'static>> {
         let gw = self.gw.clone();
         let caller =
             Arc::new(identity::Principal::internal_tenant(format!("eval:{run}"), self.tenant.clone(), &[identity::Scope::Inference]));
+        let deployment = deployment.map(String::from);
         Box::pin(async move {
             let bytes = serde_json::to_vec(&body).map_err(|e| CallError::Fail(e.to_string()))?;
             let endpoint = match endpoint {
                 Endpoint::Chat => gateway::InProcess::ChatCompletions,
                 Endpoint::Completions => gateway::InProcess::Completions,
             };
-            let (status, answer) = gw.call(caller, endpoint, bytes.into()).await;
+            let (status, answer) = gw.call(caller, endpoint, deployment.as_deref(), bytes.into()).await;
             eval::run::classify(status.as_u16(), None, &answer)
         })
     }

@@ -104,6 +104,11 @@ fn start_server_with(data: &Path, upstream: &str, extra: &str) -> Server {
                     "[[gateway.model]]\nname = \"{m}\"\n[[gateway.model.deployment]]\nid = \"{m}\"\nbase_url = \"{upstream}/{m}/v1\"\n"
                 ))
                 .concat()
+                // One model with two deployments that answer differently.
+                + &format!(
+                    "[[gateway.model]]\nname = \"pair\"\n[[gateway.model.deployment]]\nid = \"pair-b\"\nbase_url = \"{upstream}/const-b/v1\"\n\
+                     [[gateway.model.deployment]]\nid = \"pair-r\"\nbase_url = \"{upstream}/refuser/v1\"\n"
+                )
         ),
     )
     .unwrap();
@@ -464,4 +469,46 @@ fn an_eval_run_submitted_as_a_job_is_placed_and_billed_to_the_evaluation_tenant(
         let pillars: Vec<&str> = summary["rows"].as_array().unwrap().iter().filter_map(|r| r["pillar"].as_str()).collect();
         (pillars.contains(&"compute") && pillars.contains(&"gateway")).then_some(())
     });
+}
+
+/// Two deployments of one model compared on the same items: each run pinned to one deployment
+/// (`--deployment`, `X-Aiplus-Deployment`), then the paired test. A deployment the model does not
+/// have is refused, naming the header.
+#[test]
+fn two_deployments_of_one_model_are_compared_on_the_same_items() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_, must_refuse) = must_refuse_bank();
+    let (_double, upstream) = start_double(&rt, Double { hold_after: usize::MAX, must_refuse, ..Double::default() });
+    let data = temp_dir("eval-deployments");
+    let s = start_server(&data, &upstream);
+    let suites = suites_dir(&data);
+    let run = |deployment: &str| {
+        Command::new(BIN)
+            .args(["eval", "run", "--model", "pair", "--suite", "refusal-must", "--limit", "6", "--json", "--deployment", deployment])
+            .arg("--server")
+            .arg(&s.url)
+            .arg("--suites-dir")
+            .arg(&suites)
+            .arg("--out")
+            .arg(data.join(deployment))
+            .env("AIPLUS_TOKEN", &s.token)
+            .env_remove("AIPLUS_API_KEY")
+            .output()
+            .unwrap()
+    };
+    for (d, refused) in [("pair-b", 0.0), ("pair-r", 1.0)] {
+        let o = run(d);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(report["refused"]["value"].as_f64(), Some(refused), "{d}: {report}");
+    }
+    let o = Command::new(BIN).args(["eval", "compare", "--json"]).arg(data.join("pair-r")).arg(data.join("pair-b")).output().unwrap();
+    assert!(!o.status.success(), "pair-b is significantly worse than pair-r");
+    let c: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((c["paired"].as_u64(), c["a_only"].as_u64(), c["b_only"].as_u64()), (Some(30), Some(30), Some(0)), "{c}");
+
+    let o = run("pair-x");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(r#"no deployment \"pair-x\" of `pair`"#) || err.contains(r#"no deployment "pair-x" of `pair`"#), "{err}");
 }

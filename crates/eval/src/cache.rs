@@ -28,6 +28,15 @@ pub fn key(model: &str, endpoint: Endpoint, body: &Value) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A model's identity in cache keys when one deployment of it is pinned: its answers are that
+/// deployment's, not the model's.
+pub fn pinned(model: &str, deployment: Option<&str>) -> String {
+    match deployment {
+        Some(d) => format!("{model}#{d}"),
+        None => model.to_string(),
+    }
+}
+
 pub trait Cache: Sync {
     fn get(&self, key: &str) -> Option<Value>;
     fn put(&self, key: &str, response: &Value) -> Result<(), EvalError>;

@@ -110,6 +110,9 @@ pub struct Report {
     pub items: u64,
     /// Items that got no answer (every attempt failed); left out of every rate.
     pub errors: u64,
+    /// Why the first of them got none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
     /// Items the guardrail blocked.
     pub blocked: u64,
     /// Items answered from the cache, with no call.
@@ -279,6 +282,7 @@ pub fn report(suite: &Suite, loaded: &Loaded, model: &str, method: Option<Method
         shots,
         items: samples.len() as u64,
         errors: samples.iter().filter(|s| s.error.is_some()).count() as u64,
+        first_error: samples.iter().find_map(|s| s.error.clone()),
         blocked: samples.iter().filter(|s| s.blocked).count() as u64,
         cached: samples.iter().filter(|s| s.cached).count() as u64,
         calls: 0,

@@ -22,17 +22,27 @@ use crate::{EvalError, Report};
 
 /// Asks a model through the gateway as the evaluation tenant; `run` names the run in the ledger.
 pub trait Asker: Send + Sync {
-    fn ask(&self, run: &str, endpoint: Endpoint, body: Value) -> Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send + 'static>>;
+    fn ask(
+        &self,
+        run: &str,
+        deployment: Option<&str>,
+        endpoint: Endpoint,
+        body: Value,
+    ) -> Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send + 'static>>;
 }
 
 struct Via<'a> {
     asker: &'a dyn Asker,
     run: &'a str,
+    /// The evaluated model's pinned deployment; the judge is never pinned.
+    deployment: Option<&'a str>,
+    judge: Option<&'a str>,
 }
 
 impl Model for Via<'_> {
     fn call(&self, endpoint: Endpoint, body: &Value) -> impl Future<Output = Result<Value, CallError>> + Send {
-        self.asker.ask(self.run, endpoint, body.clone())
+        let pin = self.deployment.filter(|_| body["model"].as_str() != self.judge);
+        self.asker.ask(self.run, pin, endpoint, body.clone())
     }
 }
 
@@ -66,6 +76,9 @@ pub struct NewRun {
     pub judge: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<usize>,
+    /// Only this deployment of the model answers (to compare two deployments of one model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
     /// Ask everything again instead of reusing answers of earlier runs (canaries must see the
     /// model as it answers now). A resumed run still reuses its own answers.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -104,6 +117,11 @@ impl NewRun {
         }
         if let Some(j) = &self.judge {
             name_ok("judge", j)?;
+        }
+        if let Some(d) = &self.deployment
+            && (d.is_empty() || d.len() > 128 || !d.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(EvalError::invalid("deployment", "a deployment id: 1 to 128 printable ASCII characters"));
         }
         if self.concurrency.is_some_and(|c| c == 0 || c > MAX_SERVER_CONCURRENCY) {
             return Err(EvalError::invalid("concurrency", format!("1 to {MAX_SERVER_CONCURRENCY}")));
@@ -360,7 +378,8 @@ impl Service {
     /// an earlier run did not. A fresh run has a cache of its own.
     fn cache_path(&self, run: &str, req: &NewRun) -> PathBuf {
         let scope = if req.fresh { format!("{}\n{run}", req.suite) } else { req.suite.clone() };
-        let key = crate::cache::key(&req.model, req.endpoint, &Value::String(scope));
+        let model = crate::cache::pinned(&req.model, req.deployment.as_deref());
+        let key = crate::cache::key(&model, req.endpoint, &Value::String(scope));
         self.work_dir.join(format!("{}.jsonl", &key[..32]))
     }
 
@@ -371,11 +390,12 @@ impl Service {
         std::fs::create_dir_all(&self.work_dir)
             .map_err(|e| EvalError::Cache { path: self.work_dir.display().to_string(), reason: e.to_string() })?;
         let cache = crate::cache::FileCache::open(&self.cache_path(&rec.id, req))?;
+        let cache_model = crate::cache::pinned(&req.model, req.deployment.as_deref());
         let job = Job {
             suite: &suite,
             loaded: &loaded,
             model: &req.model,
-            cache_model: &req.model,
+            cache_model: &cache_model,
             endpoint: req.endpoint,
             method: req.method,
             shots: req.shots.unwrap_or(suite.manifest.shots),
@@ -387,7 +407,7 @@ impl Service {
                 l.insert(rec.id.clone(), (done, total));
             }
         };
-        let model = Via { asker: self.asker.as_ref(), run: &rec.id };
+        let model = Via { asker: self.asker.as_ref(), run: &rec.id, deployment: req.deployment.as_deref(), judge: req.judge.as_deref() };
         let (report, samples) = crate::pipeline::evaluate(&model, &cache, &job, &opts, &Counts::default(), &tick).await;
         cache.sync()?;
         Ok((report, jsonl(&samples)))

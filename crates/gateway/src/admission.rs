@@ -190,6 +190,10 @@ pub async fn admit(
                 return Err(RequestError::Unavailable { code: "model_loading", message });
             }
             let plan = metered.plan(gw, &route);
+            if let (true, Some(pin)) = (plan.is_empty(), &metered.pin) {
+                let message = format!("no deployment {pin:?} of `{model}` may serve you");
+                return Err(RequestError::invalid("deployment_not_found", message, Some("x-aiplus-deployment")));
+            }
             if plan.is_empty() {
                 if let Some(b) = metered.bounds.as_ref().filter(|b| !b.regions.is_empty()) {
                     let regions: Vec<String> = b.regions.iter().map(ToString::to_string).collect();
@@ -338,6 +342,9 @@ pub struct Metered {
     pub end_user: Option<String>,
     /// The client's `X-Request-Id`, kept in the ledger so a client can find its requests.
     pub request_id: Option<String>,
+    /// `X-Aiplus-Deployment`: only this deployment of the model may serve (to compare two
+    /// deployments of one model); still only if the tenant's regions and governance allow it.
+    pub pin: Option<String>,
     /// The place this request's usage event holds in the ledger's queue.
     pub ticket: ledger::Ticket<RequestDetail>,
 }
@@ -381,7 +388,12 @@ pub fn end_user_id(s: &str) -> Option<String> {
 
 /// A client's `X-Request-Id` header, if it is printable ASCII of at most 128 bytes.
 fn request_id(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get("x-request-id")?.to_str().ok()?;
+    printable(headers, "x-request-id")
+}
+
+/// A header's value, if it is printable ASCII of at most 128 bytes.
+fn printable(headers: &HeaderMap, name: &str) -> Option<String> {
+    let v = headers.get(name)?.to_str().ok()?;
     (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())).then(|| v.to_string())
 }
 
@@ -419,6 +431,7 @@ impl Metered {
             resolved: false,
             end_user: end_user(headers),
             request_id: request_id(headers),
+            pin: printable(headers, "x-aiplus-deployment"),
             ticket,
         })
     }
@@ -474,7 +487,10 @@ impl Metered {
             let allowed = tenant.allows(site.as_ref()) && governed(site.as_ref());
             Candidate { allowed, site_cost: site.map_or(f64::MAX, |s| s.cost_cny_per_kwh) }
         });
-        plan.iter().filter_map(|d| route.model.deployments.iter().position(|x| std::ptr::eq(x, *d))).collect()
+        plan.iter()
+            .filter(|d| self.pin.as_ref().is_none_or(|p| *p == d.id))
+            .filter_map(|d| route.model.deployments.iter().position(|x| std::ptr::eq(x, *d)))
+            .collect()
     }
 
     pub fn send(&self, gw: &Gateway, d: Option<&DeploymentConfig>, usage: Option<(u64, u64)>, output_chars: usize, status: u16) {

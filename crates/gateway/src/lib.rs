@@ -258,7 +258,15 @@ impl Gateway {
     /// One request through the admission pipeline from inside the process, as `caller`: the same
     /// handler a `/v1` request reaches after the gate, so it is admitted, metered, limited and
     /// routed like any other. Returns the status and the answer's body.
-    pub async fn call(self: &Arc<Self>, caller: Caller, endpoint: InProcess, body: bytes::Bytes) -> (axum::http::StatusCode, bytes::Bytes) {
+    /// `deployment` pins the request to one deployment of the model, as `X-Aiplus-Deployment`
+    /// does.
+    pub async fn call(
+        self: &Arc<Self>,
+        caller: Caller,
+        endpoint: InProcess,
+        deployment: Option<&str>,
+        body: bytes::Bytes,
+    ) -> (axum::http::StatusCode, bytes::Bytes) {
         use axum::extract::State;
         if body.len() > MAX_BODY_BYTES {
             let r = proxy::openai_error(
@@ -271,7 +279,10 @@ impl Gateway {
             return (r.status(), axum::body::to_bytes(r.into_body(), MAX_IN_PROCESS_ANSWER_BYTES).await.unwrap_or_default());
         }
         let who = Some(axum::Extension(caller));
-        let headers = axum::http::HeaderMap::new();
+        let mut headers = axum::http::HeaderMap::new();
+        if let Some(v) = deployment.and_then(|d| axum::http::HeaderValue::from_str(d).ok()) {
+            headers.insert("x-aiplus-deployment", v);
+        }
         let r = match endpoint {
             InProcess::ChatCompletions => proxy::chat_completions(State(self.clone()), who, headers, body).await,
             InProcess::Completions => proxy::completions(State(self.clone()), who, headers, body).await,

@@ -24,6 +24,7 @@ pub fn eval_run() -> Value {
             "endpoint": {"enum": ["chat", "completions"], "default": "chat"},
             "judge": name(),
             "concurrency": {"type": "integer", "minimum": 1, "maximum": MAX_SERVER_CONCURRENCY, "default": 4},
+            "deployment": {"type": "string", "pattern": "^[!-~]{1,128}$", "description": "Only this deployment of the model answers (to compare two deployments of one model)."},
             "fresh": {"type": "boolean", "default": false, "description": "Ask everything again instead of reusing earlier runs' answers."},
         }),
     )
