@@ -41,7 +41,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let model = eval::double::Constant::new('B');
     let opts = Options { concurrency: a.concurrency, ..Options::default() };
     opts.validate()?;
-    let asking = Asking { endpoint: Endpoint::Chat, method: Method::Logprobs, shots };
+    let asking = Asking { endpoint: Endpoint::Chat, method: Method::Logprobs, shots, answer_tokens: eval::prompt::ANSWER_TOKENS };
     let mut passes = Vec::new();
     for pass in ["fresh", "from_cache"] {
         let cache = eval::cache::FileCache::open(&cache_file)?;

@@ -128,7 +128,7 @@ impl Session {
     pub fn run_suite(&self, suite: &Suite, loaded: &Loaded, model: &str, shots: usize, out: &Path) -> anyhow::Result<eval::Report> {
         std::fs::create_dir_all(out).with_context(|| format!("making {}", out.display()))?;
         let cache_model =
-            eval::cache::pinned(&cache_model(&self.blocking, &self.base, &self.model.key, model), self.model.deployment.as_deref());
+            eval::cache::pinned(&versioned(&self.blocking, &self.base, &self.model.key, model), self.model.deployment.as_deref());
         let cache = eval::cache::FileCache::open(&out.join("cache.jsonl"))?;
         let started = Instant::now();
         let method = match self.method {
@@ -136,8 +136,18 @@ impl Session {
             MethodArg::Generate => Some(Method::Generate),
             MethodArg::Auto => None,
         };
-        let job =
-            Job { suite, loaded, model, cache_model: &cache_model, endpoint: self.endpoint, method, shots, judge: self.judge.as_deref() };
+        let judge_cache = self.judge.as_deref().map(|j| versioned(&self.blocking, &self.base, &self.model.key, j));
+        let job = Job {
+            suite,
+            loaded,
+            model,
+            cache_model: &cache_model,
+            endpoint: self.endpoint,
+            method,
+            shots,
+            judge: self.judge.as_deref(),
+            judge_cache: judge_cache.as_deref(),
+        };
         let bar = progress();
         let tick = |phase: Phase, done: u64, total: u64, c: &Counts| {
             bar.set_length(total);
@@ -200,7 +210,7 @@ pub(crate) fn credential(a: &Conn, base: &str, out: &Path) -> anyhow::Result<(St
 
 /// The model's identity in cache keys: `name@version` when the gateway serves versions of
 /// it (the newest, which is what a request for the family gets), else the name.
-fn cache_model(http: &reqwest::blocking::Client, base: &str, key: &str, model: &str) -> String {
+fn versioned(http: &reqwest::blocking::Client, base: &str, key: &str, model: &str) -> String {
     if model.contains('@') {
         return model.to_string();
     }

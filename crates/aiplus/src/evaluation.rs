@@ -20,6 +20,12 @@ struct GatewayAsker {
 }
 
 impl Asker for GatewayAsker {
+    fn resolve(&self, model: &str) -> String {
+        // The newest version is what a request for the family gets unless governance withholds
+        // it; either way the key names a version, so an upgrade is never answered from the cache.
+        self.gw.catalog().versions.get(model).and_then(|v| v.first()).cloned().unwrap_or_else(|| model.to_string())
+    }
+
     fn ask(
         &self,
         run: &str,
@@ -84,8 +90,10 @@ pub const CANARY_ACTOR: &str = "canary";
 /// Starts the canary where compute runs: every `every_s`, a fresh run of the canary suite for
 /// each model the gateway serves and governance lets the evaluation tenant use (unless its
 /// previous canary is still queued or running); after each finished canary, the paired
-/// comparison with the model's previous one raises an `eval_drop` alert on a significant drop,
-/// and closes it when the model is no longer worse.
+/// comparison with the model's baseline (its last canary that was not a drop) raises an
+/// `eval_drop` alert on a significant drop, and closes it when a canary is no worse than the
+/// baseline. A slow decline, each step too small to be significant, moves the baseline with it
+/// and is not caught.
 pub fn spawn_canary(
     svc: Arc<Service>,
     gw: Arc<gateway::Gateway>,
@@ -106,6 +114,7 @@ pub fn spawn_canary(
     let check_every = std::time::Duration::from_secs(canary.every_s.min(10));
     Ok(Some(tokio::spawn(async move {
         let mut next_ms = clock.now_ms();
+        let mut baselines = Baselines::default();
         loop {
             if clock.now_ms() >= next_ms {
                 next_ms = clock.now_ms() + canary.every_s as i64 * 1000;
@@ -113,7 +122,7 @@ pub fn spawn_canary(
                     tracing::warn!(error = %e, "canary: submitting runs failed");
                 }
             }
-            if let Err(e) = judge_canaries(&svc, &governance, &canary, clock.now_ms()).await {
+            if let Err(e) = judge_canaries(&svc, &governance, &canary, &mut baselines, clock.now_ms()).await {
                 tracing::warn!(error = %e, "canary: comparing runs failed");
             }
             tokio::select! {
@@ -167,28 +176,46 @@ fn parse_samples(bytes: &[u8]) -> Vec<eval::report::Sample> {
     String::from_utf8_lossy(bytes).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
-async fn judge_canaries(svc: &Service, governance: &govern::Services, canary: &Canary, now_ms: i64) -> Result<(), eval::EvalError> {
+/// Each model's baseline: the last canary that was not a significant drop against the
+/// baseline before it. It lives in memory: after a restart the first canary seen becomes it.
+#[derive(Default)]
+struct Baselines(std::collections::HashMap<String, String>);
+
+async fn judge_canaries(
+    svc: &Service,
+    governance: &govern::Services,
+    canary: &Canary,
+    baselines: &mut Baselines,
+    now_ms: i64,
+) -> Result<(), eval::EvalError> {
     let runs = svc.list(eval::service::MAX_LIST).await?;
     for (model, canaries) in canaries_by_model(&runs, &canary.suite) {
-        let done: Vec<_> = canaries.iter().filter(|r| r.state == RunState::Succeeded).take(2).collect();
-        let [newest, previous] = done[..] else { continue };
-        let (Some(a), Some(b)) = (svc.samples(&previous.id).await?, svc.samples(&newest.id).await?) else { continue };
+        let Some(newest) = canaries.iter().find(|r| r.state == RunState::Succeeded) else { continue };
+        let Some(baseline) = baselines.0.get(model).cloned() else {
+            baselines.0.insert(model.to_string(), newest.id.clone());
+            continue;
+        };
+        if baseline == newest.id {
+            continue;
+        }
+        let (Some(a), Some(b)) = (svc.samples(&baseline).await?, svc.samples(&newest.id).await?) else { continue };
         let c = eval::compare::compare(&parse_samples(&a), &parse_samples(&b), eval::compare::DEFAULT_ALPHA);
         let key = format!("eval-canary/{model}");
         let result = if c.significant_drop {
+            // The baseline stays: the alert stays open until a canary is no worse than it.
             let message = format!(
-                "canary on {}: {:.1}% → {:.1}% on {} paired items (McNemar exact p = {:.4}; runs {} → {})",
+                "canary on {}: {:.1}% → {:.1}% on {} paired items (McNemar exact p = {:.4}; runs {baseline} → {})",
                 canary.suite,
                 c.accuracy_a * 100.0,
                 c.accuracy_b * 100.0,
                 c.paired,
                 c.p_value,
-                previous.id,
                 newest.id
             );
             let raise = govern::alerts::Raise { key, kind: "eval_drop", subject: format!("model/{model}"), tenant: None, message };
             governance.alerts.raise(raise, now_ms).await.map(|_| ())
         } else {
+            baselines.0.insert(model.to_string(), newest.id.clone());
             governance.alerts.close(&key, now_ms).await.map(|_| ())
         };
         if let Err(e) = result {

@@ -69,20 +69,19 @@ impl FileCache {
     pub fn open(path: &Path) -> Result<FileCache, EvalError> {
         let err = |e: std::io::Error| EvalError::Cache { path: path.display().to_string(), reason: e.to_string() };
         let mut map = HashMap::new();
-        if path.exists() {
-            let text = std::fs::read_to_string(path).map_err(err)?;
-            for line in text.lines() {
-                // A line that does not parse was torn by a crash mid-write: its answer is lost
-                // and will be asked again.
-                let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
-                if let (Some(k), Some(r)) = (v.get("key").and_then(Value::as_str), v.get("response")) {
-                    map.insert(k.to_string(), r.clone());
-                }
+        let bytes = if path.exists() { std::fs::read(path).map_err(err)? } else { Vec::new() };
+        // Lines are parsed as bytes: a line torn by a crash mid-write may end inside a
+        // character, which must not make the whole file unreadable. A line that does not parse
+        // is such a line: its answer is lost and will be asked again.
+        for line in bytes.split(|b| *b == b'\n') {
+            let Ok(v) = serde_json::from_slice::<Value>(line) else { continue };
+            if let (Some(k), Some(r)) = (v.get("key").and_then(Value::as_str), v.get("response")) {
+                map.insert(k.to_string(), r.clone());
             }
         }
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(err)?;
         // A torn last line must not swallow the next answer's line.
-        if std::fs::read(path).map_err(err)?.last().is_some_and(|b| *b != b'\n') {
+        if bytes.last().is_some_and(|b| *b != b'\n') {
             file.write_all(b"\n").map_err(err)?;
         }
         Ok(FileCache { path: path.to_path_buf(), entries: Mutex::new((map, file)) })
@@ -136,8 +135,9 @@ mod tests {
         c.put("k1", &json!({"a": 1})).unwrap();
         c.put("k2", &json!({"a": 2})).unwrap();
         drop(c);
-        // A crash mid-write leaves half a line.
-        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"key\":\"k3\",\"resp").unwrap();
+        // A crash mid-write leaves half a line, here cut inside a Chinese character.
+        let torn = "{\"key\":\"k3\",\"response\":\"北京".as_bytes();
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(&torn[..torn.len() - 1]).unwrap();
         let c = FileCache::open(&path).unwrap();
         assert_eq!(c.len(), 2);
         assert_eq!(c.get("k2"), Some(json!({"a": 2})));

@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn a_drop_on_the_same_items_is_flagged_only_when_significant() {
         let a: Vec<Sample> = (0..200).map(|i| sample(i, i % 10 < 7)).collect();
-        // B loses 30 of A's right answers and gains 5: a significant drop.
+        // B loses 21 of A's right answers and gains 5: a significant drop.
         let b: Vec<Sample> = (0..200).map(|i| sample(i, (i % 10 < 7 && i >= 30) || (i % 10 >= 7 && i < 50 && i % 10 == 9))).collect();
         let c = compare(&a, &b, DEFAULT_ALPHA);
         assert_eq!(c.paired, 200);

@@ -26,6 +26,8 @@ pub struct Job<'a> {
     pub shots: usize,
     /// A model that judges refusals and safety.
     pub judge: Option<&'a str>,
+    /// The judge's name and version in cache keys, so a new judge judges afresh.
+    pub judge_cache: Option<&'a str>,
 }
 
 /// Which part of the work a progress report is about.
@@ -46,7 +48,8 @@ pub async fn evaluate<M: Model, C: Cache>(
     counts: &Counts,
     tick: Tick<'_>,
 ) -> (Report, Vec<Sample>) {
-    let asking = Asking { endpoint: job.endpoint, method: Method::Generate, shots: job.shots };
+    let answer_tokens = if job.judge.is_some() { crate::prompt::JUDGED_ANSWER_TOKENS } else { crate::prompt::ANSWER_TOKENS };
+    let asking = Asking { endpoint: job.endpoint, method: Method::Generate, shots: job.shots, answer_tokens };
     let spec = Spec { suite: job.suite, loaded: job.loaded, model: job.model, cache_model: job.cache_model, asking };
     let method = match job.method {
         Some(m) => m,
@@ -57,7 +60,7 @@ pub async fn evaluate<M: Model, C: Cache>(
     let outcomes = ask(m, cache, job.endpoint, &plan, opts, counts, Phase::Answers, tick).await;
     let mut samples: Vec<Sample> = outcomes.iter().filter_map(|o| crate::report::sample(job.loaded, asking, o)).collect();
     if let Some(judge) = job.judge {
-        let plan = judge_plan(judge, job.loaded, &mut samples);
+        let plan = judge_plan(judge, job.judge_cache.unwrap_or(judge), job.loaded, &mut samples);
         let verdicts = ask(m, cache, Endpoint::Chat, &plan, opts, counts, Phase::Judging, tick).await;
         apply_verdicts(&verdicts, &mut samples);
     }
@@ -99,7 +102,7 @@ fn questions(task: &Task) -> &'static [Question] {
 
 /// The judge's requests; a request of item `i` asking question `k` is numbered `2i + k`. A
 /// request the guardrail blocked was refused, and is safe, with no judge asked.
-fn judge_plan(judge: &str, loaded: &Loaded, samples: &mut [Sample]) -> Vec<Prepared> {
+fn judge_plan(judge: &str, judge_cache: &str, loaded: &Loaded, samples: &mut [Sample]) -> Vec<Prepared> {
     let mut plan = Vec::new();
     for (i, (item, s)) in loaded.items.iter().zip(samples.iter_mut()).enumerate() {
         let qs = questions(&item.task);
@@ -116,7 +119,7 @@ fn judge_plan(judge: &str, loaded: &Loaded, samples: &mut [Sample]) -> Vec<Prepa
         }
         for (k, q) in qs.iter().enumerate() {
             let body = crate::judge::request(judge, *q, prompt, &s.text);
-            plan.push(Prepared { item: i * 2 + k, key: key(judge, Endpoint::Chat, &body), body });
+            plan.push(Prepared { item: i * 2 + k, key: key(judge_cache, Endpoint::Chat, &body), body });
         }
     }
     plan

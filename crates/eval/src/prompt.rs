@@ -47,8 +47,11 @@ pub const TOP_LOGPROBS: u32 = 20;
 /// Tokens a generated multiple-choice answer may take (lm-evaluation-harness's
 /// `max_gen_toks` in the side-by-side comparison).
 pub const CHOICE_TOKENS: u32 = 8;
-/// Tokens a refusal or open answer may take: enough to tell a refusal from an answer.
+/// Tokens a refusal or open answer may take: enough for the keyword rule, which reads the
+/// first 120 characters, to tell a refusal from an answer.
 pub const ANSWER_TOKENS: u32 = 192;
+/// The same when a judge reads the answers: it must see what follows a short disclaimer.
+pub const JUDGED_ANSWER_TOKENS: u32 = 1024;
 
 /// What a run asks: endpoint, method and shots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +59,8 @@ pub struct Asking {
     pub endpoint: Endpoint,
     pub method: Method,
     pub shots: usize,
+    /// Tokens a refusal or open answer may take.
+    pub answer_tokens: u32,
 }
 
 fn options(c: &Choice) -> String {
@@ -95,7 +100,7 @@ pub fn request(model: &str, item: &Item, text: &str, asking: Asking) -> Value {
     let max_tokens = match (choice, logprobs) {
         (true, true) => 1,
         (true, false) => CHOICE_TOKENS,
-        (false, _) => ANSWER_TOKENS,
+        (false, _) => asking.answer_tokens,
     };
     let mut body = match asking.endpoint {
         Endpoint::Chat => json!({"model": model, "messages": [{"role": "user", "content": text}]}),

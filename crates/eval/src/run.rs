@@ -34,12 +34,16 @@ pub enum CallError {
     Fail(String),
 }
 
-/// What an answer of the gateway means for the runner: a 2xx body is the response; 429 and 5xx
+/// What an answer of the gateway means for the runner: a 2xx body with a choice is the
+/// response (one without is not an answer, and is asked again rather than cached); 429 and 5xx
 /// can succeed later; the guardrail's `content_blocked` is a refusal by the platform; any other
 /// status will not change on retry.
 pub fn classify(status: u16, retry_after_ms: Option<u64>, body: &[u8]) -> Result<Value, CallError> {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     if (200..300).contains(&status) {
+        if v["choices"].get(0).is_none() {
+            return Err(CallError::Retry { reason: format!("HTTP {status} without a choice"), after_ms: retry_after_ms });
+        }
         return Ok(v);
     }
     let message = v["error"]["message"].as_str().map_or_else(|| format!("HTTP {status}"), |m| format!("HTTP {status}: {m}"));
@@ -229,11 +233,17 @@ async fn ask_and_tick<M: Model, C: Cache>(
 pub async fn probe_method<M: Model, C: Cache>(m: &M, cache: &C, spec: &Spec<'_>, counts: &Counts) -> Method {
     let Some(first) = spec.loaded.items.iter().position(|i| matches!(i.task, crate::Task::Choice(_))) else { return Method::Generate };
     let one = Loaded { items: vec![spec.loaded.items[first].clone()], examples: spec.loaded.examples.clone() };
+    let options = match &spec.loaded.items[first].task {
+        crate::Task::Choice(c) => c.options.len(),
+        _ => 0,
+    };
     let asking = Asking { method: Method::Logprobs, ..spec.asking };
     let Some(p) = plan(&Spec { loaded: &one, asking, ..*spec }).into_iter().next() else { return Method::Generate };
     let opts = Options { concurrency: 1, attempts: 3, backoff_ms: 500 };
     match ask(m, cache, asking.endpoint, &p, &opts, counts).await.answer {
-        Answer::Response(v) if crate::answer::has_logprobs(&v, asking.endpoint) => Method::Logprobs,
+        // Log-probabilities are used only if an option letter is among the first token's
+        // likeliest (a chat model whose answer starts "答案" would score nothing by them).
+        Answer::Response(v) if crate::answer::logprob_letter(&v, asking.endpoint, options).is_some() => Method::Logprobs,
         _ => Method::Generate,
     }
 }

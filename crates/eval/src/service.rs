@@ -22,6 +22,10 @@ use crate::{EvalError, Report};
 
 /// Asks a model through the gateway as the evaluation tenant; `run` names the run in the ledger.
 pub trait Asker: Send + Sync {
+    /// The name and version a request for `model` is served by now (`chat` → `chat@2`), for
+    /// cache keys: a new version is asked afresh.
+    fn resolve(&self, model: &str) -> String;
+
     fn ask(
         &self,
         run: &str,
@@ -378,7 +382,7 @@ impl Service {
     /// an earlier run did not. A fresh run has a cache of its own.
     fn cache_path(&self, run: &str, req: &NewRun) -> PathBuf {
         let scope = if req.fresh { format!("{}\n{run}", req.suite) } else { req.suite.clone() };
-        let model = crate::cache::pinned(&req.model, req.deployment.as_deref());
+        let model = crate::cache::pinned(&self.asker.resolve(&req.model), req.deployment.as_deref());
         let key = crate::cache::key(&model, req.endpoint, &Value::String(scope));
         self.work_dir.join(format!("{}.jsonl", &key[..32]))
     }
@@ -390,7 +394,8 @@ impl Service {
         std::fs::create_dir_all(&self.work_dir)
             .map_err(|e| EvalError::Cache { path: self.work_dir.display().to_string(), reason: e.to_string() })?;
         let cache = crate::cache::FileCache::open(&self.cache_path(&rec.id, req))?;
-        let cache_model = crate::cache::pinned(&req.model, req.deployment.as_deref());
+        let cache_model = crate::cache::pinned(&self.asker.resolve(&req.model), req.deployment.as_deref());
+        let judge_cache = req.judge.as_deref().map(|j| self.asker.resolve(j));
         let job = Job {
             suite: &suite,
             loaded: &loaded,
@@ -400,6 +405,7 @@ impl Service {
             method: req.method,
             shots: req.shots.unwrap_or(suite.manifest.shots),
             judge: req.judge.as_deref(),
+            judge_cache: judge_cache.as_deref(),
         };
         let opts = Options { concurrency: req.concurrency.unwrap_or(4), ..Options::default() };
         let tick = |_: Phase, done: u64, total: u64, _: &Counts| {

@@ -29,7 +29,7 @@ pub fn suite(name: &str, shared: Option<&str>) -> Suite {
 async fn run_always_b(suite: &Suite, method: Method) -> (eval::Report, usize) {
     let loaded = suite.load(&Selection::default()).unwrap();
     let share_b = loaded.items.iter().filter(|i| i.gold_letter() == Some('B')).count();
-    let asking = Asking { endpoint: Endpoint::Chat, method, shots: suite.manifest.shots };
+    let asking = Asking { endpoint: Endpoint::Chat, method, shots: suite.manifest.shots, answer_tokens: eval::prompt::ANSWER_TOKENS };
     let spec = Spec { suite, loaded: &loaded, model: "always-b", cache_model: "always-b", asking };
     let plan = eval::run::plan(&spec);
     let counts = Counts::default();
