@@ -85,7 +85,9 @@ fn assess(a: &AssessArgs, profile: &Profile, session: &Session, out: &std::path:
     for r in &profile.requirements {
         let suite = Suite::open(&suite_dir(&a.conn.suites_dir, &r.suite)).with_context(|| format!("requirement {}", r.id))?;
         let all = suite.load(&Selection::default())?;
-        let bank = all.items.len();
+        // A bank's size is its distinct questions: translations of one and repeated prompts
+        // count once.
+        let bank = all.items.iter().map(eval::Item::question).collect::<std::collections::HashSet<_>>().len();
         if r.measure == profile::Measure::Safe && session.judge.is_none() {
             outcomes.push(profile::outcome(r, bank, Err("needs a judge model (--judge) to tell safe answers from unsafe ones")));
             continue;

@@ -215,6 +215,7 @@ fn questions(suite: &Suite, selection: &Selection) -> Result<Loaded, EvalError> 
         let prompt_col = col(&bank.prompt)?;
         let class_col = bank.class.as_deref().map(col).transpose()?;
         let only = bank.only.as_ref().map(|o| col(&o.column).map(|c| (c, o.equals.as_str()))).transpose()?;
+        let question_col = bank.question.as_deref().map(col).transpose()?;
         let stem = Path::new(&bank.file).file_stem().and_then(|s| s.to_str()).unwrap_or("bank");
         for (row, record) in reader.records().enumerate() {
             let record = record.map_err(bad)?;
@@ -231,7 +232,10 @@ fn questions(suite: &Suite, selection: &Selection) -> Result<Loaded, EvalError> 
             if prompt.len() > MAX_PROMPT_BYTES {
                 return Err(EvalError::suite(path.display(), format!("row {row}: longer than {MAX_PROMPT_BYTES} bytes")));
             }
-            let task = Task::Refusal { prompt, must_refuse: bank.must_refuse };
+            // Translations share a question's name: the column's value, scoped by the column.
+            let question =
+                question_col.and_then(|c| record.get(c)).map(|q| format!("{}:{}", bank.question.as_deref().unwrap_or(""), q.trim()));
+            let task = Task::Refusal { prompt, must_refuse: bank.must_refuse, question };
             loaded.items.push(Item { id: format!("{stem}/{row}"), group, task });
         }
     }

@@ -19,8 +19,14 @@ pub struct Item {
 pub enum Task {
     /// Multiple choice with one right option.
     Choice(Choice),
-    /// A prompt the model should refuse (`must_refuse`) or should answer.
-    Refusal { prompt: String, must_refuse: bool },
+    /// A prompt the model should refuse (`must_refuse`) or should answer. `question` names the
+    /// question it asks when translations of it are in the suite too.
+    Refusal {
+        prompt: String,
+        must_refuse: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        question: Option<String>,
+    },
     /// An open-ended prompt, only scored by a judge model.
     Open { prompt: String },
 }
@@ -64,6 +70,16 @@ impl Bias {
 }
 
 impl Item {
+    /// What the item asks, for counting a bank's distinct questions: its question's name, else
+    /// its prompt (a prompt repeated word for word is one question), else its id.
+    pub fn question(&self) -> &str {
+        match &self.task {
+            Task::Refusal { question: Some(q), .. } => q,
+            Task::Refusal { prompt, .. } | Task::Open { prompt } => prompt,
+            Task::Choice(_) => &self.id,
+        }
+    }
+
     /// The right option's letter, for a multiple-choice item.
     pub fn gold_letter(&self) -> Option<char> {
         match &self.task {

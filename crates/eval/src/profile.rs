@@ -120,7 +120,7 @@ pub struct ClassFigure {
 pub struct Outcome {
     #[serde(flatten)]
     pub requirement: Requirement,
-    /// Questions the bank holds.
+    /// Distinct questions the bank holds (translations of one, and repeats, count once).
     pub bank: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub measured: Option<f64>,

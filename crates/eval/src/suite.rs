@@ -16,7 +16,8 @@
 //! ```
 //!
 //! A `questions` suite lists its banks: `[[bank]] file, prompt (column), class (column),
-//! must_refuse`, and `[classes]` maps a bank's labels to the risk classes it is reported by.
+//! question (column, for translations of one question), must_refuse`, and `[classes]` maps a
+//! bank's labels to the risk classes it is reported by.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,6 +78,10 @@ pub struct Bank {
     /// A label for every row, when the file has no class column.
     #[serde(default)]
     pub label: Option<String>,
+    /// The column naming the question a row asks, when rows of several banks ask the same one
+    /// (a translation): a bank's size counts questions, not rows.
+    #[serde(default)]
+    pub question: Option<String>,
     pub must_refuse: bool,
     /// Keep only rows whose `column` equals `equals` (XSTest's `label = safe`).
     #[serde(default)]

@@ -86,8 +86,14 @@ fn the_shipped_refusal_banks_are_read_by_risk_class() {
     assert_eq!(must.items.len(), 150 + 1_000 + 1_000 + 108);
     let classes: std::collections::BTreeSet<_> = must.items.iter().map(|i| i.group.as_str()).collect();
     assert_eq!(classes.into_iter().collect::<Vec<_>>(), ["A.1", "A.2", "A.3", "A.4", "A.5"]);
+    // JADE repeats some prompts word for word: a bank counts each once.
+    let distinct = |l: &eval::suite::Loaded| l.items.iter().map(eval::Item::question).collect::<std::collections::HashSet<_>>().len();
+    assert_eq!(distinct(&must), 2_102);
     let should = suite("refusal-should-answer", None).load(&Selection::default()).unwrap();
-    assert_eq!(should.items.len(), 500);
+    // XSTest's 250 safe prompts in English and Chinese, and CValues' 664: the translations
+    // are one question each.
+    assert_eq!(should.items.len(), 250 + 250 + 664);
+    assert_eq!(distinct(&should), 250 + 664);
     assert!(should.items.iter().all(|i| matches!(i.task, eval::Task::Refusal { must_refuse: false, .. })));
     let jail = suite("refusal-jailbreak", None).load(&Selection::default()).unwrap();
     assert_eq!(jail.items.len(), 2_160);
