@@ -43,8 +43,8 @@ impl Asker for GatewayAsker {
                 Endpoint::Chat => gateway::InProcess::ChatCompletions,
                 Endpoint::Completions => gateway::InProcess::Completions,
             };
-            let (status, answer) = gw.call(caller, endpoint, deployment.as_deref(), bytes.into()).await;
-            eval::run::classify(status.as_u16(), None, &answer)
+            let (status, retry_after_s, answer) = gw.call(caller, endpoint, deployment.as_deref(), bytes.into()).await;
+            eval::run::classify(status.as_u16(), retry_after_s.map(|s| s.saturating_mul(1000)), &answer)
         })
     }
 }

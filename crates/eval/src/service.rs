@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::pipeline::{Job, Phase};
 use crate::prompt::{Endpoint, Method};
 use crate::run::{CallError, Counts, Model, Options};
-use crate::suite::{MAX_SHOTS, Selection, Suite};
+use crate::suite::{Loaded, MAX_SHOTS, Selection, Suite};
 use crate::{EvalError, Report};
 
 /// Asks a model through the gateway as the evaluation tenant; `run` names the run in the ledger.
@@ -57,6 +57,9 @@ pub const MAX_SUBJECTS: usize = 100;
 pub const MAX_SERVER_CONCURRENCY: usize = 32;
 /// Most runs a listing returns.
 pub const MAX_LIST: i64 = 500;
+/// Most items one server run may ask (its samples are stored in the database): the whole of
+/// CMMLU fits; larger runs go to the compute network with `aiplus eval submit`.
+pub const MAX_SERVER_ITEMS: usize = 20_000;
 
 /// What a run asks, as the API takes it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -237,7 +240,29 @@ impl Service {
     }
 
     fn suite(&self, name: &str) -> Result<Suite, EvalError> {
-        Suite::open(&self.suites_dir.join(name)).map_err(|e| EvalError::invalid("suite", format!("{name:?}: {e}")))
+        let s = Suite::open(&self.suites_dir.join(name)).map_err(|e| EvalError::invalid("suite", format!("{name:?}: {e}")))?;
+        // Runs name a suite by its directory; a manifest that names it otherwise would list one
+        // suite and run another.
+        if s.manifest.name != name {
+            return Err(EvalError::invalid("suite", format!("{name:?}: its suite.toml names it {:?}", s.manifest.name)));
+        }
+        Ok(s)
+    }
+
+    /// Reads a suite's selection off the async threads: a suite's files may be large.
+    async fn load(&self, req: &NewRun) -> Result<(Suite, Loaded), EvalError> {
+        let suite = self.suite(&req.suite)?;
+        let selection = Selection { groups: req.subjects.clone(), limit: req.limit };
+        let loaded = tokio::task::spawn_blocking(move || suite.load(&selection).map(|l| (suite, l)))
+            .await
+            .map_err(|e| EvalError::invalid("suite", format!("reading it failed: {e}")))??;
+        if loaded.1.items.len() > MAX_SERVER_ITEMS {
+            return Err(EvalError::invalid(
+                "limit",
+                format!("a server run takes at most {MAX_SERVER_ITEMS} items; name subjects or a limit, or use `aiplus eval submit`"),
+            ));
+        }
+        Ok(loaded)
     }
 
     /// The suites of the suites directory.
@@ -259,8 +284,7 @@ impl Service {
     /// Queues a run after checking that its suite exists and has the subjects it names.
     pub async fn submit(&self, req: NewRun, actor: &str) -> Result<RunRecord, EvalError> {
         req.validate()?;
-        let suite = self.suite(&req.suite)?;
-        suite.load(&Selection { groups: req.subjects.clone(), limit: req.limit })?;
+        self.load(&req).await?;
         let rec = RunRecord {
             id: (self.ids)(),
             tenant: self.tenant.clone(),
@@ -299,8 +323,9 @@ impl Service {
         self.store.eval_run(id).await?.map(|d| self.read(&d)).transpose()
     }
 
+    /// The newest runs; a record that no longer reads is left out, not an error for the rest.
     pub async fn list(&self, limit: i64) -> Result<Vec<RunRecord>, EvalError> {
-        self.store.eval_runs(limit.clamp(1, MAX_LIST)).await?.iter().map(|d| self.read(d)).collect()
+        Ok(self.store.eval_runs(limit.clamp(1, MAX_LIST)).await?.iter().filter_map(|d| self.read(d).ok()).collect())
     }
 
     /// A finished run's per-sample log (JSONL).
@@ -321,9 +346,14 @@ impl Service {
                 }
             };
             if let Some(rec) = next {
-                tokio::select! {
-                    () = self.execute(rec) => continue,
+                // A run that could not even be marked running (the store is down) is not
+                // retried at once: the loop waits like an idle one.
+                let progressed = tokio::select! {
+                    p = self.execute(rec) => p,
                     _ = stop.changed() => return,
+                };
+                if progressed {
+                    continue;
                 }
             }
             tokio::select! {
@@ -336,19 +366,27 @@ impl Service {
 
     async fn next(&self) -> Result<Option<RunRecord>, EvalError> {
         for state in [RunState::Running, RunState::Queued] {
-            if let Some(d) = self.store.eval_runs_in(state.as_str()).await?.first() {
-                return Ok(Some(self.read(d)?));
+            for (id, doc) in self.store.eval_runs_in(state.as_str()).await? {
+                match self.read(&doc) {
+                    Ok(rec) => return Ok(Some(rec)),
+                    // A record that no longer reads must not stop the queue behind it.
+                    Err(e) => {
+                        tracing::warn!(run = %id, error = %e, "evaluation: a stored run does not read; marking it failed");
+                        self.store.put_eval_run(&id, RunState::Failed.as_str(), &doc).await?;
+                    }
+                }
             }
         }
         Ok(None)
     }
 
-    async fn execute(&self, mut rec: RunRecord) {
+    /// Runs one run to its end; false when it could not start.
+    async fn execute(&self, mut rec: RunRecord) -> bool {
         rec.state = RunState::Running;
         rec.started_ms = Some(self.clock.now_ms());
         if let Err(e) = self.save(&rec).await {
             tracing::warn!(run = %rec.id, error = %e, "evaluation: could not mark the run running");
-            return;
+            return false;
         }
         let result = self.evaluate(&rec).await;
         self.live.lock().ok().map(|mut l| l.remove(&rec.id));
@@ -374,8 +412,11 @@ impl Service {
             }
         }
         if let Err(e) = self.save(&rec).await {
+            // The run stays `running` and is run again (from its cache) when the store is back.
             tracing::warn!(run = %rec.id, error = %e, "evaluation: could not store the run's end");
+            return false;
         }
+        true
     }
 
     /// The cache of a (model, suite): a run of the same model on the same suite asks only what
@@ -389,8 +430,7 @@ impl Service {
 
     async fn evaluate(&self, rec: &RunRecord) -> Result<(Report, Vec<u8>), EvalError> {
         let req = &rec.request;
-        let suite = self.suite(&req.suite)?;
-        let loaded = suite.load(&Selection { groups: req.subjects.clone(), limit: req.limit })?;
+        let (suite, loaded) = self.load(req).await?;
         std::fs::create_dir_all(&self.work_dir)
             .map_err(|e| EvalError::Cache { path: self.work_dir.display().to_string(), reason: e.to_string() })?;
         let cache = crate::cache::FileCache::open(&self.cache_path(&rec.id, req))?;

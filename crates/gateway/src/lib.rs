@@ -257,7 +257,8 @@ pub const MAX_IN_PROCESS_ANSWER_BYTES: usize = 16 << 20;
 impl Gateway {
     /// One request through the admission pipeline from inside the process, as `caller`: the same
     /// handler a `/v1` request reaches after the gate, so it is admitted, metered, limited and
-    /// routed like any other. Returns the status and the answer's body.
+    /// routed like any other. Returns the status, the `Retry-After` seconds if the gateway said
+    /// when to retry (a limit reached), and the answer's body.
     /// `deployment` pins the request to one deployment of the model, as `X-Aiplus-Deployment`
     /// does.
     pub async fn call(
@@ -266,7 +267,7 @@ impl Gateway {
         endpoint: InProcess,
         deployment: Option<&str>,
         body: bytes::Bytes,
-    ) -> (axum::http::StatusCode, bytes::Bytes) {
+    ) -> (axum::http::StatusCode, Option<u64>, bytes::Bytes) {
         use axum::extract::State;
         if body.len() > MAX_BODY_BYTES {
             let r = proxy::openai_error(
@@ -276,7 +277,7 @@ impl Gateway {
                 "request too large",
                 None,
             );
-            return (r.status(), axum::body::to_bytes(r.into_body(), MAX_IN_PROCESS_ANSWER_BYTES).await.unwrap_or_default());
+            return (r.status(), None, axum::body::to_bytes(r.into_body(), MAX_IN_PROCESS_ANSWER_BYTES).await.unwrap_or_default());
         }
         let who = Some(axum::Extension(caller));
         let mut headers = axum::http::HeaderMap::new();
@@ -288,12 +289,13 @@ impl Gateway {
             InProcess::Completions => proxy::completions(State(self.clone()), who, headers, body).await,
         };
         let status = r.status();
+        let retry_after_s = r.headers().get(axum::http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.trim().parse().ok());
         match axum::body::to_bytes(r.into_body(), MAX_IN_PROCESS_ANSWER_BYTES).await {
-            Ok(b) => (status, b),
-            Err(_) => (
-                axum::http::StatusCode::BAD_GATEWAY,
-                bytes::Bytes::from_static(b"{\"error\": {\"message\": \"answer too large or broken\"}}"),
-            ),
+            Ok(b) => (status, retry_after_s, b),
+            Err(_) => {
+                let body = bytes::Bytes::from_static(b"{\"error\": {\"message\": \"answer too large or broken\"}}");
+                (axum::http::StatusCode::BAD_GATEWAY, None, body)
+            }
         }
     }
 }

@@ -40,9 +40,9 @@ impl Store {
             .await?))
     }
 
-    /// The runs in `state`, oldest first.
-    pub async fn eval_runs_in(&self, state: &str) -> Result<Vec<String>, StoreError> {
-        Ok(on_pool!(self, |pool| sqlx::query_scalar("SELECT doc FROM eval_runs WHERE state = $1 ORDER BY seq")
+    /// The runs in `state`, oldest first: (id, record).
+    pub async fn eval_runs_in(&self, state: &str) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_as("SELECT id, doc FROM eval_runs WHERE state = $1 ORDER BY seq")
             .bind(state)
             .fetch_all(pool)
             .await?))

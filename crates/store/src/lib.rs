@@ -635,7 +635,7 @@ mod tests {
             s.put_eval_run("r2", "queued", "{\"id\":\"r2\"}").await.unwrap();
             s.put_eval_run("r1", "running", "{\"id\":\"r1\",\"n\":1}").await.unwrap();
             assert_eq!(s.eval_runs(10).await.unwrap(), ["{\"id\":\"r2\"}", "{\"id\":\"r1\",\"n\":1}"], "newest first, r1 kept its place");
-            assert_eq!(s.eval_runs_in("queued").await.unwrap(), ["{\"id\":\"r2\"}"]);
+            assert_eq!(s.eval_runs_in("queued").await.unwrap(), [("r2".to_string(), "{\"id\":\"r2\"}".to_string())]);
             assert_eq!(s.eval_runs_in("running").await.unwrap().len(), 1);
             assert_eq!(s.eval_run("r1").await.unwrap().as_deref(), Some("{\"id\":\"r1\",\"n\":1}"));
             assert_eq!(s.eval_run("nope").await.unwrap(), None);

@@ -18,6 +18,8 @@ use crate::{C, Viewer};
 
 /// Runs listed on the index.
 const LIST: i64 = 50;
+/// Self-assessments shown, from the newest filings: each is read and parsed per page view.
+const ASSESSMENTS: usize = 30;
 
 fn operator(v: &Viewer) -> Result<(), ConsoleError> {
     if v.is_operator() { Ok(()) } else { Err(ConsoleError::OperatorsOnly) }
@@ -90,8 +92,11 @@ pub async fn index(State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
 async fn assessments(c: &crate::Console, lang: Lang) -> Result<Markup, ConsoleError> {
     let mut found: Vec<(String, Value)> = Vec::new();
     if let Ok((g, _)) = c.governance() {
-        for view in g.filings.list(None, None, c.now_ms()) {
-            for a in view.filing.attachments.iter().filter(|a| a.kind == govern::filings::AttachmentKind::SelfAssessment) {
+        'filings: for view in g.filings.list(None, None, c.now_ms()) {
+            for a in view.filing.attachments.iter().rev().filter(|a| a.kind == govern::filings::AttachmentKind::SelfAssessment) {
+                if found.len() == ASSESSMENTS {
+                    break 'filings;
+                }
                 let Ok((_, bytes)) = g.filings.attachment(&view.filing.id, &a.sha256, None).await else { continue };
                 if let Ok(doc) = serde_json::from_slice::<Value>(&bytes) {
                     found.push((view.filing.id.clone(), doc));
