@@ -195,8 +195,22 @@ pub async fn run<M: Model, C: Cache>(
     // A plain loop over FuturesUnordered rather than stream combinators: the combinators'
     // closures make the future's Send-ness unprovable to today's compiler (rust#102211), and a
     // server spawns this future.
+    // A request the plan holds twice (a suite that repeats a question word for word) is asked
+    // once; its later places take the answer, as from the cache.
+    let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
+    let mut unique: Vec<&Prepared> = Vec::with_capacity(plan.len());
+    for p in plan {
+        match first.get(p.key.as_str()) {
+            Some(&f) => repeats.push((p.item, f)),
+            None => {
+                first.insert(&p.key, p.item);
+                unique.push(p);
+            }
+        }
+    }
     let mut pending = futures_util::stream::FuturesUnordered::new();
-    let mut todo = plan.iter();
+    let mut todo = unique.into_iter();
     let mut out: Vec<Outcome> = Vec::with_capacity(plan.len());
     loop {
         while pending.len() < opts.concurrency {
@@ -208,6 +222,18 @@ pub async fn run<M: Model, C: Cache>(
             None => break,
         }
     }
+    let by_item: std::collections::HashMap<usize, usize> = out.iter().enumerate().map(|(i, o)| (o.item, i)).collect();
+    for (item, f) in repeats {
+        if let Some(o) = by_item.get(&f).and_then(|&i| out.get(i)) {
+            let answer = o.answer.clone();
+            if matches!(answer, Answer::Response(_)) {
+                counts.cached.fetch_add(1, Ordering::Relaxed);
+            }
+            out.push(Outcome { item, answer, cached: true });
+            counts.done.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    tick(counts);
     out.sort_by_key(|o| o.item);
     out
 }
@@ -245,5 +271,40 @@ pub async fn probe_method<M: Model, C: Cache>(m: &M, cache: &C, spec: &Spec<'_>,
         // likeliest (a chat model whose answer starts "答案" would score nothing by them).
         Answer::Response(v) if crate::answer::logprob_letter(&v, asking.endpoint, options).is_some() => Method::Logprobs,
         _ => Method::Generate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use serde_json::json;
+
+    use super::*;
+
+    struct Counting(AtomicU64);
+
+    impl Model for Counting {
+        async fn call(&self, _endpoint: Endpoint, body: &Value) -> Result<Value, CallError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            // Slow enough that the two askings of one request would overlap.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(json!({"choices": [{"message": {"content": body["n"].to_string()}}]}))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_the_plan_holds_twice_is_asked_once() {
+        let p = |item: usize, n: u64| Prepared { item, key: format!("k{n}"), body: json!({"n": n}) };
+        let plan = [p(0, 1), p(1, 2), p(2, 1), p(3, 3), p(4, 2)];
+        let m = Counting(AtomicU64::new(0));
+        let counts = Counts::default();
+        let opts = Options { concurrency: 8, ..Options::default() };
+        let out = run(&m, &crate::cache::MemoryCache::default(), Endpoint::Chat, &plan, &opts, &counts, &|_| {}).await;
+        assert_eq!(m.0.load(Ordering::Relaxed), 3);
+        assert_eq!(out.iter().map(|o| o.item).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+        assert_eq!(out[2].answer, out[0].answer);
+        assert!(out[2].cached && !out[0].cached);
+        assert_eq!(counts.done.load(Ordering::Relaxed), 5);
     }
 }
