@@ -13,36 +13,13 @@
 # target/lm-eval-venv by lm_eval_side_by_side.sh.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-bin="$repo/target/release/aiplus"
-cmmlu="${CMMLU_DIR:-$repo/../shared/evaldata/cmmlu}"
 limit="${LIMIT:-}"
-data="$(mktemp -d /tmp/aiplus-side-by-side.XXXXXX)"
+# shellcheck source=embedded.sh
+source "$(dirname "${BASH_SOURCE[0]}")/embedded.sh" aiplus-side-by-side
 out="$data/eval"
 
-cleanup() {
-  [ -n "${server:-}" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
-  # The chat model's replica is a job of the local executor, which outlives the server by
-  # design (a restarted server adopts it): stop the ones this data directory started.
-  for p in /proc/[0-9]*; do
-    if { tr '\0' '\n' < "$p/environ"; } 2>/dev/null | grep -qx "AIPLUS_ATTEMPT_DIR=$data/.*"; then kill "${p#/proc/}" 2>/dev/null || true; fi
-  done
-}
-trap cleanup EXIT
-
-[ -x "$bin" ] || { echo "build first: cargo build --release -p aiplus" >&2; exit 2; }
-AIPLUS_MODELS_DIR="${AIPLUS_MODELS_DIR:-$repo/target/aiplus-models/chat}" AIPLUS_LOG=warn \
-  "$bin" serve --listen 127.0.0.1:0 --data-dir "$data" > "$data/serve.out" &
-server=$!
-for _ in $(seq 1 100); do grep -q "http://" "$data/serve.out" 2>/dev/null && break; sleep 0.1; done
-url="$(grep -o 'http://[0-9.:]*' "$data/serve.out" | head -1)"
-export AIPLUS_TOKEN="$(cat "$data/operator-token")"
-model=qwen2.5-coder-0.5b-instruct
-
-# A key of the evaluation tenant for lm_eval (aiplus eval makes its own).
-curl -sf -H "authorization: Bearer $AIPLUS_TOKEN" -H 'content-type: application/json' \
-  -d '{"id": "eval", "name": "Evaluation"}' "$url/api/v1/tenants" > /dev/null
+# A key of the evaluation tenant (the server registers it at start) for lm_eval; aiplus eval
+# makes its own.
 key="$(curl -sf -H "authorization: Bearer $AIPLUS_TOKEN" -H 'x-aiplus-tenant: eval' -H 'content-type: application/json' \
   -d '{"name": "lm_eval side by side", "scopes": ["inference"]}' "$url/api/v1/keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')"
 
@@ -53,11 +30,6 @@ for _ in $(seq 1 600); do
   [ "$code" = 200 ] && break
   sleep 1
 done
-
-suites="$data/suites"
-mkdir -p "$suites/cmmlu"
-cp "$repo/suites/cmmlu/suite.toml" "$suites/cmmlu/"
-ln -s "$(cd "$cmmlu" && pwd)" "$suites/cmmlu/data"
 
 start=$(date +%s)
 "$bin" eval run --server "$url" --model "$model" --suite cmmlu --suites-dir "$suites" \

@@ -11,7 +11,7 @@ use eval::suite::{Selection, Suite};
 use serde_json::{Value, json};
 
 use crate::client;
-use crate::eval_session::{Conn, Session};
+use crate::eval_session::{Conn, Session, What};
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
@@ -56,21 +56,8 @@ struct SuitesArgs {
 struct RunArgs {
     #[command(flatten)]
     conn: Conn,
-    /// The model, as the gateway names it (`name`, or `name@version` for one version).
-    #[arg(long)]
-    model: String,
-    /// A suite's name in the suites directory, or the path of a suite directory.
-    #[arg(long)]
-    suite: String,
-    /// Only these subjects (categories, risk classes), comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    subjects: Vec<String>,
-    /// At most this many items per subject.
-    #[arg(long)]
-    limit: Option<usize>,
-    /// Examples before each question (default: the suite's).
-    #[arg(long)]
-    shots: Option<usize>,
+    #[command(flatten)]
+    what: What,
     /// The run's directory (default: aiplus-eval/<suite>/<model>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -173,16 +160,16 @@ pub(crate) fn default_out(what: &str, model: &str) -> PathBuf {
 }
 
 fn run(a: RunArgs) -> anyhow::Result<()> {
-    let suite = Suite::open(&suite_dir(&a.conn.suites_dir, &a.suite))?;
-    let shots = a.shots.unwrap_or(suite.manifest.shots);
+    let suite = Suite::open(&suite_dir(&a.conn.suites_dir, &a.what.suite))?;
+    let shots = a.what.shots.unwrap_or(suite.manifest.shots);
     if shots > eval::suite::MAX_SHOTS {
         bail!("--shots: at most {}", eval::suite::MAX_SHOTS);
     }
-    let loaded = suite.load(&Selection { groups: a.subjects.clone(), limit: a.limit })?;
-    let out = a.out.clone().unwrap_or_else(|| default_out(&suite.manifest.name, &a.model));
+    let loaded = suite.load(&Selection { groups: a.what.subjects.clone(), limit: a.what.limit })?;
+    let out = a.out.clone().unwrap_or_else(|| default_out(&suite.manifest.name, &a.what.model));
     std::fs::create_dir_all(&out).with_context(|| format!("making {}", out.display()))?;
     let session = Session::open(&a.conn, &out)?;
-    let ran = session.run_suite(&suite, &loaded, &a.model, shots, &out);
+    let ran = session.run_suite(&suite, &loaded, &a.what.model, shots, &out);
     session.close();
     let report = ran?;
     if a.conn.server.json {

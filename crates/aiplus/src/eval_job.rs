@@ -10,27 +10,16 @@ use anyhow::{Context, bail};
 use serde_json::json;
 
 use crate::client;
-use crate::eval_session::{Conn, credential};
+use crate::eval_session::{Conn, What, credential};
 
 #[derive(clap::Args, Debug)]
 pub struct SubmitArgs {
     #[command(flatten)]
     conn: Conn,
-    /// The model, as the gateway names it.
-    #[arg(long)]
-    model: String,
-    /// A suite's name in the suites directory (which the server must show to the evaluation
-    /// tenant's jobs: the server's own `eval.suites_dir`).
-    #[arg(long)]
-    suite: String,
-    /// Only these subjects (categories, risk classes), comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    subjects: Vec<String>,
-    /// At most this many items per subject.
-    #[arg(long)]
-    limit: Option<usize>,
-    #[arg(long)]
-    shots: Option<usize>,
+    /// The suite is named in the suites directory, which the server must show to the
+    /// evaluation tenant's jobs: the server's own `eval.suites_dir`.
+    #[command(flatten)]
+    what: What,
     /// Where the job is asked from (its data's hub), for placement.
     #[arg(long, default_value = "jingjinji")]
     origin_hub: String,
@@ -51,38 +40,38 @@ pub fn submit(a: SubmitArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding this binary")?;
     // The server shows its suites directory to the evaluation tenant's jobs by canonical path.
     let suites = std::fs::canonicalize(&a.conn.suites_dir).with_context(|| format!("--suites-dir: {}", a.conn.suites_dir.display()))?;
-    if !suites.join(&a.suite).join("suite.toml").exists() {
-        bail!("--suite: no suite {:?} in {}", a.suite, suites.display());
+    if !suites.join(&a.what.suite).join("suite.toml").exists() {
+        bail!("--suite: no suite {:?} in {}", a.what.suite, suites.display());
     }
     let base = a.conn.server.server.trim_end_matches('/').to_string();
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let (key, _) = credential(&a.conn, &base, &PathBuf::from(format!("job {} {} {stamp}", a.suite, a.model)))?;
+    let (key, _) = credential(&a.conn, &base, &PathBuf::from(format!("job {} {} {stamp}", a.what.suite, a.what.model)))?;
     let mut command: Vec<String> = vec![exe.display().to_string(), "eval".into(), "run".into(), "--json".into()];
     let mut arg = |k: &str, v: String| command.extend([k.to_string(), v]);
     arg("--server", base.clone());
     arg("--key-env", KEY_VAR.into());
-    arg("--model", a.model.clone());
-    arg("--suite", a.suite.clone());
+    arg("--model", a.what.model.clone());
+    arg("--suite", a.what.suite.clone());
     arg("--suites-dir", suites.display().to_string());
     arg("--out", "/work/run".into());
     arg("--concurrency", a.conn.concurrency.to_string());
     arg("--attempts", a.conn.attempts.to_string());
     arg("--timeout-s", a.conn.timeout_s.to_string());
     arg("--tenant", a.conn.tenant.clone());
-    if !a.subjects.is_empty() {
-        arg("--subjects", a.subjects.join(","));
+    if !a.what.subjects.is_empty() {
+        arg("--subjects", a.what.subjects.join(","));
     }
-    if let Some(l) = a.limit {
+    if let Some(l) = a.what.limit {
         arg("--limit", l.to_string());
     }
-    if let Some(s) = a.shots {
+    if let Some(s) = a.what.shots {
         arg("--shots", s.to_string());
     }
     if let Some(j) = &a.conn.judge {
         arg("--judge", j.clone());
     }
     let body = json!({
-        "name": format!("eval {} on {}", a.model, a.suite),
+        "name": format!("eval {} on {}", a.what.model, a.what.suite),
         "kind": "batch_inference",
         "gpus": 0,
         "cpu_milli": a.cpu_milli,

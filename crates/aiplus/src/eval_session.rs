@@ -30,6 +30,26 @@ pub enum EndpointArg {
     Completions,
 }
 
+/// What a run asks: the model, and which items of which suite.
+#[derive(clap::Args, Debug)]
+pub struct What {
+    /// The model, as the gateway names it (`name`, or `name@version` for one version).
+    #[arg(long)]
+    pub model: String,
+    /// A suite's name in the suites directory, or the path of a suite directory.
+    #[arg(long)]
+    pub suite: String,
+    /// Only these subjects (categories, risk classes), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub subjects: Vec<String>,
+    /// At most this many items per subject.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Examples before each question (default: the suite's).
+    #[arg(long)]
+    pub shots: Option<usize>,
+}
+
 /// How a session reaches the server and asks it.
 #[derive(clap::Args, Debug)]
 pub struct Conn {
