@@ -3,7 +3,7 @@
 //! `AIPLUS_STORE_URL`, `AIPLUS_COMPUTE`, `AIPLUS_EMBED`, `AIPLUS_EMBED_DIR`,
 //! `AIPLUS_CONSOLE_ADMIN_PASSWORD`, `AIPLUS_HOSTS`, `AIPLUS_MODELS_CHAT`, `AIPLUS_MODELS_THREADS`,
 //! `AIPLUS_MODELS_PYTHON`, `AIPLUS_MODELS_DIR`, `AIPLUS_MODELS_FETCH`, `AIPLUS_LOG_KEY_FILE`,
-//! `AIPLUS_EVAL_SUITES`) and then by a flag.
+//! `AIPLUS_EVAL_SUITES`, `AIPLUS_AGENTS_ALLOWED_HOSTS`) and then by a flag.
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +28,20 @@ pub struct Config {
     pub govern: GovernConfig,
     /// Evaluation runs asked of the server: `[eval]`.
     pub eval: EvalConfig,
+    /// Agents' tools: `[agents]`.
+    pub agents: AgentsConfig,
+}
+
+/// `[agents]`: where agents' MCP servers may be. Deny by default: with no hosts listed, agents
+/// may use function tools only.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentsConfig {
+    /// Host names MCP servers may be on (each also allows its subdomains); `*` allows any.
+    /// Env `AIPLUS_AGENTS_ALLOWED_HOSTS`, comma-separated.
+    pub allowed_hosts: Vec<String>,
+    /// Whether MCP servers may be on this host's own addresses (loopback): a sidecar, a test.
+    pub allow_local: bool,
 }
 
 /// `[eval]`: where the server finds evaluation suites, and the tenant its runs are billed to.
@@ -335,6 +349,9 @@ impl Config {
                 "false" | "0" => false,
                 _ => anyhow::bail!("AIPLUS_REQUIRE_FILING: {v:?} is not true or false"),
             };
+        }
+        if let Some(v) = get("AIPLUS_AGENTS_ALLOWED_HOSTS") {
+            self.agents.allowed_hosts = v.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect();
         }
         if let Some(v) = get("AIPLUS_EVAL_SUITES") {
             self.eval.suites_dir = v.into();

@@ -4,6 +4,7 @@
 //! `aiplus serve` runs the very same router. This is the one place where the pillars' routers
 //! are plugged together.
 
+pub mod agent_serving;
 pub mod evaluation;
 pub mod model_service;
 pub mod openapi;
@@ -27,6 +28,8 @@ pub struct Parts {
     pub governance: Arc<govern::Services>,
     /// Evaluation runs asked of the server.
     pub eval: Arc<eval::service::Service>,
+    /// Tenants' agents.
+    pub agents: Arc<agents::Agents>,
     /// Host names served besides IP addresses and `localhost` (`server.hosts`).
     pub hosts: Vec<String>,
     pub clock: Arc<dyn vocab::Clock>,
@@ -59,6 +62,7 @@ pub fn app(p: Parts) -> axum::Router {
             clock: p.clock.clone(),
         })))
         .merge(api::eval_routes::router(p.eval))
+        .merge(api::agent_routes::router(p.agents))
         .merge(gateway::router(p.gateway))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve));
     if let Some(models) = p.models {

@@ -115,7 +115,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         identity::Sealer::load(&cfg.server.data_dir, key_env.as_deref()).context("loading the secret key that seals stored secrets")?,
     );
     let sites = Some(sites as Arc<dyn gateway::Sites>);
-    let gw = gateway::Gateway::new(cfg.gateway.clone(), store.clone(), identity.clone(), sealer, meter, sites)
+    let gw = gateway::Gateway::new(cfg.gateway.clone(), store.clone(), identity.clone(), sealer.clone(), meter, sites)
         .await
         .map_err(|e| anyhow::anyhow!("starting the gateway: {e}"))?;
     let gw = if cfg.gateway.embedded.enabled {
@@ -172,6 +172,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
         false => None,
     };
+    let (agents, agent_meter_writer) = start_agents(&cfg, &store, &gw, sealer.clone(), clock.clone())?;
     let console = if cfg.console.enabled {
         let console = web::Console::new(
             store.clone(),
@@ -197,6 +198,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         log,
         governance,
         eval: evaluation,
+        agents,
         hosts: cfg.server.hosts.clone(),
         clock,
     });
@@ -252,9 +254,28 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     // The router (and with it the gateway's meter) is gone: the writer stores what is left.
     let _ = meter_writer.await;
+    let _ = agent_meter_writer.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The agents pillar: declarations in the store, and `agent:` models served on the gateway's
+/// Responses API, with their tool calls in the ledger.
+fn start_agents(
+    cfg: &Config,
+    store: &store::Store,
+    gw: &Arc<gateway::Gateway>,
+    sealer: Arc<identity::Sealer>,
+    clock: Arc<dyn vocab::Clock>,
+) -> anyhow::Result<(Arc<agents::Agents>, tokio::task::JoinHandle<()>)> {
+    let hosts = agents::service::HostRule { allowed_hosts: cfg.agents.allowed_hosts.clone(), allow_local: cfg.agents.allow_local };
+    let agents = Arc::new(agents::Agents::new(store.clone(), sealer, clock.clone(), hosts));
+    let (meter, writer) = agents::usage::Meter::start(store.clone(), gateway::meter::FLUSH_EVERY);
+    let http = outbound::client(cfg.agents.allow_local, std::time::Duration::from_secs(10)).build().context("building the MCP client")?;
+    let host = aiplus::agent_serving::Host { gw: Arc::downgrade(gw), agents: agents.clone(), store: store.clone(), meter, http, clock };
+    gw.serve_agents(Arc::new(host));
+    Ok((agents, writer))
 }
 
 /// The engines named in the config, each checked against the network; every other cluster

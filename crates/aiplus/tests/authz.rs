@@ -117,6 +117,12 @@ const MATRIX: &[Row] = &[
     ("GET", "/api/v1/eval/runs/{id}/samples", [401, 403, 403, 403, 200, 200]),
     ("GET", "/api/v1/eval/runs/{id}/chart", [401, 403, 403, 403, 200, 200]),
     ("GET", "/api/v1/eval/leaderboard", [401, 403, 403, 403, 200, 200]),
+    // Agents: a tenant's own, declared with the inference scope; A's agent does not exist for B.
+    ("GET", "/api/v1/agents", [401, 200, 200, 200, 200, 200]),
+    ("GET", "/api/v1/agents/{id}", [401, 200, 200, 404, 200, 200]),
+    ("PUT", "/api/v1/agents/{id}", [401, 201, 201, 201, 201, 403]),
+    ("DELETE", "/api/v1/agents/{id}", [401, 204, 204, 404, 204, 403]),
+    ("GET", "/api/v1/agents/{id}/versions", [401, 200, 200, 404, 200, 200]),
     // OpenAI-compatible: a tenant's key; an operator is nobody's tenant.
     ("GET", "/v1/models", [401, 200, 200, 200, 403, 403]),
     ("POST", "/v1/chat/completions", [401, 200, 200, 200, 403, 403]),
@@ -294,6 +300,12 @@ impl World {
             ("GET", "/api/v1/eval/runs/{id}" | "/api/v1/eval/runs/{id}/samples" | "/api/v1/eval/runs/{id}/chart") => {
                 (path(&self.eval_run), None)
             }
+            ("PUT", "/api/v1/agents/{id}") => (route.replace("{id}", &format!("ag-{n}")), Some(json!({"model": "qwen"}))),
+            ("DELETE", "/api/v1/agents/{id}") => {
+                self.op("PUT", &format!("/api/v1/agents/ag-{n}"), &json!({"model": "qwen"}));
+                (route.replace("{id}", &format!("ag-{n}")), None)
+            }
+            (_, r) if r.starts_with("/api/v1/agents/{id}") => (route.replace("{id}", "a0"), None),
             ("POST", "/v1/responses") => (route.into(), Some(json!({"model": "qwen", "input": "hi"}))),
             ("GET", "/v1/responses/{id}") => (path(&self.response), None),
             ("POST", "/v1/embeddings") => (route.into(), Some(json!({"model": "emb", "input": ["hi"]}))),
@@ -360,6 +372,7 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
             .find(|a| a["subject"] == format!("filing/{}", w.filing))
             .map(|a| a["id"].as_str().unwrap().to_string())
     });
+    w.op("PUT", "/api/v1/agents/a0", &json!({"model": "qwen"}));
     let rule = w.op("PUT", "/api/v1/alert-rules/r0", &rule_body());
     assert_eq!(rule["name"], "r0");
     let incident = w.op("POST", "/api/v1/incidents", &json!({"title": "数据泄露", "grade": "major", "tenant": "alpha"}));

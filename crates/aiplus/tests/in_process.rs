@@ -74,7 +74,14 @@ async fn server() -> Server {
     let eval = aiplus::evaluation::open(store.clone(), &identity, gw.clone(), &suites, &std::env::temp_dir(), "eval", clock.clone())
         .await
         .unwrap();
+    let agents = Arc::new(agents::Agents::new(
+        store.clone(),
+        Arc::new(identity::Sealer::new([1; 32])),
+        clock.clone(),
+        agents::service::HostRule::default(),
+    ));
     let parts = aiplus::Parts {
+        agents,
         eval,
         governance,
         log,

@@ -4,6 +4,7 @@
 //! timestamps) → the store. Errors cross the boundary as one type, [`problem::ApiError`], with
 //! one exhaustive mapping to RFC 9457 problem+json.
 
+pub mod agent_routes;
 pub mod eval_routes;
 pub mod filing_routes;
 pub mod gate;

@@ -29,6 +29,8 @@ const JOBS_WRITE: Access = Access::Tenant { scope: Scope::Jobs, write: true, adm
 const USAGE_READ: Access = Access::Tenant { scope: Scope::Usage, write: false, admin: false };
 const TENANT_ADMIN_READ: Access = Access::Tenant { scope: Scope::Admin, write: false, admin: true };
 const TENANT_ADMIN_WRITE: Access = Access::Tenant { scope: Scope::Admin, write: true, admin: true };
+const AGENTS_READ: Access = Access::Tenant { scope: Scope::Inference, write: false, admin: false };
+const AGENTS_WRITE: Access = Access::Tenant { scope: Scope::Inference, write: true, admin: false };
 const INFERENCE: Access = Access::TenantOnly { scope: Scope::Inference };
 const PAGE: Access = Access::Console { operator: false };
 const OP_PAGE: Access = Access::Console { operator: true };
@@ -127,6 +129,12 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/api/v1/eval/runs/{id}/samples", OP_READ),
     rule("GET", "/api/v1/eval/runs/{id}/chart", OP_READ),
     rule("GET", "/api/v1/eval/leaderboard", OP_READ),
+    // ---- agents: a tenant's own, declared with the inference scope they are used with ----
+    rule("GET", "/api/v1/agents", AGENTS_READ),
+    rule("GET", "/api/v1/agents/{id}", AGENTS_READ),
+    rule("PUT", "/api/v1/agents/{id}", AGENTS_WRITE),
+    rule("DELETE", "/api/v1/agents/{id}", AGENTS_WRITE),
+    rule("GET", "/api/v1/agents/{id}/versions", AGENTS_READ),
     // ---- OpenAI-compatible: a tenant's key with the inference scope ----
     rule("GET", "/v1/models", INFERENCE),
     rule("POST", "/v1/chat/completions", INFERENCE),

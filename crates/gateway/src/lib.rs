@@ -91,6 +91,8 @@ pub struct Gateway {
     pub(crate) policy: Option<Arc<dyn vocab::ModelPolicy>>,
     /// Told of every metered request (monitoring, end users' strikes).
     pub(crate) observers: Vec<Arc<dyn vocab::Observer>>,
+    /// Serves `agent:` models on `/v1/responses`; set once the agents pillar is plugged in.
+    pub(crate) agents: std::sync::OnceLock<Arc<dyn responses::AgentHost>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +156,7 @@ impl Gateway {
             embedded: None,
             policy: None,
             observers: Vec::new(),
+            agents: std::sync::OnceLock::new(),
         };
         gw.check_clusters(&gw.config_models).map_err(GatewayError::Config)?;
         gw.reload_keys().await?;
@@ -166,6 +169,12 @@ impl Gateway {
     }
 
     /// The models now.
+    /// Whether the guardrail's keywords occur in a text (a tool's output, before a model reads
+    /// it); false without a guardrail.
+    pub fn guard_blocks(&self, text: &str) -> bool {
+        self.guard.as_ref().is_some_and(|g| g.find(text).is_some())
+    }
+
     pub fn catalog(&self) -> Arc<models::Catalog> {
         self.catalog.read().map(|c| c.clone()).unwrap_or_default()
     }
@@ -244,11 +253,13 @@ impl Gateway {
     }
 }
 
-/// The endpoints other pillars call in-process (evaluation runs, canaries).
+/// The endpoints other pillars call in-process (evaluation runs, canaries, agents' steps).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InProcess {
     ChatCompletions,
     Completions,
+    /// Non-streaming Responses (an agent's model step).
+    Responses,
 }
 
 /// Largest answer an in-process call reads.
@@ -268,6 +279,18 @@ impl Gateway {
         deployment: Option<&str>,
         body: bytes::Bytes,
     ) -> (axum::http::StatusCode, Option<u64>, bytes::Bytes) {
+        self.call_as(caller, endpoint, deployment, None, body).await
+    }
+
+    /// [`Gateway::call`] with the `X-Request-Id` the ledger event carries (an agent's step).
+    pub async fn call_as(
+        self: &Arc<Self>,
+        caller: Caller,
+        endpoint: InProcess,
+        deployment: Option<&str>,
+        request_id: Option<&str>,
+        body: bytes::Bytes,
+    ) -> (axum::http::StatusCode, Option<u64>, bytes::Bytes) {
         use axum::extract::State;
         if body.len() > MAX_BODY_BYTES {
             let r = proxy::openai_error(
@@ -284,9 +307,13 @@ impl Gateway {
         if let Some(v) = deployment.and_then(|d| axum::http::HeaderValue::from_str(d).ok()) {
             headers.insert("x-aiplus-deployment", v);
         }
+        if let Some(v) = request_id.and_then(|d| axum::http::HeaderValue::from_str(d).ok()) {
+            headers.insert("x-request-id", v);
+        }
         let r = match endpoint {
             InProcess::ChatCompletions => proxy::chat_completions(State(self.clone()), who, headers, body).await,
             InProcess::Completions => proxy::completions(State(self.clone()), who, headers, body).await,
+            InProcess::Responses => responses::create(State(self.clone()), who, headers, body).await,
         };
         let status = r.status();
         let retry_after_s = r.headers().get(axum::http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.trim().parse().ok());

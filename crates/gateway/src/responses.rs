@@ -11,6 +11,8 @@
 //! is stored before its answer (or the stream's `response.completed`) is sent, so the next
 //! request can name it at once.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Extension;
@@ -178,7 +180,7 @@ fn call_item(call_id: &str, name: &str, arguments: &str) -> Value {
 }
 
 /// A `response` object as the Responses API returns it.
-fn response_object(id: &str, created_at: i64, req: &Value, status: &str, output: Vec<Value>, usage: Option<(u64, u64)>) -> Value {
+pub fn response_object(id: &str, created_at: i64, req: &Value, status: &str, output: Vec<Value>, usage: Option<(u64, u64)>) -> Value {
     let usage = usage.map(|(i, o)| {
         json!({"input_tokens": i, "input_tokens_details": {"cached_tokens": 0},
                "output_tokens": o, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": i.saturating_add(o)})
@@ -235,10 +237,37 @@ pub async fn retrieve(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderM
     }
 }
 
+/// Serves the models named `agent:…`: the agents pillar, plugged in by the binary
+/// ([`Gateway::serve_agents`]), so the gateway needs no agent code of its own.
+pub trait AgentHost: Send + Sync {
+    fn create(&self, caller: crate::Caller, headers: HeaderMap, req: Value) -> Pin<Box<dyn Future<Output = Response> + Send + 'static>>;
+}
+
+impl Gateway {
+    /// Plugs in the agents pillar; the first one plugged in stays.
+    pub fn serve_agents(&self, host: Arc<dyn AgentHost>) {
+        let _ = self.agents.set(host);
+    }
+}
+
 pub async fn create(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderMap, body: Bytes) -> Response {
     let Some(Extension(caller)) = who else { return unauthorized() };
     let req: Option<Value> = serde_json::from_slice(&body).ok().filter(Value::is_object);
     let model = req.as_ref().and_then(|r| r["model"].as_str()).unwrap_or("").to_string();
+    if model.starts_with("agent:")
+        && let Some(req) = req
+    {
+        return match gw.agents.get() {
+            Some(host) => host.create(caller, headers, req).await,
+            None => openai_error(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+                format!("The model '{model}' does not exist"),
+                Some("model"),
+            ),
+        };
+    }
     let stream = req.as_ref().and_then(|r| r["stream"].as_bool()).unwrap_or(false);
     let mut metered = match Metered::new(&gw, caller, &headers, "responses", model, stream, 0) {
         Ok(m) => m,

@@ -10,6 +10,10 @@
 //! - `/v1/embeddings` answers one fixed 3-dimensional vector per input;
 //! - `fail`: 500; `slow`: answers after 2 s; `broken`: a stream that dies after two frames;
 //! - `rate`: 429 with `retry-after: 1`; `tools`: asks for a call of the function `lookup`;
+//! - `script`: an agent's model, scripted by the last user message ([`scripted`]): lines
+//!   `step<k> <tool> <json arguments>` are the calls of its k-th step (`call` is `step1`),
+//!   and a step with none answers `done: ` and the tools' last outputs. Usage: 10 prompt
+//!   tokens per message, 4 completion tokens;
 //! - `auth`: like `ok`, but only with `Authorization: Bearer sk-upstream` (else 401);
 //! - `fast`: like `ok` with no pacing at all (the benchmark's zero-delay upstream);
 //! - `drip`: streams 100 frames of one character, 30 ms apart (a long answer in flight);
@@ -75,6 +79,36 @@ async fn misbehave(mode: &str) -> Option<Response> {
 /// What `texttools` answers: a tool call written as text in a fenced block, as small models do.
 pub const TEXT_TOOL_CALL: &str = "```json\n{\"name\": \"lookup\", \"arguments\": {\"q\": \"hub\"}}\n```";
 
+/// The `script` mode's answer to a chat request, and its prompt tokens: the calls the last
+/// user message scripts for this step (offered tools only), or `done: ` with the outputs of
+/// the tools called since.
+pub fn scripted(req: &Value) -> (Value, u64) {
+    let messages = req["messages"].as_array().cloned().unwrap_or_default();
+    let prompt_tokens = 10 * messages.len() as u64;
+    let user_at = messages.iter().rposition(|m| m["role"] == "user").unwrap_or(0);
+    let script = messages.get(user_at).and_then(|m| m["content"].as_str()).unwrap_or("").to_string();
+    let since = &messages[user_at.saturating_add(1).min(messages.len())..];
+    let step = 1 + since.iter().filter(|m| m["role"] == "assistant" && m["tool_calls"].is_array()).count();
+    let offered: Vec<&str> = req["tools"].as_array().into_iter().flatten().filter_map(|t| t["function"]["name"].as_str()).collect();
+    let mut calls = Vec::new();
+    for line in script.lines() {
+        let line = line.trim();
+        let line = line.strip_prefix("call ").map(|l| format!("step1 {l}")).unwrap_or_else(|| line.to_string());
+        let mut parts = line.splitn(3, ' ');
+        let (Some(tag), Some(name), args) = (parts.next(), parts.next(), parts.next()) else { continue };
+        if tag == format!("step{step}") && offered.contains(&name) {
+            let id = format!("call_{}_{}", messages.len(), calls.len());
+            calls.push(json!({"id": id, "type": "function", "function": {"name": name, "arguments": args.unwrap_or("{}")}}));
+        }
+    }
+    if !calls.is_empty() {
+        return (json!({"role": "assistant", "content": null, "tool_calls": calls}), prompt_tokens);
+    }
+    let outputs: Vec<&str> = since.iter().filter(|m| m["role"] == "tool").filter_map(|m| m["content"].as_str()).collect();
+    let text = if outputs.is_empty() { "hello from script".to_string() } else { format!("done: {}", outputs.join("; ")) };
+    (json!({"role": "assistant", "content": text}), prompt_tokens)
+}
+
 /// Test double of an upstream model server. Behaviour by path: `ok`, `fail` (500), `slow`
 /// (answers after 2 s), `broken` (a stream that dies after two chunks).
 /// Starts the double on a free loopback port; returns its base URL (add `/<mode>/v1`).
@@ -96,6 +130,15 @@ pub async fn serve_on(addr: &str) -> std::io::Result<String> {
         let include_usage = req["stream_options"]["include_usage"].as_bool().unwrap_or(false);
         if let Some(refused) = misbehave(&mode).await {
             return refused;
+        }
+        if mode == "script" {
+            let (message, prompt_tokens) = scripted(&req);
+            return axum::Json(json!({
+                "id": "chatcmpl-s", "object": "chat.completion", "created": 1, "model": req["model"],
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 4, "total_tokens": prompt_tokens + 4}
+            }))
+            .into_response();
         }
         if !stream {
             let message = if mode == "tools" {

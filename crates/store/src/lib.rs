@@ -51,6 +51,7 @@ macro_rules! on_pool {
     };
 }
 
+pub use agents::AgentRow;
 pub use alerts::AlertRow;
 pub use console::ReportRow;
 pub use filings::FilingRow;
@@ -93,6 +94,7 @@ macro_rules! write_jobs {
     };
 }
 
+mod agents;
 mod alerts;
 mod compute;
 mod console;
@@ -640,6 +642,29 @@ mod tests {
             assert_eq!(s.eval_run("r1").await.unwrap().as_deref(), Some("{\"id\":\"r1\",\"n\":1}"));
             assert_eq!(s.eval_run("nope").await.unwrap(), None);
             assert_eq!(s.eval_runs(1).await.unwrap().len(), 1);
+        }
+    }
+
+    /// Agents on both databases: versions numbered per agent and tenant, the newest listed, a
+    /// delete hides every version and numbering goes on after it.
+    #[tokio::test]
+    async fn agents_are_versioned_alike_on_both_databases() {
+        for s in both().await {
+            assert_eq!(s.add_agent_version("t", "a", 1, "{\"v\":1}").await.unwrap(), 1);
+            assert_eq!(s.add_agent_version("t", "a", 2, "{\"v\":2}").await.unwrap(), 2);
+            assert_eq!(s.add_agent_version("u", "a", 3, "{\"u\":1}").await.unwrap(), 1, "numbered per tenant");
+            assert_eq!(s.agent("t", "a", None).await.unwrap().unwrap().doc, "{\"v\":2}");
+            assert_eq!(s.agent("t", "a", Some(1)).await.unwrap().unwrap().doc, "{\"v\":1}");
+            assert_eq!(s.agent("v", "a", None).await.unwrap(), None, "another tenant's is not found");
+            let listed: Vec<(String, i64)> = s.agents(None, 10).await.unwrap().into_iter().map(|r| (r.tenant, r.version)).collect();
+            assert_eq!(listed, [("t".to_string(), 2), ("u".to_string(), 1)]);
+            assert_eq!(s.agents(Some("u"), 10).await.unwrap().len(), 1);
+            assert_eq!(s.agent_versions("t", "a").await.unwrap(), [(2, 2), (1, 1)]);
+            assert!(s.delete_agent("t", "a").await.unwrap());
+            assert!(!s.delete_agent("t", "a").await.unwrap(), "already gone");
+            assert_eq!(s.agent("t", "a", Some(1)).await.unwrap(), None);
+            assert_eq!(s.add_agent_version("t", "a", 4, "{}").await.unwrap(), 3, "a new agent never takes an old pin's number");
+            assert_eq!(s.agent("t", "a", Some(2)).await.unwrap(), None);
         }
     }
 

@@ -65,10 +65,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     FILINGS_MIGRATION,
     MONITOR_MIGRATION,
     EVAL_MIGRATION,
+    AGENTS_MIGRATION,
 ];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
-pub(crate) const USER_VERSION: [&str; 15] = [
+pub(crate) const USER_VERSION: [&str; 16] = [
     "PRAGMA user_version = 1",
     "PRAGMA user_version = 2",
     "PRAGMA user_version = 3",
@@ -84,6 +85,7 @@ pub(crate) const USER_VERSION: [&str; 15] = [
     "PRAGMA user_version = 13",
     "PRAGMA user_version = 14",
     "PRAGMA user_version = 15",
+    "PRAGMA user_version = 16",
 ];
 const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 
@@ -188,3 +190,15 @@ const MONITOR_MIGRATION: &str = "CREATE TABLE monitor_buckets (
 const EVAL_MIGRATION: &str = "CREATE TABLE eval_runs (id TEXT PRIMARY KEY, seq BIGINT NOT NULL, state TEXT NOT NULL, doc TEXT NOT NULL);
      CREATE INDEX eval_runs_seq ON eval_runs (seq);
      CREATE INDEX eval_runs_state ON eval_runs (state);";
+
+/// Agents: every version of every tenant's agent (a change adds a version; deleting marks them
+/// all, so a pin never names a different agent later).
+const AGENTS_MIGRATION: &str = "CREATE TABLE agents (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        deleted BIGINT NOT NULL DEFAULT 0,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (tenant, id, version)
+     );";

@@ -8,6 +8,7 @@
 
 use serde_json::{Value, json};
 
+mod agent_schemas;
 mod eval_schemas;
 mod govern_schemas;
 mod schemas;
@@ -250,11 +251,37 @@ pub const OPERATIONS: &[Op] = &[
         200,
     ),
     ("get", "/api/v1/eval/leaderboard", "eval", "Models × suites: each model's newest whole-suite figure, best models first.", None, 200),
+    (
+        "get",
+        "/api/v1/agents",
+        "agents",
+        "Agents, the newest version of each: the caller's tenant's, or every tenant's for operators.",
+        None,
+        200,
+    ),
+    ("get", "/api/v1/agents/{id}", "agents", "One agent (`version` for an older one). MCP header values read as \"***\".", None, 200),
+    (
+        "put",
+        "/api/v1/agents/{id}",
+        "agents",
+        "Declare or change an agent: 201 with a new version, 200 when nothing changed. 422 names a rule the schema cannot say: an MCP server on a host outside the operator's allowlist, a name declared twice, a \"***\" header with no stored value.",
+        Some("AgentSpec"),
+        201,
+    ),
+    ("delete", "/api/v1/agents/{id}", "agents", "Delete an agent and every version of it.", None, 204),
+    ("get", "/api/v1/agents/{id}/versions", "agents", "An agent's versions, newest first.", None, 200),
     ("get", "/v1/models", "openai", "OpenAI-compatible: list models.", None, 200),
     ("post", "/v1/chat/completions", "openai", "OpenAI-compatible chat completions (streaming with SSE).", Some("OpenAI"), 200),
     ("post", "/v1/completions", "openai", "OpenAI-compatible completions.", Some("OpenAI"), 200),
     ("post", "/v1/embeddings", "openai", "OpenAI-compatible embeddings (the embedded model or an upstream).", Some("OpenAI"), 200),
-    ("post", "/v1/responses", "openai", "OpenAI-compatible Responses (streaming with typed response.* events).", Some("OpenAI"), 200),
+    (
+        "post",
+        "/v1/responses",
+        "openai",
+        "OpenAI-compatible Responses (streaming with typed response.* events); `model: \"agent:<id>[@version]\"` runs an agent's tool loop server-side.",
+        Some("OpenAI"),
+        200,
+    ),
     ("get", "/v1/responses/{id}", "openai", "OpenAI-compatible: retrieve a response.", None, 200),
 ];
 
@@ -324,6 +351,8 @@ pub fn document() -> Value {
             .map(|name| {
                 let schema = if name == "tenant" {
                     json!({"type": "string", "pattern": TENANT_PATTERN})
+                } else if path.starts_with("/api/v1/agents/") {
+                    json!({"type": "string", "pattern": agent_schemas::NAME_PATTERN})
                 } else {
                     json!({"type": "string", "minLength": 1, "maxLength": 256})
                 };

@@ -240,6 +240,7 @@ pub fn requests_with(problem: Value) -> Value {
         "IncidentStep": super::govern_schemas::incident_step(),
         "EndUserLift": super::govern_schemas::end_user_lift(),
         "EvalRun": super::eval_schemas::eval_run(),
+        "AgentSpec": super::agent_schemas::agent_spec(),
         "Binary": {"type": "string", "format": "binary", "description": "The file's bytes, as `application/octet-stream`."},
         "OpenAIError": record(&["error"], json!({"error": record(&["message", "type"], json!({"message": {"type": "string"}, "type": {"type": "string"},
             "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}))})),
@@ -425,6 +426,7 @@ pub fn responses() -> Vec<(&'static str, &'static str, Value)> {
     .into_iter()
     .chain(super::govern_schemas::responses())
     .chain(super::eval_schemas::responses())
+    .chain(super::agent_schemas::responses())
     .collect()
 }
 
@@ -485,6 +487,7 @@ pub fn query(method: &str, path: &str) -> Vec<Value> {
             ),
         ],
         ("get", "/api/v1/eval/runs") => super::eval_schemas::query(method, path),
+        ("get", "/api/v1/agents/{id}") => super::agent_schemas::query(method, path),
         _ => super::govern_schemas::query(method, path),
     }
 }

@@ -1,0 +1,258 @@
+//! Agents on the real binary, driven by real clients against real tool servers: the official
+//! `openai` SDK and the OpenAI Agents SDK (`openai-agents`) as clients, and an MCP server made
+//! with the official MCP Python SDK (`tests/agents/mcp_server.py`) as the tool server, spoken
+//! to in both spec versions. The model steps go to the upstream test double's `script` mode,
+//! which calls the tools the user message scripts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: helpers fail loudly")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Server, poll, temp_dir};
+use serde_json::{Value, json};
+
+fn here() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/agents")
+}
+
+/// The MCP test server over streamable HTTP on a free port; its calls are logged to a file.
+struct McpServer {
+    child: Child,
+    url: String,
+    calls: PathBuf,
+}
+
+impl McpServer {
+    fn start(dir: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let calls = dir.join(format!("mcp-calls-{port}.txt"));
+        std::fs::write(&calls, "").unwrap();
+        let child = Command::new("python3")
+            .arg(here().join("mcp_server.py"))
+            .args(["http", &port.to_string()])
+            .arg(&calls)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with the mcp package (scripts/test installs it)");
+        let url = format!("http://127.0.0.1:{port}/mcp");
+        poll(Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        McpServer { child, url, calls }
+    }
+
+    /// The calls the server has really run, a line each.
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.calls).unwrap().lines().map(String::from).collect()
+    }
+}
+
+impl Drop for McpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The binary with the `script` model and agents allowed to reach this host's MCP servers.
+fn server(name: &str) -> (tokio::runtime::Runtime, Server, PathBuf) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upstream = rt.block_on(gateway::test_double::start()).unwrap();
+    let data = temp_dir(name);
+    let cfg = data.join("aiplus.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[agents]\nallowed_hosts = [\"127.0.0.1\"]\nallow_local = true\n\
+             [gateway]\nallow_local_upstreams = true\n[[gateway.model]]\nname = \"script\"\n[[gateway.model.deployment]]\nid = \"script\"\nbase_url = \"{upstream}/script/v1\"\n"
+        ),
+    )
+    .unwrap();
+    let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
+    (rt, s, data)
+}
+
+fn secret(s: &Server, tenant: &str) -> String {
+    s.key(tenant, &json!({}))["secret"].as_str().unwrap().to_string()
+}
+
+fn call(s: &Server, key: &str, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut r =
+        reqwest::blocking::Client::new().request(method, format!("{}{path}", s.url)).bearer_auth(key).timeout(Duration::from_secs(60));
+    if let Some(b) = body {
+        r = r.json(b);
+    }
+    let r = r.send().unwrap();
+    (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+}
+
+/// Declares an agent as the tenant whose key this is.
+fn declare(s: &Server, key: &str, id: &str, spec: &Value) -> Value {
+    let (status, body) = call(s, key, reqwest::Method::PUT, &format!("/api/v1/agents/{id}"), Some(spec));
+    assert!(status == 201 || status == 200, "{status} {body}");
+    body
+}
+
+fn mcp_tool(label: &str, url: &str, version: &str, approval: Value) -> Value {
+    json!({"type": "mcp", "server_label": label, "server_url": url, "protocol_version": version,
+           "headers": {"Authorization": "Bearer tool-secret"}, "require_approval": approval})
+}
+
+/// Runs a client script; its last stdout line is a JSON report.
+fn client(script: &str, args: &[&str]) -> Value {
+    let out = Command::new("python3").arg(here().join(script)).args(args).env("OPENAI_AGENTS_DISABLE_TRACING", "1").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed (are openai and openai-agents installed? scripts/test installs them):\n{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+}
+
+/// The tenant's ledger events of one pillar, once at least `n` are there.
+fn ledger(s: &Server, tenant: &str, pillar: &str, n: usize) -> Vec<Value> {
+    poll(Duration::from_secs(15), || {
+        let (_, v) = s.get(&format!("/api/v1/usage?tenant={tenant}&pillar={pillar}&limit=1000"));
+        let events = v.as_array().cloned().unwrap_or_default();
+        (events.len() >= n).then_some(events)
+    })
+}
+
+#[test]
+fn an_agent_runs_mcp_tools_server_side_in_both_protocol_versions() {
+    let (_rt, s, data) = server("agents-mcp");
+    let mcp = McpServer::start(&data);
+    let key = secret(&s, "acme");
+    let agent = declare(
+        &s,
+        &key,
+        "helper",
+        &json!({"instructions": "Use the tools.", "model": "script", "tools": [
+            mcp_tool("calc", &mcp.url, "2025-11-25", json!("never")),
+            mcp_tool("calc26", &mcp.url, "2026-07-28", json!("never"))]}),
+    );
+    assert_eq!(agent["version"], 1);
+    assert_eq!(agent["tools"][0]["headers"]["Authorization"], "***", "a stored credential is never shown back: {agent}");
+
+    let report = client("openai_client.py", &["mcp", &s.url, &key]);
+    // Whole: both servers listed, each version's call made, and the model's answer from both.
+    let whole = &report["whole"];
+    let types: Vec<&str> = whole["output"].as_array().unwrap().iter().map(|i| i["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["mcp_list_tools", "mcp_list_tools", "mcp_call", "mcp_call", "message"], "{whole}");
+    assert_eq!(whole["output"][2]["server_label"], "calc");
+    assert_eq!(whole["output"][2]["output"], "5");
+    assert_eq!(whole["output"][3]["server_label"], "calc26");
+    assert_eq!(whole["output"][3]["output"], "hi");
+    assert_eq!(whole["output_text"], "done: 5; hi");
+    assert!(whole["output"][0]["tools"].as_array().unwrap().iter().any(|t| t["name"] == "add"), "{whole}");
+    // The stream: typed events of each step, numbered from 0 without gaps.
+    let events = report["stream"]["events"].as_array().unwrap();
+    let seq: Vec<u64> = events.iter().map(|e| e["sequence_number"].as_u64().unwrap()).collect();
+    assert_eq!(seq, (0..seq.len() as u64).collect::<Vec<_>>());
+    let added: Vec<&str> =
+        events.iter().filter(|e| e["type"] == "response.output_item.added").map(|e| e["item"]["type"].as_str().unwrap()).collect();
+    assert_eq!(added, ["mcp_list_tools", "mcp_list_tools", "mcp_call", "mcp_call", "message"]);
+    for ty in ["response.created", "response.mcp_call.completed", "response.output_text.delta", "response.completed"] {
+        assert!(events.iter().any(|e| e["type"] == ty), "no {ty} in {events:?}");
+    }
+    // Each tool call was made once per run (two runs), by the real server.
+    assert_eq!(mcp.calls(), ["add {\"a\": 2, \"b\": 3}", "echo {\"text\": \"hi\"}", "add {\"a\": 2, \"b\": 3}", "echo {\"text\": \"hi\"}"]);
+
+    // The ledger: one gateway event per model step, named by the response, whose tokens sum to
+    // the response's usage; one agents event per tool call.
+    let id = whole["id"].as_str().unwrap();
+    let steps: Vec<Value> = ledger(&s, "acme", "gateway", 6)
+        .into_iter()
+        .filter(|e| e["usage"]["refs"]["request_id"].as_str().is_some_and(|r| r.starts_with(&format!("{id}/step/"))))
+        .collect();
+    assert_eq!(steps.len(), 3, "three model steps: calc, calc26, the answer");
+    let sum = |k: &str| steps.iter().map(|e| e["usage"][k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("input_tokens"), whole["usage"]["input_tokens"].as_u64().unwrap());
+    assert_eq!(sum("output_tokens"), whole["usage"]["output_tokens"].as_u64().unwrap());
+    let tools: Vec<Value> = ledger(&s, "acme", "agents", 4).into_iter().filter(|e| e["usage"]["refs"]["response_id"] == id).collect();
+    assert_eq!(tools.len(), 2);
+    assert!(tools.iter().all(|e| e["usage"]["subject"]["kind"] == "tool_call" && e["usage"]["status"] == "completed"), "{tools:?}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn function_tools_go_back_to_the_client_and_approvals_gate_mcp_calls() {
+    let (_rt, s, data) = server("agents-client");
+    let mcp = McpServer::start(&data);
+    let key = secret(&s, "acme");
+    declare(
+        &s,
+        &key,
+        "gated",
+        &json!({"model": "script", "tools": [
+            {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}},
+            mcp_tool("ops", &mcp.url, "2026-07-28", json!({"never": {"tool_names": ["echo"]}}))]}),
+    );
+    let report = client("openai_client.py", &["gated", &s.url, &key]);
+    // A function tool: the run stops with the call; the client's output continues it.
+    assert_eq!(report["function"]["first"], json!(["mcp_list_tools", "function_call"]));
+    assert_eq!(report["function"]["final_text"], "done: 42 degrees");
+    // An approval-gated tool is not called until approved, and never when denied.
+    assert_eq!(report["approval"]["asked"], "count");
+    assert_eq!(report["approval"]["denied_text"], "done: The user denied this tool call.");
+    assert_eq!(report["approval"]["again_calls"], json!([]), "answering an approval twice runs nothing more");
+    assert_eq!(report["approval"]["approved_text"], "done: counted");
+    let counted: Vec<String> = mcp.calls().into_iter().filter(|c| c.starts_with("count")).collect();
+    assert_eq!(counted, ["count {\"label\": \"yes\"}"], "only the approved call ran, once");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn the_agents_sdk_drives_an_agent_with_its_own_function_tool() {
+    let (_rt, s, data) = server("agents-sdk");
+    let mcp = McpServer::start(&data);
+    let key = secret(&s, "acme");
+    declare(&s, &key, "helper", &json!({"model": "script", "tools": [mcp_tool("calc", &mcp.url, "2025-11-25", json!("never"))]}));
+    let report = client("agents_sdk.py", &[&s.url, &key]);
+    assert_eq!(report["final_output"], "done: 5; sunny in Guiyang");
+    assert_eq!(report["local_calls"], json!(["Guiyang"]));
+    assert_eq!(mcp.calls(), ["add {\"a\": 2, \"b\": 3}"], "the server-side tool ran once although the SDK resent the history");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn another_tenants_agents_and_responses_answer_like_missing_ones() {
+    let (_rt, s, data) = server("agents-tenants");
+    let acme = secret(&s, "acme");
+    let beta = secret(&s, "beta");
+    declare(&s, &acme, "helper", &json!({"model": "script"}));
+    let (status, r) = call(&s, &acme, reqwest::Method::POST, "/v1/responses", Some(&json!({"model": "agent:helper", "input": "hi"})));
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["output"][0]["content"][0]["text"], "hello from script");
+    let id = r["id"].as_str().unwrap();
+    let (own, _) = call(&s, &acme, reqwest::Method::GET, &format!("/v1/responses/{id}"), None);
+    assert_eq!(own, 200);
+    let missing = |key: &str, m: reqwest::Method, path: &str, body: Option<&Value>| {
+        let (status, body) = call(&s, key, m, path, body);
+        (status, body["error"]["code"].clone(), body["title"].clone())
+    };
+    assert_eq!(
+        missing(&beta, reqwest::Method::GET, "/api/v1/agents/helper", None),
+        missing(&beta, reqwest::Method::GET, "/api/v1/agents/nobody", None)
+    );
+    assert_eq!(missing(&beta, reqwest::Method::GET, "/api/v1/agents/helper", None).0, 404);
+    let run = |model: &str| missing(&beta, reqwest::Method::POST, "/v1/responses", Some(&json!({"model": model, "input": "hi"})));
+    assert_eq!(run("agent:helper"), run("agent:nobody"));
+    assert_eq!(run("agent:helper").0, 404);
+    assert_eq!(missing(&beta, reqwest::Method::GET, &format!("/v1/responses/{id}"), None).0, 404);
+    let prev = json!({"model": "agent:helper", "input": "hi", "previous_response_id": id});
+    assert_eq!(call(&s, &beta, reqwest::Method::POST, "/v1/responses", Some(&prev)).0, 404, "beta has no agent helper");
+    let (status, list) = call(&s, &beta, reqwest::Method::GET, "/api/v1/agents", None);
+    assert_eq!((status, list["data"].as_array().unwrap().len()), (200, 0));
+    // A change makes a version; the old one can still be pinned; a delete removes them all.
+    declare(&s, &acme, "helper", &json!({"model": "script", "instructions": "v2"}));
+    let (_, v) = call(&s, &acme, reqwest::Method::GET, "/api/v1/agents/helper/versions", None);
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    let pinned = json!({"model": "agent:helper@1", "input": "hi"});
+    let (status, r) = call(&s, &acme, reqwest::Method::POST, "/v1/responses", Some(&pinned));
+    assert_eq!((status, r["agent"]["version"].clone()), (200, json!(1)));
+    assert_eq!(call(&s, &acme, reqwest::Method::DELETE, "/api/v1/agents/helper", None).0, 204);
+    assert_eq!(call(&s, &acme, reqwest::Method::POST, "/v1/responses", Some(&pinned)).0, 404);
+    let _ = std::fs::remove_dir_all(&data);
+}
