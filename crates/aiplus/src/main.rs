@@ -6,6 +6,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod agents_cli;
 mod bench;
 mod client;
 mod config;
@@ -87,6 +88,10 @@ enum Command {
     /// Incidents: graded, with the reporting deadline the operator's class sets, and a timeline
     /// of reports, measures and notes, each a transparency-log entry.
     Incidents(govern_cli::IncidentsArgs),
+    /// Agents a tenant declares (instructions, model, tools, limits) and any OpenAI-compatible
+    /// client uses as the model `agent:<id>`: declare, list, show, version, delete, and run one
+    /// with its steps streamed.
+    Agents(agents_cli::AgentsArgs),
     /// Evaluate a model the server serves: capability (CMMLU), safety knowledge (SafetyBench),
     /// bias (BBQ) and refusal suites, through the gateway under an evaluation tenant.
     Eval(eval_cli::EvalArgs),
@@ -134,6 +139,7 @@ fn main() -> std::process::ExitCode {
         Command::Alerts(args) => govern_cli::alerts(args),
         Command::Incidents(args) => govern_cli::incidents(args),
         Command::Eval(args) => eval_cli::eval(args),
+        Command::Agents(args) => agents_cli::agents(args),
         Command::Gateway { command: GatewayCommand::Bench(args) } => gateway_bench::run(args),
         Command::Gateway { command: GatewayCommand::Mock(args) } => gateway_bench::mock(args),
     };

@@ -173,6 +173,29 @@ fn an_agent_runs_mcp_tools_server_side_in_both_protocol_versions() {
     let tools: Vec<Value> = ledger(&s, "acme", "agents", 4).into_iter().filter(|e| e["usage"]["refs"]["response_id"] == id).collect();
     assert_eq!(tools.len(), 2);
     assert!(tools.iter().all(|e| e["usage"]["subject"]["kind"] == "tool_call" && e["usage"]["status"] == "completed"), "{tools:?}");
+
+    // The CLI: declare from TOML as the tenant, list, and run with each step printed.
+    let toml_file = data.join("calc.toml");
+    std::fs::write(
+        &toml_file,
+        format!(
+            "model = \"script\"\ninstructions = \"用工具计算\"\n[limits]\nmax_steps = 4\n\n[[tools]]\ntype = \"mcp\"\nserver_label = \"calc\"\nserver_url = \"{}\"\nrequire_approval = \"never\"\n",
+            mcp.url
+        ),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(common::BIN).args(args).args(["--server", &s.url]).env("AIPLUS_TOKEN", &key).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let put: Value = serde_json::from_str(&cli(&["agents", "put", "calc", toml_file.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!((put["version"].clone(), put["limits"]["max_steps"].clone()), (json!(1), json!(4)));
+    let listed = cli(&["agents", "list"]);
+    assert!(listed.contains("calc") && listed.contains("mcp:calc26"), "{listed}");
+    let ran = cli(&["agents", "run", "calc", "call calc__add {\"a\": 40, \"b\": 2}"]);
+    assert!(ran.contains("[calc] add({\"a\": 40, \"b\": 2}) → 42"), "{ran}");
+    assert!(ran.contains("done: 42") && ran.contains("completed · 2 steps"), "{ran}");
     let _ = std::fs::remove_dir_all(&data);
 }
 
