@@ -508,13 +508,12 @@ mod tests {
         assert_eq!(o.output.len(), 1);
         assert_eq!(o.output[0]["type"], "function_call");
         assert_eq!((o.steps, o.input_tokens, o.output_tokens), (1, 10, 3));
-        let asked = model.asked.lock().unwrap();
+        let asked = model.asked.lock().unwrap().clone();
         assert_eq!(asked[0].0, "resp_1/step/1");
         assert_eq!(asked[0].1["instructions"], "be kind");
         assert_eq!(asked[0].1["tools"][0]["name"], "lookup");
         assert_eq!(asked[0].1["store"], false);
         // The client's output continues it: the model sees the call and its output.
-        drop(asked);
         let (agent, deps, model) = setup(json!({"model": "m"}), vec![vec![message("done")]], 3, 0);
         let output = json!({"type": "function_call_output", "call_id": "call_1", "output": "42"});
         let o2 = run(&agent, &deps, "resp_2", o.items, vec![output], &serde_json::Map::new(), None).await;
@@ -545,7 +544,7 @@ mod tests {
         let (agent, deps, model) = setup(spec, calls, 3, 0);
         let o = run(&agent, &deps, "r", vec![], user("go"), &serde_json::Map::new(), None).await;
         assert_eq!(o.status, Status::Incomplete("max_output_tokens"));
-        let asked = model.asked.lock().unwrap();
+        let asked = model.asked.lock().unwrap().clone();
         assert_eq!(asked.len(), 2, "3 + 3 tokens pass the limit of 5");
         assert_eq!(asked[1].1["max_output_tokens"], 2, "each step may use only what is left");
 
