@@ -13,6 +13,7 @@
 //! into the typed stream, and the model step is a trait the binary implements over the
 //! gateway's admission pipeline, in-process.
 
+pub mod items;
 pub mod mcp;
 pub mod run;
 pub mod service;

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Weak};
 
-use agents::run::{BoxFuture, Deps, Model, Outcome, Status, StepError};
+use agents::run::{BoxFuture, Deps, InMemory, Model, State, Status, StepError};
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,9 +15,12 @@ use serde_json::{Value, json};
 
 /// Settings a request may pass on to each model step.
 const STEP_OPTIONS: [&str; 3] = ["temperature", "top_p", "user"];
-/// Items of a request's `input`, and of a conversation carried over.
+/// Items of a request's `input`.
 pub const MAX_INPUT_ITEMS: usize = 1000;
+/// Items of a conversation carried over by `previous_response_id`, with the new input.
+pub const MAX_CONVERSATION_ITEMS: usize = 10_000;
 
+#[derive(Clone)]
 pub struct Host {
     /// Weak: the gateway holds this host.
     pub gw: Weak<gateway::Gateway>,
@@ -26,6 +29,8 @@ pub struct Host {
     pub meter: agents::usage::Meter,
     pub http: reqwest::Client,
     pub clock: Arc<dyn vocab::Clock>,
+    /// This instance, as the owner of the background runs it leases.
+    pub instance: String,
 }
 
 /// One model step through the gateway, as the run's caller.
@@ -66,15 +71,23 @@ fn now_s(clock: &dyn vocab::Clock) -> i64 {
 
 impl gateway::responses::AgentHost for Host {
     fn create(&self, caller: gateway::Caller, _headers: HeaderMap, req: Value) -> BoxFuture<Response> {
-        let host = Host {
-            gw: self.gw.clone(),
-            agents: self.agents.clone(),
-            store: self.store.clone(),
-            meter: self.meter.clone(),
-            http: self.http.clone(),
-            clock: self.clock.clone(),
-        };
-        Box::pin(async move { host.respond(caller, req).await })
+        let host = self.clone();
+        Box::pin(async move {
+            match host.prepare(&caller, req).await {
+                Ok(p) => p.answer(host).await,
+                Err(r) => r,
+            }
+        })
+    }
+
+    fn follow(&self, caller: gateway::Caller, id: String, starting_after: Option<i64>) -> BoxFuture<Option<Response>> {
+        let host = self.clone();
+        Box::pin(async move { crate::agent_background::follow(host, caller.tenant_id().to_string(), id, starting_after).await })
+    }
+
+    fn cancel(&self, caller: gateway::Caller, id: String) -> BoxFuture<Option<Response>> {
+        let host = self.clone();
+        Box::pin(async move { crate::agent_background::cancel(&host, caller.tenant_id(), &id).await })
     }
 }
 
@@ -134,77 +147,101 @@ fn client_tools(req: &Value, spec: &mut agents::AgentSpec) -> Result<(), Bad> {
     Ok(())
 }
 
+/// A request made ready to run: the agent (with the client's own function tools), the
+/// conversation so far, and what each step needs.
+pub(crate) struct Prepared {
+    pub tenant: String,
+    pub principal: String,
+    pub agent: agents::Agent,
+    pub deps: Deps,
+    pub response_id: String,
+    pub req: Value,
+    pub state: State,
+    pub options: serde_json::Map<String, Value>,
+    pub created_at: i64,
+}
+
+fn not_found(model: &str) -> Response {
+    let why = format!("The model '{model}' does not exist");
+    openai_error(StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found", why, Some("model"))
+}
+
 impl Host {
-    async fn respond(self, caller: gateway::Caller, mut req: Value) -> Response {
-        let model = req["model"].as_str().unwrap_or("").to_string();
-        let (id, version) = match agents::service::parse_model(&model) {
+    /// The agent a request names, with the client's function tools added.
+    pub(crate) async fn agent_for(&self, tenant: &str, req: &Value) -> Result<agents::Agent, Response> {
+        let model = req["model"].as_str().unwrap_or("");
+        let (id, version) = match agents::service::parse_model(model) {
             Some(Ok(v)) => v,
-            Some(Err(e)) => return invalid(e.to_string(), "model"),
-            None => return invalid("not an agent", "model"),
+            Some(Err(e)) => return Err(invalid(e.to_string(), "model")),
+            None => return Err(invalid("not an agent", "model")),
         };
-        let tenant = caller.tenant_id().to_string();
-        let mut agent = match self.agents.get(&tenant, &id, version).await {
+        let mut agent = match self.agents.get(tenant, &id, version).await {
             Ok(a) => a,
-            Err(agents::AgentError::NotFound { .. }) => {
-                let why = format!("The model '{model}' does not exist");
-                return openai_error(StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found", why, Some("model"));
-            }
-            Err(e) => return server_error(&e.to_string()),
+            Err(agents::AgentError::NotFound { .. }) => return Err(not_found(model)),
+            Err(e) => return Err(server_error(&e.to_string())),
         };
-        if let Err((message, param)) = client_tools(&req, &mut agent.spec) {
-            return invalid(message, &param);
-        }
-        if let Err(e) = agent.spec.check(&["*".to_string()], true) {
-            return invalid(e.to_string(), "tools");
-        }
-        let input = match input_items(&req) {
-            Ok(i) => i,
-            Err((message, param)) => return invalid(message, &param),
+        client_tools(req, &mut agent.spec).map_err(|(message, param)| invalid(message, &param))?;
+        agent.spec.check(&["*".to_string()], true).map_err(|e| invalid(e.to_string(), "tools"))?;
+        Ok(agent)
+    }
+
+    /// What a run of `agent` for `caller` needs: its model steps go through the gateway as the
+    /// caller, its tool calls to the ledger, its tool outputs past the guardrail.
+    pub(crate) fn deps(&self, caller: &gateway::Caller, agent: &agents::Agent) -> Deps {
+        let recorder = agents::usage::LedgerRecorder {
+            meter: self.meter.clone(),
+            clock: self.clock.clone(),
+            tenant: caller.tenant_id().to_string(),
+            principal: caller.id.clone(),
+            agent: format!("agent:{}@{}", agent.id, agent.version),
         };
+        let guard = self.gw.upgrade().map(|g| Arc::new(move |t: &str| g.guard_blocks(t)) as agents::run::Guard);
+        Deps {
+            model: Arc::new(GatewayModel { gw: self.gw.clone(), caller: caller.clone() }),
+            http: self.http.clone(),
+            recorder: Arc::new(recorder),
+            guard,
+            ids: Arc::new(new_id),
+            hosts: self.agents.hosts.clone(),
+        }
+    }
+
+    async fn prepare(&self, caller: &gateway::Caller, mut req: Value) -> Result<Prepared, Response> {
+        let tenant = caller.tenant_id().to_string();
+        let agent = self.agent_for(&tenant, &req).await?;
+        let input = input_items(&req).map_err(|(message, param)| invalid(message, &param))?;
         let history = match req["previous_response_id"].as_str() {
             None => Vec::new(),
             Some(prev) => match self.history(prev, &tenant).await {
                 Ok(Some(h)) => h,
                 Ok(None) => {
                     let why = format!("Previous response with id '{prev}' not found.");
-                    return openai_error(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_request_error",
-                        "previous_response_not_found",
-                        why,
-                        Some("previous_response_id"),
-                    );
+                    let code = "previous_response_not_found";
+                    return Err(openai_error(StatusCode::BAD_REQUEST, "invalid_request_error", code, why, Some("previous_response_id")));
                 }
-                Err(e) => return server_error(&e),
+                Err(e) => return Err(server_error(&e)),
             },
         };
-        let options: serde_json::Map<String, Value> =
-            STEP_OPTIONS.iter().filter(|k| !req[**k].is_null()).map(|k| (k.to_string(), req[*k].clone())).collect();
-        let response_id = new_id("resp");
-        let recorder = agents::usage::LedgerRecorder {
-            meter: self.meter.clone(),
-            clock: self.clock.clone(),
-            tenant: tenant.clone(),
-            principal: caller.id.clone(),
-            agent: format!("agent:{}@{}", agent.id, agent.version),
-        };
-        let gw = self.gw.upgrade();
-        let guard = gw.map(|g| Arc::new(move |t: &str| g.guard_blocks(t)) as agents::run::Guard);
-        let deps = Deps {
-            model: Arc::new(GatewayModel { gw: self.gw.clone(), caller: caller.clone() }),
-            http: self.http.clone(),
-            recorder: Arc::new(recorder),
-            guard,
-            ids: Arc::new(new_id),
-        };
-        req["model"] = json!(model);
-        let created_at = now_s(self.clock.as_ref());
-        let run = Running { host: self, tenant, agent, deps, response_id, req, created_at };
-        if run.req["stream"].as_bool() == Some(true) {
-            run.stream(history, input, options)
-        } else {
-            run.whole(history, input, options).await
+        if history.len().saturating_add(input.len()) > MAX_CONVERSATION_ITEMS {
+            return Err(invalid(format!("the conversation would pass {MAX_CONVERSATION_ITEMS} items; start a new one"), "input"));
         }
+        if req["background"].as_bool() == Some(true) && req["store"].as_bool() == Some(false) {
+            return Err(invalid("background responses must be stored (store: true)", "store"));
+        }
+        let options = step_options(&req);
+        let deps = self.deps(caller, &agent);
+        req["model"] = json!(req["model"].as_str().unwrap_or(""));
+        Ok(Prepared {
+            tenant,
+            principal: caller.id.clone(),
+            agent,
+            deps,
+            response_id: new_id("resp"),
+            req,
+            state: State::new(history, input),
+            options,
+            created_at: now_s(self.clock.as_ref()),
+        })
     }
 
     /// The items a stored response leaves for the next one: an agent's whole conversation, or
@@ -225,67 +262,79 @@ impl Host {
     }
 }
 
+/// The request's settings each model step takes.
+pub(crate) fn step_options(req: &Value) -> serde_json::Map<String, Value> {
+    STEP_OPTIONS.iter().filter(|k| !req[**k].is_null()).map(|k| (k.to_string(), req[*k].clone())).collect()
+}
+
 fn server_error(why: &str) -> Response {
     tracing::error!(error = why, "serving an agent");
     openai_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "store_unavailable", "the agent could not be read now; retry", None)
 }
 
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
-/// One agent request being answered.
-struct Running {
-    host: Host,
-    tenant: String,
-    agent: agents::Agent,
-    deps: Deps,
-    response_id: String,
-    req: Value,
-    created_at: i64,
+/// The response object of a run's state: in progress, or as it ended.
+pub(crate) fn response_of(id: &str, created_at: i64, req: &Value, agent: &agents::Agent, state: &State) -> Value {
+    let (status, error, reason) = match &state.status {
+        None if state.tools.is_none() => ("queued", Value::Null, Value::Null),
+        None => ("in_progress", Value::Null, Value::Null),
+        Some(Status::Completed) => ("completed", Value::Null, Value::Null),
+        Some(Status::Incomplete(why)) => ("incomplete", Value::Null, json!({"reason": why})),
+        Some(Status::Failed(e)) => ("failed", json!({"code": e.code, "message": e.message}), Value::Null),
+        Some(Status::Cancelled) => ("cancelled", Value::Null, Value::Null),
+    };
+    let usage = Some((state.input_tokens, state.output_tokens));
+    let mut r = gateway::responses::response_object(id, created_at, req, status, state.output.clone(), usage);
+    r["error"] = error;
+    r["incomplete_details"] = reason;
+    r["background"] = json!(req["background"].as_bool().unwrap_or(false));
+    r["agent"] = json!({"id": agent.id, "version": agent.version, "steps": state.steps});
+    r
 }
 
-impl Running {
-    /// The response object for an outcome, stored (unless `store: false`) before it is sent.
-    async fn finish(&self, outcome: Outcome) -> Value {
-        let (status, error, reason) = match &outcome.status {
-            Status::Completed => ("completed", Value::Null, Value::Null),
-            Status::Incomplete(why) => ("incomplete", Value::Null, json!({"reason": why})),
-            Status::Failed(e) => ("failed", json!({"code": e.code, "message": e.message}), Value::Null),
-        };
-        let usage = Some((outcome.input_tokens, outcome.output_tokens));
-        let mut r =
-            gateway::responses::response_object(&self.response_id, self.created_at, &self.req, status, outcome.output.clone(), usage);
-        r["error"] = error;
-        r["incomplete_details"] = reason;
-        r["agent"] = json!({"id": self.agent.id, "version": self.agent.version, "steps": outcome.steps});
+/// The stored document of a response: the object, and the conversation for the next one.
+pub(crate) fn stored_doc(response: &Value, state: &State) -> String {
+    json!({"response": response, "messages": [], "items": state.items}).to_string()
+}
+
+impl Prepared {
+    async fn answer(self, host: Host) -> Response {
+        if self.req["background"].as_bool() == Some(true) {
+            return crate::agent_background::start(host, self).await;
+        }
+        if self.req["stream"].as_bool() == Some(true) {
+            return self.stream(host);
+        }
+        let state = agents::run::run(&self.agent, &self.deps, &self.response_id, self.state.clone(), &self.options, None, &InMemory).await;
+        if let Some(Status::Failed(e)) = &state.status
+            && state.output.is_empty()
+        {
+            // Nothing happened yet: the client hears the model's refusal as the gateway said it.
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            return openai_error(status, "invalid_request_error", &e.code, e.message.clone(), None);
+        }
+        axum::Json(self.finish(&host, &state).await).into_response()
+    }
+
+    /// The response object for a finished run, stored (unless `store: false`) before it is sent.
+    async fn finish(&self, host: &Host, state: &State) -> Value {
+        let r = response_of(&self.response_id, self.created_at, &self.req, &self.agent, state);
         if self.req["store"].as_bool() != Some(false) {
-            let doc = json!({"response": r, "messages": [], "items": outcome.items});
-            let doc = doc.to_string();
-            let now_ms = self.host.clock.now_ms();
             let quota = gateway::responses::MAX_STORED_BYTES_PER_TENANT;
-            if let Err(e) = self.host.store.put_response(&self.response_id, &self.tenant, now_ms, &doc, quota).await {
+            let doc = stored_doc(&r, state);
+            if let Err(e) = host.store.put_response(&self.response_id, &self.tenant, host.clock.now_ms(), &doc, quota).await {
                 tracing::error!(id = %self.response_id, error = %e, "storing an agent's response");
             }
         }
         r
     }
 
-    async fn whole(self, history: Vec<Value>, input: Vec<Value>, options: serde_json::Map<String, Value>) -> Response {
-        let outcome = agents::run::run(&self.agent, &self.deps, &self.response_id, history, input, &options, None).await;
-        if let Status::Failed(e) = &outcome.status
-            && outcome.output.is_empty()
-        {
-            // Nothing happened yet: the client hears the model's refusal as the gateway said it.
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY);
-            return openai_error(status, "invalid_request_error", &e.code, e.message.clone(), None);
-        }
-        axum::Json(self.finish(outcome).await).into_response()
-    }
-
     /// The typed event stream: `response.created`, each step's events as they happen, and the
     /// final `response.completed` (or `.incomplete`, `.failed`), numbered in order.
-    fn stream(self, history: Vec<Value>, input: Vec<Value>, options: serde_json::Map<String, Value>) -> Response {
+    fn stream(self, host: Host) -> Response {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
         tokio::spawn(async move {
             let mut out = Numbered { seq: 0, client: Some(tx) };
@@ -293,32 +342,48 @@ impl Running {
             out.send(json!({"type": "response.created", "response": pending})).await;
             out.send(json!({"type": "response.in_progress", "response": pending})).await;
             let (etx, mut erx) = tokio::sync::mpsc::channel::<Value>(256);
-            let (agent, deps, id) = (self.agent.clone(), self.deps.clone(), self.response_id.clone());
-            let run = tokio::spawn(async move { agents::run::run(&agent, &deps, &id, history, input, &options, Some(etx)).await });
+            let (agent, deps, id, state, options) =
+                (self.agent.clone(), self.deps.clone(), self.response_id.clone(), self.state.clone(), self.options.clone());
+            let run = tokio::spawn(async move { agents::run::run(&agent, &deps, &id, state, &options, Some(etx), &InMemory).await });
             while let Some(ev) = erx.recv().await {
                 out.send(ev).await;
             }
-            let outcome = match run.await {
-                Ok(o) => o,
+            let state = match run.await {
+                Ok(s) => s,
                 Err(e) => {
                     tracing::error!(error = %e, "an agent run ended abnormally");
                     return;
                 }
             };
-            let done = self.finish(outcome).await;
-            let ty = match done["status"].as_str() {
-                Some("completed") => "response.completed",
-                Some("incomplete") => "response.incomplete",
-                _ => "response.failed",
-            };
-            out.send(json!({"type": ty, "response": done})).await;
+            let done = self.finish(&host, &state).await;
+            out.send(json!({"type": final_event(&done), "response": done})).await;
         });
-        let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
-        let mut r = Response::new(body);
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        r
+        sse(rx)
     }
+}
+
+/// The event that ends a stream, by the response's status.
+pub(crate) fn final_event(response: &Value) -> &'static str {
+    match response["status"].as_str() {
+        Some("completed") => "response.completed",
+        Some("incomplete") => "response.incomplete",
+        Some("cancelled") => "response.cancelled",
+        _ => "response.failed",
+    }
+}
+
+/// An SSE response over a channel of frames.
+pub(crate) fn sse(rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Response {
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let mut r = Response::new(body);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// An SSE frame of an event.
+pub(crate) fn frame(v: &Value) -> Bytes {
+    Bytes::from(format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap_or("")))
 }
 
 /// Numbers a stream's events and writes them to the client while it listens. A client that
@@ -330,12 +395,10 @@ struct Numbered {
 
 impl Numbered {
     async fn send(&mut self, mut v: Value) {
-        let ty = v["type"].as_str().unwrap_or("").to_string();
         v["sequence_number"] = json!(self.seq);
         self.seq += 1;
-        let frame = Bytes::from(format!("event: {ty}\ndata: {v}\n\n"));
         if let Some(c) = &self.client
-            && c.send(Ok(frame)).await.is_err()
+            && c.send(Ok(frame(&v))).await.is_err()
         {
             self.client = None;
         }

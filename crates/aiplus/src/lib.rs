@@ -4,6 +4,7 @@
 //! `aiplus serve` runs the very same router. This is the one place where the pillars' routers
 //! are plugged together.
 
+pub mod agent_background;
 pub mod agent_serving;
 pub mod evaluation;
 pub mod model_service;

@@ -172,7 +172,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
         false => None,
     };
-    let (agents, agent_meter_writer) = start_agents(&cfg, &store, &gw, sealer.clone(), clock.clone())?;
+    let (agents, agent_meter_writer, resumer) = start_agents(&cfg, &store, &gw, sealer.clone(), clock.clone(), stop_rx.clone())?;
     let console = if cfg.console.enabled {
         let console = web::Console::new(
             store.clone(),
@@ -239,6 +239,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     for task in governing {
         let _ = task.await;
     }
+    let _ = resumer.await;
     for task in evaluating.into_iter().chain(canary) {
         let _ = task.await;
     }
@@ -268,14 +269,18 @@ fn start_agents(
     gw: &Arc<gateway::Gateway>,
     sealer: Arc<identity::Sealer>,
     clock: Arc<dyn vocab::Clock>,
-) -> anyhow::Result<(Arc<agents::Agents>, tokio::task::JoinHandle<()>)> {
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<(Arc<agents::Agents>, tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)> {
     let hosts = agents::service::HostRule { allowed_hosts: cfg.agents.allowed_hosts.clone(), allow_local: cfg.agents.allow_local };
     let agents = Arc::new(agents::Agents::new(store.clone(), sealer, clock.clone(), hosts));
     let (meter, writer) = agents::usage::Meter::start(store.clone(), gateway::meter::FLUSH_EVERY);
     let http = outbound::client(cfg.agents.allow_local, std::time::Duration::from_secs(10)).build().context("building the MCP client")?;
-    let host = aiplus::agent_serving::Host { gw: Arc::downgrade(gw), agents: agents.clone(), store: store.clone(), meter, http, clock };
+    let instance = format!("inst_{}", uuid::Uuid::now_v7().simple());
+    let host =
+        aiplus::agent_serving::Host { gw: Arc::downgrade(gw), agents: agents.clone(), store: store.clone(), meter, http, clock, instance };
+    let resumer = aiplus::agent_background::spawn_resumer(host.clone(), stop);
     gw.serve_agents(Arc::new(host));
-    Ok((agents, writer))
+    Ok((agents, writer, resumer))
 }
 
 /// The engines named in the config, each checked against the network; every other cluster

@@ -279,3 +279,116 @@ fn another_tenants_agents_and_responses_answer_like_missing_ones() {
     assert_eq!(call(&s, &acme, reqwest::Method::POST, "/v1/responses", Some(&pinned)).0, 404);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// A server started again on the same data directory and config.
+fn restart(data: &Path) -> Server {
+    let cfg = data.join("aiplus.toml");
+    Server::start_with(data, &["--config", cfg.to_str().unwrap()])
+}
+
+fn get_response(s: &Server, key: &str, id: &str) -> Value {
+    let (status, r) = call(s, key, reqwest::Method::GET, &format!("/v1/responses/{id}"), None);
+    assert_eq!(status, 200, "{r}");
+    r
+}
+
+/// The events of a background response after a cursor, read to its end.
+fn follow(s: &Server, key: &str, id: &str, after: i64) -> Vec<Value> {
+    let url = format!("{}/v1/responses/{id}?stream=true&starting_after={after}", s.url);
+    let body = reqwest::blocking::Client::new().get(url).bearer_auth(key).timeout(Duration::from_secs(120)).send().unwrap().text().unwrap();
+    body.lines().filter_map(|l| l.strip_prefix("data: ")).map(|d| serde_json::from_str(d).unwrap()).collect()
+}
+
+#[test]
+fn a_background_run_survives_kill_9_and_calls_no_tool_twice() {
+    let (rt, s, data) = server("agents-background");
+    let mcp = McpServer::start(&data);
+    let key = secret(&s, "acme");
+    declare(
+        &s,
+        &key,
+        "worker",
+        &json!({"model": "script", "limits": {"timeout_s": 300},
+        "tools": [mcp_tool("ops", &mcp.url, "2026-07-28", json!("never"))]}),
+    );
+    let script = "call ops__count {\"label\": \"before\"}\nstep2 ops__slow {\"seconds\": 5}\nstep3 ops__count {\"label\": \"after\"}";
+    let (status, queued) = call(
+        &s,
+        &key,
+        reqwest::Method::POST,
+        "/v1/responses",
+        Some(&json!({"model": "agent:worker", "input": script, "background": true})),
+    );
+    assert_eq!(status, 200, "{queued}");
+    assert_eq!(queued["status"], "queued");
+    let id = queued["id"].as_str().unwrap().to_string();
+    // Killed while the slow tool runs: the first call is done, the second in flight.
+    poll(Duration::from_secs(30), || mcp.calls().iter().any(|c| c.starts_with("slow")).then_some(()));
+    let during = get_response(&s, &key, &id);
+    assert_eq!(during["status"], "in_progress", "{during}");
+    // The ledger stores an event within a flush interval (50 ms) and a commit; the kill comes
+    // well after the first call's and the steps', as the ledger's durability promise needs.
+    std::thread::sleep(Duration::from_secs(1));
+    s.kill9();
+    let s = restart(&data);
+    let done = poll(Duration::from_secs(90), || {
+        let r = get_response(&s, &key, &id);
+        (r["status"] != "in_progress" && r["status"] != "queued").then_some(r)
+    });
+    assert_eq!(done["status"], "completed", "{done}");
+    let calls = mcp.calls();
+    assert_eq!(calls.iter().filter(|c| c.starts_with("count {\"label\": \"before\"}")).count(), 1, "{calls:?}");
+    assert_eq!(calls.iter().filter(|c| c.starts_with("slow")).count(), 1, "the interrupted call is not made again: {calls:?}");
+    assert_eq!(calls.iter().filter(|c| c.starts_with("count {\"label\": \"after\"}")).count(), 1, "{calls:?}");
+    let mcp_calls: Vec<&Value> = done["output"].as_array().unwrap().iter().filter(|i| i["type"] == "mcp_call").collect();
+    assert_eq!(mcp_calls.len(), 3);
+    assert_eq!(mcp_calls[1]["status"], "failed");
+    assert!(mcp_calls[1]["error"].as_str().unwrap().contains("not made again"), "{}", mcp_calls[1]);
+    // The stream, from the start and from a cursor: numbered without gaps over both lives.
+    let events = follow(&s, &key, &id, -1);
+    let seq: Vec<i64> = events.iter().map(|e| e["sequence_number"].as_i64().unwrap()).collect();
+    assert_eq!(seq, (0..seq.len() as i64).collect::<Vec<_>>());
+    assert_eq!(events.last().unwrap()["type"], "response.completed");
+    let tail = follow(&s, &key, &id, seq[seq.len() - 3]);
+    assert_eq!(tail.len(), 2);
+    // The ledger holds each tool call once.
+    let tools: Vec<Value> = ledger(&s, "acme", "agents", 3).into_iter().filter(|e| e["usage"]["refs"]["response_id"] == id).collect();
+    assert_eq!(tools.len(), 3, "{tools:?}");
+    drop(rt);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn a_background_run_can_be_followed_live_and_cancelled() {
+    let (_rt, s, data) = server("agents-cancel");
+    let mcp = McpServer::start(&data);
+    let key = secret(&s, "acme");
+    declare(&s, &key, "worker", &json!({"model": "script", "tools": [mcp_tool("ops", &mcp.url, "2025-11-25", json!("never"))]}));
+    let script = "call ops__slow {\"seconds\": 3}\nstep2 ops__count {\"label\": \"never\"}";
+    let body = json!({"model": "agent:worker", "input": script, "background": true});
+    let (_, queued) = call(&s, &key, reqwest::Method::POST, "/v1/responses", Some(&body));
+    let id = queued["id"].as_str().unwrap().to_string();
+    poll(Duration::from_secs(30), || mcp.calls().iter().any(|c| c.starts_with("slow")).then_some(()));
+    let (status, cancelled) = call(&s, &key, reqwest::Method::POST, &format!("/v1/responses/{id}/cancel"), None);
+    assert_eq!((status, cancelled["status"].clone()), (200, json!("cancelled")), "{cancelled}");
+    let beta = secret(&s, "beta");
+    assert_eq!(call(&s, &beta, reqwest::Method::POST, &format!("/v1/responses/{id}/cancel"), None).0, 404);
+    // The slow call ends, and nothing after it runs.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!mcp.calls().iter().any(|c| c.contains("never")), "{:?}", mcp.calls());
+    assert_eq!(get_response(&s, &key, &id)["status"], "cancelled");
+    let (status, again) = call(&s, &key, reqwest::Method::POST, &format!("/v1/responses/{id}/cancel"), None);
+    assert_eq!((status, again["error"]["code"].clone()), (400, json!("not_cancellable")));
+    // A background stream from the start: followed live to its end.
+    let body = json!({"model": "agent:worker", "input": "call ops__count {\"label\": \"x\"}", "background": true, "stream": true});
+    let r = reqwest::blocking::Client::new().post(format!("{}/v1/responses", s.url)).bearer_auth(&key).json(&body).send().unwrap();
+    let text = r.text().unwrap();
+    let types: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str::<Value>(d).unwrap()["type"].as_str().unwrap().to_string())
+        .collect();
+    assert!(types.contains(&"response.mcp_call.completed".to_string()), "{types:?}");
+    assert_eq!(types.last().unwrap(), "response.completed");
+    let _ = std::fs::remove_dir_all(&data);
+}

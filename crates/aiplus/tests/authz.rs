@@ -129,6 +129,8 @@ const MATRIX: &[Row] = &[
     ("POST", "/v1/completions", [401, 200, 200, 200, 403, 403]),
     ("POST", "/v1/responses", [401, 200, 200, 200, 403, 403]),
     ("GET", "/v1/responses/{id}", [401, 200, 200, 404, 403, 403]),
+    // Only a background response can be cancelled: A's finished one says so; B has none.
+    ("POST", "/v1/responses/{id}/cancel", [401, 400, 400, 404, 403, 403]),
     ("POST", "/v1/embeddings", [401, 200, 200, 200, 403, 403]),
 ];
 
@@ -307,7 +309,7 @@ impl World {
             }
             (_, r) if r.starts_with("/api/v1/agents/{id}") => (route.replace("{id}", "a0"), None),
             ("POST", "/v1/responses") => (route.into(), Some(json!({"model": "qwen", "input": "hi"}))),
-            ("GET", "/v1/responses/{id}") => (path(&self.response), None),
+            (_, "/v1/responses/{id}" | "/v1/responses/{id}/cancel") => (path(&self.response), None),
             ("POST", "/v1/embeddings") => (route.into(), Some(json!({"model": "emb", "input": ["hi"]}))),
             _ => {
                 let _ = who;

@@ -141,6 +141,7 @@ pub const TABLE: &[Rule] = &[
     rule("POST", "/v1/completions", INFERENCE),
     rule("POST", "/v1/responses", INFERENCE),
     rule("GET", "/v1/responses/{id}", INFERENCE),
+    rule("POST", "/v1/responses/{id}/cancel", INFERENCE),
     rule("POST", "/v1/embeddings", INFERENCE),
     // ---- the console: a logged-in browser; pages filter by the viewer's tenant ----
     rule("GET", "/", PAGE),

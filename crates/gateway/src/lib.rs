@@ -336,6 +336,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/responses", post(responses::create))
         .route("/v1/embeddings", post(embeddings::create))
         .route("/v1/responses/{id}", get(responses::retrieve))
+        .route("/v1/responses/{id}/cancel", post(responses::cancel))
         .route("/api/v1/keys", get(proxy::list_keys).post(proxy::create_key))
         .route("/api/v1/keys/{id}/revoke", post(proxy::revoke_key))
         .route("/api/v1/tenants", get(tenants::list).post(tenants::create))

@@ -218,8 +218,25 @@ fn output_of(chat: &Value) -> (Vec<Value>, String) {
     (out, text)
 }
 
-pub async fn retrieve(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderMap, Path(id): Path<String>) -> Response {
+pub async fn retrieve(
+    State(gw): State<Arc<Gateway>>,
+    who: Who,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<axum::extract::Query<RetrieveQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Some(Extension(caller)) = who else { return unauthorized() };
+    let q = match query {
+        Ok(q) => q.0,
+        Err(e) => return openai_error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_value", e.body_text(), None),
+    };
+    if q.stream == Some(true) {
+        let answer = match gw.agents.get() {
+            Some(host) => host.follow(caller, id.clone(), q.starting_after).await,
+            None => None,
+        };
+        return answer.unwrap_or_else(|| not_found(&id));
+    }
     let metered = match Metered::new(&gw, caller, &headers, "responses.retrieve", String::new(), false, 0) {
         Ok(m) => m,
         Err(refused) => return refused.into_response(),
@@ -232,7 +249,7 @@ pub async fn retrieve(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderM
         }
         Ok(None) => {
             metered.send(&gw, None, Some((0, 0)), 0, 404);
-            openai_error(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", format!("No response with id '{id}' found."), None)
+            not_found(&id)
         }
     }
 }
@@ -241,6 +258,38 @@ pub async fn retrieve(State(gw): State<Arc<Gateway>>, who: Who, headers: HeaderM
 /// ([`Gateway::serve_agents`]), so the gateway needs no agent code of its own.
 pub trait AgentHost: Send + Sync {
     fn create(&self, caller: crate::Caller, headers: HeaderMap, req: Value) -> Pin<Box<dyn Future<Output = Response> + Send + 'static>>;
+    /// A background response's events after a cursor, then live until it ends; `None`: the
+    /// caller has no background response of that id.
+    fn follow(
+        &self,
+        caller: crate::Caller,
+        id: String,
+        starting_after: Option<i64>,
+    ) -> Pin<Box<dyn Future<Output = Option<Response>> + Send + 'static>>;
+    /// Cancels a background response; `None`: the caller has no response of that id.
+    fn cancel(&self, caller: crate::Caller, id: String) -> Pin<Box<dyn Future<Output = Option<Response>> + Send + 'static>>;
+}
+
+/// `GET /v1/responses/{id}`'s query: `stream=true` follows a background response's events
+/// after `starting_after`.
+#[derive(serde::Deserialize, Default)]
+pub struct RetrieveQuery {
+    stream: Option<bool>,
+    starting_after: Option<i64>,
+}
+
+fn not_found(id: &str) -> Response {
+    openai_error(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", format!("No response with id '{id}' found."), None)
+}
+
+/// `POST /v1/responses/{id}/cancel`: only a background response can be cancelled.
+pub async fn cancel(State(gw): State<Arc<Gateway>>, who: Who, Path(id): Path<String>) -> Response {
+    let Some(Extension(caller)) = who else { return unauthorized() };
+    let answer = match gw.agents.get() {
+        Some(host) => host.cancel(caller, id.clone()).await,
+        None => None,
+    };
+    answer.unwrap_or_else(|| not_found(&id))
 }
 
 impl Gateway {

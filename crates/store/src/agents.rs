@@ -101,3 +101,192 @@ impl Store {
         Ok(n > 0)
     }
 }
+
+/// A background run as stored: its record, and who runs it until when.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentRunRow {
+    pub id: String,
+    pub tenant: String,
+    pub state: String,
+    pub doc: String,
+}
+
+/// The states of a run that is not over.
+const LIVE: [&str; 2] = ["queued", "in_progress"];
+
+impl Store {
+    /// Records a new background run, leased to `owner` until `lease_until_ms`.
+    pub async fn insert_agent_run(&self, r: &AgentRunRow, owner: &str, now_ms: i64, lease_until_ms: i64) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO agent_runs (id, tenant, state, lease_owner, lease_until_ms, created_ms, updated_ms, doc)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7)"
+        )
+        .bind(&r.id)
+        .bind(&r.tenant)
+        .bind(&r.state)
+        .bind(owner)
+        .bind(lease_until_ms)
+        .bind(now_ms)
+        .bind(&r.doc)
+        .execute(pool)
+        .await
+        .map(|_| ())?);
+        Ok(())
+    }
+
+    /// Takes up to `limit` live runs whose lease ran out (their instance stopped): they are
+    /// leased to `owner` now, and returned.
+    pub async fn claim_agent_runs(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<AgentRunRow>, StoreError> {
+        let ids: Vec<String> = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT id FROM agent_runs WHERE state IN ($1, $2) AND lease_until_ms < $3 ORDER BY created_ms LIMIT $4"
+        )
+        .bind(LIVE[0])
+        .bind(LIVE[1])
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?);
+        let mut claimed = Vec::new();
+        for id in ids {
+            // Another instance may take it first: only a lease that is still out is taken.
+            let taken: Option<(String, String, String, String)> = on_pool!(self, |pool| sqlx::query_as(
+                "UPDATE agent_runs SET lease_owner = $1, lease_until_ms = $2
+                 WHERE id = $3 AND state IN ($4, $5) AND lease_until_ms < $6
+                 RETURNING id, tenant, state, doc"
+            )
+            .bind(owner)
+            .bind(lease_until_ms)
+            .bind(&id)
+            .bind(LIVE[0])
+            .bind(LIVE[1])
+            .bind(now_ms)
+            .fetch_optional(pool)
+            .await?);
+            claimed.extend(taken.map(|(id, tenant, state, doc)| AgentRunRow { id, tenant, state, doc }));
+        }
+        Ok(claimed)
+    }
+
+    /// Saves a run's state and renews its lease, if `owner` still holds it and it was not
+    /// cancelled; false otherwise (the run must stop).
+    pub async fn save_agent_run(
+        &self,
+        id: &str,
+        owner: &str,
+        state: &str,
+        doc: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |pool| sqlx::query(
+            "UPDATE agent_runs SET state = $1, doc = $2, updated_ms = $3, lease_until_ms = $4
+             WHERE id = $5 AND lease_owner = $6 AND state IN ($7, $8)"
+        )
+        .bind(state)
+        .bind(doc)
+        .bind(now_ms)
+        .bind(lease_until_ms)
+        .bind(id)
+        .bind(owner)
+        .bind(LIVE[0])
+        .bind(LIVE[1])
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(n > 0)
+    }
+
+    /// A tenant's run (another tenant's answers like none).
+    pub async fn agent_run(&self, id: &str, tenant: &str) -> Result<Option<AgentRunRow>, StoreError> {
+        let r: Option<(String, String, String, String)> =
+            on_pool!(self, |pool| sqlx::query_as("SELECT id, tenant, state, doc FROM agent_runs WHERE id = $1 AND tenant = $2")
+                .bind(id)
+                .bind(tenant)
+                .fetch_optional(pool)
+                .await?);
+        Ok(r.map(|(id, tenant, state, doc)| AgentRunRow { id, tenant, state, doc }))
+    }
+
+    /// Cancels a tenant's live run; whether it was live.
+    pub async fn cancel_agent_run(&self, id: &str, tenant: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |pool| sqlx::query(
+            "UPDATE agent_runs SET state = 'cancelled', updated_ms = $1 WHERE id = $2 AND tenant = $3 AND state IN ($4, $5)"
+        )
+        .bind(now_ms)
+        .bind(id)
+        .bind(tenant)
+        .bind(LIVE[0])
+        .bind(LIVE[1])
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(n > 0)
+    }
+
+    /// Appends a run's events (their sequence numbers are the stream's); one already stored is
+    /// kept as it was.
+    pub async fn add_agent_run_events(&self, run_id: &str, events: &[(i64, String)]) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            for (seq, doc) in events {
+                sqlx::query("INSERT INTO agent_run_events (run_id, seq, doc) VALUES ($1, $2, $3) ON CONFLICT (run_id, seq) DO NOTHING")
+                    .bind(run_id)
+                    .bind(seq)
+                    .bind(doc)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// A run's events after `after_seq`, in order, at most `limit`.
+    pub async fn agent_run_events(&self, run_id: &str, after_seq: i64, limit: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT seq, doc FROM agent_run_events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        )
+        .bind(run_id)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+}
+
+impl Store {
+    /// Renews the lease of a run `owner` holds (while a long step or call goes on); false when
+    /// it holds it no more.
+    pub async fn renew_agent_run(&self, id: &str, owner: &str, lease_until_ms: i64) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |pool| sqlx::query(
+            "UPDATE agent_runs SET lease_until_ms = $1 WHERE id = $2 AND lease_owner = $3 AND state IN ($4, $5)"
+        )
+        .bind(lease_until_ms)
+        .bind(id)
+        .bind(owner)
+        .bind(LIVE[0])
+        .bind(LIVE[1])
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(n > 0)
+    }
+}
+
+impl Store {
+    /// The sequence number of a run's last stored event, -1 when it has none.
+    pub async fn agent_run_last_seq(&self, run_id: &str) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT CAST(COALESCE(MAX(seq), -1) AS BIGINT) FROM agent_run_events WHERE run_id = $1"
+        )
+        .bind(run_id)
+        .fetch_one(pool)
+        .await?))
+    }
+}

@@ -151,6 +151,20 @@ impl Store {
         })
     }
 
+    /// Replaces a stored Response document of `tenant` (a background run's progress); whether
+    /// it was there.
+    pub async fn update_response(&self, id: &str, tenant: &str, doc: &str) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |pool| sqlx::query("UPDATE stored_responses SET doc = $1, bytes = $2 WHERE id = $3 AND tenant = $4")
+            .bind(doc)
+            .bind(doc.len() as i64)
+            .bind(id)
+            .bind(tenant)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n > 0)
+    }
+
     /// A stored Response document of `tenant` (another tenant's answers like a missing one).
     pub async fn response(&self, id: &str, tenant: &str) -> Result<Option<String>, StoreError> {
         Ok(on_pool!(self, |pool| sqlx::query_scalar("SELECT doc FROM stored_responses WHERE id = $1 AND tenant = $2")

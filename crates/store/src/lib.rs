@@ -51,7 +51,7 @@ macro_rules! on_pool {
     };
 }
 
-pub use agents::AgentRow;
+pub use agents::{AgentRow, AgentRunRow};
 pub use alerts::AlertRow;
 pub use console::ReportRow;
 pub use filings::FilingRow;

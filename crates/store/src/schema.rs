@@ -192,7 +192,8 @@ const EVAL_MIGRATION: &str = "CREATE TABLE eval_runs (id TEXT PRIMARY KEY, seq B
      CREATE INDEX eval_runs_state ON eval_runs (state);";
 
 /// Agents: every version of every tenant's agent (a change adds a version; deleting marks them
-/// all, so a pin never names a different agent later).
+/// all, so a pin never names a different agent later); background runs, each leased by the
+/// instance that runs it, with the events a client may stream from a cursor.
 const AGENTS_MIGRATION: &str = "CREATE TABLE agents (
         tenant TEXT NOT NULL,
         id TEXT NOT NULL,
@@ -201,4 +202,16 @@ const AGENTS_MIGRATION: &str = "CREATE TABLE agents (
         deleted BIGINT NOT NULL DEFAULT 0,
         doc TEXT NOT NULL,
         PRIMARY KEY (tenant, id, version)
-     );";
+     );
+     CREATE TABLE agent_runs (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        state TEXT NOT NULL,
+        lease_owner TEXT NOT NULL DEFAULT '',
+        lease_until_ms BIGINT NOT NULL DEFAULT 0,
+        created_ms BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX agent_runs_state ON agent_runs (state, lease_until_ms);
+     CREATE TABLE agent_run_events (run_id TEXT NOT NULL, seq BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (run_id, seq));";

@@ -282,7 +282,15 @@ pub const OPERATIONS: &[Op] = &[
         Some("OpenAI"),
         200,
     ),
-    ("get", "/v1/responses/{id}", "openai", "OpenAI-compatible: retrieve a response.", None, 200),
+    (
+        "get",
+        "/v1/responses/{id}",
+        "openai",
+        "OpenAI-compatible: retrieve a response; a background one with `stream=true` streams its events after `starting_after`.",
+        None,
+        200,
+    ),
+    ("post", "/v1/responses/{id}/cancel", "openai", "OpenAI-compatible: cancel a queued or in-progress background response.", None, 200),
 ];
 
 fn problem_schema() -> Value {

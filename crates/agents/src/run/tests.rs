@@ -1,0 +1,226 @@
+//! The loop with a scripted model double: what it asks, when it stops, what it emits.
+
+use std::sync::Mutex;
+
+use super::*;
+use crate::spec::AgentSpec;
+
+/// A model double that answers from a script: each step takes the next answer (a list of
+/// output items) and reports 10 input and `out` output tokens; it records what it was asked.
+struct Scripted {
+    answers: Mutex<Vec<Vec<Value>>>,
+    out: u64,
+    delay_ms: u64,
+    asked: Mutex<Vec<(String, Value)>>,
+}
+
+impl Model for Scripted {
+    fn respond(&self, step_id: String, body: Value) -> BoxFuture<Result<Value, StepError>> {
+        self.asked.lock().unwrap().push((step_id, body));
+        let next = {
+            let mut a = self.answers.lock().unwrap();
+            if a.is_empty() { vec![message("fallback")] } else { a.remove(0) }
+        };
+        let (out, delay_ms) = (self.out, self.delay_ms);
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            Ok(json!({"output": next, "usage": {"input_tokens": 10, "output_tokens": out}}))
+        })
+    }
+}
+
+struct NoLedger;
+impl Recorder for NoLedger {
+    fn begin(&self) -> Option<Record> {
+        Some(Box::new(|_, _, _| {}))
+    }
+}
+
+fn message(text: &str) -> Value {
+    json!({"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+           "content": [{"type": "output_text", "text": text, "annotations": []}]})
+}
+
+fn function_call(name: &str) -> Value {
+    json!({"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": name, "arguments": "{}", "status": "completed"})
+}
+
+fn setup(spec: Value, answers: Vec<Vec<Value>>, out: u64, delay_ms: u64) -> (Agent, Deps, Arc<Scripted>) {
+    let spec: AgentSpec = serde_json::from_value(spec).unwrap();
+    let agent = Agent { tenant: "t".into(), id: "a".into(), version: 1, created_ms: 0, spec };
+    let model = Arc::new(Scripted { answers: Mutex::new(answers), out, delay_ms, asked: Mutex::new(Vec::new()) });
+    let deps = Deps {
+        model: model.clone(),
+        http: outbound::client(true, Duration::from_secs(1)).build().unwrap(),
+        recorder: Arc::new(NoLedger),
+        guard: None,
+        ids: Arc::new(|p: &str| format!("{p}_x")),
+        hosts: crate::service::HostRule { allowed_hosts: vec!["*".into()], allow_local: true },
+    };
+    (agent, deps, model)
+}
+
+fn user(text: &str) -> Vec<Value> {
+    vec![json!({"type": "message", "role": "user", "content": text})]
+}
+
+#[tokio::test]
+async fn a_function_call_goes_back_to_the_client_and_usage_sums_the_steps() {
+    let spec = json!({"model": "m", "instructions": "be kind", "tools": [{"type": "function", "name": "lookup"}]});
+    let (agent, deps, model) = setup(spec, vec![vec![function_call("lookup")]], 3, 0);
+    let o = run(&agent, &deps, "resp_1", State::new(vec![], user("hi")), &serde_json::Map::new(), None, &InMemory).await;
+    assert_eq!(o.status, Some(Status::Completed));
+    assert_eq!(o.output.len(), 1);
+    assert_eq!(o.output[0]["type"], "function_call");
+    assert_eq!((o.steps, o.input_tokens, o.output_tokens), (1, 10, 3));
+    let asked = model.asked.lock().unwrap().clone();
+    assert_eq!(asked[0].0, "resp_1/step/1");
+    assert_eq!(asked[0].1["instructions"], "be kind");
+    assert_eq!(asked[0].1["tools"][0]["name"], "lookup");
+    assert_eq!(asked[0].1["store"], false);
+    // The client's output continues it: the model sees the call and its output.
+    let (agent, deps, model) = setup(json!({"model": "m"}), vec![vec![message("done")]], 3, 0);
+    let output = json!({"type": "function_call_output", "call_id": "call_1", "output": "42"});
+    let o2 = run(&agent, &deps, "resp_2", State::new(o.items, vec![output]), &serde_json::Map::new(), None, &InMemory).await;
+    assert_eq!(o2.status, Some(Status::Completed));
+    let input = &model.asked.lock().unwrap()[0].1["input"];
+    let types: Vec<&str> = input.as_array().unwrap().iter().map(|i| i["type"].as_str().unwrap_or("message")).collect();
+    assert_eq!(types, ["message", "function_call", "function_call_output"]);
+}
+
+#[tokio::test]
+async fn limits_stop_a_run_as_incomplete() {
+    // A model that asks for a server tool every step never answers by itself: the calls
+    // fail (nothing listens on port 9) and the model is asked again until max_steps.
+    let spec = json!({"model": "m", "limits": {"max_steps": 3},
+        "tools": [{"type": "mcp", "server_label": "s", "server_url": "http://127.0.0.1:9/mcp", "require_approval": "never"}]});
+    let calls: Vec<Vec<Value>> = (0..5).map(|_| vec![function_call("s__x")]).collect();
+    let (agent, deps, model) = setup(spec, calls, 1, 0);
+    let o = run(&agent, &deps, "r", State::new(vec![], user("go")), &serde_json::Map::new(), None, &InMemory).await;
+    assert_eq!(o.status, Some(Status::Incomplete("max_steps".into())));
+    assert_eq!(model.asked.lock().unwrap().len(), 3);
+    let failed: Vec<&Value> = o.output.iter().filter(|i| i["type"] == "mcp_call").collect();
+    assert_eq!(failed.len(), 3);
+    assert!(failed.iter().all(|c| c["status"] == "failed" && c["error"].is_string()), "{failed:?}");
+
+    let spec = json!({"model": "m", "limits": {"max_output_tokens": 5},
+        "tools": [{"type": "mcp", "server_label": "s", "server_url": "http://127.0.0.1:9/mcp", "require_approval": "never"}]});
+    let calls: Vec<Vec<Value>> = (0..5).map(|_| vec![function_call("s__x")]).collect();
+    let (agent, deps, model) = setup(spec, calls, 3, 0);
+    let o = run(&agent, &deps, "r", State::new(vec![], user("go")), &serde_json::Map::new(), None, &InMemory).await;
+    assert_eq!(o.status, Some(Status::Incomplete("max_output_tokens".into())));
+    let asked = model.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2, "3 + 3 tokens pass the limit of 5");
+    assert_eq!(asked[1].1["max_output_tokens"], 2, "each step may use only what is left");
+
+    let spec = json!({"model": "m", "limits": {"timeout_s": 1}});
+    let (agent, deps, _) = setup(spec, vec![vec![message("late")]], 1, 3000);
+    let o = run(&agent, &deps, "r", State::new(vec![], user("go")), &serde_json::Map::new(), None, &InMemory).await;
+    assert_eq!(o.status, Some(Status::Incomplete("timeout".into())));
+}
+
+#[tokio::test]
+async fn an_approval_request_stops_the_run_and_a_denial_reaches_the_model() {
+    let spec = json!({"model": "m", "tools": [{"type": "mcp", "server_label": "s", "server_url": "http://127.0.0.1:9/mcp"}]});
+    let (agent, deps, _) = setup(spec.clone(), vec![vec![function_call("s__rm")]], 1, 0);
+    let o = run(&agent, &deps, "r1", State::new(vec![], user("go")), &serde_json::Map::new(), None, &InMemory).await;
+    let kinds: Vec<&str> = o.output.iter().map(|i| i["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["mcp_list_tools", "mcp_approval_request"], "the server is unreachable, yet the call waits for approval");
+    assert!(o.output[0]["error"].is_string(), "listing an unreachable server is reported on its item");
+    let request = o.output[1]["id"].clone();
+    let (agent, deps, model) = setup(spec, vec![vec![message("ok")]], 1, 0);
+    let deny = json!({"type": "mcp_approval_response", "approval_request_id": request, "approve": false});
+    let o2 = run(&agent, &deps, "r2", State::new(o.items, vec![deny]), &serde_json::Map::new(), None, &InMemory).await;
+    assert_eq!(o2.status, Some(Status::Completed));
+    assert!(o2.output.iter().all(|i| i["type"] != "mcp_call"), "a denied call is never made");
+    let input = model.asked.lock().unwrap()[0].1["input"].clone();
+    assert_eq!(input.as_array().unwrap().last().unwrap()["output"], DENIED);
+}
+
+#[tokio::test]
+async fn stream_events_follow_the_items() {
+    let (agent, deps, _) = setup(json!({"model": "m"}), vec![vec![message("hello")]], 1, 0);
+    let (tx, mut rx) = mpsc::channel(64);
+    let o = run(&agent, &deps, "r", State::new(vec![], user("hi")), &serde_json::Map::new(), Some(tx), &InMemory).await;
+    let mut types = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        types.push(e["type"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        types,
+        [
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done"
+        ]
+    );
+    assert_eq!(o.output[0]["content"][0]["text"], "hello");
+}
+
+#[test]
+fn the_model_sees_mcp_calls_as_function_calls() {
+    let items = vec![
+        json!({"type": "message", "role": "user", "content": "go"}),
+        json!({"type": "mcp_list_tools", "id": "l", "server_label": "s", "tools": []}),
+        json!({"type": "mcp_call", "id": "mcp_1", "server_label": "s", "name": "add", "arguments": "{}", "output": "5", "error": null}),
+        json!({"type": "mcp_call", "id": "mcp_2", "server_label": "s", "name": "bad", "arguments": "{}", "output": null, "error": "boom"}),
+        json!({"type": "mcp_approval_request", "id": "r1", "server_label": "s", "name": "rm", "arguments": "{}"}),
+    ];
+    let m = crate::items::model_input(&items);
+    let summary: Vec<String> = m
+        .iter()
+        .map(|i| format!("{}:{}", i["type"].as_str().unwrap(), i["name"].as_str().or(i["output"].as_str()).unwrap_or("")))
+        .collect();
+    assert_eq!(
+        summary,
+        ["message:", "function_call:s__add", "function_call_output:5", "function_call:s__bad", "function_call_output:error: boom"],
+        "an unanswered approval request is left out"
+    );
+}
+
+/// A checkpoint that lets `n` saves through, then says stop (a cancel).
+struct StopAfter(std::sync::atomic::AtomicI64);
+
+impl Checkpoint for StopAfter {
+    fn save(&self, _: &State) -> BoxFuture<bool> {
+        let left = self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move { left > 0 })
+    }
+}
+
+#[tokio::test]
+async fn a_resumed_run_reports_the_interrupted_call_and_does_not_make_it_again() {
+    let spec = json!({"model": "m", "tools": [{"type": "mcp", "server_label": "s", "server_url": "http://127.0.0.1:9/mcp", "require_approval": "never"}]});
+    let (agent, deps, model) = setup(spec, vec![vec![message("went on")]], 1, 0);
+    let mut state = State::new(vec![], user("go"));
+    state.tools = Some(vec![]);
+    state.steps = 1;
+    state.in_flight = Some(json!({"type": "mcp_call", "id": "mcp_9", "server_label": "s", "name": "rm", "arguments": "{}",
+                                  "output": null, "error": null, "status": "in_progress"}));
+    let o = run(&agent, &deps, "r", state, &serde_json::Map::new(), None, &InMemory).await;
+    assert_eq!(o.status, Some(Status::Completed));
+    assert_eq!(o.output[0]["id"], "mcp_9");
+    assert_eq!((o.output[0]["status"].as_str(), o.output[0]["error"].as_str()), (Some("failed"), Some(INTERRUPTED)));
+    assert!(o.in_flight.is_none());
+    let asked = model.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "the model is asked once more, the tool never");
+    assert_eq!(asked[0].0, "r/step/2", "steps go on from where they were");
+    let input = asked[0].1["input"].as_array().unwrap().clone();
+    assert_eq!(input.last().unwrap()["output"], format!("error: {INTERRUPTED}"));
+}
+
+#[tokio::test]
+async fn a_cancelled_run_stops_at_its_next_save() {
+    let calls: Vec<Vec<Value>> = (0..5).map(|_| vec![function_call("s__x")]).collect();
+    let spec = json!({"model": "m", "tools": [{"type": "mcp", "server_label": "s", "server_url": "http://127.0.0.1:9/mcp", "require_approval": "never"}]});
+    let (agent, deps, model) = setup(spec, calls, 1, 0);
+    // Saves: after listing, after step 1; the save before the call says stop.
+    let ck = StopAfter(2.into());
+    let o = run(&agent, &deps, "r", State::new(vec![], user("go")), &serde_json::Map::new(), None, &ck).await;
+    assert_eq!(o.status, Some(Status::Cancelled));
+    assert_eq!(model.asked.lock().unwrap().len(), 1);
+    assert!(o.output.iter().all(|i| i["type"] != "mcp_call"), "the call after the cancel is not made: {:?}", o.output);
+}
