@@ -19,6 +19,8 @@ pub const MAX_HEADER_VALUE_BYTES: usize = 4096;
 /// The Responses API's own limits on metadata: 16 pairs, values of at most 512 characters.
 pub const MAX_METADATA_PAIRS: usize = 16;
 pub const MAX_METADATA_VALUE_CHARS: usize = 512;
+/// A function tool's description.
+pub const MAX_DESCRIPTION_CHARS: usize = 4096;
 /// A function tool's parameter schema, as JSON.
 pub const MAX_SCHEMA_BYTES: usize = 32 << 10;
 /// Ceilings of the limits a declaration may set.
@@ -185,8 +187,11 @@ impl AgentSpec {
         if self.instructions.len() > MAX_INSTRUCTIONS_BYTES {
             return Err(invalid("instructions", format!("at most {MAX_INSTRUCTIONS_BYTES} bytes")));
         }
-        if self.model.is_empty() || self.model.len() > 256 || self.model.starts_with("agent:") {
-            return Err(invalid("model", "must name a model the gateway serves (not another agent), at most 256 bytes"));
+        if self.model.is_empty() || self.model.len() > 256 || self.model.starts_with("agent:") || self.model.chars().any(char::is_control) {
+            return Err(invalid(
+                "model",
+                "must name a model the gateway serves (not another agent): 1 to 256 bytes, no control characters",
+            ));
         }
         self.check_limits()?;
         if self.regions.len() > MAX_REGIONS || self.regions.iter().any(|r| r.is_empty() || r.chars().count() > 64) {
@@ -209,8 +214,11 @@ impl AgentSpec {
         let mut names = std::collections::BTreeSet::new();
         for (i, t) in self.tools.iter().enumerate() {
             let name = match t {
-                Tool::Function { name, parameters, .. } => {
+                Tool::Function { name, parameters, description } => {
                     check_name(&format!("tools[{i}].name"), name)?;
+                    if description.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS) {
+                        return Err(invalid(format!("tools[{i}].description"), format!("at most {MAX_DESCRIPTION_CHARS} characters")));
+                    }
                     if !parameters.is_object() || parameters.to_string().len() > MAX_SCHEMA_BYTES {
                         return Err(invalid(
                             format!("tools[{i}].parameters"),

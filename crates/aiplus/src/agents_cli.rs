@@ -39,6 +39,9 @@ enum AgentsCommand {
     Versions { id: String },
     /// Delete an agent and all its versions.
     Delete { id: String },
+    /// Measure what the agent loop adds per step beyond the model's and the tools' time, with
+    /// zero-delay doubles of both (runs on this machine; needs no server).
+    Bench(crate::agents_bench::BenchArgs),
     /// Ask an agent (`agent:<id>`, or `<id>@<version>`) and print each step as it streams: tool
     /// lists, tool calls with their arguments and results, the answer, and the usage. Needs an
     /// API key with the inference scope (`aiplus login` with the key, or AIPLUS_TOKEN).
@@ -62,6 +65,9 @@ fn spec_of(file: &PathBuf) -> anyhow::Result<Value> {
 }
 
 pub fn agents(args: AgentsArgs) -> anyhow::Result<()> {
+    if let AgentsCommand::Bench(b) = args.command {
+        return crate::agents_bench::run(b);
+    }
     let c = client()?;
     let base = format!("{}/api/v1/agents", args.server.server);
     let with_tenant = |r: reqwest::blocking::RequestBuilder| match &args.tenant {
@@ -88,6 +94,8 @@ pub fn agents(args: AgentsArgs) -> anyhow::Result<()> {
         AgentsCommand::Run { id, input, previous_response_id } => {
             return run(&args.server, id, input.clone(), previous_response_id.clone());
         }
+        // Taken above, before a client is needed.
+        AgentsCommand::Bench(_) => return Ok(()),
     };
     if args.server.json {
         return print_json(&v);

@@ -63,11 +63,14 @@ fn server(name: &str) -> (tokio::runtime::Runtime, Server, PathBuf) {
     let upstream = rt.block_on(gateway::test_double::start()).unwrap();
     let data = temp_dir(name);
     let cfg = data.join("aiplus.toml");
+    let keywords = data.join("keywords.txt");
+    std::fs::write(&keywords, "机密数据\n").unwrap();
     std::fs::write(
         &cfg,
         format!(
             "[agents]\nallowed_hosts = [\"127.0.0.1\"]\nallow_local = true\n\
-             [gateway]\nallow_local_upstreams = true\n[[gateway.model]]\nname = \"script\"\n[[gateway.model.deployment]]\nid = \"script\"\nbase_url = \"{upstream}/script/v1\"\n"
+             [gateway]\nallow_local_upstreams = true\n[gateway.guardrail]\nkeywords_file = \"{}\"\n[[gateway.model]]\nname = \"script\"\n[[gateway.model.deployment]]\nid = \"script\"\nbase_url = \"{upstream}/script/v1\"\n",
+            keywords.display()
         ),
     )
     .unwrap();
@@ -210,7 +213,7 @@ fn function_tools_go_back_to_the_client_and_approvals_gate_mcp_calls() {
         "gated",
         &json!({"model": "script", "tools": [
             {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}},
-            mcp_tool("ops", &mcp.url, "2026-07-28", json!({"never": {"tool_names": ["echo"]}}))]}),
+            mcp_tool("ops", &mcp.url, "2026-07-28", json!({"never": {"tool_names": ["echo", "leak"]}}))]}),
     );
     let report = client("openai_client.py", &["gated", &s.url, &key]);
     // A function tool: the run stops with the call; the client's output continues it.
@@ -223,6 +226,14 @@ fn function_tools_go_back_to_the_client_and_approvals_gate_mcp_calls() {
     assert_eq!(report["approval"]["approved_text"], "done: counted");
     let counted: Vec<String> = mcp.calls().into_iter().filter(|c| c.starts_with("count")).collect();
     assert_eq!(counted, ["count {\"label\": \"yes\"}"], "only the approved call ran, once");
+    // A tool's output the guardrail blocks never reaches the model.
+    let (status, r) =
+        call(&s, &key, reqwest::Method::POST, "/v1/responses", Some(&json!({"model": "agent:gated", "input": "call ops__leak {}"})));
+    assert_eq!(status, 200, "{r}");
+    let leak = r["output"].as_array().unwrap().iter().find(|i| i["type"] == "mcp_call").unwrap().clone();
+    assert_eq!((leak["status"].as_str(), leak["output"].is_null()), (Some("failed"), true), "{leak}");
+    assert!(!r.to_string().contains("机密数据"), "{r}");
+    assert!(mcp.calls().contains(&"leak {}".to_string()), "the tool ran; its output was withheld");
     let _ = std::fs::remove_dir_all(&data);
 }
 

@@ -97,6 +97,18 @@ fn governance_and_evaluation_speak_no_http() {
     }
 }
 
+/// Agents reach models only through `agents::run::Model` (the binary's in-process caller of the
+/// gateway) and serve nothing themselves: no server types, no gateway. Their one HTTP is the MCP
+/// client, and its client is built by `outbound` (checked above).
+#[test]
+fn agents_serve_no_http_and_call_models_through_the_trait() {
+    let (_, manifest) = manifests().into_iter().find(|(n, _)| n == "agents").unwrap();
+    let deps = dependencies(&manifest);
+    for dep in ["axum", "hyper", "gateway", "api", "web"] {
+        assert!(!deps.contains(&dep.to_string()), "agents depends on {dep}");
+    }
+}
+
 /// One problem+json renderer: no other crate's product code sets the media type itself.
 #[test]
 fn only_the_problem_crate_renders_problem_json() {
@@ -177,8 +189,9 @@ fn routes_in_sources() -> Vec<(String, String, PathBuf)> {
     let mut out = Vec::new();
     for (name, _) in manifests() {
         for (path, text) in sources(&name) {
-            // The upstream test double is a model server of its own, not a route of aiplus.
-            if path.ends_with("test_double.rs") {
+            // The upstream test double is a model server of its own, and the agents bench's
+            // zero-delay MCP server a tool server: neither is a route of aiplus.
+            if path.ends_with("test_double.rs") || path.ends_with("agents_bench.rs") {
                 continue;
             }
             let text = product_code(&text);

@@ -224,3 +224,16 @@ async fn a_cancelled_run_stops_at_its_next_save() {
     assert_eq!(model.asked.lock().unwrap().len(), 1);
     assert!(o.output.iter().all(|i| i["type"] != "mcp_call"), "the call after the cancel is not made: {:?}", o.output);
 }
+
+#[tokio::test]
+async fn a_server_off_the_allowlist_is_refused_at_run_time() {
+    // Declared when 127.0.0.1 was allowed; the operator's list has changed since.
+    let spec = json!({"model": "m", "tools": [{"type": "mcp", "server_label": "s", "server_url": "http://127.0.0.1:9/mcp", "require_approval": "never"}]});
+    let (agent, mut deps, _) = setup(spec, vec![vec![function_call("s__x")], vec![message("ok")]], 1, 0);
+    deps.hosts = crate::service::HostRule { allowed_hosts: vec!["tools.example.com".into()], allow_local: true };
+    let o = run(&agent, &deps, "r", State::new(vec![], user("go")), &serde_json::Map::new(), None, &InMemory).await;
+    let listed = &o.output[0];
+    assert!(listed["error"].as_str().unwrap().contains("allowlist"), "{listed}");
+    let call = o.output.iter().find(|i| i["type"] == "mcp_call").unwrap();
+    assert!(call["error"].as_str().unwrap().contains("allowlist"), "{call}");
+}

@@ -2,8 +2,8 @@
 //! are `agents`'s own constants.
 
 use agents::spec::{
-    MAX_HEADER_VALUE_BYTES, MAX_HEADERS, MAX_INSTRUCTIONS_BYTES, MAX_METADATA_PAIRS, MAX_METADATA_VALUE_CHARS, MAX_NAME_BYTES,
-    MAX_OUTPUT_TOKENS, MAX_REGIONS, MAX_STEPS, MAX_TIMEOUT_S, MAX_TOOLS, MCP_VERSIONS,
+    MAX_DESCRIPTION_CHARS, MAX_HEADER_VALUE_BYTES, MAX_HEADERS, MAX_INSTRUCTIONS_BYTES, MAX_METADATA_PAIRS, MAX_METADATA_VALUE_CHARS,
+    MAX_NAME_BYTES, MAX_OUTPUT_TOKENS, MAX_REGIONS, MAX_STEPS, MAX_TIMEOUT_S, MAX_TOOLS, MCP_VERSIONS,
 };
 use serde_json::{Value, json};
 
@@ -24,7 +24,7 @@ fn tool() -> Value {
     let function = object(
         &["type", "name"],
         json!({"type": {"const": "function"}, "name": name(),
-               "description": {"type": "string", "maxLength": 4096},
+               "description": {"type": ["string", "null"], "maxLength": MAX_DESCRIPTION_CHARS},
                "parameters": {"type": "object", "description": "A JSON Schema, at most 32 KiB."}}),
     );
     let mcp = object(
@@ -36,11 +36,11 @@ fn tool() -> Value {
                            "propertyNames": {"pattern": "^[A-Za-z0-9-]{1,64}$"},
                            "additionalProperties": {"type": "string", "maxLength": MAX_HEADER_VALUE_BYTES, "pattern": "^[ -~]*$"},
                            "description": "Sent to the server with every request; sealed at rest and shown back as \"***\", which, sent again, keeps the stored value."},
-               "allowed_tools": {"type": "array", "maxItems": 128, "items": name()},
+               "allowed_tools": {"type": ["array", "null"], "maxItems": 128, "items": name(), "description": "Only these of the server's tools; absent or null: all."},
                "require_approval": {"oneOf": [{"enum": ["always", "never"]},
                    object(&[], json!({"always": tool_names(), "never": tool_names()}))],
                    "default": "always", "description": "Which calls wait for the client's mcp_approval_response, as in OpenAI's API."},
-               "protocol_version": {"enum": MCP_VERSIONS, "description": "Default: the newest."}}),
+               "protocol_version": {"enum": [MCP_VERSIONS[0], MCP_VERSIONS[1], null], "description": "Default (absent or null): the newest."}}),
     );
     json!({"oneOf": [function, mcp]})
 }

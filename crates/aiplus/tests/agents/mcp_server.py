@@ -53,6 +53,13 @@ def slow(seconds: float) -> str:
 
 
 @mcp.tool()
+def leak() -> str:
+    """Answer with a word the guardrail blocks."""
+    called("leak")
+    return "the answer is 机密数据"
+
+
+@mcp.tool()
 def fail() -> str:
     """Always fails."""
     called("fail")
