@@ -166,6 +166,7 @@ async fn finish(host: &Host, ck: &StoreCheckpoint, state: &State, last_seq: i64)
     if let Err(e) = host.store.update_response(&ck.id, &ck.tenant, &stored_doc(&response, state)).await {
         tracing::error!(id = %ck.id, error = %e, "storing a background run's response");
     }
+    crate::agent_serving::add_to_conversation(host, &ck.tenant, &ck.request, state).await;
     let mut last = json!({"type": final_event(&response), "response": response});
     last["sequence_number"] = json!(last_seq + 1);
     if let Err(e) = host.store.add_agent_run_events(&ck.id, &[(last_seq + 1, last.to_string())]).await {

@@ -210,7 +210,29 @@ impl Host {
         let tenant = caller.tenant_id().to_string();
         let agent = self.agent_for(&tenant, &req).await?;
         let input = input_items(&req).map_err(|(message, param)| invalid(message, &param))?;
+        let conversation = match gateway::conversations::named(&req) {
+            None => None,
+            Some(Ok(id)) => Some(id),
+            Some(Err((param, why))) => return Err(invalid(format!("{param}: {why}"), &param)),
+        };
         let history = match req["previous_response_id"].as_str() {
+            None if conversation.is_some() => {
+                let id = conversation.as_deref().unwrap_or("");
+                match gateway::conversations::history(&self.store, &tenant, id).await {
+                    Ok(Some(items)) => items,
+                    Ok(None) => {
+                        let why = format!("Conversation with id '{id}' not found.");
+                        return Err(openai_error(
+                            StatusCode::BAD_REQUEST,
+                            "invalid_request_error",
+                            "conversation_not_found",
+                            why,
+                            Some("conversation"),
+                        ));
+                    }
+                    Err(e) => return Err(server_error(&e.to_string())),
+                }
+            }
             None => Vec::new(),
             Some(prev) => match self.history(prev, &tenant).await {
                 Ok(Some(h)) => h,
@@ -259,6 +281,15 @@ impl Host {
                 .map(|m| json!({"type": "message", "role": m["role"], "content": m["content"]}))
                 .collect(),
         ))
+    }
+}
+
+/// Adds a finished run's turn to the conversation its request names: the request's input and
+/// the response's output.
+pub(crate) async fn add_to_conversation(host: &Host, tenant: &str, req: &Value, state: &State) {
+    if let Some(Ok(conv)) = gateway::conversations::named(req) {
+        let input = input_items(req).unwrap_or_default();
+        gateway::conversations::append_turn(&host.store, tenant, &conv, host.clock.now_ms(), &input, &state.output).await;
     }
 }
 
@@ -322,6 +353,7 @@ impl Prepared {
     /// The response object for a finished run, stored (unless `store: false`) before it is sent.
     async fn finish(&self, host: &Host, state: &State) -> Value {
         let r = response_of(&self.response_id, self.created_at, &self.req, &self.agent, state);
+        add_to_conversation(host, &self.tenant, &self.req, state).await;
         if self.req["store"].as_bool() != Some(false) {
             let quota = gateway::responses::MAX_STORED_BYTES_PER_TENANT;
             let doc = stored_doc(&r, state);

@@ -403,3 +403,44 @@ fn a_background_run_can_be_followed_live_and_cancelled() {
     assert_eq!(types.last().unwrap(), "response.completed");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn a_conversation_carries_agent_and_model_turns_for_the_openai_sdk() {
+    let (_rt, s, data) = server("agents-conversations");
+    let mcp = McpServer::start(&data);
+    let key = secret(&s, "acme");
+    declare(&s, &key, "helper", &json!({"model": "script", "tools": [mcp_tool("calc", &mcp.url, "2026-07-28", json!("never"))]}));
+    let r = client("openai_client.py", &["conversations", &s.url, &key]);
+    assert_eq!(r["first_text"], "done: 5");
+    assert_eq!(r["first_conversation"], r["id"]);
+    // The model's turn read the conversation: the script double answers "done: " with the
+    // outputs of the tools called since the last user message, and 谢谢 is that message now.
+    assert_eq!(r["second_text"], "hello from script");
+    assert_eq!(
+        r["kinds"],
+        json!(["message", "message", "mcp_list_tools", "mcp_call", "message", "message", "message"]),
+        "the first item, then each turn's input and output"
+    );
+    assert_eq!(r["page"], json!([2, true]));
+    assert_eq!(r["older"], 5, "newest first by default; after the second newest come five older");
+    assert_eq!(r["one"], "再见");
+    assert_eq!(r["metadata"], json!({"topic": "数学"}));
+    assert_eq!(r["deleted"], true);
+    // Another tenant's conversation answers like a missing one, and so does a deleted one.
+    let conv = json!({"items": [{"role": "user", "content": "hi"}]});
+    let (_, c) = call(&s, &key, reqwest::Method::POST, "/v1/conversations", Some(&conv));
+    let id = c["id"].as_str().unwrap();
+    let beta = secret(&s, "beta");
+    let get = |k: &str, id: &str| call(&s, k, reqwest::Method::GET, &format!("/v1/conversations/{id}/items"), None).0;
+    assert_eq!((get(&key, id), get(&beta, id), get(&beta, "conv_nobody")), (200, 404, 404));
+    let on = json!({"model": "agent:helper", "input": "hi", "conversation": id});
+    assert_eq!(call(&s, &beta, reqwest::Method::POST, "/v1/responses", Some(&on)).0, 404, "beta has no agent helper");
+    let plain = json!({"model": "script", "input": "hi", "conversation": id});
+    let (status, body) = call(&s, &beta, reqwest::Method::POST, "/v1/responses", Some(&plain));
+    assert_eq!((status, body["error"]["code"].clone()), (400, json!("conversation_not_found")));
+    // Limits: at most 20 items a call.
+    let many: Vec<Value> = (0..21).map(|i| json!({"role": "user", "content": format!("{i}")})).collect();
+    let (status, body) = call(&s, &key, reqwest::Method::POST, &format!("/v1/conversations/{id}/items"), Some(&json!({"items": many})));
+    assert_eq!((status, body["error"]["param"].clone()), (400, json!("items")));
+    let _ = std::fs::remove_dir_all(&data);
+}

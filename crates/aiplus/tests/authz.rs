@@ -131,6 +131,15 @@ const MATRIX: &[Row] = &[
     ("GET", "/v1/responses/{id}", [401, 200, 200, 404, 403, 403]),
     // Only a background response can be cancelled: A's finished one says so; B has none.
     ("POST", "/v1/responses/{id}/cancel", [401, 400, 400, 404, 403, 403]),
+    // Conversations: a tenant's own; A's answers to B like a missing one.
+    ("POST", "/v1/conversations", [401, 200, 200, 200, 403, 403]),
+    ("GET", "/v1/conversations/{id}", [401, 200, 200, 404, 403, 403]),
+    ("POST", "/v1/conversations/{id}", [401, 200, 200, 404, 403, 403]),
+    ("DELETE", "/v1/conversations/{id}", [401, 200, 200, 404, 403, 403]),
+    ("GET", "/v1/conversations/{id}/items", [401, 200, 200, 404, 403, 403]),
+    ("POST", "/v1/conversations/{id}/items", [401, 200, 200, 404, 403, 403]),
+    ("GET", "/v1/conversations/{id}/items/{item_id}", [401, 200, 200, 404, 403, 403]),
+    ("DELETE", "/v1/conversations/{id}/items/{item_id}", [401, 200, 200, 404, 403, 403]),
     ("POST", "/v1/embeddings", [401, 200, 200, 200, 403, 403]),
 ];
 
@@ -310,6 +319,24 @@ impl World {
             (_, r) if r.starts_with("/api/v1/agents/{id}") => (route.replace("{id}", "a0"), None),
             ("POST", "/v1/responses") => (route.into(), Some(json!({"model": "qwen", "input": "hi"}))),
             (_, "/v1/responses/{id}" | "/v1/responses/{id}/cancel") => (path(&self.response), None),
+            ("POST", "/v1/conversations") => (route.into(), Some(json!({"items": [{"role": "user", "content": "你好"}]}))),
+            (_, r) if r.starts_with("/v1/conversations/{id}") => {
+                // A's own conversation, made afresh for each call (a delete must find one).
+                let conv: Value = self
+                    .req(2, "POST", "/v1/conversations")
+                    .json(&json!({"items": [{"role": "user", "content": "hi", "id": "msg_a"}]}))
+                    .send()
+                    .unwrap()
+                    .json()
+                    .unwrap();
+                let route = route.replace("{id}", conv["id"].as_str().unwrap()).replace("{item_id}", "msg_a");
+                let body = match (method, r) {
+                    ("POST", "/v1/conversations/{id}") => Some(json!({"metadata": {"topic": "算力"}})),
+                    ("POST", _) => Some(json!({"items": [{"role": "assistant", "content": "ok"}]})),
+                    _ => None,
+                };
+                (route, body)
+            }
             ("POST", "/v1/embeddings") => (route.into(), Some(json!({"model": "emb", "input": ["hi"]}))),
             _ => {
                 let _ = who;

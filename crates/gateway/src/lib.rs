@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod admission;
 pub mod config;
+pub mod conversations;
 pub mod embeddings;
 pub mod guardrail;
 pub mod limits;
@@ -233,7 +234,19 @@ impl Gateway {
     pub fn spawn_refresh(self: &Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         let gw = self.clone();
         tokio::spawn(async move {
+            // Conversations past their retention are forgotten about once an hour (and at start).
+            let mut refreshes: u64 = 0;
+            let sweep_every = (3600 / REFRESH_EVERY.as_secs().max(1)).max(1);
             loop {
+                if refreshes.is_multiple_of(sweep_every) {
+                    let before_ms = proxy::now_ms() - conversations::RETENTION_DAYS * 86_400_000;
+                    match gw.store.forget_conversations(before_ms).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(conversations = n, "forgot conversations past their retention"),
+                        Err(e) => tracing::warn!(error = %e, "forgetting old conversations"),
+                    }
+                }
+                refreshes += 1;
                 tokio::select! {
                     () = tokio::time::sleep(REFRESH_EVERY) => {}
                     _ = stop.changed() => return,
@@ -337,6 +350,10 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/embeddings", post(embeddings::create))
         .route("/v1/responses/{id}", get(responses::retrieve))
         .route("/v1/responses/{id}/cancel", post(responses::cancel))
+        .route("/v1/conversations", post(conversations::create))
+        .route("/v1/conversations/{id}", get(conversations::retrieve).post(conversations::update).delete(conversations::delete))
+        .route("/v1/conversations/{id}/items", get(conversations::items).post(conversations::add))
+        .route("/v1/conversations/{id}/items/{item_id}", get(conversations::item).delete(conversations::delete_item))
         .route("/api/v1/keys", get(proxy::list_keys).post(proxy::create_key))
         .route("/api/v1/keys/{id}/revoke", post(proxy::revoke_key))
         .route("/api/v1/tenants", get(tenants::list).post(tenants::create))

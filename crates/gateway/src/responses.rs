@@ -197,6 +197,10 @@ pub fn response_object(id: &str, created_at: i64, req: &Value, status: &str, out
         "tools": if req["tools"].is_null() { json!([]) } else { req["tools"].clone() },
         "top_p": req["top_p"].as_f64().unwrap_or(1.0), "truncation": "disabled",
         "usage": usage, "user": req["user"], "metadata": if req["metadata"].is_null() { json!({}) } else { req["metadata"].clone() },
+        "conversation": match crate::conversations::named(req) {
+            Some(Ok(id)) => json!({"id": id}),
+            _ => Value::Null,
+        },
     })
 }
 
@@ -339,7 +343,13 @@ async fn respond(gw: &Arc<Gateway>, metered: &mut Metered, req: Option<Value>) -
         return Err(RequestError::invalid("missing_required_parameter", "you must provide a model", Some("model")));
     }
     let stream = metered.stream;
+    let conversation = match crate::conversations::named(&req) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err((field, why))) => return Err(RequestError::invalid("invalid_value", format!("{field}: {why}"), Some(&field))),
+    };
     let history = match req["previous_response_id"].as_str() {
+        None if conversation.is_some() => conversation_history(gw, metered, conversation.as_deref().unwrap_or("")).await?,
         None => Vec::new(),
         Some(prev) => match load(gw, prev, metered.caller.tenant_id()).await? {
             Some(stored) => stored.messages.into_iter().filter(|m| m["role"] != "system").collect(),
@@ -373,10 +383,28 @@ async fn respond(gw: &Arc<Gateway>, metered: &mut Metered, req: Option<Value>) -
             metered.send(gw, Some(d), None, 0, status);
             return Ok(upstream_refusal(status, &bytes));
         }
-        let ctx = Ctx { gw: gw.clone(), d: d.clone(), req, messages, metered: metered.clone() };
+        let ctx = Ctx { gw: gw.clone(), d: d.clone(), req, messages, metered: metered.clone(), conversation };
         return Ok(if stream { ctx.stream(resp) } else { ctx.whole(resp).await });
     }
     Err(tries.exhausted(&metered.model))
+}
+
+/// The chat messages of a tenant's conversation (its messages and function calls; other items,
+/// an agent's tool calls, are what an agent reads).
+async fn conversation_history(gw: &Gateway, metered: &Metered, id: &str) -> Result<Vec<Value>, RequestError> {
+    let items = crate::conversations::history(&gw.store, metered.caller.tenant_id(), id).await.map_err(|e| {
+        tracing::error!(error = %e, "reading a conversation");
+        RequestError::Internal { code: "store_unavailable", message: "conversations cannot be read now; retry".into() }
+    })?;
+    let Some(items) = items else {
+        let why = format!("Conversation with id '{id}' not found.");
+        return Err(RequestError::invalid("conversation_not_found", why, Some("conversation")));
+    };
+    let usable: Vec<Value> =
+        items.into_iter().filter(|i| matches!(i["type"].as_str(), Some("message" | "function_call" | "function_call_output"))).collect();
+    input_messages(&json!({"input": usable}))
+        .map(|m| m.into_iter().filter(|m| m["role"] != "system").collect())
+        .map_err(|(field, why)| RequestError::invalid("invalid_value", format!("conversation {field}: {why}"), Some("conversation")))
 }
 
 /// A chat frame as the stream goes on: through `fix` when the request offered tools.
@@ -394,12 +422,24 @@ struct Ctx {
     req: Value,
     messages: Vec<Value>,
     metered: Metered,
+    /// The conversation the turn is added to.
+    conversation: Option<String>,
 }
 
 impl Ctx {
     /// Stores a finished response. The answer has been produced and metered by now, so a
     /// store that fails is logged, not passed on: the client still gets its answer.
     async fn keep(&self, id: &str, response: &Value, answer: &str) {
+        if let Some(conv) = &self.conversation {
+            let input = match &self.req["input"] {
+                Value::String(s) => vec![json!({"type": "message", "role": "user", "content": s})],
+                Value::Array(a) => a.clone(),
+                _ => Vec::new(),
+            };
+            let output = response["output"].as_array().cloned().unwrap_or_default();
+            let tenant = self.metered.caller.tenant_id();
+            crate::conversations::append_turn(&self.gw.store, tenant, conv, crate::proxy::now_ms(), &input, &output).await;
+        }
         if self.req["store"].as_bool() == Some(false) {
             return;
         }

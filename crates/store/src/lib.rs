@@ -54,6 +54,7 @@ macro_rules! on_pool {
 pub use agents::{AgentRow, AgentRunRow};
 pub use alerts::AlertRow;
 pub use console::ReportRow;
+pub use conversations::{ConversationRow, ItemLimits};
 pub use filings::FilingRow;
 pub use monitor::DeliveryRow;
 
@@ -98,6 +99,7 @@ mod agents;
 mod alerts;
 mod compute;
 mod console;
+mod conversations;
 mod eval;
 mod filings;
 mod gateway;
@@ -665,6 +667,40 @@ mod tests {
             assert_eq!(s.agent("t", "a", Some(1)).await.unwrap(), None);
             assert_eq!(s.add_agent_version("t", "a", 4, "{}").await.unwrap(), 3, "a new agent never takes an old pin's number");
             assert_eq!(s.agent("t", "a", Some(2)).await.unwrap(), None);
+        }
+    }
+
+    /// Conversations on both databases: items in order, paged both ways from an item, limits
+    /// checked as items are added, a tenant sees only its own, retention forgets old ones.
+    #[tokio::test]
+    async fn conversations_behave_alike_on_both_databases() {
+        let limits = ItemLimits { max_items: 3, max_bytes: 1000, max_tenant_bytes: 2000 };
+        for s in both().await {
+            s.create_conversation("c1", "t", 10, "{}").await.unwrap();
+            let items = |ids: &[&str]| ids.iter().map(|i| (i.to_string(), format!("{{\"id\":\"{i}\"}}"))).collect::<Vec<_>>();
+            assert_eq!(s.add_conversation_items("c1", "t", 11, &items(&["a", "b"]), limits).await.unwrap(), Some(true));
+            assert_eq!(s.add_conversation_items("c1", "t", 12, &items(&["c", "d"]), limits).await.unwrap(), Some(false), "over 3 items");
+            assert_eq!(s.add_conversation_items("c1", "u", 12, &items(&["c"]), limits).await.unwrap(), None, "another tenant's");
+            assert_eq!(s.add_conversation_items("c1", "t", 13, &items(&["c"]), limits).await.unwrap(), Some(true));
+            let ids = |v: Option<Vec<(String, String)>>| v.unwrap().into_iter().map(|(i, _)| i).collect::<Vec<_>>();
+            assert_eq!(ids(s.conversation_items("c1", "t", None, false, 10).await.unwrap()), ["a", "b", "c"]);
+            assert_eq!(ids(s.conversation_items("c1", "t", None, true, 2).await.unwrap()), ["c", "b"]);
+            assert_eq!(ids(s.conversation_items("c1", "t", Some("b"), true, 10).await.unwrap()), ["a"]);
+            assert_eq!(ids(s.conversation_items("c1", "t", Some("a"), false, 10).await.unwrap()), ["b", "c"]);
+            assert_eq!(s.conversation_items("c1", "t", Some("zz"), false, 10).await.unwrap(), None);
+            assert_eq!(s.conversation_items("c1", "u", None, false, 10).await.unwrap(), None);
+            assert!(s.delete_conversation_item("c1", "t", "b", 14).await.unwrap());
+            assert!(!s.delete_conversation_item("c1", "u", "a", 14).await.unwrap());
+            let c = s.conversation("c1", "t").await.unwrap().unwrap();
+            assert_eq!((c.items, c.updated_ms), (2, 14));
+            assert_eq!(s.conversation_item("c1", "t", "c").await.unwrap().as_deref(), Some("{\"id\":\"c\"}"));
+            assert!(s.set_conversation_metadata("c1", "t", "{\"k\":\"v\"}", 15).await.unwrap());
+            s.create_conversation("c2", "t", 1, "{}").await.unwrap();
+            assert_eq!(s.forget_conversations(5).await.unwrap(), 1, "c2 was last used before 5");
+            assert!(s.conversation("c2", "t").await.unwrap().is_none());
+            assert!(!s.delete_conversation("c1", "u").await.unwrap());
+            assert!(s.delete_conversation("c1", "t").await.unwrap());
+            assert_eq!(s.conversation_item("c1", "t", "c").await.unwrap(), None);
         }
     }
 

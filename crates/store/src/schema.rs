@@ -193,7 +193,8 @@ const EVAL_MIGRATION: &str = "CREATE TABLE eval_runs (id TEXT PRIMARY KEY, seq B
 
 /// Agents: every version of every tenant's agent (a change adds a version; deleting marks them
 /// all, so a pin never names a different agent later); background runs, each leased by the
-/// instance that runs it, with the events a client may stream from a cursor.
+/// instance that runs it, with the events a client may stream from a cursor; conversations
+/// (the Conversations API) and their items in order.
 const AGENTS_MIGRATION: &str = "CREATE TABLE agents (
         tenant TEXT NOT NULL,
         id TEXT NOT NULL,
@@ -214,4 +215,24 @@ const AGENTS_MIGRATION: &str = "CREATE TABLE agents (
         doc TEXT NOT NULL
      );
      CREATE INDEX agent_runs_state ON agent_runs (state, lease_until_ms);
-     CREATE TABLE agent_run_events (run_id TEXT NOT NULL, seq BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (run_id, seq));";
+     CREATE TABLE agent_run_events (run_id TEXT NOT NULL, seq BIGINT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (run_id, seq));
+     CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        items BIGINT NOT NULL DEFAULT 0,
+        bytes BIGINT NOT NULL DEFAULT 0,
+        next_seq BIGINT NOT NULL DEFAULT 0,
+        metadata TEXT NOT NULL
+     );
+     CREATE INDEX conversations_tenant ON conversations (tenant, updated_ms);
+     CREATE TABLE conversation_items (
+        conversation TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        id TEXT NOT NULL,
+        bytes BIGINT NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (conversation, seq)
+     );
+     CREATE UNIQUE INDEX conversation_items_id ON conversation_items (conversation, id);";

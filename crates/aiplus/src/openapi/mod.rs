@@ -291,6 +291,14 @@ pub const OPERATIONS: &[Op] = &[
         200,
     ),
     ("post", "/v1/responses/{id}/cancel", "openai", "OpenAI-compatible: cancel a queued or in-progress background response.", None, 200),
+    ("post", "/v1/conversations", "openai", "OpenAI-compatible Conversations: create one, with up to 20 items.", Some("OpenAI"), 200),
+    ("get", "/v1/conversations/{id}", "openai", "OpenAI-compatible: a conversation.", None, 200),
+    ("post", "/v1/conversations/{id}", "openai", "OpenAI-compatible: replace a conversation's metadata.", Some("OpenAI"), 200),
+    ("delete", "/v1/conversations/{id}", "openai", "OpenAI-compatible: delete a conversation and its items.", None, 200),
+    ("get", "/v1/conversations/{id}/items", "openai", "OpenAI-compatible: a conversation's items (limit, order, after).", None, 200),
+    ("post", "/v1/conversations/{id}/items", "openai", "OpenAI-compatible: add up to 20 items to a conversation.", Some("OpenAI"), 200),
+    ("get", "/v1/conversations/{id}/items/{item_id}", "openai", "OpenAI-compatible: one item of a conversation.", None, 200),
+    ("delete", "/v1/conversations/{id}/items/{item_id}", "openai", "OpenAI-compatible: delete an item of a conversation.", None, 200),
 ];
 
 fn problem_schema() -> Value {

@@ -2,6 +2,7 @@
 
     python3 openai_client.py mcp URL KEY     # agent:helper, server-side MCP calls, whole and streamed
     python3 openai_client.py gated URL KEY   # agent:gated, a function tool round trip and approvals
+    python3 openai_client.py conversations URL KEY   # a conversation carried by agent:helper and a model
 
 Prints one JSON line the Rust test checks.
 """
@@ -69,4 +70,31 @@ def gated():
     return {"function": function, "approval": approval}
 
 
-print(json.dumps({"mcp": mcp, "gated": gated}[mode]()))
+def conversations():
+    conv = client.conversations.create(items=[{"type": "message", "role": "user", "content": "我们来算数"}], metadata={"topic": "算术"})
+    first = client.responses.create(model="agent:helper", input='call calc__add {"a": 2, "b": 3}', conversation=conv.id)
+    second = client.responses.create(model="script", input="谢谢", conversation=conv.id)
+    items = client.conversations.items.list(conv.id, order="asc", limit=100)
+    kinds = [i.type for i in items.data]
+    page = client.conversations.items.list(conv.id, limit=2)
+    older = client.conversations.items.list(conv.id, limit=100, after=page.data[-1].id)
+    added = client.conversations.items.create(conv.id, items=[{"type": "message", "role": "user", "content": "再见"}])
+    one = client.conversations.items.retrieve(added.data[0].id, conversation_id=conv.id)
+    client.conversations.items.delete(added.data[0].id, conversation_id=conv.id)
+    updated = client.conversations.update(conv.id, metadata={"topic": "数学"})
+    deleted = client.conversations.delete(conv.id)
+    return {
+        "id": conv.id,
+        "first_text": first.output_text,
+        "first_conversation": first.conversation.id if first.conversation else None,
+        "second_text": second.output_text,
+        "kinds": kinds,
+        "page": [len(page.data), page.has_more],
+        "older": len(older.data),
+        "one": one.content[0].text,
+        "metadata": updated.metadata,
+        "deleted": deleted.deleted,
+    }
+
+
+print(json.dumps({"mcp": mcp, "gated": gated, "conversations": conversations}[mode]()))
