@@ -10,10 +10,16 @@
 //!
 //! A server may answer a request with JSON or with an SSE stream of JSON-RPC messages; the
 //! answer is the message with the request's id. Bodies are read up to [`MAX_ANSWER_BYTES`].
+//!
+//! Over stdio (a program the binary runs in the job sandbox, through [`Spawn`]) messages are
+//! lines of JSON; the version is the same choice, and a 2025-11-25 server is initialized once.
 
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use serde_json::{Value, json};
 
@@ -61,23 +67,57 @@ pub struct Output {
     pub is_error: bool,
 }
 
+/// Starts a stdio server's program for a tenant: sandboxed, stdin and stdout piped, killed
+/// when the child is dropped. The binary implements it over the job sandbox.
+pub trait Spawn: Send + Sync {
+    fn spawn(&self, tenant: &str, command: &[String], env: &BTreeMap<String, String>) -> std::io::Result<tokio::process::Child>;
+}
+
+/// A running stdio server.
+struct Conn {
+    _child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: BufReader<tokio::process::ChildStdout>,
+}
+
+enum Transport {
+    Http(reqwest::Client),
+    /// Started at the first request, and again after a failure.
+    Stdio {
+        spawner: Arc<dyn Spawn>,
+        tenant: String,
+        conn: Box<tokio::sync::Mutex<Option<Conn>>>,
+    },
+}
+
 pub struct Client {
-    http: reqwest::Client,
+    transport: Transport,
     server: McpServer,
     version: &'static str,
     session: Mutex<Option<String>>,
     next_id: AtomicU64,
 }
 
+fn version_of(server: &McpServer) -> &'static str {
+    match server.protocol_version.as_deref() {
+        Some(v) if v == MCP_VERSIONS[0] => MCP_VERSIONS[0],
+        _ => MCP_VERSIONS[1],
+    }
+}
+
 impl Client {
-    /// A client of one declared server. The HTTP client is the caller's (built with
+    /// A client of one declared remote server. The HTTP client is the caller's (built with
     /// [`outbound::client`], so redirects are not followed and local addresses are refused).
     pub fn new(http: reqwest::Client, server: McpServer) -> Self {
-        let version = match server.protocol_version.as_deref() {
-            Some(v) if v == MCP_VERSIONS[0] => MCP_VERSIONS[0],
-            _ => MCP_VERSIONS[1],
-        };
-        Client { http, server, version, session: Mutex::new(None), next_id: AtomicU64::new(1) }
+        let version = version_of(&server);
+        Client { transport: Transport::Http(http), server, version, session: Mutex::new(None), next_id: AtomicU64::new(1) }
+    }
+
+    /// A client of a declared stdio server, run by `spawner` for `tenant`.
+    pub fn stdio(spawner: Arc<dyn Spawn>, tenant: &str, server: McpServer) -> Self {
+        let version = version_of(&server);
+        let transport = Transport::Stdio { spawner, tenant: tenant.to_string(), conn: Box::new(tokio::sync::Mutex::new(None)) };
+        Client { transport, server, version, session: Mutex::new(None), next_id: AtomicU64::new(1) }
     }
 
     fn transport(&self, reason: impl Into<String>) -> McpError {
@@ -128,6 +168,18 @@ impl Client {
                 "io.modelcontextprotocol/clientInfo": {"name": "aiplus", "version": env!("CARGO_PKG_VERSION")},
                 "io.modelcontextprotocol/clientCapabilities": {},
             });
+        }
+        if let Transport::Stdio { spawner, tenant, conn } = &self.transport {
+            let mut conn = conn.lock().await;
+            let answer = tokio::time::timeout(timeout, self.over_stdio(&mut conn, spawner.as_ref(), tenant, method, params)).await;
+            let answer = answer.unwrap_or_else(|_| Err(self.transport(format!("{method}: no answer within {timeout:?}"))));
+            if matches!(answer, Err(McpError::Transport { .. } | McpError::Protocol { .. })) {
+                // A server that failed or fell silent is stopped; the next request starts it anew.
+                *conn = None;
+            }
+            return answer;
+        }
+        if self.version == MCP_VERSIONS[1] {
             return self.post(method, name, params, timeout).await.map(|(v, _)| v);
         }
         for attempt in 0..2 {
@@ -171,9 +223,78 @@ impl Client {
         Ok(())
     }
 
+    /// A request over a stdio server, started (and, in 2025-11-25, initialized) if it is not.
+    async fn over_stdio(
+        &self,
+        conn: &mut Option<Conn>,
+        spawner: &dyn Spawn,
+        tenant: &str,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, McpError> {
+        if conn.is_none() {
+            let mut child = spawner
+                .spawn(tenant, &self.server.command, &self.server.env)
+                .map_err(|e| self.transport(format!("starting {:?}: {e}", self.server.command[0])))?;
+            let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+                return Err(self.transport("the server's stdin and stdout are not piped"));
+            };
+            let mut c = Conn { _child: child, stdin, stdout: BufReader::new(stdout) };
+            if self.version == MCP_VERSIONS[0] {
+                let params = json!({"protocolVersion": self.version, "capabilities": {},
+                                    "clientInfo": {"name": "aiplus", "version": env!("CARGO_PKG_VERSION")}});
+                let result = self.line_request(&mut c, "initialize", params).await?;
+                let agreed = result["protocolVersion"].as_str().unwrap_or("");
+                if agreed != self.version {
+                    return Err(self.protocol(format!("answered initialize with version {agreed:?}, not {:?}", self.version)));
+                }
+                self.write_line(&mut c, &json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await?;
+            }
+            *conn = Some(c);
+        }
+        let Some(c) = conn.as_mut() else { return Err(self.transport("the server is not running")) };
+        self.line_request(c, method, params).await
+    }
+
+    async fn write_line(&self, c: &mut Conn, message: &Value) -> Result<(), McpError> {
+        let mut line = message.to_string();
+        line.push('\n');
+        c.stdin.write_all(line.as_bytes()).await.map_err(|e| self.transport(format!("writing to the server: {e}")))?;
+        c.stdin.flush().await.map_err(|e| self.transport(format!("writing to the server: {e}")))
+    }
+
+    /// Writes a request as one line and reads lines until the answer with its id.
+    async fn line_request(&self, c: &mut Conn, method: &str, params: Value) -> Result<Value, McpError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.write_line(c, &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await?;
+        loop {
+            let line = read_line_capped(&mut c.stdout, MAX_ANSWER_BYTES)
+                .await
+                .map_err(|e| self.transport(format!("{method}: reading the answer: {e}")))?
+                .ok_or_else(|| self.transport(format!("{method}: the server exited")))?;
+            let Ok(message) = serde_json::from_slice::<Value>(&line) else { continue };
+            if message["id"].as_u64() != Some(id) {
+                continue;
+            }
+            if let Some(err) = message.get("error").filter(|e| !e.is_null()) {
+                let text = err["message"].as_str().unwrap_or("").chars().take(500).collect();
+                return Err(McpError::Rpc {
+                    label: self.server.server_label.clone(),
+                    code: err["code"].as_i64().unwrap_or(0),
+                    message: text,
+                });
+            }
+            return Ok(message["result"].clone());
+        }
+    }
+
     fn builder(&self, method: &str, name: Option<&str>, body: &Value, timeout: Duration) -> reqwest::RequestBuilder {
-        let mut b = self
-            .http
+        let http = match &self.transport {
+            Transport::Http(h) => h.clone(),
+            // Never reached: stdio requests do not build HTTP requests.
+            Transport::Stdio { .. } => reqwest::Client::default(),
+        };
+        let mut b = http
             .post(&self.server.server_url)
             .timeout(timeout)
             .header("content-type", "application/json")
@@ -231,6 +352,30 @@ impl Client {
             return Err(self.transport(format!("HTTP {} to {method}", status.as_u16())));
         }
         Ok((message["result"].clone(), session))
+    }
+}
+
+/// One line (without its newline) of at most `max` bytes; `None` at the end of the stream.
+async fn read_line_capped<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R, max: usize) -> std::io::Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    loop {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(if line.is_empty() { None } else { Some(line) });
+        }
+        let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        if line.len() + chunk.len() > max {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("a line longer than {max} bytes")));
+        }
+        line.extend_from_slice(chunk);
+        let used = done.unwrap_or(buf.len());
+        r.consume(used);
+        if done.is_some() {
+            return Ok(Some(line));
+        }
     }
 }
 

@@ -56,11 +56,16 @@ impl Agent {
     }
 }
 
+/// Each secret of a declaration: MCP headers (by name) and stdio servers' environment (by
+/// `env:` and name), with its server's label.
 fn for_each_header(spec: &mut AgentSpec, mut f: impl FnMut(&str, &str, &mut String)) {
     for t in &mut spec.tools {
         if let Tool::Mcp(s) = t {
             for (k, v) in &mut s.headers {
                 f(&s.server_label, k, v);
+            }
+            for (k, v) in &mut s.env {
+                f(&s.server_label, &format!("env:{k}"), v);
             }
         }
     }
@@ -113,7 +118,13 @@ impl Agents {
         let mut missing = None;
         for_each_header(&mut spec, |label, name, v| {
             if v == HIDDEN {
-                let old = current.as_ref().and_then(|a| a.spec.mcp_servers().find(|s| s.server_label == label)?.headers.get(name).cloned());
+                let old = current.as_ref().and_then(|a| {
+                    let server = a.spec.mcp_servers().find(|s| s.server_label == label)?;
+                    match name.strip_prefix("env:") {
+                        Some(var) => server.env.get(var).cloned(),
+                        None => server.headers.get(name).cloned(),
+                    }
+                });
                 match old {
                     Some(old) => *v = old,
                     None => missing = Some(format!("{label}.headers.{name}")),

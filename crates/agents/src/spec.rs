@@ -23,6 +23,9 @@ pub const MAX_METADATA_VALUE_CHARS: usize = 512;
 pub const MAX_DESCRIPTION_CHARS: usize = 4096;
 /// A function tool's parameter schema, as JSON.
 pub const MAX_SCHEMA_BYTES: usize = 32 << 10;
+/// A stdio server's command line: arguments, and bytes of one.
+pub const MAX_ARGS: usize = 64;
+pub const MAX_ARG_BYTES: usize = 4096;
 /// Ceilings of the limits a declaration may set.
 pub const MAX_STEPS: u32 = 64;
 pub const MAX_OUTPUT_TOKENS: u64 = 131_072;
@@ -88,12 +91,21 @@ fn empty_object() -> Value {
     serde_json::json!({"type": "object", "properties": {}})
 }
 
-/// A remote MCP server, as OpenAI's `mcp` tool declares one.
+/// An MCP server: remote (`server_url`, as OpenAI's `mcp` tool declares one) or a program the
+/// server runs inside the job sandbox and speaks to over stdio (`command`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct McpServer {
     pub server_label: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub server_url: String,
+    /// The program and its arguments (argv, not a shell string), run in the job sandbox: no
+    /// network, the system read-only, the tenant's own working directory at `/work`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// The program's environment (beside the sandbox's own); sealed at rest like headers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
     /// Sent with every request (an `Authorization` header, say). Sealed at rest; never shown
     /// back, only their names.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -268,9 +280,15 @@ impl AgentSpec {
 impl McpServer {
     fn check(&self, at: &str, allowed_hosts: &[String], allow_local: bool) -> Result<(), AgentError> {
         check_name(&format!("{at}.server_label"), &self.server_label)?;
-        let field = format!("{at}.server_url");
-        outbound::check_url(&self.server_url, allow_local).map_err(|why| invalid(&field, why))?;
-        host_allowed(&self.server_url, allowed_hosts).map_err(|why| invalid(&field, why))?;
+        match (self.server_url.is_empty(), self.command.is_empty()) {
+            (false, true) => {
+                let field = format!("{at}.server_url");
+                outbound::check_url(&self.server_url, allow_local).map_err(|why| invalid(&field, why))?;
+                host_allowed(&self.server_url, allowed_hosts).map_err(|why| invalid(&field, why))?;
+            }
+            (true, false) => self.check_command(at)?,
+            _ => return Err(invalid(at, "an MCP server has either a server_url or a command")),
+        }
         if self.headers.len() > MAX_HEADERS {
             return Err(invalid(format!("{at}.headers"), format!("at most {MAX_HEADERS}")));
         }
@@ -294,6 +312,32 @@ impl McpServer {
             return Err(invalid(format!("{at}.protocol_version"), format!("{v:?} is not one of {MCP_VERSIONS:?}")));
         }
         Ok(())
+    }
+
+    fn check_command(&self, at: &str) -> Result<(), AgentError> {
+        if self.command.len() > MAX_ARGS || self.command.iter().any(|a| a.is_empty() || a.len() > MAX_ARG_BYTES || a.contains('\0')) {
+            return Err(invalid(format!("{at}.command"), format!("1 to {MAX_ARGS} arguments of 1 to {MAX_ARG_BYTES} bytes")));
+        }
+        if self.env.len() > MAX_HEADERS {
+            return Err(invalid(format!("{at}.env"), format!("at most {MAX_HEADERS} variables")));
+        }
+        for (k, v) in &self.env {
+            let ok = !k.is_empty()
+                && k.len() <= MAX_NAME_BYTES
+                && k.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                && !k.starts_with("AIPLUS_")
+                && v.len() <= MAX_HEADER_VALUE_BYTES
+                && !v.contains('\0');
+            if !ok {
+                return Err(invalid(format!("{at}.env.{k}"), "names of A-Z, 0-9 and _ (not AIPLUS_…), values of at most 4096 bytes"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the server is a program run over stdio.
+    pub fn is_stdio(&self) -> bool {
+        !self.command.is_empty()
     }
 
     /// Whether the server offers `tool` to the model.
@@ -363,6 +407,15 @@ mod tests {
             field(json!({"model": "chat", "tools": [{"type": "function", "name": "a"}, {"type": "function", "name": "a"}]})),
             "tools[1]"
         );
+        let both = json!({"model": "chat", "tools": [{"type": "mcp", "server_label": "c", "server_url": "https://tools.example.com/m", "command": ["x"]}]});
+        assert_eq!(field(both), "tools[0]");
+        assert_eq!(field(json!({"model": "chat", "tools": [{"type": "mcp", "server_label": "c"}]})), "tools[0]");
+        let env =
+            json!({"model": "chat", "tools": [{"type": "mcp", "server_label": "c", "command": ["x"], "env": {"AIPLUS_SECRET_KEY": "k"}}]});
+        assert_eq!(field(env), "tools[0].env.AIPLUS_SECRET_KEY");
+        spec(json!({"model": "chat", "tools": [{"type": "mcp", "server_label": "c", "command": ["python3", "server.py"]}]}))
+            .check(&[], false)
+            .unwrap();
         assert!(serde_json::from_value::<AgentSpec>(json!({"model": "m", "tools": [{"type": "web_search"}]})).is_err());
         assert!(serde_json::from_value::<AgentSpec>(json!({"model": "m", "colour": 1})).is_err());
     }

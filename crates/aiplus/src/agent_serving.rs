@@ -31,6 +31,8 @@ pub struct Host {
     pub clock: Arc<dyn vocab::Clock>,
     /// This instance, as the owner of the background runs it leases.
     pub instance: String,
+    /// Runs stdio MCP servers in the job sandbox; none where there is no sandbox.
+    pub spawner: Option<Arc<dyn agents::mcp::Spawn>>,
 }
 
 /// One model step through the gateway, as the run's caller.
@@ -203,6 +205,7 @@ impl Host {
             guard,
             ids: Arc::new(new_id),
             hosts: self.agents.hosts.clone(),
+            spawner: self.spawner.clone(),
         }
     }
 

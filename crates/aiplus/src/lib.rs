@@ -6,6 +6,7 @@
 
 pub mod agent_background;
 pub mod agent_serving;
+pub mod agent_stdio;
 pub mod evaluation;
 pub mod model_service;
 pub mod openapi;

@@ -276,8 +276,17 @@ fn start_agents(
     let (meter, writer) = agents::usage::Meter::start(store.clone(), gateway::meter::FLUSH_EVERY);
     let http = outbound::client(cfg.agents.allow_local, std::time::Duration::from_secs(10)).build().context("building the MCP client")?;
     let instance = format!("inst_{}", uuid::Uuid::now_v7().simple());
-    let host =
-        aiplus::agent_serving::Host { gw: Arc::downgrade(gw), agents: agents.clone(), store: store.clone(), meter, http, clock, instance };
+    let spawner = aiplus::agent_stdio::spawner(&cfg.executor.local, &cfg.server.data_dir);
+    let host = aiplus::agent_serving::Host {
+        gw: Arc::downgrade(gw),
+        agents: agents.clone(),
+        store: store.clone(),
+        meter,
+        http,
+        clock,
+        instance,
+        spawner,
+    };
     let resumer = aiplus::agent_background::spawn_resumer(host.clone(), stop);
     gw.serve_agents(Arc::new(host));
     Ok((agents, writer, resumer))

@@ -65,17 +65,30 @@ fn server(name: &str) -> (tokio::runtime::Runtime, Server, PathBuf) {
     let cfg = data.join("aiplus.toml");
     let keywords = data.join("keywords.txt");
     std::fs::write(&keywords, "机密数据\n").unwrap();
+    // Stdio MCP servers run in the job sandbox, which shows them the Python and the test
+    // server only through these read-only directories.
+    let (_, prefix) = python();
+    let read_only = format!("[{:?}, {:?}]", prefix, here().display().to_string());
     std::fs::write(
         &cfg,
         format!(
-            "[agents]\nallowed_hosts = [\"127.0.0.1\"]\nallow_local = true\n\
+            "[executor.local]\nread_only = {read_only}\n\
+             [agents]\nallowed_hosts = [\"127.0.0.1\"]\nallow_local = true\n\
              [gateway]\nallow_local_upstreams = true\n[gateway.guardrail]\nkeywords_file = \"{}\"\n[[gateway.model]]\nname = \"script\"\n[[gateway.model.deployment]]\nid = \"script\"\nbase_url = \"{upstream}/script/v1\"\n",
             keywords.display()
         ),
     )
     .unwrap();
-    let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
+    let s = Server::start_with_env(&data, &["--config", cfg.to_str().unwrap()], &[("AIPLUS_SECRET_CANARY", "leak-me")]);
     (rt, s, data)
+}
+
+/// The test's Python: its executable and the prefix it lives under.
+fn python() -> (String, String) {
+    let out = Command::new("python3").args(["-c", "import sys; print(sys.executable); print(sys.base_prefix)"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    (lines.next().unwrap().to_string(), lines.next().unwrap().to_string())
 }
 
 fn secret(s: &Server, tenant: &str) -> String {
@@ -442,5 +455,40 @@ fn a_conversation_carries_agent_and_model_turns_for_the_openai_sdk() {
     let many: Vec<Value> = (0..21).map(|i| json!({"role": "user", "content": format!("{i}")})).collect();
     let (status, body) = call(&s, &key, reqwest::Method::POST, &format!("/v1/conversations/{id}/items"), Some(&json!({"items": many})));
     assert_eq!((status, body["error"]["param"].clone()), (400, json!("items")));
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn a_stdio_mcp_server_runs_in_the_job_sandbox_in_both_protocol_versions() {
+    let (_rt, s, data) = server("agents-stdio");
+    let key = secret(&s, "acme");
+    let (python, _) = python();
+    let server_py = here().join("mcp_server.py").display().to_string();
+    let secret_key = data.join("secret.key").display().to_string();
+    for version in ["2025-11-25", "2026-07-28"] {
+        let label = format!("box{}", &version[..4]);
+        declare(
+            &s,
+            &key,
+            &label,
+            &json!({"model": "script", "tools": [{"type": "mcp", "server_label": "box", "protocol_version": version,
+            "command": [python, server_py, "stdio", "/work/calls.txt"], "env": {"GREETING": "你好"}, "require_approval": "never"}]}),
+        );
+        let script = format!(
+            "call box__add {{\"a\": 1, \"b\": 2}}\nstep2 box__peek {{\"path\": {secret_key:?}}}\nstep3 box__getenv {{\"name\": \"AIPLUS_SECRET_CANARY\"}}\nstep4 box__getenv {{\"name\": \"GREETING\"}}"
+        );
+        let (status, r) =
+            call(&s, &key, reqwest::Method::POST, "/v1/responses", Some(&json!({"model": format!("agent:{label}"), "input": script})));
+        assert_eq!(status, 200, "{r}");
+        let outputs: Vec<Value> =
+            r["output"].as_array().unwrap().iter().filter(|i| i["type"] == "mcp_call").map(|i| i["output"].clone()).collect();
+        assert_eq!(
+            outputs,
+            [json!("3"), json!("unreadable: FileNotFoundError"), json!("unset"), json!("你好")],
+            "{version}: it answers, cannot see the data directory or the server's environment, and gets its own: {r}"
+        );
+    }
+    let calls = std::fs::read_to_string(data.join("agents/stdio/acme/calls.txt")).unwrap();
+    assert_eq!(calls.lines().filter(|l| l.starts_with("add")).count(), 2, "its /work is the tenant's own directory: {calls}");
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -98,6 +98,8 @@ pub struct Deps {
     /// The operator's allowlist, checked again at every call (it may have shrunk since the
     /// agent was declared).
     pub hosts: crate::service::HostRule,
+    /// Runs stdio servers in the job sandbox; none where jobs cannot be sandboxed.
+    pub spawner: Option<Arc<dyn crate::mcp::Spawn>>,
 }
 
 /// How a run ended.
@@ -172,7 +174,18 @@ pub async fn run(
 ) -> State {
     let left_ms = (agent.spec.limits.timeout_s * 1000).saturating_sub(state.elapsed_ms);
     let started = Instant::now();
-    let clients = agent.spec.mcp_servers().map(|s| (s.server_label.clone(), Client::new(deps.http.clone(), s.clone()))).collect();
+    let clients = agent
+        .spec
+        .mcp_servers()
+        .filter_map(|s| {
+            let client = match (&deps.spawner, s.is_stdio()) {
+                (_, false) => Client::new(deps.http.clone(), s.clone()),
+                (Some(spawner), true) => Client::stdio(spawner.clone(), &agent.tenant, s.clone()),
+                (None, true) => return None,
+            };
+            Some((s.server_label.clone(), client))
+        })
+        .collect();
     let deadline = started + Duration::from_millis(left_ms);
     let mut r = Run { agent, deps, response_id, events, checkpoint, clients, s: state, started, deadline };
     let status = r.go(options).await;
@@ -351,6 +364,12 @@ impl Run<'_> {
 
     /// Whether the operator's allowlist lets the run reach a server now.
     fn allowed(&self, server: &McpServer) -> Result<(), String> {
+        if server.is_stdio() {
+            return match self.deps.spawner {
+                Some(_) => Ok(()),
+                None => Err("stdio MCP servers run in the job sandbox, which this server does not have".into()),
+            };
+        }
         outbound::check_url(&server.server_url, self.deps.hosts.allow_local)?;
         crate::spec::host_allowed(&server.server_url, &self.deps.hosts.allowed_hosts)
     }

@@ -56,6 +56,7 @@ fn setup(spec: Value, answers: Vec<Vec<Value>>, out: u64, delay_ms: u64) -> (Age
         guard: None,
         ids: Arc::new(|p: &str| format!("{p}_x")),
         hosts: crate::service::HostRule { allowed_hosts: vec!["*".into()], allow_local: true },
+        spawner: None,
     };
     (agent, deps, model)
 }

@@ -2,8 +2,8 @@
 //! are `agents`'s own constants.
 
 use agents::spec::{
-    MAX_DESCRIPTION_CHARS, MAX_HEADER_VALUE_BYTES, MAX_HEADERS, MAX_INSTRUCTIONS_BYTES, MAX_METADATA_PAIRS, MAX_METADATA_VALUE_CHARS,
-    MAX_NAME_BYTES, MAX_OUTPUT_TOKENS, MAX_REGIONS, MAX_STEPS, MAX_TIMEOUT_S, MAX_TOOLS, MCP_VERSIONS,
+    MAX_ARG_BYTES, MAX_ARGS, MAX_DESCRIPTION_CHARS, MAX_HEADER_VALUE_BYTES, MAX_HEADERS, MAX_INSTRUCTIONS_BYTES, MAX_METADATA_PAIRS,
+    MAX_METADATA_VALUE_CHARS, MAX_NAME_BYTES, MAX_OUTPUT_TOKENS, MAX_REGIONS, MAX_STEPS, MAX_TIMEOUT_S, MAX_TOOLS, MCP_VERSIONS,
 };
 use serde_json::{Value, json};
 
@@ -28,10 +28,15 @@ fn tool() -> Value {
                "parameters": {"type": "object", "description": "A JSON Schema, at most 32 KiB."}}),
     );
     let mcp = object(
-        &["type", "server_label", "server_url"],
+        &["type", "server_label"],
         json!({"type": {"const": "mcp"}, "server_label": name(),
                "server_url": {"type": "string", "format": "uri", "maxLength": 2048,
-                              "description": "http(s), on a host of the operator's allowlist (agents.allowed_hosts); otherwise 422."},
+                              "description": "A remote server: http(s), on a host of the operator's allowlist (agents.allowed_hosts); otherwise 422. Either this or command."},
+               "command": {"type": "array", "minItems": 1, "maxItems": MAX_ARGS, "items": {"type": "string", "minLength": 1, "maxLength": MAX_ARG_BYTES},
+                           "description": "A stdio server: the program and its arguments, run in the job sandbox (no network; the tenant's own /work). Either this or server_url."},
+               "env": {"type": "object", "maxProperties": MAX_HEADERS, "propertyNames": {"pattern": "^[A-Z0-9_]{1,64}$"},
+                       "additionalProperties": {"type": "string", "maxLength": MAX_HEADER_VALUE_BYTES},
+                       "description": "A stdio server's environment (not AIPLUS_…); sealed at rest, shown back as \"***\"."},
                "headers": {"type": "object", "maxProperties": MAX_HEADERS,
                            "propertyNames": {"pattern": "^[A-Za-z0-9-]{1,64}$"},
                            "additionalProperties": {"type": "string", "maxLength": MAX_HEADER_VALUE_BYTES, "pattern": "^[ -~]*$"},

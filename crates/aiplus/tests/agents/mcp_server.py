@@ -9,6 +9,7 @@ One server speaks both spec versions: the SDK picks 2025-11-25 (sessions) or 202
 CALLS_FILE as a line `<tool> <arguments>`, so a test can count what was really called.
 """
 import json
+import os
 import sys
 import time
 
@@ -57,6 +58,24 @@ def leak() -> str:
     """Answer with a word the guardrail blocks."""
     called("leak")
     return "the answer is 机密数据"
+
+
+@mcp.tool()
+def peek(path: str) -> str:
+    """Read a file (to show what a sandboxed server cannot see)."""
+    called("peek", path=path)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "read: " + f.read(64)
+    except OSError as e:
+        return "unreadable: " + type(e).__name__
+
+
+@mcp.tool()
+def getenv(name: str) -> str:
+    """An environment variable of the server's process."""
+    called("getenv", name=name)
+    return os.environ.get(name, "unset")
 
 
 @mcp.tool()
