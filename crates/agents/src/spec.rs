@@ -47,7 +47,8 @@ pub struct AgentSpec {
     pub tools: Vec<Tool>,
     #[serde(default)]
     pub limits: Limits,
-    /// Provinces the agent's model steps may be served in; empty: the tenant's own rule.
+    /// Where the agent's model steps may be served (`province:<Name>`, `hub:<id>`), within the
+    /// tenant's own regions; empty: wherever the tenant's may.
     #[serde(default)]
     pub regions: Vec<String>,
     #[serde(default)]
@@ -206,8 +207,15 @@ impl AgentSpec {
             ));
         }
         self.check_limits()?;
-        if self.regions.len() > MAX_REGIONS || self.regions.iter().any(|r| r.is_empty() || r.chars().count() > 64) {
-            return Err(invalid("regions", format!("at most {MAX_REGIONS} province names of 1 to 64 characters")));
+        if self.regions.len() > MAX_REGIONS {
+            return Err(invalid("regions", format!("at most {MAX_REGIONS}")));
+        }
+        for (i, r) in self.regions.iter().enumerate() {
+            // As the network spells them (hub ids, provinces' English names): ASCII, no commas.
+            let ascii = r.is_ascii() && !r.contains(',');
+            if !ascii || vocab::Region::parse(r).is_err() {
+                return Err(invalid(format!("regions[{i}]"), format!("{r:?} is not province:<Name> or hub:<id> as the network spells it")));
+            }
         }
         if self.metadata.len() > MAX_METADATA_PAIRS {
             return Err(invalid("metadata", format!("at most {MAX_METADATA_PAIRS} pairs")));

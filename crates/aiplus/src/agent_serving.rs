@@ -39,17 +39,20 @@ pub struct Host {
 struct GatewayModel {
     gw: Weak<gateway::Gateway>,
     caller: gateway::Caller,
+    /// The agent's regions: its steps are served only there (within the tenant's own).
+    regions: Vec<String>,
 }
 
 impl Model for GatewayModel {
     fn respond(&self, step_id: String, body: Value) -> BoxFuture<Result<Value, StepError>> {
         let gw = self.gw.clone();
         let caller = self.caller.clone();
+        let regions = self.regions.clone();
         Box::pin(async move {
             let gone = || StepError { status: 503, code: "shutting_down".into(), message: "the server is stopping".into() };
             let gw = gw.upgrade().ok_or_else(gone)?;
             let bytes = Bytes::from(body.to_string());
-            let (status, _, answer) = gw.call_as(caller, gateway::InProcess::Responses, None, Some(&step_id), bytes).await;
+            let (status, _, answer) = gw.call_as(caller, gateway::InProcess::Responses, None, Some(&step_id), &regions, bytes).await;
             let v: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
             if status.is_success() && v.is_object() {
                 return Ok(v);
@@ -199,7 +202,7 @@ impl Host {
         };
         let guard = self.gw.upgrade().map(|g| Arc::new(move |t: &str| g.guard_blocks(t)) as agents::run::Guard);
         Deps {
-            model: Arc::new(GatewayModel { gw: self.gw.clone(), caller: caller.clone() }),
+            model: Arc::new(GatewayModel { gw: self.gw.clone(), caller: caller.clone(), regions: agent.spec.regions.clone() }),
             http: self.http.clone(),
             recorder: Arc::new(recorder),
             guard,

@@ -292,6 +292,13 @@ fn another_tenants_agents_and_responses_answer_like_missing_ones() {
     assert_eq!(call(&s, &beta, reqwest::Method::POST, "/v1/responses", Some(&prev)).0, 404, "beta has no agent helper");
     let (status, list) = call(&s, &beta, reqwest::Method::GET, "/api/v1/agents", None);
     assert_eq!((status, list["data"].as_array().unwrap().len()), (200, 0));
+    // An agent's regions narrow where its steps are served: the script model has no place in the
+    // network, so an agent bound to a hub is refused by the gateway, as a request would be.
+    declare(&s, &acme, "bound", &json!({"model": "script", "regions": ["hub:guizhou"]}));
+    let (status, r) = call(&s, &acme, reqwest::Method::POST, "/v1/responses", Some(&json!({"model": "agent:bound", "input": "hi"})));
+    assert_eq!((status, r["error"]["code"].clone()), (403, json!("region_not_allowed")), "{r}");
+    let (status, r) = call(&s, &acme, reqwest::Method::PUT, "/api/v1/agents/bad", Some(&json!({"model": "script", "regions": ["贵州"]})));
+    assert_eq!((status, r["field"].clone()), (422, json!("regions[0]")), "{r}");
     // A change makes a version; the old one can still be pinned; a delete removes them all.
     declare(&s, &acme, "helper", &json!({"model": "script", "instructions": "v2"}));
     let (_, v) = call(&s, &acme, reqwest::Method::GET, "/api/v1/agents/helper/versions", None);

@@ -292,16 +292,18 @@ impl Gateway {
         deployment: Option<&str>,
         body: bytes::Bytes,
     ) -> (axum::http::StatusCode, Option<u64>, bytes::Bytes) {
-        self.call_as(caller, endpoint, deployment, None, body).await
+        self.call_as(caller, endpoint, deployment, None, &[], body).await
     }
 
-    /// [`Gateway::call`] with the `X-Request-Id` the ledger event carries (an agent's step).
+    /// [`Gateway::call`] with the `X-Request-Id` the ledger event carries and the regions the
+    /// request narrows itself to (an agent's step).
     pub async fn call_as(
         self: &Arc<Self>,
         caller: Caller,
         endpoint: InProcess,
         deployment: Option<&str>,
         request_id: Option<&str>,
+        regions: &[String],
         body: bytes::Bytes,
     ) -> (axum::http::StatusCode, Option<u64>, bytes::Bytes) {
         use axum::extract::State;
@@ -322,6 +324,11 @@ impl Gateway {
         }
         if let Some(v) = request_id.and_then(|d| axum::http::HeaderValue::from_str(d).ok()) {
             headers.insert("x-request-id", v);
+        }
+        if !regions.is_empty()
+            && let Ok(v) = axum::http::HeaderValue::from_str(&regions.join(","))
+        {
+            headers.insert("x-aiplus-regions", v);
         }
         let r = match endpoint {
             InProcess::ChatCompletions => proxy::chat_completions(State(self.clone()), who, headers, body).await,
