@@ -233,9 +233,10 @@ impl Client {
         params: Value,
     ) -> Result<Value, McpError> {
         if conn.is_none() {
-            let mut child = spawner
-                .spawn(tenant, &self.server.command, &self.server.env)
-                .map_err(|e| self.transport(format!("starting {:?}: {e}", self.server.command[0])))?;
+            let command = self.server.command.as_deref().unwrap_or_default();
+            let program = command.first().map(String::as_str).unwrap_or("");
+            let mut child =
+                spawner.spawn(tenant, command, &self.server.env).map_err(|e| self.transport(format!("starting {program:?}: {e}")))?;
             let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
                 return Err(self.transport("the server's stdin and stdout are not piped"));
             };
@@ -295,7 +296,7 @@ impl Client {
             Transport::Stdio { .. } => reqwest::Client::default(),
         };
         let mut b = http
-            .post(&self.server.server_url)
+            .post(self.server.server_url.as_deref().unwrap_or_default())
             .timeout(timeout)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")

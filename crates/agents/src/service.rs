@@ -78,6 +78,8 @@ pub struct HostRule {
     pub allowed_hosts: Vec<String>,
     /// Whether this host's own addresses may be reached (tests, a sidecar).
     pub allow_local: bool,
+    /// Whether agents may run stdio MCP servers (programs, in the job sandbox).
+    pub allow_stdio: bool,
 }
 
 pub struct Agents {
@@ -100,6 +102,10 @@ pub fn parse_model(model: &str) -> Option<Result<(String, Option<i64>), AgentErr
     Some(check_name("model", id).map(|()| (id.to_string(), version)))
 }
 
+fn spec_server<'a>(servers: &'a [crate::spec::McpServer], label: &str) -> Option<&'a crate::spec::McpServer> {
+    servers.iter().find(|s| s.server_label == label)
+}
+
 fn seal_context(tenant: &str, id: &str, label: &str, header: &str) -> String {
     format!("agent-header:{tenant}/{id}/{label}/{header}")
 }
@@ -115,11 +121,18 @@ impl Agents {
         check_name("id", id)?;
         let current = self.find(tenant, id, None).await?;
         // `***` keeps the value the header had; a header that had none cannot be kept.
+        let new_servers: Vec<crate::spec::McpServer> = spec.mcp_servers().cloned().collect();
         let mut missing = None;
         for_each_header(&mut spec, |label, name, v| {
             if v == HIDDEN {
+                // Only for a server that still points where it did: a `***` sent with a new URL
+                // or program would hand the stored secret to it.
+                let same = |s: &&crate::spec::McpServer| {
+                    s.server_label == label
+                        && spec_server(&new_servers, label).is_some_and(|n| n.server_url == s.server_url && n.command == s.command)
+                };
                 let old = current.as_ref().and_then(|a| {
-                    let server = a.spec.mcp_servers().find(|s| s.server_label == label)?;
+                    let server = a.spec.mcp_servers().find(same)?;
                     match name.strip_prefix("env:") {
                         Some(var) => server.env.get(var).cloned(),
                         None => server.headers.get(name).cloned(),
@@ -135,6 +148,14 @@ impl Agents {
             return Err(AgentError::Invalid { field, reason: format!("{HIDDEN:?} keeps a stored value, and there is none") });
         }
         spec.check(&self.hosts.allowed_hosts, self.hosts.allow_local)?;
+        if !self.hosts.allow_stdio
+            && let Some(i) = spec.tools.iter().position(|t| matches!(t, Tool::Mcp(s) if s.is_stdio()))
+        {
+            return Err(AgentError::Invalid {
+                field: format!("tools[{i}].command"),
+                reason: "the operator has not allowed stdio MCP servers (agents.allow_stdio)".into(),
+            });
+        }
         if let Some(a) = current
             && a.spec == spec
         {

@@ -98,12 +98,12 @@ fn empty_object() -> Value {
 #[serde(deny_unknown_fields)]
 pub struct McpServer {
     pub server_label: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub server_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_url: Option<String>,
     /// The program and its arguments (argv, not a shell string), run in the job sandbox: no
     /// network, the system read-only, the tenant's own working directory at `/work`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
     /// The program's environment (beside the sandbox's own); sealed at rest like headers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
@@ -288,13 +288,13 @@ impl AgentSpec {
 impl McpServer {
     fn check(&self, at: &str, allowed_hosts: &[String], allow_local: bool) -> Result<(), AgentError> {
         check_name(&format!("{at}.server_label"), &self.server_label)?;
-        match (self.server_url.is_empty(), self.command.is_empty()) {
-            (false, true) => {
+        match (&self.server_url, &self.command) {
+            (Some(url), None) => {
                 let field = format!("{at}.server_url");
-                outbound::check_url(&self.server_url, allow_local).map_err(|why| invalid(&field, why))?;
-                host_allowed(&self.server_url, allowed_hosts).map_err(|why| invalid(&field, why))?;
+                outbound::check_url(url, allow_local).map_err(|why| invalid(&field, why))?;
+                host_allowed(url, allowed_hosts).map_err(|why| invalid(&field, why))?;
             }
-            (true, false) => self.check_command(at)?,
+            (None, Some(command)) => self.check_command(at, command)?,
             _ => return Err(invalid(at, "an MCP server has either a server_url or a command")),
         }
         if self.headers.len() > MAX_HEADERS {
@@ -322,8 +322,11 @@ impl McpServer {
         Ok(())
     }
 
-    fn check_command(&self, at: &str) -> Result<(), AgentError> {
-        if self.command.len() > MAX_ARGS || self.command.iter().any(|a| a.is_empty() || a.len() > MAX_ARG_BYTES || a.contains('\0')) {
+    fn check_command(&self, at: &str, command: &[String]) -> Result<(), AgentError> {
+        if command.is_empty()
+            || command.len() > MAX_ARGS
+            || command.iter().any(|a| a.is_empty() || a.len() > MAX_ARG_BYTES || a.contains('\0'))
+        {
             return Err(invalid(format!("{at}.command"), format!("1 to {MAX_ARGS} arguments of 1 to {MAX_ARG_BYTES} bytes")));
         }
         if self.env.len() > MAX_HEADERS {
@@ -345,7 +348,7 @@ impl McpServer {
 
     /// Whether the server is a program run over stdio.
     pub fn is_stdio(&self) -> bool {
-        !self.command.is_empty()
+        self.command.is_some()
     }
 
     /// Whether the server offers `tool` to the model.

@@ -39,20 +39,46 @@ pub struct Host {
 struct GatewayModel {
     gw: Weak<gateway::Gateway>,
     caller: gateway::Caller,
-    /// The agent's regions: its steps are served only there (within the tenant's own).
-    regions: Vec<String>,
+    /// Headers each step carries: the agent's regions, and its client's own regions and end user.
+    forward: Vec<(&'static str, String)>,
+}
+
+/// The client's headers an agent's steps pass on to the gateway.
+pub(crate) const FORWARDED: [&str; 2] = ["x-aiplus-regions", "x-aiplus-end-user"];
+
+/// Claims approvals in the store, per tenant.
+struct StoreApprovals {
+    store: store::Store,
+    tenant: String,
+    clock: Arc<dyn vocab::Clock>,
+}
+
+impl agents::run::Approvals for StoreApprovals {
+    fn claim(&self, id: &str) -> BoxFuture<bool> {
+        let (store, tenant, id, now) = (self.store.clone(), self.tenant.clone(), id.to_string(), self.clock.now_ms());
+        Box::pin(async move {
+            match store.claim_agent_approval(&tenant, &id, now).await {
+                Ok(first) => first,
+                Err(e) => {
+                    // Not claimed, not called: a call is never made that might be made twice.
+                    tracing::error!(error = %e, "claiming an approval");
+                    false
+                }
+            }
+        })
+    }
 }
 
 impl Model for GatewayModel {
     fn respond(&self, step_id: String, body: Value) -> BoxFuture<Result<Value, StepError>> {
         let gw = self.gw.clone();
         let caller = self.caller.clone();
-        let regions = self.regions.clone();
+        let forward = self.forward.clone();
         Box::pin(async move {
             let gone = || StepError { status: 503, code: "shutting_down".into(), message: "the server is stopping".into() };
             let gw = gw.upgrade().ok_or_else(gone)?;
             let bytes = Bytes::from(body.to_string());
-            let (status, _, answer) = gw.call_as(caller, gateway::InProcess::Responses, None, Some(&step_id), &regions, bytes).await;
+            let (status, _, answer) = gw.call_as(caller, gateway::InProcess::Responses, None, Some(&step_id), &forward, bytes).await;
             let v: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
             if status.is_success() && v.is_object() {
                 return Ok(v);
@@ -75,10 +101,12 @@ fn now_s(clock: &dyn vocab::Clock) -> i64 {
 }
 
 impl gateway::responses::AgentHost for Host {
-    fn create(&self, caller: gateway::Caller, _headers: HeaderMap, req: Value) -> BoxFuture<Response> {
+    fn create(&self, caller: gateway::Caller, headers: HeaderMap, req: Value) -> BoxFuture<Response> {
         let host = self.clone();
+        let forwarded: Vec<(String, String)> =
+            FORWARDED.iter().filter_map(|name| Some((name.to_string(), headers.get(*name)?.to_str().ok()?.to_string()))).collect();
         Box::pin(async move {
-            match host.prepare(&caller, req).await {
+            match host.prepare(&caller, req, forwarded).await {
                 Ok(p) => p.answer(host).await,
                 Err(r) => r,
             }
@@ -157,6 +185,8 @@ fn client_tools(req: &Value, spec: &mut agents::AgentSpec) -> Result<(), Bad> {
 pub(crate) struct Prepared {
     pub tenant: String,
     pub principal: String,
+    /// The client's headers its steps pass on (kept with a background run for its resumption).
+    pub forwarded: Vec<(String, String)>,
     pub agent: agents::Agent,
     pub deps: Deps,
     pub response_id: String,
@@ -192,7 +222,16 @@ impl Host {
 
     /// What a run of `agent` for `caller` needs: its model steps go through the gateway as the
     /// caller, its tool calls to the ledger, its tool outputs past the guardrail.
-    pub(crate) fn deps(&self, caller: &gateway::Caller, agent: &agents::Agent) -> Deps {
+    pub(crate) fn deps(&self, caller: &gateway::Caller, agent: &agents::Agent, forwarded: &[(String, String)]) -> Deps {
+        let mut forward: Vec<(&'static str, String)> = Vec::new();
+        if !agent.spec.regions.is_empty() {
+            forward.push((FORWARDED[0], agent.spec.regions.join(",")));
+        }
+        for (name, value) in forwarded {
+            if let Some(known) = FORWARDED.iter().find(|f| **f == name.as_str()) {
+                forward.push((known, value.clone()));
+            }
+        }
         let recorder = agents::usage::LedgerRecorder {
             meter: self.meter.clone(),
             clock: self.clock.clone(),
@@ -202,17 +241,22 @@ impl Host {
         };
         let guard = self.gw.upgrade().map(|g| Arc::new(move |t: &str| g.guard_blocks(t)) as agents::run::Guard);
         Deps {
-            model: Arc::new(GatewayModel { gw: self.gw.clone(), caller: caller.clone(), regions: agent.spec.regions.clone() }),
+            model: Arc::new(GatewayModel { gw: self.gw.clone(), caller: caller.clone(), forward }),
             http: self.http.clone(),
             recorder: Arc::new(recorder),
             guard,
             ids: Arc::new(new_id),
             hosts: self.agents.hosts.clone(),
             spawner: self.spawner.clone(),
+            approvals: Arc::new(StoreApprovals {
+                store: self.store.clone(),
+                tenant: caller.tenant_id().to_string(),
+                clock: self.clock.clone(),
+            }),
         }
     }
 
-    async fn prepare(&self, caller: &gateway::Caller, mut req: Value) -> Result<Prepared, Response> {
+    async fn prepare(&self, caller: &gateway::Caller, mut req: Value, forwarded: Vec<(String, String)>) -> Result<Prepared, Response> {
         let tenant = caller.tenant_id().to_string();
         let agent = self.agent_for(&tenant, &req).await?;
         let input = input_items(&req).map_err(|(message, param)| invalid(message, &param))?;
@@ -257,11 +301,12 @@ impl Host {
             return Err(invalid("background responses must be stored (store: true)", "store"));
         }
         let options = step_options(&req);
-        let deps = self.deps(caller, &agent);
+        let deps = self.deps(caller, &agent, &forwarded);
         req["model"] = json!(req["model"].as_str().unwrap_or(""));
         Ok(Prepared {
             tenant,
             principal: caller.id.clone(),
+            forwarded,
             agent,
             deps,
             response_id: new_id("resp"),

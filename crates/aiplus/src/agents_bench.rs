@@ -89,8 +89,9 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         recorder: Arc::new(recorder),
         guard: None,
         ids: Arc::new(|p: &str| format!("{p}_{}", uuid::Uuid::now_v7().simple())),
-        hosts: agents::service::HostRule { allowed_hosts: vec!["127.0.0.1".into()], allow_local: true },
+        hosts: agents::service::HostRule { allowed_hosts: vec!["127.0.0.1".into()], allow_local: true, allow_stdio: false },
         spawner: None,
+        approvals: Arc::new(agents::run::MemoryApprovals::default()),
     };
     // The tool's own time, called directly with the same client.
     let server = agent.spec.mcp_servers().next().cloned().context("the bench agent has its server")?;

@@ -42,6 +42,9 @@ pub struct AgentsConfig {
     pub allowed_hosts: Vec<String>,
     /// Whether MCP servers may be on this host's own addresses (loopback): a sidecar, a test.
     pub allow_local: bool,
+    /// Whether agents may run stdio MCP servers: programs a tenant names, run in the job sandbox
+    /// (as its jobs are). Off by default.
+    pub allow_stdio: bool,
 }
 
 /// `[eval]`: where the server finds evaluation suites, and the tenant its runs are billed to.

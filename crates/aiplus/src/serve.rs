@@ -271,12 +271,16 @@ fn start_agents(
     clock: Arc<dyn vocab::Clock>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<(Arc<agents::Agents>, tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)> {
-    let hosts = agents::service::HostRule { allowed_hosts: cfg.agents.allowed_hosts.clone(), allow_local: cfg.agents.allow_local };
+    let hosts = agents::service::HostRule {
+        allowed_hosts: cfg.agents.allowed_hosts.clone(),
+        allow_local: cfg.agents.allow_local,
+        allow_stdio: cfg.agents.allow_stdio,
+    };
     let agents = Arc::new(agents::Agents::new(store.clone(), sealer, clock.clone(), hosts));
     let (meter, writer) = agents::usage::Meter::start(store.clone(), gateway::meter::FLUSH_EVERY);
     let http = outbound::client(cfg.agents.allow_local, std::time::Duration::from_secs(10)).build().context("building the MCP client")?;
     let instance = format!("inst_{}", uuid::Uuid::now_v7().simple());
-    let spawner = aiplus::agent_stdio::spawner(&cfg.executor.local, &cfg.server.data_dir);
+    let spawner = if cfg.agents.allow_stdio { aiplus::agent_stdio::spawner(&cfg.executor.local, &cfg.server.data_dir) } else { None };
     let host = aiplus::agent_serving::Host {
         gw: Arc::downgrade(gw),
         agents: agents.clone(),

@@ -73,7 +73,7 @@ fn server(name: &str) -> (tokio::runtime::Runtime, Server, PathBuf) {
         &cfg,
         format!(
             "[executor.local]\nread_only = {read_only}\n\
-             [agents]\nallowed_hosts = [\"127.0.0.1\"]\nallow_local = true\n\
+             [agents]\nallowed_hosts = [\"127.0.0.1\"]\nallow_local = true\nallow_stdio = true\n\
              [gateway]\nallow_local_upstreams = true\n[gateway.guardrail]\nkeywords_file = \"{}\"\n[[gateway.model]]\nname = \"script\"\n[[gateway.model.deployment]]\nid = \"script\"\nbase_url = \"{upstream}/script/v1\"\n",
             keywords.display()
         ),

@@ -345,25 +345,32 @@ pub struct Metered {
     /// `X-Aiplus-Deployment`: only this deployment of the model may serve (to compare two
     /// deployments of one model); still only if the tenant's regions and governance allow it.
     pub pin: Option<String>,
-    /// `X-Aiplus-Regions`: the request narrows the tenant's regions further (an agent's own
-    /// regions, for its steps); it can never widen them.
-    pub regions: Vec<vocab::Region>,
+    /// `X-Aiplus-Regions`, once or more: each list narrows the tenant's regions further (an
+    /// agent's own, and its client's); none can widen them.
+    pub regions: Vec<Vec<vocab::Region>>,
     /// The place this request's usage event holds in the ledger's queue.
     pub ticket: ledger::Ticket<RequestDetail>,
 }
 
 /// The regions a request narrows itself to: `X-Aiplus-Regions`, comma-separated
 /// `province:<Name>` or `hub:<id>`.
-fn narrowed(headers: &HeaderMap) -> Result<Vec<vocab::Region>, RequestError> {
-    let Some(v) = headers.get("x-aiplus-regions") else { return Ok(Vec::new()) };
+fn narrowed(headers: &HeaderMap) -> Result<Vec<Vec<vocab::Region>>, RequestError> {
     let bad = |why: String| RequestError::invalid("invalid_value", format!("X-Aiplus-Regions: {why}"), None);
-    let text = v.to_str().map_err(|_| bad("must be ASCII".into()))?;
-    let regions: Vec<vocab::Region> =
-        text.split(',').filter(|r| !r.trim().is_empty()).map(|r| vocab::Region::parse(r.trim())).collect::<Result<_, _>>().map_err(bad)?;
-    if regions.len() > 64 {
-        return Err(bad("at most 64 regions".into()));
+    let mut lists = Vec::new();
+    for v in headers.get_all("x-aiplus-regions").iter().take(4) {
+        let text = v.to_str().map_err(|_| bad("must be ASCII".into()))?;
+        let regions: Vec<vocab::Region> = text
+            .split(',')
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| vocab::Region::parse(r.trim()))
+            .collect::<Result<_, _>>()
+            .map_err(bad)?;
+        if regions.len() > 64 {
+            return Err(bad("at most 64 regions".into()));
+        }
+        lists.push(regions);
     }
-    Ok(regions)
+    Ok(lists)
 }
 
 /// What a metered answer was, besides its status.
@@ -504,7 +511,7 @@ impl Metered {
         let plan = route.plan(Instant::now(), |d| {
             let site = d.cluster.as_deref().and_then(|c| gw.sites.as_ref().and_then(|s| s.site(c, now)));
             let place = site.as_ref().map(|s| vocab::Place { hub: &s.hub, province: &s.province });
-            let allowed = tenant.allows(site.as_ref()) && governed(site.as_ref()) && vocab::allows(&self.regions, place);
+            let allowed = tenant.allows(site.as_ref()) && governed(site.as_ref()) && self.regions.iter().all(|r| vocab::allows(r, place));
             Candidate { allowed, site_cost: site.map_or(f64::MAX, |s| s.cost_cny_per_kwh) }
         });
         plan.iter()

@@ -26,6 +26,8 @@ pub const MAX_ITEMS_PER_CALL: usize = 20;
 pub const MAX_ITEM_BYTES: usize = 1 << 20;
 /// What one conversation, and one tenant's conversations together, may hold.
 pub const LIMITS: store::ItemLimits = store::ItemLimits { max_items: 10_000, max_bytes: 16 << 20, max_tenant_bytes: 256 << 20 };
+/// Conversations one tenant may keep.
+pub const MAX_CONVERSATIONS_PER_TENANT: i64 = 10_000;
 /// Conversations not used for this long are forgotten.
 pub const RETENTION_DAYS: i64 = 30;
 /// Metadata pairs and value length, as OpenAI's.
@@ -217,10 +219,23 @@ pub async fn create(State(gw): State<Arc<Gateway>>, who: Who, body: Bytes) -> Re
     let id = new_id("conv");
     let tenant = caller.tenant_id();
     let now = now_ms();
+    match gw.store.conversation_count(tenant).await {
+        Ok(n) if n >= MAX_CONVERSATIONS_PER_TENANT => {
+            let why = format!("a tenant keeps at most {MAX_CONVERSATIONS_PER_TENANT} conversations; delete some first");
+            return openai_error(StatusCode::BAD_REQUEST, "invalid_request_error", "too_many_conversations", why, None);
+        }
+        Ok(_) => {}
+        Err(e) => return store_failed(&e),
+    }
     if let Err(e) = gw.store.create_conversation(&id, tenant, now, &metadata.to_string()).await {
         return store_failed(&e);
     }
-    match append(&gw.store, tenant, &id, now, &items).await {
+    let added = append(&gw.store, tenant, &id, now, &items).await;
+    if added.is_err() {
+        // A conversation whose first items could not be added is not left behind.
+        let _ = gw.store.delete_conversation(&id, tenant).await;
+    }
+    match added {
         Ok(()) => {}
         Err(AddError::Full) => return full(),
         Err(AddError::NotFound) => return not_found("conversation", &id),

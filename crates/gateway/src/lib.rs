@@ -295,15 +295,15 @@ impl Gateway {
         self.call_as(caller, endpoint, deployment, None, &[], body).await
     }
 
-    /// [`Gateway::call`] with the `X-Request-Id` the ledger event carries and the regions the
-    /// request narrows itself to (an agent's step).
+    /// [`Gateway::call`] with the `X-Request-Id` the ledger event carries and headers passed on
+    /// as a client would send them (an agent's step: its regions, its client's end user).
     pub async fn call_as(
         self: &Arc<Self>,
         caller: Caller,
         endpoint: InProcess,
         deployment: Option<&str>,
         request_id: Option<&str>,
-        regions: &[String],
+        forward: &[(&'static str, String)],
         body: bytes::Bytes,
     ) -> (axum::http::StatusCode, Option<u64>, bytes::Bytes) {
         use axum::extract::State;
@@ -325,10 +325,10 @@ impl Gateway {
         if let Some(v) = request_id.and_then(|d| axum::http::HeaderValue::from_str(d).ok()) {
             headers.insert("x-request-id", v);
         }
-        if !regions.is_empty()
-            && let Ok(v) = axum::http::HeaderValue::from_str(&regions.join(","))
-        {
-            headers.insert("x-aiplus-regions", v);
+        for (name, value) in forward {
+            if let Ok(v) = axum::http::HeaderValue::from_str(value) {
+                headers.append(*name, v);
+            }
         }
         let r = match endpoint {
             InProcess::ChatCompletions => proxy::chat_completions(State(self.clone()), who, headers, body).await,

@@ -290,3 +290,58 @@ impl Store {
         .await?))
     }
 }
+
+impl Store {
+    /// Claims an approval for its one call: true the first time, false ever after.
+    pub async fn claim_agent_approval(&self, tenant: &str, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO agent_approvals (tenant, id, at_ms) VALUES ($1, $2, $3) ON CONFLICT (tenant, id) DO NOTHING"
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(now_ms)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(n > 0)
+    }
+
+    /// A tenant's background runs that are not over.
+    pub async fn live_agent_runs(&self, tenant: &str) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM agent_runs WHERE tenant = $1 AND state IN ($2, $3)"
+        )
+        .bind(tenant)
+        .bind(LIVE[0])
+        .bind(LIVE[1])
+        .fetch_one(pool)
+        .await?))
+    }
+
+    /// Forgets background runs that ended before `before_ms` (their records and events; their
+    /// responses stay, within the stored responses' quota), and approvals claimed before it.
+    pub async fn forget_agent_runs(&self, before_ms: i64) -> Result<u64, StoreError> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "DELETE FROM agent_run_events WHERE run_id IN
+                 (SELECT id FROM agent_runs WHERE state NOT IN ($1, $2) AND updated_ms < $3)",
+            )
+            .bind(LIVE[0])
+            .bind(LIVE[1])
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
+            let n = sqlx::query("DELETE FROM agent_runs WHERE state NOT IN ($1, $2) AND updated_ms < $3")
+                .bind(LIVE[0])
+                .bind(LIVE[1])
+                .bind(before_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM agent_approvals WHERE at_ms < $1").bind(before_ms).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(n)
+        })
+    }
+}

@@ -24,6 +24,9 @@ pub struct ItemLimits {
 
 type Row = (String, i64, i64, i64, i64, String);
 
+/// Serialises conversation writes on a shared PostgreSQL database.
+const PG_CONVERSATIONS_LOCK: i64 = 0x0061_6970_6c75_730a;
+
 impl Store {
     /// Starts a conversation (its items are added with [`Store::add_conversation_items`]).
     pub async fn create_conversation(&self, id: &str, tenant: &str, now_ms: i64, metadata: &str) -> Result<(), StoreError> {
@@ -83,6 +86,11 @@ impl Store {
         let added_bytes: i64 = items.iter().map(|(_, d)| d.len() as i64).sum();
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            // On PostgreSQL, adds wait for each other, so that two never take the same place in
+            // a conversation or both pass the tenant's limit (SQLite's write lock does this).
+            if matches!(&self.db, Db::Postgres(_)) {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_CONVERSATIONS_LOCK).execute(&mut *tx).await?;
+            }
             let conv: Option<(i64, i64, i64)> =
                 sqlx::query_as("SELECT items, bytes, next_seq FROM conversations WHERE id = $1 AND tenant = $2")
                     .bind(id)
@@ -227,6 +235,14 @@ impl Store {
             tx.commit().await?;
             Ok(true)
         })
+    }
+
+    /// How many conversations a tenant has.
+    pub async fn conversation_count(&self, tenant: &str) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM conversations WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_one(pool)
+            .await?))
     }
 
     /// Forgets conversations last used before `before_ms` (retention); how many.

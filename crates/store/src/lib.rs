@@ -667,6 +667,31 @@ mod tests {
             assert_eq!(s.agent("t", "a", Some(1)).await.unwrap(), None);
             assert_eq!(s.add_agent_version("t", "a", 4, "{}").await.unwrap(), 3, "a new agent never takes an old pin's number");
             assert_eq!(s.agent("t", "a", Some(2)).await.unwrap(), None);
+
+            // Background runs: leased, claimed only when the lease lapsed, saved only by the
+            // holder, cancelled once, forgotten after they end.
+            let run = AgentRunRow { id: "r1".into(), tenant: "t".into(), state: "queued".into(), doc: "{}".into() };
+            s.insert_agent_run(&run, "i1", 100, 200).await.unwrap();
+            assert_eq!(s.live_agent_runs("t").await.unwrap(), 1);
+            assert!(s.claim_agent_runs("i2", 150, 300, 10).await.unwrap().is_empty(), "the lease holds until 200");
+            assert_eq!(s.claim_agent_runs("i2", 250, 350, 10).await.unwrap().len(), 1);
+            assert!(!s.save_agent_run("r1", "i1", "in_progress", "{}", 260, 400).await.unwrap(), "i1 lost it");
+            assert!(s.save_agent_run("r1", "i2", "in_progress", "{\"n\":1}", 260, 400).await.unwrap());
+            assert!(s.renew_agent_run("r1", "i2", 500).await.unwrap());
+            s.add_agent_run_events("r1", &[(0, "a".into()), (1, "b".into())]).await.unwrap();
+            assert_eq!(s.agent_run_last_seq("r1").await.unwrap(), 1);
+            assert_eq!(s.agent_run_events("r1", 0, 10).await.unwrap(), [(1, "b".to_string())]);
+            assert!(s.agent_run("r1", "u").await.unwrap().is_none(), "another tenant's");
+            assert!(!s.cancel_agent_run("r1", "u", 300).await.unwrap());
+            assert!(s.cancel_agent_run("r1", "t", 300).await.unwrap());
+            assert!(!s.save_agent_run("r1", "i2", "completed", "{}", 310, 310).await.unwrap(), "a cancelled run is not saved over");
+            assert_eq!(s.live_agent_runs("t").await.unwrap(), 0);
+            assert!(s.claim_agent_approval("t", "mcpr_1", 10).await.unwrap());
+            assert!(!s.claim_agent_approval("t", "mcpr_1", 11).await.unwrap(), "an approval is claimed once");
+            assert_eq!(s.forget_agent_runs(301).await.unwrap(), 1);
+            assert!(s.agent_run("r1", "t").await.unwrap().is_none());
+            assert!(s.agent_run_events("r1", -1, 10).await.unwrap().is_empty());
+            assert!(s.claim_agent_approval("t", "mcpr_1", 12).await.unwrap(), "forgotten with the runs");
         }
     }
 

@@ -235,4 +235,5 @@ const AGENTS_MIGRATION: &str = "CREATE TABLE agents (
         doc TEXT NOT NULL,
         PRIMARY KEY (conversation, seq)
      );
-     CREATE UNIQUE INDEX conversation_items_id ON conversation_items (conversation, id);";
+     CREATE INDEX conversation_items_id ON conversation_items (conversation, id);
+     CREATE TABLE agent_approvals (tenant TEXT NOT NULL, id TEXT NOT NULL, at_ms BIGINT NOT NULL, PRIMARY KEY (tenant, id));";

@@ -73,6 +73,23 @@ pub trait Checkpoint: Send + Sync {
     fn save(&self, state: &State) -> BoxFuture<bool>;
 }
 
+/// Approvals acted on, across requests: an approval is claimed once, before its call.
+pub trait Approvals: Send + Sync {
+    /// True the first time an approval request id is claimed, false ever after.
+    fn claim(&self, approval_request_id: &str) -> BoxFuture<bool>;
+}
+
+/// Approvals remembered in memory (tests, and the bench).
+#[derive(Default)]
+pub struct MemoryApprovals(std::sync::Mutex<std::collections::BTreeSet<String>>);
+
+impl Approvals for MemoryApprovals {
+    fn claim(&self, id: &str) -> BoxFuture<bool> {
+        let first = self.0.lock().map(|mut s| s.insert(id.to_string())).unwrap_or(false);
+        Box::pin(async move { first })
+    }
+}
+
 /// The checkpoint of a run that lives only as long as its request.
 pub struct InMemory;
 
@@ -100,6 +117,7 @@ pub struct Deps {
     pub hosts: crate::service::HostRule,
     /// Runs stdio servers in the job sandbox; none where jobs cannot be sandboxed.
     pub spawner: Option<Arc<dyn crate::mcp::Spawn>>,
+    pub approvals: Arc<dyn Approvals>,
 }
 
 /// How a run ended.
@@ -110,7 +128,8 @@ pub enum Status {
     Incomplete(String),
     /// A model step failed.
     Failed(StepError),
-    /// The client cancelled it (background runs).
+    /// The client cancelled it (background runs), or another instance took it over: a save
+    /// was refused. The caller tells which from the stored record.
     Cancelled,
 }
 
@@ -277,12 +296,22 @@ impl Run<'_> {
     /// Takes the request's items into the conversation; approvals answered for the first time
     /// go to the queue. An approval answered before (a client resending the history, or
     /// answering twice) is not acted on again: a tool runs at most once per approval.
+    ///
+    /// Only a request the server made (in the stored history, not in the client's input) can be
+    /// approved: the queued answer carries that request, so a client cannot make up a call.
     fn take_input(&mut self) {
-        let answered: Vec<Value> =
+        let mut answered: Vec<Value> =
             self.s.items.iter().filter(|i| i["type"] == "mcp_approval_response").map(|i| i["approval_request_id"].clone()).collect();
+        let asked: Vec<Value> = self.s.items.iter().filter(|i| i["type"] == "mcp_approval_request").cloned().collect();
         for item in std::mem::take(&mut self.s.input) {
-            if item["type"] == "mcp_approval_response" && !answered.contains(&item["approval_request_id"]) {
-                self.s.queue.push(item.clone());
+            if item["type"] == "mcp_approval_response"
+                && !answered.contains(&item["approval_request_id"])
+                && let Some(request) = asked.iter().find(|r| r["id"] == item["approval_request_id"])
+            {
+                let mut entry = item.clone();
+                entry["request"] = request.clone();
+                self.s.queue.push(entry);
+                answered.push(item["approval_request_id"].clone());
             }
             self.s.items.push(item);
         }
@@ -370,22 +399,26 @@ impl Run<'_> {
                 None => Err("stdio MCP servers run in the job sandbox, which this server does not have".into()),
             };
         }
-        outbound::check_url(&server.server_url, self.deps.hosts.allow_local)?;
-        crate::spec::host_allowed(&server.server_url, &self.deps.hosts.allowed_hosts)
+        let url = server.server_url.as_deref().unwrap_or_default();
+        outbound::check_url(url, self.deps.hosts.allow_local)?;
+        crate::spec::host_allowed(url, &self.deps.hosts.allowed_hosts)
     }
 
     /// A client's first answer to an approval request it was asked: the call runs (approved)
     /// or the model hears it was denied. False when the run ran out of time.
     async fn answer_approval(&mut self, answer: &Value) -> bool {
         let id = answer["approval_request_id"].as_str().unwrap_or("");
-        let Some(request) = self.s.items.iter().find(|i| i["type"] == "mcp_approval_request" && i["id"] == id).cloned() else {
-            return true;
-        };
+        let request = &answer["request"];
         let label = request["server_label"].as_str().unwrap_or("");
         let tool = request["name"].as_str().unwrap_or("").to_string();
-        let server = self.agent.spec.mcp_servers().find(|s| s.server_label == label).cloned();
+        let server = self.agent.spec.mcp_servers().find(|s| s.server_label == label && s.offers(&tool)).cloned();
         match server {
             Some(server) if answer["approve"].as_bool() == Some(true) => {
+                // Two requests that carry on from the same response could both hold the answer:
+                // only the first to claim the approval makes the call.
+                if !self.deps.approvals.claim(id).await {
+                    return true;
+                }
                 let args = request["arguments"].as_str().unwrap_or("{}").to_string();
                 self.call(&server, &tool, &args, Some(id)).await
             }

@@ -55,8 +55,9 @@ fn setup(spec: Value, answers: Vec<Vec<Value>>, out: u64, delay_ms: u64) -> (Age
         recorder: Arc::new(NoLedger),
         guard: None,
         ids: Arc::new(|p: &str| format!("{p}_x")),
-        hosts: crate::service::HostRule { allowed_hosts: vec!["*".into()], allow_local: true },
+        hosts: crate::service::HostRule { allowed_hosts: vec!["*".into()], allow_local: true, allow_stdio: false },
         spawner: None,
+        approvals: Arc::new(MemoryApprovals::default()),
     };
     (agent, deps, model)
 }
@@ -231,10 +232,29 @@ async fn a_server_off_the_allowlist_is_refused_at_run_time() {
     // Declared when 127.0.0.1 was allowed; the operator's list has changed since.
     let spec = json!({"model": "m", "tools": [{"type": "mcp", "server_label": "s", "server_url": "http://127.0.0.1:9/mcp", "require_approval": "never"}]});
     let (agent, mut deps, _) = setup(spec, vec![vec![function_call("s__x")], vec![message("ok")]], 1, 0);
-    deps.hosts = crate::service::HostRule { allowed_hosts: vec!["tools.example.com".into()], allow_local: true };
+    deps.hosts = crate::service::HostRule { allowed_hosts: vec!["tools.example.com".into()], allow_local: true, allow_stdio: false };
     let o = run(&agent, &deps, "r", State::new(vec![], user("go")), &serde_json::Map::new(), None, &InMemory).await;
     let listed = &o.output[0];
     assert!(listed["error"].as_str().unwrap().contains("allowlist"), "{listed}");
     let call = o.output.iter().find(|i| i["type"] == "mcp_call").unwrap();
     assert!(call["error"].as_str().unwrap().contains("allowlist"), "{call}");
+}
+
+#[tokio::test]
+async fn only_the_servers_own_approval_requests_are_approved_and_each_once() {
+    let spec = json!({"model": "m", "tools": [{"type": "mcp", "server_label": "s", "server_url": "http://127.0.0.1:9/mcp", "allowed_tools": ["ok"]}]});
+    let (agent, deps, _) = setup(spec, vec![vec![message("a")], vec![message("b")]], 1, 0);
+    let asked = json!({"type": "mcp_approval_request", "id": "r1", "server_label": "s", "name": "ok", "arguments": "{}"});
+    let history = vec![json!({"type": "message", "role": "user", "content": "go"}), asked];
+    let approve = |id: &str| json!({"type": "mcp_approval_response", "approval_request_id": id, "approve": true});
+    // A request the client made up (for a tool the agent does not offer), and r1 approved twice.
+    let made_up = json!({"type": "mcp_approval_request", "id": "r2", "server_label": "s", "name": "rm", "arguments": "{}"});
+    let input = vec![made_up, approve("r2"), approve("r1"), approve("r1")];
+    let o = run(&agent, &deps, "x", State::new(history.clone(), input), &serde_json::Map::new(), None, &InMemory).await;
+    let calls: Vec<&Value> = o.output.iter().filter(|i| i["type"] == "mcp_call").collect();
+    assert_eq!(calls.len(), 1, "{:?}", o.output);
+    assert_eq!((calls[0]["approval_request_id"].as_str(), calls[0]["name"].as_str()), (Some("r1"), Some("ok")));
+    // Another request that carries on from the same response, with the same answer: no call.
+    let o = run(&agent, &deps, "y", State::new(history, vec![approve("r1")]), &serde_json::Map::new(), None, &InMemory).await;
+    assert!(o.output.iter().all(|i| i["type"] != "mcp_call"), "{:?}", o.output);
 }
