@@ -182,7 +182,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             cfg.console.clone(),
             cfg.server.data_dir.clone(),
         );
-        let console = console.with_governance(governance.clone(), log.clone()).with_eval(evaluation.clone());
+        let console = console.with_governance(governance.clone(), log.clone()).with_eval(evaluation.clone()).with_agents(agents.clone());
         console.ensure_admin().await.map_err(|e| anyhow::anyhow!("starting the console: {e}"))?;
         Some(Arc::new(console))
     } else {

@@ -39,6 +39,16 @@ fn an_operator_and_a_tenant_walk_the_console_in_chromium() {
     )
     .unwrap();
     let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
+    // An agent of acme's, for the agents page.
+    let r = s
+        .client()
+        .put(format!("{}/api/v1/agents/helper", s.url))
+        .header("x-aiplus-tenant", "acme")
+        .json(&serde_json::json!({"model": "qwen",
+        "tools": [{"type": "function", "name": "lookup"}]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
     let _ = std::fs::remove_dir_all(&artifacts);
     let out = Command::new("node")

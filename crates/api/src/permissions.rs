@@ -168,6 +168,7 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/sim/{id}", OP_PAGE),
     rule("GET", "/sim/{id}/chart.svg", OP_PAGE),
     rule("GET", "/models", PAGE),
+    rule("GET", "/agents", PAGE),
     rule("GET", "/evaluation", OP_PAGE),
     rule("POST", "/evaluation", OP_PAGE),
     rule("GET", "/evaluation/runs/{id}", OP_PAGE),

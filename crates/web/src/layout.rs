@@ -17,10 +17,11 @@ pub enum Nav {
     Tenants,
     Govern,
     Eval,
+    Agents,
     None,
 }
 
-const NAV: [(Nav, &str, &str); 7] = [
+const NAV: [(Nav, &str, &str); 8] = [
     (Nav::Network, "/", "network"),
     (Nav::Jobs, "/jobs", "jobs"),
     (Nav::Sim, "/sim", "sim"),
@@ -28,6 +29,7 @@ const NAV: [(Nav, &str, &str); 7] = [
     (Nav::Tenants, "/tenants", "tenants"),
     (Nav::Govern, "/governance", "governance"),
     (Nav::Eval, "/evaluation", "evaluation"),
+    (Nav::Agents, "/agents", "agents"),
 ];
 
 fn head(lang: Lang, title: &str) -> Markup {

@@ -92,6 +92,8 @@ pub struct Console {
     pub(crate) governance: Option<(Arc<govern::Services>, Arc<tlog::Log>)>,
     /// Evaluation runs, when the server has them.
     pub(crate) eval: Option<Arc<eval::service::Service>>,
+    /// Tenants' agents (their page answers 404 without them).
+    pub(crate) agents: Option<Arc<agents::Agents>>,
 }
 
 pub type SharedConsole = Arc<Console>;
@@ -117,6 +119,7 @@ impl Console {
             sim_permit: tokio::sync::Semaphore::new(1),
             governance: None,
             eval: None,
+            agents: None,
         }
     }
 
@@ -124,6 +127,16 @@ impl Console {
     pub fn with_eval(mut self, service: Arc<eval::service::Service>) -> Self {
         self.eval = Some(service);
         self
+    }
+
+    /// Shows tenants' agents.
+    pub fn with_agents(mut self, agents: Arc<agents::Agents>) -> Self {
+        self.agents = Some(agents);
+        self
+    }
+
+    pub(crate) fn agents(&self) -> Result<&Arc<agents::Agents>, ConsoleError> {
+        self.agents.as_ref().ok_or(ConsoleError::NotFound)
     }
 
     pub(crate) fn eval(&self) -> Result<&Arc<eval::service::Service>, ConsoleError> {
@@ -188,6 +201,7 @@ pub fn router(console: SharedConsole) -> Router {
         .route("/sim/{id}", get(pages::sim::show))
         .route("/sim/{id}/chart.svg", get(pages::sim::chart))
         .route("/models", get(pages::models::index))
+        .route("/agents", get(pages::agents::index))
         .route("/evaluation", get(pages::eval::index).post(pages::eval::submit))
         .route("/evaluation/runs/{id}", get(pages::eval::show))
         .route("/governance", get(pages::govern::index))

@@ -1,6 +1,7 @@
 //! One module per page (or group of pages). Handlers are thin: they check who may see what,
 //! ask the domain services, and render.
 
+pub mod agents;
 pub mod cluster;
 pub mod eval;
 pub mod govern;

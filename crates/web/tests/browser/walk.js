@@ -321,6 +321,13 @@ async function gateway(secret, expectStatus) {
     await shot(page, "evaluation");
     await axe(page, "evaluation");
 
+    // Agents: every tenant's, with their tools, and the runs of the last day.
+    await page.goto(BASE + "/agents");
+    assert.equal(await h1(page), "Agents");
+    assert.match(await page.locator("table").first().innerText(), /agent:helper[\s\S]*acme[\s\S]*fn:lookup/);
+    await shot(page, "agents");
+    await axe(page, "agents");
+
     // ---- a tenant's view: only its own things, whatever the URL ----
     const tctx = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 900 } });
     const tpage = await tctx.newPage();
@@ -337,6 +344,8 @@ async function gateway(secret, expectStatus) {
     }
     assert.equal((await tpage.request.get(BASE + "/sim")).status(), 403, "simulations are for operators");
     assert.equal((await tpage.request.get(BASE + "/evaluation")).status(), 403, "evaluation is for operators");
+    await tpage.goto(BASE + "/agents");
+    assert.match(await tpage.locator("table").first().innerText(), /agent:helper/, "acme sees its agent");
     await tpage.goto(BASE + "/governance");
     assert.equal(await tpage.locator("#states-heading").count(), 0, "model states are for operators");
     const suspend = await tpage.request.post(BASE + "/governance/models/qwen", { form: { csrf: "x", status: "suspended", reason: "r" } });
