@@ -39,16 +39,26 @@ fn an_operator_and_a_tenant_walk_the_console_in_chromium() {
     )
     .unwrap();
     let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
-    // An agent of acme's, for the agents page.
+    // An agent of another tenant's, and one run of it, for the agents page (acme must not see it).
+    s.register_tenant("agentco");
     let r = s
         .client()
         .put(format!("{}/api/v1/agents/helper", s.url))
-        .header("x-aiplus-tenant", "acme")
+        .header("x-aiplus-tenant", "agentco")
         .json(&serde_json::json!({"model": "qwen",
         "tools": [{"type": "function", "name": "lookup"}]}))
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
+    let key = s.key("agentco", &serde_json::json!({}));
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/responses", s.url))
+        .bearer_auth(key["secret"].as_str().unwrap())
+        .json(&serde_json::json!({"model": "agent:helper", "input": "hi"}))
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    assert_eq!(status, 200, "{}", r.text().unwrap_or_default());
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
     let _ = std::fs::remove_dir_all(&artifacts);
     let out = Command::new("node")

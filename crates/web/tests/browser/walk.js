@@ -233,10 +233,11 @@ async function gateway(secret, expectStatus) {
     for (let i = 0; i < 40 && !seen; i++) {
       await page.goto(BASE + "/models");
       const row = page.locator("table[aria-labelledby=models-heading] tbody tr", { hasText: "qwen" });
-      seen = (await row.locator("td.num").first().innerText()) === "2";
+      // Two made here, and the agent run's one step (made before the walk).
+      seen = (await row.locator("td.num").first().innerText()) === "3";
       if (!seen) await page.waitForTimeout(250);
     }
-    assert.ok(seen, "two requests of qwen on the models page");
+    assert.ok(seen, "three requests of qwen on the models page");
     await shot(page, "models");
     await axe(page, "models");
 
@@ -324,7 +325,8 @@ async function gateway(secret, expectStatus) {
     // Agents: every tenant's, with their tools, and the runs of the last day.
     await page.goto(BASE + "/agents");
     assert.equal(await h1(page), "Agents");
-    assert.match(await page.locator("table").first().innerText(), /agent:helper[\s\S]*acme[\s\S]*fn:lookup/);
+    assert.match(await page.locator("table").first().innerText(), /agent:helper[\s\S]*agentco[\s\S]*fn:lookup/);
+    assert.match(await page.locator("table").nth(1).innerText(), /resp_[0-9a-f]+\s+\S+\s+agentco\s+\S+ \S+\s+1\s+0/, "its run: one step, no tool call");
     await shot(page, "agents");
     await axe(page, "agents");
 
@@ -345,7 +347,7 @@ async function gateway(secret, expectStatus) {
     assert.equal((await tpage.request.get(BASE + "/sim")).status(), 403, "simulations are for operators");
     assert.equal((await tpage.request.get(BASE + "/evaluation")).status(), 403, "evaluation is for operators");
     await tpage.goto(BASE + "/agents");
-    assert.match(await tpage.locator("table").first().innerText(), /agent:helper/, "acme sees its agent");
+    assert.doesNotMatch(await tpage.locator("main").innerText(), /agent:helper|agentco|resp_/, "acme sees no other tenant's agent or run");
     await tpage.goto(BASE + "/governance");
     assert.equal(await tpage.locator("#states-heading").count(), 0, "model states are for operators");
     const suspend = await tpage.request.post(BASE + "/governance/models/qwen", { form: { csrf: "x", status: "suspended", reason: "r" } });
