@@ -258,9 +258,7 @@ impl Store {
         .fetch_all(pool)
         .await?))
     }
-}
 
-impl Store {
     /// Renews the lease of a run `owner` holds (while a long step or call goes on); false when
     /// it holds it no more.
     pub async fn renew_agent_run(&self, id: &str, owner: &str, lease_until_ms: i64) -> Result<bool, StoreError> {
@@ -277,9 +275,7 @@ impl Store {
         .rows_affected());
         Ok(n > 0)
     }
-}
 
-impl Store {
     /// The sequence number of a run's last stored event, -1 when it has none.
     pub async fn agent_run_last_seq(&self, run_id: &str) -> Result<i64, StoreError> {
         Ok(on_pool!(self, |pool| sqlx::query_scalar(
@@ -289,9 +285,7 @@ impl Store {
         .fetch_one(pool)
         .await?))
     }
-}
 
-impl Store {
     /// Claims an approval for its one call: true the first time, false ever after.
     pub async fn claim_agent_approval(&self, tenant: &str, id: &str, now_ms: i64) -> Result<bool, StoreError> {
         let n = on_pool!(self, |pool| sqlx::query(

@@ -1,6 +1,6 @@
 //! The loop with a scripted model double: what it asks, when it stops, what it emits.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::spec::AgentSpec;
