@@ -1,5 +1,5 @@
 //! How a run's conversation, kept as Responses items as the client sees them, reads to a
-//! model: an `mcp_call` becomes a function call and its output.
+//! model: an `mcp_call` or a `file_search_call` becomes a function call and its output.
 
 use serde_json::{Value, json};
 
@@ -20,6 +20,19 @@ pub fn model_input(items: &[Value]) -> Vec<Value> {
                 let output = match it["output"].as_str() {
                     Some(o) => o.to_string(),
                     None => format!("error: {}", it["error"].as_str().unwrap_or("the call failed")),
+                };
+                out.push(json!({"type": "function_call_output", "call_id": call_id, "output": output}));
+            }
+            "file_search_call" => {
+                let call_id = it["id"].as_str().unwrap_or("");
+                let arguments = json!({"queries": it["queries"]}).to_string();
+                out.push(json!({"type": "function_call", "call_id": call_id, "name": crate::spec::FILE_SEARCH, "arguments": arguments}));
+                let output = match it["results"].as_array() {
+                    Some(r) => {
+                        Value::Array(r.iter().map(|h| json!({"filename": h["filename"], "score": h["score"], "text": h["text"]})).collect())
+                            .to_string()
+                    }
+                    None => format!("error: {}", it["error"].as_str().unwrap_or("the search failed")),
                 };
                 out.push(json!({"type": "function_call_output", "call_id": call_id, "output": output}));
             }

@@ -7,12 +7,14 @@
 //! - [`mcp`]: the MCP client (streamable HTTP, spec versions 2025-11-25 and 2026-07-28).
 //! - [`run`]: the loop: call the model, call the tools it asks for, feed the results back,
 //!   until it answers, asks the client (a function tool, an approval), or hits a limit.
+//! - [`collections`]: tenants' document collections and the search behind `file_search`.
 //! - [`usage`]: one ledger event per tool call.
 //!
 //! The crate knows no HTTP server types: the Responses route (floor 5) turns a run's events
 //! into the typed stream, and the model step is a trait the binary implements over the
 //! gateway's admission pipeline, in-process.
 
+pub mod collections;
 pub mod items;
 pub mod mcp;
 pub mod run;
@@ -34,6 +36,9 @@ pub enum AgentError {
     NotFound { what: &'static str, id: String },
     #[error("storage failed: {0}")]
     Store(#[from] store::StoreError),
+    /// The gateway refused or failed to embed (a limit reached, the embedder not ready).
+    #[error("embedding failed ({status}): {message}")]
+    Embedding { status: u16, message: String },
     /// A stored record does not read back (or its sealed headers do not open).
     #[error("stored record {id}: {reason}")]
     Corrupt { id: String, reason: String },

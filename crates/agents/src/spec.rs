@@ -86,7 +86,22 @@ pub enum Tool {
     },
     /// A remote MCP server over streamable HTTP.
     Mcp(McpServer),
+    /// The built-in vector search over the tenant's document collections (OpenAI's
+    /// `file_search`, whose `vector_store_ids` is accepted for `collection_ids`).
+    FileSearch {
+        #[serde(alias = "vector_store_ids")]
+        collection_ids: Vec<String>,
+        #[serde(default = "default_results")]
+        max_num_results: u32,
+    },
 }
+
+fn default_results() -> u32 {
+    crate::collections::DEFAULT_RESULTS
+}
+
+/// The function name the model calls `file_search` by.
+pub const FILE_SEARCH: &str = "file_search";
 
 fn empty_object() -> Value {
     serde_json::json!({"type": "object", "properties": {}})
@@ -245,14 +260,18 @@ impl AgentSpec {
                             format!("a JSON Schema object of at most {MAX_SCHEMA_BYTES} bytes"),
                         ));
                     }
-                    name
+                    name.as_str()
                 }
                 Tool::Mcp(s) => {
                     s.check(&format!("tools[{i}]"), allowed_hosts, allow_local)?;
-                    &s.server_label
+                    s.server_label.as_str()
+                }
+                Tool::FileSearch { collection_ids, max_num_results } => {
+                    check_file_search(i, collection_ids, *max_num_results)?;
+                    FILE_SEARCH
                 }
             };
-            if !names.insert(name.clone()) {
+            if !names.insert(name.to_string()) {
                 return Err(invalid(
                     format!("tools[{i}]"),
                     format!("{name:?} is declared twice (function names and server labels share one namespace)"),
@@ -280,9 +299,31 @@ impl AgentSpec {
     pub fn mcp_servers(&self) -> impl Iterator<Item = &McpServer> {
         self.tools.iter().filter_map(|t| match t {
             Tool::Mcp(s) => Some(s),
-            Tool::Function { .. } => None,
+            Tool::Function { .. } | Tool::FileSearch { .. } => None,
         })
     }
+
+    /// The `file_search` tool, if declared: its collections and how many results it returns.
+    pub fn file_search(&self) -> Option<(&[String], u32)> {
+        self.tools.iter().find_map(|t| match t {
+            Tool::FileSearch { collection_ids, max_num_results } => Some((collection_ids.as_slice(), *max_num_results)),
+            _ => None,
+        })
+    }
+}
+
+fn check_file_search(i: usize, collection_ids: &[String], max_num_results: u32) -> Result<(), AgentError> {
+    use crate::collections::{MAX_RESULTS, MAX_SEARCH_COLLECTIONS};
+    if collection_ids.is_empty() || collection_ids.len() > MAX_SEARCH_COLLECTIONS {
+        return Err(invalid(format!("tools[{i}].collection_ids"), format!("1 to {MAX_SEARCH_COLLECTIONS} collections")));
+    }
+    for (j, c) in collection_ids.iter().enumerate() {
+        check_name(&format!("tools[{i}].collection_ids[{j}]"), c)?;
+    }
+    if !(1..=MAX_RESULTS).contains(&max_num_results) {
+        return Err(invalid(format!("tools[{i}].max_num_results"), format!("1 to {MAX_RESULTS}")));
+    }
+    Ok(())
 }
 
 impl McpServer {

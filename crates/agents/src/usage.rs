@@ -1,5 +1,6 @@
-//! Tool calls in the usage ledger: one event per MCP call, keyed by its `mcp_…` item id, so a
-//! call is never counted twice. (Model steps are the gateway's own events, one per step.)
+//! Tool calls in the usage ledger: one event per MCP call or search, keyed by its `mcp_…` or
+//! `fs_…` item id, so a call is never counted twice. (Model steps are the gateway's own events,
+//! one per step.)
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -46,7 +47,10 @@ impl Recorder for LedgerRecorder {
             refs.insert(Cow::Borrowed("agent"), agent);
             let detail = ToolDetail {
                 server_label: item["server_label"].as_str().unwrap_or("").into(),
-                tool: item["name"].as_str().unwrap_or("").into(),
+                tool: match item["type"].as_str() {
+                    Some("file_search_call") => crate::spec::FILE_SEARCH.into(),
+                    _ => item["name"].as_str().unwrap_or("").into(),
+                },
                 status: item["status"].as_str().unwrap_or("").into(),
                 latency_ms,
             };

@@ -33,6 +33,8 @@ pub struct Host {
     pub instance: String,
     /// Runs stdio MCP servers in the job sandbox; none where there is no sandbox.
     pub spawner: Option<Arc<dyn agents::mcp::Spawn>>,
+    /// The tenants' collections `file_search` searches.
+    pub collections: Arc<agents::collections::Collections>,
 }
 
 /// One model step through the gateway, as the run's caller.
@@ -253,6 +255,11 @@ impl Host {
                 tenant: caller.tenant_id().to_string(),
                 clock: self.clock.clone(),
             }),
+            search: Some(Arc::new(agents::collections::Scoped {
+                collections: self.collections.clone(),
+                caller: caller.clone(),
+                tenant: caller.tenant_id().to_string(),
+            })),
         }
     }
 

@@ -92,6 +92,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         hosts: agents::service::HostRule { allowed_hosts: vec!["127.0.0.1".into()], allow_local: true, allow_stdio: false },
         spawner: None,
         approvals: Arc::new(agents::run::MemoryApprovals::default()),
+        search: None,
     };
     // The tool's own time, called directly with the same client.
     let server = agent.spec.mcp_servers().next().cloned().context("the bench agent has its server")?;

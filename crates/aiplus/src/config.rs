@@ -45,6 +45,9 @@ pub struct AgentsConfig {
     /// Whether agents may run stdio MCP servers: programs a tenant names, run in the job sandbox
     /// (as its jobs are). Off by default.
     pub allow_stdio: bool,
+    /// The model that embeds collections' documents and `file_search` queries, as the tenant
+    /// through the gateway; empty: the embedded model (`gateway.embedded`).
+    pub embedding_model: String,
 }
 
 /// `[eval]`: where the server finds evaluation suites, and the tenant its runs are billed to.

@@ -5,6 +5,7 @@
 //! are plugged together.
 
 pub mod agent_background;
+pub mod agent_search;
 pub mod agent_serving;
 pub mod agent_stdio;
 pub mod evaluation;
@@ -32,6 +33,8 @@ pub struct Parts {
     pub eval: Arc<eval::service::Service>,
     /// Tenants' agents.
     pub agents: Arc<agents::Agents>,
+    /// Tenants' document collections, for `file_search`.
+    pub collections: Arc<agents::collections::Collections>,
     /// Host names served besides IP addresses and `localhost` (`server.hosts`).
     pub hosts: Vec<String>,
     pub clock: Arc<dyn vocab::Clock>,
@@ -65,6 +68,7 @@ pub fn app(p: Parts) -> axum::Router {
         })))
         .merge(api::eval_routes::router(p.eval))
         .merge(api::agent_routes::router(p.agents))
+        .merge(api::collection_routes::router(p.collections))
         .merge(gateway::router(p.gateway))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve));
     if let Some(models) = p.models {

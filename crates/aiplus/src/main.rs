@@ -8,6 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod agents_bench;
 mod agents_cli;
+mod collections_cli;
 mod bench;
 mod client;
 mod config;
@@ -93,6 +94,9 @@ enum Command {
     /// client uses as the model `agent:<id>`: declare, list, show, version, delete, and run one
     /// with its steps streamed.
     Agents(agents_cli::AgentsArgs),
+    /// Document collections an agent's `file_search` searches: add text files (embedded by the
+    /// server as the tenant), list, show, search and delete.
+    Collections(collections_cli::CollectionsArgs),
     /// Evaluate a model the server serves: capability (CMMLU), safety knowledge (SafetyBench),
     /// bias (BBQ) and refusal suites, through the gateway under an evaluation tenant.
     Eval(eval_cli::EvalArgs),
@@ -141,6 +145,7 @@ fn main() -> std::process::ExitCode {
         Command::Incidents(args) => govern_cli::incidents(args),
         Command::Eval(args) => eval_cli::eval(args),
         Command::Agents(args) => agents_cli::agents(args),
+        Command::Collections(args) => collections_cli::collections(args),
         Command::Gateway { command: GatewayCommand::Bench(args) } => gateway_bench::run(args),
         Command::Gateway { command: GatewayCommand::Mock(args) } => gateway_bench::mock(args),
     };

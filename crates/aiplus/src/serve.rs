@@ -172,7 +172,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
         false => None,
     };
-    let (agents, agent_meter_writer, resumer) = start_agents(&cfg, &store, &gw, sealer.clone(), clock.clone(), stop_rx.clone())?;
+    let Agents { agents, collections, writer: agent_meter_writer, resumer } =
+        start_agents(&cfg, &store, &gw, sealer.clone(), clock.clone(), stop_rx.clone())?;
     let console = if cfg.console.enabled {
         let console = web::Console::new(
             store.clone(),
@@ -199,6 +200,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         governance,
         eval: evaluation,
         agents,
+        collections,
         hosts: cfg.server.hosts.clone(),
         clock,
     });
@@ -261,6 +263,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The agents pillar as started: its services, its ledger writer and its background resumer.
+struct Agents {
+    agents: Arc<agents::Agents>,
+    collections: Arc<agents::collections::Collections>,
+    writer: tokio::task::JoinHandle<()>,
+    resumer: tokio::task::JoinHandle<()>,
+}
+
 /// The agents pillar: declarations in the store, and `agent:` models served on the gateway's
 /// Responses API, with their tool calls in the ledger.
 fn start_agents(
@@ -270,7 +280,7 @@ fn start_agents(
     sealer: Arc<identity::Sealer>,
     clock: Arc<dyn vocab::Clock>,
     stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<(Arc<agents::Agents>, tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<Agents> {
     let hosts = agents::service::HostRule {
         allowed_hosts: cfg.agents.allowed_hosts.clone(),
         allow_local: cfg.agents.allow_local,
@@ -281,6 +291,8 @@ fn start_agents(
     let http = outbound::client(cfg.agents.allow_local, std::time::Duration::from_secs(10)).build().context("building the MCP client")?;
     let instance = format!("inst_{}", uuid::Uuid::now_v7().simple());
     let spawner = if cfg.agents.allow_stdio { aiplus::agent_stdio::spawner(&cfg.executor.local, &cfg.server.data_dir) } else { None };
+    let embed = Arc::new(aiplus::agent_search::GatewayEmbed { gw: Arc::downgrade(gw), model: cfg.agents.embedding_model.clone() });
+    let collections = Arc::new(agents::collections::Collections::new(store.clone(), embed, clock.clone()));
     let host = aiplus::agent_serving::Host {
         gw: Arc::downgrade(gw),
         agents: agents.clone(),
@@ -290,10 +302,11 @@ fn start_agents(
         clock,
         instance,
         spawner,
+        collections: collections.clone(),
     };
     let resumer = aiplus::agent_background::spawn_resumer(host.clone(), stop);
     gw.serve_agents(Arc::new(host));
-    Ok((agents, writer, resumer))
+    Ok(Agents { agents, collections, writer, resumer })
 }
 
 /// The engines named in the config, each checked against the network; every other cluster

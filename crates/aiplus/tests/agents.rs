@@ -499,3 +499,135 @@ fn a_stdio_mcp_server_runs_in_the_job_sandbox_in_both_protocol_versions() {
     assert_eq!(calls.lines().filter(|l| l.starts_with("add")).count(), 2, "its /work is the tenant's own directory: {calls}");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// Puts a document into one of the tenant's collections; the embedded embedder may still be
+/// loading just after start (503), so that is waited out.
+fn put_doc(s: &Server, key: &str, collection: &str, id: &str, body: &Value) -> (u16, Value) {
+    let path = format!("/api/v1/collections/{collection}/documents/{id}");
+    poll(Duration::from_secs(60), || {
+        let (status, v) = call(s, key, reqwest::Method::PUT, &path, Some(body));
+        (status != 503).then_some((status, v))
+    })
+}
+
+#[test]
+fn file_search_finds_the_tenants_own_documents_with_the_embedded_embedder() {
+    let (_rt, s, data) = server("agents-file-search");
+    let acme = secret(&s, "acme");
+    let beta = secret(&s, "beta");
+    let docs = [
+        ("compute", "The national computing power network schedules AI training jobs to hubs where electricity is cheap and green."),
+        ("pandas", "Giant pandas live in the mountains of Sichuan and spend most of the day eating bamboo."),
+        ("tea", "Longjing green tea is grown near West Lake in Hangzhou and picked in early spring."),
+    ];
+    for (id, text) in docs {
+        let body = json!({"text": text, "filename": format!("{id}.txt"), "attributes": {"topic": id}});
+        let (status, v) = put_doc(&s, &acme, "kb", id, &body);
+        assert_eq!((status, v["chunks"].clone()), (201, json!(1)), "{v}");
+    }
+    // A retried PUT replaces the document: nothing doubles.
+    let (status, _) = put_doc(&s, &acme, "kb", "tea", &json!({"text": docs[2].1, "filename": "tea.txt"}));
+    assert_eq!(status, 200);
+    let (_, list) = call(&s, &acme, reqwest::Method::GET, "/api/v1/collections", None);
+    assert_eq!((list["data"][0]["id"].clone(), list["data"][0]["documents"].clone()), (json!("kb"), json!(3)), "{list}");
+
+    // The search route and the agent's tool rank the same way.
+    let (status, found) = call(
+        &s,
+        &acme,
+        reqwest::Method::POST,
+        "/api/v1/collections/kb/search",
+        Some(&json!({"query": "What do pandas eat?", "max_num_results": 2})),
+    );
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["data"][0]["file_id"], "pandas", "{found}");
+    assert_eq!(found["data"].as_array().unwrap().len(), 2);
+    declare(
+        &s,
+        &acme,
+        "librarian",
+        &json!({"model": "script",
+        "tools": [{"type": "file_search", "vector_store_ids": ["kb"], "max_num_results": 2}]}),
+    );
+    let ask = json!({"model": "agent:librarian", "input": "call file_search {\"queries\": [\"bears that eat bamboo\"]}"});
+    let (status, r) = call(&s, &acme, reqwest::Method::POST, "/v1/responses", Some(&ask));
+    assert_eq!(status, 200, "{r}");
+    let fs = &r["output"][0];
+    assert_eq!((fs["type"].as_str(), fs["status"].as_str()), (Some("file_search_call"), Some("completed")), "{r}");
+    assert_eq!(fs["queries"], json!(["bears that eat bamboo"]));
+    assert_eq!(fs["results"][0]["file_id"], "pandas");
+    assert_eq!(fs["results"][0]["attributes"]["topic"], "pandas");
+    assert_eq!(fs["results"].as_array().unwrap().len(), 2);
+    let answer = r["output"][1]["content"][0]["text"].as_str().unwrap();
+    assert!(answer.starts_with("done: ") && answer.contains("pandas.txt"), "{answer}");
+    // The search is a tool call in the ledger; the embeddings it made are the tenant's usage.
+    let events = ledger(&s, "acme", "agents", 1);
+    assert!(events.iter().any(|e| e["usage"]["tool"] == "file_search" && e["usage"]["refs"]["response_id"] == r["id"]), "{events:?}");
+    // Four documents put and two searches: six embeddings requests, each metered to acme (the
+    // ledger also holds the refusals while the embedder was loading, with no tokens).
+    let embedded = ledger(&s, "acme", "gateway", 8);
+    let counted = embedded.iter().filter(|e| e["usage"]["endpoint"] == "embeddings" && e["usage"]["input_tokens"].as_u64() > Some(0));
+    assert_eq!(counted.count(), 6, "{embedded:?}");
+    // Streamed, the search carries OpenAI's typed events.
+    let streamed = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/responses", s.url))
+        .bearer_auth(&acme)
+        .json(&json!({"model": "agent:librarian", "input": ask["input"], "stream": true}))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for ty in ["response.file_search_call.in_progress", "response.file_search_call.searching", "response.file_search_call.completed"] {
+        assert!(streamed.contains(ty), "{ty} missing from {streamed}");
+    }
+
+    // Another tenant: acme's collection answers like a missing one, and its own agent naming
+    // it finds nothing.
+    let missing = |path: &str, m: reqwest::Method, body: Option<&Value>| {
+        let (status, v) = call(&s, &beta, m, path, body);
+        (status, v["title"].clone(), v["detail"].as_str().map(|d| d.replace("kb", "nobody")))
+    };
+    assert_eq!(
+        missing("/api/v1/collections/kb", reqwest::Method::GET, None),
+        missing("/api/v1/collections/nobody", reqwest::Method::GET, None)
+    );
+    assert_eq!(missing("/api/v1/collections/kb", reqwest::Method::GET, None).0, 404);
+    let q = json!({"query": "pandas"});
+    assert_eq!(missing("/api/v1/collections/kb/search", reqwest::Method::POST, Some(&q)).0, 404);
+    declare(&s, &beta, "snoop", &json!({"model": "script", "tools": [{"type": "file_search", "collection_ids": ["kb"]}]}));
+    let (_, r) = call(&s, &beta, reqwest::Method::POST, "/v1/responses", Some(&json!({"model": "agent:snoop", "input": ask["input"]})));
+    assert_eq!(r["output"][0]["results"], json!([]), "{r}");
+
+    // Bad input names its field.
+    let (status, v) = put_doc(&s, &acme, "kb", "empty", &json!({"text": "  "}));
+    assert_eq!((status, v["field"].clone()), (422, json!("text")), "{v}");
+    let (status, v) = call(
+        &s,
+        &acme,
+        reqwest::Method::PUT,
+        "/api/v1/agents/bad",
+        Some(&json!({"model": "script",
+        "tools": [{"type": "file_search", "collection_ids": []}]})),
+    );
+    assert_eq!((status, v["field"].clone()), (422, json!("tools[0].collection_ids")), "{v}");
+    // The CLI fills and searches a collection from files.
+    let notes = data.join("grid notes.md");
+    std::fs::write(&notes, "东数西算：把东部的算力需求引导到西部，利用西部的绿色电力。").unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(common::BIN).args(args).args(["--server", &s.url, "--json"]).env("AIPLUS_TOKEN", &acme).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let added = cli(&["collections", "add", "kb2", notes.to_str().unwrap()]);
+    assert_eq!((added["data"][0]["id"].clone(), added["data"][0]["filename"].clone()), (json!("grid-notes"), json!("grid notes.md")));
+    let hits = cli(&["collections", "search", "kb2", "西部绿色电力"]);
+    assert_eq!(hits["data"][0]["file_id"], "grid-notes", "{hits}");
+    // Deletes: a document, then the collection.
+    assert_eq!(call(&s, &acme, reqwest::Method::DELETE, "/api/v1/collections/kb/documents/tea", None).0, 204);
+    let (_, kb) = call(&s, &acme, reqwest::Method::GET, "/api/v1/collections/kb", None);
+    assert_eq!(kb["documents"].as_array().unwrap().len(), 2);
+    assert_eq!(call(&s, &beta, reqwest::Method::DELETE, "/api/v1/collections/kb", None).0, 404);
+    assert_eq!(call(&s, &acme, reqwest::Method::DELETE, "/api/v1/collections/kb", None).0, 204);
+    assert_eq!(call(&s, &acme, reqwest::Method::GET, "/api/v1/collections/kb", None).0, 404);
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -123,6 +123,13 @@ const MATRIX: &[Row] = &[
     ("PUT", "/api/v1/agents/{id}", [401, 201, 201, 201, 201, 403]),
     ("DELETE", "/api/v1/agents/{id}", [401, 204, 204, 404, 204, 403]),
     ("GET", "/api/v1/agents/{id}/versions", [401, 200, 200, 404, 200, 200]),
+    // Collections: the same; A's collection does not exist for B, but B may fill its own.
+    ("GET", "/api/v1/collections", [401, 200, 200, 200, 200, 200]),
+    ("GET", "/api/v1/collections/{id}", [401, 200, 200, 404, 200, 200]),
+    ("DELETE", "/api/v1/collections/{id}", [401, 204, 204, 404, 204, 403]),
+    ("PUT", "/api/v1/collections/{id}/documents/{doc}", [401, 201, 201, 201, 201, 403]),
+    ("DELETE", "/api/v1/collections/{id}/documents/{doc}", [401, 204, 204, 404, 204, 403]),
+    ("POST", "/api/v1/collections/{id}/search", [401, 200, 200, 404, 200, 200]),
     // OpenAI-compatible: a tenant's key; an operator is nobody's tenant.
     ("GET", "/v1/models", [401, 200, 200, 200, 403, 403]),
     ("POST", "/v1/chat/completions", [401, 200, 200, 200, 403, 403]),
@@ -317,6 +324,15 @@ impl World {
                 (route.replace("{id}", &format!("ag-{n}")), None)
             }
             (_, r) if r.starts_with("/api/v1/agents/{id}") => (route.replace("{id}", "a0"), None),
+            ("PUT", "/api/v1/collections/{id}/documents/{doc}") => {
+                (route.replace("{id}", &format!("c-{n}")).replace("{doc}", "d0"), Some(json!({"text": "算力网络"})))
+            }
+            ("DELETE", "/api/v1/collections/{id}" | "/api/v1/collections/{id}/documents/{doc}") => {
+                self.op("PUT", &format!("/api/v1/collections/c-{n}/documents/d0"), &json!({"text": "算力网络"}));
+                (route.replace("{id}", &format!("c-{n}")).replace("{doc}", "d0"), None)
+            }
+            ("POST", "/api/v1/collections/{id}/search") => (route.replace("{id}", "c0"), Some(json!({"query": "算力"}))),
+            ("GET", "/api/v1/collections/{id}") => (route.replace("{id}", "c0"), None),
             ("POST", "/v1/responses") => (route.into(), Some(json!({"model": "qwen", "input": "hi"}))),
             (_, "/v1/responses/{id}" | "/v1/responses/{id}/cancel") => (path(&self.response), None),
             ("POST", "/v1/conversations") => (route.into(), Some(json!({"items": [{"role": "user", "content": "你好"}]}))),
@@ -354,7 +370,7 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
     std::fs::write(
         &cfg,
         format!(
-            "[gateway]\nallow_local_upstreams = true\n[gateway.embedded]\nenabled = false\n\
+            "[agents]\nembedding_model = \"emb\"\n[gateway]\nallow_local_upstreams = true\n[gateway.embedded]\nenabled = false\n\
              [[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\nbase_url = \"{upstream}/ok/v1\"\n\
              [[gateway.model]]\nname = \"emb\"\n[[gateway.model.deployment]]\nid = \"emb\"\nbase_url = \"{upstream}/ok/v1\"\n"
         ),
@@ -402,6 +418,7 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
             .map(|a| a["id"].as_str().unwrap().to_string())
     });
     w.op("PUT", "/api/v1/agents/a0", &json!({"model": "qwen"}));
+    w.op("PUT", "/api/v1/collections/c0/documents/d0", &json!({"text": "全国一体化算力网络"}));
     let rule = w.op("PUT", "/api/v1/alert-rules/r0", &rule_body());
     assert_eq!(rule["name"], "r0");
     let incident = w.op("POST", "/api/v1/incidents", &json!({"title": "数据泄露", "grade": "major", "tenant": "alpha"}));

@@ -80,8 +80,11 @@ async fn server() -> Server {
         clock.clone(),
         agents::service::HostRule::default(),
     ));
+    let embed = Arc::new(aiplus::agent_search::GatewayEmbed { gw: Arc::downgrade(&gw), model: String::new() });
+    let collections = Arc::new(agents::collections::Collections::new(store.clone(), embed, clock.clone()));
     let parts = aiplus::Parts {
         agents,
+        collections,
         eval,
         governance,
         log,

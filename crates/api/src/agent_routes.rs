@@ -38,6 +38,8 @@ impl From<AgentError> for ApiError {
             AgentError::NotFound { what, id } => ApiError::NotFound { what, id },
             AgentError::Store(e) => ApiError::Store(e),
             AgentError::Corrupt { .. } => ApiError::Internal(e.to_string()),
+            AgentError::Embedding { status: 429, message } => ApiError::Limit(format!("embedding: {message}")),
+            AgentError::Embedding { message, .. } => ApiError::Busy(format!("embedding: {message}")),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! one exhaustive mapping to RFC 9457 problem+json.
 
 pub mod agent_routes;
+pub mod collection_routes;
 pub mod eval_routes;
 pub mod filing_routes;
 pub mod gate;

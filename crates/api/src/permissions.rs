@@ -135,6 +135,13 @@ pub const TABLE: &[Rule] = &[
     rule("PUT", "/api/v1/agents/{id}", AGENTS_WRITE),
     rule("DELETE", "/api/v1/agents/{id}", AGENTS_WRITE),
     rule("GET", "/api/v1/agents/{id}/versions", AGENTS_READ),
+    // ---- collections for file_search: a tenant's own documents, embedded as the caller ----
+    rule("GET", "/api/v1/collections", AGENTS_READ),
+    rule("GET", "/api/v1/collections/{id}", AGENTS_READ),
+    rule("DELETE", "/api/v1/collections/{id}", AGENTS_WRITE),
+    rule("PUT", "/api/v1/collections/{id}/documents/{doc}", AGENTS_WRITE),
+    rule("DELETE", "/api/v1/collections/{id}/documents/{doc}", AGENTS_WRITE),
+    rule("POST", "/api/v1/collections/{id}/search", AGENTS_READ),
     // ---- OpenAI-compatible: a tenant's key with the inference scope ----
     rule("GET", "/v1/models", INFERENCE),
     rule("POST", "/v1/chat/completions", INFERENCE),

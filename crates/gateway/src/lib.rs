@@ -273,6 +273,8 @@ pub enum InProcess {
     Completions,
     /// Non-streaming Responses (an agent's model step).
     Responses,
+    /// Embeddings (documents and queries of `file_search`).
+    Embeddings,
 }
 
 /// Largest answer an in-process call reads.
@@ -334,6 +336,7 @@ impl Gateway {
             InProcess::ChatCompletions => proxy::chat_completions(State(self.clone()), who, headers, body).await,
             InProcess::Completions => proxy::completions(State(self.clone()), who, headers, body).await,
             InProcess::Responses => responses::create(State(self.clone()), who, headers, body).await,
+            InProcess::Embeddings => embeddings::create(State(self.clone()), who, headers, body).await,
         };
         let status = r.status();
         let retry_after_s = r.headers().get(axum::http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.trim().parse().ok());

@@ -53,6 +53,7 @@ macro_rules! on_pool {
 
 pub use agents::{AgentRow, AgentRunRow};
 pub use alerts::AlertRow;
+pub use collections::{ChunkRow, CollectionRow, DocumentRow};
 pub use console::ReportRow;
 pub use conversations::{ConversationRow, ItemLimits};
 pub use filings::FilingRow;
@@ -97,6 +98,7 @@ macro_rules! write_jobs {
 
 mod agents;
 mod alerts;
+mod collections;
 mod compute;
 mod console;
 mod conversations;

@@ -66,10 +66,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     MONITOR_MIGRATION,
     EVAL_MIGRATION,
     AGENTS_MIGRATION,
+    COLLECTIONS_MIGRATION,
 ];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
-pub(crate) const USER_VERSION: [&str; 16] = [
+pub(crate) const USER_VERSION: [&str; 17] = [
     "PRAGMA user_version = 1",
     "PRAGMA user_version = 2",
     "PRAGMA user_version = 3",
@@ -86,6 +87,7 @@ pub(crate) const USER_VERSION: [&str; 16] = [
     "PRAGMA user_version = 14",
     "PRAGMA user_version = 15",
     "PRAGMA user_version = 16",
+    "PRAGMA user_version = 17",
 ];
 const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 
@@ -237,3 +239,27 @@ const AGENTS_MIGRATION: &str = "CREATE TABLE agents (
      );
      CREATE INDEX conversation_items_id ON conversation_items (conversation, id);
      CREATE TABLE agent_approvals (tenant TEXT NOT NULL, id TEXT NOT NULL, at_ms BIGINT NOT NULL, PRIMARY KEY (tenant, id));";
+
+/// Tenants' document collections for the agents' `file_search`: each document (its text is
+/// kept only as its chunks), and each chunk with its embedding (base64 little-endian `f32`, as
+/// OpenAI encodes them, so one column type serves SQLite and PostgreSQL).
+const COLLECTIONS_MIGRATION: &str = "CREATE TABLE collection_documents (
+        tenant TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        id TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        bytes BIGINT NOT NULL,
+        chunks BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        attributes TEXT NOT NULL,
+        PRIMARY KEY (tenant, collection, id)
+     );
+     CREATE TABLE collection_chunks (
+        tenant TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        document TEXT NOT NULL,
+        ix BIGINT NOT NULL,
+        text TEXT NOT NULL,
+        vector TEXT NOT NULL,
+        PRIMARY KEY (tenant, collection, document, ix)
+     );";

@@ -69,6 +69,11 @@ impl Checkpoint for InMemory {
     }
 }
 
+/// The built-in `file_search`: the best `k` chunks of the run's tenant's collections.
+pub trait Search: Send + Sync {
+    fn search(&self, collections: Vec<String>, queries: Vec<String>, k: u32) -> BoxFuture<Result<Vec<crate::collections::Hit>, String>>;
+}
+
 /// The guardrail on tool outputs: whether a text must not reach the model.
 pub type Guard = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
@@ -88,4 +93,6 @@ pub struct Deps {
     /// Runs stdio servers in the job sandbox; none where jobs cannot be sandboxed.
     pub spawner: Option<Arc<dyn crate::mcp::Spawn>>,
     pub approvals: Arc<dyn Approvals>,
+    /// Searches the tenant's collections for `file_search`; none where there is no embedder.
+    pub search: Option<Arc<dyn Search>>,
 }

@@ -23,10 +23,11 @@ use crate::service::Agent;
 use crate::spec::{McpServer, Tool};
 
 mod deps;
+mod search;
 #[cfg(test)]
 mod tests;
 
-pub use deps::{Approvals, BoxFuture, Checkpoint, Deps, Guard, InMemory, MemoryApprovals, Model, Record, Recorder, StepError};
+pub use deps::{Approvals, BoxFuture, Checkpoint, Deps, Guard, InMemory, MemoryApprovals, Model, Record, Recorder, Search, StepError};
 
 /// Separates a server's label from its tool's name in the function name the model sees.
 pub const SEPARATOR: &str = "__";
@@ -198,7 +199,7 @@ impl Run<'_> {
             };
             for item in answer["output"].as_array().cloned().unwrap_or_default() {
                 match item["type"].as_str() {
-                    Some("function_call") if self.mcp_target(item["name"].as_str().unwrap_or("")).is_some() => self.s.queue.push(item),
+                    Some("function_call") if self.runs_here(item["name"].as_str().unwrap_or("")) => self.s.queue.push(item),
                     Some("function_call") => {
                         self.s.stop = true;
                         self.emit_item(item).await;
@@ -244,6 +245,10 @@ impl Run<'_> {
         if entry["type"] == "mcp_approval_response" {
             return self.answer_approval(&entry).await;
         }
+        if entry["name"] == crate::spec::FILE_SEARCH {
+            self.file_search(entry["arguments"].as_str().unwrap_or("{}")).await;
+            return self.left().is_some();
+        }
         let Some((server, tool)) = self.mcp_target(entry["name"].as_str().unwrap_or("")) else { return true };
         if server.require_approval.required(&tool) {
             let req = json!({"type": "mcp_approval_request", "id": (self.deps.ids)("mcpr"),
@@ -253,6 +258,12 @@ impl Run<'_> {
             return true;
         }
         self.call(&server, &tool, entry["arguments"].as_str().unwrap_or("{}"), None).await
+    }
+
+    /// Whether the run makes a call the model asked for itself (an MCP tool, `file_search`),
+    /// rather than handing it to the client.
+    fn runs_here(&self, function: &str) -> bool {
+        (function == crate::spec::FILE_SEARCH && self.agent.spec.file_search().is_some()) || self.mcp_target(function).is_some()
     }
 
     /// The declared server and tool a function name the model called stands for.
@@ -274,6 +285,9 @@ impl Run<'_> {
             if let Tool::Function { name, description, parameters } = t {
                 tools.push(json!({"type": "function", "name": name, "description": description, "parameters": parameters}));
             }
+        }
+        if self.agent.spec.file_search().is_some() {
+            tools.push(search::function());
         }
         for server in self.agent.spec.mcp_servers() {
             let label = &server.server_label;

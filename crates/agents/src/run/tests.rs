@@ -58,6 +58,7 @@ fn setup(spec: Value, answers: Vec<Vec<Value>>, out: u64, delay_ms: u64) -> (Age
         hosts: crate::service::HostRule { allowed_hosts: vec!["*".into()], allow_local: true, allow_stdio: false },
         spawner: None,
         approvals: Arc::new(MemoryApprovals::default()),
+        search: None,
     };
     (agent, deps, model)
 }
@@ -257,4 +258,64 @@ async fn only_the_servers_own_approval_requests_are_approved_and_each_once() {
     // Another request that carries on from the same response, with the same answer: no call.
     let o = run(&agent, &deps, "y", State::new(history, vec![approve("r1")]), &serde_json::Map::new(), None, &InMemory).await;
     assert!(o.output.iter().all(|i| i["type"] != "mcp_call"), "{:?}", o.output);
+}
+
+/// A search double: answers every query with one hit naming the collections and queries.
+struct Found;
+impl Search for Found {
+    fn search(&self, collections: Vec<String>, queries: Vec<String>, k: u32) -> BoxFuture<Result<Vec<crate::collections::Hit>, String>> {
+        let hit = crate::collections::Hit {
+            file_id: collections.join(","),
+            filename: "plan.txt".into(),
+            score: 0.9,
+            text: format!("{} k={k}", queries.join("|")),
+            attributes: Default::default(),
+        };
+        Box::pin(async move { Ok(vec![hit]) })
+    }
+}
+
+#[tokio::test]
+async fn file_search_runs_server_side_with_its_items_and_events() {
+    let spec = json!({"model": "m", "tools": [{"type": "file_search", "vector_store_ids": ["docs"], "max_num_results": 3}]});
+    let call = json!({"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "file_search",
+                      "arguments": "{\"queries\": [\"compute\"]}", "status": "completed"});
+    let (agent, mut deps, model) = setup(spec, vec![vec![call], vec![message("found it")]], 1, 0);
+    let (tx, mut rx) = mpsc::channel(64);
+    // Without a search (no embedder), the call fails and the model hears why.
+    let o = run(&agent, &deps, "r0", State::new(vec![], user("find")), &serde_json::Map::new(), None, &InMemory).await;
+    assert_eq!(o.output[0]["status"], "failed");
+    assert!(o.output[0]["error"].as_str().unwrap().contains("embedder"));
+
+    deps.search = Some(Arc::new(Found));
+    let call = json!({"type": "function_call", "id": "fc_2", "call_id": "call_2", "name": "file_search",
+                      "arguments": "{\"query\": \"power\"}", "status": "completed"});
+    *model.answers.lock().unwrap() = vec![vec![call], vec![message("found it")]];
+    model.asked.lock().unwrap().clear();
+    let o = run(&agent, &deps, "r1", State::new(vec![], user("find")), &serde_json::Map::new(), Some(tx), &InMemory).await;
+    assert_eq!(o.status, Some(Status::Completed));
+    let fs = &o.output[0];
+    assert_eq!((fs["type"].as_str(), fs["status"].as_str()), (Some("file_search_call"), Some("completed")));
+    assert_eq!(fs["queries"], json!(["power"]));
+    assert_eq!(fs["results"][0]["file_id"], "docs");
+    assert_eq!(fs["results"][0]["text"], "power k=3");
+    assert_eq!(o.output[1]["type"], "message");
+    // The model was offered file_search and saw its results as a function output.
+    let asked = model.asked.lock().unwrap().clone();
+    assert_eq!(asked[0].1["tools"][0]["name"], "file_search");
+    let input = asked[1].1["input"].as_array().unwrap().clone();
+    let out = input.iter().find(|i| i["type"] == "function_call_output").unwrap();
+    assert!(out["output"].as_str().unwrap().contains("power k=3"));
+    let mut types = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        types.push(e["type"].as_str().unwrap().to_string());
+    }
+    let want = [
+        "response.output_item.added",
+        "response.file_search_call.in_progress",
+        "response.file_search_call.searching",
+        "response.file_search_call.completed",
+        "response.output_item.done",
+    ];
+    assert_eq!(&types[..5], want);
 }

@@ -1,6 +1,11 @@
-//! The agents part of the document: an agent's declaration and how it reads back. The limits
+//! The agents part of the document: an agent's declaration and how it reads back, and the
+//! collections `file_search` searches. The limits
 //! are `agents`'s own constants.
 
+use agents::collections::{
+    DEFAULT_RESULTS, MAX_ATTRIBUTE_VALUE_CHARS, MAX_ATTRIBUTES, MAX_DOCUMENT_BYTES, MAX_FILENAME_CHARS, MAX_QUERIES, MAX_QUERY_CHARS,
+    MAX_RESULTS, MAX_SEARCH_COLLECTIONS,
+};
 use agents::spec::{
     MAX_ARG_BYTES, MAX_ARGS, MAX_DESCRIPTION_CHARS, MAX_HEADER_VALUE_BYTES, MAX_HEADERS, MAX_INSTRUCTIONS_BYTES, MAX_METADATA_PAIRS,
     MAX_METADATA_VALUE_CHARS, MAX_NAME_BYTES, MAX_OUTPUT_TOKENS, MAX_REGIONS, MAX_STEPS, MAX_TIMEOUT_S, MAX_TOOLS, MCP_VERSIONS,
@@ -47,7 +52,75 @@ fn tool() -> Value {
                    "default": "always", "description": "Which calls wait for the client's mcp_approval_response, as in OpenAI's API."},
                "protocol_version": {"enum": [MCP_VERSIONS[0], MCP_VERSIONS[1], null], "description": "Default (absent or null): the newest."}}),
     );
-    json!({"oneOf": [function, mcp]})
+    let file_search = object(
+        &["type", "collection_ids"],
+        json!({"type": {"const": "file_search"},
+               "collection_ids": {"type": "array", "minItems": 1, "maxItems": MAX_SEARCH_COLLECTIONS, "items": name(),
+                                  "description": "The tenant's collections it searches (OpenAI's vector_store_ids is accepted too)."},
+               "max_num_results": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS, "default": DEFAULT_RESULTS}}),
+    );
+    json!({"oneOf": [function, mcp, file_search]})
+}
+
+/// `PUT /api/v1/collections/{id}/documents/{doc}`.
+pub fn collection_document() -> Value {
+    object(
+        &["text"],
+        json!({"text": {"type": "string", "minLength": 1, "maxLength": MAX_DOCUMENT_BYTES, "pattern": "\\S", "description": "At most 256 KiB of UTF-8; cut into chunks and embedded as the caller."},
+               "filename": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_FILENAME_CHARS, "pattern": format!("^[^{NO_CONTROLS}]+$")},
+               "attributes": {"type": "object", "maxProperties": MAX_ATTRIBUTES, "propertyNames": {"pattern": NAME_PATTERN},
+                              "additionalProperties": {"type": "string", "maxLength": MAX_ATTRIBUTE_VALUE_CHARS}}}),
+    )
+}
+
+/// `POST /api/v1/collections/{id}/search`.
+pub fn collection_search() -> Value {
+    let query = json!({"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS, "pattern": "\\S"});
+    object(
+        &["query"],
+        json!({"query": {"oneOf": [query, {"type": "array", "minItems": 1, "maxItems": MAX_QUERIES, "items": query}]},
+               "max_num_results": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS, "default": DEFAULT_RESULTS}}),
+    )
+}
+
+fn document_view() -> Value {
+    record(
+        &["object", "id", "collection", "filename", "bytes", "chunks", "created_ms", "attributes"],
+        json!({"object": {"const": "collection.document"}, "id": {"type": "string"}, "collection": {"type": "string"}, "filename": {"type": "string"},
+               "bytes": {"type": "integer"}, "chunks": {"type": "integer"}, "created_ms": {"type": "integer"}, "attributes": {"type": "object"}}),
+    )
+}
+
+fn collection_responses() -> Vec<(&'static str, &'static str, Value)> {
+    let collection = record(
+        &["object", "id", "documents", "chunks", "bytes", "updated_ms"],
+        json!({"object": {"const": "collection"}, "id": {"type": "string"}, "documents": {"type": "integer"}, "chunks": {"type": "integer"},
+               "bytes": {"type": "integer"}, "updated_ms": {"type": "integer"}}),
+    );
+    let hit = record(
+        &["file_id", "filename", "score", "text", "attributes"],
+        json!({"file_id": {"type": "string"}, "filename": {"type": "string"}, "score": {"type": "number"}, "text": {"type": "string"}, "attributes": {"type": "object"}}),
+    );
+    vec![
+        ("get", "/api/v1/collections", listed(collection)),
+        (
+            "get",
+            "/api/v1/collections/{id}",
+            record(
+                &["object", "id", "documents"],
+                json!({"object": {"const": "collection"}, "id": {"type": "string"}, "documents": list(document_view())}),
+            ),
+        ),
+        ("put", "/api/v1/collections/{id}/documents/{doc}", document_view()),
+        (
+            "post",
+            "/api/v1/collections/{id}/search",
+            record(
+                &["object", "search_query", "data"],
+                json!({"object": {"const": "list"}, "search_query": {"type": "array"}, "data": list(hit)}),
+            ),
+        ),
+    ]
 }
 
 /// `PUT /api/v1/agents/{id}`.
@@ -95,6 +168,9 @@ pub fn responses() -> Vec<(&'static str, &'static str, Value)> {
         ("put", "/api/v1/agents/{id}", agent_view()),
         ("get", "/api/v1/agents/{id}/versions", listed(version)),
     ]
+    .into_iter()
+    .chain(collection_responses())
+    .collect()
 }
 
 /// `GET /api/v1/agents/{id}?version=`.

@@ -270,6 +270,26 @@ pub const OPERATIONS: &[Op] = &[
     ),
     ("delete", "/api/v1/agents/{id}", "agents", "Delete an agent and every version of it.", None, 204),
     ("get", "/api/v1/agents/{id}/versions", "agents", "An agent's versions, newest first.", None, 200),
+    ("get", "/api/v1/collections", "agents", "The tenant's document collections (for file_search), with their sizes.", None, 200),
+    ("get", "/api/v1/collections/{id}", "agents", "A collection's documents (without their text).", None, 200),
+    ("delete", "/api/v1/collections/{id}", "agents", "Delete a collection and its documents.", None, 204),
+    (
+        "put",
+        "/api/v1/collections/{id}/documents/{doc}",
+        "agents",
+        "Add a document (201), or replace one (200): chunked and embedded as the caller. 422 when the collection is full.",
+        Some("CollectionDocument"),
+        201,
+    ),
+    ("delete", "/api/v1/collections/{id}/documents/{doc}", "agents", "Delete a document.", None, 204),
+    (
+        "post",
+        "/api/v1/collections/{id}/search",
+        "agents",
+        "Search a collection as file_search does: the best chunks by cosine similarity.",
+        Some("CollectionSearch"),
+        200,
+    ),
     ("get", "/v1/models", "openai", "OpenAI-compatible: list models.", None, 200),
     ("post", "/v1/chat/completions", "openai", "OpenAI-compatible chat completions (streaming with SSE).", Some("OpenAI"), 200),
     ("post", "/v1/completions", "openai", "OpenAI-compatible completions.", Some("OpenAI"), 200),
@@ -367,7 +387,7 @@ pub fn document() -> Value {
             .map(|name| {
                 let schema = if name == "tenant" {
                     json!({"type": "string", "pattern": TENANT_PATTERN})
-                } else if path.starts_with("/api/v1/agents/") {
+                } else if path.starts_with("/api/v1/agents/") || path.starts_with("/api/v1/collections/") {
                     json!({"type": "string", "pattern": agent_schemas::NAME_PATTERN})
                 } else {
                     json!({"type": "string", "minLength": 1, "maxLength": 256})

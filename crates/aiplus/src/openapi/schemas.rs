@@ -241,6 +241,8 @@ pub fn requests_with(problem: Value) -> Value {
         "EndUserLift": super::govern_schemas::end_user_lift(),
         "EvalRun": super::eval_schemas::eval_run(),
         "AgentSpec": super::agent_schemas::agent_spec(),
+        "CollectionDocument": super::agent_schemas::collection_document(),
+        "CollectionSearch": super::agent_schemas::collection_search(),
         "Binary": {"type": "string", "format": "binary", "description": "The file's bytes, as `application/octet-stream`."},
         "OpenAIError": record(&["error"], json!({"error": record(&["message", "type"], json!({"message": {"type": "string"}, "type": {"type": "string"},
             "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}))})),

@@ -132,6 +132,7 @@ fn tool_label(t: &agents::Tool) -> String {
         agents::Tool::Function { name, .. } => format!("fn:{name}"),
         agents::Tool::Mcp(s) if s.is_stdio() => format!("mcp:{} (stdio)", s.server_label),
         agents::Tool::Mcp(s) => format!("mcp:{}", s.server_label),
+        agents::Tool::FileSearch { collection_ids, .. } => format!("file_search:{}", collection_ids.join(",")),
     }
 }
 
