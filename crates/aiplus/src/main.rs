@@ -8,9 +8,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod agents_bench;
 mod agents_cli;
-mod collections_cli;
 mod bench;
 mod client;
+mod collections_cli;
 mod config;
 mod eval_assess;
 mod eval_bench;

@@ -33,8 +33,11 @@ fn an_operator_and_a_tenant_walk_the_console_in_chromium() {
     std::fs::write(
         &cfg,
         format!(
-            "[console]\nadmin_password = \"{ADMIN_PASSWORD}\"\n[gateway]\nallow_local_upstreams = true\n[gateway.embedded]\nenabled = false\n\
-             [[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\ncluster = \"guian\"\nbase_url = \"{upstream}/ok/v1\"\n"
+            "[console]\nadmin_password = \"{ADMIN_PASSWORD}\"\n[agents]\nembedding_model = \"emb\"\n\
+             [gateway]\nallow_local_upstreams = true\n[gateway.embedded]\nenabled = false\n\
+             [[gateway.model]]\nname = \"qwen\"\n[[gateway.model.deployment]]\nid = \"mock\"\ncluster = \"guian\"\nbase_url = \"{upstream}/ok/v1\"\n\
+             [[gateway.model]]\nname = \"script\"\n[[gateway.model.deployment]]\nid = \"script\"\nbase_url = \"{upstream}/script/v1\"\n\
+             [[gateway.model]]\nname = \"emb\"\n[[gateway.model.deployment]]\nid = \"emb\"\nbase_url = \"{upstream}/ok/v1\"\n"
         ),
     )
     .unwrap();
@@ -59,6 +62,17 @@ fn an_operator_and_a_tenant_walk_the_console_in_chromium() {
         .unwrap();
     let status = r.status().as_u16();
     assert_eq!(status, 200, "{}", r.text().unwrap_or_default());
+    // A document in acme's collection, for the playground's file_search (the walk declares
+    // the agent that searches it through the console's form).
+    s.register_tenant("acme");
+    let r = s
+        .client()
+        .put(format!("{}/api/v1/collections/kb/documents/plan", s.url))
+        .header("x-aiplus-tenant", "acme")
+        .json(&serde_json::json!({"text": "全国一体化算力网络：东数西算。", "filename": "plan.md"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().unwrap_or_default());
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
     let _ = std::fs::remove_dir_all(&artifacts);
     let out = Command::new("node")

@@ -176,6 +176,8 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/sim/{id}/chart.svg", OP_PAGE),
     rule("GET", "/models", PAGE),
     rule("GET", "/agents", PAGE),
+    rule("POST", "/agents", PAGE),
+    rule("POST", "/agents/playground", PAGE),
     rule("GET", "/evaluation", OP_PAGE),
     rule("POST", "/evaluation", OP_PAGE),
     rule("GET", "/evaluation/runs/{id}", OP_PAGE),

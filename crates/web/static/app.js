@@ -69,6 +69,102 @@
     });
   }
 
+  // Agents playground: runs an agent on the Responses API (the server streams its events) and
+  // shows each step as it happens: tool lists, calls with arguments and results, searches,
+  // the answer as it is written, and the usage at the end.
+  const play = document.querySelector("form[data-playground]");
+  if (play && window.fetch && window.TextDecoder) {
+    const steps = document.getElementById("play-steps");
+    const answer = document.getElementById("play-answer");
+    const usage = document.getElementById("play-usage");
+    const label = (name) => play.getAttribute("data-label-" + name) || name;
+    const MAX_SHOWN_CHARS = 2000;
+    const cut = (t) => (t.length > MAX_SHOWN_CHARS ? t.slice(0, MAX_SHOWN_CHARS) + "…" : t);
+    const step = (head, body, cls) => {
+      const li = document.createElement("li");
+      if (cls) li.className = cls;
+      const strong = document.createElement("strong");
+      strong.textContent = head;
+      li.appendChild(strong);
+      if (body) {
+        const pre = document.createElement("pre");
+        pre.textContent = cut(body);
+        li.appendChild(pre);
+      }
+      steps.appendChild(li);
+    };
+    const shown = (item) => {
+      switch (item.type) {
+        case "mcp_list_tools":
+          step(label("tools") + " " + item.server_label + ": " + (item.tools || []).map((t) => t.name).join(", "), item.error || "", item.error ? "failed" : "");
+          break;
+        case "mcp_call":
+          step(label("call") + " " + item.server_label + "." + item.name + "(" + item.arguments + ")", item.error || item.output || "", item.error ? "failed" : "");
+          break;
+        case "file_search_call":
+          step(label("search") + " " + JSON.stringify(item.queries),
+            (item.results || []).map((r) => r.filename + " (" + Number(r.score).toFixed(3) + "): " + r.text).join("\n") || item.error || "",
+            item.status === "completed" ? "" : "failed");
+          break;
+        case "function_call":
+          step(label("client") + " " + item.name + "(" + item.arguments + ")", "");
+          break;
+        case "mcp_approval_request":
+          step(label("approval") + " " + item.server_label + "." + item.name + "(" + item.arguments + ")", "");
+          break;
+      }
+    };
+    const handle = (e) => {
+      if (e.type === "response.output_text.delta") answer.textContent += e.delta;
+      else if (e.type === "response.output_item.done") shown(e.item);
+      else if (e.type === "response.completed" || e.type === "response.incomplete" || e.type === "response.failed") {
+        const r = e.response || {};
+        const u = r.usage || {};
+        let text = label("usage") + ": " + r.status + ", " + (u.input_tokens || 0) + " / " + (u.output_tokens || 0) + " tokens";
+        if (r.incomplete_details) text += " (" + r.incomplete_details.reason + ")";
+        if (r.error) text += " — " + r.error.message;
+        usage.textContent = text;
+      } else if (e.type === "error") usage.textContent = (e.error && e.error.message) || e.message || "error";
+    };
+    play.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const button = play.querySelector("button[type=submit]");
+      const idle = button.textContent;
+      button.disabled = true;
+      button.textContent = play.getAttribute("data-running");
+      steps.replaceChildren();
+      answer.textContent = "";
+      usage.textContent = "";
+      try {
+        const resp = await fetch(play.action, { method: "POST", body: new URLSearchParams(new FormData(play)), credentials: "same-origin" });
+        if (!resp.ok || !resp.body) {
+          usage.textContent = resp.status + ": " + (await resp.text()).replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim().slice(0, 300);
+          return;
+        }
+        const reader = resp.body.getReader();
+        const decoder = new TextDecoder();
+        let buf = "";
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          buf += decoder.decode(value, { stream: true });
+          let at;
+          while ((at = buf.indexOf("\n\n")) >= 0) {
+            const frame = buf.slice(0, at);
+            buf = buf.slice(at + 2);
+            const data = frame.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
+            if (data && data !== "[DONE]") handle(JSON.parse(data));
+          }
+        }
+      } catch (err) {
+        usage.textContent = String(err);
+      } finally {
+        button.disabled = false;
+        button.textContent = idle;
+      }
+    });
+  }
+
   // Transparency log explorer: an entry's inclusion proof checked here, against the signed
   // checkpoint, with the log's public key: SHA-256 and Ed25519 from the browser's Web Crypto.
   const verifier = document.querySelector("[data-log-verify]");

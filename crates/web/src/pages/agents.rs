@@ -5,13 +5,15 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::Response;
 use gateway::meter::RequestDetail;
 use maud::html;
+use serde::Deserialize;
 
+use super::playground::{DeclareForm, declare_form, editing, play_form};
 use crate::error::ConsoleError;
-use crate::layout::{Nav, empty_row, fmt_ms, num, page};
+use crate::layout::{Nav, empty_row, fmt_ms, num, page, url_encode};
 use crate::{C, Viewer};
 
 /// Most ledger rows the page reads of each pillar.
@@ -63,7 +65,28 @@ pub fn runs(steps: &[ledger::Entry<RequestDetail>], tools: &[ledger::Entry<agent
     out
 }
 
-pub async fn index(State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
+#[derive(Debug, Default, Deserialize)]
+pub struct IndexQuery {
+    /// `<tenant>/<id>`: the agent whose declaration the form starts from.
+    edit: Option<String>,
+}
+
+pub async fn index(State(c): C, v: Viewer, Query(q): Query<IndexQuery>) -> Result<Response, ConsoleError> {
+    let form = match &q.edit {
+        Some(which) => Some(editing(&c, &v, which).await?),
+        None => None,
+    };
+    render(&c, &v, form.as_ref(), None).await
+}
+
+/// The page, with the declaration form filled (an agent to change, or a refused attempt and
+/// why).
+pub async fn render(
+    c: &crate::SharedConsole,
+    v: &Viewer,
+    form: Option<&DeclareForm>,
+    refused: Option<&str>,
+) -> Result<Response, ConsoleError> {
     let lang = v.lang;
     let list = c.agents()?.list(v.scope()).await.map_err(|e| ConsoleError::Internal(e.to_string()))?;
     let from = c.now_ms() - DAY_MS;
@@ -87,7 +110,7 @@ pub async fn index(State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
                 @if list.is_empty() { (empty_row(lang, if v.is_operator() { 7 } else { 6 })) }
                 @for a in &list {
                     tr {
-                        th scope="row" { code { "agent:" (a.id) } }
+                        th scope="row" { code { "agent:" (a.id) } " " a href={ "/agents?edit=" (url_encode(&a.tenant)) "/" (url_encode(&a.id)) "#declare-heading" } { (lang.t("change")) } }
                         @if v.is_operator() { td { (a.tenant) } }
                         td class="num" { (a.version) }
                         td { (a.spec.model) }
@@ -98,6 +121,7 @@ pub async fn index(State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
                 }
             }
         }
+        (play_form(v, &list))
         h2 id="runs-heading" { (lang.t("agent_runs_24h")) }
         table aria-labelledby="runs-heading" {
             thead { tr {
@@ -123,8 +147,9 @@ pub async fn index(State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
                 }
             }
         }
+        (declare_form(v, form, refused))
     };
-    Ok(page(&v, Nav::Agents, "/agents", lang.t("agents"), body))
+    Ok(page(v, Nav::Agents, "/agents", lang.t("agents"), body))
 }
 
 fn tool_label(t: &agents::Tool) -> String {

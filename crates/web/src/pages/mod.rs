@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod log;
 pub mod models;
 pub mod network;
+pub mod playground;
 pub mod session;
 pub mod sim;
 pub mod tenants;

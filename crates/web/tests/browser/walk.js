@@ -348,6 +348,35 @@ async function gateway(secret, expectStatus) {
     assert.equal((await tpage.request.get(BASE + "/evaluation")).status(), 403, "evaluation is for operators");
     await tpage.goto(BASE + "/agents");
     assert.doesNotMatch(await tpage.locator("main").innerText(), /agent:helper|agentco|resp_/, "acme sees no other tenant's agent or run");
+    // Declaring an agent in the console: a bad declaration is refused naming its field and
+    // the form keeps it; a good one is listed.
+    const guide = { model: "script", tools: [{ type: "file_search", collection_ids: ["kb"] }] };
+    await tpage.getByLabel("Agent id").fill("guide");
+    await tpage.getByLabel("Declaration (JSON)").fill(JSON.stringify({ ...guide, limits: { max_steps: 0 } }));
+    await tpage.getByRole("button", { name: "Save" }).click();
+    await tpage.waitForSelector("#declare-error");
+    assert.match(await tpage.locator("#declare-error").innerText(), /limits\.max_steps/);
+    assert.match(await tpage.getByLabel("Declaration (JSON)").inputValue(), /max_steps/);
+    await tpage.getByLabel("Declaration (JSON)").fill(JSON.stringify(guide));
+    await Promise.all([tpage.waitForNavigation(), tpage.getByRole("button", { name: "Save" }).click()]);
+    assert.match(await tpage.locator("table").first().innerText(), /agent:guide[\s\S]*file_search:kb/);
+    // "Change" opens the form on the agent's declaration.
+    await Promise.all([tpage.waitForNavigation(), tpage.getByRole("link", { name: "Change" }).click()]);
+    assert.equal(await tpage.getByLabel("Agent id").inputValue(), "guide");
+    assert.match(await tpage.getByLabel("Declaration (JSON)").inputValue(), /"collection_ids": \[\s*"kb"\s*\]/);
+    // The playground streams the run's steps: the search with its results, then the answer.
+    await tpage.getByLabel("Agent", { exact: true }).selectOption("acme/guide");
+    await tpage.getByLabel("Message").fill('call file_search {"query": "算力网络"}');
+    await tpage.getByRole("button", { name: "Run" }).click();
+    await tpage.waitForFunction(() => /completed/.test(document.getElementById("play-usage").textContent), null, { timeout: 30_000 });
+    assert.match(await tpage.locator("#play-steps").innerText(), /Search \["算力网络"\][\s\S]*plan\.md \([0-9.]+\): 全国一体化算力网络/);
+    assert.match(await tpage.locator("#play-answer").innerText(), /^done: /);
+    // Another tenant's agent is not found, even with this session's own CSRF token.
+    const tcsrf = await tpage.locator("form[data-playground] input[name=csrf]").inputValue();
+    const snoop = await tpage.request.post(BASE + "/agents/playground", { form: { csrf: tcsrf, agent: "agentco/helper", input: "hi" } });
+    assert.equal(snoop.status(), 404, "another tenant's agent cannot be run from the playground");
+    await shot(tpage, "agents-playground");
+    await axe(tpage, "agents playground");
     await tpage.goto(BASE + "/governance");
     assert.equal(await tpage.locator("#states-heading").count(), 0, "model states are for operators");
     const suspend = await tpage.request.post(BASE + "/governance/models/qwen", { form: { csrf: "x", status: "suspended", reason: "r" } });
