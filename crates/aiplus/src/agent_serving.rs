@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Weak};
 
-use agents::run::{BoxFuture, Deps, InMemory, Model, State, Status, StepError};
+use agents::run::{BoxFuture, Deps, InMemory, State, Status};
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -37,14 +37,6 @@ pub struct Host {
     pub collections: Arc<agents::collections::Collections>,
 }
 
-/// One model step through the gateway, as the run's caller.
-struct GatewayModel {
-    gw: Weak<gateway::Gateway>,
-    caller: gateway::Caller,
-    /// Headers each step carries: the agent's regions, and its client's own regions and end user.
-    forward: Vec<(&'static str, String)>,
-}
-
 /// The client's headers an agent's steps pass on to the gateway.
 pub(crate) const FORWARDED: [&str; 2] = ["x-aiplus-regions", "x-aiplus-end-user"];
 
@@ -67,29 +59,6 @@ impl agents::run::Approvals for StoreApprovals {
                     false
                 }
             }
-        })
-    }
-}
-
-impl Model for GatewayModel {
-    fn respond(&self, step_id: String, body: Value) -> BoxFuture<Result<Value, StepError>> {
-        let gw = self.gw.clone();
-        let caller = self.caller.clone();
-        let forward = self.forward.clone();
-        Box::pin(async move {
-            let gone = || StepError { status: 503, code: "shutting_down".into(), message: "the server is stopping".into() };
-            let gw = gw.upgrade().ok_or_else(gone)?;
-            let bytes = Bytes::from(body.to_string());
-            let (status, _, answer) = gw.call_as(caller, gateway::InProcess::Responses, None, Some(&step_id), &forward, bytes).await;
-            let v: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
-            if status.is_success() && v.is_object() {
-                return Ok(v);
-            }
-            Err(StepError {
-                status: status.as_u16(),
-                code: v["error"]["code"].as_str().unwrap_or("model_step_failed").into(),
-                message: v["error"]["message"].as_str().unwrap_or("the model step failed").into(),
-            })
         })
     }
 }
@@ -243,7 +212,7 @@ impl Host {
         };
         let guard = self.gw.upgrade().map(|g| Arc::new(move |t: &str| g.guard_blocks(t)) as agents::run::Guard);
         Deps {
-            model: Arc::new(GatewayModel { gw: self.gw.clone(), caller: caller.clone(), forward }),
+            model: Arc::new(crate::agent_model::GatewayModel { gw: self.gw.clone(), caller: caller.clone(), forward }),
             http: self.http.clone(),
             recorder: Arc::new(recorder),
             guard,

@@ -20,6 +20,10 @@ pub struct BenchArgs {
     /// Tool calls per run; each run has one model step more than tool calls.
     #[arg(long, default_value_t = 8)]
     calls: u32,
+    /// Stream the runs, as for a client listening: each step is asked streamed (the last one
+    /// writes its answer in 4 pieces) and every event goes through the stream's channel.
+    #[arg(long)]
+    stream: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -39,6 +43,25 @@ impl Model for Double {
             json!({"type": "message", "id": "msg_1", "role": "assistant", "status": "completed", "content": [{"type": "output_text", "text": "done", "annotations": []}]})
         };
         Box::pin(async move { Ok(json!({"output": [item], "usage": {"input_tokens": 1, "output_tokens": 1}})) })
+    }
+
+    /// The same answers, the last one's text first sent in pieces, as a streaming model would.
+    fn respond_streaming(
+        &self,
+        step_id: String,
+        body: Value,
+        deltas: tokio::sync::mpsc::Sender<String>,
+    ) -> BoxFuture<Result<Value, StepError>> {
+        let last = step_id.rsplit('/').next().and_then(|n| n.parse::<u32>().ok()).unwrap_or(1) > self.calls;
+        let answer = self.respond(step_id, body);
+        Box::pin(async move {
+            if last {
+                for piece in ["d", "o", "n", "e"] {
+                    let _ = deltas.send(piece.to_string()).await;
+                }
+            }
+            answer.await
+        })
     }
 }
 
@@ -122,7 +145,13 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     for i in 0..args.runs + 20 {
         let user = vec![json!({"type": "message", "role": "user", "content": "go"})];
         let t = Instant::now();
-        let s = agents::run::run(&agent, &deps, &format!("resp_bench_{i}"), State::new(vec![], user), &options, None, &InMemory).await;
+        // A listening client's stream: a channel drained as fast as events come.
+        let events = args.stream.then(|| {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(64);
+            tokio::spawn(async move { while rx.recv().await.is_some() {} });
+            tx
+        });
+        let s = agents::run::run(&agent, &deps, &format!("resp_bench_{i}"), State::new(vec![], user), &options, events, &InMemory).await;
         let wall_us = t.elapsed().as_secs_f64() * 1e6;
         anyhow::ensure!(s.status == Some(agents::run::Status::Completed), "a bench run ended {:?}", s.status);
         bar.inc(1);
@@ -138,7 +167,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     per_step_us.sort_by(f64::total_cmp);
     let report = json!({
-        "runs": args.runs, "tool_calls_per_run": args.calls, "model_steps_per_run": args.calls + 1,
+        "runs": args.runs, "tool_calls_per_run": args.calls, "model_steps_per_run": args.calls + 1, "streamed": args.stream,
         "tool_call_direct_us_mean": tool_mean_us, "list_tools_direct_us_mean": list_us,
         "loop_overhead_us_per_step": {"p50": percentile(&per_step_us, 0.5), "p99": percentile(&per_step_us, 0.99), "max": percentile(&per_step_us, 1.0)},
     });
@@ -147,8 +176,9 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "agent loop overhead per step ({} runs of {} model steps and {} tool calls, zero-delay doubles):",
+        "agent loop overhead per step ({} {}runs of {} model steps and {} tool calls, zero-delay doubles):",
         args.runs,
+        if args.stream { "streamed " } else { "" },
         args.calls + 1,
         args.calls
     );

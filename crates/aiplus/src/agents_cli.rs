@@ -121,6 +121,10 @@ pub fn agents(args: AgentsArgs) -> anyhow::Result<()> {
 fn tool_name(t: &Value) -> String {
     match t["type"].as_str() {
         Some("mcp") => format!("mcp:{}", s(&t["server_label"])),
+        Some("file_search") => {
+            let ids: Vec<String> = t["collection_ids"].as_array().into_iter().flatten().map(s).collect();
+            format!("file_search:{}", ids.join(","))
+        }
         _ => s(&t["name"]),
     }
 }
@@ -189,7 +193,23 @@ fn show(ev: &Value) {
         ("response.output_item.done", "function_call") => {
             println!("function call for the client: {}({}) call_id {}", s(&item["name"]), s(&item["arguments"]), s(&item["call_id"]))
         }
-        ("response.output_text.delta", _) => print!("{}", s(&ev["delta"])),
+        ("response.output_item.done", "file_search_call") => {
+            let hits: Vec<String> = item["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|h| format!("{} ({:.3})", s(&h["filename"]), h["score"].as_f64().unwrap_or(0.0)))
+                .collect();
+            match item["status"].as_str() {
+                Some("completed") => println!("[file_search] {} → {}", item["queries"], hits.join(", ")),
+                _ => println!("[file_search] {} failed: {}", item["queries"], s(&item["error"])),
+            }
+        }
+        ("response.output_text.delta", _) => {
+            // Each piece as the model writes it.
+            print!("{}", s(&ev["delta"]));
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        }
         ("response.output_text.done", _) => println!(),
         ("response.completed" | "response.incomplete" | "response.failed", _) => {
             let r = &ev["response"];

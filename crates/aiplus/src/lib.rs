@@ -5,6 +5,7 @@
 //! are plugged together.
 
 pub mod agent_background;
+pub mod agent_model;
 pub mod agent_search;
 pub mod agent_serving;
 pub mod agent_stdio;

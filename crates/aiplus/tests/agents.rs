@@ -580,6 +580,17 @@ fn file_search_finds_the_tenants_own_documents_with_the_embedded_embedder() {
     for ty in ["response.file_search_call.in_progress", "response.file_search_call.searching", "response.file_search_call.completed"] {
         assert!(streamed.contains(ty), "{ty} missing from {streamed}");
     }
+    // The answer streams as the model writes it: several deltas, which add up to the text.
+    let events: Vec<Value> =
+        streamed.lines().filter_map(|l| l.strip_prefix("data: ")).filter_map(|d| serde_json::from_str(d).ok()).collect();
+    let deltas: Vec<&str> =
+        events.iter().filter(|e| e["type"] == "response.output_text.delta").filter_map(|e| e["delta"].as_str()).collect();
+    let done = events.iter().find(|e| e["type"] == "response.completed").unwrap();
+    let text = done["response"]["output"][1]["content"][0]["text"].as_str().unwrap();
+    assert!(deltas.len() > 2, "{deltas:?}");
+    assert_eq!(deltas.concat(), text);
+    let seqs: Vec<u64> = events.iter().filter_map(|e| e["sequence_number"].as_u64()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "sequence numbers count up: {seqs:?}");
 
     // Another tenant: acme's collection answers like a missing one, and its own agent naming
     // it finds nothing.

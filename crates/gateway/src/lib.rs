@@ -271,7 +271,7 @@ impl Gateway {
 pub enum InProcess {
     ChatCompletions,
     Completions,
-    /// Non-streaming Responses (an agent's model step).
+    /// Responses (an agent's model step; streamed with [`Gateway::respond_as`]).
     Responses,
     /// Embeddings (documents and queries of `file_search`).
     Embeddings,
@@ -308,16 +308,38 @@ impl Gateway {
         forward: &[(&'static str, String)],
         body: bytes::Bytes,
     ) -> (axum::http::StatusCode, Option<u64>, bytes::Bytes) {
+        let r = self.respond_as(caller, endpoint, deployment, request_id, forward, body).await;
+        let status = r.status();
+        let retry_after_s = r.headers().get(axum::http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.trim().parse().ok());
+        match axum::body::to_bytes(r.into_body(), MAX_IN_PROCESS_ANSWER_BYTES).await {
+            Ok(b) => (status, retry_after_s, b),
+            Err(_) => {
+                let body = bytes::Bytes::from_static(b"{\"error\": {\"message\": \"answer too large or broken\"}}");
+                (axum::http::StatusCode::BAD_GATEWAY, None, body)
+            }
+        }
+    }
+
+    /// [`Gateway::call_as`] answered as the handler answers, its body unread: a stream
+    /// (`"stream": true`) arrives as it is written (an agent's step, token by token).
+    pub async fn respond_as(
+        self: &Arc<Self>,
+        caller: Caller,
+        endpoint: InProcess,
+        deployment: Option<&str>,
+        request_id: Option<&str>,
+        forward: &[(&'static str, String)],
+        body: bytes::Bytes,
+    ) -> axum::response::Response {
         use axum::extract::State;
         if body.len() > MAX_BODY_BYTES {
-            let r = proxy::openai_error(
+            return proxy::openai_error(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request_error",
                 "body_too_large",
                 "request too large",
                 None,
             );
-            return (r.status(), None, axum::body::to_bytes(r.into_body(), MAX_IN_PROCESS_ANSWER_BYTES).await.unwrap_or_default());
         }
         let who = Some(axum::Extension(caller));
         let mut headers = axum::http::HeaderMap::new();
@@ -332,20 +354,11 @@ impl Gateway {
                 headers.append(*name, v);
             }
         }
-        let r = match endpoint {
+        match endpoint {
             InProcess::ChatCompletions => proxy::chat_completions(State(self.clone()), who, headers, body).await,
             InProcess::Completions => proxy::completions(State(self.clone()), who, headers, body).await,
             InProcess::Responses => responses::create(State(self.clone()), who, headers, body).await,
             InProcess::Embeddings => embeddings::create(State(self.clone()), who, headers, body).await,
-        };
-        let status = r.status();
-        let retry_after_s = r.headers().get(axum::http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.trim().parse().ok());
-        match axum::body::to_bytes(r.into_body(), MAX_IN_PROCESS_ANSWER_BYTES).await {
-            Ok(b) => (status, retry_after_s, b),
-            Err(_) => {
-                let body = bytes::Bytes::from_static(b"{\"error\": {\"message\": \"answer too large or broken\"}}");
-                (axum::http::StatusCode::BAD_GATEWAY, None, body)
-            }
         }
     }
 }

@@ -109,6 +109,41 @@ pub fn scripted(req: &Value) -> (Value, u64) {
     (json!({"role": "assistant", "content": text}), prompt_tokens)
 }
 
+/// The `script` mode's answer streamed as a real server would: its text a word at a time (so a
+/// client sees several deltas), its tool calls in one chunk, then the usage and `[DONE]`.
+fn scripted_stream(req: &Value, message: &Value, prompt_tokens: u64) -> Response {
+    let chunk = |delta: Value, usage: Option<Value>| {
+        let choices = if usage.is_some() { json!([]) } else { json!([{"index": 0, "delta": delta, "finish_reason": null}]) };
+        format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 1, "model": req["model"],
+            "choices": choices, "usage": usage})
+        )
+    };
+    let mut frames = String::new();
+    if let Some(text) = message["content"].as_str() {
+        for piece in text.split_inclusive(' ') {
+            frames.push_str(&chunk(json!({"role": "assistant", "content": piece}), None));
+        }
+    }
+    if let Some(calls) = message["tool_calls"].as_array() {
+        let indexed: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut c = c.clone();
+                c["index"] = json!(i);
+                c
+            })
+            .collect();
+        frames.push_str(&chunk(json!({"role": "assistant", "tool_calls": indexed}), None));
+    }
+    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": 4, "total_tokens": prompt_tokens + 4});
+    frames.push_str(&chunk(Value::Null, Some(usage)));
+    frames.push_str("data: [DONE]\n\n");
+    ([("content-type", "text/event-stream")], Body::from(frames)).into_response()
+}
+
 /// Test double of an upstream model server. Behaviour by path: `ok`, `fail` (500), `slow`
 /// (answers after 2 s), `broken` (a stream that dies after two chunks).
 /// Starts the double on a free loopback port; returns its base URL (add `/<mode>/v1`).
@@ -133,6 +168,9 @@ pub async fn serve_on(addr: &str) -> std::io::Result<String> {
         }
         if mode == "script" {
             let (message, prompt_tokens) = scripted(&req);
+            if stream {
+                return scripted_stream(&req, &message, prompt_tokens);
+            }
             return axum::Json(json!({
                 "id": "chatcmpl-s", "object": "chat.completion", "created": 1, "model": req["model"],
                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],

@@ -792,4 +792,43 @@ mod tests {
             assert_eq!(s.end_user("t", "u").await.unwrap().map(|r| r.1).as_deref(), Some("{\"x\":1}"));
         }
     }
+
+    /// Collections on both databases: a document with its chunks, replaced whole, listed per
+    /// tenant with their sizes, read back in order for a search, deleted alone or with its
+    /// collection; another tenant's are never touched.
+    #[tokio::test]
+    async fn collections_behave_alike_on_both_databases() {
+        let doc = |id: &str, chunks: i64| DocumentRow {
+            id: id.into(),
+            collection: "kb".into(),
+            filename: format!("{id}.md"),
+            bytes: 10 * chunks,
+            chunks,
+            created_ms: 5,
+            attributes: "{\"k\":\"v\"}".into(),
+        };
+        let chunks = |n: usize| (0..n).map(|i| (format!("text {i}"), format!("vec{i}"))).collect::<Vec<_>>();
+        for s in both().await {
+            assert!(!s.put_collection_document("t", &doc("a", 2), &chunks(2)).await.unwrap(), "new");
+            assert!(!s.put_collection_document("t", &doc("b", 1), &chunks(1)).await.unwrap());
+            assert!(!s.put_collection_document("u", &doc("a", 1), &chunks(1)).await.unwrap(), "another tenant's");
+            assert!(s.put_collection_document("t", &doc("a", 3), &chunks(3)).await.unwrap(), "replaced");
+            let c = s.collections("t", 10).await.unwrap();
+            assert_eq!((c.len(), c[0].documents, c[0].chunks, c[0].bytes), (1, 2, 4, 40));
+            let docs = s.collection_documents("t", "kb", 10).await.unwrap();
+            assert_eq!(docs.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+            assert_eq!(docs[0].attributes, "{\"k\":\"v\"}");
+            let found = s.collection_chunks("t", "kb", 10).await.unwrap();
+            let texts: Vec<(&str, &str)> = found.iter().map(|c| (c.document.as_str(), c.text.as_str())).collect();
+            assert_eq!(texts, [("a", "text 0"), ("a", "text 1"), ("a", "text 2"), ("b", "text 0")]);
+            assert_eq!((found[0].filename.as_str(), found[3].vector.as_str()), ("a.md", "vec0"));
+            assert_eq!(s.collection_chunks("t", "kb", 2).await.unwrap().len(), 2, "a search reads at most its limit");
+            assert_eq!(s.delete_collection_documents("t", "kb", Some("a")).await.unwrap(), 1);
+            assert_eq!(s.collection_chunks("t", "kb", 10).await.unwrap().len(), 1);
+            assert_eq!(s.delete_collection_documents("t", "kb", Some("zz")).await.unwrap(), 0);
+            assert_eq!(s.delete_collection_documents("t", "kb", None).await.unwrap(), 1);
+            assert!(s.collections("t", 10).await.unwrap().is_empty());
+            assert_eq!(s.collection_chunks("u", "kb", 10).await.unwrap().len(), 1, "another tenant's stays");
+        }
+    }
 }

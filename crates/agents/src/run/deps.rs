@@ -25,6 +25,19 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// as the run's caller, answered with a Responses object. `step_id` names the step in the ledger.
 pub trait Model: Send + Sync {
     fn respond(&self, step_id: String, body: Value) -> BoxFuture<Result<Value, StepError>>;
+
+    /// The same step streamed: each piece of the answer's text goes to `deltas` as the model
+    /// writes it, and the result is the whole Responses object, as [`Model::respond`]'s. A
+    /// model that cannot stream answers whole (its text then arrives as one delta).
+    fn respond_streaming(
+        &self,
+        step_id: String,
+        body: Value,
+        deltas: tokio::sync::mpsc::Sender<String>,
+    ) -> BoxFuture<Result<Value, StepError>> {
+        drop(deltas);
+        self.respond(step_id, body)
+    }
 }
 
 /// Writes a tool call's ledger event once the call is done: (response id, `mcp_call` item,

@@ -24,6 +24,7 @@ use crate::spec::{McpServer, Tool};
 
 mod deps;
 mod search;
+mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -97,6 +98,8 @@ struct Run<'a> {
     events: Option<mpsc::Sender<Value>>,
     checkpoint: &'a dyn Checkpoint,
     clients: std::collections::BTreeMap<String, Client>,
+    /// The message a streamed step is writing: opened at its first delta.
+    open: Option<stream::Open>,
     s: State,
     started: Instant,
     deadline: Instant,
@@ -128,7 +131,7 @@ pub async fn run(
         })
         .collect();
     let deadline = started + Duration::from_millis(left_ms);
-    let mut r = Run { agent, deps, response_id, events, checkpoint, clients, s: state, started, deadline };
+    let mut r = Run { agent, deps, response_id, events, checkpoint, clients, open: None, s: state, started, deadline };
     let status = r.go(options).await;
     r.s.status = Some(status);
     r.s.elapsed_ms = r.elapsed_ms();
@@ -197,15 +200,20 @@ impl Run<'_> {
                 Ok(a) => a,
                 Err(e) => return Status::Failed(e),
             };
-            for item in answer["output"].as_array().cloned().unwrap_or_default() {
-                match item["type"].as_str() {
-                    Some("function_call") if self.runs_here(item["name"].as_str().unwrap_or("")) => self.s.queue.push(item),
-                    Some("function_call") => {
-                        self.s.stop = true;
-                        self.emit_item(item).await;
-                    }
-                    Some("message") => self.emit_message(item).await,
-                    _ => {}
+            // Messages first: a streamed one is already open at the next output index, and is
+            // closed (with what streamed, if the answer has no message) before anything follows.
+            let (messages, others): (Vec<Value>, Vec<Value>) =
+                answer["output"].as_array().cloned().unwrap_or_default().into_iter().partition(|i| i["type"] == "message");
+            for item in messages {
+                self.emit_message(item).await;
+            }
+            self.close_open("completed").await;
+            for item in others.into_iter().filter(|i| i["type"] == "function_call") {
+                if self.runs_here(item["name"].as_str().unwrap_or("")) {
+                    self.s.queue.push(item);
+                } else {
+                    self.s.stop = true;
+                    self.emit_item(item).await;
                 }
             }
             self.s.answered = self.s.queue.is_empty() && !self.s.stop;
@@ -424,8 +432,15 @@ impl Run<'_> {
         for (k, v) in options {
             body[k.as_str()] = v.clone();
         }
-        let step = self.deps.model.respond(format!("{}/step/{n}", self.response_id), body);
-        let answer = tokio::time::timeout(left, step).await.ok()?;
+        let step_id = format!("{}/step/{n}", self.response_id);
+        let answer = match self.events.is_some() {
+            true => tokio::time::timeout(left, self.streamed(step_id, body)).await.ok(),
+            false => tokio::time::timeout(left, self.deps.model.respond(step_id, body)).await.ok(),
+        };
+        let Some(answer) = answer else {
+            self.close_open("incomplete").await;
+            return None;
+        };
         if let Ok(a) = &answer {
             self.s.input_tokens = self.s.input_tokens.saturating_add(a["usage"]["input_tokens"].as_u64().unwrap_or(0));
             self.s.output_tokens = self.s.output_tokens.saturating_add(a["usage"]["output_tokens"].as_u64().unwrap_or(0));
@@ -458,29 +473,6 @@ impl Run<'_> {
                              "arguments": item["arguments"]}))
                 .await;
         }
-        self.done_item(item).await;
-    }
-
-    /// A message from the model, with the text events a streaming client expects.
-    async fn emit_message(&mut self, item: Value) {
-        let ix = self.s.output.len();
-        let id = item["id"].clone();
-        let text: String = item["content"].as_array().into_iter().flatten().filter_map(|p| p["text"].as_str()).collect();
-        let mut open = item.clone();
-        open["status"] = json!("in_progress");
-        open["content"] = json!([]);
-        let at = |mut v: Value| {
-            v["item_id"] = id.clone();
-            v["output_index"] = json!(ix);
-            v["content_index"] = json!(0);
-            v
-        };
-        self.send(json!({"type": "response.output_item.added", "output_index": ix, "item": open})).await;
-        self.send(at(json!({"type": "response.content_part.added", "part": {"type": "output_text", "text": "", "annotations": []}}))).await;
-        self.send(at(json!({"type": "response.output_text.delta", "delta": text, "logprobs": []}))).await;
-        self.send(at(json!({"type": "response.output_text.done", "text": text, "logprobs": []}))).await;
-        self.send(at(json!({"type": "response.content_part.done", "part": {"type": "output_text", "text": text, "annotations": []}})))
-            .await;
         self.done_item(item).await;
     }
 }

@@ -319,3 +319,67 @@ async fn file_search_runs_server_side_with_its_items_and_events() {
     ];
     assert_eq!(&types[..5], want);
 }
+
+/// A model double that streams: its text in pieces, then an answer (which may carry the
+/// message, or only a function call).
+struct Streaming {
+    pieces: Vec<&'static str>,
+    answer: Vec<Value>,
+}
+
+impl Model for Streaming {
+    fn respond(&self, _: String, _: Value) -> BoxFuture<Result<Value, StepError>> {
+        let answer = self.answer.clone();
+        Box::pin(async move { Ok(json!({"output": answer, "usage": {"input_tokens": 1, "output_tokens": 1}})) })
+    }
+
+    fn respond_streaming(&self, _: String, _: Value, deltas: mpsc::Sender<String>) -> BoxFuture<Result<Value, StepError>> {
+        let (pieces, answer) = (self.pieces.clone(), self.answer.clone());
+        Box::pin(async move {
+            for p in pieces {
+                deltas.send(p.to_string()).await.unwrap();
+            }
+            Ok(json!({"output": answer, "usage": {"input_tokens": 1, "output_tokens": 3}}))
+        })
+    }
+}
+
+async fn streamed_events(pieces: Vec<&'static str>, answer: Vec<Value>) -> (State, Vec<Value>) {
+    let (agent, mut deps, _) = setup(json!({"model": "m"}), vec![], 1, 0);
+    deps.model = Arc::new(Streaming { pieces, answer });
+    let (tx, mut rx) = mpsc::channel(256);
+    let o = run(&agent, &deps, "r", State::new(vec![], user("hi")), &serde_json::Map::new(), Some(tx), &InMemory).await;
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    (o, events)
+}
+
+#[tokio::test]
+async fn a_streamed_step_sends_its_text_as_it_is_written() {
+    let (o, events) = streamed_events(vec!["Hel", "lo ", "there"], vec![message("Hello there")]).await;
+    assert_eq!(o.status, Some(Status::Completed));
+    let of = |ty: &str| events.iter().filter(|e| e["type"] == ty).cloned().collect::<Vec<_>>();
+    let deltas: Vec<String> = of("response.output_text.delta").iter().map(|e| e["delta"].as_str().unwrap().to_string()).collect();
+    assert_eq!(deltas, ["Hel", "lo ", "there"], "each piece once, nothing repeated at the end");
+    assert_eq!(of("response.output_item.added").len(), 1);
+    // One id for the message, from its first delta to the output.
+    let id = &of("response.output_item.added")[0]["item"]["id"];
+    assert!(of("response.output_text.delta").iter().all(|e| e["item_id"] == *id));
+    assert_eq!(o.output[0]["id"], *id);
+    assert_eq!(of("response.output_text.done")[0]["text"], "Hello there");
+
+    // The answer adds to what streamed: the rest goes as one more delta.
+    let (_, events) = streamed_events(vec!["Hel"], vec![message("Hello")]).await;
+    let deltas: Vec<String> =
+        events.iter().filter(|e| e["type"] == "response.output_text.delta").map(|e| e["delta"].as_str().unwrap().to_string()).collect();
+    assert_eq!(deltas, ["Hel", "lo"]);
+
+    // Text streamed, but the answer is a function call only: the message is closed with the
+    // streamed text, and the call follows it.
+    let (o, events) = streamed_events(vec!["call lookup"], vec![function_call("lookup")]).await;
+    assert_eq!((o.output[0]["type"].as_str(), o.output[0]["content"][0]["text"].as_str()), (Some("message"), Some("call lookup")));
+    assert_eq!(o.output[1]["type"], "function_call", "{:?}", o.output);
+    assert_eq!(events.iter().filter(|e| e["type"] == "response.output_item.done").count(), o.output.len());
+}
