@@ -319,6 +319,9 @@ fn check_file_search(i: usize, collection_ids: &[String], max_num_results: u32) 
     }
     for (j, c) in collection_ids.iter().enumerate() {
         check_name(&format!("tools[{i}].collection_ids[{j}]"), c)?;
+        if collection_ids[..j].contains(c) {
+            return Err(invalid(format!("tools[{i}].collection_ids[{j}]"), format!("{c:?} is named twice")));
+        }
     }
     if !(1..=MAX_RESULTS).contains(&max_num_results) {
         return Err(invalid(format!("tools[{i}].max_num_results"), format!("1 to {MAX_RESULTS}")));

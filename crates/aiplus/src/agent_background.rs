@@ -311,7 +311,8 @@ async fn resume(host: &Host, owner: &str, run: store::AgentRunRow) {
     match host.agents.get(&run.tenant, &id, Some(record.agent_version.max(1))).await {
         Ok(_) => match host.agent_for(&run.tenant, &pinned).await {
             Ok(agent) => {
-                let deps = host.deps(&caller, &agent, &record.forwarded);
+                let mut deps = host.deps(&caller, &agent, &record.forwarded);
+                deps.stream_steps = false;
                 tokio::spawn(drive(host.clone(), owner.to_string(), run.tenant, run.id, agent, deps, record, last_seq));
             }
             Err(_) => tracing::warn!(id = %run.id, "a background run's agent cannot be read now; it is resumed later"),

@@ -30,11 +30,12 @@ fn vector_of(v: &Value) -> Option<Vec<f32>> {
 /// Who an embedding is made as: the caller when it is the tenant's own credential; for an
 /// operator acting for a tenant, an internal member of that tenant named after the operator,
 /// so the usage is the tenant's and the ledger says who caused it.
-fn principal_for(caller: Arc<Principal>, tenant: &str) -> Arc<Principal> {
-    if !caller.is_operator() && caller.tenant_id() == tenant {
-        return caller;
+fn principal_for(caller: Arc<Principal>, tenant: &str) -> Result<Arc<Principal>, EmbedFailure> {
+    if !caller.is_operator() {
+        // The routes never let a tenant name another; refused here too, whatever a caller does.
+        return if caller.tenant_id() == tenant { Ok(caller) } else { Err(failure(403, "not this caller's tenant")) };
     }
-    Arc::new(Principal::internal_tenant(format!("collections:{}", caller.id), tenant.to_string(), &[Scope::Inference]))
+    Ok(Arc::new(Principal::internal_tenant(format!("collections:{}", caller.id), tenant.to_string(), &[Scope::Inference])))
 }
 
 fn failure(status: u16, message: impl Into<String>) -> EmbedFailure {
@@ -57,7 +58,7 @@ impl Embed for GatewayEmbed {
                 }
             };
             let body = json!({"model": model, "input": texts, "encoding_format": "base64"});
-            let who = principal_for(caller, &tenant);
+            let who = principal_for(caller, &tenant)?;
             let (status, _, answer) = gw.call(who, gateway::InProcess::Embeddings, None, Bytes::from(body.to_string())).await;
             let v: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
             if !status.is_success() {

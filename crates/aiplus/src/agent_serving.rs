@@ -123,6 +123,7 @@ fn input_items(req: &Value) -> Result<Vec<Value>, Bad> {
             "mcp_call",
             "mcp_list_tools",
             "mcp_approval_request",
+            "file_search_call",
         ];
         if !it.is_object() || !known.contains(&ty) {
             return Err(bad(format!("input[{i}].type: {ty:?} is not supported for agents"), &format!("input[{i}].type")));
@@ -229,6 +230,7 @@ impl Host {
                 caller: caller.clone(),
                 tenant: caller.tenant_id().to_string(),
             })),
+            stream_steps: true,
         }
     }
 
@@ -277,7 +279,9 @@ impl Host {
             return Err(invalid("background responses must be stored (store: true)", "store"));
         }
         let options = step_options(&req);
-        let deps = self.deps(caller, &agent, &forwarded);
+        let mut deps = self.deps(caller, &agent, &forwarded);
+        // A background run's events are stored for whoever follows: its steps are asked whole.
+        deps.stream_steps = req["background"].as_bool() != Some(true);
         req["model"] = json!(req["model"].as_str().unwrap_or(""));
         Ok(Prepared {
             tenant,

@@ -116,6 +116,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         spawner: None,
         approvals: Arc::new(agents::run::MemoryApprovals::default()),
         search: None,
+        stream_steps: true,
     };
     // The tool's own time, called directly with the same client.
     let server = agent.spec.mcp_servers().next().cloned().context("the bench agent has its server")?;

@@ -49,11 +49,20 @@ enum CollectionsCommand {
     },
 }
 
-/// A document id from a file name: its stem, with anything but ASCII letters, digits, '_' and
-/// '-' made '-', cut to 64 bytes.
+/// A document id from a file name: its stem, with ASCII letters, digits, '_' and '-' kept,
+/// other ASCII made '-', and other characters written as their code point (`行动` is
+/// `u884cu52a8`), so names in any script stay apart; cut to 64 bytes.
 fn doc_id(file: &Path) -> String {
     let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let id: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).take(64).collect();
+    let mut id = String::new();
+    for c in stem.chars() {
+        match c {
+            c if c.is_ascii_alphanumeric() || c == '_' || c == '-' => id.push(c),
+            c if c.is_ascii() => id.push('-'),
+            c => id.push_str(&format!("u{:x}", c as u32)),
+        }
+    }
+    id.truncate(64);
     if id.is_empty() { "doc".into() } else { id }
 }
 
@@ -72,6 +81,13 @@ pub fn collections(args: CollectionsArgs) -> anyhow::Result<()> {
             call(with_tenant(c.post(format!("{base}/{id}/search")).json(&json!({"query": query, "max_num_results": max_results}))))?
         }
         CollectionsCommand::Add { id, files } => {
+            // Two files that would be one document are refused before anything is sent.
+            let mut seen = std::collections::BTreeMap::new();
+            for f in files {
+                if let Some(other) = seen.insert(doc_id(f), f) {
+                    anyhow::bail!("{} and {} would both be document {:?}; rename one", other.display(), f.display(), doc_id(f));
+                }
+            }
             let bar = indicatif::ProgressBar::new(files.len() as u64);
             let mut added = Vec::new();
             for f in files {
@@ -142,7 +158,9 @@ mod tests {
     #[test]
     fn document_ids_come_from_file_names() {
         assert_eq!(doc_id(Path::new("/a/AI+ plan.md")), "AI--plan");
-        assert_eq!(doc_id(Path::new("行动.txt")), "--");
+        assert_eq!(doc_id(Path::new("行动.txt")), "u884cu52a8");
+        assert_ne!(doc_id(Path::new("行动.txt")), doc_id(Path::new("计划.txt")));
         assert_eq!(doc_id(Path::new("")), "doc");
+        assert_eq!(doc_id(Path::new(&"长".repeat(40))).len(), 64);
     }
 }

@@ -560,6 +560,12 @@ fn file_search_finds_the_tenants_own_documents_with_the_embedded_embedder() {
     assert_eq!(fs["results"].as_array().unwrap().len(), 2);
     let answer = r["output"][1]["content"][0]["text"].as_str().unwrap();
     assert!(answer.starts_with("done: ") && answer.contains("pandas.txt"), "{answer}");
+    // A client that sends the whole history back (no previous_response_id) may include the
+    // search item, as OpenAI's clients do.
+    let history = json!({"model": "agent:librarian", "input": [{"role": "user", "content": ask["input"]}, r["output"][0], r["output"][1],
+        {"role": "user", "content": "thanks"}]});
+    let (status, again) = call(&s, &acme, reqwest::Method::POST, "/v1/responses", Some(&history));
+    assert_eq!(status, 200, "{again}");
     // The search is a tool call in the ledger; the embeddings it made are the tenant's usage.
     let events = ledger(&s, "acme", "agents", 1);
     assert!(events.iter().any(|e| e["usage"]["tool"] == "file_search" && e["usage"]["refs"]["response_id"] == r["id"]), "{events:?}");
@@ -591,6 +597,13 @@ fn file_search_finds_the_tenants_own_documents_with_the_embedded_embedder() {
     assert_eq!(deltas.concat(), text);
     let seqs: Vec<u64> = events.iter().filter_map(|e| e["sequence_number"].as_u64()).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "sequence numbers count up: {seqs:?}");
+    // Every item opened is done, at the index it opened at, and they are the response's output.
+    let at = |ty: &str| {
+        events.iter().filter(|e| e["type"] == ty).map(|e| (e["output_index"].clone(), e["item"]["id"].clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(at("response.output_item.added"), at("response.output_item.done"));
+    let ids: Vec<Value> = done["response"]["output"].as_array().unwrap().iter().map(|i| i["id"].clone()).collect();
+    assert_eq!(at("response.output_item.done").into_iter().map(|(_, id)| id).collect::<Vec<_>>(), ids);
 
     // Another tenant: acme's collection answers like a missing one, and its own agent naming
     // it finds nothing.
@@ -621,6 +634,15 @@ fn file_search_finds_the_tenants_own_documents_with_the_embedded_embedder() {
         "tools": [{"type": "file_search", "collection_ids": []}]})),
     );
     assert_eq!((status, v["field"].clone()), (422, json!("tools[0].collection_ids")), "{v}");
+    let (status, v) = call(
+        &s,
+        &acme,
+        reqwest::Method::PUT,
+        "/api/v1/agents/bad",
+        Some(&json!({"model": "script",
+        "tools": [{"type": "file_search", "collection_ids": ["kb", "kb"]}]})),
+    );
+    assert_eq!((status, v["field"].clone()), (422, json!("tools[0].collection_ids[1]")), "{v}");
     // The CLI fills and searches a collection from files.
     let notes = data.join("grid notes.md");
     std::fs::write(&notes, "东数西算：把东部的算力需求引导到西部，利用西部的绿色电力。").unwrap();

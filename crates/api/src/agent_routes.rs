@@ -39,6 +39,7 @@ impl From<AgentError> for ApiError {
             AgentError::Store(e) => ApiError::Store(e),
             AgentError::Corrupt { .. } => ApiError::Internal(e.to_string()),
             AgentError::Embedding { status: 429, message } => ApiError::Limit(format!("embedding: {message}")),
+            AgentError::Embedding { status: 403, message } => ApiError::Forbidden(format!("embedding: {message}")),
             AgentError::Embedding { message, .. } => ApiError::Busy(format!("embedding: {message}")),
         }
     }

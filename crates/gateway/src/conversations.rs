@@ -34,8 +34,16 @@ pub const RETENTION_DAYS: i64 = 30;
 const MAX_METADATA_PAIRS: usize = 16;
 const MAX_METADATA_CHARS: usize = 512;
 /// Item types a conversation keeps.
-const ITEM_TYPES: [&str; 7] =
-    ["message", "function_call", "function_call_output", "mcp_list_tools", "mcp_call", "mcp_approval_request", "mcp_approval_response"];
+const ITEM_TYPES: [&str; 8] = [
+    "message",
+    "function_call",
+    "function_call_output",
+    "mcp_list_tools",
+    "mcp_call",
+    "mcp_approval_request",
+    "mcp_approval_response",
+    "file_search_call",
+];
 
 type Bad = (String, String);
 

@@ -3,6 +3,39 @@
 
 use crate::{BeginWrite, Db, Store, StoreError};
 
+/// Serialises document writes on a shared PostgreSQL database, so that limits are checked and
+/// a document replaced as one step (SQLite's write lock does this).
+const PG_COLLECTIONS_LOCK: i64 = 0x0061_6970_6c75_730b;
+
+/// What one tenant's collections may hold, checked in the write's transaction.
+#[derive(Clone, Copy, Debug)]
+pub struct CollectionLimits {
+    pub max_collections: i64,
+    pub max_documents: i64,
+    pub max_chunks: i64,
+    pub max_tenant_bytes: i64,
+}
+
+/// How a document write ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutDocument {
+    Added,
+    Replaced,
+    /// Nothing was written: the tenant already has as many collections as it may.
+    TooManyCollections,
+    /// Nothing was written: the collection already holds as many documents as it may.
+    TooManyDocuments,
+    /// Nothing was written: the collection would pass its chunks (it holds `held` besides this
+    /// document).
+    TooManyChunks {
+        held: i64,
+    },
+    /// Nothing was written: the tenant's documents would pass its bytes (`held` besides this one).
+    TooManyBytes {
+        held: i64,
+    },
+}
+
 /// A collection and what it holds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CollectionRow {
@@ -44,25 +77,67 @@ fn doc_row((id, collection, filename, bytes, chunks, created_ms, attributes): Do
 }
 
 impl Store {
-    /// Stores a document with its chunks (text, vector), replacing one of the same id in one
-    /// transaction. Returns whether it replaced one.
-    pub async fn put_collection_document(&self, tenant: &str, d: &DocumentRow, chunks: &[(String, String)]) -> Result<bool, StoreError> {
+    /// Stores a document with its chunks (text, vector), replacing one of the same id, in one
+    /// transaction that first checks the tenant's limits (so racing writes cannot pass them).
+    /// Without chunks it only says how the write would end, and writes nothing.
+    pub async fn put_collection_document(
+        &self,
+        tenant: &str,
+        d: &DocumentRow,
+        chunks: Option<&[(String, String)]>,
+        limits: CollectionLimits,
+    ) -> Result<PutDocument, StoreError> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let replaced = sqlx::query("DELETE FROM collection_documents WHERE tenant = $1 AND collection = $2 AND id = $3")
-                .bind(tenant)
-                .bind(&d.collection)
-                .bind(&d.id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
-            sqlx::query("DELETE FROM collection_chunks WHERE tenant = $1 AND collection = $2 AND document = $3")
-                .bind(tenant)
-                .bind(&d.collection)
-                .bind(&d.id)
-                .execute(&mut *tx)
-                .await?;
+            if matches!(&self.db, Db::Postgres(_)) {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_COLLECTIONS_LOCK).execute(&mut *tx).await?;
+            }
+            let old: Option<i64> =
+                sqlx::query_scalar("SELECT bytes FROM collection_documents WHERE tenant = $1 AND collection = $2 AND id = $3")
+                    .bind(tenant)
+                    .bind(&d.collection)
+                    .bind(&d.id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let (others, held_chunks): (i64, i64) = sqlx::query_as(
+                "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(chunks), 0) AS BIGINT) FROM collection_documents
+                 WHERE tenant = $1 AND collection = $2 AND id <> $3",
+            )
+            .bind(tenant)
+            .bind(&d.collection)
+            .bind(&d.id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let (collections, tenant_bytes): (i64, i64) = sqlx::query_as(
+                "SELECT CAST(COUNT(DISTINCT collection) AS BIGINT), CAST(COALESCE(SUM(bytes), 0) AS BIGINT)
+                 FROM collection_documents WHERE tenant = $1",
+            )
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await?;
+            let held_bytes = tenant_bytes - old.unwrap_or(0);
+            let over = if others == 0 && old.is_none() && collections >= limits.max_collections {
+                Some(PutDocument::TooManyCollections)
+            } else if old.is_none() && others >= limits.max_documents {
+                Some(PutDocument::TooManyDocuments)
+            } else if held_chunks + d.chunks > limits.max_chunks {
+                Some(PutDocument::TooManyChunks { held: held_chunks })
+            } else if held_bytes + d.bytes > limits.max_tenant_bytes {
+                Some(PutDocument::TooManyBytes { held: held_bytes })
+            } else {
+                None
+            };
+            if let Some(over) = over {
+                return Ok(over);
+            }
+            let done = if old.is_some() { PutDocument::Replaced } else { PutDocument::Added };
+            let Some(chunks) = chunks else { return Ok(done) };
+            for sql in [
+                "DELETE FROM collection_documents WHERE tenant = $1 AND collection = $2 AND id = $3",
+                "DELETE FROM collection_chunks WHERE tenant = $1 AND collection = $2 AND document = $3",
+            ] {
+                sqlx::query(sql).bind(tenant).bind(&d.collection).bind(&d.id).execute(&mut *tx).await?;
+            }
             sqlx::query(
                 "INSERT INTO collection_documents (tenant, collection, id, filename, bytes, chunks, created_ms, attributes)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -91,7 +166,7 @@ impl Store {
                 .await?;
             }
             tx.commit().await?;
-            Ok(replaced)
+            Ok(done)
         })
     }
 
@@ -149,22 +224,33 @@ impl Store {
         })
     }
 
-    /// Every chunk of a tenant's collection, in document and chunk order, up to `limit`.
-    pub async fn collection_chunks(&self, tenant: &str, collection: &str, limit: i64) -> Result<Vec<ChunkRow>, StoreError> {
-        let rows: Vec<(String, String, String, String, String)> = on_pool!(self, |pool| sqlx::query_as(
-            "SELECT c.document, d.filename, d.attributes, c.text, c.vector
-             FROM collection_chunks c JOIN collection_documents d
-               ON d.tenant = c.tenant AND d.collection = c.collection AND d.id = c.document
-             WHERE c.tenant = $1 AND c.collection = $2 ORDER BY c.document, c.ix LIMIT $3"
+    /// The vectors of a tenant's collection, in document and chunk order, up to `limit`:
+    /// (document, chunk index, vector). A search ranks these and reads only its results' text.
+    pub async fn collection_vectors(&self, tenant: &str, collection: &str, limit: i64) -> Result<Vec<(String, i64, String)>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT document, ix, vector FROM collection_chunks WHERE tenant = $1 AND collection = $2 ORDER BY document, ix LIMIT $3"
         )
         .bind(tenant)
         .bind(collection)
         .bind(limit)
         .fetch_all(pool)
+        .await?))
+    }
+
+    /// One chunk, with its document's name and attributes.
+    pub async fn collection_chunk(&self, tenant: &str, collection: &str, document: &str, ix: i64) -> Result<Option<ChunkRow>, StoreError> {
+        let row: Option<(String, String, String, String, String)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT c.document, d.filename, d.attributes, c.text, c.vector
+             FROM collection_chunks c JOIN collection_documents d
+               ON d.tenant = c.tenant AND d.collection = c.collection AND d.id = c.document
+             WHERE c.tenant = $1 AND c.collection = $2 AND c.document = $3 AND c.ix = $4"
+        )
+        .bind(tenant)
+        .bind(collection)
+        .bind(document)
+        .bind(ix)
+        .fetch_optional(pool)
         .await?);
-        Ok(rows
-            .into_iter()
-            .map(|(document, filename, attributes, text, vector)| ChunkRow { document, filename, attributes, text, vector })
-            .collect())
+        Ok(row.map(|(document, filename, attributes, text, vector)| ChunkRow { document, filename, attributes, text, vector }))
     }
 }

@@ -53,7 +53,7 @@ macro_rules! on_pool {
 
 pub use agents::{AgentRow, AgentRunRow};
 pub use alerts::AlertRow;
-pub use collections::{ChunkRow, CollectionRow, DocumentRow};
+pub use collections::{ChunkRow, CollectionLimits, CollectionRow, DocumentRow, PutDocument};
 pub use console::ReportRow;
 pub use conversations::{ConversationRow, ItemLimits};
 pub use filings::FilingRow;
@@ -795,12 +795,12 @@ mod tests {
 
     /// Collections on both databases: a document with its chunks, replaced whole, listed per
     /// tenant with their sizes, read back in order for a search, deleted alone or with its
-    /// collection; another tenant's are never touched.
+    /// collection; limits checked in the write; another tenant's are never touched.
     #[tokio::test]
     async fn collections_behave_alike_on_both_databases() {
-        let doc = |id: &str, chunks: i64| DocumentRow {
+        let doc = |c: &str, id: &str, chunks: i64| DocumentRow {
             id: id.into(),
-            collection: "kb".into(),
+            collection: c.into(),
             filename: format!("{id}.md"),
             bytes: 10 * chunks,
             chunks,
@@ -808,27 +808,46 @@ mod tests {
             attributes: "{\"k\":\"v\"}".into(),
         };
         let chunks = |n: usize| (0..n).map(|i| (format!("text {i}"), format!("vec{i}"))).collect::<Vec<_>>();
+        let lim = CollectionLimits { max_collections: 2, max_documents: 2, max_chunks: 5, max_tenant_bytes: 70 };
         for s in both().await {
-            assert!(!s.put_collection_document("t", &doc("a", 2), &chunks(2)).await.unwrap(), "new");
-            assert!(!s.put_collection_document("t", &doc("b", 1), &chunks(1)).await.unwrap());
-            assert!(!s.put_collection_document("u", &doc("a", 1), &chunks(1)).await.unwrap(), "another tenant's");
-            assert!(s.put_collection_document("t", &doc("a", 3), &chunks(3)).await.unwrap(), "replaced");
+            let put = |t: &'static str, d: DocumentRow| {
+                let s = s.clone();
+                async move {
+                    let n = d.chunks as usize;
+                    s.put_collection_document(t, &d, Some(&chunks(n)), lim).await.unwrap()
+                }
+            };
+            assert_eq!(put("t", doc("kb", "a", 2)).await, PutDocument::Added);
+            assert_eq!(put("t", doc("kb", "b", 1)).await, PutDocument::Added);
+            let probe = s.put_collection_document("t", &doc("kb", "b", 2), None, lim).await.unwrap();
+            assert_eq!(probe, PutDocument::Replaced, "a probe says how a write would end");
+            assert_eq!(s.collection_documents("t", "kb", 10).await.unwrap()[1].chunks, 1, "and writes nothing");
+            assert_eq!(put("u", doc("kb", "a", 1)).await, PutDocument::Added, "another tenant's");
+            assert_eq!(put("t", doc("kb", "a", 3)).await, PutDocument::Replaced);
+            assert_eq!(put("t", doc("kb", "c", 1)).await, PutDocument::TooManyDocuments);
+            assert_eq!(put("t", doc("kb", "a", 5)).await, PutDocument::TooManyChunks { held: 1 });
+            assert_eq!(put("t", doc("k2", "x", 4)).await, PutDocument::TooManyBytes { held: 40 });
+            assert_eq!(put("t", doc("k2", "x", 1)).await, PutDocument::Added);
+            assert_eq!(put("t", doc("k3", "x", 1)).await, PutDocument::TooManyCollections);
             let c = s.collections("t", 10).await.unwrap();
-            assert_eq!((c.len(), c[0].documents, c[0].chunks, c[0].bytes), (1, 2, 4, 40));
+            assert_eq!(c.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["k2", "kb"]);
+            assert_eq!((c[1].documents, c[1].chunks, c[1].bytes), (2, 4, 40));
             let docs = s.collection_documents("t", "kb", 10).await.unwrap();
             assert_eq!(docs.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
             assert_eq!(docs[0].attributes, "{\"k\":\"v\"}");
-            let found = s.collection_chunks("t", "kb", 10).await.unwrap();
-            let texts: Vec<(&str, &str)> = found.iter().map(|c| (c.document.as_str(), c.text.as_str())).collect();
-            assert_eq!(texts, [("a", "text 0"), ("a", "text 1"), ("a", "text 2"), ("b", "text 0")]);
-            assert_eq!((found[0].filename.as_str(), found[3].vector.as_str()), ("a.md", "vec0"));
-            assert_eq!(s.collection_chunks("t", "kb", 2).await.unwrap().len(), 2, "a search reads at most its limit");
+            let v = s.collection_vectors("t", "kb", 10).await.unwrap();
+            let at: Vec<(&str, i64, &str)> = v.iter().map(|(d, i, v)| (d.as_str(), *i, v.as_str())).collect();
+            assert_eq!(at, [("a", 0, "vec0"), ("a", 1, "vec1"), ("a", 2, "vec2"), ("b", 0, "vec0")]);
+            assert_eq!(s.collection_vectors("t", "kb", 2).await.unwrap().len(), 2, "a search reads at most its limit");
+            let c = s.collection_chunk("t", "kb", "a", 2).await.unwrap().unwrap();
+            assert_eq!((c.filename.as_str(), c.text.as_str()), ("a.md", "text 2"));
+            assert!(s.collection_chunk("u", "kb", "a", 2).await.unwrap().is_none());
             assert_eq!(s.delete_collection_documents("t", "kb", Some("a")).await.unwrap(), 1);
-            assert_eq!(s.collection_chunks("t", "kb", 10).await.unwrap().len(), 1);
+            assert_eq!(s.collection_vectors("t", "kb", 10).await.unwrap().len(), 1);
             assert_eq!(s.delete_collection_documents("t", "kb", Some("zz")).await.unwrap(), 0);
             assert_eq!(s.delete_collection_documents("t", "kb", None).await.unwrap(), 1);
-            assert!(s.collections("t", 10).await.unwrap().is_empty());
-            assert_eq!(s.collection_chunks("u", "kb", 10).await.unwrap().len(), 1, "another tenant's stays");
+            assert_eq!(s.collections("t", 10).await.unwrap().len(), 1);
+            assert_eq!(s.collection_vectors("u", "kb", 10).await.unwrap().len(), 1, "another tenant's stays");
         }
     }
 }

@@ -44,6 +44,12 @@ pub const CHUNK_UNITS: usize = 160;
 pub const OVERLAP_UNITS: usize = 32;
 /// The longest unit: a run of characters without spaces (base64, a URL) is cut here.
 pub const MAX_UNIT_BYTES: usize = 24;
+/// The most bytes a chunk can have: its units, and one separator between each two.
+pub const MAX_CHUNK_BYTES: usize = CHUNK_UNITS * (MAX_UNIT_BYTES + 1);
+/// Bytes of documents one tenant may hold, over all its collections.
+pub const MAX_TENANT_BYTES: i64 = 64 << 20;
+/// Searches running at once on this instance: each holds its collections' vectors in memory.
+pub const MAX_CONCURRENT_SEARCHES: usize = 4;
 /// Texts sent to the embedder at once.
 pub const EMBED_BATCH: usize = 64;
 
@@ -159,15 +165,30 @@ fn units(text: &str) -> Vec<(usize, usize)> {
 }
 
 /// Cuts a text into chunks of at most [`CHUNK_UNITS`] units, each sharing [`OVERLAP_UNITS`]
-/// with the one before; every unit is in some chunk, and chunks are slices of the text (its
-/// own spacing kept).
+/// with the one before; every unit is in some chunk. A chunk is its units as the text has
+/// them, with each run of spaces between two of them made one space (one newline if it held
+/// one): so a chunk is at most [`MAX_CHUNK_BYTES`], however much space the text had.
 pub fn chunk(text: &str) -> Vec<String> {
     let u = units(text);
     let mut out = Vec::new();
     let mut first = 0;
     while first < u.len() {
         let last = (first + CHUNK_UNITS).min(u.len());
-        out.push(text[u[first].0..u[last - 1].1].to_string());
+        let mut c = String::new();
+        for (i, &(start, end)) in u[first..last].iter().enumerate() {
+            if i > 0 {
+                let gap = &text[u[first + i - 1].1..start];
+                c.push_str(if gap.contains('\n') {
+                    "\n"
+                } else if gap.is_empty() {
+                    ""
+                } else {
+                    " "
+                });
+            }
+            c.push_str(&text[start..end]);
+        }
+        out.push(c);
         if last == u.len() {
             break;
         }
@@ -204,24 +225,18 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na.sqrt() * nb.sqrt()) }
 }
 
-/// A stored chunk a search ranks.
-#[derive(Clone, Debug)]
-pub struct Candidate {
-    pub hit: Hit,
-    pub vector: Vec<f32>,
-}
-
-/// The best `k` chunks for the queries: each chunk scores its best cosine over the queries;
-/// ties go to the earlier chunk (stable, so a search answers the same every time).
-pub fn rank(queries: &[Vec<f32>], candidates: Vec<Candidate>, k: usize) -> Vec<Hit> {
-    let mut scored: Vec<Hit> = candidates
+/// The best `k` of the candidates for the queries, best first, with their scores: each scores
+/// its best cosine over the queries; ties keep the candidates' order (a stable sort, so a search
+/// answers the same every time).
+pub fn rank<K>(queries: &[Vec<f32>], candidates: Vec<(K, Vec<f32>)>, k: usize) -> Vec<(K, f32)> {
+    let mut scored: Vec<(K, f32)> = candidates
         .into_iter()
-        .map(|c| {
-            let score = queries.iter().map(|q| cosine(q, &c.vector)).fold(f32::MIN, f32::max);
-            Hit { score, ..c.hit }
+        .map(|(key, v)| {
+            let score = queries.iter().map(|q| cosine(q, &v)).fold(f32::MIN, f32::max);
+            (key, score)
         })
         .collect();
-    scored.sort_by(|a, b| b.score.total_cmp(&a.score));
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
     scored.truncate(k);
     scored
 }
@@ -247,6 +262,17 @@ mod tests {
     }
 
     #[test]
+    fn space_cannot_make_a_chunk_large() {
+        let text = format!("a{}b\n\n  c{}", " ".repeat(200_000), "x".repeat(10_000));
+        let chunks = chunk(&text);
+        assert!(chunks.iter().all(|c| c.len() <= MAX_CHUNK_BYTES), "{:?}", chunks.iter().map(String::len).collect::<Vec<_>>());
+        assert!(chunks[0].starts_with("a b\nc"), "{:?}", &chunks[0][..8]);
+        // Chinese keeps no spaces between its characters.
+        assert_eq!(chunk("算力 网络"), ["算力 网络"]);
+        assert_eq!(chunk("算力网络"), ["算力网络"]);
+    }
+
+    #[test]
     fn chinese_characters_are_units() {
         let text = "人工智能".repeat(100);
         let chunks = chunk(&text);
@@ -262,19 +288,14 @@ mod tests {
         assert_eq!(encode_vector(&[1.0]), "AACAPw==");
         assert_eq!(decode_vector(&encode_vector(&v)).unwrap(), v);
         assert!(decode_vector("AACA").is_none());
-        let hit = |id: &str| Hit { file_id: id.into(), filename: id.into(), score: 0.0, text: id.into(), attributes: BTreeMap::new() };
-        let c = vec![
-            Candidate { hit: hit("x"), vector: vec![1.0, 0.0] },
-            Candidate { hit: hit("y"), vector: vec![0.0, 1.0] },
-            Candidate { hit: hit("z"), vector: vec![1.0, 1.0] },
-        ];
+        let c = vec![("x", vec![1.0, 0.0]), ("y", vec![0.0, 1.0]), ("z", vec![1.0, 1.0])];
         let top = rank(&[vec![0.0, 2.0]], c.clone(), 2);
-        assert_eq!(top.iter().map(|h| h.file_id.as_str()).collect::<Vec<_>>(), ["y", "z"]);
-        assert!((top[0].score - 1.0).abs() < 1e-6);
-        // Two queries: each chunk keeps its best score.
+        assert_eq!(top.iter().map(|h| h.0).collect::<Vec<_>>(), ["y", "z"]);
+        assert!((top[0].1 - 1.0).abs() < 1e-6);
+        // Two queries: each candidate keeps its best score.
         let top = rank(&[vec![1.0, 0.0], vec![0.0, 1.0]], c, 3);
-        assert_eq!(top[0].file_id, "x");
-        assert_eq!(top[2].file_id, "z");
+        assert_eq!(top[0].0, "x");
+        assert_eq!(top[2].0, "z");
         assert_eq!(cosine(&[1.0], &[1.0, 2.0]), 0.0);
     }
 

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{
-    Candidate, DocumentIn, DocumentView, EMBED_BATCH, Embed, Hit, MAX_CHUNKS, MAX_COLLECTIONS, MAX_DOCUMENTS, MAX_QUERIES, MAX_QUERY_CHARS,
-    MAX_RESULTS, MAX_SEARCH_COLLECTIONS, chunk, decode_vector, encode_vector, rank,
+    DocumentIn, DocumentView, EMBED_BATCH, Embed, Hit, MAX_CHUNKS, MAX_COLLECTIONS, MAX_CONCURRENT_SEARCHES, MAX_DOCUMENTS, MAX_QUERIES,
+    MAX_QUERY_CHARS, MAX_RESULTS, MAX_SEARCH_COLLECTIONS, MAX_TENANT_BYTES, chunk, decode_vector, encode_vector, rank,
 };
 use crate::AgentError;
 use crate::spec::check_name;
@@ -25,10 +25,36 @@ pub struct CollectionView {
     pub updated_ms: i64,
 }
 
+/// The limits of [`super`], as the store checks them.
+const LIMITS: store::CollectionLimits = store::CollectionLimits {
+    max_collections: MAX_COLLECTIONS as i64,
+    max_documents: MAX_DOCUMENTS as i64,
+    max_chunks: MAX_CHUNKS as i64,
+    max_tenant_bytes: MAX_TENANT_BYTES,
+};
+
+/// A write the limits refused, as the error that names what is full.
+fn refused(outcome: store::PutDocument) -> Result<(), AgentError> {
+    use store::PutDocument as P;
+    match outcome {
+        P::Added | P::Replaced => Ok(()),
+        P::TooManyCollections => Err(invalid("collection", format!("a tenant holds at most {MAX_COLLECTIONS} collections"))),
+        P::TooManyDocuments => Err(invalid("document", format!("a collection holds at most {MAX_DOCUMENTS} documents"))),
+        P::TooManyChunks { held } => {
+            Err(invalid("text", format!("a collection holds at most {MAX_CHUNKS} chunks; it has {held} besides this document")))
+        }
+        P::TooManyBytes { held } => Err(invalid(
+            "text",
+            format!("a tenant's documents hold at most {} MiB; it has {held} bytes besides this one", MAX_TENANT_BYTES >> 20),
+        )),
+    }
+}
+
 pub struct Collections {
     store: store::Store,
     embed: Arc<dyn Embed>,
     clock: Arc<dyn vocab::Clock>,
+    searches: tokio::sync::Semaphore,
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> AgentError {
@@ -50,15 +76,19 @@ fn view(d: store::DocumentRow) -> DocumentView {
 
 impl Collections {
     pub fn new(store: store::Store, embed: Arc<dyn Embed>, clock: Arc<dyn vocab::Clock>) -> Self {
-        Collections { store, embed, clock }
+        Collections { store, embed, clock, searches: tokio::sync::Semaphore::new(MAX_CONCURRENT_SEARCHES) }
     }
 
-    /// Embeds texts in batches, as the caller.
-    async fn embed_all(&self, caller: &Caller, tenant: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, AgentError> {
+    /// Embeds texts in batches, as the caller. A refusal of the texts themselves (too long, too
+    /// many) names `field`; a refusal of the caller (a limit, a suspension) is passed on.
+    async fn embed_all(&self, caller: &Caller, tenant: &str, texts: &[String], field: &str) -> Result<Vec<Vec<f32>>, AgentError> {
         let mut out = Vec::with_capacity(texts.len());
         for batch in texts.chunks(EMBED_BATCH) {
-            let v = self.embed.embed(caller.clone(), tenant.to_string(), batch.to_vec()).await;
-            let v = v.map_err(|e| AgentError::Embedding { status: e.status, message: e.message })?;
+            let v = match self.embed.embed(caller.clone(), tenant.to_string(), batch.to_vec()).await {
+                Ok(v) => v,
+                Err(e) if e.status == 400 || e.status == 413 => return Err(invalid(field, e.message)),
+                Err(e) => return Err(AgentError::Embedding { status: e.status, message: e.message }),
+            };
             if v.len() != batch.len() {
                 return Err(AgentError::Embedding { status: 502, message: format!("{} vectors for {} texts", v.len(), batch.len()) });
             }
@@ -68,7 +98,8 @@ impl Collections {
     }
 
     /// Adds or replaces a document (`PUT` may be retried: the same document again changes
-    /// nothing a search sees). Returns the document, and whether it is new.
+    /// nothing a search sees). Returns the document, and whether it is new. The limits are
+    /// checked again when it is written, so racing writes cannot pass them.
     pub async fn put(
         &self,
         caller: &Caller,
@@ -81,22 +112,9 @@ impl Collections {
         check_name("document", id)?;
         doc.check()?;
         let chunks = chunk(&doc.text);
-        let existing = self.store.collection_documents(tenant, collection, MAX_DOCUMENTS as i64 + 1).await?;
-        let old = existing.iter().find(|d| d.id == id);
-        let held: i64 = existing.iter().filter(|d| d.id != id).map(|d| d.chunks).sum();
-        if old.is_none() && existing.len() >= MAX_DOCUMENTS {
-            return Err(invalid("document", format!("a collection holds at most {MAX_DOCUMENTS} documents")));
+        if chunks.len() > MAX_CHUNKS {
+            return Err(invalid("text", format!("{} chunks; a collection holds at most {MAX_CHUNKS}", chunks.len())));
         }
-        if held + chunks.len() as i64 > MAX_CHUNKS as i64 {
-            return Err(invalid(
-                "text",
-                format!("a collection holds at most {MAX_CHUNKS} chunks; it has {held}, this document is {}", chunks.len()),
-            ));
-        }
-        if existing.is_empty() && self.store.collections(tenant, MAX_COLLECTIONS as i64 + 1).await?.len() >= MAX_COLLECTIONS {
-            return Err(invalid("collection", format!("a tenant holds at most {MAX_COLLECTIONS} collections")));
-        }
-        let vectors = self.embed_all(caller, tenant, &chunks).await?;
         let row = store::DocumentRow {
             id: id.to_string(),
             collection: collection.to_string(),
@@ -106,9 +124,13 @@ impl Collections {
             created_ms: self.clock.now_ms(),
             attributes: serde_json::to_string(&doc.attributes).unwrap_or_else(|_| "{}".into()),
         };
+        // Checked before the embedding is paid for, and again (in one transaction) when written.
+        refused(self.store.put_collection_document(tenant, &row, None, LIMITS).await?)?;
+        let vectors = self.embed_all(caller, tenant, &chunks, "text").await?;
         let stored: Vec<(String, String)> = chunks.into_iter().zip(vectors.iter().map(|v| encode_vector(v))).collect();
-        let replaced = self.store.put_collection_document(tenant, &row, &stored).await?;
-        Ok((view(row), !replaced))
+        let outcome = self.store.put_collection_document(tenant, &row, Some(&stored), LIMITS).await?;
+        refused(outcome)?;
+        Ok((view(row), outcome == store::PutDocument::Added))
     }
 
     pub async fn list(&self, tenant: &str) -> Result<Vec<CollectionView>, AgentError> {
@@ -169,25 +191,45 @@ impl Collections {
         if !(1..=MAX_RESULTS).contains(&k) {
             return Err(invalid("max_num_results", format!("1 to {MAX_RESULTS}")));
         }
-        let mut candidates = Vec::new();
+        // Each search holds its collections' vectors in memory: a few at a time.
+        let _turn =
+            self.searches.acquire().await.map_err(|_| AgentError::Embedding { status: 503, message: "the server is stopping".into() })?;
+        let mut names: Vec<&String> = Vec::new();
         for c in collections {
-            for row in self.store.collection_chunks(tenant, c, MAX_CHUNKS as i64).await? {
-                let Some(vector) = decode_vector(&row.vector) else {
-                    return Err(AgentError::Corrupt {
-                        id: format!("{c}/{}", row.document),
-                        reason: "a chunk's vector does not decode".into(),
-                    });
+            if !names.contains(&c) {
+                names.push(c);
+            }
+        }
+        let mut candidates = Vec::new();
+        for c in names {
+            for (document, ix, v) in self.store.collection_vectors(tenant, c, MAX_CHUNKS as i64).await? {
+                let Some(vector) = decode_vector(&v) else {
+                    return Err(AgentError::Corrupt { id: format!("{c}/{document}"), reason: "a chunk's vector does not decode".into() });
                 };
-                let attributes: BTreeMap<String, String> = serde_json::from_str(&row.attributes).unwrap_or_default();
-                let hit = Hit { file_id: row.document, filename: row.filename, score: 0.0, text: row.text, attributes };
-                candidates.push(Candidate { hit, vector });
+                candidates.push(((c, document, ix), vector));
             }
         }
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
-        let vectors = self.embed_all(caller, tenant, queries).await?;
-        Ok(rank(&vectors, candidates, k as usize))
+        let vectors = self.embed_all(caller, tenant, queries, "query").await?;
+        // Vectors of another length were made by another embedding model: every score would
+        // be 0, so the search says so instead of answering nonsense.
+        let dim = vectors.first().map_or(0, Vec::len);
+        if let Some(((c, ..), _)) = candidates.iter().find(|(_, v)| v.len() != dim) {
+            return Err(invalid(
+                "collection_ids",
+                format!("collection {c:?} was embedded by another model than this server's; put its documents again"),
+            ));
+        }
+        let mut hits = Vec::new();
+        for ((c, document, ix), score) in rank(&vectors, candidates, k as usize) {
+            // A chunk deleted since it was ranked is left out.
+            let Some(row) = self.store.collection_chunk(tenant, c, &document, ix).await? else { continue };
+            let attributes: BTreeMap<String, String> = serde_json::from_str(&row.attributes).unwrap_or_default();
+            hits.push(Hit { file_id: row.document, filename: row.filename, score, text: row.text, attributes });
+        }
+        Ok(hits)
     }
 }
 
@@ -201,6 +243,15 @@ pub struct Scoped {
 impl crate::run::Search for Scoped {
     fn search(&self, collections: Vec<String>, queries: Vec<String>, k: u32) -> crate::run::BoxFuture<Result<Vec<Hit>, String>> {
         let (c, caller, tenant) = (self.collections.clone(), self.caller.clone(), self.tenant.clone());
-        Box::pin(async move { c.search(&caller, &tenant, &collections, &queries, k).await.map_err(|e| e.to_string()) })
+        Box::pin(async move {
+            c.search(&caller, &tenant, &collections, &queries, k).await.map_err(|e| match e {
+                // The store's and the records' troubles are the operator's, not the model's.
+                AgentError::Store(_) | AgentError::Corrupt { .. } => {
+                    tracing::error!(tenant, error = %e, "file_search failed");
+                    "the search failed on the server; try again later".to_string()
+                }
+                other => other.to_string(),
+            })
+        })
     }
 }

@@ -108,4 +108,8 @@ pub struct Deps {
     pub approvals: Arc<dyn Approvals>,
     /// Searches the tenant's collections for `file_search`; none where there is no embedder.
     pub search: Option<Arc<dyn Search>>,
+    /// Whether a run with a stream asks its model steps streamed, token by token: yes for a
+    /// client listening; no for a background run, whose events are stored (a row per token,
+    /// and a step cut by a crash would leave a message open in them).
+    pub stream_steps: bool,
 }

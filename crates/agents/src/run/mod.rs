@@ -198,7 +198,12 @@ impl Run<'_> {
             let Some(answer) = self.step(self.s.steps, left, options).await else { return Status::Incomplete("timeout".into()) };
             let answer = match answer {
                 Ok(a) => a,
-                Err(e) => return Status::Failed(e),
+                Err(e) => {
+                    // What streamed before the failure is closed, so every item the stream
+                    // opened is done.
+                    self.close_open("incomplete").await;
+                    return Status::Failed(e);
+                }
             };
             // Messages first: a streamed one is already open at the next output index, and is
             // closed (with what streamed, if the answer has no message) before anything follows.
@@ -433,7 +438,7 @@ impl Run<'_> {
             body[k.as_str()] = v.clone();
         }
         let step_id = format!("{}/step/{n}", self.response_id);
-        let answer = match self.events.is_some() {
+        let answer = match self.events.is_some() && self.deps.stream_steps {
             true => tokio::time::timeout(left, self.streamed(step_id, body)).await.ok(),
             false => tokio::time::timeout(left, self.deps.model.respond(step_id, body)).await.ok(),
         };

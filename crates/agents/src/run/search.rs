@@ -48,7 +48,8 @@ impl Run<'_> {
             (Some(_), None) => Err("file_search needs the embedded embedder, which this server does not run".to_string()),
             (Some(_), Some(s)) => match self.left() {
                 Some(left) => {
-                    tokio::time::timeout(left, s.search(collections, queries, k)).await.unwrap_or_else(|_| Err("timed out".into()))
+                    let limit = left.min(std::time::Duration::from_secs(super::MAX_TOOL_CALL_S));
+                    tokio::time::timeout(limit, s.search(collections, queries, k)).await.unwrap_or_else(|_| Err("timed out".into()))
                 }
                 None => Err("timed out".into()),
             },

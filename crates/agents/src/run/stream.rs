@@ -1,8 +1,9 @@
-//! A model step's text as the stream carries it. With a client listening, a step is asked
-//! streamed: each piece of text becomes a `response.output_text.delta` as the model writes it,
-//! inside a message item opened at the first piece, and the step's answer closes it. Without a
-//! client (a background run nobody follows, the bench) the step is asked whole and its message
-//! is sent as one delta, with the same events around it.
+//! A model step's text as the stream carries it. With a client listening (and
+//! `Deps::stream_steps`), a step is asked streamed: each piece of text becomes a
+//! `response.output_text.delta` as the model writes it, inside a message item opened at the
+//! first piece, and the step's answer (or its failure, or the timeout) closes it. Otherwise (a
+//! background run, whose events are stored; a run with no stream) the step is asked whole and
+//! its message is sent as one delta, with the same events around it.
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -45,12 +46,13 @@ impl Run<'_> {
         if self.open.is_none() {
             let id = json!((self.deps.ids)("msg"));
             let ix = self.s.output.len();
+            // Open before the events go: a step cut short between them still closes it.
+            self.open = Some(Open { id: id.clone(), ix, text: String::new() });
             let item = json!({"type": "message", "id": id, "status": "in_progress", "role": "assistant", "content": []});
             self.send(json!({"type": "response.output_item.added", "output_index": ix, "item": item})).await;
             self.send(json!({"type": "response.content_part.added", "item_id": id, "output_index": ix, "content_index": 0,
                              "part": {"type": "output_text", "text": "", "annotations": []}}))
                 .await;
-            self.open = Some(Open { id, ix, text: String::new() });
         }
         let Some(open) = self.open.as_mut() else { return };
         open.text.push_str(&delta);

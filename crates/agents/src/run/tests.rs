@@ -59,6 +59,7 @@ fn setup(spec: Value, answers: Vec<Vec<Value>>, out: u64, delay_ms: u64) -> (Age
         spawner: None,
         approvals: Arc::new(MemoryApprovals::default()),
         search: None,
+        stream_steps: true,
     };
     (agent, deps, model)
 }
@@ -324,7 +325,8 @@ async fn file_search_runs_server_side_with_its_items_and_events() {
 /// message, or only a function call).
 struct Streaming {
     pieces: Vec<&'static str>,
-    answer: Vec<Value>,
+    /// None: the step fails after its pieces (the guardrail stopped it, the upstream broke).
+    answer: Option<Vec<Value>>,
 }
 
 impl Model for Streaming {
@@ -339,12 +341,15 @@ impl Model for Streaming {
             for p in pieces {
                 deltas.send(p.to_string()).await.unwrap();
             }
-            Ok(json!({"output": answer, "usage": {"input_tokens": 1, "output_tokens": 3}}))
+            match answer {
+                Some(a) => Ok(json!({"output": a, "usage": {"input_tokens": 1, "output_tokens": 3}})),
+                None => Err(StepError { status: 400, code: "content_blocked".into(), message: "blocked".into() }),
+            }
         })
     }
 }
 
-async fn streamed_events(pieces: Vec<&'static str>, answer: Vec<Value>) -> (State, Vec<Value>) {
+async fn streamed_events(pieces: Vec<&'static str>, answer: Option<Vec<Value>>) -> (State, Vec<Value>) {
     let (agent, mut deps, _) = setup(json!({"model": "m"}), vec![], 1, 0);
     deps.model = Arc::new(Streaming { pieces, answer });
     let (tx, mut rx) = mpsc::channel(256);
@@ -358,7 +363,7 @@ async fn streamed_events(pieces: Vec<&'static str>, answer: Vec<Value>) -> (Stat
 
 #[tokio::test]
 async fn a_streamed_step_sends_its_text_as_it_is_written() {
-    let (o, events) = streamed_events(vec!["Hel", "lo ", "there"], vec![message("Hello there")]).await;
+    let (o, events) = streamed_events(vec!["Hel", "lo ", "there"], Some(vec![message("Hello there")])).await;
     assert_eq!(o.status, Some(Status::Completed));
     let of = |ty: &str| events.iter().filter(|e| e["type"] == ty).cloned().collect::<Vec<_>>();
     let deltas: Vec<String> = of("response.output_text.delta").iter().map(|e| e["delta"].as_str().unwrap().to_string()).collect();
@@ -369,17 +374,40 @@ async fn a_streamed_step_sends_its_text_as_it_is_written() {
     assert!(of("response.output_text.delta").iter().all(|e| e["item_id"] == *id));
     assert_eq!(o.output[0]["id"], *id);
     assert_eq!(of("response.output_text.done")[0]["text"], "Hello there");
+    assert_each_item_opens_and_closes_in_order(&events, &o);
 
     // The answer adds to what streamed: the rest goes as one more delta.
-    let (_, events) = streamed_events(vec!["Hel"], vec![message("Hello")]).await;
+    let (_, events) = streamed_events(vec!["Hel"], Some(vec![message("Hello")])).await;
     let deltas: Vec<String> =
         events.iter().filter(|e| e["type"] == "response.output_text.delta").map(|e| e["delta"].as_str().unwrap().to_string()).collect();
     assert_eq!(deltas, ["Hel", "lo"]);
 
     // Text streamed, but the answer is a function call only: the message is closed with the
     // streamed text, and the call follows it.
-    let (o, events) = streamed_events(vec!["call lookup"], vec![function_call("lookup")]).await;
+    let (o, events) = streamed_events(vec!["call lookup"], Some(vec![function_call("lookup")])).await;
     assert_eq!((o.output[0]["type"].as_str(), o.output[0]["content"][0]["text"].as_str()), (Some("message"), Some("call lookup")));
     assert_eq!(o.output[1]["type"], "function_call", "{:?}", o.output);
-    assert_eq!(events.iter().filter(|e| e["type"] == "response.output_item.done").count(), o.output.len());
+    assert_each_item_opens_and_closes_in_order(&events, &o);
+
+    // A step that fails after some text: its message is closed as incomplete, and the run failed.
+    let (o, events) = streamed_events(vec!["secret ", "pla"], None).await;
+    assert!(matches!(o.status, Some(Status::Failed(_))));
+    assert_eq!((o.output[0]["status"].as_str(), o.output[0]["content"][0]["text"].as_str()), (Some("incomplete"), Some("secret pla")));
+    assert_each_item_opens_and_closes_in_order(&events, &o);
+}
+
+/// Every item a stream opens is done, once, at the index it was opened at, in output order.
+fn assert_each_item_opens_and_closes_in_order(events: &[Value], o: &State) {
+    let at = |ty: &str| {
+        events
+            .iter()
+            .filter(|e| e["type"] == ty)
+            .map(|e| (e["output_index"].as_u64().unwrap(), e["item"]["id"].clone()))
+            .collect::<Vec<_>>()
+    };
+    let (added, done) = (at("response.output_item.added"), at("response.output_item.done"));
+    assert_eq!(added, done, "{events:?}");
+    let ids: Vec<Value> = o.output.iter().map(|i| i["id"].clone()).collect();
+    assert_eq!(done.iter().map(|d| d.1.clone()).collect::<Vec<_>>(), ids);
+    assert!(done.iter().enumerate().all(|(i, d)| d.0 == i as u64), "{done:?}");
 }

@@ -147,11 +147,11 @@ pub async fn editing(c: &crate::SharedConsole, v: &Viewer, which: &str) -> Resul
 /// Who a playground run is made as: the viewer when it is the agent's tenant's own session; an
 /// operator runs a tenant's agent as an internal member of that tenant named after it, so the
 /// usage is the tenant's and the ledger says who caused it.
-fn caller_for(v: &Viewer, tenant: &str) -> Arc<Principal> {
-    if !v.is_operator() && v.principal.tenant_id() == tenant {
-        return v.principal.clone();
+fn caller_for(v: &Viewer, tenant: &str) -> Result<Arc<Principal>, ConsoleError> {
+    if !v.is_operator() {
+        return if v.principal.tenant_id() == tenant { Ok(v.principal.clone()) } else { Err(ConsoleError::NotFound) };
     }
-    Arc::new(Principal::internal_tenant(format!("console:{}", v.principal.id), tenant.to_string(), &[Scope::Inference]))
+    Ok(Arc::new(Principal::internal_tenant(format!("console:{}", v.principal.id), tenant.to_string(), &[Scope::Inference])))
 }
 
 /// `POST /agents/playground`: runs the agent, streaming the Responses API's events.
@@ -168,6 +168,6 @@ pub async fn play(State(c): C, v: Viewer, Form(f): Form<PlayForm>) -> Result<Res
         return Err(ConsoleError::Invalid { field: "input".into(), reason: format!("1 to {MAX_PLAY_INPUT_CHARS} characters") });
     }
     let body = serde_json::json!({"model": format!("agent:{id}"), "input": f.input, "stream": true});
-    let who = Some(Extension(caller_for(&v, tenant)));
+    let who = Some(Extension(caller_for(&v, tenant)?));
     Ok(gateway::responses::create(State(c.gateway.clone()), who, HeaderMap::new(), Bytes::from(body.to_string())).await)
 }
