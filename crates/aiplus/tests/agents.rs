@@ -306,6 +306,15 @@ fn another_tenants_agents_and_responses_answer_like_missing_ones() {
     let pinned = json!({"model": "agent:helper@1", "input": "hi"});
     let (status, r) = call(&s, &acme, reqwest::Method::POST, "/v1/responses", Some(&pinned));
     assert_eq!((status, r["agent"]["version"].clone()), (200, json!(1)));
+    // Governance binds an agent's steps as it binds any request: a model restricted to other
+    // tenants cannot be used through an agent either, and is again once it is lifted.
+    let (status, v) = s.put("/api/v1/model-states/script", &json!({"status": "restricted", "reason": "pilot", "tenants": ["beta"]}));
+    assert_eq!(status, 200, "{v}");
+    let (status, r) = call(&s, &acme, reqwest::Method::POST, "/v1/responses", Some(&pinned));
+    assert_eq!((status, r["error"]["code"].clone()), (403, json!("model_restricted")), "{r}");
+    let (status, v) = s.put("/api/v1/model-states/script", &json!({"status": "active", "reason": "pilot over"}));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(call(&s, &acme, reqwest::Method::POST, "/v1/responses", Some(&pinned)).0, 200);
     assert_eq!(call(&s, &acme, reqwest::Method::DELETE, "/api/v1/agents/helper", None).0, 204);
     assert_eq!(call(&s, &acme, reqwest::Method::POST, "/v1/responses", Some(&pinned)).0, 404);
     let _ = std::fs::remove_dir_all(&data);
