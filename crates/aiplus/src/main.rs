@@ -12,6 +12,7 @@ mod bench;
 mod client;
 mod collections_cli;
 mod config;
+mod data_cli;
 mod eval_assess;
 mod eval_bench;
 mod eval_cli;
@@ -100,6 +101,9 @@ enum Command {
     /// Evaluate a model the server serves: capability (CMMLU), safety knowledge (SafetyBench),
     /// bias (BBQ) and refusal suites, through the gateway under an evaluation tenant.
     Eval(eval_cli::EvalArgs),
+    /// The data exchange's tools: `value` computes exact KNN-Shapley values of a training CSV's
+    /// rows for a test CSV, standalone.
+    Data(data_cli::DataArgs),
     /// The model gateway: benchmark it (against LiteLLM too), or run the mock upstream.
     Gateway {
         #[command(subcommand)]
@@ -146,6 +150,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(args) => eval_cli::eval(args),
         Command::Agents(args) => agents_cli::agents(args),
         Command::Collections(args) => collections_cli::collections(args),
+        Command::Data(args) => data_cli::data(args),
         Command::Gateway { command: GatewayCommand::Bench(args) } => gateway_bench::run(args),
         Command::Gateway { command: GatewayCommand::Mock(args) } => gateway_bench::mock(args),
     };

@@ -137,7 +137,7 @@ fn the_deterministic_cores_read_no_clock_and_draw_no_random_numbers() {
         "Uuid::new_v4",
         "Uuid::now_v7",
     ];
-    for krate in ["vocab", "compute", "sim", "tlog", "eval"] {
+    for krate in ["vocab", "compute", "sim", "tlog", "eval", "data"] {
         for (path, text) in sources(krate) {
             for f in forbidden.iter().chain(&["getrandom"]) {
                 assert!(!product_code(&text).contains(f), "{}: `{f}`: time and randomness come in as arguments", path.display());
