@@ -158,6 +158,28 @@ async fn the_whole_server_answers_in_process() {
     assert_eq!(s.app.clone().oneshot(req).await.unwrap().status(), StatusCode::UNAUTHORIZED);
 }
 
+/// The agents page's forms need a console session: without one, declaring and running an agent
+/// are sent to the login page, and nothing is declared.
+#[tokio::test]
+async fn the_agents_forms_need_a_session() {
+    let s = server().await;
+    for (path, form) in
+        [("/agents", "id=a1&tenant=acme&spec=%7B%22model%22%3A%22m%22%7D"), ("/agents/playground", "agent=acme%2Fa1&input=hi")]
+    {
+        let req = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(form))
+            .unwrap();
+        let r = s.app.clone().oneshot(req).await.unwrap();
+        let to = r.headers().get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        assert!(r.status() == StatusCode::SEE_OTHER && to.starts_with("/login"), "{path}: {} to {to:?}", r.status());
+    }
+    let (_, list) = s.send("GET", "/api/v1/agents", &[("x-aiplus-tenant", "acme")], "").await;
+    assert!(!list.contains("a1"), "{list}");
+}
+
 /// One bad request: method, path, headers, body, the status and the field it must name.
 type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], String, StatusCode, &'a str);
 
