@@ -5,4 +5,5 @@
 //! - [`valuation`]: exact KNN-Shapley (Jia et al., VLDB 2019), per point and per contributor.
 
 pub mod croissant;
+pub mod exchange;
 pub mod valuation;

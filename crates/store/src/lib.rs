@@ -56,6 +56,7 @@ pub use alerts::AlertRow;
 pub use collections::{ChunkRow, CollectionLimits, CollectionRow, DocumentRow, PutDocument};
 pub use console::ReportRow;
 pub use conversations::{ConversationRow, ItemLimits};
+pub use data::{ChunkReceipt, DatasetRow, PutVersion, UploadRow, VersionRow};
 pub use filings::FilingRow;
 pub use monitor::DeliveryRow;
 
@@ -102,6 +103,7 @@ mod collections;
 mod compute;
 mod console;
 mod conversations;
+mod data;
 mod eval;
 mod filings;
 mod gateway;

@@ -67,10 +67,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     EVAL_MIGRATION,
     AGENTS_MIGRATION,
     COLLECTIONS_MIGRATION,
+    DATA_MIGRATION,
 ];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
-pub(crate) const USER_VERSION: [&str; 17] = [
+pub(crate) const USER_VERSION: [&str; 18] = [
     "PRAGMA user_version = 1",
     "PRAGMA user_version = 2",
     "PRAGMA user_version = 3",
@@ -88,6 +89,7 @@ pub(crate) const USER_VERSION: [&str; 17] = [
     "PRAGMA user_version = 15",
     "PRAGMA user_version = 16",
     "PRAGMA user_version = 17",
+    "PRAGMA user_version = 18",
 ];
 const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 
@@ -263,3 +265,60 @@ const COLLECTIONS_MIGRATION: &str = "CREATE TABLE collection_documents (
         vector TEXT NOT NULL,
         PRIMARY KEY (tenant, collection, document, ix)
      );";
+
+/// The data exchange: resumable uploads (a chunk's receipt is written only once its bytes are
+/// stored), the content-addressed objects each tenant holds, datasets, their immutable
+/// versions (the Croissant record as submitted and what was read from it), and lineage.
+const DATA_MIGRATION: &str = "CREATE TABLE data_uploads (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size_bytes BIGINT NOT NULL,
+        chunk_bytes BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+     );
+     CREATE INDEX data_uploads_tenant ON data_uploads (tenant, state);
+     CREATE TABLE data_upload_chunks (
+        upload TEXT NOT NULL,
+        ix BIGINT NOT NULL,
+        bytes BIGINT NOT NULL,
+        sha256 TEXT NOT NULL,
+        PRIMARY KEY (upload, ix)
+     );
+     CREATE TABLE data_objects (
+        tenant TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        bytes BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant, sha256)
+     );
+     CREATE TABLE datasets (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        residency TEXT,
+        listed_version TEXT,
+        created_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant, id)
+     );
+     CREATE TABLE dataset_versions (
+        tenant TEXT NOT NULL,
+        dataset TEXT NOT NULL,
+        version TEXT NOT NULL,
+        state TEXT NOT NULL,
+        croissant TEXT NOT NULL,
+        croissant_sha256 TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        published_ms BIGINT,
+        PRIMARY KEY (tenant, dataset, version)
+     );
+     CREATE TABLE dataset_lineage (
+        tenant TEXT NOT NULL,
+        dataset TEXT NOT NULL,
+        version TEXT NOT NULL,
+        parent TEXT NOT NULL,
+        PRIMARY KEY (tenant, dataset, version, parent)
+     );
+     CREATE INDEX dataset_lineage_parent ON dataset_lineage (parent);";

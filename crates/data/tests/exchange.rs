@@ -1,0 +1,212 @@
+//! The exchange service in process, on SQLite (and PostgreSQL when the tests have one) and the
+//! local-disk object store: resumable uploads, content addressing, immutable versions,
+//! publication, listings, lineage, residency and tenant isolation.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "integration tests: helpers fail loudly")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use data::exchange::{DataError, DatasetIn, Exchange, Limits, StorePlace, UploadIn};
+use sha2::{Digest, Sha256};
+
+struct Still;
+impl vocab::Clock for Still {
+    fn now_ms(&self) -> i64 {
+        1_000
+    }
+}
+
+const CHUNK: i64 = 1024;
+
+async fn stores() -> Vec<store::Store> {
+    let mut v = vec![store::Store::memory().await.unwrap()];
+    if let Some(url) = store::testing::fresh_postgres().await {
+        v.push(store::Store::connect_postgres(&url).await.unwrap());
+    }
+    v
+}
+
+fn exchange(store: store::Store, dir: &std::path::Path) -> Exchange {
+    let objects = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap());
+    let n = Arc::new(AtomicUsize::new(0));
+    let ids = Arc::new(move |p: &str| format!("{p}_{}", n.fetch_add(1, Ordering::SeqCst)));
+    let limits = Limits { chunk_bytes: CHUNK, max_open_uploads: 3, ..Limits::default() };
+    let place = Some(StorePlace { hub: "gz".into(), province: "Guangdong".into() });
+    Exchange::new(store, objects, Arc::new(Still), ids, limits, place)
+}
+
+fn sha(b: &[u8]) -> String {
+    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn file(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+async fn upload(x: &Exchange, tenant: &str, content: &[u8]) -> String {
+    let up = x.start_upload(tenant, UploadIn { sha256: sha(content), size_bytes: content.len() as i64, name: None }).await.unwrap();
+    for (ix, c) in content.chunks(CHUNK as usize).enumerate() {
+        x.put_chunk(tenant, &up.id, ix as i64, Bytes::copy_from_slice(c), None).await.unwrap();
+    }
+    x.complete_upload(tenant, &up.id).await.unwrap();
+    sha(content)
+}
+
+#[tokio::test]
+async fn an_upload_resumes_in_any_order_and_its_object_appears_only_when_checked() {
+    for store in stores().await {
+        let dir = tempfile::tempdir().unwrap();
+        let x = exchange(store, dir.path());
+        let content = file(3 * CHUNK as usize + 100);
+        let up = x
+            .start_upload("a", UploadIn { sha256: sha(&content), size_bytes: content.len() as i64, name: Some("f.csv".into()) })
+            .await
+            .unwrap();
+        assert_eq!((up.chunks, up.missing.clone()), (4, vec![0, 1, 2, 3]));
+        let chunks: Vec<&[u8]> = content.chunks(CHUNK as usize).collect();
+        x.put_chunk("a", &up.id, 3, Bytes::copy_from_slice(chunks[3]), Some(&sha(chunks[3]))).await.unwrap();
+        x.put_chunk("a", &up.id, 1, Bytes::copy_from_slice(chunks[1]), None).await.unwrap();
+        let status = x.upload_status("a", &up.id).await.unwrap();
+        assert_eq!(status.missing, vec![0, 2]);
+        // Completing early says what is missing, and nothing appears.
+        assert!(matches!(x.complete_upload("a", &up.id).await, Err(DataError::Conflict(_))));
+        let final_path = dir.path().join("objects").join("a").join(sha(&content));
+        assert!(!final_path.exists());
+        // A chunk of the wrong size or damaged on the way is refused, naming the field.
+        let e = x.put_chunk("a", &up.id, 0, Bytes::from_static(b"short"), None).await.unwrap_err();
+        assert!(matches!(&e, DataError::Invalid { field, .. } if field == "body"), "{e}");
+        let e = x.put_chunk("a", &up.id, 0, Bytes::copy_from_slice(chunks[0]), Some(&sha(b"other"))).await.unwrap_err();
+        assert!(matches!(&e, DataError::Invalid { field, .. } if field == "x-chunk-sha256"), "{e}");
+        for ix in [0, 2, 2] {
+            x.put_chunk("a", &up.id, ix, Bytes::copy_from_slice(chunks[ix as usize]), None).await.unwrap();
+        }
+        let done = x.complete_upload("a", &up.id).await.unwrap();
+        assert_eq!((done.state.as_str(), done.received), ("complete", 4));
+        assert_eq!(std::fs::read(&final_path).unwrap(), content);
+        assert_eq!(x.object("a", &sha(&content)).await.unwrap(), content);
+        // Completing again is the same; the staged chunks are gone.
+        assert_eq!(x.complete_upload("a", &up.id).await.unwrap().state, "complete");
+        assert!(!dir.path().join("staging").join(&up.id).join("00000000").exists());
+        // The same content again completes at once.
+        let again = x.start_upload("a", UploadIn { sha256: sha(&content), size_bytes: content.len() as i64, name: None }).await.unwrap();
+        assert_eq!(again.state, "complete");
+        // Another tenant's upload and object answer as missing ones.
+        assert!(matches!(x.upload_status("b", &up.id).await, Err(DataError::NotFound { .. })));
+        assert!(matches!(x.object("b", &sha(&content)).await, Err(DataError::NotFound { .. })));
+    }
+}
+
+#[tokio::test]
+async fn chunks_that_do_not_add_up_to_the_declared_hash_are_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = exchange(stores().await.remove(0), dir.path());
+    let content = file(2 * CHUNK as usize);
+    let up = x.start_upload("a", UploadIn { sha256: sha(&content), size_bytes: content.len() as i64, name: None }).await.unwrap();
+    x.put_chunk("a", &up.id, 0, Bytes::copy_from_slice(&content[..CHUNK as usize]), None).await.unwrap();
+    x.put_chunk("a", &up.id, 1, Bytes::from(vec![0u8; CHUNK as usize]), None).await.unwrap();
+    let e = x.complete_upload("a", &up.id).await.unwrap_err();
+    assert!(e.to_string().contains("not the declared"), "{e}");
+    assert!(!dir.path().join("objects").join("a").join(sha(&content)).exists());
+    assert_eq!(x.upload_status("a", &up.id).await.unwrap().missing, vec![0, 1]);
+}
+
+#[tokio::test]
+async fn upload_declarations_are_checked_and_open_uploads_are_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = exchange(stores().await.remove(0), dir.path());
+    let bad = |sha256: &str, size_bytes| UploadIn { sha256: sha256.into(), size_bytes, name: None };
+    let field = |e: DataError| match e {
+        DataError::Invalid { field, .. } => field,
+        other => panic!("{other}"),
+    };
+    assert_eq!(field(x.start_upload("a", bad("xyz", 10)).await.unwrap_err()), "sha256");
+    assert_eq!(field(x.start_upload("a", bad(&sha(b"x"), 0)).await.unwrap_err()), "size_bytes");
+    for i in 0..3 {
+        x.start_upload("a", bad(&sha(&[i]), 10)).await.unwrap();
+    }
+    assert!(matches!(x.start_upload("a", bad(&sha(b"4"), 10)).await, Err(DataError::Limit(_))));
+    x.start_upload("b", bad(&sha(b"4"), 10)).await.unwrap();
+}
+
+fn record(version: &str, sha256: &str, derived_from: Option<&str>) -> String {
+    let mut doc = serde_json::json!({
+        "@context": {"@language": "en", "@vocab": "https://schema.org/", "sc": "https://schema.org/", "cr": "http://mlcommons.org/croissant/",
+                     "dct": "http://purl.org/dc/terms/", "conformsTo": "dct:conformsTo", "prov": "http://www.w3.org/ns/prov#",
+                     "recordSet": "cr:recordSet", "field": "cr:field", "source": "cr:source", "fileObject": "cr:fileObject",
+                     "extract": "cr:extract", "column": "cr:column", "dataType": {"@id": "cr:dataType", "@type": "@vocab"}},
+        "@type": "sc:Dataset", "name": "loans", "conformsTo": "http://mlcommons.org/croissant/1.1",
+        "version": version, "license": "https://spdx.org/licenses/CC-BY-4.0.html",
+        "distribution": [
+            {"@type": "cr:FileObject", "@id": "loans.csv", "name": "loans.csv", "contentUrl": "data/loans.csv",
+             "encodingFormat": "text/csv", "sha256": sha256},
+            {"@type": "cr:FileObject", "@id": "elsewhere", "name": "elsewhere", "contentUrl": "https://example.org/x.csv",
+             "encodingFormat": "text/csv", "sha256": sha256}
+        ],
+        "recordSet": [{"@type": "cr:RecordSet", "@id": "rows", "name": "rows", "field": [
+            {"@type": "cr:Field", "@id": "rows/amount", "name": "amount", "dataType": "sc:Float",
+             "source": {"fileObject": {"@id": "loans.csv"}, "extract": {"column": "amount"}}}]}]
+    });
+    if let Some(p) = derived_from {
+        doc["prov:wasDerivedFrom"] = serde_json::json!({"@id": p});
+    }
+    doc.to_string()
+}
+
+#[tokio::test]
+async fn versions_are_immutable_published_when_their_files_are_held_and_listed() {
+    for store in stores().await {
+        let dir = tempfile::tempdir().unwrap();
+        let x = exchange(store, dir.path());
+        x.create_dataset("a", DatasetIn { id: "loans".into(), residency: Some("province:guangdong".into()) }).await.unwrap();
+        assert!(matches!(x.create_dataset("a", DatasetIn { id: "loans".into(), residency: None }).await, Err(DataError::Conflict(_))));
+        let e = x.create_dataset("a", DatasetIn { id: "far".into(), residency: Some("province:Sichuan".into()) }).await.unwrap_err();
+        assert!(matches!(&e, DataError::Invalid { field, .. } if field == "residency"), "{e}");
+        let content = file(2500);
+        let (v, created) = x.add_version("a", "loans", &record("1.0.0", &sha(&content), None)).await.unwrap();
+        assert!(created);
+        assert_eq!((v.state.as_str(), v.missing_files.clone()), ("draft", vec!["loans.csv".to_string()]));
+        assert!(!v.summary.files[1].hosted);
+        // The same record again is the same version; other content under its number is refused.
+        assert!(!x.add_version("a", "loans", &record("1.0.0", &sha(&content), None)).await.unwrap().1);
+        let other = record("1.0.0", &sha(b"other"), None);
+        assert!(matches!(x.add_version("a", "loans", &other).await, Err(DataError::Conflict(_))));
+        let e = x.add_version("a", "loans", &record("1.0", &sha(&content), None)).await.unwrap_err();
+        assert!(matches!(&e, DataError::Invalid { field, .. } if field == "version"), "{e}");
+        // Not publishable, nor listable, until its file is held.
+        assert!(matches!(x.publish("a", "loans", "1.0.0").await, Err(DataError::Invalid { .. })));
+        assert!(matches!(x.set_listing("a", "loans", Some("1.0.0")).await, Err(DataError::Invalid { .. })));
+        upload(&x, "a", &content).await;
+        let published = x.publish("a", "loans", "1.0.0").await.unwrap();
+        assert_eq!(published.state, "published");
+        assert_eq!(x.file("a", "loans", "1.0.0", "loans.csv").await.unwrap().1, content);
+        x.set_listing("a", "loans", Some("1.0.0")).await.unwrap();
+        let catalogue = x.catalogue().await.unwrap();
+        assert_eq!(catalogue.len(), 1);
+        assert_eq!(catalogue[0].1.iri, "urn:aiplus:dataset:a/loans@1.0.0");
+        // Lineage: a link to this exchange must name a version the tenant may see.
+        x.create_dataset("b", DatasetIn { id: "derived".into(), residency: None }).await.unwrap();
+        let bad = record("1.0.0", &sha(&content), Some("urn:aiplus:dataset:a/loans@9.9.9"));
+        let e = x.add_version("b", "derived", &bad).await.unwrap_err();
+        assert!(matches!(&e, DataError::Invalid { field, .. } if field == "prov:wasDerivedFrom[0]"), "{e}");
+        let good = record("1.0.0", &sha(&content), Some("urn:aiplus:dataset:a/loans@1.0.0"));
+        let (d, _) = x.add_version("b", "derived", &good).await.unwrap();
+        assert_eq!(d.summary.derived_from, vec!["urn:aiplus:dataset:a/loans@1.0.0"]);
+        // Another tenant's dataset answers as a missing one.
+        assert!(matches!(x.dataset("b", "loans").await, Err(DataError::NotFound { .. })));
+        assert!(matches!(x.file("b", "loans", "1.0.0", "loans.csv").await, Err(DataError::NotFound { .. })));
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_record_is_refused_with_mlcroissants_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = exchange(stores().await.remove(0), dir.path());
+    x.create_dataset("a", DatasetIn { id: "d".into(), residency: None }).await.unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&record("1.0.0", &sha(b"x"), None)).unwrap();
+    doc["distribution"][0].as_object_mut().unwrap().remove("encodingFormat");
+    let e = x.add_version("a", "d", &doc.to_string()).await.unwrap_err();
+    let DataError::Croissant(report) = e else { panic!("{e}") };
+    assert!(report.to_string().contains("Property \"https://schema.org/encodingFormat\" is mandatory"), "{report}");
+}
