@@ -3,7 +3,7 @@
 //! `AIPLUS_STORE_URL`, `AIPLUS_COMPUTE`, `AIPLUS_EMBED`, `AIPLUS_EMBED_DIR`,
 //! `AIPLUS_CONSOLE_ADMIN_PASSWORD`, `AIPLUS_HOSTS`, `AIPLUS_MODELS_CHAT`, `AIPLUS_MODELS_THREADS`,
 //! `AIPLUS_MODELS_PYTHON`, `AIPLUS_MODELS_DIR`, `AIPLUS_MODELS_FETCH`, `AIPLUS_LOG_KEY_FILE`,
-//! `AIPLUS_EVAL_SUITES`, `AIPLUS_AGENTS_ALLOWED_HOSTS`) and then by a flag.
+//! `AIPLUS_EVAL_SUITES`, `AIPLUS_AGENTS_ALLOWED_HOSTS`, `AIPLUS_DATA_OBJECTS`) and then by a flag.
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +30,32 @@ pub struct Config {
     pub eval: EvalConfig,
     /// Agents' tools: `[agents]`.
     pub agents: AgentsConfig,
+    /// The data exchange: `[data]`.
+    pub data: DataConfig,
+}
+
+/// `[data]`: where the exchange keeps dataset files, and how big they may be.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Empty: `<data_dir>/objects` on this machine. `s3://bucket/prefix`: an S3-compatible
+    /// store, whose credentials and options come from the `AWS_*` variables (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`). Env `AIPLUS_DATA_OBJECTS`.
+    pub objects: String,
+    /// Where those bytes are, for residency: a hub of the network and its province. Empty: not
+    /// declared, and then no dataset may require residency.
+    pub hub: String,
+    pub province: String,
+    /// The size of an upload's chunks (every chunk but the last), in MiB.
+    pub chunk_mib: i64,
+    /// What one tenant's files may hold, in GiB.
+    pub max_tenant_gib: i64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig { objects: String::new(), hub: String::new(), province: String::new(), chunk_mib: 8, max_tenant_gib: 256 }
+    }
 }
 
 /// `[agents]`: where agents' MCP servers may be. Deny by default: with no hosts listed, agents
@@ -333,6 +359,15 @@ impl Config {
         }
         cfg.executor.local.validate().map_err(anyhow::Error::msg)?;
         cfg.models.validate()?;
+        if !(1..=64).contains(&cfg.data.chunk_mib) {
+            anyhow::bail!("data.chunk_mib: must be 1..=64, got {}", cfg.data.chunk_mib);
+        }
+        if cfg.data.max_tenant_gib < 1 {
+            anyhow::bail!("data.max_tenant_gib: must be at least 1, got {}", cfg.data.max_tenant_gib);
+        }
+        if cfg.data.hub.is_empty() != cfg.data.province.is_empty() {
+            anyhow::bail!("data.hub and data.province: name both (where the files are) or neither");
+        }
         if !(1..=jobs::compute_service::MAX_QUEUED_JOBS).contains(&cfg.scheduler.max_queued_per_tenant) {
             anyhow::bail!("scheduler.max_queued_per_tenant: must be 1..=100000, got {}", cfg.scheduler.max_queued_per_tenant);
         }
@@ -358,6 +393,9 @@ impl Config {
         }
         if let Some(v) = get("AIPLUS_AGENTS_ALLOWED_HOSTS") {
             self.agents.allowed_hosts = v.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect();
+        }
+        if let Some(v) = get("AIPLUS_DATA_OBJECTS") {
+            self.data.objects = v;
         }
         if let Some(v) = get("AIPLUS_EVAL_SUITES") {
             self.eval.suites_dir = v.into();

@@ -24,7 +24,7 @@ enum KeysCommand {
         /// tenant-member (default) or tenant-admin.
         #[arg(long)]
         role: Option<String>,
-        /// What the key may be used for: inference (default), jobs, usage, admin; repeat.
+        /// What the key may be used for: inference (default), jobs, usage, admin, data; repeat.
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// A name to recognise the key by.

@@ -36,6 +36,8 @@ pub struct Parts {
     pub agents: Arc<agents::Agents>,
     /// Tenants' document collections, for `file_search`.
     pub collections: Arc<agents::collections::Collections>,
+    /// The data exchange.
+    pub data: Arc<data::exchange::Exchange>,
     /// Host names served besides IP addresses and `localhost` (`server.hosts`).
     pub hosts: Vec<String>,
     pub clock: Arc<dyn vocab::Clock>,
@@ -70,6 +72,7 @@ pub fn app(p: Parts) -> axum::Router {
         .merge(api::eval_routes::router(p.eval))
         .merge(api::agent_routes::router(p.agents))
         .merge(api::collection_routes::router(p.collections))
+        .merge(api::data_routes::router(p.data))
         .merge(gateway::router(p.gateway))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve));
     if let Some(models) = p.models {

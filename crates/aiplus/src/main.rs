@@ -13,6 +13,7 @@ mod client;
 mod collections_cli;
 mod config;
 mod data_cli;
+mod data_service;
 mod eval_assess;
 mod eval_bench;
 mod eval_cli;

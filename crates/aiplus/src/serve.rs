@@ -201,6 +201,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         eval: evaluation,
         agents,
         collections,
+        data: crate::data_service::open(&cfg.data, &cfg.server.data_dir, store.clone(), clock.clone())?,
         hosts: cfg.server.hosts.clone(),
         clock,
     });

@@ -56,7 +56,7 @@ fn the_management_api_meets_its_openapi_document_under_schemathesis() {
     let (ok, text) = schemathesis(&s, &s.token, Some(&tenant_header), &data.join("reports-operator"));
     println!("== schemathesis as operator\n{}", summary(&text));
     assert!(ok, "schemathesis as operator found failures:\n{text}");
-    let key = s.key(TENANT, &json!({"role": "tenant-admin", "scopes": ["inference", "jobs", "usage", "admin"]}));
+    let key = s.key(TENANT, &json!({"role": "tenant-admin", "scopes": ["inference", "jobs", "usage", "admin", "data"]}));
     let (ok, text) = schemathesis(&s, key["secret"].as_str().unwrap(), None, &data.join("reports-tenant-admin"));
     println!("== schemathesis as tenant admin\n{}", summary(&text));
     assert!(ok, "schemathesis as tenant admin found failures:\n{text}");

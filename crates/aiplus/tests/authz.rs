@@ -130,6 +130,22 @@ const MATRIX: &[Row] = &[
     ("PUT", "/api/v1/collections/{id}/documents/{doc}", [401, 201, 201, 201, 201, 403]),
     ("DELETE", "/api/v1/collections/{id}/documents/{doc}", [401, 204, 204, 404, 204, 403]),
     ("POST", "/api/v1/collections/{id}/search", [401, 200, 200, 404, 200, 200]),
+    // The data exchange: a tenant's own datasets and uploads, with the data scope (A's member
+    // key lacks it); A's dataset does not exist for B. The catalogue is every tenant's listings.
+    ("GET", "/api/v1/datasets", [401, 403, 200, 200, 200, 200]),
+    ("POST", "/api/v1/datasets", [401, 403, 201, 201, 201, 403]),
+    ("GET", "/api/v1/datasets/{id}", [401, 403, 200, 404, 200, 200]),
+    ("PUT", "/api/v1/datasets/{id}/listing", [401, 403, 200, 404, 200, 403]),
+    ("POST", "/api/v1/datasets/{id}/versions", [401, 403, 201, 404, 201, 403]),
+    ("GET", "/api/v1/datasets/{id}/versions/{version}", [401, 403, 200, 404, 200, 200]),
+    ("GET", "/api/v1/datasets/{id}/versions/{version}/croissant", [401, 403, 200, 404, 200, 200]),
+    ("POST", "/api/v1/datasets/{id}/versions/{version}/publish", [401, 403, 200, 404, 200, 403]),
+    ("GET", "/api/v1/datasets/{id}/versions/{version}/files/{file}", [401, 403, 200, 404, 200, 200]),
+    ("GET", "/api/v1/catalogue", [401, 200, 200, 200, 200, 200]),
+    ("POST", "/api/v1/uploads", [401, 403, 201, 201, 201, 403]),
+    ("GET", "/api/v1/uploads/{id}", [401, 403, 200, 404, 200, 200]),
+    ("PUT", "/api/v1/uploads/{id}/chunks/{ix}", [401, 403, 200, 404, 200, 403]),
+    ("POST", "/api/v1/uploads/{id}/complete", [401, 403, 200, 404, 200, 403]),
     // OpenAI-compatible: a tenant's key; an operator is nobody's tenant.
     ("GET", "/v1/models", [401, 200, 200, 200, 403, 403]),
     ("POST", "/v1/chat/completions", [401, 200, 200, 200, 403, 403]),
@@ -166,6 +182,8 @@ struct World {
     /// Tenant A's incident.
     incident: String,
     eval_run: String,
+    /// Tenant A's open upload of `"y"` (3 bytes: the JSON body a chunk is sent as).
+    upload: String,
     n: std::cell::Cell<u32>,
 }
 
@@ -333,6 +351,24 @@ impl World {
             }
             ("POST", "/api/v1/collections/{id}/search") => (route.replace("{id}", "c0"), Some(json!({"query": "算力"}))),
             ("GET", "/api/v1/collections/{id}") => (route.replace("{id}", "c0"), None),
+            ("POST", "/api/v1/datasets") => (route.into(), Some(json!({"id": format!("ds-{n}")}))),
+            ("POST", "/api/v1/datasets/{id}/versions") => {
+                self.op("POST", "/api/v1/datasets", &json!({"id": format!("ds-{n}")}));
+                (path(&format!("ds-{n}")), Some(croissant_record()))
+            }
+            ("PUT", "/api/v1/datasets/{id}/listing") => (path("ds0"), Some(json!({"version": "1.0.0"}))),
+            (_, r) if r.starts_with("/api/v1/datasets/{id}") => {
+                let p = path("ds0").replace("{version}", "1.0.0").replace("{file}", "rows.json");
+                (p, (method == "POST").then(|| json!({})))
+            }
+            ("POST", "/api/v1/uploads") => (route.into(), Some(json!({"sha256": sha_hex(format!("\"{n}\"").as_bytes()), "size_bytes": 3}))),
+            ("PUT", "/api/v1/uploads/{id}/chunks/{ix}") => (path(&self.upload).replace("{ix}", "0"), Some(json!("y"))),
+            ("POST", "/api/v1/uploads/{id}/complete") => {
+                // The file `"x"` is held, so a new upload of it is complete at once.
+                let u = self.op("POST", "/api/v1/uploads", &json!({"sha256": sha_hex(b"\"x\""), "size_bytes": 3}));
+                (path(u["id"].as_str().unwrap()), None)
+            }
+            ("GET", "/api/v1/uploads/{id}") => (path(&self.upload), None),
             ("POST", "/v1/responses") => (route.into(), Some(json!({"model": "qwen", "input": "hi"}))),
             (_, "/v1/responses/{id}" | "/v1/responses/{id}/cancel") => (path(&self.response), None),
             ("POST", "/v1/conversations") => (route.into(), Some(json!({"items": [{"role": "user", "content": "你好"}]}))),
@@ -379,8 +415,8 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
     let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
     let secret = |v: Value| Some(v["secret"].as_str().unwrap().to_string());
     let a_member = secret(s.key("alpha", &json!({"role": "tenant-member", "scopes": ["inference", "jobs"]})));
-    let a_admin = secret(s.key("alpha", &json!({"role": "tenant-admin", "scopes": ["inference", "jobs", "usage", "admin"]})));
-    let b = secret(s.key("bravo", &json!({"role": "tenant-admin", "scopes": ["inference", "jobs", "usage", "admin"]})));
+    let a_admin = secret(s.key("alpha", &json!({"role": "tenant-admin", "scopes": ["inference", "jobs", "usage", "admin", "data"]})));
+    let b = secret(s.key("bravo", &json!({"role": "tenant-admin", "scopes": ["inference", "jobs", "usage", "admin", "data"]})));
     let (status, viewer) = s.post("/api/v1/operator-tokens", &json!({"name": "viewer", "role": "operator-viewer"}));
     assert_eq!(status, 201, "{viewer}");
     let creds = [None, a_member, a_admin, b, Some(s.token.clone()), secret(viewer)];
@@ -395,6 +431,7 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
         alert: String::new(),
         incident: String::new(),
         eval_run: String::new(),
+        upload: String::new(),
         n: 0.into(),
         s,
     };
@@ -419,6 +456,17 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
     });
     w.op("PUT", "/api/v1/agents/a0", &json!({"model": "qwen"}));
     w.op("PUT", "/api/v1/collections/c0/documents/d0", &json!({"text": "全国一体化算力网络"}));
+    // Tenant A's published, listed dataset, with one hosted file (`"x"`), and an open upload.
+    w.op("POST", "/api/v1/datasets", &json!({"id": "ds0"}));
+    let up = w.op("POST", "/api/v1/uploads", &json!({"sha256": sha_hex(b"\"x\""), "size_bytes": 3}));
+    let chunk = format!("/api/v1/uploads/{}/chunks/0", up["id"].as_str().unwrap());
+    w.op("PUT", &chunk, &json!("x"));
+    w.op("POST", &format!("/api/v1/uploads/{}/complete", up["id"].as_str().unwrap()), &Value::Null);
+    w.op("POST", "/api/v1/datasets/ds0/versions", &croissant_record());
+    w.op("POST", "/api/v1/datasets/ds0/versions/1.0.0/publish", &Value::Null);
+    w.op("PUT", "/api/v1/datasets/ds0/listing", &json!({"version": "1.0.0"}));
+    let open = w.op("POST", "/api/v1/uploads", &json!({"sha256": sha_hex(b"\"y\""), "size_bytes": 3}));
+    w.upload = open["id"].as_str().unwrap().to_string();
     let rule = w.op("PUT", "/api/v1/alert-rules/r0", &rule_body());
     assert_eq!(rule["name"], "r0");
     let incident = w.op("POST", "/api/v1/incidents", &json!({"title": "数据泄露", "grade": "major", "tenant": "alpha"}));
@@ -435,6 +483,22 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
 
 fn eval_run_body() -> Value {
     json!({"model": "qwen", "suite": "safetybench-zh", "subjects": ["Offensiveness"], "limit": 1})
+}
+
+fn sha_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A Croissant record of one hosted file, `rows.json` (the 3 bytes `"x"`).
+fn croissant_record() -> Value {
+    json!({
+        "@context": {"@vocab": "https://schema.org/", "sc": "https://schema.org/", "cr": "http://mlcommons.org/croissant/",
+                     "dct": "http://purl.org/dc/terms/", "conformsTo": "dct:conformsTo"},
+        "@type": "sc:Dataset", "name": "rows", "conformsTo": "http://mlcommons.org/croissant/1.1", "version": "1.0.0",
+        "distribution": [{"@type": "cr:FileObject", "@id": "rows.json", "name": "rows.json", "contentUrl": "rows.json",
+                          "encodingFormat": "application/json", "sha256": sha_hex(b"\"x\"")}]
+    })
 }
 
 fn rule_body() -> Value {

@@ -82,9 +82,13 @@ async fn server() -> Server {
     ));
     let embed = Arc::new(aiplus::agent_search::GatewayEmbed { gw: Arc::downgrade(&gw), model: String::new() });
     let collections = Arc::new(agents::collections::Collections::new(store.clone(), embed, clock.clone()));
+    let objects = Arc::new(object_store::memory::InMemory::new());
+    let ids = Arc::new(|p: &str| format!("{p}_{}", uuid::Uuid::now_v7().simple()));
+    let data = Arc::new(data::exchange::Exchange::new(store.clone(), objects, clock.clone(), ids, Default::default(), None));
     let parts = aiplus::Parts {
         agents,
         collections,
+        data,
         eval,
         governance,
         log,

@@ -6,6 +6,7 @@
 
 pub mod agent_routes;
 pub mod collection_routes;
+pub mod data_routes;
 pub mod eval_routes;
 pub mod filing_routes;
 pub mod gate;

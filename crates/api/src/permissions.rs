@@ -31,6 +31,8 @@ const TENANT_ADMIN_READ: Access = Access::Tenant { scope: Scope::Admin, write: f
 const TENANT_ADMIN_WRITE: Access = Access::Tenant { scope: Scope::Admin, write: true, admin: true };
 const AGENTS_READ: Access = Access::Tenant { scope: Scope::Inference, write: false, admin: false };
 const AGENTS_WRITE: Access = Access::Tenant { scope: Scope::Inference, write: true, admin: false };
+const DATA_READ: Access = Access::Tenant { scope: Scope::Data, write: false, admin: false };
+const DATA_WRITE: Access = Access::Tenant { scope: Scope::Data, write: true, admin: false };
 const INFERENCE: Access = Access::TenantOnly { scope: Scope::Inference };
 const PAGE: Access = Access::Console { operator: false };
 const OP_PAGE: Access = Access::Console { operator: true };
@@ -135,6 +137,21 @@ pub const TABLE: &[Rule] = &[
     rule("PUT", "/api/v1/agents/{id}", AGENTS_WRITE),
     rule("DELETE", "/api/v1/agents/{id}", AGENTS_WRITE),
     rule("GET", "/api/v1/agents/{id}/versions", AGENTS_READ),
+    // ---- the data exchange: a tenant's own datasets and uploads; every tenant's listings ----
+    rule("GET", "/api/v1/datasets", DATA_READ),
+    rule("POST", "/api/v1/datasets", DATA_WRITE),
+    rule("GET", "/api/v1/datasets/{id}", DATA_READ),
+    rule("PUT", "/api/v1/datasets/{id}/listing", DATA_WRITE),
+    rule("POST", "/api/v1/datasets/{id}/versions", DATA_WRITE),
+    rule("GET", "/api/v1/datasets/{id}/versions/{version}", DATA_READ),
+    rule("GET", "/api/v1/datasets/{id}/versions/{version}/croissant", DATA_READ),
+    rule("POST", "/api/v1/datasets/{id}/versions/{version}/publish", DATA_WRITE),
+    rule("GET", "/api/v1/datasets/{id}/versions/{version}/files/{file}", DATA_READ),
+    rule("GET", "/api/v1/catalogue", ANYONE),
+    rule("POST", "/api/v1/uploads", DATA_WRITE),
+    rule("GET", "/api/v1/uploads/{id}", DATA_READ),
+    rule("PUT", "/api/v1/uploads/{id}/chunks/{ix}", DATA_WRITE),
+    rule("POST", "/api/v1/uploads/{id}/complete", DATA_WRITE),
     // ---- collections for file_search: a tenant's own documents, embedded as the caller ----
     rule("GET", "/api/v1/collections", AGENTS_READ),
     rule("GET", "/api/v1/collections/{id}", AGENTS_READ),

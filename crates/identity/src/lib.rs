@@ -274,7 +274,7 @@ impl Identity {
         }
         let scopes = new.scopes.unwrap_or_else(inference_only);
         if scopes == Scopes::NONE {
-            return Err(invalid("scopes", "name at least one of inference, jobs, usage, admin"));
+            return Err(invalid("scopes", "name at least one of inference, jobs, usage, admin, data"));
         }
         if !scopes.is_subset(role.allowed_scopes()) {
             return Err(invalid("scopes", format!("a {} key cannot hold `admin`", role.as_str())));

@@ -70,10 +70,12 @@ pub enum Scope {
     Usage,
     /// Managing the tenant itself: its keys and the view of its settings.
     Admin,
+    /// The data exchange: datasets, their files and versions.
+    Data,
 }
 
 impl Scope {
-    pub const EVERY: [Scope; 4] = [Scope::Inference, Scope::Jobs, Scope::Usage, Scope::Admin];
+    pub const EVERY: [Scope; 5] = [Scope::Inference, Scope::Jobs, Scope::Usage, Scope::Admin, Scope::Data];
 
     fn bit(self) -> u8 {
         match self {
@@ -81,6 +83,7 @@ impl Scope {
             Scope::Jobs => 2,
             Scope::Usage => 4,
             Scope::Admin => 8,
+            Scope::Data => 16,
         }
     }
 
@@ -90,6 +93,7 @@ impl Scope {
             Scope::Jobs => "jobs",
             Scope::Usage => "usage",
             Scope::Admin => "admin",
+            Scope::Data => "data",
         }
     }
 }
@@ -100,7 +104,7 @@ pub struct Scopes(u8);
 
 impl Scopes {
     pub const NONE: Scopes = Scopes(0);
-    pub const ALL: Scopes = Scopes(15);
+    pub const ALL: Scopes = Scopes(31);
 
     pub fn of(scopes: &[Scope]) -> Self {
         Scopes(scopes.iter().fold(0, |acc, s| acc | s.bit()))

@@ -9,6 +9,7 @@
 use serde_json::{Value, json};
 
 mod agent_schemas;
+mod data_schemas;
 mod eval_schemas;
 mod govern_schemas;
 mod schemas;
@@ -338,6 +339,9 @@ fn error_response(path: &str) -> Value {
 /// What a successful answer of `path` carries: text for health, metrics and logs, OpenAI's
 /// shapes for `/v1` (not described here), JSON with `schema` for the rest.
 fn success_content(path: &str, schema: Value) -> Option<Value> {
+    if let Some(content) = data_schemas::success_content(path) {
+        return Some(content);
+    }
     match path {
         "/healthz" => Some(json!({"text/plain": {"schema": {"type": "string"}}})),
         "/metrics" => Some(json!({"text/plain": {"schema": {"type": "string"}}})),
@@ -376,11 +380,16 @@ fn access_text(a: identity::Access) -> String {
     }
 }
 
+/// Every operation: the table above, then each pillar's own.
+fn operations() -> impl Iterator<Item = &'static Op> {
+    OPERATIONS.iter().chain(data_schemas::OPERATIONS)
+}
+
 /// The document.
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
     let responses = schemas::responses();
-    for (method, path, tag, summary, body, ok) in OPERATIONS {
+    for (method, path, tag, summary, body, ok) in operations() {
         let params: Vec<Value> = path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
@@ -389,6 +398,8 @@ pub fn document() -> Value {
                     json!({"type": "string", "pattern": TENANT_PATTERN})
                 } else if path.starts_with("/api/v1/agents/") || path.starts_with("/api/v1/collections/") {
                     json!({"type": "string", "pattern": agent_schemas::NAME_PATTERN})
+                } else if let Some(schema) = data_schemas::path_param(path, name) {
+                    schema
                 } else {
                     json!({"type": "string", "minLength": 1, "maxLength": 256})
                 };
@@ -464,7 +475,7 @@ mod tests {
     fn every_operation_is_documented_once_with_its_path_parameters() {
         let doc = document();
         let mut n = 0;
-        for (method, path, ..) in OPERATIONS {
+        for (method, path, ..) in operations() {
             let op = &doc["paths"][path][method];
             assert!(op.is_object(), "{method} {path}");
             // Query parameters are listed by `schemas::query`; here, the path's and the header.
@@ -474,7 +485,7 @@ mod tests {
         }
         let documented: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
         assert_eq!(documented, n, "no operation twice");
-        for (.., body, _) in OPERATIONS {
+        for (.., body, _) in operations() {
             if let Some(b) = body {
                 assert!(doc["components"]["schemas"][b].is_object(), "schema {b}");
             }
@@ -487,7 +498,7 @@ mod tests {
     #[test]
     fn the_document_and_the_permission_table_list_the_same_routes() {
         let documented: std::collections::BTreeSet<(String, String)> =
-            OPERATIONS.iter().map(|(m, p, ..)| (m.to_uppercase(), p.to_string())).collect();
+            operations().map(|(m, p, ..)| (m.to_uppercase(), p.to_string())).collect();
         let guarded: std::collections::BTreeSet<(String, String)> = api::permissions::TABLE
             .iter()
             .filter(|r| r.path.starts_with("/api/") || r.path.starts_with("/v1/") || r.path == "/metrics" || r.path == "/healthz")

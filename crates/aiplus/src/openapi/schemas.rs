@@ -209,12 +209,20 @@ fn deployment_view() -> Value {
 
 /// The request bodies, by the names `OPERATIONS` uses, and `Problem`.
 pub fn requests_with(problem: Value) -> Value {
+    let mut all = requests_core(problem);
+    if let Some(map) = all.as_object_mut() {
+        map.extend(super::data_schemas::requests().into_iter().map(|(k, v)| (k.to_string(), v)));
+    }
+    all
+}
+
+fn requests_core(problem: Value) -> Value {
     json!({
         "Problem": problem,
         "Limits": limits(),
         "KeyCreate": object(&[], json!({
             "role": nullable(json!({"enum": ["tenant-member", "tenant-admin"], "default": "tenant-member"})),
-            "scopes": nullable(json!({"type": "array", "items": {"enum": ["inference", "jobs", "usage", "admin"]}, "default": ["inference"]})),
+            "scopes": nullable(json!({"type": "array", "items": {"enum": ["inference", "jobs", "usage", "admin", "data"]}, "default": ["inference"]})),
             "name": name(identity::MAX_NAME_CHARS),
             "limits": {"$ref": "#/components/schemas/Limits"}})),
         "TenantCreate": object(&["id"], json!({"id": id_pattern(), "name": name(identity::MAX_NAME_CHARS)})),
@@ -429,6 +437,7 @@ pub fn responses() -> Vec<(&'static str, &'static str, Value)> {
     .chain(super::govern_schemas::responses())
     .chain(super::eval_schemas::responses())
     .chain(super::agent_schemas::responses())
+    .chain(super::data_schemas::responses())
     .collect()
 }
 

@@ -1,0 +1,177 @@
+//! The data exchange's part of the document: datasets, their versions (Croissant records),
+//! resumable uploads and the catalogue. The limits are `data`'s own.
+
+use serde_json::{Value, json};
+
+use super::Op;
+use super::schemas::{list, object, record};
+
+/// A dataset id, as `data::exchange` checks it.
+pub const DATASET_ID_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,63}$";
+
+pub const OPERATIONS: &[Op] = &[
+    ("get", "/api/v1/datasets", "data", "The tenant's datasets, each with its versions.", None, 200),
+    (
+        "post",
+        "/api/v1/datasets",
+        "data",
+        "Create a dataset. `residency` keeps its files in a region; 422 when the exchange's store is outside it.",
+        Some("DatasetCreate"),
+        201,
+    ),
+    ("get", "/api/v1/datasets/{id}", "data", "A dataset, its residency, listing and versions.", None, 200),
+    (
+        "put",
+        "/api/v1/datasets/{id}/listing",
+        "data",
+        "Point the dataset's catalogue listing at a published version, or withdraw it (`null`).",
+        Some("DatasetListing"),
+        200,
+    ),
+    (
+        "post",
+        "/api/v1/datasets/{id}/versions",
+        "data",
+        "Add a version: the body is its Croissant record (validated as mlcroissant does; 422 lists mlcroissant's errors). 201 when new, 200 when the same record was added before, 409 when the version exists with other content (versions are immutable).",
+        Some("CroissantRecord"),
+        201,
+    ),
+    (
+        "get",
+        "/api/v1/datasets/{id}/versions/{version}",
+        "data",
+        "A version: what was read from its record, and its files not yet uploaded.",
+        None,
+        200,
+    ),
+    ("get", "/api/v1/datasets/{id}/versions/{version}/croissant", "data", "A version's Croissant record, as it was added.", None, 200),
+    (
+        "post",
+        "/api/v1/datasets/{id}/versions/{version}/publish",
+        "data",
+        "Publish a draft once every hosted file is uploaded (422 names the missing ones).",
+        None,
+        200,
+    ),
+    ("get", "/api/v1/datasets/{id}/versions/{version}/files/{file}", "data", "A hosted file of one of the tenant's versions.", None, 200),
+    ("get", "/api/v1/catalogue", "data", "Every tenant's listed datasets, each at the version its listing points at.", None, 200),
+    (
+        "post",
+        "/api/v1/uploads",
+        "data",
+        "Open a resumable upload of one file, declared by its SHA-256 and size. A file the tenant holds completes at once.",
+        Some("UploadCreate"),
+        201,
+    ),
+    ("get", "/api/v1/uploads/{id}", "data", "An upload's progress: the chunks still missing, to resume it.", None, 200),
+    (
+        "put",
+        "/api/v1/uploads/{id}/chunks/{ix}",
+        "data",
+        "Send chunk `ix` (raw bytes; every chunk but the last is `chunk_bytes` long). `X-Chunk-Sha256`, when sent, is checked.",
+        Some("Binary"),
+        200,
+    ),
+    (
+        "post",
+        "/api/v1/uploads/{id}/complete",
+        "data",
+        "Assemble the chunks; the file appears only if its SHA-256 is the declared one (409 otherwise, and its chunks are to be sent again).",
+        None,
+        200,
+    ),
+];
+
+/// The schema of a path parameter of the exchange's routes, when it is narrower than a string.
+pub fn path_param(path: &str, name: &str) -> Option<Value> {
+    if !path.starts_with("/api/v1/datasets/") && !path.starts_with("/api/v1/uploads/") {
+        return None;
+    }
+    match name {
+        "id" if path.starts_with("/api/v1/datasets/") => Some(json!({"type": "string", "pattern": DATASET_ID_PATTERN})),
+        "ix" => Some(json!({"type": "string", "pattern": "^[0-9]{1,9}$"})),
+        _ => None,
+    }
+}
+
+/// What a successful answer carries, where it is not JSON.
+pub fn success_content(path: &str) -> Option<Value> {
+    match path {
+        "/api/v1/datasets/{id}/versions/{version}/files/{file}" => {
+            Some(json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}))
+        }
+        "/api/v1/datasets/{id}/versions/{version}/croissant" => Some(json!({"application/ld+json": {"schema": {"type": "object"}}})),
+        _ => None,
+    }
+}
+
+pub fn requests() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "DatasetCreate",
+            object(
+                &["id"],
+                json!({"id": {"type": "string", "pattern": DATASET_ID_PATTERN},
+                       "residency": {"type": ["string", "null"], "pattern": "^(province|hub):\\S", "maxLength": 110}}),
+            ),
+        ),
+        ("DatasetListing", object(&["version"], json!({"version": {"type": ["string", "null"], "minLength": 1, "maxLength": 64}}))),
+        (
+            "UploadCreate",
+            object(
+                &["sha256", "size_bytes"],
+                json!({"sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                       "size_bytes": {"type": "integer", "minimum": 1, "maximum": data::exchange::Limits::default().max_file_bytes},
+                       "name": {"type": ["string", "null"], "minLength": 1, "maxLength": 255}}),
+            ),
+        ),
+        (
+            "CroissantRecord",
+            json!({"type": "object", "description": "A Croissant 0.8, 1.0 or 1.1 JSON-LD record (https://docs.mlcommons.org/croissant/) with a `version` (MAJOR.MINOR.PATCH). Files with a relative contentUrl are hosted here and need their sha256."}),
+        ),
+    ]
+}
+
+fn version_view() -> Value {
+    record(
+        &["object", "dataset", "version", "iri", "state", "croissant_sha256", "missing_files", "summary"],
+        json!({"object": {"const": "dataset.version"}, "state": {"enum": ["draft", "published"]},
+               "missing_files": {"type": "array", "items": {"type": "string"}},
+               "summary": record(&["name", "conforms_to", "files", "derived_from"], json!({"files": {"type": "array"}}))}),
+    )
+}
+
+fn dataset_view() -> Value {
+    record(
+        &["object", "tenant", "id", "versions"],
+        json!({"object": {"const": "dataset"}, "residency": {"type": ["string", "null"]},
+               "listed_version": {"type": ["string", "null"]}, "versions": {"type": "array", "items": version_view()}}),
+    )
+}
+
+fn upload_view() -> Value {
+    record(
+        &["object", "id", "sha256", "size_bytes", "chunk_bytes", "chunks", "received", "missing", "state"],
+        json!({"object": {"const": "data.upload"}, "state": {"enum": ["open", "complete"]},
+               "missing": {"type": "array", "items": {"type": "integer"}}}),
+    )
+}
+
+pub fn responses() -> Vec<(&'static str, &'static str, Value)> {
+    let entry =
+        record(&["object", "tenant", "dataset", "version"], json!({"object": {"const": "catalogue.entry"}, "version": version_view()}));
+    vec![
+        ("get", "/api/v1/datasets", list(dataset_view())),
+        ("post", "/api/v1/datasets", dataset_view()),
+        ("get", "/api/v1/datasets/{id}", dataset_view()),
+        ("put", "/api/v1/datasets/{id}/listing", dataset_view()),
+        ("post", "/api/v1/datasets/{id}/versions", version_view()),
+        ("get", "/api/v1/datasets/{id}/versions/{version}", version_view()),
+        ("post", "/api/v1/datasets/{id}/versions/{version}/publish", version_view()),
+        ("get", "/api/v1/catalogue", list(entry)),
+        ("post", "/api/v1/uploads", upload_view()),
+        ("get", "/api/v1/uploads/{id}", upload_view()),
+        ("put", "/api/v1/uploads/{id}/chunks/{ix}", upload_view()),
+        ("post", "/api/v1/uploads/{id}/complete", upload_view()),
+    ]
+}

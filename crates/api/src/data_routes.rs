@@ -1,0 +1,201 @@
+//! The data exchange's management API: a tenant's datasets and their immutable versions
+//! (Croissant records), resumable uploads of their files, listings, and the catalogue of every
+//! tenant's listed datasets. Another tenant's dataset or upload answers exactly like one that
+//! does not exist.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Extension, Router};
+use data::exchange::{DataError, DatasetIn, Exchange, UploadIn};
+use identity::ActingFor;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::json::Json;
+use crate::problem::ApiError;
+
+type S = State<Arc<Exchange>>;
+type Acting = Extension<ActingFor>;
+type BodyResult = Result<Bytes, axum::extract::rejection::BytesRejection>;
+
+impl From<DataError> for ApiError {
+    fn from(e: DataError) -> Self {
+        match e {
+            DataError::Invalid { field, reason } => ApiError::Invalid { field, reason },
+            DataError::Croissant(report) => {
+                ApiError::Invalid { field: "croissant".into(), reason: report.errors.into_iter().collect::<Vec<_>>().join("; ") }
+            }
+            DataError::NotFound { what, id } => ApiError::NotFound { what, id },
+            DataError::Conflict(m) => ApiError::Conflict(m),
+            DataError::Limit(m) => ApiError::Limit(m),
+            DataError::Store(e) => ApiError::Store(e),
+            DataError::Objects(m) => ApiError::Busy(format!("file storage is unavailable: {m}")),
+        }
+    }
+}
+
+pub fn router(x: Arc<Exchange>) -> Router {
+    // A chunk is raw bytes of the exchange's chunk size; a Croissant record is JSON up to its limit.
+    let chunk_limit = usize::try_from(x.limits().chunk_bytes).unwrap_or(usize::MAX).saturating_add(1024);
+    let record_limit = DefaultBodyLimit::max(data::croissant::MAX_RECORD_BYTES);
+    Router::new()
+        .route("/api/v1/datasets", get(list).post(create))
+        .route("/api/v1/datasets/{id}", get(show))
+        .route("/api/v1/datasets/{id}/listing", put(listing))
+        .route("/api/v1/datasets/{id}/versions", post(add_version).layer(record_limit))
+        .route("/api/v1/datasets/{id}/versions/{version}", get(version))
+        .route("/api/v1/datasets/{id}/versions/{version}/croissant", get(croissant))
+        .route("/api/v1/datasets/{id}/versions/{version}/publish", post(publish))
+        .route("/api/v1/datasets/{id}/versions/{version}/files/{file}", get(file))
+        .route("/api/v1/catalogue", get(catalogue))
+        .route("/api/v1/uploads", post(start_upload))
+        .route("/api/v1/uploads/{id}", get(upload))
+        .route("/api/v1/uploads/{id}/chunks/{ix}", put(put_chunk).layer(DefaultBodyLimit::max(chunk_limit)))
+        .route("/api/v1/uploads/{id}/complete", post(complete))
+        .with_state(x)
+}
+
+/// The tenant a route acts for: the caller's own, or the one an operator names.
+fn tenant_of(acting: Option<String>) -> Result<String, ApiError> {
+    acting.ok_or_else(|| ApiError::Invalid {
+        field: crate::gate::TENANT_HEADER.into(),
+        reason: "an operator names the tenant whose datasets it manages in this header".into(),
+    })
+}
+
+async fn list(State(x): S, Extension(ActingFor(acting)): Acting) -> Result<impl IntoResponse, ApiError> {
+    let data = x.datasets(&tenant_of(acting)?).await?;
+    Ok(axum::Json(json!({"object": "list", "data": data})))
+}
+
+async fn create(State(x): S, Extension(ActingFor(acting)): Acting, Json(body): Json<DatasetIn>) -> Result<impl IntoResponse, ApiError> {
+    let view = x.create_dataset(&tenant_of(acting)?, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+async fn show(State(x): S, Extension(ActingFor(acting)): Acting, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(x.dataset(&tenant_of(acting)?, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListingBody {
+    /// The published version the listing points at; `null` withdraws the listing.
+    version: Option<String>,
+}
+
+async fn listing(
+    State(x): S,
+    Extension(ActingFor(acting)): Acting,
+    Path(id): Path<String>,
+    Json(body): Json<ListingBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(x.set_listing(&tenant_of(acting)?, &id, body.version.as_deref()).await?))
+}
+
+/// Adds a version from its Croissant record (201), or finds the same record added before (200).
+async fn add_version(
+    State(x): S,
+    Extension(ActingFor(acting)): Acting,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: BodyResult,
+) -> Result<impl IntoResponse, ApiError> {
+    let tenant = tenant_of(acting)?;
+    let kind = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !(kind.starts_with("application/json") || kind.starts_with("application/ld+json")) {
+        return Err(ApiError::Malformed { field: "content-type".into(), reason: "must be application/ld+json or application/json".into() });
+    }
+    let body = body.map_err(|_| ApiError::TooLarge { limit_bytes: data::croissant::MAX_RECORD_BYTES })?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::Malformed { field: "body".into(), reason: "a Croissant record is UTF-8 JSON-LD".into() })?;
+    let (view, created) = x.add_version(&tenant, &id, text).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(view)))
+}
+
+async fn version(
+    State(x): S,
+    Extension(ActingFor(acting)): Acting,
+    Path((id, v)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(x.version(&tenant_of(acting)?, &id, &v).await?))
+}
+
+async fn croissant(State(x): S, Extension(ActingFor(acting)): Acting, Path((id, v)): Path<(String, String)>) -> Result<Response, ApiError> {
+    let text = x.croissant(&tenant_of(acting)?, &id, &v).await?;
+    let mut r = text.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/ld+json"));
+    Ok(r)
+}
+
+async fn publish(
+    State(x): S,
+    Extension(ActingFor(acting)): Acting,
+    Path((id, v)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(x.publish(&tenant_of(acting)?, &id, &v).await?))
+}
+
+/// A hosted file of one of the tenant's own versions.
+async fn file(
+    State(x): S,
+    Extension(ActingFor(acting)): Acting,
+    Path((id, v, file)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let (spec, bytes) = x.file(&tenant_of(acting)?, &id, &v, &file).await?;
+    let mut r = bytes.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    if let Some(sha) = spec.sha256.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+        h.insert("x-content-sha256", sha);
+    }
+    Ok(r)
+}
+
+async fn catalogue(State(x): S) -> Result<impl IntoResponse, ApiError> {
+    let data: Vec<serde_json::Value> = x
+        .catalogue()
+        .await?
+        .into_iter()
+        .map(|(d, v)| json!({"object": "catalogue.entry", "tenant": d.tenant, "dataset": d.id, "residency": d.residency, "version": v}))
+        .collect();
+    Ok(axum::Json(json!({"object": "list", "data": data})))
+}
+
+async fn start_upload(
+    State(x): S,
+    Extension(ActingFor(acting)): Acting,
+    Json(body): Json<UploadIn>,
+) -> Result<impl IntoResponse, ApiError> {
+    let view = x.start_upload(&tenant_of(acting)?, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+async fn upload(State(x): S, Extension(ActingFor(acting)): Acting, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(x.upload_status(&tenant_of(acting)?, &id).await?))
+}
+
+/// Stores one chunk (raw bytes). `X-Chunk-Sha256`, when sent, is checked against the bytes.
+async fn put_chunk(
+    State(x): S,
+    Extension(ActingFor(acting)): Acting,
+    Path((id, ix)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: BodyResult,
+) -> Result<impl IntoResponse, ApiError> {
+    let tenant = tenant_of(acting)?;
+    let ix: i64 = ix.parse().map_err(|_| ApiError::Invalid { field: "chunk".into(), reason: format!("{ix:?} is not a chunk number") })?;
+    let limit = usize::try_from(x.limits().chunk_bytes).unwrap_or(usize::MAX);
+    let body = body.map_err(|_| ApiError::TooLarge { limit_bytes: limit })?;
+    let sha = headers.get("x-chunk-sha256").and_then(|v| v.to_str().ok());
+    Ok(axum::Json(x.put_chunk(&tenant, &id, ix, body, sha).await?))
+}
+
+async fn complete(State(x): S, Extension(ActingFor(acting)): Acting, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(x.complete_upload(&tenant_of(acting)?, &id).await?))
+}
