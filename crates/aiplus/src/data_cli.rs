@@ -1,6 +1,7 @@
-//! `aiplus data`: the data exchange's tools. So far `value`: exact KNN-Shapley values of the
-//! rows of a training CSV for classifying a test CSV, standalone, for auditors who want to
-//! check a valuation on their own machine; and `bench`, its speed on embedding-sized vectors.
+//! `aiplus data`: the data exchange's tools. `value`: the values of the rows of a training CSV
+//! for classifying a test CSV (exact KNN-Shapley by default, or leave-one-out, or Data Banzhaf),
+//! standalone, for auditors who want to check a valuation on their own machine; and `bench`,
+//! KNN-Shapley's speed on embedding-sized vectors.
 
 use std::path::{Path, PathBuf};
 
@@ -35,7 +36,16 @@ enum DataCommand {
         /// Threads to use (the values do not depend on it); default: every core.
         #[arg(long)]
         threads: Option<usize>,
-        /// Print {"values": [...], "utility", "k", "train", "test"} instead of one value a line.
+        /// `knn-shapley` (exact; the values add up to the utility), `loo` (leave-one-out, exact)
+        /// or `banzhaf` (Data Banzhaf estimated from --samples random subsets drawn from --seed).
+        #[arg(long, value_enum, default_value_t = Method::KnnShapley)]
+        method: Method,
+        #[arg(long, default_value_t = 10_000)]
+        samples: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print {"values": [...], "utility", "k", "method", "train", "test"} instead of one
+        /// value a line.
         #[arg(long)]
         json: bool,
     },
@@ -55,9 +65,19 @@ enum DataCommand {
     },
 }
 
+/// How `aiplus data value` values the rows.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    KnnShapley,
+    Loo,
+    Banzhaf,
+}
+
 pub fn data(args: DataArgs) -> anyhow::Result<()> {
     match args.command {
-        DataCommand::Value { train, test, k, threads, json } => value(&train, &test, k, threads, json),
+        DataCommand::Value { train, test, k, threads, method, samples, seed, json } => {
+            value(&train, &test, k, threads, (method, samples, seed), json)
+        }
         DataCommand::Bench { train, test, dim, k, json } => bench(train, test, dim, k, json),
     }
 }
@@ -103,12 +123,23 @@ fn bench(train: usize, test: usize, dim: usize, k: usize, as_json: bool) -> anyh
     Ok(())
 }
 
-fn value(train: &Path, test: &Path, k: usize, threads: Option<usize>, as_json: bool) -> anyhow::Result<()> {
+fn value(train: &Path, test: &Path, k: usize, threads: Option<usize>, how: (Method, usize, u64), as_json: bool) -> anyhow::Result<()> {
     let (train_points, test_points) = (read_points(train)?, read_points(test)?);
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let v = knn_shapley(&train_points, &test_points, k, threads).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (method, samples, seed) = how;
+    let v = match method {
+        Method::KnnShapley => knn_shapley(&train_points, &test_points, k, threads),
+        Method::Loo => data::semivalues::leave_one_out(&train_points, &test_points, k),
+        Method::Banzhaf => data::semivalues::banzhaf_msr(&train_points, &test_points, k, samples, seed),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     if as_json {
-        let out = json!({"k": k, "train": train_points.len(), "test": test_points.len(), "utility": v.utility, "values": v.values});
+        let name = match method {
+            Method::KnnShapley => "knn-shapley",
+            Method::Loo => "loo",
+            Method::Banzhaf => "banzhaf",
+        };
+        let out = json!({"k": k, "method": name, "train": train_points.len(), "test": test_points.len(), "utility": v.utility, "values": v.values});
         println!("{out}");
     } else {
         for x in &v.values {

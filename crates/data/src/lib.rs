@@ -6,4 +6,5 @@
 
 pub mod croissant;
 pub mod exchange;
+pub mod semivalues;
 pub mod valuation;

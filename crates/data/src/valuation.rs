@@ -26,7 +26,7 @@ pub enum ValuationError {
     Invalid { field: &'static str, reason: String },
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> ValuationError {
+pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> ValuationError {
     ValuationError::Invalid { field, reason: reason.into() }
 }
 
@@ -47,11 +47,11 @@ impl<L> Points<L> {
         self.labels.is_empty()
     }
 
-    fn row(&self, i: usize) -> &[f64] {
+    pub(crate) fn row(&self, i: usize) -> &[f64] {
         &self.features[i * self.dim..(i + 1) * self.dim]
     }
 
-    fn check(&self, field: &'static str) -> Result<(), ValuationError> {
+    pub(crate) fn check(&self, field: &'static str) -> Result<(), ValuationError> {
         if self.features.len() != self.labels.len() * self.dim {
             return Err(invalid(
                 field,
@@ -153,7 +153,7 @@ fn block_values<L: PartialEq>(train: &Points<L>, test: &Points<L>, range: std::o
 
 /// Squared Euclidean distance, summed in eight lanes (then the lanes, then the tail) so the
 /// compiler can use SIMD; the order is fixed, so the result is the same on every run.
-fn squared_distance(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn squared_distance(a: &[f64], b: &[f64]) -> f64 {
     let mut lanes = [0.0f64; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
