@@ -50,11 +50,13 @@ pub struct DataConfig {
     pub chunk_mib: i64,
     /// What one tenant's files may hold, in GiB.
     pub max_tenant_gib: i64,
+    /// The platform's fee on a contract's revenue at settlement, in basis points (1000: 10%).
+    pub fee_bps: i64,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { objects: String::new(), hub: String::new(), province: String::new(), chunk_mib: 8, max_tenant_gib: 256 }
+        DataConfig { objects: String::new(), hub: String::new(), province: String::new(), chunk_mib: 8, max_tenant_gib: 256, fee_bps: 1000 }
     }
 }
 
@@ -361,6 +363,9 @@ impl Config {
         cfg.models.validate()?;
         if !(1..=64).contains(&cfg.data.chunk_mib) {
             anyhow::bail!("data.chunk_mib: must be 1..=64, got {}", cfg.data.chunk_mib);
+        }
+        if !(0..=10_000).contains(&cfg.data.fee_bps) {
+            anyhow::bail!("data.fee_bps: must be 0..=10000 (basis points of revenue), got {}", cfg.data.fee_bps);
         }
         if cfg.data.max_tenant_gib < 1 {
             anyhow::bail!("data.max_tenant_gib: must be at least 1, got {}", cfg.data.max_tenant_gib);

@@ -9,10 +9,6 @@ use anyhow::Context;
 use data::valuation::{Points, knn_shapley};
 use serde_json::json;
 
-/// Rows one CSV may have, and features one row.
-const MAX_ROWS: usize = 10_000_000;
-const MAX_FEATURES: usize = 100_000;
-
 #[derive(clap::Args, Debug)]
 pub struct DataArgs {
     #[command(subcommand)]
@@ -21,10 +17,10 @@ pub struct DataArgs {
 
 #[derive(clap::Subcommand, Debug)]
 enum DataCommand {
-    /// Exact KNN-Shapley (Jia et al., VLDB 2019) of each training row: how much it adds to a
-    /// K-nearest-neighbour classifier's accuracy on the test rows. Both CSVs hold numeric
-    /// features with the label in the last column (a header row is skipped). Prints one value
-    /// per training row, in row order; they add up to the whole training set's utility.
+    /// Each training row's value for a K-nearest-neighbour classifier of the test rows: exact
+    /// KNN-Shapley (Jia et al., VLDB 2019) by default. Both CSVs hold numeric features with the
+    /// label in the last column (a header row is skipped). Prints one value per training row,
+    /// in row order; Shapley values add up to the whole training set's utility.
     Value {
         #[arg(long)]
         train: PathBuf,
@@ -63,6 +59,8 @@ enum DataCommand {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Remote(crate::data_remote_cli::RemoteCommand),
 }
 
 /// How `aiplus data value` values the rows.
@@ -79,6 +77,7 @@ pub fn data(args: DataArgs) -> anyhow::Result<()> {
             value(&train, &test, k, threads, (method, samples, seed), json)
         }
         DataCommand::Bench { train, test, dim, k, json } => bench(train, test, dim, k, json),
+        DataCommand::Remote(cmd) => crate::data_remote_cli::run(cmd),
     }
 }
 
@@ -149,39 +148,11 @@ fn value(train: &Path, test: &Path, k: usize, threads: Option<usize>, how: (Meth
     Ok(())
 }
 
-/// A numeric CSV with the label last. Labels are compared as written (trimmed), except that
-/// numbers compare as numbers ("1" and "1.0" are one class).
+/// A numeric CSV with the label last, as `data::table` reads it.
 fn read_points(path: &Path) -> anyhow::Result<Points<String>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(false)
-        .from_path(path)
-        .with_context(|| format!("reading {}", path.display()))?;
-    let mut points = Points { features: Vec::new(), dim: 0, labels: Vec::new() };
-    for (line, record) in reader.records().enumerate() {
-        let record = record.with_context(|| format!("{}: line {}", path.display(), line + 1))?;
-        let n = record.len();
-        anyhow::ensure!(
-            (2..=MAX_FEATURES + 1).contains(&n),
-            "{}: line {}: features and a label, at most {MAX_FEATURES} features",
-            path.display(),
-            line + 1
-        );
-        let features: Result<Vec<f64>, _> = record.iter().take(n - 1).map(|f| f.trim().parse::<f64>()).collect();
-        let features = match features {
-            Ok(f) => f,
-            // A first line that is not numbers names the columns.
-            Err(_) if line == 0 => continue,
-            Err(e) => anyhow::bail!("{}: line {}: a feature is not a number ({e})", path.display(), line + 1),
-        };
-        anyhow::ensure!(points.labels.len() < MAX_ROWS, "{}: more than {MAX_ROWS} rows", path.display());
-        points.dim = n - 1;
-        points.features.extend(features);
-        let label = record.get(n - 1).unwrap_or("").trim();
-        points.labels.push(label.parse::<f64>().map_or_else(|_| label.to_string(), |x| x.to_string()));
-    }
-    anyhow::ensure!(!points.labels.is_empty(), "{}: no rows", path.display());
-    Ok(points)
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let table = data::table::read_csv(&bytes, None, "csv").map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(table.points)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod client;
 mod collections_cli;
 mod config;
 mod data_cli;
+mod data_remote_cli;
 mod data_service;
 mod eval_assess;
 mod eval_bench;
@@ -102,8 +103,8 @@ enum Command {
     /// Evaluate a model the server serves: capability (CMMLU), safety knowledge (SafetyBench),
     /// bias (BBQ) and refusal suites, through the gateway under an evaluation tenant.
     Eval(eval_cli::EvalArgs),
-    /// The data exchange's tools: `value` computes exact KNN-Shapley values of a training CSV's
-    /// rows for a test CSV, standalone.
+    /// The data exchange: value a training CSV's rows for a test CSV, standalone (`value`,
+    /// `bench`), or, on a server, upload files, add and publish dataset versions, and settle.
     Data(data_cli::DataArgs),
     /// The model gateway: benchmark it (against LiteLLM too), or run the mock upstream.
     Gateway {

@@ -141,7 +141,16 @@ const MATRIX: &[Row] = &[
     ("GET", "/api/v1/datasets/{id}/versions/{version}/croissant", [401, 403, 200, 404, 200, 200]),
     ("POST", "/api/v1/datasets/{id}/versions/{version}/publish", [401, 403, 200, 404, 200, 403]),
     ("GET", "/api/v1/datasets/{id}/versions/{version}/files/{file}", [401, 403, 200, 404, 200, 200]),
+    ("GET", "/api/v1/datasets/{id}/versions/{version}/valuations", [401, 403, 200, 404, 200, 200]),
+    ("POST", "/api/v1/datasets/{id}/versions/{version}/valuations", [401, 403, 201, 404, 201, 403]),
     ("GET", "/api/v1/catalogue", [401, 200, 200, 200, 200, 200]),
+    // Contracts: B buys A's dataset. A (the seller, or an operator acting for it) cannot buy
+    // its own; either party reads the contract; only the buyer reads files under it.
+    ("GET", "/api/v1/contracts", [401, 403, 200, 200, 200, 200]),
+    ("POST", "/api/v1/contracts", [401, 403, 422, 201, 422, 403]),
+    ("GET", "/api/v1/contracts/{id}", [401, 403, 200, 200, 200, 200]),
+    ("GET", "/api/v1/contracts/{id}/files/{file}", [401, 403, 404, 200, 404, 404]),
+    ("POST", "/api/v1/settlements", [401, 403, 403, 403, 200, 403]),
     ("POST", "/api/v1/uploads", [401, 403, 201, 201, 201, 403]),
     ("GET", "/api/v1/uploads/{id}", [401, 403, 200, 404, 200, 200]),
     ("PUT", "/api/v1/uploads/{id}/chunks/{ix}", [401, 403, 200, 404, 200, 403]),
@@ -184,6 +193,8 @@ struct World {
     eval_run: String,
     /// Tenant A's open upload of `"y"` (3 bytes: the JSON body a chunk is sent as).
     upload: String,
+    /// B's contract for A's dataset `ds0`.
+    contract: String,
     n: std::cell::Cell<u32>,
 }
 
@@ -356,7 +367,12 @@ impl World {
                 self.op("POST", "/api/v1/datasets", &json!({"id": format!("ds-{n}")}));
                 (path(&format!("ds-{n}")), Some(croissant_record()))
             }
-            ("PUT", "/api/v1/datasets/{id}/listing") => (path("ds0"), Some(json!({"version": "1.0.0"}))),
+            ("PUT", "/api/v1/datasets/{id}/listing") => (path("ds0"), Some(listing_body())),
+            ("POST", "/api/v1/datasets/{id}/versions/{version}/valuations") => (
+                path("vs0").replace("{version}", "1.0.0"),
+                Some(json!({"train_file": "train.csv", "test_file": "test.csv", "k": 1, "contributor_column": "who"})),
+            ),
+            ("GET", "/api/v1/datasets/{id}/versions/{version}/valuations") => (path("vs0").replace("{version}", "1.0.0"), None),
             (_, r) if r.starts_with("/api/v1/datasets/{id}") => {
                 let p = path("ds0").replace("{version}", "1.0.0").replace("{file}", "rows.json");
                 (p, (method == "POST").then(|| json!({})))
@@ -369,6 +385,10 @@ impl World {
                 (path(u["id"].as_str().unwrap()), None)
             }
             ("GET", "/api/v1/uploads/{id}") => (path(&self.upload), None),
+            ("POST", "/api/v1/contracts") => (route.into(), Some(contract_body())),
+            ("GET", "/api/v1/contracts/{id}") => (path(&self.contract), None),
+            ("GET", "/api/v1/contracts/{id}/files/{file}") => (path(&self.contract).replace("{file}", "rows.json"), None),
+            ("POST", "/api/v1/settlements") => (route.into(), Some(json!({"period": "2026-11"}))),
             ("POST", "/v1/responses") => (route.into(), Some(json!({"model": "qwen", "input": "hi"}))),
             (_, "/v1/responses/{id}" | "/v1/responses/{id}/cancel") => (path(&self.response), None),
             ("POST", "/v1/conversations") => (route.into(), Some(json!({"items": [{"role": "user", "content": "你好"}]}))),
@@ -432,6 +452,7 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
         incident: String::new(),
         eval_run: String::new(),
         upload: String::new(),
+        contract: String::new(),
         n: 0.into(),
         s,
     };
@@ -464,7 +485,25 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
     w.op("POST", &format!("/api/v1/uploads/{}/complete", up["id"].as_str().unwrap()), &Value::Null);
     w.op("POST", "/api/v1/datasets/ds0/versions", &croissant_record());
     w.op("POST", "/api/v1/datasets/ds0/versions/1.0.0/publish", &Value::Null);
-    w.op("PUT", "/api/v1/datasets/ds0/listing", &json!({"version": "1.0.0"}));
+    w.op("PUT", "/api/v1/datasets/ds0/listing", &listing_body());
+    let c: Value = w.req(3, "POST", "/api/v1/contracts").json(&contract_body()).send().unwrap().json().unwrap();
+    w.contract = c["id"].as_str().expect("B's contract").to_string();
+    // Tenant A's dataset with a training and a test table, to be valued.
+    let (train, test) = ("f,who,label\n0,ann,0\n1,bo,1\n".as_bytes(), "f,label\n0,0\n1,1\n".as_bytes());
+    for file in [train, test] {
+        let up = w.op("POST", "/api/v1/uploads", &json!({"sha256": sha_hex(file), "size_bytes": file.len()}));
+        let id = up["id"].as_str().unwrap();
+        assert!(w.req(4, "PUT", &format!("/api/v1/uploads/{id}/chunks/0")).body(file.to_vec()).send().unwrap().status().is_success());
+        w.op("POST", &format!("/api/v1/uploads/{id}/complete"), &Value::Null);
+    }
+    w.op("POST", "/api/v1/datasets", &json!({"id": "vs0"}));
+    let mut tables = croissant_record();
+    tables["distribution"] = json!([
+        {"@type": "cr:FileObject", "@id": "train.csv", "name": "train.csv", "contentUrl": "train.csv", "encodingFormat": "text/csv", "sha256": sha_hex(train)},
+        {"@type": "cr:FileObject", "@id": "test.csv", "name": "test.csv", "contentUrl": "test.csv", "encodingFormat": "text/csv", "sha256": sha_hex(test)}
+    ]);
+    w.op("POST", "/api/v1/datasets/vs0/versions", &tables);
+    w.op("POST", "/api/v1/datasets/vs0/versions/1.0.0/publish", &Value::Null);
     let open = w.op("POST", "/api/v1/uploads", &json!({"sha256": sha_hex(b"\"y\""), "size_bytes": 3}));
     w.upload = open["id"].as_str().unwrap().to_string();
     let rule = w.op("PUT", "/api/v1/alert-rules/r0", &rule_body());
@@ -483,6 +522,14 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
 
 fn eval_run_body() -> Value {
     json!({"model": "qwen", "suite": "safetybench-zh", "subjects": ["Offensiveness"], "limit": 1})
+}
+
+fn listing_body() -> Value {
+    json!({"version": "1.0.0", "offer": {"price": {"unit": "per_call", "fen": 5}, "modes": ["download"], "max_days": 30}})
+}
+
+fn contract_body() -> Value {
+    json!({"seller": "alpha", "dataset": "ds0", "purpose": "授权矩阵", "days": 1, "mode": "download"})
 }
 
 fn sha_hex(b: &[u8]) -> String {

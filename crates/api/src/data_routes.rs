@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Router};
-use data::exchange::{DataError, DatasetIn, Exchange, UploadIn};
+use data::exchange::{ContractIn, DataError, DatasetIn, Exchange, ListingIn, UploadIn, ValuationIn};
 use identity::ActingFor;
 use serde::Deserialize;
 use serde_json::json;
@@ -52,7 +52,12 @@ pub fn router(x: Arc<Exchange>) -> Router {
         .route("/api/v1/datasets/{id}/versions/{version}/croissant", get(croissant))
         .route("/api/v1/datasets/{id}/versions/{version}/publish", post(publish))
         .route("/api/v1/datasets/{id}/versions/{version}/files/{file}", get(file))
+        .route("/api/v1/datasets/{id}/versions/{version}/valuations", get(valuations).post(value))
         .route("/api/v1/catalogue", get(catalogue))
+        .route("/api/v1/contracts", get(contracts).post(sign))
+        .route("/api/v1/contracts/{id}", get(contract))
+        .route("/api/v1/contracts/{id}/files/{file}", get(contract_file))
+        .route("/api/v1/settlements", post(settle))
         .route("/api/v1/uploads", post(start_upload))
         .route("/api/v1/uploads/{id}", get(upload))
         .route("/api/v1/uploads/{id}/chunks/{ix}", put(put_chunk).layer(DefaultBodyLimit::max(chunk_limit)))
@@ -85,17 +90,29 @@ async fn show(State(x): S, Extension(ActingFor(acting)): Acting, Path(id): Path<
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListingBody {
-    /// The published version the listing points at; `null` withdraws the listing.
-    version: Option<String>,
+    /// The published version listed; `null` withdraws the listing. Required, so that a body
+    /// that forgets it is not read as a withdrawal.
+    version: serde_json::Value,
+    #[serde(default)]
+    offer: Option<data::exchange::Offer>,
 }
 
+/// Lists a published version on an offer, or withdraws the listing.
 async fn listing(
     State(x): S,
     Extension(ActingFor(acting)): Acting,
     Path(id): Path<String>,
     Json(body): Json<ListingBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(axum::Json(x.set_listing(&tenant_of(acting)?, &id, body.version.as_deref()).await?))
+    let listing = match (body.version, body.offer) {
+        (serde_json::Value::Null, _) => None,
+        (serde_json::Value::String(version), Some(offer)) => Some(ListingIn { version, offer }),
+        (serde_json::Value::String(_), None) => {
+            return Err(ApiError::Invalid { field: "offer".into(), reason: "a listing names its offer".into() });
+        }
+        _ => return Err(ApiError::Malformed { field: "version".into(), reason: "a version string, or null".into() }),
+    };
+    Ok(axum::Json(x.set_listing(&tenant_of(acting)?, &id, listing).await?))
 }
 
 /// Adds a version from its Croissant record (201), or finds the same record added before (200).
@@ -198,4 +215,68 @@ async fn put_chunk(
 
 async fn complete(State(x): S, Extension(ActingFor(acting)): Acting, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     Ok(axum::Json(x.complete_upload(&tenant_of(acting)?, &id).await?))
+}
+
+async fn valuations(
+    State(x): S,
+    Extension(ActingFor(acting)): Acting,
+    Path((id, v)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let data = x.valuations(&tenant_of(acting)?, &id, &v).await?;
+    Ok(axum::Json(json!({"object": "list", "data": data})))
+}
+
+/// Values a version's training file for its test file, per row and per contributor.
+async fn value(
+    State(x): S,
+    Extension(ActingFor(acting)): Acting,
+    Path((id, v)): Path<(String, String)>,
+    Json(body): Json<ValuationIn>,
+) -> Result<impl IntoResponse, ApiError> {
+    let record = x.value_version(&tenant_of(acting)?, &id, &v, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(record)))
+}
+
+async fn contracts(State(x): S, Extension(ActingFor(acting)): Acting) -> Result<impl IntoResponse, ApiError> {
+    let data = x.contracts(&tenant_of(acting)?).await?;
+    Ok(axum::Json(json!({"object": "list", "data": data})))
+}
+
+/// Signs a contract, as the buyer, on a listing's terms.
+async fn sign(State(x): S, Extension(ActingFor(acting)): Acting, Json(body): Json<ContractIn>) -> Result<impl IntoResponse, ApiError> {
+    let c = x.sign_contract(&tenant_of(acting)?, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(c)))
+}
+
+async fn contract(State(x): S, Extension(ActingFor(acting)): Acting, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(x.contract(&tenant_of(acting)?, &id).await?))
+}
+
+/// A file read under a download contract: recorded in the ledger, priced by the contract.
+async fn contract_file(
+    State(x): S,
+    Extension(ActingFor(acting)): Acting,
+    Path((id, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (spec, bytes) = x.read_under_contract(&tenant_of(acting)?, &id, &file).await?;
+    let mut r = bytes.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    if let Some(sha) = spec.sha256.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+        h.insert("x-content-sha256", sha);
+    }
+    Ok(r)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettleBody {
+    /// A month, `YYYY-MM`.
+    period: String,
+}
+
+/// Settles every contract with revenue in a month; settling again changes nothing.
+async fn settle(State(x): S, Json(body): Json<SettleBody>) -> Result<impl IntoResponse, ApiError> {
+    let data = x.settle(&body.period).await?;
+    Ok(axum::Json(json!({"object": "list", "period": body.period, "data": data})))
 }

@@ -7,4 +7,5 @@
 pub mod croissant;
 pub mod exchange;
 pub mod semivalues;
+pub mod table;
 pub mod valuation;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use data::exchange::{DataError, DatasetIn, Exchange, Limits, StorePlace, UploadIn};
+use data::exchange::{
+    ContractIn, DataError, DatasetIn, Exchange, Limits, ListingIn, Mode, Offer, Price, StorePlace, UploadIn, ValuationIn,
+};
 use sha2::{Digest, Sha256};
 
 struct Still;
@@ -176,23 +178,34 @@ async fn versions_are_immutable_published_when_their_files_are_held_and_listed()
         assert!(matches!(&e, DataError::Invalid { field, .. } if field == "version"), "{e}");
         // Not publishable, nor listable, until its file is held.
         assert!(matches!(x.publish("a", "loans", "1.0.0").await, Err(DataError::Invalid { .. })));
-        assert!(matches!(x.set_listing("a", "loans", Some("1.0.0")).await, Err(DataError::Invalid { .. })));
+        assert!(matches!(x.set_listing("a", "loans", Some(listing(Price::PerCall { fen: 1 }))).await, Err(DataError::Invalid { .. })));
         upload(&x, "a", &content).await;
         let published = x.publish("a", "loans", "1.0.0").await.unwrap();
         assert_eq!(published.state, "published");
         assert_eq!(x.file("a", "loans", "1.0.0", "loans.csv").await.unwrap().1, content);
-        x.set_listing("a", "loans", Some("1.0.0")).await.unwrap();
+        // Kept in Guangdong, so never offered for download.
+        let e = x.set_listing("a", "loans", Some(listing(Price::PerCall { fen: 1 }))).await.unwrap_err();
+        assert!(matches!(&e, DataError::Invalid { field, .. } if field == "offer.modes"), "{e}");
+        let compute_only =
+            ListingIn { version: "1.0.0".into(), offer: Offer { price: Price::Flat { fen: 0 }, modes: vec![], max_days: 30 } };
+        assert!(x.set_listing("a", "loans", Some(compute_only)).await.is_err(), "an offer needs a mode");
+        x.create_dataset("a", DatasetIn { id: "open".into(), residency: None }).await.unwrap();
+        x.add_version("a", "open", &record("1.0.0", &sha(&content), None)).await.unwrap();
+        x.publish("a", "open", "1.0.0").await.unwrap();
+        x.set_listing("a", "open", Some(listing(Price::PerCall { fen: 1 }))).await.unwrap();
         let catalogue = x.catalogue().await.unwrap();
         assert_eq!(catalogue.len(), 1);
-        assert_eq!(catalogue[0].1.iri, "urn:aiplus:dataset:a/loans@1.0.0");
+        assert_eq!(catalogue[0].1.iri, "urn:aiplus:dataset:a/open@1.0.0");
         // Lineage: a link to this exchange must name a version the tenant may see.
         x.create_dataset("b", DatasetIn { id: "derived".into(), residency: None }).await.unwrap();
         let bad = record("1.0.0", &sha(&content), Some("urn:aiplus:dataset:a/loans@9.9.9"));
         let e = x.add_version("b", "derived", &bad).await.unwrap_err();
         assert!(matches!(&e, DataError::Invalid { field, .. } if field == "prov:wasDerivedFrom[0]"), "{e}");
-        let good = record("1.0.0", &sha(&content), Some("urn:aiplus:dataset:a/loans@1.0.0"));
+        let unlisted = record("1.0.0", &sha(&content), Some("urn:aiplus:dataset:a/loans@1.0.0"));
+        assert!(x.add_version("b", "derived", &unlisted).await.is_err(), "another tenant's unlisted dataset is not seen");
+        let good = record("1.0.0", &sha(&content), Some("urn:aiplus:dataset:a/open@1.0.0"));
         let (d, _) = x.add_version("b", "derived", &good).await.unwrap();
-        assert_eq!(d.summary.derived_from, vec!["urn:aiplus:dataset:a/loans@1.0.0"]);
+        assert_eq!(d.summary.derived_from, vec!["urn:aiplus:dataset:a/open@1.0.0"]);
         // Another tenant's dataset answers as a missing one.
         assert!(matches!(x.dataset("b", "loans").await, Err(DataError::NotFound { .. })));
         assert!(matches!(x.file("b", "loans", "1.0.0", "loans.csv").await, Err(DataError::NotFound { .. })));
@@ -209,4 +222,107 @@ async fn an_invalid_record_is_refused_with_mlcroissants_errors() {
     let e = x.add_version("a", "d", &doc.to_string()).await.unwrap_err();
     let DataError::Croissant(report) = e else { panic!("{e}") };
     assert!(report.to_string().contains("Property \"https://schema.org/encodingFormat\" is mandatory"), "{report}");
+}
+
+fn listing(price: Price) -> ListingIn {
+    ListingIn { version: "1.0.0".into(), offer: Offer { price, modes: vec![Mode::Download], max_days: 30 } }
+}
+
+/// A training table of three contributors (ann's rows fit the test set best, cy's worst) and a
+/// test table, both numeric with the label last.
+fn tables() -> (Vec<u8>, Vec<u8>) {
+    let mut train = String::from("x,y,who,label\n");
+    for i in 0..30 {
+        let (x, y) = (f64::from(i % 10) / 10.0, f64::from(i / 10) / 3.0);
+        let label = u8::from(x > 0.45);
+        let (who, label) = match i % 3 {
+            0 => ("ann", label),
+            1 => ("bo", label),
+            _ => ("cy", if i % 2 == 0 { 1 - label } else { label }),
+        };
+        train.push_str(&format!("{x},{y},{who},{label}\n"));
+    }
+    let mut test = String::from("x,y,label\n");
+    for i in 0..20 {
+        let (x, y) = (f64::from(i) / 20.0 + 0.01, f64::from(i % 4) / 4.0);
+        test.push_str(&format!("{x},{y},{}\n", u8::from(x > 0.45)));
+    }
+    (train.into_bytes(), test.into_bytes())
+}
+
+fn table_record(train_sha: &str, test_sha: &str) -> String {
+    let mut doc: serde_json::Value = serde_json::from_str(&record("1.0.0", train_sha, None)).unwrap();
+    doc["distribution"] = serde_json::json!([
+        {"@type": "cr:FileObject", "@id": "train.csv", "name": "train.csv", "contentUrl": "train.csv", "encodingFormat": "text/csv", "sha256": train_sha},
+        {"@type": "cr:FileObject", "@id": "test.csv", "name": "test.csv", "contentUrl": "test.csv", "encodingFormat": "text/csv", "sha256": test_sha}
+    ]);
+    doc["recordSet"][0]["field"][0]["source"]["fileObject"]["@id"] = serde_json::json!("train.csv");
+    doc.to_string()
+}
+
+#[tokio::test]
+async fn a_contracts_revenue_is_settled_among_three_contributors_exactly_and_once() {
+    for store in stores().await {
+        let dir = tempfile::tempdir().unwrap();
+        let x = exchange(store.clone(), dir.path());
+        let (train, test) = tables();
+        upload(&x, "seller", &train).await;
+        upload(&x, "seller", &test).await;
+        x.create_dataset("seller", DatasetIn { id: "credit".into(), residency: None }).await.unwrap();
+        x.add_version("seller", "credit", &table_record(&sha(&train), &sha(&test))).await.unwrap();
+        x.publish("seller", "credit", "1.0.0").await.unwrap();
+        let v = x
+            .value_version(
+                "seller",
+                "credit",
+                "1.0.0",
+                serde_json::from_value::<ValuationIn>(serde_json::json!({
+                "train_file": "train.csv", "test_file": "test.csv", "k": 3, "contributor_column": "who"}))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        let names: Vec<&str> = v.contributors.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(names, ["ann", "bo", "cy"]);
+        let sum: f64 = v.contributors.iter().map(|c| c.value).sum();
+        assert!((sum - v.utility).abs() < 1e-9, "efficiency: the shares add up to the utility");
+        assert_eq!(v.values.len(), 30);
+        x.set_listing("seller", "credit", Some(listing(Price::PerCall { fen: 337 }))).await.unwrap();
+        // No contract, no read; a contract for a mode not offered is refused.
+        let ask =
+            |mode| ContractIn { seller: "seller".into(), dataset: "credit".into(), purpose: "风控模型训练".into(), days: 30, mode };
+        let c = x.sign_contract("buyer", ask(Mode::Download)).await.unwrap();
+        assert!(matches!(x.read_under_contract("other", &c.id, "train.csv").await, Err(DataError::NotFound { .. })));
+        for _ in 0..3 {
+            let (_, bytes) = x.read_under_contract("buyer", &c.id, "train.csv").await.unwrap();
+            assert_eq!(bytes, train);
+        }
+        // 3 reads at 337 fen: 1011 fen; a 10% fee of 101 fen; 910 fen to split.
+        let period = "1970-01";
+        let settled = x.settle(period).await.unwrap();
+        assert_eq!(settled.len(), 1);
+        let s = &settled[0];
+        assert_eq!((s.revenue_fen, s.fee_fen, s.created), (1011, 101, true));
+        assert_eq!(s.lines.iter().map(|l| l.fen).sum::<i64>(), 1011, "the entries sum to the revenue");
+        let payouts: Vec<(&str, i64)> = s.lines.iter().filter(|l| l.role == "payout").map(|l| (l.party.as_str(), l.fen)).collect();
+        assert_eq!(payouts.len(), 3, "{payouts:?}");
+        let positive: f64 = v.contributors.iter().map(|c| c.value.max(0.0)).sum();
+        for (party, fen) in &payouts {
+            let share = v.contributors.iter().find(|c| c.id == *party).unwrap().value.max(0.0) / positive;
+            assert!((*fen as f64 - 910.0 * share).abs() < 1.0, "{party}: {fen} fen for a share of {share}");
+        }
+        // The ledger holds the same entries; settling again changes nothing.
+        let entries = || async {
+            let rows = store.usage::<serde_json::Value>(Some("seller"), Some("data"), 0, i64::MAX, 1000).await.unwrap();
+            rows.into_iter()
+                .filter(|r| r.doc["subject"]["kind"] == "settlement")
+                .map(|r| r.doc["amount_fen"].as_i64().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let first = entries().await;
+        assert_eq!(first.iter().sum::<i64>(), 1011);
+        let again = x.settle(period).await.unwrap();
+        assert_eq!((again[0].created, again[0].lines.clone()), (false, s.lines.clone()));
+        assert_eq!(entries().await, first);
+    }
 }

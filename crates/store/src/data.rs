@@ -36,6 +36,8 @@ pub struct DatasetRow {
     pub id: String,
     pub residency: Option<String>,
     pub listed_version: Option<String>,
+    /// The listing's offer (JSON): its price and modes.
+    pub offer: Option<String>,
     pub created_ms: i64,
 }
 
@@ -76,10 +78,10 @@ fn version_row(
 
 type UploadTuple = (String, String, String, i64, i64, String, String, i64);
 
-type DatasetTuple = (String, String, Option<String>, Option<String>, i64);
+type DatasetTuple = (String, String, Option<String>, Option<String>, Option<String>, i64);
 
-fn dataset_row((tenant, id, residency, listed_version, created_ms): DatasetTuple) -> DatasetRow {
-    DatasetRow { tenant, id, residency, listed_version, created_ms }
+fn dataset_row((tenant, id, residency, listed_version, offer, created_ms): DatasetTuple) -> DatasetRow {
+    DatasetRow { tenant, id, residency, listed_version, offer, created_ms }
 }
 
 impl Store {
@@ -235,11 +237,12 @@ impl Store {
             if held >= max {
                 return Ok(None);
             }
-            sqlx::query("INSERT INTO datasets (tenant, id, residency, listed_version, created_ms) VALUES ($1, $2, $3, $4, $5)")
+            sqlx::query("INSERT INTO datasets (tenant, id, residency, listed_version, offer, created_ms) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(&d.tenant)
                 .bind(&d.id)
                 .bind(&d.residency)
                 .bind(&d.listed_version)
+                .bind(&d.offer)
                 .bind(d.created_ms)
                 .execute(&mut *tx)
                 .await?;
@@ -250,7 +253,7 @@ impl Store {
 
     pub async fn dataset(&self, tenant: &str, id: &str) -> Result<Option<DatasetRow>, StoreError> {
         let row: Option<DatasetTuple> = on_pool!(self, |pool| sqlx::query_as(
-            "SELECT tenant, id, residency, listed_version, created_ms FROM datasets WHERE tenant = $1 AND id = $2"
+            "SELECT tenant, id, residency, listed_version, offer, created_ms FROM datasets WHERE tenant = $1 AND id = $2"
         )
         .bind(tenant)
         .bind(id)
@@ -262,7 +265,7 @@ impl Store {
     /// A tenant's datasets by id, at most `limit`.
     pub async fn datasets(&self, tenant: &str, limit: i64) -> Result<Vec<DatasetRow>, StoreError> {
         let rows: Vec<DatasetTuple> = on_pool!(self, |pool| sqlx::query_as(
-            "SELECT tenant, id, residency, listed_version, created_ms FROM datasets WHERE tenant = $1 ORDER BY id LIMIT $2"
+            "SELECT tenant, id, residency, listed_version, offer, created_ms FROM datasets WHERE tenant = $1 ORDER BY id LIMIT $2"
         )
         .bind(tenant)
         .bind(limit)
@@ -274,7 +277,7 @@ impl Store {
     /// Every tenant's listed datasets (the catalogue), by tenant and id, at most `limit`.
     pub async fn listed_datasets(&self, limit: i64) -> Result<Vec<DatasetRow>, StoreError> {
         let rows: Vec<DatasetTuple> = on_pool!(self, |pool| sqlx::query_as(
-            "SELECT tenant, id, residency, listed_version, created_ms FROM datasets
+            "SELECT tenant, id, residency, listed_version, offer, created_ms FROM datasets
              WHERE listed_version IS NOT NULL ORDER BY tenant, id LIMIT $1"
         )
         .bind(limit)
@@ -283,12 +286,13 @@ impl Store {
         Ok(rows.into_iter().map(dataset_row).collect())
     }
 
-    /// Points a dataset's listing at a version (or withdraws it with `None`).
-    pub async fn set_listing(&self, tenant: &str, id: &str, version: Option<&str>) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query("UPDATE datasets SET listed_version = $3 WHERE tenant = $1 AND id = $2")
+    /// Points a dataset's listing at a version with its offer (or withdraws it with `None`).
+    pub async fn set_listing(&self, tenant: &str, id: &str, version: Option<&str>, offer: Option<&str>) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query("UPDATE datasets SET listed_version = $3, offer = $4 WHERE tenant = $1 AND id = $2")
             .bind(tenant)
             .bind(id)
             .bind(version)
+            .bind(offer)
             .execute(pool)
             .await
             .map(drop)?);

@@ -57,6 +57,7 @@ pub use collections::{ChunkRow, CollectionLimits, CollectionRow, DocumentRow, Pu
 pub use console::ReportRow;
 pub use conversations::{ConversationRow, ItemLimits};
 pub use data::{ChunkReceipt, DatasetRow, PutVersion, UploadRow, VersionRow};
+pub use data_market::{ContractRow, ValuationRow};
 pub use filings::FilingRow;
 pub use monitor::DeliveryRow;
 
@@ -104,6 +105,7 @@ mod compute;
 mod console;
 mod conversations;
 mod data;
+mod data_market;
 mod eval;
 mod filings;
 mod gateway;

@@ -299,6 +299,7 @@ const DATA_MIGRATION: &str = "CREATE TABLE data_uploads (
         id TEXT NOT NULL,
         residency TEXT,
         listed_version TEXT,
+        offer TEXT,
         created_ms BIGINT NOT NULL,
         PRIMARY KEY (tenant, id)
      );
@@ -321,4 +322,31 @@ const DATA_MIGRATION: &str = "CREATE TABLE data_uploads (
         parent TEXT NOT NULL,
         PRIMARY KEY (tenant, dataset, version, parent)
      );
-     CREATE INDEX dataset_lineage_parent ON dataset_lineage (parent);";
+     CREATE INDEX dataset_lineage_parent ON dataset_lineage (parent);
+     CREATE TABLE data_contracts (
+        id TEXT PRIMARY KEY,
+        buyer TEXT NOT NULL,
+        seller TEXT NOT NULL,
+        dataset TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX data_contracts_buyer ON data_contracts (buyer, created_ms);
+     CREATE INDEX data_contracts_seller ON data_contracts (seller, created_ms);
+     CREATE TABLE data_valuations (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        dataset TEXT NOT NULL,
+        version TEXT NOT NULL,
+        method TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX data_valuations_version ON data_valuations (tenant, dataset, version, created_ms);
+     CREATE TABLE data_settlements (
+        contract TEXT NOT NULL,
+        period TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (contract, period)
+     );";

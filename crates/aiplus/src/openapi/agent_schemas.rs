@@ -156,7 +156,7 @@ fn agent_view() -> Value {
     )
 }
 
-fn listed(items: Value) -> Value {
+pub(super) fn listed(items: Value) -> Value {
     record(&["object", "data"], json!({"object": {"const": "list"}, "data": list(items)}))
 }
 

@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use super::Op;
-use super::schemas::{list, object, record};
+use super::agent_schemas::listed;
+use super::schemas::{object, record};
 
 /// A dataset id, as `data::exchange` checks it.
 pub const DATASET_ID_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,63}$";
@@ -54,7 +55,42 @@ pub const OPERATIONS: &[Op] = &[
         200,
     ),
     ("get", "/api/v1/datasets/{id}/versions/{version}/files/{file}", "data", "A hosted file of one of the tenant's versions.", None, 200),
+    ("get", "/api/v1/datasets/{id}/versions/{version}/valuations", "data", "A version's valuation records, newest first.", None, 200),
+    (
+        "post",
+        "/api/v1/datasets/{id}/versions/{version}/valuations",
+        "data",
+        "Value a version's training file (numeric features, label last, a contributor column) for its test file: exact KNN-Shapley, leave-one-out or Data Banzhaf, per row and per contributor. The record keeps K, the utility, both files' SHA-256 and the settings, to be replayed.",
+        Some("ValuationRequest"),
+        201,
+    ),
     ("get", "/api/v1/catalogue", "data", "Every tenant's listed datasets, each at the version its listing points at.", None, 200),
+    ("get", "/api/v1/contracts", "data", "The contracts the tenant is a party to (as buyer or seller), newest first.", None, 200),
+    (
+        "post",
+        "/api/v1/contracts",
+        "data",
+        "Sign a contract as the buyer, on a listing's terms (its version and price). A flat price is charged at once.",
+        Some("ContractCreate"),
+        201,
+    ),
+    ("get", "/api/v1/contracts/{id}", "data", "A contract, for either party.", None, 200),
+    (
+        "get",
+        "/api/v1/contracts/{id}/files/{file}",
+        "data",
+        "Read a file under a download contract in force; each read is a ledger event priced by the contract.",
+        None,
+        200,
+    ),
+    (
+        "post",
+        "/api/v1/settlements",
+        "data",
+        "Settle a month: each contract's revenue split among its dataset's contributors by their Shapley shares after the platform's fee, in integer fen (largest remainders). Settling again changes nothing.",
+        Some("Settle"),
+        200,
+    ),
     (
         "post",
         "/api/v1/uploads",
@@ -97,7 +133,7 @@ pub fn path_param(path: &str, name: &str) -> Option<Value> {
 /// What a successful answer carries, where it is not JSON.
 pub fn success_content(path: &str) -> Option<Value> {
     match path {
-        "/api/v1/datasets/{id}/versions/{version}/files/{file}" => {
+        "/api/v1/datasets/{id}/versions/{version}/files/{file}" | "/api/v1/contracts/{id}/files/{file}" => {
             Some(json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}))
         }
         "/api/v1/datasets/{id}/versions/{version}/croissant" => Some(json!({"application/ld+json": {"schema": {"type": "object"}}})),
@@ -115,7 +151,27 @@ pub fn requests() -> Vec<(&'static str, Value)> {
                        "residency": {"type": ["string", "null"], "pattern": "^(province|hub):\\S", "maxLength": 110}}),
             ),
         ),
-        ("DatasetListing", object(&["version"], json!({"version": {"type": ["string", "null"], "minLength": 1, "maxLength": 64}}))),
+        ("DatasetListing", listing()),
+        (
+            "ValuationRequest",
+            object(
+                &["train_file", "test_file"],
+                json!({"train_file": {"type": "string", "minLength": 1, "maxLength": 256}, "test_file": {"type": "string", "minLength": 1, "maxLength": 256},
+                       "k": {"type": "integer", "minimum": 1, "maximum": 1000}, "method": {"enum": ["knn-shapley", "loo", "banzhaf"]},
+                       "contributor_column": {"type": "string", "minLength": 1, "maxLength": 256},
+                       "samples": {"type": "integer", "minimum": 2, "maximum": data::semivalues::MAX_SAMPLES}, "seed": {"type": "integer", "minimum": 0}}),
+            ),
+        ),
+        (
+            "ContractCreate",
+            object(
+                &["seller", "dataset", "purpose", "days", "mode"],
+                json!({"seller": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}, "dataset": {"type": "string", "pattern": DATASET_ID_PATTERN},
+                       "purpose": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "\\S"},
+                       "days": {"type": "integer", "minimum": 1, "maximum": data::exchange::MAX_TERM_DAYS}, "mode": {"enum": ["download"]}}),
+            ),
+        ),
+        ("Settle", object(&["period"], json!({"period": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}}))),
         (
             "UploadCreate",
             object(
@@ -130,6 +186,27 @@ pub fn requests() -> Vec<(&'static str, Value)> {
             json!({"type": "object", "description": "A Croissant 0.8, 1.0 or 1.1 JSON-LD record (https://docs.mlcommons.org/croissant/) with a `version` (MAJOR.MINOR.PATCH). Files with a relative contentUrl are hosted here and need their sha256."}),
         ),
     ]
+}
+
+/// A listing: a published version and its offer (needed to list), or a null version to withdraw it.
+fn listing() -> Value {
+    let fen = json!({"type": "integer", "minimum": 0, "maximum": 10_000_000_000_i64});
+    let units: Vec<Value> = ["per_gb", "per_record", "per_call", "flat"]
+        .iter()
+        .map(|u| object(&["unit", "fen"], json!({"unit": {"const": u}, "fen": fen})))
+        .collect();
+    let price = json!({"oneOf": units});
+    let offer = object(
+        &["price", "modes", "max_days"],
+        json!({"price": price, "modes": {"type": "array", "minItems": 1, "maxItems": 1, "items": {"enum": ["download"]}},
+               "max_days": {"type": "integer", "minimum": 1, "maximum": data::exchange::MAX_TERM_DAYS}}),
+    );
+    object(
+        &["version"],
+        json!({"version": {"type": ["string", "null"], "minLength": 1, "maxLength": 64,
+                           "description": "The published version listed; null withdraws the listing."},
+               "offer": offer}),
+    )
 }
 
 fn version_view() -> Value {
@@ -157,18 +234,48 @@ fn upload_view() -> Value {
     )
 }
 
+fn contract() -> Value {
+    record(
+        &["object", "id", "buyer", "seller", "dataset", "version", "purpose", "mode", "price", "from_ms", "to_ms"],
+        json!({"object": {"const": "data.contract"}, "mode": {"enum": ["download"]}}),
+    )
+}
+
+fn valuation() -> Value {
+    record(
+        &["object", "id", "method", "k", "utility", "train_sha256", "test_sha256", "contributors", "values"],
+        json!({"object": {"const": "data.valuation"}, "method": {"enum": ["knn-shapley", "loo", "banzhaf"]},
+               "contributors": {"type": "array", "items": record(&["id", "value", "points"], json!({}))},
+               "values": {"type": "array", "items": {"type": "number"}}}),
+    )
+}
+
+fn settlement() -> Value {
+    record(
+        &["object", "contract", "period", "revenue_fen", "fee_fen", "lines", "created"],
+        json!({"object": {"const": "data.settlement"},
+               "lines": {"type": "array", "items": record(&["party", "role", "fen"], json!({"role": {"enum": ["payout", "fee"]}, "fen": {"type": "integer"}}))}}),
+    )
+}
+
 pub fn responses() -> Vec<(&'static str, &'static str, Value)> {
     let entry =
         record(&["object", "tenant", "dataset", "version"], json!({"object": {"const": "catalogue.entry"}, "version": version_view()}));
     vec![
-        ("get", "/api/v1/datasets", list(dataset_view())),
+        ("get", "/api/v1/datasets", listed(dataset_view())),
         ("post", "/api/v1/datasets", dataset_view()),
         ("get", "/api/v1/datasets/{id}", dataset_view()),
         ("put", "/api/v1/datasets/{id}/listing", dataset_view()),
         ("post", "/api/v1/datasets/{id}/versions", version_view()),
         ("get", "/api/v1/datasets/{id}/versions/{version}", version_view()),
         ("post", "/api/v1/datasets/{id}/versions/{version}/publish", version_view()),
-        ("get", "/api/v1/catalogue", list(entry)),
+        ("get", "/api/v1/catalogue", listed(entry)),
+        ("get", "/api/v1/contracts", listed(contract())),
+        ("post", "/api/v1/contracts", contract()),
+        ("get", "/api/v1/contracts/{id}", contract()),
+        ("post", "/api/v1/datasets/{id}/versions/{version}/valuations", valuation()),
+        ("get", "/api/v1/datasets/{id}/versions/{version}/valuations", listed(valuation())),
+        ("post", "/api/v1/settlements", listed(settlement())),
         ("post", "/api/v1/uploads", upload_view()),
         ("get", "/api/v1/uploads/{id}", upload_view()),
         ("put", "/api/v1/uploads/{id}/chunks/{ix}", upload_view()),

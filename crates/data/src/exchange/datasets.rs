@@ -69,6 +69,14 @@ pub struct VersionView {
     pub summary: VersionSummary,
 }
 
+/// A listing: the published version it points at and the terms it is offered on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListingIn {
+    pub version: String,
+    pub offer: super::Offer,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DatasetView {
     pub object: &'static str,
@@ -76,6 +84,7 @@ pub struct DatasetView {
     pub id: String,
     pub residency: Option<String>,
     pub listed_version: Option<String>,
+    pub offer: Option<super::Offer>,
     pub created_ms: i64,
     pub versions: Vec<VersionView>,
 }
@@ -139,6 +148,7 @@ impl Exchange {
             id: d.id.clone(),
             residency,
             listed_version: None,
+            offer: None,
             created_ms: self.clock.now_ms(),
         };
         match self.store.create_dataset(&row, self.limits.max_datasets).await? {
@@ -164,6 +174,7 @@ impl Exchange {
             id: row.id,
             residency: row.residency,
             listed_version: row.listed_version,
+            offer: row.offer.as_deref().and_then(|o| serde_json::from_str(o).ok()),
             created_ms: row.created_ms,
             versions,
         })
@@ -298,16 +309,20 @@ impl Exchange {
         self.version(tenant, dataset, version).await
     }
 
-    /// Points the dataset's listing at a published version, or withdraws it (`None`).
-    pub async fn set_listing(&self, tenant: &str, dataset: &str, version: Option<&str>) -> Result<DatasetView, DataError> {
-        self.dataset_row(tenant, dataset).await?;
-        if let Some(v) = version {
-            let view = self.version(tenant, dataset, v).await?;
-            if view.state != "published" {
-                return Err(invalid("version", format!("{v} is a draft; publish it first")));
-            }
+    /// Points the dataset's listing at a published version on an offer, or withdraws it (`None`).
+    pub async fn set_listing(&self, tenant: &str, dataset: &str, listing: Option<ListingIn>) -> Result<DatasetView, DataError> {
+        let d = self.dataset_row(tenant, dataset).await?;
+        let Some(l) = listing else {
+            self.store.set_listing(tenant, dataset, None, None).await?;
+            return self.dataset(tenant, dataset).await;
+        };
+        let view = self.version(tenant, dataset, &l.version).await?;
+        if view.state != "published" {
+            return Err(invalid("version", format!("{} is a draft; publish it first", l.version)));
         }
-        self.store.set_listing(tenant, dataset, version).await?;
+        l.offer.check(d.residency.as_deref())?;
+        let offer = serde_json::to_string(&l.offer).map_err(store::StoreError::from)?;
+        self.store.set_listing(tenant, dataset, Some(&l.version), Some(&offer)).await?;
         self.dataset(tenant, dataset).await
     }
 

@@ -6,16 +6,22 @@
 //! No HTTP here: the API's handlers call these methods with the tenant they act for. Time and
 //! ids come in through a `Clock` and an id function, so the service's own code reads no clock.
 
+mod contracts;
 mod datasets;
+mod settle;
 mod uploads;
+mod valuations;
 
 use std::sync::Arc;
 
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 
-pub use datasets::{DatasetIn, DatasetView, FileSpec, VersionSummary, VersionView};
+pub use contracts::{Contract, ContractIn, MAX_TERM_DAYS, Mode, Offer, Price};
+pub use datasets::{DatasetIn, DatasetView, FileSpec, ListingIn, VersionSummary, VersionView};
+pub use settle::{Settlement, SettlementLine, month_ms, split_fen};
 pub use uploads::{UploadIn, UploadView};
+pub use valuations::{ContributorValue, Method, ValuationIn, ValuationRecord};
 
 /// What one tenant may hold and open; the defaults suit one machine.
 #[derive(Clone, Copy, Debug)]
@@ -29,6 +35,8 @@ pub struct Limits {
     pub max_versions: i64,
     /// Most rows one listing returns.
     pub max_list: i64,
+    /// The platform's fee on a contract's revenue, in basis points (1000: 10%).
+    pub fee_bps: i64,
 }
 
 impl Default for Limits {
@@ -41,6 +49,7 @@ impl Default for Limits {
             max_datasets: 1000,
             max_versions: 1000,
             max_list: 1000,
+            fee_bps: 1000,
         }
     }
 }

@@ -1,0 +1,154 @@
+//! The exchange's market rows: access contracts, valuation records, and settlements, each
+//! settlement written with its ledger entries in one transaction, once per contract and period.
+
+use crate::{BeginWrite, Db, Store, StoreError, UsageRow};
+
+/// A contract as stored: its parties and its document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContractRow {
+    pub id: String,
+    pub buyer: String,
+    pub seller: String,
+    pub dataset: String,
+    pub created_ms: i64,
+    pub doc: String,
+}
+
+/// A valuation record as stored: its keys and its document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValuationRow {
+    pub id: String,
+    pub tenant: String,
+    pub dataset: String,
+    pub version: String,
+    pub method: String,
+    pub created_ms: i64,
+    pub doc: String,
+}
+
+type ContractTuple = (String, String, String, String, i64, String);
+
+fn contract_row((id, buyer, seller, dataset, created_ms, doc): ContractTuple) -> ContractRow {
+    ContractRow { id, buyer, seller, dataset, created_ms, doc }
+}
+
+impl Store {
+    pub async fn put_contract(&self, c: &ContractRow) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO data_contracts (id, buyer, seller, dataset, created_ms, doc) VALUES ($1, $2, $3, $4, $5, $6)"
+        )
+        .bind(&c.id)
+        .bind(&c.buyer)
+        .bind(&c.seller)
+        .bind(&c.dataset)
+        .bind(c.created_ms)
+        .bind(&c.doc)
+        .execute(pool)
+        .await
+        .map(drop)?);
+        Ok(())
+    }
+
+    pub async fn contract(&self, id: &str) -> Result<Option<ContractRow>, StoreError> {
+        let row: Option<ContractTuple> =
+            on_pool!(self, |pool| sqlx::query_as("SELECT id, buyer, seller, dataset, created_ms, doc FROM data_contracts WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?);
+        Ok(row.map(contract_row))
+    }
+
+    /// The contracts a tenant is a party to (buyer or seller), newest first, at most `limit`.
+    pub async fn contracts_of(&self, tenant: &str, limit: i64) -> Result<Vec<ContractRow>, StoreError> {
+        let rows: Vec<ContractTuple> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, buyer, seller, dataset, created_ms, doc FROM data_contracts
+             WHERE buyer = $1 OR seller = $1 ORDER BY created_ms DESC, id LIMIT $2"
+        )
+        .bind(tenant)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(contract_row).collect())
+    }
+
+    pub async fn put_valuation(&self, v: &ValuationRow) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO data_valuations (id, tenant, dataset, version, method, created_ms, doc) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        )
+        .bind(&v.id)
+        .bind(&v.tenant)
+        .bind(&v.dataset)
+        .bind(&v.version)
+        .bind(&v.method)
+        .bind(v.created_ms)
+        .bind(&v.doc)
+        .execute(pool)
+        .await
+        .map(drop)?);
+        Ok(())
+    }
+
+    /// A version's valuation documents, newest first, at most `limit`.
+    pub async fn valuations(&self, tenant: &str, dataset: &str, version: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT doc FROM data_valuations WHERE tenant = $1 AND dataset = $2 AND version = $3
+             ORDER BY created_ms DESC, id DESC LIMIT $4"
+        )
+        .bind(tenant)
+        .bind(dataset)
+        .bind(version)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// The settlement of a contract for a period, if there is one.
+    pub async fn settlement(&self, contract: &str, period: &str) -> Result<Option<String>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar("SELECT doc FROM data_settlements WHERE contract = $1 AND period = $2")
+            .bind(contract)
+            .bind(period)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    /// Writes a settlement and its ledger entries in one transaction, unless the contract is
+    /// already settled for the period (false, and nothing written): settling is idempotent.
+    pub async fn put_settlement(
+        &self,
+        contract: &str,
+        period: &str,
+        created_ms: i64,
+        doc: &str,
+        entries: &[UsageRow<serde_json::Value>],
+    ) -> Result<bool, StoreError> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query(
+                "INSERT INTO data_settlements (contract, period, created_ms, doc) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (contract, period) DO NOTHING",
+            )
+            .bind(contract)
+            .bind(period)
+            .bind(created_ms)
+            .bind(doc)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done == 0 {
+                return Ok(false);
+            }
+            for e in entries {
+                sqlx::query("INSERT INTO usage_events (id, at_ms, tenant, pillar, doc) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&e.id)
+                    .bind(e.at_ms)
+                    .bind(&e.tenant)
+                    .bind(&e.pillar)
+                    .bind(serde_json::to_string(&e.doc)?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+}
