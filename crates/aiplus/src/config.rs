@@ -52,11 +52,21 @@ pub struct DataConfig {
     pub max_tenant_gib: i64,
     /// The platform's fee on a contract's revenue at settlement, in basis points (1000: 10%).
     pub fee_bps: i64,
+    /// How long a registration's public notice runs, in seconds (ten days by default).
+    pub notice_s: i64,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { objects: String::new(), hub: String::new(), province: String::new(), chunk_mib: 8, max_tenant_gib: 256, fee_bps: 1000 }
+        DataConfig {
+            objects: String::new(),
+            hub: String::new(),
+            province: String::new(),
+            chunk_mib: 8,
+            max_tenant_gib: 256,
+            fee_bps: 1000,
+            notice_s: 864_000,
+        }
     }
 }
 
@@ -366,6 +376,9 @@ impl Config {
         }
         if !(0..=10_000).contains(&cfg.data.fee_bps) {
             anyhow::bail!("data.fee_bps: must be 0..=10000 (basis points of revenue), got {}", cfg.data.fee_bps);
+        }
+        if !(1..=366 * 86_400).contains(&cfg.data.notice_s) {
+            anyhow::bail!("data.notice_s: must be 1..=31622400 (a year), got {}", cfg.data.notice_s);
         }
         if cfg.data.max_tenant_gib < 1 {
             anyhow::bail!("data.max_tenant_gib: must be at least 1, got {}", cfg.data.max_tenant_gib);

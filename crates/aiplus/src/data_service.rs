@@ -31,6 +31,7 @@ pub fn open(
     cfg: &DataConfig,
     data_dir: &std::path::Path,
     store: store::Store,
+    log: Arc<tlog::Log>,
     clock: Arc<dyn vocab::Clock>,
 ) -> anyhow::Result<Arc<Exchange>> {
     let objects = object_store(cfg, data_dir)?;
@@ -38,5 +39,6 @@ pub fn open(
         Limits { chunk_bytes: cfg.chunk_mib << 20, max_tenant_bytes: cfg.max_tenant_gib << 30, fee_bps: cfg.fee_bps, ..Limits::default() };
     let place = (!cfg.hub.is_empty()).then(|| StorePlace { hub: cfg.hub.clone(), province: cfg.province.clone() });
     let ids = Arc::new(|p: &str| format!("{p}_{}", uuid::Uuid::now_v7().simple()));
-    Ok(Arc::new(Exchange::new(store, objects, clock, ids, limits, place)))
+    let exchange = Exchange::new(store, objects, clock, ids, limits, place).with_registry(log, cfg.notice_s * 1000);
+    Ok(Arc::new(exchange))
 }

@@ -189,6 +189,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    let data = crate::data_service::open(&cfg.data, &cfg.server.data_dir, store.clone(), log.clone(), clock.clone())?;
     let app = aiplus::app(aiplus::Parts {
         store: store.clone(),
         identity,
@@ -201,7 +202,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         eval: evaluation,
         agents,
         collections,
-        data: crate::data_service::open(&cfg.data, &cfg.server.data_dir, store.clone(), clock.clone())?,
+        data,
         hosts: cfg.server.hosts.clone(),
         clock,
     });

@@ -151,6 +151,14 @@ const MATRIX: &[Row] = &[
     ("GET", "/api/v1/contracts/{id}", [401, 403, 200, 200, 200, 200]),
     ("GET", "/api/v1/contracts/{id}/files/{file}", [401, 403, 404, 200, 404, 404]),
     ("POST", "/api/v1/settlements", [401, 403, 403, 403, 200, 403]),
+    // Registrations: A applies for its own versions (B has none of its own here); others object
+    // to one on notice; operators review and decide.
+    ("GET", "/api/v1/registrations", [401, 403, 200, 200, 200, 200]),
+    ("POST", "/api/v1/registrations", [401, 403, 201, 422, 201, 403]),
+    ("GET", "/api/v1/registrations/{id}", [401, 403, 200, 404, 200, 200]),
+    ("POST", "/api/v1/registrations/{id}/objections", [401, 403, 422, 200, 422, 403]),
+    ("POST", "/api/v1/registrations/{id}/actions", [401, 403, 403, 403, 200, 403]),
+    ("GET", "/api/v1/registration-notices", [401, 200, 200, 200, 200, 200]),
     ("POST", "/api/v1/uploads", [401, 403, 201, 201, 201, 403]),
     ("GET", "/api/v1/uploads/{id}", [401, 403, 200, 404, 200, 200]),
     ("PUT", "/api/v1/uploads/{id}/chunks/{ix}", [401, 403, 200, 404, 200, 403]),
@@ -195,6 +203,8 @@ struct World {
     upload: String,
     /// B's contract for A's dataset `ds0`.
     contract: String,
+    /// A's registration of `ds0`, on public notice.
+    registration: String,
     n: std::cell::Cell<u32>,
 }
 
@@ -229,6 +239,15 @@ impl World {
         let v: Value = r.json().unwrap_or(Value::Null);
         assert!(status.is_success(), "{method} {path}: {status} {v}");
         v
+    }
+
+    /// A new published version of tenant A's (a dataset of the file `"x"`), to register.
+    fn fresh_version(&self, n: u32) -> String {
+        let id = format!("rg-{n}");
+        self.op("POST", "/api/v1/datasets", &json!({"id": id}));
+        self.op("POST", &format!("/api/v1/datasets/{id}/versions"), &croissant_record());
+        self.op("POST", &format!("/api/v1/datasets/{id}/versions/1.0.0/publish"), &Value::Null);
+        id
     }
 
     fn job_body(&self) -> Value {
@@ -389,6 +408,13 @@ impl World {
             ("GET", "/api/v1/contracts/{id}") => (path(&self.contract), None),
             ("GET", "/api/v1/contracts/{id}/files/{file}") => (path(&self.contract).replace("{file}", "rows.json"), None),
             ("POST", "/api/v1/settlements") => (route.into(), Some(json!({"period": "2026-11"}))),
+            ("POST", "/api/v1/registrations") => (route.into(), Some(registration_body(&self.fresh_version(n)))),
+            ("POST", "/api/v1/registrations/{id}/actions") => {
+                let r = self.op("POST", "/api/v1/registrations", &registration_body(&self.fresh_version(n)));
+                (path(r["id"].as_str().unwrap()), Some(json!({"action": "reject", "reason": "材料不全"})))
+            }
+            ("POST", "/api/v1/registrations/{id}/objections") => (path(&self.registration), Some(json!({"reason": "该数据部分来自我方"}))),
+            ("GET", "/api/v1/registrations/{id}") => (path(&self.registration), None),
             ("POST", "/v1/responses") => (route.into(), Some(json!({"model": "qwen", "input": "hi"}))),
             (_, "/v1/responses/{id}" | "/v1/responses/{id}/cancel") => (path(&self.response), None),
             ("POST", "/v1/conversations") => (route.into(), Some(json!({"items": [{"role": "user", "content": "你好"}]}))),
@@ -453,6 +479,7 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
         eval_run: String::new(),
         upload: String::new(),
         contract: String::new(),
+        registration: String::new(),
         n: 0.into(),
         s,
     };
@@ -488,6 +515,9 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
     w.op("PUT", "/api/v1/datasets/ds0/listing", &listing_body());
     let c: Value = w.req(3, "POST", "/api/v1/contracts").json(&contract_body()).send().unwrap().json().unwrap();
     w.contract = c["id"].as_str().expect("B's contract").to_string();
+    let r = w.op("POST", "/api/v1/registrations", &registration_body("ds0"));
+    w.registration = r["id"].as_str().unwrap().to_string();
+    w.op("POST", &format!("/api/v1/registrations/{}/actions", w.registration), &json!({"action": "pass", "reason": "形式审查通过"}));
     // Tenant A's dataset with a training and a test table, to be valued.
     let (train, test) = ("f,who,label\n0,ann,0\n1,bo,1\n".as_bytes(), "f,label\n0,0\n1,1\n".as_bytes());
     for file in [train, test] {
@@ -522,6 +552,14 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
 
 fn eval_run_body() -> Value {
     json!({"model": "qwen", "suite": "safetybench-zh", "subjects": ["Offensiveness"], "limit": 1})
+}
+
+fn registration_body(dataset: &str) -> Value {
+    json!({"kind": "first", "dataset": dataset, "version": "1.0.0",
+           "rights": [{"right": "holding", "holder": "alpha", "scope": "全部", "from": "2026-01-01"}],
+           "authorization": {"basis": "self_collected", "description": "自有数据"},
+           "classification": {"category": "enterprise", "grade": "general"},
+           "licence_chain": [{"source": "alpha", "licence": "proprietary"}]})
 }
 
 fn listing_body() -> Value {

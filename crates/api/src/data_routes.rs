@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Router};
 use data::exchange::{ContractIn, DataError, DatasetIn, Exchange, ListingIn, UploadIn, ValuationIn};
-use identity::ActingFor;
+use identity::{ActingFor, Principal};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -58,6 +58,11 @@ pub fn router(x: Arc<Exchange>) -> Router {
         .route("/api/v1/contracts/{id}", get(contract))
         .route("/api/v1/contracts/{id}/files/{file}", get(contract_file))
         .route("/api/v1/settlements", post(settle))
+        .route("/api/v1/registrations", get(registrations).post(apply))
+        .route("/api/v1/registrations/{id}", get(registration))
+        .route("/api/v1/registrations/{id}/objections", post(object))
+        .route("/api/v1/registrations/{id}/actions", post(act))
+        .route("/api/v1/registration-notices", get(notices))
         .route("/api/v1/uploads", post(start_upload))
         .route("/api/v1/uploads/{id}", get(upload))
         .route("/api/v1/uploads/{id}/chunks/{ix}", put(put_chunk).layer(DefaultBodyLimit::max(chunk_limit)))
@@ -279,4 +284,72 @@ struct SettleBody {
 async fn settle(State(x): S, Json(body): Json<SettleBody>) -> Result<impl IntoResponse, ApiError> {
     let data = x.settle(&body.period).await?;
     Ok(axum::Json(json!({"object": "list", "period": body.period, "data": data})))
+}
+
+type Who = Extension<Arc<Principal>>;
+
+async fn registrations(State(x): S, Extension(ActingFor(acting)): Acting) -> Result<impl IntoResponse, ApiError> {
+    let data = x.registrations(&tenant_of(acting)?).await?;
+    Ok(axum::Json(json!({"object": "list", "data": data})))
+}
+
+/// Applies for a registration of one of the tenant's published versions.
+async fn apply(
+    State(x): S,
+    Extension(who): Who,
+    Extension(ActingFor(acting)): Acting,
+    Json(body): Json<data::registry::RegistrationIn>,
+) -> Result<impl IntoResponse, ApiError> {
+    let r = x.apply(&tenant_of(acting)?, who.role.as_str(), body).await?;
+    Ok((StatusCode::CREATED, axum::Json(r)))
+}
+
+async fn registration(State(x): S, Extension(ActingFor(acting)): Acting, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(x.registration(Some(&tenant_of(acting)?), &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObjectionBody {
+    reason: String,
+}
+
+/// Another tenant objects to a registration on public notice.
+async fn object(
+    State(x): S,
+    Extension(who): Who,
+    Extension(ActingFor(acting)): Acting,
+    Path(id): Path<String>,
+    Json(body): Json<ObjectionBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let r = x.object_to(&tenant_of(acting)?, who.role.as_str(), &id, &body.reason).await?;
+    Ok(axum::Json(r))
+}
+
+/// An operator's review (`pass`, `reject`), decision on an objection (`uphold`, `dismiss`), or
+/// `finalize` once the notice is over.
+async fn act(
+    State(x): S,
+    Extension(who): Who,
+    Path(id): Path<String>,
+    Json(body): Json<data::registry::Action>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(x.act_on_registration(who.role.as_str(), &id, body).await?))
+}
+
+/// The registrations on public notice: what is registered, for whom, until when.
+async fn notices(State(x): S) -> Result<impl IntoResponse, ApiError> {
+    let data: Vec<serde_json::Value> = x
+        .notices()
+        .await?
+        .into_iter()
+        .map(|r| {
+            // The notice shows the rights, classification and licence chain, not the evidence.
+            json!({"object": "data.registration_notice", "id": r.id, "tenant": r.tenant, "kind": r.application.kind,
+                   "dataset": r.application.dataset, "version": r.application.version, "rights": r.application.rights,
+                   "classification": r.application.classification, "licence_chain": r.application.licence_chain,
+                   "notice_until_ms": r.notice_until_ms, "objections": r.objections.len()})
+        })
+        .collect();
+    Ok(axum::Json(json!({"object": "list", "data": data})))
 }

@@ -6,6 +6,7 @@
 
 pub mod croissant;
 pub mod exchange;
+pub mod registry;
 pub mod semivalues;
 pub mod table;
 pub mod valuation;

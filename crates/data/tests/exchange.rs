@@ -326,3 +326,88 @@ async fn a_contracts_revenue_is_settled_among_three_contributors_exactly_and_onc
         assert_eq!(entries().await, first);
     }
 }
+
+struct Moving(std::sync::atomic::AtomicI64);
+impl vocab::Clock for Moving {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn a_registration_goes_through_review_notice_and_objections_to_a_code_every_step_logged() {
+    use data::registry::{Action, RegistrationIn, State};
+    for store in stores().await {
+        let dir = tempfile::tempdir().unwrap();
+        let key = tlog::SignerKey::from_seed("aiplus.test/log", [3; 32]).unwrap();
+        let log = Arc::new(tlog::Log::open(store.clone(), key, 0, None, None).await.unwrap());
+        let clock = Arc::new(Moving(std::sync::atomic::AtomicI64::new(1_000)));
+        let objects = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let n = Arc::new(AtomicUsize::new(0));
+        let ids = Arc::new(move |p: &str| format!("{p}_{}", n.fetch_add(1, Ordering::SeqCst)));
+        let x = Exchange::new(store, objects, clock.clone(), ids, Limits::default(), None).with_registry(log.clone(), 10_000);
+        let content = file(100);
+        upload(&x, "alpha", &content).await;
+        x.create_dataset("alpha", DatasetIn { id: "loans".into(), residency: None }).await.unwrap();
+        x.add_version("alpha", "loans", &record("1.0.0", &sha(&content), None)).await.unwrap();
+        let app = |kind: &str, previous: Option<&str>, holder: &str| -> RegistrationIn {
+            serde_json::from_value(serde_json::json!({
+                "kind": kind, "dataset": "loans", "version": "1.0.0", "previous": previous,
+                "rights": [{"right": "holding", "holder": holder, "scope": "全部数据", "from": "2026-01-01"},
+                           {"right": "operation", "holder": "alpha", "scope": "数据产品经营", "from": "2026-01-01", "until": "2030-12-31"}],
+                "authorization": {"basis": "self_collected", "description": "自有信贷业务数据", "evidence_sha256": sha(&content)},
+                "classification": {"category": "enterprise", "grade": "important"},
+                "licence_chain": [{"source": "alpha 信贷系统", "licence": "proprietary"}]
+            }))
+            .unwrap()
+        };
+        // Only a published version is registered.
+        assert!(matches!(x.apply("alpha", "tenant-admin", app("first", None, "alpha")).await, Err(DataError::Invalid { .. })));
+        x.publish("alpha", "loans", "1.0.0").await.unwrap();
+        let r = x.apply("alpha", "tenant-admin", app("first", None, "alpha")).await.unwrap();
+        assert_eq!(r.state, State::Applied);
+        assert!(matches!(x.apply("alpha", "tenant-admin", app("first", None, "alpha")).await, Err(DataError::Conflict(_))));
+        // Before its notice it is alpha's alone: another tenant cannot find it to object.
+        assert!(matches!(x.object_to("beta", "tenant-admin", &r.id, "异议").await, Err(DataError::NotFound { .. })));
+        let r = x.act_on_registration("operator", &r.id, Action::Pass { reason: "形式审查通过".into() }).await.unwrap();
+        assert_eq!((r.state, r.notice_until_ms), (State::Notice, Some(11_000)));
+        assert_eq!(x.notices().await.unwrap().len(), 1);
+        let r = x.object_to("beta", "tenant-admin", &r.id, "该数据部分来自我方").await.unwrap();
+        let objection = r.objections[0].id.clone();
+        clock.0.store(20_000, Ordering::SeqCst);
+        assert!(
+            matches!(x.act_on_registration("operator", &r.id, Action::Finalize).await, Err(DataError::Conflict(_))),
+            "an objection is pending"
+        );
+        x.act_on_registration("operator", &r.id, Action::Dismiss { objection, reason: "异议缺乏证据".into() }).await.unwrap();
+        let r = x.act_on_registration("operator", &r.id, Action::Finalize).await.unwrap();
+        assert_eq!((r.state, r.code.as_deref()), (State::Registered, Some("DR-1970-000001")));
+        // Every step is a leaf of the log, in order.
+        let actions: Vec<&str> = r.steps.iter().map(|s| s.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "registration.applied",
+                "registration.review_passed",
+                "registration.objected",
+                "registration.objection_dismissed",
+                "registration.registered"
+            ]
+        );
+        for s in &r.steps {
+            let entry = log.entry(s.log_index).await.unwrap();
+            assert!(entry.leaf.contains(&s.action) && entry.leaf.contains(&format!("registration/{}", r.id)), "{}", entry.leaf);
+        }
+        // A transfer must change the holder; one that does supersedes the first once made.
+        let code = r.code.clone().unwrap();
+        let same = x.apply("alpha", "tenant-admin", app("transfer", Some(&code), "alpha")).await.unwrap_err();
+        assert!(matches!(&same, DataError::Invalid { field, .. } if field == "rights"), "{same}");
+        let t = x.apply("alpha", "tenant-admin", app("transfer", Some(&code), "gamma")).await.unwrap();
+        x.act_on_registration("operator", &t.id, Action::Pass { reason: "ok".into() }).await.unwrap();
+        clock.0.store(40_000, Ordering::SeqCst);
+        let t = x.act_on_registration("operator", &t.id, Action::Finalize).await.unwrap();
+        assert_eq!(t.code.as_deref(), Some("DR-1970-000002"));
+        assert_eq!(x.registration(Some("alpha"), &r.id).await.unwrap().state, State::Superseded);
+        assert!(matches!(x.registration(Some("beta"), &r.id).await, Err(DataError::NotFound { .. })));
+    }
+}

@@ -1,7 +1,30 @@
-//! The exchange's market rows: access contracts, valuation records, and settlements, each
-//! settlement written with its ledger entries in one transaction, once per contract and period.
+//! The exchange's market rows: registrations (each change names the revision it follows),
+//! access contracts, valuation records, and settlements, each settlement written with its
+//! ledger entries in one transaction, once per contract and period.
 
 use crate::{BeginWrite, Db, Store, StoreError, UsageRow};
+
+/// Serialises registrations' sequence numbers on a shared PostgreSQL database.
+const PG_REGISTRATIONS_LOCK: i64 = 0x0061_6970_6c75_730d;
+
+/// A registration as stored: its keys and its document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistrationRow {
+    pub id: String,
+    pub tenant: String,
+    pub dataset: String,
+    pub seq: i64,
+    pub rev: i64,
+    pub state: String,
+    pub code: Option<String>,
+    pub doc: String,
+}
+
+type RegistrationTuple = (String, String, String, i64, i64, String, Option<String>, String);
+
+fn registration_row((id, tenant, dataset, seq, rev, state, code, doc): RegistrationTuple) -> RegistrationRow {
+    RegistrationRow { id, tenant, dataset, seq, rev, state, code, doc }
+}
 
 /// A contract as stored: its parties and its document.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +56,96 @@ fn contract_row((id, buyer, seller, dataset, created_ms, doc): ContractTuple) ->
 }
 
 impl Store {
+    /// Stores a new registration with the next sequence number, which it returns.
+    pub async fn insert_registration(&self, r: &RegistrationRow) -> Result<i64, StoreError> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            if matches!(&self.db, Db::Postgres(_)) {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_REGISTRATIONS_LOCK).execute(&mut *tx).await?;
+            }
+            let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM data_registrations").fetch_one(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO data_registrations (id, tenant, dataset, seq, rev, state, code, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&r.id)
+            .bind(&r.tenant)
+            .bind(&r.dataset)
+            .bind(seq)
+            .bind(r.rev)
+            .bind(&r.state)
+            .bind(&r.code)
+            .bind(&r.doc)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(seq)
+        })
+    }
+
+    /// Writes revision `r.rev` of a registration if the stored one is `r.rev - 1`; false, and
+    /// nothing written, when another writer changed it meanwhile.
+    pub async fn update_registration(&self, r: &RegistrationRow) -> Result<bool, StoreError> {
+        let n = on_pool!(self, |pool| sqlx::query(
+            "UPDATE data_registrations SET rev = $2, state = $3, code = $4, doc = $5 WHERE id = $1 AND rev = $2 - 1"
+        )
+        .bind(&r.id)
+        .bind(r.rev)
+        .bind(&r.state)
+        .bind(&r.code)
+        .bind(&r.doc)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(n == 1)
+    }
+
+    pub async fn registration(&self, id: &str) -> Result<Option<RegistrationRow>, StoreError> {
+        let row: Option<RegistrationTuple> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, tenant, dataset, seq, rev, state, code, doc FROM data_registrations WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?);
+        Ok(row.map(registration_row))
+    }
+
+    pub async fn registration_by_code(&self, code: &str) -> Result<Option<RegistrationRow>, StoreError> {
+        let row: Option<RegistrationTuple> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, tenant, dataset, seq, rev, state, code, doc FROM data_registrations WHERE code = $1"
+        )
+        .bind(code)
+        .fetch_optional(pool)
+        .await?);
+        Ok(row.map(registration_row))
+    }
+
+    /// A tenant's registrations, newest first, at most `limit`.
+    pub async fn registrations_of(&self, tenant: &str, limit: i64) -> Result<Vec<RegistrationRow>, StoreError> {
+        let rows: Vec<RegistrationTuple> =
+            on_pool!(self, |pool| {
+                sqlx::query_as(
+            "SELECT id, tenant, dataset, seq, rev, state, code, doc FROM data_registrations WHERE tenant = $1 ORDER BY seq DESC LIMIT $2"
+        )
+        .bind(tenant)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+            });
+        Ok(rows.into_iter().map(registration_row).collect())
+    }
+
+    /// Registrations in a state, oldest first, at most `limit`.
+    pub async fn registrations_in(&self, state: &str, limit: i64) -> Result<Vec<RegistrationRow>, StoreError> {
+        let rows: Vec<RegistrationTuple> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, tenant, dataset, seq, rev, state, code, doc FROM data_registrations WHERE state = $1 ORDER BY seq LIMIT $2"
+        )
+        .bind(state)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(registration_row).collect())
+    }
+
     pub async fn put_contract(&self, c: &ContractRow) -> Result<(), StoreError> {
         on_pool!(self, |pool| sqlx::query(
             "INSERT INTO data_contracts (id, buyer, seller, dataset, created_ms, doc) VALUES ($1, $2, $3, $4, $5, $6)"

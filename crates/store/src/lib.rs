@@ -57,7 +57,7 @@ pub use collections::{ChunkRow, CollectionLimits, CollectionRow, DocumentRow, Pu
 pub use console::ReportRow;
 pub use conversations::{ConversationRow, ItemLimits};
 pub use data::{ChunkReceipt, DatasetRow, PutVersion, UploadRow, VersionRow};
-pub use data_market::{ContractRow, ValuationRow};
+pub use data_market::{ContractRow, RegistrationRow, ValuationRow};
 pub use filings::FilingRow;
 pub use monitor::DeliveryRow;
 

@@ -343,6 +343,18 @@ const DATA_MIGRATION: &str = "CREATE TABLE data_uploads (
         doc TEXT NOT NULL
      );
      CREATE INDEX data_valuations_version ON data_valuations (tenant, dataset, version, created_ms);
+     CREATE TABLE data_registrations (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        dataset TEXT NOT NULL,
+        seq BIGINT NOT NULL UNIQUE,
+        rev BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        code TEXT UNIQUE,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX data_registrations_tenant ON data_registrations (tenant, seq);
+     CREATE INDEX data_registrations_state ON data_registrations (state, seq);
      CREATE TABLE data_settlements (
         contract TEXT NOT NULL,
         period TEXT NOT NULL,

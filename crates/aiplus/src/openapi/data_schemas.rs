@@ -83,6 +83,33 @@ pub const OPERATIONS: &[Op] = &[
         None,
         200,
     ),
+    ("get", "/api/v1/registrations", "data", "The tenant's registrations, newest first.", None, 200),
+    (
+        "post",
+        "/api/v1/registrations",
+        "data",
+        "Apply for a registration (数据登记) of a published version: the three rights with holder, scope and term; the source's authorisation; classification and grade; the licence chain. Each step of the procedure is a transparency-log leaf.",
+        Some("RegistrationCreate"),
+        201,
+    ),
+    ("get", "/api/v1/registrations/{id}", "data", "A registration with its steps (each with its log index) and objections.", None, 200),
+    (
+        "post",
+        "/api/v1/registrations/{id}/objections",
+        "data",
+        "Object to a registration on public notice (another tenant).",
+        Some("RegistrationObjection"),
+        200,
+    ),
+    (
+        "post",
+        "/api/v1/registrations/{id}/actions",
+        "data",
+        "The operator's formal review (pass, reject), decision on an objection (uphold, dismiss), or finalize once the notice is over: the registration code is given.",
+        Some("RegistrationAction"),
+        200,
+    ),
+    ("get", "/api/v1/registration-notices", "data", "The registrations on public notice, which any tenant may object to.", None, 200),
     (
         "post",
         "/api/v1/settlements",
@@ -172,6 +199,9 @@ pub fn requests() -> Vec<(&'static str, Value)> {
             ),
         ),
         ("Settle", object(&["period"], json!({"period": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}}))),
+        ("RegistrationCreate", registration_create()),
+        ("RegistrationObjection", object(&["reason"], json!({"reason": text()}))),
+        ("RegistrationAction", registration_action()),
         (
             "UploadCreate",
             object(
@@ -186,6 +216,43 @@ pub fn requests() -> Vec<(&'static str, Value)> {
             json!({"type": "object", "description": "A Croissant 0.8, 1.0 or 1.1 JSON-LD record (https://docs.mlcommons.org/croissant/) with a `version` (MAJOR.MINOR.PATCH). Files with a relative contentUrl are hosted here and need their sha256."}),
         ),
     ]
+}
+
+fn text() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": data::registry::MAX_TEXT_CHARS, "pattern": "\\S"})
+}
+
+fn date() -> Value {
+    json!({"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"})
+}
+
+fn registration_create() -> Value {
+    let right = object(
+        &["right", "holder", "scope", "from"],
+        json!({"right": {"enum": ["holding", "processing", "operation"]}, "holder": text(), "scope": text(), "from": date(),
+               "until": {"anyOf": [date(), {"type": "null"}]}}),
+    );
+    object(
+        &["kind", "dataset", "version", "rights", "authorization", "classification", "licence_chain"],
+        json!({"kind": {"enum": ["first", "change", "correction", "transfer", "cancellation"]},
+               "dataset": {"type": "string", "pattern": DATASET_ID_PATTERN}, "version": {"type": "string", "minLength": 1, "maxLength": 64},
+               "rights": {"type": "array", "minItems": 1, "maxItems": data::registry::MAX_RIGHTS, "items": right},
+               "authorization": object(&["basis", "description"], json!({"basis": {"enum": ["self_collected", "licensed", "public", "consent", "contract"]},
+                   "description": text(), "evidence_sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"}})),
+               "classification": object(&["category", "grade"], json!({"category": {"enum": ["public", "enterprise", "personal"]},
+                   "grade": {"enum": ["general", "important", "core"]}})),
+               "licence_chain": {"type": "array", "minItems": 1, "maxItems": data::registry::MAX_LICENCE_CHAIN,
+                                 "items": object(&["source", "licence"], json!({"source": text(), "licence": text()}))},
+               "previous": {"type": ["string", "null"], "minLength": 1, "maxLength": 64}}),
+    )
+}
+
+fn registration_action() -> Value {
+    let reasoned = |a: &str| object(&["action", "reason"], json!({"action": {"const": a}, "reason": text()}));
+    let decided =
+        |a: &str| object(&["action", "objection", "reason"], json!({"action": {"const": a}, "objection": text(), "reason": text()}));
+    json!({"oneOf": [reasoned("pass"), reasoned("reject"), decided("uphold"), decided("dismiss"),
+                     object(&["action"], json!({"action": {"const": "finalize"}}))]})
 }
 
 /// A listing: a published version and its offer (needed to list), or a null version to withdraw it.
@@ -258,6 +325,16 @@ fn settlement() -> Value {
     )
 }
 
+fn registration() -> Value {
+    record(
+        &["object", "id", "tenant", "rev", "application", "state", "objections", "steps"],
+        json!({"object": {"const": "data.registration"},
+               "state": {"enum": ["applied", "notice", "registered", "rejected", "superseded", "cancelled"]},
+               "code": {"type": ["string", "null"]},
+               "steps": {"type": "array", "items": record(&["action", "actor_role", "at_ms", "log_index"], json!({}))}}),
+    )
+}
+
 pub fn responses() -> Vec<(&'static str, &'static str, Value)> {
     let entry =
         record(&["object", "tenant", "dataset", "version"], json!({"object": {"const": "catalogue.entry"}, "version": version_view()}));
@@ -276,6 +353,12 @@ pub fn responses() -> Vec<(&'static str, &'static str, Value)> {
         ("post", "/api/v1/datasets/{id}/versions/{version}/valuations", valuation()),
         ("get", "/api/v1/datasets/{id}/versions/{version}/valuations", listed(valuation())),
         ("post", "/api/v1/settlements", listed(settlement())),
+        ("get", "/api/v1/registrations", listed(registration())),
+        ("post", "/api/v1/registrations", registration()),
+        ("get", "/api/v1/registrations/{id}", registration()),
+        ("post", "/api/v1/registrations/{id}/objections", registration()),
+        ("post", "/api/v1/registrations/{id}/actions", registration()),
+        ("get", "/api/v1/registration-notices", listed(record(&["object", "id", "tenant", "dataset", "rights"], json!({})))),
         ("post", "/api/v1/uploads", upload_view()),
         ("get", "/api/v1/uploads/{id}", upload_view()),
         ("put", "/api/v1/uploads/{id}/chunks/{ix}", upload_view()),

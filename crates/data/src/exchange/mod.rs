@@ -8,6 +8,7 @@
 
 mod contracts;
 mod datasets;
+mod registrations;
 mod settle;
 mod uploads;
 mod valuations;
@@ -106,6 +107,10 @@ pub struct Exchange {
     ids: Ids,
     limits: Limits,
     place: Option<StorePlace>,
+    /// The transparency log every registration step is written to.
+    log: Option<Arc<tlog::Log>>,
+    /// How long a registration's public notice runs.
+    notice_ms: i64,
 }
 
 impl Exchange {
@@ -117,7 +122,14 @@ impl Exchange {
         limits: Limits,
         place: Option<StorePlace>,
     ) -> Self {
-        Exchange { store, objects, clock, ids, limits, place }
+        Exchange { store, objects, clock, ids, limits, place, log: None, notice_ms: crate::registry::DEFAULT_NOTICE_MS }
+    }
+
+    /// Registrations write their steps to `log`, and their public notice runs `notice_ms`.
+    pub fn with_registry(mut self, log: Arc<tlog::Log>, notice_ms: i64) -> Self {
+        self.log = Some(log);
+        self.notice_ms = notice_ms;
+        self
     }
 
     pub fn limits(&self) -> Limits {
