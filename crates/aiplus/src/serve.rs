@@ -174,6 +174,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let Agents { agents, collections, writer: agent_meter_writer, resumer } =
         start_agents(&cfg, &store, &gw, sealer.clone(), clock.clone(), stop_rx.clone())?;
+    let data = crate::data_service::open(&cfg.data, &cfg.server.data_dir, store.clone(), log.clone(), clock.clone())?;
     let console = if cfg.console.enabled {
         let console = web::Console::new(
             store.clone(),
@@ -184,12 +185,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             cfg.server.data_dir.clone(),
         );
         let console = console.with_governance(governance.clone(), log.clone()).with_eval(evaluation.clone()).with_agents(agents.clone());
+        let console = console.with_data(data.clone());
         console.ensure_admin().await.map_err(|e| anyhow::anyhow!("starting the console: {e}"))?;
         Some(Arc::new(console))
     } else {
         None
     };
-    let data = crate::data_service::open(&cfg.data, &cfg.server.data_dir, store.clone(), log.clone(), clock.clone())?;
     let app = aiplus::app(aiplus::Parts {
         store: store.clone(),
         identity,

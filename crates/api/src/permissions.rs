@@ -208,6 +208,8 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/agents", PAGE),
     rule("POST", "/agents", PAGE),
     rule("POST", "/agents/playground", PAGE),
+    rule("GET", "/data", PAGE),
+    rule("GET", "/data/{tenant}/{id}", PAGE),
     rule("GET", "/evaluation", OP_PAGE),
     rule("POST", "/evaluation", OP_PAGE),
     rule("GET", "/evaluation/runs/{id}", OP_PAGE),

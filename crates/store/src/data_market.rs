@@ -121,16 +121,15 @@ impl Store {
 
     /// A tenant's registrations, newest first, at most `limit`.
     pub async fn registrations_of(&self, tenant: &str, limit: i64) -> Result<Vec<RegistrationRow>, StoreError> {
-        let rows: Vec<RegistrationTuple> =
-            on_pool!(self, |pool| {
-                sqlx::query_as(
+        let rows: Vec<RegistrationTuple> = on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT id, tenant, dataset, seq, rev, state, code, doc FROM data_registrations WHERE tenant = $1 ORDER BY seq DESC LIMIT $2"
         )
         .bind(tenant)
         .bind(limit)
         .fetch_all(pool)
         .await?
-            });
+        });
         Ok(rows.into_iter().map(registration_row).collect())
     }
 

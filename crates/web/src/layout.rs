@@ -18,10 +18,11 @@ pub enum Nav {
     Govern,
     Eval,
     Agents,
+    Data,
     None,
 }
 
-const NAV: [(Nav, &str, &str); 8] = [
+const NAV: [(Nav, &str, &str); 9] = [
     (Nav::Network, "/", "network"),
     (Nav::Jobs, "/jobs", "jobs"),
     (Nav::Sim, "/sim", "sim"),
@@ -30,6 +31,7 @@ const NAV: [(Nav, &str, &str); 8] = [
     (Nav::Govern, "/governance", "governance"),
     (Nav::Eval, "/evaluation", "evaluation"),
     (Nav::Agents, "/agents", "agents"),
+    (Nav::Data, "/data", "data"),
 ];
 
 fn head(lang: Lang, title: &str) -> Markup {

@@ -94,6 +94,8 @@ pub struct Console {
     pub(crate) eval: Option<Arc<eval::service::Service>>,
     /// Tenants' agents (their page answers 404 without them).
     pub(crate) agents: Option<Arc<agents::Agents>>,
+    /// The data exchange (its pages answer 404 without it).
+    pub(crate) data: Option<Arc<data::exchange::Exchange>>,
 }
 
 pub type SharedConsole = Arc<Console>;
@@ -120,7 +122,18 @@ impl Console {
             governance: None,
             eval: None,
             agents: None,
+            data: None,
         }
+    }
+
+    /// Shows the data exchange.
+    pub fn with_data(mut self, exchange: Arc<data::exchange::Exchange>) -> Self {
+        self.data = Some(exchange);
+        self
+    }
+
+    pub(crate) fn data(&self) -> Result<&Arc<data::exchange::Exchange>, ConsoleError> {
+        self.data.as_ref().ok_or(ConsoleError::NotFound)
     }
 
     /// Shows governance (its pages answer 404 without it).
@@ -203,6 +216,8 @@ pub fn router(console: SharedConsole) -> Router {
         .route("/models", get(pages::models::index))
         .route("/agents", get(pages::agents::index).post(pages::playground::declare))
         .route("/agents/playground", post(pages::playground::play))
+        .route("/data", get(pages::data::index))
+        .route("/data/{tenant}/{id}", get(pages::data::show))
         .route("/evaluation", get(pages::eval::index).post(pages::eval::submit))
         .route("/evaluation/runs/{id}", get(pages::eval::show))
         .route("/governance", get(pages::govern::index))

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod cluster;
+pub mod data;
 pub mod eval;
 pub mod govern;
 pub mod jobs;

@@ -330,6 +330,17 @@ async function gateway(secret, expectStatus) {
     await shot(page, "agents");
     await axe(page, "agents");
 
+    // The data exchange: the catalogue, and a dataset's page with its valuation charts.
+    await page.goto(BASE + "/data");
+    assert.equal(await h1(page), "Data");
+    assert.match(await page.locator("table").first().innerText(), /credit[\s\S]*acme[\s\S]*1\.0\.0[\s\S]*CC-BY-4\.0[\s\S]*500/);
+    await axe(page, "data");
+    await page.goto(BASE + "/data/acme/credit");
+    assert.equal(await page.locator("svg.chart").count(), 2, "value per contributor and the distribution");
+    assert.match(await page.locator("main").innerText(), /江南研究所/);
+    await shot(page, "data-dataset");
+    await axe(page, "dataset");
+
     // ---- a tenant's view: only its own things, whatever the URL ----
     const tctx = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 900 } });
     const tpage = await tctx.newPage();
@@ -377,6 +388,15 @@ async function gateway(secret, expectStatus) {
     assert.equal(snoop.status(), 404, "another tenant's agent cannot be run from the playground");
     await shot(tpage, "agents-playground");
     await axe(tpage, "agents playground");
+    // Uploading a file from the data page: hashed, sent in chunks, completed, with progress.
+    await tpage.goto(BASE + "/data");
+    await tpage.getByLabel("File", { exact: true }).setInputFiles({ name: "rows.csv", mimeType: "text/csv", buffer: Buffer.from("a,b\n1,2\n") });
+    await tpage.getByRole("button", { name: "Upload" }).click();
+    await tpage.waitForFunction(() => /Uploaded, SHA-256 [0-9a-f]{64}/.test(document.getElementById("upload-status").textContent), null, { timeout: 30_000 });
+    assert.equal(await tpage.locator("#upload-progress").getAttribute("value"), "100");
+    await shot(tpage, "data-upload");
+    await axe(tpage, "data (tenant)");
+    assert.equal((await tpage.request.get(BASE + "/data/agentco/secret")).status(), 404, "another tenant's unlisted dataset is not found");
     await tpage.goto(BASE + "/governance");
     assert.equal(await tpage.locator("#states-heading").count(), 0, "model states are for operators");
     const suspend = await tpage.request.post(BASE + "/governance/models/qwen", { form: { csrf: "x", status: "suspended", reason: "r" } });
