@@ -150,6 +150,7 @@ const MATRIX: &[Row] = &[
     ("POST", "/api/v1/contracts", [401, 403, 422, 201, 422, 403]),
     ("GET", "/api/v1/contracts/{id}", [401, 403, 200, 200, 200, 200]),
     ("GET", "/api/v1/contracts/{id}/files/{file}", [401, 403, 404, 200, 404, 404]),
+    ("GET", "/api/v1/settlements", [401, 403, 200, 200, 200, 200]),
     ("POST", "/api/v1/settlements", [401, 403, 403, 403, 200, 403]),
     // Registrations: A applies for its own versions (B has none of its own here); others object
     // to one on notice; operators review and decide.

@@ -57,7 +57,7 @@ pub fn router(x: Arc<Exchange>) -> Router {
         .route("/api/v1/contracts", get(contracts).post(sign))
         .route("/api/v1/contracts/{id}", get(contract))
         .route("/api/v1/contracts/{id}/files/{file}", get(contract_file))
-        .route("/api/v1/settlements", post(settle))
+        .route("/api/v1/settlements", get(settlements).post(settle))
         .route("/api/v1/registrations", get(registrations).post(apply))
         .route("/api/v1/registrations/{id}", get(registration))
         .route("/api/v1/registrations/{id}/objections", post(object))
@@ -278,6 +278,13 @@ async fn contract_file(
 struct SettleBody {
     /// A month, `YYYY-MM`.
     period: String,
+}
+
+/// Settlements: a seller's own; an operator's view is every seller's (without acting for one).
+async fn settlements(State(x): S, Extension(who): Who, Extension(ActingFor(acting)): Acting) -> Result<impl IntoResponse, ApiError> {
+    let seller = if who.is_operator() { acting } else { Some(tenant_of(acting)?) };
+    let data = x.settlements(seller.as_deref()).await?;
+    Ok(axum::Json(json!({"object": "list", "data": data})))
 }
 
 /// Settles every contract with revenue in a month; settling again changes nothing.

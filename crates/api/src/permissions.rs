@@ -154,6 +154,7 @@ pub const TABLE: &[Rule] = &[
     rule("POST", "/api/v1/contracts", DATA_WRITE),
     rule("GET", "/api/v1/contracts/{id}", DATA_READ),
     rule("GET", "/api/v1/contracts/{id}/files/{file}", DATA_READ),
+    rule("GET", "/api/v1/settlements", DATA_READ),
     rule("POST", "/api/v1/settlements", OP_WRITE),
     rule("GET", "/api/v1/registrations", DATA_READ),
     rule("POST", "/api/v1/registrations", DATA_WRITE),

@@ -214,6 +214,16 @@ impl Store {
         .await?))
     }
 
+    /// Settlement documents, newest first, at most `limit`.
+    pub async fn settlements(&self, limit: i64) -> Result<Vec<String>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT doc FROM data_settlements ORDER BY created_ms DESC, contract, period LIMIT $1"
+        )
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
     /// The settlement of a contract for a period, if there is one.
     pub async fn settlement(&self, contract: &str, period: &str) -> Result<Option<String>, StoreError> {
         Ok(on_pool!(self, |pool| sqlx::query_scalar("SELECT doc FROM data_settlements WHERE contract = $1 AND period = $2")

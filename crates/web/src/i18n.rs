@@ -293,6 +293,11 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("rows", "行数", "Rows"),
     ("value_per_contributor", "各贡献方的价值", "Value per contributor"),
     ("value_distribution", "各行价值的分布", "Distribution of the rows' values"),
+    ("settlements", "收益分配结算", "Settlements"),
+    ("contract", "合同", "Contract"),
+    ("revenue_fen", "收入（分）", "Revenue (fen)"),
+    ("fee_fen", "平台费（分）", "Fee (fen)"),
+    ("payouts_fen", "各贡献方所得（分）", "Payouts (fen)"),
     (
         "agents_note",
         "租户声明的智能体，任何 OpenAI 兼容客户端以模型名 agent:<id> 调用；下方是过去 24 小时的运行及其用量（模型步骤与工具调用，来自用量账本）。",

@@ -111,6 +111,14 @@ pub const OPERATIONS: &[Op] = &[
     ),
     ("get", "/api/v1/registration-notices", "data", "The registrations on public notice, which any tenant may object to.", None, 200),
     (
+        "get",
+        "/api/v1/settlements",
+        "data",
+        "Settlements, newest first: a seller's own, or (for an operator not acting for a tenant) all.",
+        None,
+        200,
+    ),
+    (
         "post",
         "/api/v1/settlements",
         "data",
@@ -353,6 +361,7 @@ pub fn responses() -> Vec<(&'static str, &'static str, Value)> {
         ("post", "/api/v1/datasets/{id}/versions/{version}/valuations", valuation()),
         ("get", "/api/v1/datasets/{id}/versions/{version}/valuations", listed(valuation())),
         ("post", "/api/v1/settlements", listed(settlement())),
+        ("get", "/api/v1/settlements", listed(settlement())),
         ("get", "/api/v1/registrations", listed(registration())),
         ("post", "/api/v1/registrations", registration()),
         ("get", "/api/v1/registrations/{id}", registration()),

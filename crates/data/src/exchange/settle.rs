@@ -109,6 +109,16 @@ impl Exchange {
         Ok(out)
     }
 
+    /// Settlements, newest first: a seller's own (`Some`), or all for an operator.
+    pub async fn settlements(&self, seller: Option<&str>) -> Result<Vec<Settlement>, DataError> {
+        let docs = self.store.settlements(self.limits.max_list.saturating_mul(10)).await?;
+        let all: Vec<Settlement> = docs
+            .iter()
+            .map(|d| serde_json::from_str(d).map_err(|e| DataError::Store(store::StoreError::from(e))))
+            .collect::<Result<_, _>>()?;
+        Ok(all.into_iter().filter(|s| seller.is_none_or(|t| s.seller == t)).take(self.limits.max_list as usize).collect())
+    }
+
     async fn settle_contract(&self, c: &Contract, period: &str, revenue: i64) -> Result<Settlement, DataError> {
         if let Some(doc) = self.store.settlement(&c.id, period).await? {
             return Ok(serde_json::from_str(&doc).map_err(store::StoreError::from)?);

@@ -36,6 +36,7 @@ pub async fn index(State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
         None => Vec::new(),
     };
     let notices = x.notices().await.map_err(internal)?;
+    let settlements = x.settlements(v.scope()).await.map_err(internal)?;
     let body = html! {
         p class="muted" { (lang.t("data_note")) }
         h2 id="catalogue-heading" { (lang.t("catalogue")) }
@@ -79,6 +80,25 @@ pub async fn index(State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
                         td { (format!("{:?}", r.application.classification.grade).to_lowercase()) }
                         td { (r.notice_until_ms.map(fmt_ms).unwrap_or_default()) }
                         td class="num" { (r.objections.len()) }
+                    }
+                }
+            }
+        }
+        h2 id="settlements-heading" { (lang.t("settlements")) }
+        table aria-labelledby="settlements-heading" {
+            thead { tr {
+                th scope="col" { (lang.t("contract")) } th scope="col" { (lang.t("period")) } th scope="col" class="num" { (lang.t("revenue_fen")) }
+                th scope="col" class="num" { (lang.t("fee_fen")) } th scope="col" { (lang.t("payouts_fen")) }
+            } }
+            tbody {
+                @if settlements.is_empty() { (empty_row(lang, 5)) }
+                @for st in &settlements {
+                    tr {
+                        th scope="row" { (st.contract) }
+                        td { (st.period) }
+                        td class="num" { (st.revenue_fen) }
+                        td class="num" { (st.fee_fen) }
+                        td { @for l in st.lines.iter().filter(|l| l.role == "payout") { span class="badge" { (l.party) " " (l.fen) } " " } }
                     }
                 }
             }
