@@ -162,6 +162,7 @@ const MATRIX: &[Row] = &[
     ("GET", "/api/v1/registration-notices", [401, 200, 200, 200, 200, 200]),
     ("POST", "/api/v1/uploads", [401, 403, 201, 201, 201, 403]),
     ("GET", "/api/v1/uploads/{id}", [401, 403, 200, 404, 200, 200]),
+    ("DELETE", "/api/v1/uploads/{id}", [401, 403, 200, 404, 200, 403]),
     ("PUT", "/api/v1/uploads/{id}/chunks/{ix}", [401, 403, 200, 404, 200, 403]),
     ("POST", "/api/v1/uploads/{id}/complete", [401, 403, 200, 404, 200, 403]),
     // OpenAI-compatible: a tenant's key; an operator is nobody's tenant.
@@ -405,6 +406,10 @@ impl World {
                 (path(u["id"].as_str().unwrap()), None)
             }
             ("GET", "/api/v1/uploads/{id}") => (path(&self.upload), None),
+            ("DELETE", "/api/v1/uploads/{id}") => {
+                let u = self.op("POST", "/api/v1/uploads", &json!({"sha256": sha_hex(format!("del{n}").as_bytes()), "size_bytes": 5}));
+                (path(u["id"].as_str().unwrap()), None)
+            }
             ("POST", "/api/v1/contracts") => (route.into(), Some(contract_body())),
             ("GET", "/api/v1/contracts/{id}") => (path(&self.contract), None),
             ("GET", "/api/v1/contracts/{id}/files/{file}") => (path(&self.contract).replace("{file}", "rows.json"), None),

@@ -64,7 +64,7 @@ pub fn router(x: Arc<Exchange>) -> Router {
         .route("/api/v1/registrations/{id}/actions", post(act))
         .route("/api/v1/registration-notices", get(notices))
         .route("/api/v1/uploads", post(start_upload))
-        .route("/api/v1/uploads/{id}", get(upload))
+        .route("/api/v1/uploads/{id}", get(upload).delete(cancel_upload))
         .route("/api/v1/uploads/{id}/chunks/{ix}", put(put_chunk).layer(DefaultBodyLimit::max(chunk_limit)))
         .route("/api/v1/uploads/{id}/complete", post(complete))
         .with_state(x)
@@ -200,6 +200,11 @@ async fn start_upload(
 
 async fn upload(State(x): S, Extension(ActingFor(acting)): Acting, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     Ok(axum::Json(x.upload_status(&tenant_of(acting)?, &id).await?))
+}
+
+/// Cancels an open upload, deleting its staged chunks.
+async fn cancel_upload(State(x): S, Extension(ActingFor(acting)): Acting, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(x.cancel_upload(&tenant_of(acting)?, &id).await?))
 }
 
 /// Stores one chunk (raw bytes). `X-Chunk-Sha256`, when sent, is checked against the bytes.

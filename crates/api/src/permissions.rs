@@ -164,6 +164,7 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/api/v1/registration-notices", ANYONE),
     rule("POST", "/api/v1/uploads", DATA_WRITE),
     rule("GET", "/api/v1/uploads/{id}", DATA_READ),
+    rule("DELETE", "/api/v1/uploads/{id}", DATA_WRITE),
     rule("PUT", "/api/v1/uploads/{id}/chunks/{ix}", DATA_WRITE),
     rule("POST", "/api/v1/uploads/{id}/complete", DATA_WRITE),
     // ---- collections for file_search: a tenant's own documents, embedded as the caller ----

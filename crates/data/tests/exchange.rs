@@ -132,6 +132,29 @@ async fn upload_declarations_are_checked_and_open_uploads_are_limited() {
     x.start_upload("b", bad(&sha(b"4"), 10)).await.unwrap();
 }
 
+#[tokio::test]
+async fn open_uploads_reserve_their_size_against_the_tenants_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    let n = Arc::new(AtomicUsize::new(0));
+    let ids = Arc::new(move |p: &str| format!("{p}_{}", n.fetch_add(1, Ordering::SeqCst)));
+    let limits = Limits { chunk_bytes: CHUNK, max_tenant_bytes: 5000, ..Limits::default() };
+    let x = Exchange::new(stores().await.remove(0), objects, Arc::new(Still), ids, limits, None);
+    let declare = |b: u8, size: i64| UploadIn { sha256: sha(&[b]), size_bytes: size, name: None };
+    x.start_upload("a", declare(1, 3000)).await.unwrap();
+    // Nothing is stored yet, but the open upload holds its 3000 bytes.
+    let e = x.start_upload("a", declare(2, 3000)).await.unwrap_err();
+    assert!(matches!(&e, DataError::Limit(m) if m.contains("holds 3000")), "{e}");
+    let small = x.start_upload("a", declare(3, 2000)).await.unwrap();
+    x.start_upload("b", declare(2, 3000)).await.unwrap();
+    // Cancelling gives the reservation back; a cancelled upload takes no more chunks.
+    let first = x.upload_status("a", &small.id).await.unwrap();
+    assert_eq!(x.cancel_upload("a", &first.id).await.unwrap().state, "cancelled");
+    x.start_upload("a", declare(2, 2000)).await.unwrap();
+    assert!(matches!(x.put_chunk("a", &first.id, 0, Bytes::from(vec![0u8; CHUNK as usize]), None).await, Err(DataError::Conflict(_))));
+    assert!(matches!(x.cancel_upload("b", &first.id).await, Err(DataError::NotFound { .. })));
+}
+
 fn record(version: &str, sha256: &str, derived_from: Option<&str>) -> String {
     let mut doc = serde_json::json!({
         "@context": {"@language": "en", "@vocab": "https://schema.org/", "sc": "https://schema.org/", "cr": "http://mlcommons.org/croissant/",

@@ -21,6 +21,17 @@ pub struct UploadRow {
     pub created_ms: i64,
 }
 
+/// How opening an upload ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateUpload {
+    Created,
+    TooManyOpen,
+    /// The tenant's objects and open uploads hold `held` bytes already.
+    TooManyBytes {
+        held: i64,
+    },
+}
+
 /// A received chunk of an upload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkReceipt {
@@ -85,8 +96,10 @@ fn dataset_row((tenant, id, residency, listed_version, offer, created_ms): Datas
 }
 
 impl Store {
-    /// Opens an upload unless the tenant already has `max_open` open ones.
-    pub async fn create_upload(&self, u: &UploadRow, max_open: i64) -> Result<bool, StoreError> {
+    /// Opens an upload unless the tenant already has `max_open` open ones (`TooManyOpen`), or
+    /// its objects and open uploads would pass `max_bytes` with this one (`TooManyBytes`): an
+    /// open upload reserves its size, so staged chunks are bounded by the tenant's quota too.
+    pub async fn create_upload(&self, u: &UploadRow, max_open: i64, max_bytes: i64) -> Result<CreateUpload, StoreError> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             if matches!(&self.db, Db::Postgres(_)) {
@@ -97,7 +110,19 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
             if open >= max_open {
-                return Ok(false);
+                return Ok(CreateUpload::TooManyOpen);
+            }
+            if u.state == "open" {
+                let held: i64 = sqlx::query_scalar(
+                    "SELECT CAST(COALESCE((SELECT SUM(bytes) FROM data_objects WHERE tenant = $1), 0)
+                          + COALESCE((SELECT SUM(size_bytes) FROM data_uploads WHERE tenant = $1 AND state = 'open'), 0) AS BIGINT)",
+                )
+                .bind(&u.tenant)
+                .fetch_one(&mut *tx)
+                .await?;
+                if held + u.size_bytes > max_bytes {
+                    return Ok(CreateUpload::TooManyBytes { held });
+                }
             }
             sqlx::query(
                 "INSERT INTO data_uploads (id, tenant, sha256, size_bytes, chunk_bytes, state, name, created_ms)
@@ -114,7 +139,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok(true)
+            Ok(CreateUpload::Created)
         })
     }
 
@@ -157,6 +182,23 @@ impl Store {
         Ok(())
     }
 
+    /// Cancels an open upload: it no longer counts against the tenant's limits. False when it
+    /// was not open.
+    pub async fn cancel_upload(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let n = sqlx::query("UPDATE data_uploads SET state = 'cancelled' WHERE tenant = $1 AND id = $2 AND state = 'open'")
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM data_upload_chunks WHERE upload = $1").bind(id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(n == 1)
+        })
+    }
+
     /// Forgets an upload's chunk receipts (its chunks are to be sent again).
     pub async fn clear_upload_chunks(&self, upload: &str) -> Result<(), StoreError> {
         on_pool!(self, |pool| sqlx::query("DELETE FROM data_upload_chunks WHERE upload = $1")
@@ -175,14 +217,6 @@ impl Store {
                 .fetch_all(pool)
                 .await?);
         Ok(rows.into_iter().map(|(ix, bytes, sha256)| ChunkReceipt { ix, bytes, sha256 }).collect())
-    }
-
-    /// The bytes a tenant's objects hold.
-    pub async fn tenant_object_bytes(&self, tenant: &str) -> Result<i64, StoreError> {
-        Ok(on_pool!(self, |pool| sqlx::query_scalar("SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM data_objects WHERE tenant = $1")
-            .bind(tenant)
-            .fetch_one(pool)
-            .await?))
     }
 
     /// The size of a tenant's object, if it holds it.

@@ -56,7 +56,7 @@ pub use alerts::AlertRow;
 pub use collections::{ChunkRow, CollectionLimits, CollectionRow, DocumentRow, PutDocument};
 pub use console::ReportRow;
 pub use conversations::{ConversationRow, ItemLimits};
-pub use data::{ChunkReceipt, DatasetRow, PutVersion, UploadRow, VersionRow};
+pub use data::{ChunkReceipt, CreateUpload, DatasetRow, PutVersion, UploadRow, VersionRow};
 pub use data_market::{ContractRow, RegistrationRow, ValuationRow};
 pub use filings::FilingRow;
 pub use monitor::DeliveryRow;

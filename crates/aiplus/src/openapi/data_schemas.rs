@@ -136,6 +136,14 @@ pub const OPERATIONS: &[Op] = &[
     ),
     ("get", "/api/v1/uploads/{id}", "data", "An upload's progress: the chunks still missing, to resume it.", None, 200),
     (
+        "delete",
+        "/api/v1/uploads/{id}",
+        "data",
+        "Cancel an open upload: its staged chunks are deleted and it no longer counts against the tenant's limits.",
+        None,
+        200,
+    ),
+    (
         "put",
         "/api/v1/uploads/{id}/chunks/{ix}",
         "data",
@@ -304,7 +312,7 @@ fn dataset_view() -> Value {
 fn upload_view() -> Value {
     record(
         &["object", "id", "sha256", "size_bytes", "chunk_bytes", "chunks", "received", "missing", "state"],
-        json!({"object": {"const": "data.upload"}, "state": {"enum": ["open", "complete"]},
+        json!({"object": {"const": "data.upload"}, "state": {"enum": ["open", "complete", "cancelled"]},
                "missing": {"type": "array", "items": {"type": "integer"}}}),
     )
 }
@@ -370,6 +378,7 @@ pub fn responses() -> Vec<(&'static str, &'static str, Value)> {
         ("get", "/api/v1/registration-notices", listed(record(&["object", "id", "tenant", "dataset", "rights"], json!({})))),
         ("post", "/api/v1/uploads", upload_view()),
         ("get", "/api/v1/uploads/{id}", upload_view()),
+        ("delete", "/api/v1/uploads/{id}", upload_view()),
         ("put", "/api/v1/uploads/{id}/chunks/{ix}", upload_view()),
         ("post", "/api/v1/uploads/{id}/complete", upload_view()),
     ]

@@ -43,7 +43,7 @@ pub struct UploadView {
     pub received: i64,
     /// The chunk numbers not yet received (at most 1000 listed).
     pub missing: Vec<i64>,
-    /// `open` or `complete`.
+    /// `open`, `complete` or `cancelled`.
     pub state: String,
     pub created_ms: i64,
 }
@@ -67,15 +67,6 @@ impl Exchange {
             return Err(invalid("name", format!("1 to {MAX_NAME_BYTES} bytes without control characters")));
         }
         let held = self.store.data_object(tenant, &sha).await?.is_some();
-        if !held {
-            let used = self.store.tenant_object_bytes(tenant).await?;
-            if used + u.size_bytes > self.limits.max_tenant_bytes {
-                return Err(DataError::Limit(format!(
-                    "a tenant's files hold at most {} bytes; it holds {used}",
-                    self.limits.max_tenant_bytes
-                )));
-            }
-        }
         let row = store::UploadRow {
             id: (self.ids)("upl"),
             tenant: tenant.to_string(),
@@ -86,8 +77,17 @@ impl Exchange {
             name,
             created_ms: self.clock.now_ms(),
         };
-        if !self.store.create_upload(&row, self.limits.max_open_uploads).await? {
-            return Err(DataError::Limit(format!("a tenant has at most {} open uploads", self.limits.max_open_uploads)));
+        match self.store.create_upload(&row, self.limits.max_open_uploads, self.limits.max_tenant_bytes).await? {
+            store::CreateUpload::Created => {}
+            store::CreateUpload::TooManyOpen => {
+                return Err(DataError::Limit(format!("a tenant has at most {} open uploads", self.limits.max_open_uploads)));
+            }
+            store::CreateUpload::TooManyBytes { held } => {
+                return Err(DataError::Limit(format!(
+                    "a tenant's files and open uploads hold at most {} bytes; it holds {held}",
+                    self.limits.max_tenant_bytes
+                )));
+            }
         }
         self.upload_view(row).await
     }
@@ -105,6 +105,8 @@ impl Exchange {
         let chunks = chunk_count(row.size_bytes, row.chunk_bytes);
         let (received, missing) = if row.state == "complete" {
             (chunks, Vec::new())
+        } else if row.state != "open" {
+            (0, Vec::new())
         } else {
             let got: std::collections::BTreeSet<i64> = self.store.upload_chunks(&row.id).await?.iter().map(|c| c.ix).collect();
             let missing = (0..chunks).filter(|i| !got.contains(i)).take(MAX_MISSING_LISTED).collect();
@@ -129,8 +131,8 @@ impl Exchange {
     /// client sends the chunk's SHA-256, a chunk damaged on the way is refused.
     pub async fn put_chunk(&self, tenant: &str, id: &str, ix: i64, body: Bytes, sha256: Option<&str>) -> Result<UploadView, DataError> {
         let row = self.open_upload(tenant, id).await?;
-        if row.state == "complete" {
-            return Err(DataError::Conflict(format!("upload {id} is complete; its chunks can no longer change")));
+        if row.state != "open" {
+            return Err(DataError::Conflict(format!("upload {id} is {}; its chunks can no longer change", row.state)));
         }
         let chunks = chunk_count(row.size_bytes, row.chunk_bytes);
         if !(0..chunks).contains(&ix) {
@@ -152,11 +154,28 @@ impl Exchange {
         self.upload_view(row).await
     }
 
+    /// Cancels an open upload and deletes its staged chunks; it stops counting against the
+    /// tenant's open uploads and quota. Cancelling a cancelled upload changes nothing.
+    pub async fn cancel_upload(&self, tenant: &str, id: &str) -> Result<UploadView, DataError> {
+        let row = self.open_upload(tenant, id).await?;
+        if row.state == "complete" {
+            return Err(DataError::Conflict(format!("upload {id} is complete; its file stays")));
+        }
+        self.store.cancel_upload(tenant, id).await?;
+        for ix in 0..chunk_count(row.size_bytes, row.chunk_bytes) {
+            let _ = self.objects.delete(&chunk_path(&row.id, ix)).await;
+        }
+        self.upload_status(tenant, id).await
+    }
+
     /// Assembles the chunks into the tenant's object if their hash is the declared one.
     pub async fn complete_upload(&self, tenant: &str, id: &str) -> Result<UploadView, DataError> {
         let row = self.open_upload(tenant, id).await?;
         if row.state == "complete" {
             return self.upload_view(row).await;
+        }
+        if row.state != "open" {
+            return Err(DataError::Conflict(format!("upload {id} is {}", row.state)));
         }
         let receipts = self.store.upload_chunks(&row.id).await?;
         let chunks = chunk_count(row.size_bytes, row.chunk_bytes);
