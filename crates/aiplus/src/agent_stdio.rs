@@ -38,6 +38,7 @@ impl agents::mcp::Spawn for SandboxSpawner {
             memory_mib: MEMORY_MIB,
             time_limit_s: agents::spec::MAX_TIMEOUT_S,
             network: false,
+            sealed: None,
         };
         let argv = self.sandbox.argv(&spec, &work);
         tokio::process::Command::new(&argv[0])

@@ -42,10 +42,10 @@ pub struct DataConfig {
     /// store, whose credentials and options come from the `AWS_*` variables (`AWS_ACCESS_KEY_ID`,
     /// `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`). Env `AIPLUS_DATA_OBJECTS`.
     pub objects: String,
-    /// Where those bytes are, for residency: a hub of the network and its province. Empty: not
-    /// declared, and then no dataset may require residency.
-    pub hub: String,
-    pub province: String,
+    /// Where those bytes are: the id of the network's cluster next to the store. Its hub and
+    /// province are what a dataset's residency is checked against, and compute-to-data jobs
+    /// are placed near it. Empty: not declared, and then no dataset may require residency.
+    pub cluster: String,
     /// The size of an upload's chunks (every chunk but the last), in MiB.
     pub chunk_mib: i64,
     /// What one tenant's files may hold, in GiB.
@@ -58,15 +58,7 @@ pub struct DataConfig {
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig {
-            objects: String::new(),
-            hub: String::new(),
-            province: String::new(),
-            chunk_mib: 8,
-            max_tenant_gib: 256,
-            fee_bps: 1000,
-            notice_s: 864_000,
-        }
+        DataConfig { objects: String::new(), cluster: String::new(), chunk_mib: 8, max_tenant_gib: 256, fee_bps: 1000, notice_s: 864_000 }
     }
 }
 
@@ -382,9 +374,6 @@ impl Config {
         }
         if cfg.data.max_tenant_gib < 1 {
             anyhow::bail!("data.max_tenant_gib: must be at least 1, got {}", cfg.data.max_tenant_gib);
-        }
-        if cfg.data.hub.is_empty() != cfg.data.province.is_empty() {
-            anyhow::bail!("data.hub and data.province: name both (where the files are) or neither");
         }
         if !(1..=jobs::compute_service::MAX_QUEUED_JOBS).contains(&cfg.scheduler.max_queued_per_tenant) {
             anyhow::bail!("scheduler.max_queued_per_tenant: must be 1..=100000, got {}", cfg.scheduler.max_queued_per_tenant);

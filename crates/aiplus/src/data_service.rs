@@ -3,7 +3,11 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use data::exchange::{Exchange, Limits, StorePlace};
+use std::path::{Path, PathBuf};
+
+use data::exchange::{BoxFut, Exchange, JobEnd, Limits, SealedJob, SealedJobs, StorePlace, SubmitError};
+use jobs::JobsError;
+use jobs::compute_service::JobState;
 use object_store::ObjectStore;
 
 use crate::config::DataConfig;
@@ -27,18 +31,127 @@ pub fn object_store(cfg: &DataConfig, data_dir: &std::path::Path) -> anyhow::Res
     Ok(if prefix.is_empty() { Arc::new(s3) } else { Arc::new(object_store::prefix::PrefixStore::new(s3, prefix)) })
 }
 
-pub fn open(
-    cfg: &DataConfig,
-    data_dir: &std::path::Path,
-    store: store::Store,
-    log: Arc<tlog::Log>,
-    clock: Arc<dyn vocab::Clock>,
-) -> anyhow::Result<Arc<Exchange>> {
-    let objects = object_store(cfg, data_dir)?;
+/// What the exchange is built from besides its settings.
+pub struct Parts<'a> {
+    pub data_dir: &'a Path,
+    pub store: store::Store,
+    pub log: Arc<tlog::Log>,
+    pub clock: Arc<dyn vocab::Clock>,
+    pub network: &'a compute::Network,
+    /// The compute network, when this instance runs it: compute-to-data runs need it.
+    pub compute: Option<Arc<jobs::ComputeService>>,
+}
+
+pub fn open(cfg: &DataConfig, p: Parts<'_>) -> anyhow::Result<Arc<Exchange>> {
+    let objects = object_store(cfg, p.data_dir)?;
     let limits =
         Limits { chunk_bytes: cfg.chunk_mib << 20, max_tenant_bytes: cfg.max_tenant_gib << 30, fee_bps: cfg.fee_bps, ..Limits::default() };
-    let place = (!cfg.hub.is_empty()).then(|| StorePlace { hub: cfg.hub.clone(), province: cfg.province.clone() });
+    let place = match cfg.cluster.as_str() {
+        "" => None,
+        id => {
+            let ix = p.network.cluster_ix(id).with_context(|| format!("data.cluster: no cluster {id:?} in the network"))?;
+            let c = &p.network.clusters[ix];
+            Some(StorePlace { hub: p.network.spec.hubs[c.hub].id.clone(), province: c.province.clone(), cluster: Some(id.to_string()) })
+        }
+    };
     let ids = Arc::new(|p: &str| format!("{p}_{}", uuid::Uuid::now_v7().simple()));
-    let exchange = Exchange::new(store, objects, clock, ids, limits, place).with_registry(log, cfg.notice_s * 1000);
+    let mut exchange = Exchange::new(p.store, objects, p.clock, ids, limits, place).with_registry(p.log, cfg.notice_s * 1000);
+    if let Some(svc) = p.compute {
+        exchange = exchange.with_compute(Arc::new(ComputeJobs(svc)), sealed_root(p.data_dir)?);
+    }
     Ok(Arc::new(exchange))
+}
+
+/// Where compute-to-data runs are staged, created, as a canonical path: the local executor
+/// binds `<root>/<run>/data` and `<root>/<run>/out` into the run's sandbox by it.
+pub fn sealed_root(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let dir = data_dir.join("c2d");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    dir.canonicalize().with_context(|| format!("{}", dir.display()))
+}
+
+/// Carries unfinished compute-to-data runs on every two seconds until `stop`.
+pub fn spawn_driver(x: Arc<Exchange>, mut stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = x.drive_runs().await {
+                tracing::warn!("compute-to-data runs: {e}");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(DRIVE_EVERY) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    })
+}
+
+const DRIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The job service, as the exchange's compute-to-data runs see it.
+struct ComputeJobs(Arc<jobs::ComputeService>);
+
+impl SealedJobs for ComputeJobs {
+    fn submit(&self, j: SealedJob) -> BoxFut<'_, Result<String, SubmitError>> {
+        Box::pin(async move {
+            let mut regions = Vec::new();
+            for r in &j.regions {
+                regions.push(compute::Region::parse(r).map_err(SubmitError::Refused)?);
+            }
+            let spec = compute::JobSpec {
+                kind: compute::JobKind::BatchInference,
+                gpus: 0,
+                gpu_milli: 0,
+                gpu_models: Vec::new(),
+                cpu_milli: j.cpu_milli,
+                memory_mib: j.memory_mib,
+                duration_s: j.duration_s,
+                dataset: j.data_cluster.map(|cluster| compute::DatasetRef { cluster, size_gb: j.size_gb }),
+                allowed_regions: regions,
+                origin_hub: None,
+                priority: 0,
+                command: j.command,
+                env: j.env,
+                on_lost: compute::LostPolicy::default(),
+                // Once: a run's job is never run a second time over the same data.
+                max_attempts: 1,
+                network: compute::NetworkAccess::None,
+                time_limit_s: None,
+                sealed: Some(j.run.clone()),
+            };
+            let by = jobs::Submitter::data_exchange(j.principal);
+            let name = Some(format!("compute-to-data {}", j.run));
+            match self.0.submit_as(by, j.buyer, name, spec, Some(format!("data-run:{}", j.run))).await {
+                Ok((job, _)) => Ok(job.id),
+                Err(e @ (JobsError::Invalid { .. } | JobsError::Unplaceable { .. } | JobsError::NotFound { .. })) => {
+                    Err(SubmitError::Refused(describe(&e)))
+                }
+                Err(e) => Err(SubmitError::Retry(e.to_string())),
+            }
+        })
+    }
+
+    fn end<'a>(&'a self, job: &'a str) -> BoxFut<'a, Result<Option<JobEnd>, String>> {
+        Box::pin(async move {
+            let j = self.0.job(job).await.map_err(|e| e.to_string())?;
+            let reason = j.state_reason.clone().unwrap_or_default();
+            Ok(match j.state {
+                JobState::Succeeded => Some(JobEnd::Succeeded),
+                JobState::Failed | JobState::Cancelled | JobState::Lost => {
+                    Some(JobEnd::Failed(format!("job {job} {}: {reason}", j.state.as_str())))
+                }
+                _ => None,
+            })
+        })
+    }
+}
+
+/// A refusal with its reasons, for the run's record.
+fn describe(e: &JobsError) -> String {
+    match e {
+        JobsError::Unplaceable { reasons } => {
+            let why: Vec<String> = reasons.iter().map(|r| format!("{}: {:?}", r.cluster, r.reason)).collect();
+            format!("no cluster can run this job ({})", why.join("; "))
+        }
+        e => e.to_string(),
+    }
 }

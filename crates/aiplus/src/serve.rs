@@ -174,7 +174,18 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let Agents { agents, collections, writer: agent_meter_writer, resumer } =
         start_agents(&cfg, &store, &gw, sealer.clone(), clock.clone(), stop_rx.clone())?;
-    let data = crate::data_service::open(&cfg.data, &cfg.server.data_dir, store.clone(), log.clone(), clock.clone())?;
+    let data = crate::data_service::open(
+        &cfg.data,
+        crate::data_service::Parts {
+            data_dir: &cfg.server.data_dir,
+            store: store.clone(),
+            log: log.clone(),
+            clock: clock.clone(),
+            network: &seed,
+            compute: compute.as_ref().map(|(svc, _, _)| svc.clone()),
+        },
+    )?;
+    let data_driver = compute.is_some().then(|| crate::data_service::spawn_driver(data.clone(), stop_rx.clone()));
     let console = if cfg.console.enabled {
         let console = web::Console::new(
             store.clone(),
@@ -245,6 +256,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         let _ = task.await;
     }
     let _ = resumer.await;
+    if let Some(task) = data_driver {
+        let _ = task.await;
+    }
     for task in evaluating.into_iter().chain(canary) {
         let _ = task.await;
     }
@@ -332,6 +346,7 @@ fn engines(cfg: &Config, net: &compute::Network) -> anyhow::Result<jobs::lifecyc
     // Bound by its canonical path, the one `aiplus eval submit` names.
     let suites = std::fs::canonicalize(&cfg.eval.suites_dir).or_else(|_| std::path::absolute(&cfg.eval.suites_dir))?;
     local_cfg.tenant_read_only.insert(cfg.eval.tenant.clone(), vec![exe, suites]);
+    local_cfg.sealed_root = Some(crate::data_service::sealed_root(&cfg.server.data_dir)?);
     let local = executor::local::LocalExecutor::with_config(cfg.server.data_dir.join("jobs"), local_cfg)
         .context("creating the local executor's directory")?;
     match local.sandbox_state() {

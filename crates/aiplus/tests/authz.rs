@@ -150,6 +150,11 @@ const MATRIX: &[Row] = &[
     ("POST", "/api/v1/contracts", [401, 403, 422, 201, 422, 403]),
     ("GET", "/api/v1/contracts/{id}", [401, 403, 200, 200, 200, 200]),
     ("GET", "/api/v1/contracts/{id}/files/{file}", [401, 403, 404, 200, 404, 404]),
+    // B's contract is for download: B may not run jobs under it (422); for A it is not there.
+    ("GET", "/api/v1/contracts/{id}/runs", [401, 403, 200, 200, 200, 200]),
+    ("POST", "/api/v1/contracts/{id}/runs", [401, 403, 404, 422, 404, 403]),
+    ("GET", "/api/v1/contracts/{id}/runs/{run}", [401, 403, 404, 404, 404, 404]),
+    ("GET", "/api/v1/contracts/{id}/runs/{run}/outputs/{name}", [401, 403, 404, 404, 404, 404]),
     ("GET", "/api/v1/settlements", [401, 403, 200, 200, 200, 200]),
     ("POST", "/api/v1/settlements", [401, 403, 403, 403, 200, 403]),
     // Registrations: A applies for its own versions (B has none of its own here); others object
@@ -413,6 +418,10 @@ impl World {
             ("POST", "/api/v1/contracts") => (route.into(), Some(contract_body())),
             ("GET", "/api/v1/contracts/{id}") => (path(&self.contract), None),
             ("GET", "/api/v1/contracts/{id}/files/{file}") => (path(&self.contract).replace("{file}", "rows.json"), None),
+            (_, r) if r.starts_with("/api/v1/contracts/{id}/runs") => {
+                let p = path(&self.contract).replace("{run}", "drun_0").replace("{name}", "sum.txt");
+                (p, (method == "POST").then(|| json!({"command": ["true"], "outputs": ["sum.txt"]})))
+            }
             ("POST", "/api/v1/settlements") => (route.into(), Some(json!({"period": "2026-11"}))),
             ("POST", "/api/v1/registrations") => (route.into(), Some(registration_body(&self.fresh_version(n)))),
             ("POST", "/api/v1/registrations/{id}/actions") => {

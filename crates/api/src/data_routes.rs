@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Router};
-use data::exchange::{ContractIn, DataError, DatasetIn, Exchange, ListingIn, UploadIn, ValuationIn};
+use data::exchange::{ContractIn, DataError, DatasetIn, Exchange, ListingIn, RunIn, UploadIn, ValuationIn};
 use identity::{ActingFor, Principal};
 use serde::Deserialize;
 use serde_json::json;
@@ -57,6 +57,9 @@ pub fn router(x: Arc<Exchange>) -> Router {
         .route("/api/v1/contracts", get(contracts).post(sign))
         .route("/api/v1/contracts/{id}", get(contract))
         .route("/api/v1/contracts/{id}/files/{file}", get(contract_file))
+        .route("/api/v1/contracts/{id}/runs", get(runs).post(start_run))
+        .route("/api/v1/contracts/{id}/runs/{run}", get(run))
+        .route("/api/v1/contracts/{id}/runs/{run}/outputs/{name}", get(run_output))
         .route("/api/v1/settlements", get(settlements).post(settle))
         .route("/api/v1/registrations", get(registrations).post(apply))
         .route("/api/v1/registrations/{id}", get(registration))
@@ -275,6 +278,51 @@ async fn contract_file(
     if let Some(sha) = spec.sha256.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
         h.insert("x-content-sha256", sha);
     }
+    Ok(r)
+}
+
+/// Starts a compute-to-data run under a compute contract; with `Idempotency-Key`, a retry
+/// answers with the first run (200) instead of starting another.
+async fn start_run(
+    State(x): S,
+    Extension(who): Who,
+    Extension(ActingFor(acting)): Acting,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<RunIn>,
+) -> Result<impl IntoResponse, ApiError> {
+    let key = crate::routes::idempotency_key(&headers)?;
+    let buyer = tenant_of(acting)?;
+    let principal = Some(who.id.clone());
+    // Its own task, so that a client hanging up cannot stop a run half-way through staging.
+    let (run, created) = tokio::spawn(async move { x.start_run(&buyer, principal, &id, key, body).await })
+        .await
+        .map_err(|e| ApiError::Internal(format!("starting the run: {e}")))??;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(run)))
+}
+
+async fn runs(State(x): S, Extension(ActingFor(acting)): Acting, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let data = x.runs(&tenant_of(acting)?, &id).await?;
+    Ok(axum::Json(json!({"object": "list", "data": data})))
+}
+
+async fn run(
+    State(x): S,
+    Extension(ActingFor(acting)): Acting,
+    Path((id, run)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(x.run(&tenant_of(acting)?, &id, &run).await?))
+}
+
+/// An output of a run that passed the output check, for the buyer.
+async fn run_output(
+    State(x): S,
+    Extension(ActingFor(acting)): Acting,
+    Path((id, run, name)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let bytes = x.run_output(&tenant_of(acting)?, &id, &run, &name).await?;
+    let mut r = bytes.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     Ok(r)
 }
 

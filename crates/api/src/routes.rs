@@ -125,15 +125,8 @@ pub async fn submit_job(
         Some(_) => return Err(ApiError::Malformed { field: "name".into(), reason: "must be a string".into() }),
     };
     let spec: JobSpec = parse(body.to_string().as_bytes())?;
-    let key = match headers.get("idempotency-key") {
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| ApiError::Malformed { field: "idempotency-key".into(), reason: "must be visible ASCII".into() })?
-                .to_string(),
-        ),
-        None => None,
-    };
-    let by = jobs::Submitter { principal: Some(who.id.clone()), max_priority: who.role.max_job_priority() };
+    let key = idempotency_key(&headers)?;
+    let by = jobs::Submitter::principal(who.id.clone(), who.role.max_job_priority());
     let (job, created) = detached(async move { svc.submit_as(by, tenant, name, spec, key).await }).await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(shown(job))))
 }
@@ -252,4 +245,16 @@ pub async fn logs(
 
 pub async fn not_found() -> ApiError {
     ApiError::NotFound { what: "route", id: "no such endpoint".into() }
+}
+
+/// The `Idempotency-Key` header of a request that creates something, if it has one.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        Some(v) => Ok(Some(
+            v.to_str()
+                .map_err(|_| ApiError::Malformed { field: "idempotency-key".into(), reason: "must be visible ASCII".into() })?
+                .to_string(),
+        )),
+        None => Ok(None),
+    }
 }

@@ -117,6 +117,12 @@ pub struct JobSpec {
     /// The engine stops the job after this long; by default twice `duration_s` plus an hour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_limit_s: Option<u64>,
+    /// Set by the data exchange only; a tenant's submission that sets it is refused. The
+    /// compute-to-data run this job belongs to: its engine shows the run's dataset read-only
+    /// with the network off, and its output is never shown, since only its declared outputs
+    /// may leave, after the exchange's output check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 fn default_attempts() -> u32 {

@@ -252,6 +252,7 @@ fn plain_job(gpus: u32, gpu_milli: u32, model: &str, cpu_milli: u32, memory_mib:
         max_attempts: 3,
         network: compute::NetworkAccess::None,
         time_limit_s: None,
+        sealed: None,
     }
 }
 

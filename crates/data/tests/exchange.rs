@@ -35,7 +35,7 @@ fn exchange(store: store::Store, dir: &std::path::Path) -> Exchange {
     let n = Arc::new(AtomicUsize::new(0));
     let ids = Arc::new(move |p: &str| format!("{p}_{}", n.fetch_add(1, Ordering::SeqCst)));
     let limits = Limits { chunk_bytes: CHUNK, max_open_uploads: 3, ..Limits::default() };
-    let place = Some(StorePlace { hub: "gz".into(), province: "Guangdong".into() });
+    let place = Some(StorePlace { hub: "gz".into(), province: "Guangdong".into(), cluster: None });
     Exchange::new(store, objects, Arc::new(Still), ids, limits, place)
 }
 
@@ -209,8 +209,10 @@ async fn versions_are_immutable_published_when_their_files_are_held_and_listed()
         // Kept in Guangdong, so never offered for download.
         let e = x.set_listing("a", "loans", Some(listing(Price::PerCall { fen: 1 }))).await.unwrap_err();
         assert!(matches!(&e, DataError::Invalid { field, .. } if field == "offer.modes"), "{e}");
-        let compute_only =
-            ListingIn { version: "1.0.0".into(), offer: Offer { price: Price::Flat { fen: 0 }, modes: vec![], max_days: 30 } };
+        let compute_only = ListingIn {
+            version: "1.0.0".into(),
+            offer: Offer { price: Price::Flat { fen: 0 }, modes: vec![], max_days: 30, output: Default::default() },
+        };
         assert!(x.set_listing("a", "loans", Some(compute_only)).await.is_err(), "an offer needs a mode");
         x.create_dataset("a", DatasetIn { id: "open".into(), residency: None }).await.unwrap();
         x.add_version("a", "open", &record("1.0.0", &sha(&content), None)).await.unwrap();
@@ -248,7 +250,7 @@ async fn an_invalid_record_is_refused_with_mlcroissants_errors() {
 }
 
 fn listing(price: Price) -> ListingIn {
-    ListingIn { version: "1.0.0".into(), offer: Offer { price, modes: vec![Mode::Download], max_days: 30 } }
+    ListingIn { version: "1.0.0".into(), offer: Offer { price, modes: vec![Mode::Download], max_days: 30, output: Default::default() } }
 }
 
 /// A training table of three contributors (ann's rows fit the test set best, cy's worst) and a

@@ -43,6 +43,11 @@ pub struct ExecSpec {
     pub time_limit_s: u64,
     /// Whether the job may use the network (where the engine can deny it: the local sandbox).
     pub network: bool,
+    /// A compute-to-data run's id, set by the data exchange only: the engine shows the run's
+    /// dataset read-only at `/data` and its outputs directory at `/out`, with the network off.
+    /// Only the local sandbox can promise that; the other engines refuse such a job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 impl ExecSpec {
@@ -65,7 +70,20 @@ impl ExecSpec {
             memory_mib: 64,
             time_limit_s: 1,
             network: false,
+            sealed: None,
         }
+    }
+}
+
+/// Refuses a compute-to-data job on an engine that cannot keep its data in: the engine's
+/// nodes would need the dataset's files, and nothing would stop the job from sending them on.
+pub fn refuse_sealed(spec: &ExecSpec, engine: &str) -> Result<(), ExecError> {
+    match spec.sealed {
+        Some(_) => Err(ExecError::Rejected(format!(
+            "compute-to-data jobs run only in the local executor's sandbox, which mounts the dataset read-only with the network off; \
+             {engine} cannot promise that"
+        ))),
+        None => Ok(()),
     }
 }
 

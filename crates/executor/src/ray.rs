@@ -108,6 +108,7 @@ impl Executor for RayExecutor {
             if spec.command.is_empty() {
                 return Err(ExecError::Rejected("empty command".into()));
             }
+            crate::refuse_sealed(spec, "Ray")?;
             let id = spec.engine_name();
             let entrypoint = spec.command.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ");
             let mut env = spec.env.clone();

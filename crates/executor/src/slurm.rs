@@ -118,6 +118,7 @@ impl Executor for SlurmExecutor {
             if spec.command.is_empty() {
                 return Err(ExecError::Rejected("empty command".into()));
             }
+            crate::refuse_sealed(spec, "Slurm")?;
             if let Some(h) = self.find(spec).await? {
                 return Ok(h);
             }
@@ -266,8 +267,12 @@ mod tests {
             cpu_milli: 1,
             memory_mib: 1,
             time_limit_s: 1,
+            sealed: None,
         };
         let out = std::process::Command::new("sh").args(["-c", &SlurmExecutor::script(&spec)]).output().unwrap();
         assert_eq!(String::from_utf8(out.stdout).unwrap(), "it's $HOME\n");
+        let sealed = ExecSpec { sealed: Some("drun_1".into()), ..spec };
+        let Err(ExecError::Rejected(why)) = crate::refuse_sealed(&sealed, "Slurm") else { panic!("a sealed job is refused") };
+        assert!(why.contains("local executor's sandbox"), "{why}");
     }
 }

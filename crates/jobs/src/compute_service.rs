@@ -30,12 +30,25 @@ pub const MAX_QUEUED_PER_TENANT: usize = 10_000;
 pub struct Submitter {
     pub principal: Option<String>,
     pub max_priority: i32,
+    /// Whether the submitter is the data exchange, the only one that may submit a sealed
+    /// (compute-to-data) job.
+    pub data_exchange: bool,
 }
 
 impl Submitter {
     /// The platform itself (tests, benchmarks, the CLI's embedded runs): any priority.
     pub fn platform() -> Self {
-        Self { principal: None, max_priority: 100 }
+        Self { principal: None, max_priority: 100, data_exchange: false }
+    }
+
+    /// A principal of a tenant, within the priorities its role may ask for.
+    pub fn principal(id: String, max_priority: i32) -> Self {
+        Self { principal: Some(id), max_priority, data_exchange: false }
+    }
+
+    /// The data exchange, submitting a buyer's compute-to-data job.
+    pub fn data_exchange(principal: Option<String>) -> Self {
+        Self { principal, max_priority: 0, data_exchange: true }
     }
 }
 /// Most jobs one list call returns.
@@ -565,6 +578,12 @@ impl ComputeService {
             return Err(JobsError::Invalid {
                 field: "command".into(),
                 reason: "must name the program to run, e.g. [\"python\", \"train.py\"]".into(),
+            });
+        }
+        if spec.sealed.is_some() && !by.data_exchange {
+            return Err(JobsError::Invalid {
+                field: "sealed".into(),
+                reason: "compute-to-data jobs are submitted through a data contract (POST /api/v1/contracts/{id}/runs)".into(),
             });
         }
         if spec.priority > by.max_priority {

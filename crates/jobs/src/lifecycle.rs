@@ -122,7 +122,9 @@ impl ComputeService {
             cpu_milli: job.spec.cpu_milli,
             memory_mib: job.spec.memory_mib,
             time_limit_s: job.spec.effective_time_limit_s(),
-            network: job.spec.network == compute::NetworkAccess::Full,
+            // A compute-to-data job never has the network, whatever its spec says.
+            network: job.spec.network == compute::NetworkAccess::Full && job.spec.sealed.is_none(),
+            sealed: job.spec.sealed.clone(),
         }
     }
 
@@ -419,6 +421,11 @@ impl ComputeService {
     /// Output of the job's current (or last) attempt from `offset`, and whether it has ended.
     pub async fn logs(&self, id: &str, offset: u64) -> Result<(LogChunk, JobState), JobsError> {
         let job = self.job(id).await?;
+        if job.spec.sealed.is_some() {
+            return Err(JobsError::Conflict(format!(
+                "job {id} is a compute-to-data job: its output is never shown, and only its declared outputs leave, through its data contract"
+            )));
+        }
         let empty = LogChunk { data: Vec::new(), next_offset: offset };
         let Some(run) = &job.run else { return Ok((empty, job.state)) };
         let Some(handle) = &run.handle else { return Ok((empty, job.state)) };

@@ -200,9 +200,24 @@ async fn a_caller_asks_for_no_more_priority_than_its_role_allows() {
     let (svc, _dir) = service("priority").await;
     let mut s = spec(&["true"]);
     s.priority = 60;
-    let member = jobs::Submitter { principal: Some("key_1".into()), max_priority: 10 };
+    let member = jobs::Submitter::principal("key_1".into(), 10);
     let err = svc.submit_as(member, "acme".into(), None, s.clone(), None).await.unwrap_err();
     assert!(err.to_string().starts_with("priority:"), "{err}");
     let (job, _) = svc.submit_as(jobs::Submitter::platform(), "acme".into(), None, s, None).await.unwrap();
     assert_eq!(job.spec.priority, 60);
+}
+
+#[tokio::test]
+async fn only_the_data_exchange_submits_a_sealed_job_and_its_output_is_never_shown() {
+    let (svc, _dir) = service("sealed").await;
+    let sealed = compute::JobSpec { sealed: Some("drun_1".into()), ..spec(&["true"]) };
+    for by in [jobs::Submitter::platform(), jobs::Submitter::principal("key_1".into(), 10)] {
+        let err = svc.submit_as(by, "acme".into(), None, sealed.clone(), None).await.unwrap_err();
+        assert!(err.to_string().starts_with("sealed:"), "{err}");
+    }
+    let (job, _) = svc.submit_as(jobs::Submitter::data_exchange(None), "acme".into(), None, sealed, None).await.unwrap();
+    let err = svc.logs(&job.id, 0).await.unwrap_err();
+    assert!(matches!(err, jobs::JobsError::Conflict(_)), "{err}");
+    let (plain, _) = svc.submit("acme".into(), None, spec(&["true"]), None).await.unwrap();
+    assert!(svc.logs(&plain.id, 0).await.is_ok(), "an ordinary job's output is shown");
 }

@@ -118,6 +118,7 @@ impl ModelServer {
             max_attempts: compute::job::MAX_ATTEMPTS,
             network: NetworkAccess::Full,
             time_limit_s: Some(compute::job::MAX_TIME_LIMIT_S),
+            sealed: None,
         })
     }
 

@@ -167,6 +167,7 @@ fn assign_jobs(net: &NetworkSpec, pods: &[TracePod], opts: ScenarioOptions, rng:
                     max_attempts: 1,
                     network: compute::NetworkAccess::None,
                     time_limit_s: None,
+                    sealed: None,
                 },
             });
         }

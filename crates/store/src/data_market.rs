@@ -259,16 +259,7 @@ impl Store {
             if done == 0 {
                 return Ok(false);
             }
-            for e in entries {
-                sqlx::query("INSERT INTO usage_events (id, at_ms, tenant, pillar, doc) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(&e.id)
-                    .bind(e.at_ms)
-                    .bind(&e.tenant)
-                    .bind(&e.pillar)
-                    .bind(serde_json::to_string(&e.doc)?)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            insert_usage!(tx, entries);
             tx.commit().await?;
             Ok(true)
         })

@@ -58,6 +58,7 @@ pub use console::ReportRow;
 pub use conversations::{ConversationRow, ItemLimits};
 pub use data::{ChunkReceipt, CreateUpload, DatasetRow, PutVersion, UploadRow, VersionRow};
 pub use data_market::{ContractRow, RegistrationRow, ValuationRow};
+pub use data_runs::{InsertRun, RunRow};
 pub use filings::FilingRow;
 pub use monitor::DeliveryRow;
 
@@ -98,6 +99,22 @@ macro_rules! write_jobs {
     };
 }
 
+/// `INSERT INTO usage_events` for each ledger row inside an open transaction.
+macro_rules! insert_usage {
+    ($tx:expr, $entries:expr) => {
+        for e in $entries {
+            sqlx::query("INSERT INTO usage_events (id, at_ms, tenant, pillar, doc) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&e.id)
+                .bind(e.at_ms)
+                .bind(&e.tenant)
+                .bind(&e.pillar)
+                .bind(serde_json::to_string(&e.doc)?)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+
 mod agents;
 mod alerts;
 mod collections;
@@ -106,6 +123,7 @@ mod console;
 mod conversations;
 mod data;
 mod data_market;
+mod data_runs;
 mod eval;
 mod filings;
 mod gateway;

@@ -361,4 +361,16 @@ const DATA_MIGRATION: &str = "CREATE TABLE data_uploads (
         created_ms BIGINT NOT NULL,
         doc TEXT NOT NULL,
         PRIMARY KEY (contract, period)
-     );";
+     );
+     CREATE TABLE data_runs (
+        id TEXT PRIMARY KEY,
+        buyer TEXT NOT NULL,
+        contract TEXT NOT NULL,
+        idempotency_key TEXT,
+        state TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        doc TEXT NOT NULL,
+        UNIQUE (buyer, idempotency_key)
+     );
+     CREATE INDEX data_runs_contract ON data_runs (contract, created_ms);
+     CREATE INDEX data_runs_state ON data_runs (state);";

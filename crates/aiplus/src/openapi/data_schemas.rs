@@ -79,7 +79,32 @@ pub const OPERATIONS: &[Op] = &[
         "get",
         "/api/v1/contracts/{id}/files/{file}",
         "data",
-        "Read a file under a download contract in force; each read is a ledger event priced by the contract.",
+        "Read a file under a download contract in force; each read is a ledger event priced by the contract. A compute-to-data contract's files are never read (409).",
+        None,
+        200,
+    ),
+    ("get", "/api/v1/contracts/{id}/runs", "data", "A contract's compute-to-data runs, newest first, for either party.", None, 200),
+    (
+        "post",
+        "/api/v1/contracts/{id}/runs",
+        "data",
+        "Start a compute-to-data run (可用不可见) under a compute contract in force: a job on the compute network, placed where the data lives and within the dataset's residency, that sees the version's files read-only at /data, has no network, and writes to /out. Only the declared outputs leave, after the contract's output check; the job's log is never shown. Each run is a ledger event priced by the contract. With Idempotency-Key, a retry answers with the first run.",
+        Some("RunCreate"),
+        201,
+    ),
+    (
+        "get",
+        "/api/v1/contracts/{id}/runs/{run}",
+        "data",
+        "A run: its state, job, charge, and the outputs that left (or why none did).",
+        None,
+        200,
+    ),
+    (
+        "get",
+        "/api/v1/contracts/{id}/runs/{run}/outputs/{name}",
+        "data",
+        "An output of a run that passed the output check, for the buyer.",
         None,
         200,
     ),
@@ -176,7 +201,9 @@ pub fn path_param(path: &str, name: &str) -> Option<Value> {
 /// What a successful answer carries, where it is not JSON.
 pub fn success_content(path: &str) -> Option<Value> {
     match path {
-        "/api/v1/datasets/{id}/versions/{version}/files/{file}" | "/api/v1/contracts/{id}/files/{file}" => {
+        "/api/v1/datasets/{id}/versions/{version}/files/{file}"
+        | "/api/v1/contracts/{id}/files/{file}"
+        | "/api/v1/contracts/{id}/runs/{run}/outputs/{name}" => {
             Some(json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}))
         }
         "/api/v1/datasets/{id}/versions/{version}/croissant" => Some(json!({"application/ld+json": {"schema": {"type": "object"}}})),
@@ -211,9 +238,10 @@ pub fn requests() -> Vec<(&'static str, Value)> {
                 &["seller", "dataset", "purpose", "days", "mode"],
                 json!({"seller": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}, "dataset": {"type": "string", "pattern": DATASET_ID_PATTERN},
                        "purpose": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "\\S"},
-                       "days": {"type": "integer", "minimum": 1, "maximum": data::exchange::MAX_TERM_DAYS}, "mode": {"enum": ["download"]}}),
+                       "days": {"type": "integer", "minimum": 1, "maximum": data::exchange::MAX_TERM_DAYS}, "mode": {"enum": ["download", "compute"]}}),
             ),
         ),
+        ("RunCreate", run_create()),
         ("Settle", object(&["period"], json!({"period": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}}))),
         ("RegistrationCreate", registration_create()),
         ("RegistrationObjection", object(&["reason"], json!({"reason": text()}))),
@@ -281,14 +309,45 @@ fn listing() -> Value {
     let price = json!({"oneOf": units});
     let offer = object(
         &["price", "modes", "max_days"],
-        json!({"price": price, "modes": {"type": "array", "minItems": 1, "maxItems": 1, "items": {"enum": ["download"]}},
-               "max_days": {"type": "integer", "minimum": 1, "maximum": data::exchange::MAX_TERM_DAYS}}),
+        json!({"price": price, "modes": {"type": "array", "minItems": 1, "maxItems": 2, "uniqueItems": true, "items": {"enum": ["download", "compute"]}},
+               "max_days": {"type": "integer", "minimum": 1, "maximum": data::exchange::MAX_TERM_DAYS},
+               "output": output_rules()}),
     );
     object(
         &["version"],
         json!({"version": {"type": ["string", "null"], "minLength": 1, "maxLength": 64,
                            "description": "The published version listed; null withdraws the listing."},
                "offer": offer}),
+    )
+}
+
+/// The output check of compute-to-data runs an offer sets.
+fn output_rules() -> Value {
+    let rules = json!({"max_bytes": {"type": "integer", "minimum": 1, "maximum": data::exchange::MAX_OUTPUT_BYTES},
+                       "forbid_records": {"type": "boolean"}});
+    json!({"type": "object", "additionalProperties": false, "properties": rules})
+}
+
+fn run_create() -> Value {
+    let name = json!({"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"});
+    object(
+        &["command", "outputs"],
+        json!({"command": {"type": "array", "minItems": 1, "maxItems": 256, "items": {"type": "string", "maxLength": 4096}},
+               "env": {"type": "object", "maxProperties": 64, "propertyNames": {"pattern": "^(?!AIPLUS_)[A-Za-z0-9_]+$"},
+                       "additionalProperties": {"type": "string", "maxLength": 4096, "pattern": "^[^\\u0000]*$"}},
+               "outputs": {"type": "array", "minItems": 1, "maxItems": 16, "uniqueItems": true, "items": name},
+               "cpu_milli": {"type": "integer", "minimum": 1, "maximum": 64000},
+               "memory_mib": {"type": "integer", "minimum": 16, "maximum": 262144},
+               "duration_s": {"type": "integer", "minimum": 1, "maximum": 604800}}),
+    )
+}
+
+fn run_view() -> Value {
+    record(
+        &["object", "id", "contract", "buyer", "seller", "state", "command", "outputs", "amount_fen", "results"],
+        json!({"object": {"const": "data.run"}, "state": {"enum": ["staging", "running", "succeeded", "refused", "failed"]},
+               "job": {"type": ["string", "null"]}, "reason": {"type": ["string", "null"]},
+               "results": {"type": "array", "items": record(&["name", "bytes", "sha256"], json!({}))}}),
     )
 }
 
@@ -320,7 +379,7 @@ fn upload_view() -> Value {
 fn contract() -> Value {
     record(
         &["object", "id", "buyer", "seller", "dataset", "version", "purpose", "mode", "price", "from_ms", "to_ms"],
-        json!({"object": {"const": "data.contract"}, "mode": {"enum": ["download"]}}),
+        json!({"object": {"const": "data.contract"}, "mode": {"enum": ["download", "compute"]}}),
     )
 }
 
@@ -366,6 +425,9 @@ pub fn responses() -> Vec<(&'static str, &'static str, Value)> {
         ("get", "/api/v1/contracts", listed(contract())),
         ("post", "/api/v1/contracts", contract()),
         ("get", "/api/v1/contracts/{id}", contract()),
+        ("get", "/api/v1/contracts/{id}/runs", listed(run_view())),
+        ("post", "/api/v1/contracts/{id}/runs", run_view()),
+        ("get", "/api/v1/contracts/{id}/runs/{run}", run_view()),
         ("post", "/api/v1/datasets/{id}/versions/{version}/valuations", valuation()),
         ("get", "/api/v1/datasets/{id}/versions/{version}/valuations", listed(valuation())),
         ("post", "/api/v1/settlements", listed(settlement())),

@@ -43,8 +43,9 @@ impl Price {
         }
     }
 
-    /// The price of one read of `bytes` holding `records`.
-    fn of_read(&self, bytes: u64, records: u64) -> i64 {
+    /// The price of one read of `bytes` holding `records` (a compute-to-data job reads its
+    /// whole dataset version).
+    pub(crate) fn of_read(&self, bytes: u64, records: u64) -> i64 {
         let units = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         match *self {
             Price::PerGb { fen } => i64::try_from((i128::from(fen) * i128::from(bytes) + 999_999_999) / 1_000_000_000).unwrap_or(i64::MAX),
@@ -61,6 +62,27 @@ impl Price {
 pub enum Mode {
     /// Metered reads of the files.
     Download,
+    /// Jobs on the compute network over files the buyer never reads (可用不可见).
+    Compute,
+}
+
+/// What a compute-to-data job's outputs must pass before they leave.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputRules {
+    /// Most bytes all of a run's outputs may hold together.
+    pub max_bytes: u64,
+    /// Refuse outputs with a line equal to a record of the dataset.
+    pub forbid_records: bool,
+}
+
+/// The most an offer may let a run's outputs hold.
+pub const MAX_OUTPUT_BYTES: u64 = 64 << 20;
+
+impl Default for OutputRules {
+    fn default() -> Self {
+        OutputRules { max_bytes: 1 << 20, forbid_records: true }
+    }
 }
 
 /// A listing's terms.
@@ -71,6 +93,9 @@ pub struct Offer {
     pub modes: Vec<Mode>,
     /// The longest term a contract may ask for, in days.
     pub max_days: u32,
+    /// The output check of compute-to-data runs.
+    #[serde(default)]
+    pub output: OutputRules,
 }
 
 impl Offer {
@@ -83,6 +108,9 @@ impl Offer {
         }
         if !(1..=MAX_TERM_DAYS).contains(&self.max_days) {
             return Err(invalid("offer.max_days", format!("from 1 to {MAX_TERM_DAYS}")));
+        }
+        if !(1..=MAX_OUTPUT_BYTES).contains(&self.output.max_bytes) {
+            return Err(invalid("offer.output.max_bytes", format!("from 1 to {MAX_OUTPUT_BYTES}")));
         }
         if let Some(region) = residency
             && self.modes.contains(&Mode::Download)
@@ -119,6 +147,9 @@ pub struct Contract {
     pub from_ms: i64,
     pub to_ms: i64,
     pub created_ms: i64,
+    /// The output check of its compute-to-data runs, fixed when it was signed.
+    #[serde(default)]
+    pub output: OutputRules,
 }
 
 /// A ledger entry of the exchange: `amount_fen` is the money, exact.
@@ -181,6 +212,7 @@ impl Exchange {
             from_ms: now,
             to_ms: now.saturating_add(i64::from(c.days) * DAY_MS),
             created_ms: now,
+            output: offer.output,
         };
         let doc = serde_json::to_string(&contract).map_err(store::StoreError::from)?;
         let row = store::ContractRow {
@@ -213,8 +245,8 @@ impl Exchange {
         rows.iter().map(|r| serde_json::from_str(&r.doc).map_err(|e| DataError::Store(store::StoreError::from(e)))).collect()
     }
 
-    /// Reads a file under a download contract, recording the read (and its price) first.
-    pub async fn read_under_contract(&self, buyer: &str, id: &str, file_id: &str) -> Result<(FileSpec, bytes::Bytes), DataError> {
+    /// A contract the tenant bought, if it is in force now.
+    pub(crate) async fn contract_in_force(&self, buyer: &str, id: &str) -> Result<Contract, DataError> {
         let c = self.contract(buyer, id).await?;
         if c.buyer != buyer {
             return Err(DataError::NotFound { what: "contract", id: id.to_string() });
@@ -223,6 +255,19 @@ impl Exchange {
         if !(c.from_ms..c.to_ms).contains(&now) {
             return Err(DataError::Conflict(format!("contract {id} runs from {} to {} (ms); it is not in force", c.from_ms, c.to_ms)));
         }
+        Ok(c)
+    }
+
+    /// Reads a file under a download contract, recording the read (and its price) first. A
+    /// compute-to-data contract never reads its files.
+    pub async fn read_under_contract(&self, buyer: &str, id: &str, file_id: &str) -> Result<(FileSpec, bytes::Bytes), DataError> {
+        let c = self.contract_in_force(buyer, id).await?;
+        if c.mode != Mode::Download {
+            return Err(DataError::Conflict(format!(
+                "contract {id} is for compute-to-data: its files are used by jobs (POST /api/v1/contracts/{id}/runs), never read"
+            )));
+        }
+        let now = self.clock.now_ms();
         let (spec, bytes) = self.file(&c.seller, &c.dataset, &c.version, file_id).await?;
         let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64 + u64::from(!bytes.is_empty() && !bytes.ends_with(b"\n"));
         let csv = spec.encoding_format.iter().any(|f| f == "text/csv");

@@ -9,6 +9,7 @@
 mod contracts;
 mod datasets;
 mod registrations;
+mod runs;
 mod settle;
 mod uploads;
 mod valuations;
@@ -18,8 +19,11 @@ use std::sync::Arc;
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 
-pub use contracts::{Contract, ContractIn, MAX_TERM_DAYS, Mode, Offer, Price};
+pub use contracts::{Contract, ContractIn, MAX_OUTPUT_BYTES, MAX_TERM_DAYS, Mode, Offer, OutputRules, Price};
 pub use datasets::{DatasetIn, DatasetView, FileSpec, ListingIn, VersionSummary, VersionView};
+pub use runs::{
+    BoxFut, JobEnd, MIN_RECORD_BYTES, Run, RunIn, RunOutput, RunState, SealedJob, SealedJobs, Staging, SubmitError, check_outputs,
+};
 pub use settle::{Settlement, SettlementLine, month_ms, split_fen};
 pub use uploads::{UploadIn, UploadView};
 pub use valuations::{ContributorValue, Method, ValuationIn, ValuationRecord};
@@ -61,6 +65,8 @@ impl Default for Limits {
 pub struct StorePlace {
     pub hub: String,
     pub province: String,
+    /// The cluster of the network next to the store, where compute-to-data jobs are placed.
+    pub cluster: Option<String>,
 }
 
 /// Why an exchange call failed. The API maps each to one HTTP status.
@@ -111,6 +117,8 @@ pub struct Exchange {
     log: Option<Arc<tlog::Log>>,
     /// How long a registration's public notice runs.
     notice_ms: i64,
+    /// The compute network compute-to-data jobs run on, and where their runs are staged.
+    compute: Option<(Arc<dyn runs::SealedJobs>, std::path::PathBuf)>,
 }
 
 impl Exchange {
@@ -122,7 +130,7 @@ impl Exchange {
         limits: Limits,
         place: Option<StorePlace>,
     ) -> Self {
-        Exchange { store, objects, clock, ids, limits, place, log: None, notice_ms: crate::registry::DEFAULT_NOTICE_MS }
+        Exchange { store, objects, clock, ids, limits, place, log: None, notice_ms: crate::registry::DEFAULT_NOTICE_MS, compute: None }
     }
 
     /// Registrations write their steps to `log`, and their public notice runs `notice_ms`.

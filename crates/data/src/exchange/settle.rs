@@ -94,7 +94,7 @@ impl Exchange {
         }
         let mut revenue: BTreeMap<String, i64> = BTreeMap::new();
         for e in &events {
-            if !["dataset_read", "contract_fee"].contains(&e.doc.subject.kind.as_str()) {
+            if !["dataset_read", "dataset_compute", "contract_fee"].contains(&e.doc.subject.kind.as_str()) {
                 continue;
             }
             let fen = e.doc.detail.get("amount_fen").and_then(Value::as_i64).unwrap_or(0);

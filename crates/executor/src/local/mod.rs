@@ -121,6 +121,9 @@ impl LocalExecutor {
         if spec.command.is_empty() {
             return Err(ExecError::Rejected("empty command".into()));
         }
+        if let Some(why) = self.sandbox.refuses(spec) {
+            return Err(ExecError::Rejected(why));
+        }
         if let Err(why) = self.sandbox.state() {
             return Err(ExecError::Rejected(format!(
                 "the local executor runs jobs only in a sandbox, and {why}; an operator may set executor.local.sandbox = false \
@@ -309,6 +312,7 @@ mod tests {
             memory_mib: 256,
             time_limit_s: 60,
             network: false,
+            sealed: None,
         }
     }
 

@@ -41,11 +41,16 @@ pub struct LocalConfig {
     /// engines and weights to the platform's own model servers this way, and to no tenant.
     #[serde(skip)]
     pub tenant_read_only: BTreeMap<String, Vec<PathBuf>>,
+    /// Where the data exchange stages compute-to-data runs: `<root>/<run>/data` is shown to the
+    /// run's job read-only at `/data`, and `<root>/<run>/out` writable at `/out`. Unset: such
+    /// jobs are refused.
+    #[serde(skip)]
+    pub sealed_root: Option<PathBuf>,
 }
 
 impl Default for LocalConfig {
     fn default() -> Self {
-        Self { sandbox: true, output_limit_mib: 64, read_only: Vec::new(), tenant_read_only: BTreeMap::new() }
+        Self { sandbox: true, output_limit_mib: 64, read_only: Vec::new(), tenant_read_only: BTreeMap::new(), sealed_root: None }
     }
 }
 
@@ -84,6 +89,17 @@ const WORK: &str = "/work";
 /// The `PATH` a sandboxed job starts with (the platform looks up the Python its model servers
 /// run with on it).
 pub const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where a compute-to-data job finds its dataset (read-only) and writes its declared outputs.
+pub const SEALED_DATA: &str = "/data";
+pub const SEALED_OUT: &str = "/out";
+
+/// A compute-to-data run's two directories on this machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedDirs {
+    pub data: PathBuf,
+    pub out: PathBuf,
+}
 
 /// The uid and gid a job has inside its sandbox.
 const JOB_UID: &str = "65534";
@@ -151,7 +167,7 @@ impl Sandbox {
         }
         let mut a: Vec<String> = Vec::with_capacity(64 + 3 * spec.env.len() + spec.command.len());
         a.extend(["bwrap", "--unshare-all"].map(String::from));
-        if spec.network {
+        if spec.network && spec.sealed.is_none() {
             a.push("--share-net".into());
         }
         a.extend(["--die-with-parent", "--new-session", "--uid", JOB_UID, "--gid", JOB_UID].map(String::from));
@@ -167,6 +183,10 @@ impl Sandbox {
             let p = p.display().to_string();
             a.extend(["--ro-bind-try".into(), p.clone(), p]);
         }
+        if let Some(dirs) = self.sealed_dirs(spec) {
+            a.extend(["--ro-bind".into(), dirs.data.display().to_string(), SEALED_DATA.into()]);
+            a.extend(["--bind".into(), dirs.out.display().to_string(), SEALED_OUT.into()]);
+        }
         // bwrap builds the root on a tmpfs the job could otherwise write to.
         a.extend(["--remount-ro", "/"].map(String::from));
         a.push("--clearenv".into());
@@ -176,6 +196,31 @@ impl Sandbox {
         a.push("--".into());
         a.extend(spec.command.iter().cloned());
         a
+    }
+
+    /// A compute-to-data run's directories on this machine, when the spec names a run.
+    pub fn sealed_dirs(&self, spec: &ExecSpec) -> Option<SealedDirs> {
+        let (root, run) = (self.config.sealed_root.as_ref()?, spec.sealed.as_deref()?);
+        Some(SealedDirs { data: root.join(run).join("data"), out: root.join(run).join("out") })
+    }
+
+    /// Why this sandbox cannot run `spec`, if it cannot: a compute-to-data job needs the sandbox
+    /// (unsandboxed, it would see the whole machine), a staging root, and a plain run id.
+    pub fn refuses(&self, spec: &ExecSpec) -> Option<String> {
+        let run = spec.sealed.as_deref()?;
+        if !self.config.sandbox {
+            return Some("compute-to-data jobs run only sandboxed, and executor.local.sandbox is false".into());
+        }
+        if self.config.sealed_root.is_none() {
+            return Some("this executor has no compute-to-data staging directory".into());
+        }
+        let plain = (1..=100).contains(&run.len()) && run.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let staged = self.sealed_dirs(spec).is_some_and(|d| d.data.is_dir() && d.out.is_dir());
+        match (plain, staged) {
+            (false, _) => Some(format!("not a compute-to-data run id: {run:?}")),
+            (true, false) => Some(format!("compute-to-data run {run} is not staged on this machine")),
+            (true, true) => None,
+        }
     }
 
     fn unsandboxed(spec: &ExecSpec, work: &Path) -> Vec<String> {
@@ -270,6 +315,33 @@ mod tests {
         let ours = sb.argv(&platform, Path::new("/w"));
         let at = ours.iter().position(|x| x == "/data/models").unwrap();
         assert_eq!((ours[at - 1].as_str(), ours[at + 1].as_str()), ("--ro-bind-try", "/data/models"));
+    }
+
+    #[test]
+    fn a_compute_to_data_job_sees_its_dataset_read_only_and_never_the_network() {
+        let root = std::env::temp_dir().join(format!("aiplus-sealed-{}", std::process::id()));
+        let config = LocalConfig { sealed_root: Some(root.clone()), ..LocalConfig::default() };
+        let sb = sandbox(config.clone());
+        let sealed = ExecSpec { sealed: Some("drun_1".into()), network: true, ..spec() };
+        let a = sb.argv(&sealed, Path::new("/w"));
+        assert!(!a.contains(&"--share-net".to_string()), "the network stays off even when the spec asks: {a:?}");
+        let data = root.join("drun_1/data").display().to_string();
+        let at = a.iter().position(|x| *x == data).unwrap();
+        assert_eq!((a[at - 1].as_str(), a[at + 1].as_str()), ("--ro-bind", SEALED_DATA));
+        let out = root.join("drun_1/out").display().to_string();
+        let at = a.iter().position(|x| *x == out).unwrap();
+        assert_eq!((a[at - 1].as_str(), a[at + 1].as_str()), ("--bind", SEALED_OUT));
+        // Refused until staged, with a run id that cannot climb out of the root, and never unsandboxed.
+        assert!(sb.refuses(&sealed).unwrap().contains("not staged"));
+        std::fs::create_dir_all(root.join("drun_1/data")).unwrap();
+        std::fs::create_dir_all(root.join("drun_1/out")).unwrap();
+        assert_eq!(sb.refuses(&sealed), None);
+        assert!(sb.refuses(&ExecSpec { sealed: Some("../x".into()), ..spec() }).unwrap().contains("not a compute-to-data run id"));
+        let off = sandbox(LocalConfig { sandbox: false, ..config });
+        assert!(off.refuses(&sealed).unwrap().contains("only sandboxed"));
+        assert!(sandbox(LocalConfig::default()).refuses(&sealed).unwrap().contains("no compute-to-data staging"));
+        assert_eq!(sb.refuses(&spec()), None, "an ordinary job is not concerned");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

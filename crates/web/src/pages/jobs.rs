@@ -172,7 +172,7 @@ pub async fn submit(State(c): C, v: Viewer, Form(f): Form<SubmitForm>) -> Result
         }
         let spec = spec_of(&f)?;
         let name = Some(f.name.trim().to_string()).filter(|n| !n.is_empty());
-        let by = jobs::Submitter { principal: Some(v.principal.id.clone()), max_priority: v.principal.role.max_job_priority() };
+        let by = jobs::Submitter::principal(v.principal.id.clone(), v.principal.role.max_job_priority());
         Ok(svc.submit_as(by, tenant.clone(), name, spec, None).await?)
     };
     match attempt.await {
