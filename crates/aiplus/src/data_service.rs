@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 
-use data::exchange::{BoxFut, Exchange, JobEnd, Limits, SealedJob, SealedJobs, StorePlace, SubmitError};
+use data::exchange::{BoxFut, Embed, Exchange, JobEnd, Limits, SealedJob, SealedJobs, StorePlace, SubmitError};
 use jobs::JobsError;
 use jobs::compute_service::JobState;
 use object_store::ObjectStore;
@@ -40,6 +40,8 @@ pub struct Parts<'a> {
     pub network: &'a compute::Network,
     /// The compute network, when this instance runs it: compute-to-data runs need it.
     pub compute: Option<Arc<jobs::ComputeService>>,
+    /// The gateway's embedded model, which embeds text rows for valuation.
+    pub embedded: Option<Arc<gateway::embeddings::Embedded>>,
 }
 
 pub fn open(cfg: &DataConfig, p: Parts<'_>) -> anyhow::Result<Arc<Exchange>> {
@@ -56,6 +58,9 @@ pub fn open(cfg: &DataConfig, p: Parts<'_>) -> anyhow::Result<Arc<Exchange>> {
     };
     let ids = Arc::new(|p: &str| format!("{p}_{}", uuid::Uuid::now_v7().simple()));
     let mut exchange = Exchange::new(p.store, objects, p.clock, ids, limits, place).with_registry(p.log, cfg.notice_s * 1000);
+    if let Some(model) = p.embedded {
+        exchange = exchange.with_embedder(Arc::new(EmbeddedText(model)));
+    }
     if let Some(svc) = p.compute {
         exchange = exchange.with_compute(Arc::new(ComputeJobs(svc)), sealed_root(p.data_dir)?);
     }
@@ -86,6 +91,19 @@ pub fn spawn_driver(x: Arc<Exchange>, mut stop: tokio::sync::watch::Receiver<boo
 }
 
 const DRIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The embedded model, as the exchange's valuations of text rows see it.
+struct EmbeddedText(Arc<gateway::embeddings::Embedded>);
+
+impl Embed for EmbeddedText {
+    fn model(&self) -> String {
+        self.0.name.clone()
+    }
+
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+        self.0.loaded()?.embed(texts).map_err(|e| e.to_string())
+    }
+}
 
 /// The job service, as the exchange's compute-to-data runs see it.
 struct ComputeJobs(Arc<jobs::ComputeService>);

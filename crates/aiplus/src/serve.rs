@@ -118,12 +118,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let gw = gateway::Gateway::new(cfg.gateway.clone(), store.clone(), identity.clone(), sealer.clone(), meter, sites)
         .await
         .map_err(|e| anyhow::anyhow!("starting the gateway: {e}"))?;
+    let mut embedded = None;
     let gw = if cfg.gateway.embedded.enabled {
         let e = &cfg.gateway.embedded;
         let dir = e.dir.clone().unwrap_or_else(|| cfg.server.data_dir.join("models").join(&e.name));
         let model = gateway::embeddings::Embedded::new(e.name.clone());
         // Loading (and on a fresh machine, fetching) takes a while; the server answers meanwhile.
         tokio::spawn(model.clone().load(dir, e.fetch));
+        embedded = Some(model.clone());
         gw.with_embedded(model).map_err(|e| anyhow::anyhow!("starting the gateway: {e}"))?
     } else {
         gw
@@ -183,6 +185,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             clock: clock.clone(),
             network: &seed,
             compute: compute.as_ref().map(|(svc, _, _)| svc.clone()),
+            embedded,
         },
     )?;
     let data_driver = compute.is_some().then(|| crate::data_service::spawn_driver(data.clone(), stop_rx.clone()));

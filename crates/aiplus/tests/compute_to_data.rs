@@ -70,12 +70,7 @@ fn start(data: &Path) -> Server {
 /// The seller's dataset, kept in Sichuan, listed for compute-to-data only at 5 yuan a run.
 fn list_loans(seller: &Api) {
     let file = LOANS.as_bytes();
-    let (status, up) = seller.post("/api/v1/uploads", &json!({"sha256": sha_hex(file), "size_bytes": file.len()}));
-    assert_eq!(status, 201, "{up}");
-    let id = up["id"].as_str().unwrap();
-    let r = seller.s.client().put(format!("{}/api/v1/uploads/{id}/chunks/0", seller.s.url)).bearer_auth(&seller.key).body(file.to_vec());
-    assert_eq!(r.send().unwrap().status().as_u16(), 200);
-    assert_eq!(seller.post(&format!("/api/v1/uploads/{id}/complete"), &Value::Null).0, 200);
+    common::host_file(seller.s, &seller.key, file);
     let (status, d) = seller.post("/api/v1/datasets", &json!({"id": "loans", "residency": "province:Sichuan"}));
     assert_eq!(status, 201, "{d}");
     let record = json!({

@@ -64,6 +64,61 @@ pub fn read_csv(bytes: &[u8], contributor: Option<&str>, field: &'static str) ->
     Ok(Table { points, contributors })
 }
 
+/// Rows a text table may have: each is embedded by the model, a few milliseconds a row.
+pub const MAX_TEXT_ROWS: usize = 50_000;
+/// Most bytes of one text cell (the model reads its first few hundred tokens anyway).
+pub const MAX_TEXT_BYTES: usize = 16 * 1024;
+
+/// Text rows for valuation on embeddings: each row's text, label and contributor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextTable {
+    pub texts: Vec<String>,
+    pub labels: Vec<String>,
+    pub contributors: Vec<String>,
+}
+
+/// Reads a CSV with a header: `text` names the column embedded, the label is the last column,
+/// and `contributor` (when asked for) names each row's contributor. Other columns are ignored.
+pub fn read_text_csv(bytes: &[u8], text: &str, contributor: Option<&str>, field: &'static str) -> Result<TextTable, ValuationError> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(bytes);
+    let header = reader.headers().map_err(|e| invalid(field, format!("line 1: {e}")))?.clone();
+    let column = |name: &str| {
+        let at = header.iter().position(|h| h.trim() == name).ok_or_else(|| invalid(field, format!("no column named {name:?}")))?;
+        match at + 1 == header.len() {
+            true => Err(invalid(field, format!("{name:?} is the last column, which holds the label"))),
+            false => Ok(at),
+        }
+    };
+    let t = column(text)?;
+    let who = contributor.map(column).transpose()?;
+    let mut table = TextTable { texts: Vec::new(), labels: Vec::new(), contributors: Vec::new() };
+    for (line, record) in reader.records().enumerate() {
+        let at = |reason: String| invalid(field, format!("line {}: {reason}", line + 2));
+        let record = record.map_err(|e| at(e.to_string()))?;
+        if table.texts.len() >= MAX_TEXT_ROWS {
+            return Err(invalid(field, format!("more than {MAX_TEXT_ROWS} rows to embed")));
+        }
+        let cell = record.get(t).unwrap_or("").trim();
+        if cell.is_empty() || cell.len() > MAX_TEXT_BYTES {
+            return Err(at(format!("the text must have 1 to {MAX_TEXT_BYTES} bytes")));
+        }
+        let label = record.get(record.len() - 1).unwrap_or("").trim();
+        table.texts.push(cell.to_string());
+        table.labels.push(label.parse::<f64>().map_or_else(|_| label.to_string(), |x| x.to_string()));
+        if let Some(w) = who {
+            let c = record.get(w).unwrap_or("").trim();
+            if c.is_empty() {
+                return Err(at("no contributor".into()));
+            }
+            table.contributors.push(c.to_string());
+        }
+    }
+    if table.texts.is_empty() {
+        return Err(invalid(field, "no rows"));
+    }
+    Ok(table)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
@@ -82,5 +137,15 @@ mod tests {
         assert!(read_csv(b"1,2,0\nx,4,1\n", None, "train").unwrap_err().to_string().contains("line 2"));
         assert!(read_csv(b"1,2,0\n1,1\n", None, "train").is_err(), "rows of different lengths");
         assert!(read_csv(b"a,label\n1,0\n", Some("who"), "train").unwrap_err().to_string().contains("no column named"));
+    }
+
+    #[test]
+    fn text_tables_name_their_columns_and_keep_the_label_last() {
+        let t = read_text_csv(b"id,text,who,label\n1,\"hello, world\",ann,1.0\n2,bye,bo,cat\n", "text", Some("who"), "train").unwrap();
+        assert_eq!(t.texts, ["hello, world", "bye"]);
+        assert_eq!((t.labels, t.contributors), (vec!["1".to_string(), "cat".to_string()], vec!["ann".to_string(), "bo".to_string()]));
+        assert!(read_text_csv(b"text,label\n,1\n", "text", None, "test").unwrap_err().to_string().contains("line 2"));
+        assert!(read_text_csv(b"label,text\n1,a\n", "text", None, "test").unwrap_err().to_string().contains("last column"));
+        assert!(read_text_csv(b"body,label\na,1\n", "text", None, "test").unwrap_err().to_string().contains("no column named"));
     }
 }

@@ -229,7 +229,9 @@ pub fn requests() -> Vec<(&'static str, Value)> {
                 json!({"train_file": {"type": "string", "minLength": 1, "maxLength": 256}, "test_file": {"type": "string", "minLength": 1, "maxLength": 256},
                        "k": {"type": "integer", "minimum": 1, "maximum": 1000}, "method": {"enum": ["knn-shapley", "loo", "banzhaf"]},
                        "contributor_column": {"type": "string", "minLength": 1, "maxLength": 256},
-                       "samples": {"type": "integer", "minimum": 2, "maximum": data::semivalues::MAX_SAMPLES}, "seed": {"type": "integer", "minimum": 0}}),
+                       "samples": {"type": "integer", "minimum": 2, "maximum": data::semivalues::MAX_SAMPLES}, "seed": {"type": "integer", "minimum": 0},
+                       "text_column": {"type": ["string", "null"], "minLength": 1, "maxLength": 256,
+                                       "description": "Value text rows on their embeddings by the embedded model: the column holding the text."}}),
             ),
         ),
         (

@@ -302,3 +302,18 @@ pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Hosts `bytes` as a file of the tenant whose data key is `key` (one chunk); returns its SHA-256.
+pub fn host_file(s: &Server, key: &str, bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let sha: String = sha2::Sha256::digest(bytes).iter().map(|x| format!("{x:02x}")).collect();
+    let c = s.client();
+    let r = c.post(format!("{}/api/v1/uploads", s.url)).bearer_auth(key).json(&json!({"sha256": sha, "size_bytes": bytes.len()}));
+    let up: Value = r.send().unwrap().json().unwrap();
+    let id = up["id"].as_str().unwrap_or_else(|| panic!("no upload: {up}"));
+    let r = c.put(format!("{}/api/v1/uploads/{id}/chunks/0", s.url)).bearer_auth(key).body(bytes.to_vec()).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = c.post(format!("{}/api/v1/uploads/{id}/complete", s.url)).bearer_auth(key).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    sha
+}

@@ -26,7 +26,7 @@ pub use runs::{
 };
 pub use settle::{Settlement, SettlementLine, month_ms, split_fen};
 pub use uploads::{UploadIn, UploadView};
-pub use valuations::{ContributorValue, Method, ValuationIn, ValuationRecord};
+pub use valuations::{ContributorValue, Embed, Method, ValuationIn, ValuationRecord, embed_points};
 
 /// What one tenant may hold and open; the defaults suit one machine.
 #[derive(Clone, Copy, Debug)]
@@ -119,6 +119,8 @@ pub struct Exchange {
     notice_ms: i64,
     /// The compute network compute-to-data jobs run on, and where their runs are staged.
     compute: Option<(Arc<dyn runs::SealedJobs>, std::path::PathBuf)>,
+    /// The model that embeds text rows for valuation.
+    embedder: Option<Arc<dyn valuations::Embed>>,
 }
 
 impl Exchange {
@@ -130,13 +132,30 @@ impl Exchange {
         limits: Limits,
         place: Option<StorePlace>,
     ) -> Self {
-        Exchange { store, objects, clock, ids, limits, place, log: None, notice_ms: crate::registry::DEFAULT_NOTICE_MS, compute: None }
+        Exchange {
+            store,
+            objects,
+            clock,
+            ids,
+            limits,
+            place,
+            log: None,
+            notice_ms: crate::registry::DEFAULT_NOTICE_MS,
+            compute: None,
+            embedder: None,
+        }
     }
 
     /// Registrations write their steps to `log`, and their public notice runs `notice_ms`.
     pub fn with_registry(mut self, log: Arc<tlog::Log>, notice_ms: i64) -> Self {
         self.log = Some(log);
         self.notice_ms = notice_ms;
+        self
+    }
+
+    /// Valuations of text rows embed them with `model`.
+    pub fn with_embedder(mut self, model: Arc<dyn valuations::Embed>) -> Self {
+        self.embedder = Some(model);
         self
     }
 

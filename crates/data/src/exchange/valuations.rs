@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{DataError, Exchange, invalid};
-use crate::valuation::{Values, per_contributor};
+use crate::valuation::{Points, Values, per_contributor};
 
 /// Largest file a valuation reads.
 pub const MAX_VALUATION_FILE_BYTES: usize = 256 << 20;
@@ -51,6 +51,45 @@ pub struct ValuationIn {
     pub samples: usize,
     #[serde(default)]
     pub seed: u64,
+    /// Value text rows on their embeddings by the embedded model: the column holding each row's
+    /// text (the label is still the last column). Unset: the features are the numeric columns.
+    #[serde(default)]
+    pub text_column: Option<String>,
+}
+
+/// Text embedding, as valuations of text rows need it; the binary gives the embedded model.
+pub trait Embed: Send + Sync {
+    /// The model's name, kept in the record so the valuation can be replayed.
+    fn model(&self) -> String;
+    /// One vector per text, or why the model cannot answer now. Blocking: called off the
+    /// async workers.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String>;
+}
+
+/// Texts embedded per call.
+const EMBED_BATCH: usize = 64;
+
+/// A text table's rows as points: their embeddings and labels.
+pub fn embed_points(texts: &[String], labels: Vec<String>, model: &dyn Embed, field: &str) -> Result<Points<String>, DataError> {
+    let mut features = Vec::new();
+    let mut dim = 0;
+    for batch in texts.chunks(EMBED_BATCH) {
+        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let vectors = model.embed(&refs).map_err(|why| DataError::Conflict(format!("{field}: cannot embed the texts: {why}")))?;
+        for v in vectors {
+            if dim == 0 {
+                dim = v.len();
+            }
+            if v.len() != dim || dim == 0 {
+                return Err(DataError::Conflict(format!("{field}: the model gave vectors of {} and {dim} dimensions", v.len())));
+            }
+            features.extend(v.into_iter().map(f64::from));
+        }
+    }
+    if features.len() != texts.len() * dim {
+        return Err(DataError::Conflict(format!("{field}: the model did not embed every text")));
+    }
+    Ok(Points { features, dim, labels })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -74,6 +113,11 @@ pub struct ValuationRecord {
     pub contributor_column: String,
     pub samples: Option<usize>,
     pub seed: Option<u64>,
+    /// Text rows valued on their embeddings: the text column and the model that embedded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_column: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_model: Option<String>,
     pub contributors: Vec<ContributorValue>,
     /// Each training row's value, in row order.
     pub values: Vec<f64>,
@@ -92,9 +136,31 @@ impl Exchange {
         }
         let column = v.contributor_column.clone();
         let (method, k, samples, seed) = (v.method, v.k, v.samples, v.seed);
+        let text = match &v.text_column {
+            None => None,
+            Some(c) => match &self.embedder {
+                Some(e) => Some((c.clone(), e.clone())),
+                None => return Err(invalid("text_column", "this server has no embedded model to embed texts with")),
+            },
+        };
+        let embedding_model = text.as_ref().map(|(_, e)| e.model());
         let computed = tokio::task::spawn_blocking(move || -> Result<(Values, Vec<String>), DataError> {
-            let train = crate::table::read_csv(&train, Some(&column), "train_file").map_err(from_valuation)?;
-            let test = crate::table::read_csv(&test, None, "test_file").map_err(from_valuation)?;
+            let (train, test) = match text {
+                None => (
+                    crate::table::read_csv(&train, Some(&column), "train_file").map_err(from_valuation)?,
+                    crate::table::read_csv(&test, None, "test_file").map_err(from_valuation)?,
+                ),
+                Some((text, model)) => {
+                    let tr = crate::table::read_text_csv(&train, &text, Some(&column), "train_file").map_err(from_valuation)?;
+                    let te = crate::table::read_text_csv(&test, &text, None, "test_file").map_err(from_valuation)?;
+                    let points = embed_points(&tr.texts, tr.labels, model.as_ref(), "train_file")?;
+                    let test = embed_points(&te.texts, te.labels, model.as_ref(), "test_file")?;
+                    (
+                        crate::table::Table { points, contributors: tr.contributors },
+                        crate::table::Table { points: test, contributors: Vec::new() },
+                    )
+                }
+            };
             if train.points.len() > MAX_STORED_VALUES {
                 return Err(invalid("train_file", format!("a stored valuation holds at most {MAX_STORED_VALUES} rows")));
             }
@@ -128,6 +194,8 @@ impl Exchange {
             contributor_column: v.contributor_column,
             samples: banzhaf.then_some(samples),
             seed: banzhaf.then_some(seed),
+            text_column: v.text_column,
+            embedding_model,
             contributors,
             values: values.values,
             created_ms: self.clock.now_ms(),

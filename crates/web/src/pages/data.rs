@@ -6,7 +6,7 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use data::exchange::{DatasetView, Price, ValuationRecord};
+use data::exchange::{DatasetView, Mode, Price, ValuationRecord};
 use maud::{Markup, PreEscaped, html};
 
 use crate::charts::{Kind, Series, render};
@@ -163,6 +163,8 @@ pub async fn show(State(c): C, v: Viewer, Path((tenant, id)): Path<(String, Stri
         valuation = x.valuations(&tenant, &id, &latest.version).await.map_err(internal)?.into_iter().next();
     }
     let registrations = if mine { x.registrations(&tenant).await.map_err(internal)? } else { Vec::new() };
+    let contracts = if mine { x.contracts(&tenant).await.map_err(internal)? } else { Vec::new() };
+    let contracts: Vec<_> = contracts.into_iter().filter(|k| k.seller == tenant && k.dataset == id).collect();
     let body = html! {
         p { (lang.t("residency")) ": " (d.residency.as_deref().unwrap_or("—")) " · " (lang.t("listed")) ": " (d.listed_version.as_deref().unwrap_or("—"))
             @if let Some(o) = &d.offer { " · " (price(&o.price)) } }
@@ -203,6 +205,21 @@ pub async fn show(State(c): C, v: Viewer, Path((tenant, id)): Path<(String, Stri
                     }
                 }
             }
+            h2 id="contracts-heading" { (lang.t("contracts")) }
+            table aria-labelledby="contracts-heading" {
+                thead { tr { th scope="col" { "ID" } th scope="col" { (lang.t("buyer")) } th scope="col" { (lang.t("version")) }
+                             th scope="col" { (lang.t("mode")) } th scope="col" { (lang.t("price")) } th scope="col" { (lang.t("in_force_until")) } } }
+                tbody {
+                    @if contracts.is_empty() { (empty_row(lang, 6)) }
+                    @for k in &contracts {
+                        tr {
+                            th scope="row" { (k.id) } td { (k.buyer) } td { (k.version) }
+                            td { (lang.t(match k.mode { Mode::Download => "mode_download", Mode::Compute => "mode_compute" })) }
+                            td { (price(&k.price)) } td { (fmt_ms(k.to_ms)) }
+                        }
+                    }
+                }
+            }
         }
     };
     Ok(page(&v, Nav::Data, &format!("/data/{}/{}", url_encode(&tenant), url_encode(&id)), &d.id, body))
@@ -224,7 +241,8 @@ fn valuation_charts(v: &Viewer, val: &ValuationRecord) -> Markup {
     let dist = [Series { name: lang.t("rows"), values: counts }];
     html! {
         h2 { (lang.t("valuation")) }
-        p class="muted" { (serde_json::to_value(val.method).ok().and_then(|m| m.as_str().map(str::to_owned)).unwrap_or_default()) " · K = " (val.k) " · " (lang.t("utility")) " " (num(val.utility, 4)) " · " (fmt_ms(val.created_ms)) }
+        p class="muted" { (serde_json::to_value(val.method).ok().and_then(|m| m.as_str().map(str::to_owned)).unwrap_or_default()) " · K = " (val.k) " · " (lang.t("utility")) " " (num(val.utility, 4))
+            @if let Some(m) = &val.embedding_model { " · " (m) } " · " (fmt_ms(val.created_ms)) }
         h3 { (lang.t("value_per_contributor")) }
         (PreEscaped(render("value-per-contributor", lang.t("value_per_contributor"), &names, &per, Kind::Bars)))
         h3 { (lang.t("value_distribution")) }
