@@ -1,6 +1,7 @@
 //! The `aiplus data` commands that talk to a running server: upload a file in resumable chunks
 //! with a progress bar, create a dataset, add a version from its Croissant record, publish it,
-//! list datasets, and settle a month. Tables and text by default, JSON with `--json`.
+//! list datasets, sign a contract, run a compute-to-data job and fetch its outputs, and settle a
+//! month. Tables and text by default, JSON with `--json`.
 
 use std::io::{Read as _, Seek as _};
 use std::path::{Path, PathBuf};
@@ -59,6 +60,49 @@ pub enum RemoteCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Sign a contract, as the buyer, for a listed dataset on its listing's terms.
+    Sign {
+        /// The seller tenant.
+        seller: String,
+        dataset: String,
+        /// What the data is for (stated in the contract).
+        #[arg(long)]
+        purpose: String,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// `download` (metered reads) or `compute` (compute-to-data: jobs over files you never read).
+        #[arg(long, default_value = "download")]
+        mode: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Run a job over a compute contract's dataset (可用不可见): it sees the files read-only at
+    /// /data, has no network, and writes to /out. Waits for the end, then saves the declared
+    /// outputs that passed the output check into --out-dir. Example:
+    /// aiplus data run dct_… --output sum.txt -- sh -c 'wc -l < /data/loans.csv > /out/sum.txt'
+    Run {
+        contract: String,
+        /// A file of /out to bring back (repeat for more).
+        #[arg(long = "output", required = true)]
+        outputs: Vec<String>,
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        cpu_milli: u32,
+        #[arg(long, default_value_t = 1024)]
+        memory_mib: u32,
+        /// The job's estimated run time; it is stopped at twice this plus an hour.
+        #[arg(long, default_value_t = 600)]
+        duration_s: u64,
+        /// Makes a retry of the same command the same run.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// The program and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Settle a month (YYYY-MM): split each contract's revenue among its dataset's
     /// contributors by Shapley share, after the platform's fee. Running it again changes nothing.
     Settle {
@@ -77,6 +121,8 @@ impl RemoteCommand {
             | RemoteCommand::AddVersion { remote, .. }
             | RemoteCommand::Publish { remote, .. }
             | RemoteCommand::List { remote }
+            | RemoteCommand::Sign { remote, .. }
+            | RemoteCommand::Run { remote, .. }
             | RemoteCommand::Settle { remote, .. } => remote,
         }
     }
@@ -104,12 +150,63 @@ pub fn run(cmd: RemoteCommand) -> anyhow::Result<()> {
             call(with_tenant(c.post(format!("{base}/datasets/{dataset}/versions/{version}/publish"))))?
         }
         RemoteCommand::List { .. } => call(with_tenant(c.get(format!("{base}/datasets"))))?,
+        RemoteCommand::Sign { seller, dataset, purpose, days, mode, .. } => {
+            let body = json!({"seller": seller, "dataset": dataset, "purpose": purpose, "days": days, "mode": mode});
+            call(with_tenant(c.post(format!("{base}/contracts")).json(&body)))?
+        }
+        RemoteCommand::Run { contract, outputs, out_dir, cpu_milli, memory_mib, duration_s, idempotency_key, command, .. } => {
+            let body =
+                json!({"command": command, "outputs": outputs, "cpu_milli": cpu_milli, "memory_mib": memory_mib, "duration_s": duration_s});
+            let runs = format!("{base}/contracts/{contract}/runs");
+            let mut req = c.post(&runs).json(&body);
+            if let Some(k) = idempotency_key {
+                req = req.header("idempotency-key", k);
+            }
+            let run = call(with_tenant(req))?;
+            let run = wait_for_run(&c, &with_tenant, &format!("{runs}/{}", s(&run["id"])), &run)?;
+            save_outputs(&c, &with_tenant, &format!("{runs}/{}", s(&run["id"])), &run, out_dir)?;
+            run
+        }
         RemoteCommand::Settle { period, .. } => call(with_tenant(c.post(format!("{base}/settlements")).json(&json!({"period": period}))))?,
     };
     if remote.server.json {
         return print_json(&v);
     }
     print_text(&cmd, &v);
+    Ok(())
+}
+
+/// Polls a run until it ends, with a spinner that says its state.
+fn wait_for_run(c: &reqwest::blocking::Client, with_tenant: &WithTenant, url: &str, first: &Value) -> anyhow::Result<Value> {
+    let bar = indicatif::ProgressBar::new_spinner();
+    let mut run = first.clone();
+    while ["staging", "running"].contains(&run["state"].as_str().unwrap_or("")) {
+        bar.set_message(format!("run {} {}", s(&run["id"]), s(&run["state"])));
+        bar.tick();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        run = call(with_tenant(c.get(url)))?;
+    }
+    bar.finish_and_clear();
+    Ok(run)
+}
+
+/// Saves a finished run's outputs into `dir`; a run that did not succeed is an error, with why.
+fn save_outputs(c: &reqwest::blocking::Client, with_tenant: &WithTenant, url: &str, run: &Value, dir: &Path) -> anyhow::Result<()> {
+    if run["state"] != "succeeded" {
+        anyhow::bail!("run {} {}: {}", s(&run["id"]), s(&run["state"]), s(&run["reason"]));
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for out in run["results"].as_array().into_iter().flatten() {
+        // The server checked each name (no directory part); the check here keeps a file in `dir`.
+        let name = s(&out["name"]);
+        anyhow::ensure!(
+            !name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.'),
+            "the server named an odd output {name:?}"
+        );
+        let r = with_tenant(c.get(format!("{url}/outputs/{name}"))).send()?;
+        anyhow::ensure!(r.status().is_success(), "fetching output {name}: {}", r.status());
+        std::fs::write(dir.join(&name), r.bytes()?).with_context(|| format!("writing {}", dir.join(&name).display()))?;
+    }
     Ok(())
 }
 
@@ -188,6 +285,23 @@ fn print_text(cmd: &RemoteCommand, v: &Value) {
                     d["versions"].as_array().into_iter().flatten().map(|x| format!("{} ({})", s(&x["version"]), s(&x["state"]))).collect();
                 println!("{:<24} {:<18} {:<10} {}", s(&d["id"]), s(&d["residency"]), s(&d["listed_version"]), versions.join(", "));
             }
+        }
+        RemoteCommand::Sign { .. } => {
+            println!(
+                "contract {} for {}/{}@{} ({}) until {} ms",
+                s(&v["id"]),
+                s(&v["seller"]),
+                s(&v["dataset"]),
+                s(&v["version"]),
+                s(&v["mode"]),
+                v["to_ms"]
+            );
+        }
+        RemoteCommand::Run { out_dir, .. } => {
+            for o in v["results"].as_array().into_iter().flatten() {
+                println!("{} {} bytes sha256 {}", out_dir.join(s(&o["name"])).display(), o["bytes"], s(&o["sha256"]));
+            }
+            println!("run {} succeeded on job {}; charged {} fen", s(&v["id"]), s(&v["job"]), v["amount_fen"]);
         }
         RemoteCommand::Settle { .. } => {
             println!("{:<28} {:>12} {:>10}  PAYOUTS (fen)", "CONTRACT", "REVENUE", "FEE");

@@ -176,8 +176,28 @@ fn a_buyer_computes_over_data_it_cannot_read_and_only_checked_outputs_leave() {
     let (s1, a) = buyer.call(reqwest::Method::POST, &format!("/api/v1/contracts/{contract}/runs"), Some(&sum), Some("k-1"));
     let (s2, b) = buyer.call(reqwest::Method::POST, &format!("/api/v1/contracts/{contract}/runs"), Some(&sum), Some("k-1"));
     assert_eq!((s1, s2, a["id"].clone()), (201, 200, b["id"].clone()), "{a} {b}");
+
+    // The CLI runs a job, waits, and brings the outputs home; a refused run fails, saying why.
+    let home = data.with_extension("outputs");
+    let cli = |script: &str, output: &str| {
+        std::process::Command::new(common::BIN)
+            .args(["data", "run", &contract, "--output", output, "--out-dir"])
+            .arg(&home)
+            .args(["--", "sh", "-c", script])
+            .env("AIPLUS_SERVER", &s.url)
+            .env("AIPLUS_TOKEN", &buyer.key)
+            .output()
+            .unwrap()
+    };
+    let out = cli("wc -l < /data/loans.csv > /out/n.txt", "n.txt");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(home.join("n.txt")).unwrap(), "5\n");
+    let out = cli("tail -n 2 /data/loans.csv > /out/tail.txt", "tail.txt");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("refused"), "{out:?}");
+    assert!(!home.join("tail.txt").exists());
+
     let (_, runs) = seller.get(&format!("/api/v1/contracts/{contract}/runs"));
-    assert_eq!(runs["data"].as_array().unwrap().len(), 4, "{runs}");
+    assert_eq!(runs["data"].as_array().unwrap().len(), 6, "{runs}");
     assert_eq!(seller.raw(&format!("/api/v1/contracts/{contract}/runs/{run}/outputs/sum.txt")).0, 404);
     let (status, _) = Api { s: &s, key: key(&s, "gamma") }.get(&format!("/api/v1/contracts/{contract}/runs/{run}"));
     assert_eq!(status, 404, "another tenant finds no such run");
