@@ -62,7 +62,8 @@ pub fn open(cfg: &DataConfig, p: Parts<'_>) -> anyhow::Result<Arc<Exchange>> {
         exchange = exchange.with_embedder(Arc::new(EmbeddedText(model)));
     }
     if let Some(svc) = p.compute {
-        exchange = exchange.with_compute(Arc::new(ComputeJobs(svc)), sealed_root(p.data_dir)?);
+        let jobs = ComputeJobs { svc, jobs_root: p.data_dir.join("jobs") };
+        exchange = exchange.with_compute(Arc::new(jobs), sealed_root(p.data_dir)?);
     }
     Ok(Arc::new(exchange))
 }
@@ -75,9 +76,15 @@ pub fn sealed_root(data_dir: &Path) -> anyhow::Result<PathBuf> {
     dir.canonicalize().with_context(|| format!("{}", dir.display()))
 }
 
-/// Carries unfinished compute-to-data runs on every two seconds until `stop`.
+/// Carries unfinished compute-to-data runs on every two seconds until `stop`, after removing
+/// the staged copies a crash left behind.
 pub fn spawn_driver(x: Arc<Exchange>, mut stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        match x.sweep_staging().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("removed {n} staged copies of ended compute-to-data runs"),
+            Err(e) => tracing::warn!("compute-to-data staging: {e}"),
+        }
         loop {
             if let Err(e) = x.drive_runs().await {
                 tracing::warn!("compute-to-data runs: {e}");
@@ -105,8 +112,12 @@ impl Embed for EmbeddedText {
     }
 }
 
-/// The job service, as the exchange's compute-to-data runs see it.
-struct ComputeJobs(Arc<jobs::ComputeService>);
+/// The job service, as the exchange's compute-to-data runs see it; `jobs_root` is where the
+/// local executor keeps its attempts.
+struct ComputeJobs {
+    svc: Arc<jobs::ComputeService>,
+    jobs_root: PathBuf,
+}
 
 impl SealedJobs for ComputeJobs {
     fn submit(&self, j: SealedJob) -> BoxFut<'_, Result<String, SubmitError>> {
@@ -138,8 +149,10 @@ impl SealedJobs for ComputeJobs {
             };
             let by = jobs::Submitter::data_exchange(j.principal);
             let name = Some(format!("compute-to-data {}", j.run));
-            match self.0.submit_as(by, j.buyer, name, spec, Some(format!("data-run:{}", j.run))).await {
-                Ok((job, _)) => Ok(job.id),
+            match self.svc.submit_as(by, j.buyer, name, spec, Some(format!("data-run:{}", j.run))).await {
+                // The key is in the buyer's own space: a job of its own under it is not the run's.
+                Ok((job, _)) if job.spec.sealed.as_deref() == Some(j.run.as_str()) => Ok(job.id),
+                Ok((job, _)) => Err(SubmitError::Refused(format!("the buyer's job {} holds this run's job key", job.id))),
                 Err(e @ (JobsError::Invalid { .. } | JobsError::Unplaceable { .. } | JobsError::NotFound { .. })) => {
                     Err(SubmitError::Refused(describe(&e)))
                 }
@@ -150,15 +163,35 @@ impl SealedJobs for ComputeJobs {
 
     fn end<'a>(&'a self, job: &'a str) -> BoxFut<'a, Result<Option<JobEnd>, String>> {
         Box::pin(async move {
-            let j = self.0.job(job).await.map_err(|e| e.to_string())?;
-            let reason = j.state_reason.clone().unwrap_or_default();
+            let j = self.svc.job(job).await.map_err(|e| e.to_string())?;
+            // Whether it ran, and how it ended, but never its exit status or its engine's words,
+            // which would tell the buyer something of the data.
+            let ran = j.exit_code.is_some() || j.run.as_ref().is_some_and(|r| r.started_ms.is_some());
             Ok(match j.state {
                 JobState::Succeeded => Some(JobEnd::Succeeded),
                 JobState::Failed | JobState::Cancelled | JobState::Lost => {
-                    Some(JobEnd::Failed(format!("job {job} {}: {reason}", j.state.as_str())))
+                    let why = match ran {
+                        true => format!("job {job} {}", j.state.as_str()),
+                        false => format!("job {job} {} before it ran: {}", j.state.as_str(), j.state_reason.unwrap_or_default()),
+                    };
+                    Some(JobEnd::Failed { ran, why })
                 }
                 _ => None,
             })
+        })
+    }
+
+    fn forget<'a>(&'a self, job: &'a str) -> BoxFut<'a, ()> {
+        Box::pin(async move {
+            // `<root>/<job>/<attempt>/work`: the only place a sealed job could write a copy.
+            let Ok(mut attempts) = tokio::fs::read_dir(self.jobs_root.join(job)).await else { return };
+            while let Ok(Some(a)) = attempts.next_entry().await {
+                if let Err(e) = tokio::fs::remove_dir_all(a.path().join("work")).await
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!("removing the work directory of job {job}: {e}");
+                }
+            }
         })
     }
 }

@@ -27,7 +27,8 @@ pub const HIDDEN: &str = "(hidden)";
 
 /// A job as the API shows it: its environment's names, not their values, which may be secrets
 /// the job needs and nobody should read back (the engines get them whole).
-fn shown(mut job: Job) -> Job {
+fn shown(job: Job) -> Job {
+    let mut job = job.shown();
     for v in job.spec.env.values_mut() {
         *v = HIDDEN.to_string();
     }

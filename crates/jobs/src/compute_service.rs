@@ -192,7 +192,23 @@ fn first_attempt() -> u32 {
     1
 }
 
+/// What a compute-to-data job's end says instead of its exit status, which would tell its
+/// submitter something about data it may not see.
+pub const SEALED_END: &str = "ended (a compute-to-data job's exit status is not shown)";
+
 impl Job {
+    /// The job as its tenant sees it: a compute-to-data job's exit status and end reason are
+    /// withheld (the exchange reports only whether it succeeded).
+    pub fn shown(mut self) -> Self {
+        if self.spec.sealed.is_some() {
+            self.exit_code = None;
+            if self.state.is_terminal() {
+                self.state_reason = Some(SEALED_END.into());
+            }
+        }
+        self
+    }
+
     /// Moves the job to `to`, returning the event to store with it.
     pub(crate) fn transition(&mut self, to: JobState, reason: impl Into<String>, now_ms: i64) -> JobEvent {
         let reason = reason.into();

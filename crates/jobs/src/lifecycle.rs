@@ -413,9 +413,15 @@ impl ComputeService {
 
     /// A job's lifecycle events, oldest first.
     pub async fn events(&self, id: &str) -> Result<Vec<EventView>, JobsError> {
-        self.job(id).await?;
+        let sealed = self.job(id).await?.spec.sealed.is_some();
         let rows: Vec<(i64, i64, JobEvent)> = self.store.job_events(id).await?;
-        Ok(rows.into_iter().map(|(seq, _, event)| EventView { seq, event }).collect())
+        let shown = |mut event: JobEvent| {
+            if sealed && event.state.is_terminal() {
+                event.reason = crate::compute_service::SEALED_END.into();
+            }
+            event
+        };
+        Ok(rows.into_iter().map(|(seq, _, event)| EventView { seq, event: shown(event) }).collect())
     }
 
     /// Output of the job's current (or last) attempt from `offset`, and whether it has ended.

@@ -1,7 +1,7 @@
 //! Compute-to-data runs: a buyer's job over a dataset it may use but not see. A run moves
-//! staging → submitting → running → succeeded | refused | failed; each move is a
-//! compare-and-set on the state, so two instances (or a restarted one) never move it twice, and
-//! the move to `submitting` writes the run's ledger entry in the same transaction, once.
+//! staging → running → succeeded | refused | failed; each move is a compare-and-set on the
+//! state, so a restarted server never moves it twice, and the move to its end writes the run's
+//! ledger entry in the same transaction, once.
 
 use crate::{BeginWrite, Db, Store, StoreError, UsageRow};
 

@@ -121,6 +121,8 @@ pub struct Exchange {
     compute: Option<(Arc<dyn runs::SealedJobs>, std::path::PathBuf)>,
     /// The model that embeds text rows for valuation.
     embedder: Option<Arc<dyn valuations::Embed>>,
+    /// Runs being advanced in this process right now.
+    advancing: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Exchange {
@@ -143,6 +145,7 @@ impl Exchange {
             notice_ms: crate::registry::DEFAULT_NOTICE_MS,
             compute: None,
             embedder: None,
+            advancing: Default::default(),
         }
     }
 

@@ -190,7 +190,7 @@ async fn visible_job(c: &SharedConsole, v: &Viewer, id: &str) -> Result<Job, Con
     if !v.may_see(&job.tenant) {
         return Err(ConsoleError::NotFound);
     }
-    Ok(job)
+    Ok(job.shown())
 }
 
 fn exclude_label(lang: Lang, reason: &str) -> &'static str {
