@@ -22,11 +22,11 @@
 //! unfinished run on from where it stopped and never submits it twice. Staging is on the
 //! machine that runs the compute network, so only the instance that runs it drives runs.
 
-use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
-use std::io::BufRead as _;
+mod check;
+mod spec;
+
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 
 use futures_util::StreamExt as _;
 use ledger::{Subject, Unit, UsageEvent};
@@ -34,87 +34,23 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
 
-use super::contracts::{Contract, Mode, OutputRules, entry};
+pub use check::{MIN_RECORD_BYTES, Staging, check_outputs};
+use spec::is_plain_name;
+pub use spec::{BoxFut, JobEnd, Run, RunIn, RunOutput, RunState, SealedJob, SealedJobs, SubmitError};
+
+use super::contracts::{Contract, Mode, entry};
 use super::{DataError, Exchange, hex, invalid, object_path};
 
-/// Most declared outputs of one run.
-const MAX_OUTPUTS: usize = 16;
-/// Most arguments and environment variables a run's command may have, and their sizes.
-const MAX_ARGS: usize = 256;
-const MAX_ARG_BYTES: usize = 4096;
-const MAX_ENV: usize = 64;
 /// Most unfinished runs one buyer may have.
 const MAX_OPEN_RUNS: i64 = 20;
 /// Most runs one pass of the driver advances per state.
 const DRIVE_BATCH: i64 = 100;
-/// Most resources one run may ask for.
-const MAX_CPU_MILLI: u32 = 64_000;
-const MAX_MEMORY_MIB: u32 = 256 * 1024;
-const MAX_DURATION_S: u64 = 7 * 86_400;
-/// A line of an output repeats a record only if the record has at least this many bytes, so
-/// that a short figure (a count, a mean) is never taken for a copied row.
-pub const MIN_RECORD_BYTES: usize = 8;
-
 const OPEN: [&str; 2] = ["staging", "running"];
 /// How long a run may stay unstaged or unsubmitted (its store or the queue failing) before it
 /// fails, in ms.
 pub const MAX_PENDING_MS: i64 = 3_600_000;
 /// A move of a run that writes nothing to the ledger.
 const NO_ENTRIES: &[store::UsageRow<Value>] = &[];
-
-pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// What the exchange asks the compute network to run for a run.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SealedJob {
-    /// The run's id: the job's idempotency key and the name of its staged directory.
-    pub run: String,
-    pub buyer: String,
-    pub principal: Option<String>,
-    pub command: Vec<String>,
-    pub env: BTreeMap<String, String>,
-    pub cpu_milli: u32,
-    pub memory_mib: u32,
-    pub duration_s: u64,
-    /// The dataset's residency: the job may run only there.
-    pub regions: Vec<String>,
-    /// The cluster next to the exchange's object store, and the bytes the job reads there.
-    pub data_cluster: Option<String>,
-    pub size_gb: f64,
-}
-
-/// How a run's job ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum JobEnd {
-    Succeeded,
-    /// Failed, cancelled or lost, and why (never its exit status); `ran` when it started at
-    /// all, which is what the run is charged for.
-    Failed {
-        ran: bool,
-        why: String,
-    },
-}
-
-/// Why a job could not be submitted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SubmitError {
-    /// Never, as asked (no cluster could run it, a field is wrong): the run fails.
-    Refused(String),
-    /// Not now (the queue is full, the store failed): the driver retries.
-    Retry(String),
-}
-
-/// The compute network, as the exchange sees it; the binary implements it over the job
-/// service, so this crate knows no scheduler.
-pub trait SealedJobs: Send + Sync {
-    /// Submits a run's job, idempotently per run; answers with the job's id.
-    fn submit(&self, job: SealedJob) -> BoxFut<'_, Result<String, SubmitError>>;
-    /// How the job ended, or `None` while it has not.
-    fn end<'a>(&'a self, job: &'a str) -> BoxFut<'a, Result<Option<JobEnd>, String>>;
-    /// Removes what the ended job left on its machine (its work directory, where it may have
-    /// copied the data).
-    fn forget<'a>(&'a self, job: &'a str) -> BoxFut<'a, ()>;
-}
 
 /// A run being advanced in this process; dropped, it frees the run for the next pass.
 struct Claim<'a> {
@@ -133,140 +69,6 @@ impl Drop for Claim<'_> {
     fn drop(&mut self) {
         self.set.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.id);
     }
-}
-
-/// What a buyer asks to run.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunIn {
-    /// argv: the program and its arguments. The dataset is at `/data`, outputs go to `/out`.
-    pub command: Vec<String>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// The files of `/out` that should leave, by name.
-    pub outputs: Vec<String>,
-    #[serde(default = "default_cpu_milli")]
-    pub cpu_milli: u32,
-    #[serde(default = "default_memory_mib")]
-    pub memory_mib: u32,
-    /// Estimated run time; the job is stopped at twice this plus an hour.
-    #[serde(default = "default_duration_s")]
-    pub duration_s: u64,
-}
-
-fn default_cpu_milli() -> u32 {
-    1000
-}
-fn default_memory_mib() -> u32 {
-    1024
-}
-fn default_duration_s() -> u64 {
-    600
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum RunState {
-    Staging,
-    Running,
-    Succeeded,
-    /// The job succeeded but its outputs failed the output check: none leave.
-    Refused,
-    Failed,
-}
-
-impl RunState {
-    fn as_str(self) -> &'static str {
-        match self {
-            RunState::Staging => "staging",
-            RunState::Running => "running",
-            RunState::Succeeded => "succeeded",
-            RunState::Refused => "refused",
-            RunState::Failed => "failed",
-        }
-    }
-}
-
-/// An output that left, kept for the buyer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RunOutput {
-    pub name: String,
-    pub bytes: u64,
-    pub sha256: String,
-}
-
-/// A run, as both parties see it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Run {
-    pub object: String,
-    pub id: String,
-    pub contract: String,
-    pub buyer: String,
-    pub seller: String,
-    pub dataset: String,
-    pub version: String,
-    pub state: RunState,
-    pub command: Vec<String>,
-    pub env: BTreeMap<String, String>,
-    pub outputs: Vec<String>,
-    pub cpu_milli: u32,
-    pub memory_mib: u32,
-    pub duration_s: u64,
-    pub principal: Option<String>,
-    /// The compute network's job, once submitted.
-    pub job: Option<String>,
-    /// What the run was charged, and for how much data.
-    pub amount_fen: i64,
-    pub bytes: u64,
-    pub records: u64,
-    pub results: Vec<RunOutput>,
-    /// Why it was refused or failed.
-    pub reason: Option<String>,
-    pub created_ms: i64,
-    pub ended_ms: Option<i64>,
-}
-
-impl RunIn {
-    fn check(&self) -> Result<(), DataError> {
-        if self.command.is_empty() || self.command.len() > MAX_ARGS || self.command.iter().any(|a| a.len() > MAX_ARG_BYTES) {
-            return Err(invalid("command", format!("1 to {MAX_ARGS} arguments of at most {MAX_ARG_BYTES} bytes")));
-        }
-        if self.env.len() > MAX_ENV {
-            return Err(invalid("env", format!("at most {MAX_ENV} variables")));
-        }
-        for (k, v) in &self.env {
-            let name_ok = !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !k.starts_with("AIPLUS_");
-            if !name_ok || v.len() > MAX_ARG_BYTES || v.contains('\0') {
-                return Err(invalid(format!("env.{k}"), "a name of A-Z, 0-9 and _ (not AIPLUS_…) and a value under 4 KiB"));
-            }
-        }
-        if self.outputs.is_empty() || self.outputs.len() > MAX_OUTPUTS {
-            return Err(invalid("outputs", format!("1 to {MAX_OUTPUTS} file names")));
-        }
-        for (i, o) in self.outputs.iter().enumerate() {
-            if !is_plain_name(o) {
-                return Err(invalid(format!("outputs[{i}]"), format!("{o:?}: 1 to 128 of A-Z a-z 0-9 . _ -, not starting with '.'")));
-            }
-        }
-        if self.outputs.iter().collect::<HashSet<_>>().len() != self.outputs.len() {
-            return Err(invalid("outputs", "each name once"));
-        }
-        if !(1..=MAX_CPU_MILLI).contains(&self.cpu_milli) {
-            return Err(invalid("cpu_milli", format!("1 to {MAX_CPU_MILLI}")));
-        }
-        if !(16..=MAX_MEMORY_MIB).contains(&self.memory_mib) {
-            return Err(invalid("memory_mib", format!("16 to {MAX_MEMORY_MIB}")));
-        }
-        if !(1..=MAX_DURATION_S).contains(&self.duration_s) {
-            return Err(invalid("duration_s", format!("1 to {MAX_DURATION_S}")));
-        }
-        Ok(())
-    }
-}
-
-/// A file name with no directory part that cannot be hidden or climb out.
-fn is_plain_name(s: &str) -> bool {
-    (1..=128).contains(&s.len()) && !s.starts_with('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// The directories of one run on this machine.
@@ -664,149 +466,5 @@ async fn remove_dir(dir: &Path) {
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!("cannot remove {}: {e}", dir.display());
-    }
-}
-
-/// A run's staged dataset, as the output check reads it.
-pub struct Staging {
-    pub dir: PathBuf,
-    /// Files whose first line is a header (CSV), which an output may repeat.
-    pub headed: Vec<String>,
-}
-
-/// The output check: every declared output is a regular file in `out`, together within the
-/// contract's size cap, and (unless the rules allow it) none repeats a record of the staged
-/// files. Answers the outputs' bytes, or why none may leave.
-pub fn check_outputs(out: &Path, data: &Staging, names: &[String], rules: &OutputRules) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let mut files = Vec::new();
-    let mut total = 0u64;
-    for name in names {
-        let path = out.join(name);
-        let meta = std::fs::symlink_metadata(&path).map_err(|_| format!("output {name}: the job did not write it"))?;
-        if !meta.file_type().is_file() {
-            return Err(format!("output {name}: not a regular file"));
-        }
-        total = total.saturating_add(meta.len());
-        if total > rules.max_bytes {
-            return Err(format!("outputs: more than the contract's {} bytes", rules.max_bytes));
-        }
-        let bytes = std::fs::read(&path).map_err(|e| format!("output {name}: {e}"))?;
-        if bytes.len() as u64 != meta.len() {
-            return Err(format!("output {name}: it changed while it was checked"));
-        }
-        files.push((name.clone(), bytes));
-    }
-    if rules.forbid_records {
-        let lines: HashSet<&[u8]> = files
-            .iter()
-            .flat_map(|(_, b)| b.split(|&c| c == b'\n'))
-            .map(<[u8]>::trim_ascii)
-            .filter(|l| l.len() >= MIN_RECORD_BYTES)
-            .collect();
-        // Which record matched is not said: that would tell the buyer where a guessed row is.
-        if first_repeated_record(data, &lines, rules.max_bytes).map_err(|e| format!("reading the staged dataset: {e}"))? {
-            return Err("outputs: they repeat a record of the dataset; raw records may not leave".into());
-        }
-    }
-    Ok(files)
-}
-
-/// Whether a record of the staged files is among `lines`. A line longer than `longest` (the
-/// outputs' cap, so longer than any output line) is skipped without being held in memory.
-fn first_repeated_record(data: &Staging, lines: &HashSet<&[u8]>, longest: u64) -> std::io::Result<bool> {
-    use std::io::Read as _;
-    if lines.is_empty() {
-        return Ok(false);
-    }
-    let mut names: Vec<_> = std::fs::read_dir(&data.dir)?.collect::<Result<Vec<_>, _>>()?;
-    names.sort_by_key(std::fs::DirEntry::file_name);
-    for entry in names {
-        let mut r = std::io::BufReader::new(std::fs::File::open(entry.path())?);
-        let mut line = Vec::new();
-        let mut n = 0u64;
-        loop {
-            line.clear();
-            if (&mut r).take(longest.saturating_add(1)).read_until(b'\n', &mut line)? == 0 {
-                break;
-            }
-            n += 1;
-            if !line.ends_with(b"\n") && line.len() as u64 > longest {
-                r.skip_until(b'\n')?;
-                continue;
-            }
-            let header = n == 1 && data.headed.iter().any(|h| entry.file_name() == h.as_str());
-            if !header && lines.contains(line.trim_ascii()) {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dirs(name: &str) -> (PathBuf, Staging) {
-        let root = std::env::temp_dir().join(format!("aiplus-c2d-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(root.join("out")).unwrap();
-        std::fs::create_dir_all(root.join("data")).unwrap();
-        std::fs::write(root.join("data/loans.csv"), "name,age,amount\nalice,34,5200.50\nbob,51,880.00\n").unwrap();
-        (root.join("out"), Staging { dir: root.join("data"), headed: vec!["loans.csv".into()] })
-    }
-
-    #[test]
-    fn the_output_check_lets_a_statistic_out_and_keeps_records_in() {
-        let (out, data) = dirs("check");
-        let rules = OutputRules::default();
-        std::fs::write(out.join("sum.txt"), "name,age,amount\n6080.5\n").unwrap();
-        std::fs::write(out.join("extra.bin"), "never leaves").unwrap();
-        let ok = check_outputs(&out, &data, &["sum.txt".into()], &rules).unwrap();
-        assert_eq!(
-            ok,
-            [("sum.txt".to_string(), b"name,age,amount\n6080.5\n".to_vec())],
-            "only the declared output leaves; a header is no record"
-        );
-        // A copied row, even among other lines and with other spacing, is caught.
-        std::fs::write(out.join("sum.txt"), "total 6080.5\n  bob,51,880.00 \n").unwrap();
-        let err = check_outputs(&out, &data, &["sum.txt".into()], &rules).unwrap_err();
-        assert!(err.contains("repeat a record of the dataset") && !err.contains("loans.csv"), "which record is not said: {err}");
-        let allowed = OutputRules { forbid_records: false, ..rules };
-        assert!(check_outputs(&out, &data, &["sum.txt".into()], &allowed).is_ok(), "the seller may turn the rule off");
-        // Over the cap, missing, or a link to the data: refused.
-        let unheaded = Staging { headed: Vec::new(), ..data };
-        std::fs::write(out.join("sum.txt"), "name,age,amount\n").unwrap();
-        assert!(check_outputs(&out, &unheaded, &["sum.txt".into()], &rules).is_err(), "a first line is a record unless a header");
-        let data = unheaded;
-        let small = OutputRules { max_bytes: 4, ..rules };
-        assert!(check_outputs(&out, &data, &["sum.txt".into()], &small).unwrap_err().contains("more than the contract's 4 bytes"));
-        assert!(check_outputs(&out, &data, &["none.txt".into()], &rules).unwrap_err().contains("did not write it"));
-        std::os::unix::fs::symlink(data.dir.join("loans.csv"), out.join("link.csv")).unwrap();
-        assert!(check_outputs(&out, &data, &["link.csv".into()], &rules).unwrap_err().contains("not a regular file"));
-        std::fs::remove_dir_all(out.parent().unwrap()).unwrap();
-    }
-
-    #[test]
-    fn a_run_names_its_bad_field() {
-        let ok = RunIn {
-            command: vec!["sh".into()],
-            env: BTreeMap::new(),
-            outputs: vec!["sum.txt".into()],
-            cpu_milli: 1000,
-            memory_mib: 256,
-            duration_s: 60,
-        };
-        assert!(ok.check().is_ok());
-        let field = |r: RunIn| match r.check() {
-            Err(DataError::Invalid { field, .. }) => field,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(field(RunIn { outputs: vec!["../etc/passwd".into()], ..ok.clone() }), "outputs[0]");
-        assert_eq!(field(RunIn { outputs: vec![".hidden".into()], ..ok.clone() }), "outputs[0]");
-        assert_eq!(field(RunIn { outputs: vec![], ..ok.clone() }), "outputs");
-        assert_eq!(field(RunIn { command: vec![], ..ok.clone() }), "command");
-        assert_eq!(field(RunIn { env: [("AIPLUS_JOB_ID".to_string(), "x".to_string())].into(), ..ok.clone() }), "env.AIPLUS_JOB_ID");
-        assert_eq!(field(RunIn { memory_mib: 0, ..ok }), "memory_mib");
     }
 }
