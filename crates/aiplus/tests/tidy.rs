@@ -137,7 +137,7 @@ fn the_deterministic_cores_read_no_clock_and_draw_no_random_numbers() {
         "Uuid::new_v4",
         "Uuid::now_v7",
     ];
-    for krate in ["vocab", "compute", "sim", "tlog", "eval", "data", "oss"] {
+    for krate in ["vocab", "compute", "sim", "tlog", "eval", "data", "oss-core"] {
         for (path, text) in sources(krate) {
             for f in forbidden.iter().chain(&["getrandom"]) {
                 assert!(!product_code(&text).contains(f), "{}: `{f}`: time and randomness come in as arguments", path.display());
@@ -150,7 +150,7 @@ fn the_deterministic_cores_read_no_clock_and_draw_no_random_numbers() {
 fn the_oss_core_does_no_io() {
     // Measures over GH Archive are pure functions of the events, like the simulator's replay:
     // reading files, the network and the store belong to the ingest around them.
-    for (path, text) in sources("oss") {
+    for (path, text) in sources("oss-core") {
         let code = product_code(&text);
         for f in ["std::fs", "tokio", "reqwest", "std::net", "store::", "File::open"] {
             assert!(!code.contains(f), "{}: `{f}`: the oss core does no I/O", path.display());

@@ -25,7 +25,44 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn of(name: &str) -> Kind {
+    /// Every kind, in code order.
+    pub const ALL: [Kind; 9] = [
+        Kind::Issues,
+        Kind::IssueComment,
+        Kind::PullRequest,
+        Kind::PullRequestReviewComment,
+        Kind::PullRequestReview,
+        Kind::Push,
+        Kind::Watch,
+        Kind::Fork,
+        Kind::Other,
+    ];
+
+    /// GH Archive's name of the type (`Other` has none of its own).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Issues => "IssuesEvent",
+            Kind::IssueComment => "IssueCommentEvent",
+            Kind::PullRequest => "PullRequestEvent",
+            Kind::PullRequestReviewComment => "PullRequestReviewCommentEvent",
+            Kind::PullRequestReview => "PullRequestReviewEvent",
+            Kind::Push => "PushEvent",
+            Kind::Watch => "WatchEvent",
+            Kind::Fork => "ForkEvent",
+            Kind::Other => "Other",
+        }
+    }
+
+    /// The kind's one-byte code in segments.
+    pub fn code(self) -> u8 {
+        Kind::ALL.iter().position(|k| *k == self).unwrap_or(8) as u8
+    }
+
+    pub fn from_code(c: u8) -> Kind {
+        Kind::ALL.get(usize::from(c)).copied().unwrap_or(Kind::Other)
+    }
+
+    pub fn of(name: &str) -> Kind {
         match name {
             "IssuesEvent" => Kind::Issues,
             "IssueCommentEvent" => Kind::IssueComment,
@@ -59,6 +96,10 @@ pub struct Event {
     pub action: Option<String>,
     /// The issue's or pull request's id (not its number), where there is one.
     pub issue_id: Option<u64>,
+    /// The issue's or pull request's number in its repo.
+    pub number: Option<u32>,
+    /// The issue or pull request is titled `[snyk]…` (automated fix proposals).
+    pub snyk: bool,
     /// The id of an issue comment or a review comment.
     pub comment_id: Option<u64>,
     /// A closed pull request that was merged, and its author (the merged PR counts for them).
@@ -127,6 +168,7 @@ struct Payload {
     pull_request: Option<Item>,
     comment: Option<Item>,
     push_id: Option<Id>,
+    number: Option<Id>,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +176,8 @@ struct Item {
     id: Option<Id>,
     merged: Option<bool>,
     user: Option<Account>,
+    number: Option<Id>,
+    title: Option<String>,
 }
 
 /// Reads one line of GH Archive.
@@ -171,6 +215,8 @@ pub fn parse(line: &[u8]) -> Result<Event, ParseError> {
         at_s,
         action: p.action,
         issue_id: item.and_then(|i| i.id.as_ref()).and_then(Id::get),
+        number: p.number.as_ref().or(item.and_then(|i| i.number.as_ref())).and_then(Id::get).and_then(|n| u32::try_from(n).ok()),
+        snyk: item.and_then(|i| i.title.as_deref()).is_some_and(|t| t.get(..6).is_some_and(|h| h.eq_ignore_ascii_case("[snyk]"))),
         comment_id: p.comment.as_ref().and_then(|c| c.id.as_ref()).and_then(Id::get),
         pull_merged: p.pull_request.as_ref().and_then(|pr| pr.merged).unwrap_or(false),
         issue_author_id: author.and_then(|a| a.id.as_ref()).and_then(Id::get),

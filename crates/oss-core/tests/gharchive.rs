@@ -7,8 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
 
-use oss::activity::Tally;
-use oss::event::parse;
+use oss_core::activity;
+use oss_core::row::{Names, reduce};
+use oss_core::event::parse;
 use serde_json::Value;
 
 fn shared(path: &str) -> Vec<u8> {
@@ -79,11 +80,10 @@ fn activity_by_hand(text: &[u8]) -> BTreeMap<u64, f64> {
 #[test]
 fn per_repo_activity_agrees_with_the_formula_by_hand() {
     let text = pinot();
-    let mut t = Tally::default();
-    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        t.add(&parse(line).unwrap());
-    }
-    let (ours, want) = (t.repo_activity(), activity_by_hand(&text));
+    let mut names = Names::default();
+    let rows: Vec<_> = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| reduce(&parse(l).unwrap(), &mut names)).collect();
+    let ours = activity::repo_activity(&activity::counts(&rows, &BTreeSet::new()));
+    let want = activity_by_hand(&text);
     assert!(want.len() > 20, "the sample has repos with activity: {}", want.len());
     assert_eq!(ours.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
     for (repo, w) in &want {
@@ -104,4 +104,55 @@ fn old_events_with_fractional_seconds_and_both_push_formats_parse() {
         assert_eq!(e.type_name, "PushEvent", "{file}");
         assert!(e.push_id.is_some(), "{file}: the push is counted by its id in either format");
     }
+}
+
+/// OpenDigger's global activity per (repo, developer), from the raw JSON: distinct issues opened
+/// (×22.235), issue comments (×5.252), issues closed (×9.712), review comments (×7.427), pull
+/// requests opened (×40.679) and pushes (×14.695), rounded to 3 decimals; kept only where the
+/// developer had an issue, comment or pull request event there.
+#[test]
+fn global_activity_agrees_with_the_formula_by_hand() {
+    let text = pinot();
+    let mut sets: BTreeMap<(u64, u64), [BTreeSet<u64>; 6]> = BTreeMap::new();
+    let mut valid = BTreeSet::new();
+    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let e: Value = serde_json::from_slice(line).unwrap();
+        let key = (e["repo"]["id"].as_u64().unwrap(), e["actor"]["id"].as_u64().unwrap());
+        let p = &e["payload"];
+        let action = p["action"].as_str().unwrap_or("");
+        let ty = e["type"].as_str().unwrap();
+        if matches!(
+            (ty, action),
+            ("IssuesEvent", "opened" | "closed")
+                | ("IssueCommentEvent", "created")
+                | ("PullRequestReviewCommentEvent", "created")
+                | ("PullRequestEvent", "opened" | "closed")
+        ) {
+            valid.insert(key);
+        }
+        let (cat, id) = match (ty, action) {
+            ("IssuesEvent", "opened") => (0, &p["issue"]["id"]),
+            ("IssueCommentEvent", _) => (1, &p["comment"]["id"]),
+            ("IssuesEvent", "closed") => (2, &p["issue"]["id"]),
+            ("PullRequestReviewCommentEvent", _) => (3, &p["comment"]["id"]),
+            ("PullRequestEvent", "opened") => (4, &p["pull_request"]["id"]),
+            ("PushEvent", _) => (5, &p["push_id"]),
+            _ => continue,
+        };
+        sets.entry(key).or_default()[cat].insert(id.as_u64().unwrap());
+    }
+    let weights = [22.235, 5.252, 9.712, 7.427, 40.679, 14.695];
+    let want: BTreeMap<(u64, u64), f64> = sets
+        .iter()
+        .filter(|(k, _)| valid.contains(k))
+        .map(|(k, s)| (*k, ((0..6).map(|c| s[c].len() as f64 * weights[c]).sum::<f64>() * 1000.0).round() / 1000.0))
+        .collect();
+    let mut names = Names::default();
+    let rows: Vec<_> = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| reduce(&parse(l).unwrap(), &mut names)).collect();
+    let ours: BTreeMap<(u64, u64), f64> = oss_core::global::pairs(&rows, &BTreeSet::new(), &oss_core::global::GlobalParams::OPENDIGGER.weights)
+        .into_iter()
+        .map(|p| ((p.repo, p.user), p.activity))
+        .collect();
+    assert!(want.len() > 20, "{}", want.len());
+    assert_eq!(ours, want);
 }

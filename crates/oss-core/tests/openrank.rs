@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-use oss::openrank::{Graph, Settings, openrank};
+use oss_core::openrank::{Graph, Settings, openrank};
 use proptest::prelude::*;
 
 fn vector() -> serde_json::Value {
