@@ -13,6 +13,7 @@ mod client;
 mod collections_cli;
 mod config;
 mod data_cli;
+mod oss_cli;
 mod data_remote_cli;
 mod data_service;
 mod eval_assess;
@@ -106,6 +107,9 @@ enum Command {
     /// The data exchange: value a training CSV's rows for a test CSV, standalone (`value`,
     /// `bench`), or, on a server, upload files, add and publish dataset versions, and settle.
     Data(data_cli::DataArgs),
+    /// Open-source contribution evaluation on a data dir, offline: ingest GH Archive files,
+    /// generate GH-like ones, OpenDigger's activity, global and community OpenRank.
+    Oss(oss_cli::OssArgs),
     /// The model gateway: benchmark it (against LiteLLM too), or run the mock upstream.
     Gateway {
         #[command(subcommand)]
@@ -153,6 +157,7 @@ fn main() -> std::process::ExitCode {
         Command::Agents(args) => agents_cli::agents(args),
         Command::Collections(args) => collections_cli::collections(args),
         Command::Data(args) => data_cli::data(args),
+        Command::Oss(args) => oss_cli::oss(args),
         Command::Gateway { command: GatewayCommand::Bench(args) } => gateway_bench::run(args),
         Command::Gateway { command: GatewayCommand::Mock(args) } => gateway_bench::mock(args),
     };

@@ -97,60 +97,92 @@ pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// Ids are packed with their category in the top byte; GitHub's ids are far below 2^56.
+const ID_BITS: u32 = 56;
+
+/// The distinct (repo, developer, category, item) keys of a month, gathered a segment at a time:
+/// sorting and deduplicating one flat vector is the fastest exact distinct count for tens of
+/// millions of rows, and it holds 24 bytes per key rather than the rows themselves.
+#[derive(Default)]
+pub struct PairKeys {
+    keys: Vec<(u64, u64, u64)>,
+}
+
+impl PairKeys {
+    pub fn add(&mut self, rows: &[Row]) {
+        for r in rows {
+            if r.snyk || r.actor == 0 {
+                continue;
+            }
+            // Category 6 marks a pair with a "valid" event, which OpenDigger requires besides a
+            // positive activity.
+            let valid = matches!(
+                (r.kind, r.action),
+                (Kind::Issues, Action::Opened | Action::Closed)
+                    | (Kind::IssueComment, Action::Created)
+                    | (Kind::PullRequestReviewComment, Action::Created)
+                    | (Kind::PullRequest, Action::Opened | Action::Closed)
+            );
+            if valid {
+                self.keys.push((r.repo, r.actor, 6 << ID_BITS));
+            }
+            let (cat, id): (u64, u64) = match (r.kind, r.action) {
+                (Kind::Issues, Action::Opened) => (0, r.issue),
+                (Kind::IssueComment, _) => (1, r.comment),
+                (Kind::Issues, Action::Closed) => (2, r.issue),
+                (Kind::PullRequestReviewComment, _) => (3, r.comment),
+                (Kind::PullRequest, Action::Opened) => (4, r.issue),
+                (Kind::Push, _) => (5, r.push),
+                _ => continue,
+            };
+            if id != 0 {
+                self.keys.push((r.repo, r.actor, (cat << ID_BITS) | (id & ((1 << ID_BITS) - 1))));
+            }
+            if self.keys.len() > self.keys.capacity() / 4 * 3 && self.keys.len() > 1 << 22 {
+                // Deduplicating as it grows keeps a month of repeated keys from holding memory.
+                self.compact();
+            }
+        }
+    }
+
+    fn compact(&mut self) {
+        self.keys.sort_unstable();
+        self.keys.dedup();
+        self.keys.reserve(self.keys.len());
+    }
+
+    /// Per (repo, developer), the month's global activity. `skip` holds the ids of bots.
+    pub fn finish(mut self, skip: &BTreeSet<u64>, w: &Weights) -> Vec<Pair> {
+        self.keys.sort_unstable();
+        self.keys.dedup();
+        let weight = [w.open_issue, w.issue_comment, w.close_issue, w.review_comment, w.open_pull, w.push];
+        let keys = self.keys;
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < keys.len() {
+            let (repo, user) = (keys[i].0, keys[i].1);
+            let (mut counts, mut valid) = ([0u64; 6], false);
+            while i < keys.len() && (keys[i].0, keys[i].1) == (repo, user) {
+                match (keys[i].2 >> ID_BITS) as usize {
+                    6 => valid = true,
+                    c => counts[c.min(5)] += 1,
+                }
+                i += 1;
+            }
+            let activity = round3(counts.iter().zip(weight).map(|(n, w)| *n as f64 * w).sum());
+            if valid && activity > 0.0 && !skip.contains(&user) {
+                out.push(Pair { repo, user, activity });
+            }
+        }
+        out
+    }
+}
+
 /// Per (repo, developer), the month's global activity from its rows. `skip` holds the ids of bots.
 pub fn pairs(rows: &[Row], skip: &BTreeSet<u64>, w: &Weights) -> Vec<Pair> {
-    // Distinct (repo, user, category, item) keys: sorting and deduplicating a flat vector is
-    // the fastest exact distinct count for tens of millions of rows. Category 6 marks a pair with
-    // a "valid" event, which OpenDigger requires besides a positive activity.
-    let mut keys: Vec<(u64, u64, u8, u64)> = Vec::with_capacity(rows.len());
-    for r in rows {
-        if r.snyk || r.actor == 0 || skip.contains(&r.actor) {
-            continue;
-        }
-        let valid = matches!(
-            (r.kind, r.action),
-            (Kind::Issues, Action::Opened | Action::Closed)
-                | (Kind::IssueComment, Action::Created)
-                | (Kind::PullRequestReviewComment, Action::Created)
-                | (Kind::PullRequest, Action::Opened | Action::Closed)
-        );
-        if valid {
-            keys.push((r.repo, r.actor, 6, 0));
-        }
-        let (cat, id) = match (r.kind, r.action) {
-            (Kind::Issues, Action::Opened) => (0, r.issue),
-            (Kind::IssueComment, _) => (1, r.comment),
-            (Kind::Issues, Action::Closed) => (2, r.issue),
-            (Kind::PullRequestReviewComment, _) => (3, r.comment),
-            (Kind::PullRequest, Action::Opened) => (4, r.issue),
-            (Kind::Push, _) => (5, r.push),
-            _ => continue,
-        };
-        if id != 0 {
-            keys.push((r.repo, r.actor, cat, id));
-        }
-    }
-    keys.sort_unstable();
-    keys.dedup();
-    let weight = [w.open_issue, w.issue_comment, w.close_issue, w.review_comment, w.open_pull, w.push];
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < keys.len() {
-        let (repo, user) = (keys[i].0, keys[i].1);
-        let (mut counts, mut valid) = ([0u64; 6], false);
-        while i < keys.len() && (keys[i].0, keys[i].1) == (repo, user) {
-            match keys[i].2 {
-                6 => valid = true,
-                c => counts[usize::from(c)] += 1,
-            }
-            i += 1;
-        }
-        let activity = round3(counts.iter().zip(weight).map(|(n, w)| *n as f64 * w).sum());
-        if valid && activity > 0.0 {
-            out.push(Pair { repo, user, activity });
-        }
-    }
-    out
+    let mut k = PairKeys::default();
+    k.add(rows);
+    k.finish(skip, w)
 }
 
 /// A node's last value and the month it was computed for (months counted as `year × 12 + month − 1`).

@@ -1,0 +1,286 @@
+//! GH Archive files into monthly segments.
+//!
+//! Each source file (an hour, `YYYY-MM-DD-H.json.gz`, or any ndjson file, gzipped or not) is one
+//! unit of work, named by its file name. Its rows go to one segment per month they fall in,
+//! `months/YYYY-MM/<name>.seg`; then a manifest, `ingested/<name>.json`, records the file's
+//! SHA-256, its counts and its bad lines. A file whose manifest has the same hash is skipped, so
+//! ingest is idempotent per file and resumes after a crash where it stopped: a file whose
+//! manifest was not written is simply done again, overwriting its own segments.
+//!
+//! A bad line (not JSON, or not an event) is counted and skipped, with its file and line number;
+//! it never stops the file.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use oss_core::event::{MAX_LINE_BYTES, parse};
+use oss_core::row::{Names, Row, reduce};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::segment::{self, write_atomic};
+use crate::{Error, month_of};
+
+/// Bad lines kept with their place per file; the rest are only counted.
+pub const MAX_BAD_LINES_KEPT: usize = 100;
+/// Largest source file read, compressed.
+pub const MAX_FILE_BYTES: u64 = 8 << 30;
+
+/// The data dir's oss part.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub root: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BadLine {
+    pub file: String,
+    pub line: u64,
+    pub reason: String,
+}
+
+/// What ingesting one file did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub sha256: String,
+    pub events: u64,
+    pub bad_lines: u64,
+    pub bad: Vec<BadLine>,
+    /// Rows per month.
+    pub months: BTreeMap<String, u64>,
+}
+
+/// What ingesting a set of files did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub files: u64,
+    /// Files skipped because they were already ingested with the same contents.
+    pub unchanged: u64,
+    pub events: u64,
+    pub bad_lines: u64,
+    pub bad: Vec<BadLine>,
+    pub bytes: u64,
+}
+
+impl Store {
+    pub fn new(data_dir: &Path) -> Store {
+        Store { root: data_dir.join("oss") }
+    }
+
+    fn manifest_path(&self, name: &str) -> PathBuf {
+        self.root.join("ingested").join(format!("{name}.json"))
+    }
+
+    pub fn month_dir(&self, month: &str) -> PathBuf {
+        self.root.join("months").join(month)
+    }
+
+    pub fn manifest(&self, name: &str) -> Result<Option<Manifest>, Error> {
+        match std::fs::read(self.manifest_path(name)) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::Corrupt(format!("manifest {name}: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(name)(e)),
+        }
+    }
+
+    /// The months that have segments, in order.
+    pub fn months(&self) -> Result<Vec<String>, Error> {
+        let dir = self.root.join("months");
+        let mut out: Vec<String> = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).filter(|m| crate::month_index(m).is_ok()).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+            Err(e) => return Err(Error::io(dir.display().to_string())(e)),
+        };
+        out.sort();
+        Ok(out)
+    }
+
+    /// A month's segment files, in name order.
+    pub fn segments(&self, month: &str) -> Result<Vec<PathBuf>, Error> {
+        let dir = self.month_dir(month);
+        let mut out: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "seg")).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+            Err(e) => return Err(Error::io(dir.display().to_string())(e)),
+        };
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// A source file's unit name: its file name without `.json.gz`, `.json` or `.gz`.
+pub fn unit_name(path: &Path) -> Result<String, Error> {
+    let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let name = file.trim_end_matches(".gz").trim_end_matches(".ndjson").trim_end_matches(".json");
+    if name.is_empty() || name.starts_with('.') || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        return Err(Error::invalid("file", format!("`{file}`: a name of letters, digits, `.`, `_` and `-`")));
+    }
+    Ok(name.to_string())
+}
+
+/// Reads a file's lines (gzip or plain) into rows per month.
+fn read_rows(bytes: &[u8], name: &str, m: &mut Manifest) -> Result<BTreeMap<String, (Vec<Row>, Names)>, Error> {
+    let inner: Box<dyn Read + '_> =
+        if bytes.starts_with(&[0x1f, 0x8b]) { Box::new(flate2::read::MultiGzDecoder::new(bytes)) } else { Box::new(bytes) };
+    let mut reader = BufReader::with_capacity(1 << 20, inner);
+    let mut out: BTreeMap<String, (Vec<Row>, Names)> = BTreeMap::new();
+    let mut line = Vec::with_capacity(1 << 16);
+    let mut current: Option<(i64, i64, String)> = None;
+    for number in 1u64.. {
+        line.clear();
+        let n = (&mut reader).take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut line).map_err(|e| Error::Corrupt(format!("{name}: line {number}: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        let mut bad = |reason: String| {
+            m.bad_lines += 1;
+            if m.bad.len() < MAX_BAD_LINES_KEPT {
+                m.bad.push(BadLine { file: name.to_string(), line: number, reason });
+            }
+        };
+        if line.len() > MAX_LINE_BYTES {
+            bad(format!("longer than {MAX_LINE_BYTES} bytes"));
+            // Skip the rest of the long line.
+            let mut rest = Vec::new();
+            while !line.ends_with(b"\n") && (&mut reader).take(MAX_LINE_BYTES as u64).read_until(b'\n', &mut rest).map_err(|e| Error::Corrupt(e.to_string()))? > 0 {
+                line.clear();
+                line.append(&mut rest);
+            }
+            continue;
+        }
+        let text = line.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        match parse(text) {
+            Ok(e) => {
+                // Events come in time order, so the month changes rarely: keep the current one's bounds.
+                let month = match &current {
+                    Some((lo, hi, mo)) if (*lo..*hi).contains(&e.at_s) => mo.clone(),
+                    _ => {
+                        let mo = month_of(e.at_s);
+                        current = month_bounds(&mo).map(|(lo, hi)| (lo, hi, mo.clone()));
+                        mo
+                    }
+                };
+                let slot = out.entry(month).or_default();
+                let row = reduce(&e, &mut slot.1);
+                slot.0.push(row);
+                m.events += 1;
+            }
+            Err(err) => bad(err.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+/// The seconds a month spans, [start, end).
+fn month_bounds(month: &str) -> Option<(i64, i64)> {
+    let i = crate::month_index(month).ok()?;
+    let start = |i: i32| {
+        let m = time::Month::try_from((i.rem_euclid(12) + 1) as u8).ok()?;
+        time::Date::from_calendar_date(i.div_euclid(12), m, 1).ok().map(|d| d.midnight().assume_utc().unix_timestamp())
+    };
+    Some((start(i)?, start(i + 1)?))
+}
+
+/// Ingests one file, unless it was already ingested with the same contents.
+pub fn ingest_file(store: &Store, path: &Path) -> Result<(Manifest, bool), Error> {
+    let name = unit_name(path)?;
+    let meta = std::fs::metadata(path).map_err(Error::io(path.display().to_string()))?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(Error::invalid("file", format!("{}: larger than {MAX_FILE_BYTES} bytes", path.display())));
+    }
+    let bytes = std::fs::read(path).map_err(Error::io(path.display().to_string()))?;
+    let sha256 = hex(&Sha256::digest(&bytes));
+    let before = store.manifest(&name)?;
+    if let Some(m) = &before
+        && m.sha256 == sha256
+    {
+        return Ok((m.clone(), false));
+    }
+    let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+    let mut m = Manifest { name: name.clone(), sha256, events: 0, bad_lines: 0, bad: vec![], months: BTreeMap::new() };
+    let months = read_rows(&bytes, &file, &mut m)?;
+    for (month, (rows, names)) in &months {
+        write_atomic(&store.month_dir(month).join(format!("{name}.seg")), &segment::encode(rows, names)?)?;
+        m.months.insert(month.clone(), rows.len() as u64);
+    }
+    // A file ingested before with other contents may have left segments in months it no longer has.
+    for old in before.iter().flat_map(|b| b.months.keys()).filter(|mo| !m.months.contains_key(*mo)) {
+        let p = store.month_dir(old).join(format!("{name}.seg"));
+        if let Err(e) = std::fs::remove_file(&p)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(Error::io(p.display().to_string())(e));
+        }
+    }
+    let json = serde_json::to_vec_pretty(&m).map_err(|e| Error::Corrupt(e.to_string()))?;
+    write_atomic(&store.manifest_path(&name), &json)?;
+    Ok((m, true))
+}
+
+/// The GH Archive files of a directory (`*.json.gz`, `*.json`, `*.ndjson`, `*.gz`), in name order.
+pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(Error::io(dir.display().to_string()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.') && [".json.gz", ".json", ".ndjson", ".gz"].iter().any(|x| n.ends_with(x))))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Ingests files on `threads` threads, calling `progress` after each file with (files done, bytes).
+pub fn ingest_files(store: &Store, files: &[PathBuf], threads: usize, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Summary, Error> {
+    let next = AtomicUsize::new(0);
+    let summary = Mutex::new(Summary::default());
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, 256) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = files.get(i) else { break };
+                    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                    let done = ingest_file(store, path);
+                    let Ok(mut sum) = summary.lock() else { break };
+                    match done {
+                        Ok((m, fresh)) => {
+                            sum.files += 1;
+                            sum.unchanged += u64::from(!fresh);
+                            sum.events += m.events;
+                            sum.bad_lines += m.bad_lines;
+                            sum.bytes += bytes;
+                            let room = MAX_BAD_LINES_KEPT.saturating_sub(sum.bad.len());
+                            sum.bad.extend(m.bad.into_iter().take(room));
+                            progress(sum.files, sum.bytes);
+                        }
+                        Err(e) => {
+                            if let Ok(mut f) = failed.lock() {
+                                f.get_or_insert(e);
+                            }
+                            next.store(files.len(), Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failed.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let mut sum = summary.into_inner().map_err(|_| Error::Corrupt("a worker panicked".into()))?;
+    sum.bad.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    Ok(sum)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
