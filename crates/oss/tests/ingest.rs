@@ -1,0 +1,272 @@
+//! Ingest into segments, on the real GH Archive samples and generated events: bad lines counted
+//! with their place, idempotent per file, resumable after a crash, and the measures over what was
+//! stored equal to the core's over the events themselves.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+use std::collections::BTreeSet;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use oss::generate::{self, Settings};
+use oss::ingest::{Store, files_in, ingest_file, ingest_files};
+use oss::measure::{self, People};
+use oss::segment;
+use oss_core::event::{Kind, parse};
+use oss_core::global::GlobalParams;
+use oss_core::people::Alias;
+use oss_core::row::{Action, Names, Row, reduce};
+use proptest::prelude::*;
+
+fn shared(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/oss").join(path)
+}
+
+/// The two real samples as GH Archive would name them: the 800 events of 2021-07-21 and the
+/// quickwit bulk file (100 events between 100 Elasticsearch action lines).
+fn samples(dir: &Path) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(shared("gharchive/pinot/2021-07-21-few-hours.json"), dir.join("2021-07-21-6.json")).unwrap();
+    std::fs::copy(shared("gharchive/quickwit/gharchive-bulk.json.gz"), dir.join("2015-02-01-0.json.gz")).unwrap();
+    files_in(dir).unwrap()
+}
+
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn real_events_ingest_with_bad_lines_counted_in_place_and_a_second_run_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = samples(&tmp.path().join("src"));
+    let store = Store::new(&tmp.path().join("data"));
+    let sum = ingest_files(&store, &files, 2, &|_, _| {}).unwrap();
+    assert_eq!((sum.files, sum.unchanged, sum.events), (2, 0, 900));
+    // Every other line of the bulk file is an action line, not an event: counted, placed, skipped.
+    assert_eq!(sum.bad_lines, 100);
+    assert_eq!(sum.bad[0].file, "2015-02-01-0.json.gz");
+    assert_eq!(sum.bad.iter().take(3).map(|b| b.line).collect::<Vec<_>>(), [1, 3, 5]);
+    assert!(sum.bad[0].reason.contains("type"), "{}", sum.bad[0].reason);
+    assert_eq!(store.months().unwrap(), ["2015-02", "2021-07"]);
+
+    let before = tree(&store.root);
+    let again = ingest_files(&store, &files, 1, &|_, _| {}).unwrap();
+    assert_eq!((again.unchanged, again.events), (2, 900));
+    assert_eq!(tree(&store.root), before, "a second ingest writes nothing");
+}
+
+#[test]
+fn a_crash_before_a_files_manifest_redoes_that_file_only_and_ends_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = samples(&tmp.path().join("src"));
+    let clean = Store::new(&tmp.path().join("clean"));
+    ingest_files(&clean, &files, 1, &|_, _| {}).unwrap();
+
+    // The crashed run: the first file done, the second's segment written (torn, as a temporary
+    // file) but its manifest not.
+    let crashed = Store::new(&tmp.path().join("crashed"));
+    ingest_file(&crashed, &files[0]).unwrap();
+    let torn = crashed.month_dir("2021-07").join(".2021-07-21-6.seg.tmp");
+    std::fs::create_dir_all(torn.parent().unwrap()).unwrap();
+    std::fs::write(&torn, b"AIPOSEG1 half a segm").unwrap();
+    let resumed = ingest_files(&crashed, &files, 1, &|_, _| {}).unwrap();
+    assert_eq!((resumed.files, resumed.unchanged), (2, 1), "only the unfinished file is done again");
+    assert!(!torn.exists(), "the torn temporary file is replaced");
+    assert_eq!(tree(&crashed.root), tree(&clean.root));
+}
+
+#[test]
+fn a_republished_file_replaces_its_rows_and_leaves_no_stale_month() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(&tmp.path().join("data"));
+    let f = tmp.path().join("2026-09-30-23.json");
+    let line = |id: u64, at: &str| format!(r#"{{"id":"{id}","type":"WatchEvent","actor":{{"id":1,"login":"a"}},"repo":{{"id":2,"name":"o/r"}},"payload":{{"action":"started"}},"created_at":"{at}"}}"#);
+    std::fs::write(&f, format!("{}\n{}\n", line(1, "2026-09-30T23:59:59Z"), line(2, "2026-10-01T00:00:00Z"))).unwrap();
+    let (m, fresh) = ingest_file(&store, &f).unwrap();
+    assert!(fresh);
+    assert_eq!(m.months.keys().collect::<Vec<_>>(), ["2026-09", "2026-10"]);
+    std::fs::write(&f, format!("{}\n", line(1, "2026-09-30T23:59:59Z"))).unwrap();
+    let (m, fresh) = ingest_file(&store, &f).unwrap();
+    assert!(fresh);
+    assert_eq!(m.months.keys().collect::<Vec<_>>(), ["2026-09"]);
+    assert!(store.segments("2026-10").unwrap().is_empty(), "the month the file no longer has is emptied");
+}
+
+#[test]
+fn an_edited_segment_fails_its_hash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = samples(&tmp.path().join("src"));
+    let store = Store::new(&tmp.path().join("data"));
+    ingest_files(&store, &files, 1, &|_, _| {}).unwrap();
+    let seg = store.segments("2021-07").unwrap().remove(0);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&seg, &bytes).unwrap();
+    let err = measure::activity(&store, "2021-07", &People::default()).unwrap_err().to_string();
+    assert!(err.contains("hash"), "{err}");
+}
+
+#[test]
+fn activity_read_back_from_segments_equals_the_cores_on_the_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = samples(&tmp.path().join("src"));
+    let store = Store::new(&tmp.path().join("data"));
+    ingest_files(&store, &files, 1, &|_, _| {}).unwrap();
+    let people = People { bots: Some(oss_core::people::Bots::none()), aliases: vec![] };
+    let (repos, _) = measure::activity(&store, "2021-07", &people).unwrap();
+    let text = std::fs::read(shared("gharchive/pinot/2021-07-21-few-hours.json")).unwrap();
+    let mut names = Names::default();
+    let rows: Vec<Row> = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| reduce(&parse(l).unwrap(), &mut names)).collect();
+    let want = oss_core::activity::repo_activity(&oss_core::activity::counts(&rows, &BTreeSet::new()));
+    assert_eq!(repos.len(), want.len());
+    for r in &repos {
+        assert_eq!(r.activity, want[&r.id], "{}", r.name);
+        assert_eq!(Some(r.name.as_str()), names.repo_name(r.id));
+    }
+}
+
+fn generated(dir: &Path, s: &Settings) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    generate::generate(s, dir, &|_| {}).unwrap()
+}
+
+#[test]
+fn the_generator_is_seeded_parses_cleanly_and_has_the_real_mix_and_bots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Settings { events: 20_000, developers: 2_000, repos: 1_000, hours: 2, ..Settings::default() };
+    let a = generated(&tmp.path().join("a"), &s);
+    let b = generated(&tmp.path().join("b"), &s);
+    assert_eq!(a.len(), 2);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap(), "same seed, same bytes");
+    }
+    let mut text = String::new();
+    for f in &a {
+        flate2::read::GzDecoder::new(std::fs::File::open(f).unwrap()).read_to_string(&mut text).unwrap();
+    }
+    let events: Vec<_> = text.lines().map(|l| parse(l.as_bytes()).unwrap()).collect();
+    assert_eq!(events.len(), 20_000);
+    let share = |k: Kind| events.iter().filter(|e| e.kind == k).count() as f64 / 20_000.0;
+    // The real sample: 425 of 800 pushes, 64 pull request events, 36 issue comments.
+    assert!((share(Kind::Push) - 425.0 / 800.0).abs() < 0.02, "{}", share(Kind::Push));
+    assert!((share(Kind::PullRequest) - 64.0 / 800.0).abs() < 0.01);
+    assert!((share(Kind::IssueComment) - 36.0 / 800.0).abs() < 0.01);
+    let bots = events.iter().filter(|e| oss_core::people::Bots::default().is_bot(&e.actor_login)).count();
+    assert!(bots > 200, "bots among the most active: {bots}");
+    // Heavy tail: the top 1% of developers do far more than 1% of the work.
+    let mut per: std::collections::BTreeMap<u64, usize> = Default::default();
+    for e in &events {
+        *per.entry(e.actor_id).or_default() += 1;
+    }
+    let mut counts: Vec<usize> = per.into_values().collect();
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    let top: usize = counts.iter().take(20).sum();
+    assert!(top > 20_000 / 5, "top 20 of 2000 developers: {top} events");
+}
+
+#[test]
+fn global_openrank_inherits_month_to_month_reuses_results_and_recomputes_after_a_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(&tmp.path().join("data"));
+    let sep = Settings { events: 6_000, developers: 300, repos: 100, hours: 2, ..Settings::default() };
+    // 2026-10-01.
+    let oct = Settings { start_s: 1_790_812_800, seed: 2, ..sep.clone() };
+    for s in [&sep, &oct] {
+        ingest_files(&store, &generated(&tmp.path().join("src"), s), 1, &|_, _| {}).unwrap();
+    }
+    let p = GlobalParams::OPENDIGGER;
+    let months = measure::global_openrank(&store, "2026-10", &p, &People::default(), &|_| {}).unwrap();
+    assert_eq!(months.iter().map(|m| m.month.as_str()).collect::<Vec<_>>(), ["2026-09", "2026-10"]);
+    assert!(months.iter().all(|m| m.converged && m.iterations <= p.settings.max_iterations));
+    assert!(months[1].values.iter().all(|r| r.openrank >= 0.0));
+    assert!(!months[1].values.iter().any(|r| r.name.ends_with("[bot]")), "bots are not ranked");
+
+    // October alone, without September's history, gives other values.
+    let alone = Store::new(&tmp.path().join("alone"));
+    ingest_files(&alone, &generated(&tmp.path().join("src2"), &oct), 1, &|_, _| {}).unwrap();
+    let solo = measure::global_openrank(&alone, "2026-10", &p, &People::default(), &|_| {}).unwrap();
+    assert_ne!(solo[0].values, months[1].values, "October inherits from September");
+
+    // A second run reuses both stored months; a changed September recomputes October too.
+    let again = measure::global_openrank(&store, "2026-10", &p, &People::default(), &|_| {}).unwrap();
+    assert_eq!(again, months);
+    let extra = tmp.path().join("extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    std::fs::write(extra.join("2026-09-15-0.json"), r#"{"id":"9","type":"IssuesEvent","actor":{"id":77,"login":"late"},"repo":{"id":5000001,"name":"owner0/repo1"},"payload":{"action":"opened","issue":{"id":99,"number":1}},"created_at":"2026-09-15T00:00:00Z"}"#).unwrap();
+    ingest_files(&store, &files_in(&extra).unwrap(), 1, &|_, _| {}).unwrap();
+    let changed = measure::global_openrank(&store, "2026-10", &p, &People::default(), &|_| {}).unwrap();
+    assert_ne!(changed[0].fingerprint, months[0].fingerprint);
+    assert_ne!(changed[1].fingerprint, months[1].fingerprint, "October rests on September");
+}
+
+#[test]
+fn aliases_merge_accounts_and_the_merge_is_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(&tmp.path().join("data"));
+    let f = tmp.path().join("2026-09-01-0.json");
+    let ev = |id: u64, actor: u64, login: &str, issue: u64| {
+        format!(r#"{{"id":"{id}","type":"IssuesEvent","actor":{{"id":{actor},"login":"{login}"}},"repo":{{"id":1,"name":"o/r"}},"payload":{{"action":"opened","issue":{{"id":{issue},"number":{issue}}}}},"created_at":"2026-09-01T00:00:00Z"}}"#)
+    };
+    std::fs::write(&f, [ev(1, 10, "alice", 1), ev(2, 11, "alice-work", 2), ev(3, 12, "bob", 3)].join("\n")).unwrap();
+    ingest_file(&store, &f).unwrap();
+    let people = People { bots: None, aliases: vec![Alias { developer: "alice".into(), logins: vec!["alice-work".into()] }] };
+    let (_, devs) = measure::activity(&store, "2026-09", &people).unwrap();
+    let alice = devs.iter().find(|d| d.name == "alice").unwrap();
+    assert_eq!(alice.counts.open_issue, 2, "both accounts' issues count for alice");
+    assert!(!devs.iter().any(|d| d.name == "alice-work"));
+    let m = measure::global_openrank(&store, "2026-09", &GlobalParams::OPENDIGGER, &people, &|_| {}).unwrap();
+    assert_eq!(m[0].merges, [("alice-work".to_string(), "alice".to_string())]);
+}
+
+fn rows() -> impl Strategy<Value = Vec<Row>> {
+    let row = (any::<i32>(), 0u8..9, 0u16..3, 0u8..8, any::<[u64; 8]>(), any::<u32>(), any::<bool>(), any::<bool>()).prop_map(
+        |(at, kind, other, action, ids, number, merged, snyk)| Row {
+            at_s: i64::from(at),
+            kind: Kind::from_code(kind),
+            other_type: if Kind::from_code(kind) == Kind::Other { other } else { 0 },
+            action: Action::from_code(action),
+            actor: ids[0],
+            repo: ids[1],
+            org: ids[2],
+            event_id: ids[3],
+            issue: ids[4],
+            number,
+            comment: ids[5],
+            push: ids[6],
+            merged,
+            author: ids[7],
+            snyk,
+        },
+    );
+    prop::collection::vec(row, 0..60)
+}
+
+proptest! {
+    #[test]
+    fn segments_give_back_what_was_written(rows in rows(), logins in prop::collection::btree_map(1u64..50, "[a-z\\[\\]-]{1,12}", 0..10)) {
+        let mut names = Names::default();
+        for (id, l) in &logins {
+            names.actor(*id, 5, l);
+            names.repo(*id, 5, &format!("o/{l}"));
+        }
+        names.other_type("CreateEvent");
+        let bytes = segment::encode(&rows, &names).unwrap();
+        let (back, back_names) = segment::decode(&bytes).unwrap();
+        prop_assert_eq!(back, rows);
+        prop_assert_eq!(back_names, names);
+    }
+}
