@@ -61,7 +61,7 @@ fn keep_newest(path: &Path, note: &str) -> std::io::Result<()> {
 }
 
 /// The log's signing key from `path`, made on first start with its public key beside it.
-fn key(cfg: &Config, path: &Path) -> anyhow::Result<tlog::SignerKey> {
+pub(crate) fn key(cfg: &Config, path: &Path) -> anyhow::Result<tlog::SignerKey> {
     if path.exists() {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading the log key {}", path.display()))?;
         let key = tlog::SignerKey::parse(&text).with_context(|| format!("the log key {}", path.display()))?;

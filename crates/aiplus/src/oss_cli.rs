@@ -109,6 +109,31 @@ enum OssCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A credit report of a developer over a period (`YYYY-MM..YYYY-MM`): activity and global
+    /// OpenRank per month and per repo, events by type with links, the method and its
+    /// parameters, and a content hash signed by the platform's log key and recorded as a
+    /// transparency-log leaf. Writes the signed JSON and a printable HTML page.
+    Report {
+        #[command(flatten)]
+        place: Place,
+        #[arg(long)]
+        developer: String,
+        #[arg(long)]
+        period: String,
+        /// The signed JSON (default: report-LOGIN-PERIOD.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The printable page (default: the JSON's name with .html).
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
+    /// Check a credit report offline: its contents hash to the signed hash, and the signature
+    /// is the platform's (its public key, `log-key.pub`, as published to registrars).
+    Verify {
+        report: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
     /// Measure ingest (events per second on one core, from gz files) and global OpenRank for one
     /// month (time and peak memory), on generated events.
     Bench {
@@ -212,8 +237,47 @@ pub fn oss(args: OssArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        OssCommand::Report { place, developer, period, out, html } => report(&place, &developer, &period, out, html),
+        OssCommand::Verify { report, key } => {
+            let text = std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?;
+            let signed: oss::report::Signed = serde_json::from_str(&text).with_context(|| format!("{}: not a credit report", report.display()))?;
+            let key = tlog::VerifierKey::parse(&std::fs::read_to_string(&key).with_context(|| format!("reading {}", key.display()))?)?;
+            oss::report::verify(&signed, &key)?;
+            println!("verified: {} {}..{}, content sha256 {}", signed.report["developer"]["login"], signed.report["period"]["from"], signed.report["period"]["to"], signed.content_sha256);
+            Ok(())
+        }
         OssCommand::Bench { events, developers, repos, pad_bytes, seed, json } => bench(events, developers, repos, pad_bytes, seed, json),
     }
+}
+
+fn report(place: &Place, developer: &str, period: &str, out: Option<PathBuf>, html: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut cfg = Config::load(place.config.as_deref())?;
+    if let Some(d) = &place.data_dir {
+        cfg.server.data_dir = d.clone();
+    }
+    let (store, people) = store(place)?;
+    let body = oss::report::build(&store, developer, period, &people)?;
+    let key_path = cfg.govern.log_key_file.clone().unwrap_or_else(|| cfg.server.data_dir.join("log-key"));
+    let key = crate::log_files::key(&cfg, &key_path)?;
+    let mut signed = oss::report::sign(body, &key)?;
+    // The leaf makes the report's existence public and fixed in time: a registrar can ask the
+    // log for it, and nobody can later deny having issued it.
+    let record = json!({"content_sha256": signed.content_sha256, "developer": developer, "period": period});
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let index = rt.block_on(async {
+        let st = store::Store::open(&cfg.server.data_dir).await.context("opening the store")?;
+        let log = crate::log_files::open(&cfg, st).await?;
+        let fact = tlog::Fact { kind: "oss.credit_report", subject: &format!("developer/{developer}"), actor_role: "operator", record: &record };
+        let now = jobs::Clock::now_ms(&jobs::SystemClock);
+        anyhow::Ok(log.append(&fact, now).await?.index)
+    })?;
+    signed.log_index = Some(index);
+    let out = out.unwrap_or_else(|| PathBuf::from(format!("report-{developer}-{}.json", period.replace("..", "_"))));
+    let html_path = html.unwrap_or_else(|| out.with_extension("html"));
+    std::fs::write(&out, serde_json::to_vec_pretty(&signed)?).with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(&html_path, oss::report::html(&signed)).with_context(|| format!("writing {}", html_path.display()))?;
+    println!("{} and {}: content sha256 {}, transparency-log leaf {index}", out.display(), html_path.display(), signed.content_sha256);
+    Ok(())
 }
 
 fn show_community(store: &Store, period: &str, repos: &[String], people: &People, limit: usize, json: bool) -> anyhow::Result<()> {

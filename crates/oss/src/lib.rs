@@ -5,10 +5,12 @@
 //! - [`ingest`] streams GH Archive files into segments, resumably and idempotently per file.
 //! - [`generate`] writes GH-like hourly files from a seed, for scale tests and benchmarks.
 //! - [`measure`] loads months and runs the core's measures over them.
+//! - [`report`] builds, signs and verifies credit reports.
 
 pub mod generate;
 pub mod ingest;
 pub mod measure;
+pub mod report;
 pub mod segment;
 
 /// What can go wrong around the core.
