@@ -27,7 +27,7 @@ fn every_real_event_parses_and_the_type_counts_agree() {
     let mut theirs: BTreeMap<String, usize> = BTreeMap::new();
     for (n, line) in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
         let e = parse(line).unwrap_or_else(|err| panic!("line {}: {err}", n + 1));
-        *ours.entry(e.type_name).or_default() += 1;
+        *ours.entry(e.type_name.to_string()).or_default() += 1;
         let raw: Value = serde_json::from_slice(line).unwrap();
         *theirs.entry(raw["type"].as_str().unwrap().to_string()).or_default() += 1;
     }
@@ -100,7 +100,8 @@ fn old_events_with_fractional_seconds_and_both_push_formats_parse() {
     assert_eq!(events.len(), 100);
     assert!(events.iter().all(Result::is_ok), "{:?}", events.iter().find(|e| e.is_err()));
     for file in ["gharchive_pushevent_pre_drift_2024-05-21-0.json", "gharchive_pushevent_post_drift_2025-12-15-0.json"] {
-        let e = parse(&shared(file)).unwrap_or_else(|err| panic!("{file}: {err}"));
+        let bytes = shared(file);
+        let e = parse(&bytes).unwrap_or_else(|err| panic!("{file}: {err}"));
         assert_eq!(e.type_name, "PushEvent", "{file}");
         assert!(e.push_id.is_some(), "{file}: the push is counted by its id in either format");
     }
