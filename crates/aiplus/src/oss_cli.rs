@@ -206,10 +206,30 @@ pub fn oss(args: OssArgs) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&json!({"period": period, "data": rows}))?);
             } else {
-                println!("{:<4} {:<40} {:>10} {:>6} {:>6} {:>6} {:>6} {:>6}", "#", if developers { "developer" } else { "repo" }, "activity", "cmt", "issue", "pr", "review", "merged");
+                println!(
+                    "{:<4} {:<40} {:>10} {:>6} {:>6} {:>6} {:>6} {:>6}",
+                    "#",
+                    if developers { "developer" } else { "repo" },
+                    "activity",
+                    "cmt",
+                    "issue",
+                    "pr",
+                    "review",
+                    "merged"
+                );
                 for (i, r) in rows.iter().enumerate() {
                     let c = r.counts;
-                    println!("{:<4} {:<40} {:>10.3} {:>6} {:>6} {:>6} {:>6} {:>6}", i + 1, r.name, r.activity, c.issue_comment, c.open_issue, c.open_pull, c.review_comment, c.merged_pull);
+                    println!(
+                        "{:<4} {:<40} {:>10.3} {:>6} {:>6} {:>6} {:>6} {:>6}",
+                        i + 1,
+                        r.name,
+                        r.activity,
+                        c.issue_comment,
+                        c.open_issue,
+                        c.open_pull,
+                        c.review_comment,
+                        c.merged_pull
+                    );
                 }
             }
             Ok(())
@@ -220,17 +240,34 @@ pub fn oss(args: OssArgs) -> anyhow::Result<()> {
             if !community.is_empty() {
                 return show_community(&store, &period, &community, &people, limit, json);
             }
-            let months = measure::global_openrank(&store, &period, &GlobalParams::OPENDIGGER, &people, &|m| eprintln!("global OpenRank: {m}"))?;
+            let months =
+                measure::global_openrank(&store, &period, &GlobalParams::OPENDIGGER, &people, &|m| eprintln!("global OpenRank: {m}"))?;
             let m = months.into_iter().find(|m| m.month == period).with_context(|| format!("--period: no events stored for {period}"))?;
             let kind = if developers { "user" } else { "repo" };
-            let rows: Vec<_> = m.values.iter().filter(|r| r.kind == kind && org.as_ref().is_none_or(|o| r.org.as_deref() == Some(o.as_str()))).take(limit).collect();
+            let rows: Vec<_> = m
+                .values
+                .iter()
+                .filter(|r| r.kind == kind && org.as_ref().is_none_or(|o| r.org.as_deref() == Some(o.as_str())))
+                .take(limit)
+                .collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&json!({
-                    "period": period, "iterations": m.iterations, "tolerance": m.tolerance, "max_iterations": m.max_iterations,
-                    "delta": m.delta, "converged": m.converged, "events": m.events, "merges": m.merges, "data": rows,
-                }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({
+                        "period": period, "iterations": m.iterations, "tolerance": m.tolerance, "max_iterations": m.max_iterations,
+                        "delta": m.delta, "converged": m.converged, "events": m.events, "merges": m.merges, "data": rows,
+                    }))?
+                );
             } else {
-                println!("{period}: {} events, {} iterations (tolerance {}, cap {}), last change {:.4}{}", m.events, m.iterations, m.tolerance, m.max_iterations, m.delta, if m.converged { "" } else { " — did not converge" });
+                println!(
+                    "{period}: {} events, {} iterations (tolerance {}, cap {}), last change {:.4}{}",
+                    m.events,
+                    m.iterations,
+                    m.tolerance,
+                    m.max_iterations,
+                    m.delta,
+                    if m.converged { "" } else { " — did not converge" }
+                );
                 for (i, r) in rows.iter().enumerate() {
                     println!("{:<4} {:<40} {:>10.3} {:>10.3}", i + 1, r.name, r.openrank, r.activity);
                 }
@@ -240,10 +277,14 @@ pub fn oss(args: OssArgs) -> anyhow::Result<()> {
         OssCommand::Report { place, developer, period, out, html } => report(&place, &developer, &period, out, html),
         OssCommand::Verify { report, key } => {
             let text = std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?;
-            let signed: oss::report::Signed = serde_json::from_str(&text).with_context(|| format!("{}: not a credit report", report.display()))?;
+            let signed: oss::report::Signed =
+                serde_json::from_str(&text).with_context(|| format!("{}: not a credit report", report.display()))?;
             let key = tlog::VerifierKey::parse(&std::fs::read_to_string(&key).with_context(|| format!("reading {}", key.display()))?)?;
             oss::report::verify(&signed, &key)?;
-            println!("verified: {} {}..{}, content sha256 {}", signed.report["developer"]["login"], signed.report["period"]["from"], signed.report["period"]["to"], signed.content_sha256);
+            println!(
+                "verified: {} {}..{}, content sha256 {}",
+                signed.report["developer"]["login"], signed.report["period"]["from"], signed.report["period"]["to"], signed.content_sha256
+            );
             Ok(())
         }
         OssCommand::Bench { events, developers, repos, pad_bytes, seed, json } => bench(events, developers, repos, pad_bytes, seed, json),
@@ -267,7 +308,8 @@ fn report(place: &Place, developer: &str, period: &str, out: Option<PathBuf>, ht
     let index = rt.block_on(async {
         let st = store::Store::open(&cfg.server.data_dir).await.context("opening the store")?;
         let log = crate::log_files::open(&cfg, st).await?;
-        let fact = tlog::Fact { kind: "oss.credit_report", subject: &format!("developer/{developer}"), actor_role: "operator", record: &record };
+        let fact =
+            tlog::Fact { kind: "oss.credit_report", subject: &format!("developer/{developer}"), actor_role: "operator", record: &record };
         let now = jobs::Clock::now_ms(&jobs::SystemClock);
         anyhow::Ok(log.append(&fact, now).await?.index)
     })?;
@@ -286,9 +328,20 @@ fn show_community(store: &Store, period: &str, repos: &[String], people: &People
     let rows: Vec<_> = named.into_iter().filter(|x| x.0 == "user").take(limit).collect();
     if json {
         let data: Vec<_> = rows.iter().map(|(_, n, v)| json!({"developer": n, "openrank": v})).collect();
-        println!("{}", serde_json::to_string_pretty(&json!({"period": period, "community": repos, "iterations": m.iterations, "tolerance": m.settings.tolerance, "max_iterations": m.settings.max_iterations, "converged": m.converged, "data": data}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"period": period, "community": repos, "iterations": m.iterations, "tolerance": m.settings.tolerance, "max_iterations": m.settings.max_iterations, "converged": m.converged, "data": data})
+            )?
+        );
     } else {
-        println!("{period} community {}: {} iterations (tolerance {}, cap {})", repos.join(","), m.iterations, m.settings.tolerance, m.settings.max_iterations);
+        println!(
+            "{period} community {}: {} iterations (tolerance {}, cap {})",
+            repos.join(","),
+            m.iterations,
+            m.settings.tolerance,
+            m.settings.max_iterations
+        );
         for (i, (_, n, v)) in rows.iter().enumerate() {
             println!("{:<4} {:<40} {:>10.3}", i + 1, n, v);
         }
@@ -354,8 +407,19 @@ fn bench(events: u64, developers: u32, repos: u32, pad_bytes: u32, seed: u64, as
     if as_json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("ingest: {} events from {:.0} MB of gz ({:.0} bytes per event unpacked) on one core in {ingest_s:.1} s: {:.0} events/s", sum.events, gz_bytes as f64 / 1e6, raw_bytes as f64 / events as f64, sum.events as f64 / ingest_s);
-        println!("global OpenRank for {month}: {} nodes, {} iterations, {openrank_s:.1} s; peak memory of this process {:.0} MiB", m.values.len(), m.iterations, peak.unwrap_or(0.0));
+        println!(
+            "ingest: {} events from {:.0} MB of gz ({:.0} bytes per event unpacked) on one core in {ingest_s:.1} s: {:.0} events/s",
+            sum.events,
+            gz_bytes as f64 / 1e6,
+            raw_bytes as f64 / events as f64,
+            sum.events as f64 / ingest_s
+        );
+        println!(
+            "global OpenRank for {month}: {} nodes, {} iterations, {openrank_s:.1} s; peak memory of this process {:.0} MiB",
+            m.values.len(),
+            m.iterations,
+            peak.unwrap_or(0.0)
+        );
     }
     Ok(())
 }

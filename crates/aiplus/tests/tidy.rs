@@ -267,3 +267,13 @@ fn every_route_in_the_sources_is_in_the_permission_table() {
         );
     }
 }
+
+#[test]
+fn the_oss_crate_reaches_no_network_or_store() {
+    // The CLI works on a data dir alone, like `serve`: GH Archive comes in as files, and the
+    // only store write (a report's log leaf) is the binary's.
+    let (_, manifest) = manifests().into_iter().find(|(n, _)| n == "oss").unwrap();
+    for dep in dependencies(&manifest) {
+        assert!(!["store", "reqwest", "tokio", "outbound", "sqlx"].contains(&dep.as_str()), "oss depends on {dep}");
+    }
+}

@@ -99,10 +99,12 @@ pub fn developer_activity(counts: &[((u64, u64), Counts)]) -> BTreeMap<u64, f64>
     for ((repo, who), c) in counts {
         per.entry(*who).or_default().push((*repo, c.activity()));
     }
-    per.into_iter().map(|(who, mut v)| {
-        v.sort_by_key(|x| x.0);
-        (who, v.iter().map(|x| x.1).sum())
-    }).collect()
+    per.into_iter()
+        .map(|(who, mut v)| {
+            v.sort_by_key(|x| x.0);
+            (who, v.iter().map(|x| x.1).sum())
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -172,7 +172,13 @@ pub fn month(links_in: &[Link], history: &History, month: i32, p: &CommunityPara
 }
 
 /// OpenRank over a community's graph (the root last in `index`).
-pub fn rank(links: &[Link], index: &BTreeMap<Node, u32>, activity: &BTreeMap<Node, f64>, init: Vec<f64>, p: &CommunityParams) -> Result<Ranked, Invalid> {
+pub fn rank(
+    links: &[Link],
+    index: &BTreeMap<Node, u32>,
+    activity: &BTreeMap<Node, f64>,
+    init: Vec<f64>,
+    p: &CommunityParams,
+) -> Result<Ranked, Invalid> {
     let keep = 1.0 - p.background_share;
     let root = (index.len() - 1) as u32;
     let mut edges = Vec::with_capacity(links.len() * 2 + index.len() * 2);

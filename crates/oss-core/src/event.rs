@@ -235,7 +235,9 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 fn timestamp(at: &str) -> Option<i64> {
     let b = at.as_bytes();
     let fixed = b.len() == 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[16] == b':' && b[19] == b'Z';
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { at.get(r)?.bytes().try_fold(0i64, |a, c| c.is_ascii_digit().then(|| a * 10 + i64::from(c - b'0'))) };
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        at.get(r)?.bytes().try_fold(0i64, |a, c| c.is_ascii_digit().then(|| a * 10 + i64::from(c - b'0')))
+    };
     if fixed {
         let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
         if (1..=12).contains(&mo) && (1..=31).contains(&d) && h < 24 && mi < 60 && s < 61 {

@@ -46,10 +46,7 @@ pub const BOT_PATTERNS: [&str; 5] = ["*[bot]", "*-bot", "*_bot", "*-robot", "bot
 
 impl Default for Bots {
     fn default() -> Self {
-        Bots {
-            patterns: BOT_PATTERNS.iter().map(|p| p.to_string()).collect(),
-            logins: KNOWN_BOTS.iter().map(|l| l.to_string()).collect(),
-        }
+        Bots { patterns: BOT_PATTERNS.iter().map(|p| p.to_string()).collect(), logins: KNOWN_BOTS.iter().map(|l| l.to_string()).collect() }
     }
 }
 
@@ -99,8 +96,7 @@ pub struct Merge {
 /// login, if seen, is the account the others merge into; otherwise the first of their logins seen.
 /// Logins are compared without case, as GitHub does.
 pub fn resolve(aliases: &[Alias], names: &Names) -> (BTreeMap<u64, u64>, Vec<Merge>) {
-    let by_login: BTreeMap<String, u64> =
-        names.actors.iter().map(|(id, (_, login))| (login.to_ascii_lowercase(), *id)).collect();
+    let by_login: BTreeMap<String, u64> = names.actors.iter().map(|(id, (_, login))| (login.to_ascii_lowercase(), *id)).collect();
     let mut map = BTreeMap::new();
     let mut merges = Vec::new();
     for a in aliases {

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
 
 use oss_core::activity;
-use oss_core::row::{Names, reduce};
 use oss_core::event::parse;
+use oss_core::row::{Names, reduce};
 use serde_json::Value;
 
 fn shared(path: &str) -> Vec<u8> {
@@ -155,10 +155,11 @@ fn global_activity_agrees_with_the_formula_by_hand() {
         .collect();
     let mut names = Names::default();
     let rows: Vec<_> = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| reduce(&parse(l).unwrap(), &mut names)).collect();
-    let ours: BTreeMap<(u64, u64), f64> = oss_core::global::pairs(&rows, &BTreeSet::new(), &oss_core::global::GlobalParams::OPENDIGGER.weights)
-        .into_iter()
-        .map(|p| ((p.repo, p.user), p.activity))
-        .collect();
+    let ours: BTreeMap<(u64, u64), f64> =
+        oss_core::global::pairs(&rows, &BTreeSet::new(), &oss_core::global::GlobalParams::OPENDIGGER.weights)
+            .into_iter()
+            .map(|p| ((p.repo, p.user), p.activity))
+            .collect();
     assert!(want.len() > 20, "{}", want.len());
     assert_eq!(ours, want);
 }

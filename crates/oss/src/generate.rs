@@ -132,11 +132,7 @@ impl World {
     fn login(&self, dev: u32) -> String {
         // The most active ranks hold the bots, as in the real data.
         let bots = (f64::from(self.s.developers) * self.s.bot_share) as u32;
-        if dev < bots {
-            if dev % 2 == 0 { format!("automation{dev}[bot]") } else { format!("ci{dev}-bot") }
-        } else {
-            format!("dev{dev}")
-        }
+        if dev < bots { if dev.is_multiple_of(2) { format!("automation{dev}[bot]") } else { format!("ci{dev}-bot") } } else { format!("dev{dev}") }
     }
 
     /// A developer's repo: mostly one of three of their own, sometimes any.
@@ -161,16 +157,23 @@ impl World {
         let repo = self.repo_of(dev, rng);
         let (actor_id, repo_id) = (u64::from(dev) + 1_000, u64::from(repo) + 5_000_000);
         let login = self.login(dev);
-        let org = repo % 5 == 0;
+        let org = repo.is_multiple_of(5);
         let number = 1 + rng.random_range(0..(1 + repo % 400));
         let issue_id = (repo_id << 20) | u64::from(number);
         let author = self.devs.sample(rng);
         let author_obj = format!(r#"{{"id":{},"login":"{}"}}"#, u64::from(author) + 1_000, self.login(author));
         let payload = match ty {
-            "PushEvent" => format!(r#"{{"repository_id":{repo_id},"push_id":{id},"ref":"refs/heads/main","head":"{:040x}","before":"{:040x}"}}"#, id * 7, id * 5),
+            "PushEvent" => format!(
+                r#"{{"repository_id":{repo_id},"push_id":{id},"ref":"refs/heads/main","head":"{:040x}","before":"{:040x}"}}"#,
+                id * 7,
+                id * 5
+            ),
             "IssuesEvent" => {
                 let action = ["opened", "closed", "reopened"][rng.random_range(0..3)];
-                format!(r#"{{"action":"{action}","issue":{{"id":{issue_id},"number":{number},"title":"Issue {number}: {pad}","user":{author_obj}}}}}"#, pad = self.pad)
+                format!(
+                    r#"{{"action":"{action}","issue":{{"id":{issue_id},"number":{number},"title":"Issue {number}: {pad}","user":{author_obj}}}}}"#,
+                    pad = self.pad
+                )
             }
             "IssueCommentEvent" => format!(
                 r#"{{"action":"created","issue":{{"id":{issue_id},"number":{number},"title":"Issue {number}","user":{author_obj}}},"comment":{{"id":{id},"body":"{pad}"}}}}"#,
@@ -193,7 +196,9 @@ impl World {
                 r#"{{"action":"created","comment":{{"id":{id},"body":"{pad}"}},"pull_request":{{"id":{issue_id},"number":{number},"user":{author_obj}}}}}"#,
                 pad = self.pad
             ),
-            "PullRequestReviewEvent" => format!(r#"{{"action":"created","review":{{"id":{id}}},"pull_request":{{"id":{issue_id},"number":{number}}}}}"#),
+            "PullRequestReviewEvent" => {
+                format!(r#"{{"action":"created","review":{{"id":{id}}},"pull_request":{{"id":{issue_id},"number":{number}}}}}"#)
+            }
             _ => r#"{"action":"started"}"#.to_string(),
         };
         let org_field = if org { format!(r#","org":{{"id":{},"login":"org{}"}}"#, 9_000_000 + repo / 5, repo / 5) } else { String::new() };

@@ -91,7 +91,11 @@ impl Store {
     pub fn months(&self) -> Result<Vec<String>, Error> {
         let dir = self.root.join("months");
         let mut out: Vec<String> = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).filter(|m| crate::month_index(m).is_ok()).collect(),
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|m| crate::month_index(m).is_ok())
+                .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
             Err(e) => return Err(Error::io(dir.display().to_string())(e)),
         };
@@ -132,7 +136,10 @@ fn read_rows(bytes: &[u8], name: &str, m: &mut Manifest) -> Result<BTreeMap<Stri
     let mut current: Option<(i64, i64, String)> = None;
     for number in 1u64.. {
         line.clear();
-        let n = (&mut reader).take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut line).map_err(|e| Error::Corrupt(format!("{name}: line {number}: {e}")))?;
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::Corrupt(format!("{name}: line {number}: {e}")))?;
         if n == 0 {
             break;
         }
@@ -146,7 +153,9 @@ fn read_rows(bytes: &[u8], name: &str, m: &mut Manifest) -> Result<BTreeMap<Stri
             bad(format!("longer than {MAX_LINE_BYTES} bytes"));
             // Skip the rest of the long line.
             let mut rest = Vec::new();
-            while !line.ends_with(b"\n") && (&mut reader).take(MAX_LINE_BYTES as u64).read_until(b'\n', &mut rest).map_err(|e| Error::Corrupt(e.to_string()))? > 0 {
+            while !line.ends_with(b"\n")
+                && (&mut reader).take(MAX_LINE_BYTES as u64).read_until(b'\n', &mut rest).map_err(|e| Error::Corrupt(e.to_string()))? > 0
+            {
                 line.clear();
                 line.append(&mut rest);
             }
@@ -231,7 +240,11 @@ pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>, Error> {
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| p.is_file())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.') && [".json.gz", ".json", ".ndjson", ".gz"].iter().any(|x| n.ends_with(x))))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !n.starts_with('.') && [".json.gz", ".json", ".ndjson", ".gz"].iter().any(|x| n.ends_with(x)))
+        })
         .collect();
     out.sort();
     Ok(out)

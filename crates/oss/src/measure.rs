@@ -43,27 +43,38 @@ impl People {
     }
 }
 
-/// Calls `f` with each segment of a month, its rows already merged by the aliases' ids (which
-/// need the names of the whole month, so those are read first).
-fn each_segment(store: &Store, month: &str, people: &People, f: &mut dyn FnMut(&mut Vec<Row>, &Names)) -> Result<(Names, Vec<Merge>), Error> {
+/// Calls `f` with each segment of a month, its rows already merged by the aliases' ids. Segments
+/// are read one at a time, so a month never has to fit in memory as rows; with aliases, whose ids
+/// need the names of the whole month, the names are read in a first pass.
+fn each_segment(
+    store: &Store,
+    month: &str,
+    people: &People,
+    f: &mut dyn FnMut(&mut Vec<Row>, &Names),
+) -> Result<(Names, Vec<Merge>), Error> {
     let paths = store.segments(month)?;
-    let mut names = Names::default();
-    let mut loaded = Vec::with_capacity(paths.len());
-    for p in &paths {
+    let read = |p: &std::path::PathBuf| -> Result<(Vec<Row>, Names), Error> {
         let bytes = std::fs::read(p).map_err(Error::io(p.display().to_string()))?;
-        let (rows, n) = segment::decode(&bytes).map_err(|e| Error::Corrupt(format!("{}: {e}", p.display())))?;
-        let remap = names.merge(&n);
-        loaded.push((rows, remap, n));
+        segment::decode(&bytes).map_err(|e| Error::Corrupt(format!("{}: {e}", p.display())))
+    };
+    let mut names = Names::default();
+    if !people.aliases.is_empty() {
+        for p in &paths {
+            names.merge(&read(p)?.1);
+        }
     }
     let (map, merges) = people::resolve(&people.aliases, &names);
-    for (mut rows, remap, n) in loaded {
+    let mut all = Names::default();
+    for p in &paths {
+        let (mut rows, n) = read(p)?;
+        let remap = all.merge(&n);
         for r in rows.iter_mut().filter(|r| r.kind == oss_core::event::Kind::Other) {
             r.other_type = remap.get(usize::from(r.other_type)).copied().unwrap_or(r.other_type);
         }
         people::merge_rows(&mut rows, &map);
         f(&mut rows, &n);
     }
-    Ok((names, merges))
+    Ok((all, merges))
 }
 
 /// A month's rows and names, whole.
@@ -188,7 +199,13 @@ pub fn stored_global(store: &Store, month: &str) -> Result<Option<GlobalMonth>, 
 
 /// Global OpenRank of every stored month up to `through`, each inheriting from the ones before;
 /// months already computed on the same inputs are reused. Returns the months, oldest first.
-pub fn global_openrank(store: &Store, through: &str, p: &GlobalParams, people: &People, progress: &dyn Fn(&str)) -> Result<Vec<GlobalMonth>, Error> {
+pub fn global_openrank(
+    store: &Store,
+    through: &str,
+    p: &GlobalParams,
+    people: &People,
+    progress: &dyn Fn(&str),
+) -> Result<Vec<GlobalMonth>, Error> {
     let last = month_index(through)?;
     let months: Vec<String> = store.months()?.into_iter().filter(|m| month_index(m).is_ok_and(|i| i <= last)).collect();
     let mut history = History::new();
@@ -217,7 +234,14 @@ pub fn global_openrank(store: &Store, through: &str, p: &GlobalParams, people: &
     Ok(out)
 }
 
-fn compute_global(store: &Store, month: &str, fp: &str, history: &History, p: &GlobalParams, people: &People) -> Result<GlobalMonth, Error> {
+fn compute_global(
+    store: &Store,
+    month: &str,
+    fp: &str,
+    history: &History,
+    p: &GlobalParams,
+    people: &People,
+) -> Result<GlobalMonth, Error> {
     let mut keys = PairKeys::default();
     let mut events = 0u64;
     let mut orgs: BTreeMap<u64, u64> = BTreeMap::new();
@@ -238,7 +262,14 @@ fn compute_global(store: &Store, month: &str, fp: &str, history: &History, p: &G
                 Node::User(id) => ("user", *id, names.login(*id), None),
                 Node::Repo(id) => ("repo", *id, names.repo_name(*id), orgs.get(id).and_then(|o| names.org_login(*o))),
             };
-            Ranked { kind: kind.into(), id, name: name.unwrap_or("").into(), org: org.map(String::from), openrank: *v, activity: m.activity.get(n).copied().unwrap_or(0.0) }
+            Ranked {
+                kind: kind.into(),
+                id,
+                name: name.unwrap_or("").into(),
+                org: org.map(String::from),
+                openrank: *v,
+                activity: m.activity.get(n).copied().unwrap_or(0.0),
+            }
         })
         .collect();
     values.sort_by(|a, b| b.openrank.total_cmp(&a.openrank).then((&a.kind, a.id).cmp(&(&b.kind, b.id))));
@@ -257,10 +288,18 @@ fn compute_global(store: &Store, month: &str, fp: &str, history: &History, p: &G
     })
 }
 
+/// A node of a community and its OpenRank: (kind: `user`, `issue`, `pull` or `community`, name, value).
+pub type Member = (String, String, f64);
+
 /// Community OpenRank of a set of repos (one repo, or an organisation's) in a month, with the
 /// months before it (up to three) as history. Returns per node (kind, id or number, name, value),
 /// highest first, and the iteration figures.
-pub fn community_openrank(store: &Store, month: &str, repos: &BTreeSet<String>, people: &People) -> Result<(Vec<(String, String, f64)>, community::Month), Error> {
+pub fn community_openrank(
+    store: &Store,
+    month: &str,
+    repos: &BTreeSet<String>,
+    people: &People,
+) -> Result<(Vec<Member>, community::Month), Error> {
     let p = CommunityParams::OPENDIGGER;
     let target = month_index(month)?;
     let mut history = community::History::new();
@@ -268,7 +307,12 @@ pub fn community_openrank(store: &Store, month: &str, repos: &BTreeSet<String>, 
     for idx in (target - p.history_months)..=target {
         let mo = month_name(idx);
         let (rows, names, _) = load_month(store, &mo, people)?;
-        let ids: BTreeSet<u64> = names.repos.iter().filter(|(_, (_, n))| repos.contains(n) || repos.iter().any(|r| r.ends_with("/*") && n.starts_with(&r[..r.len() - 1]))).map(|(id, _)| *id).collect();
+        let ids: BTreeSet<u64> = names
+            .repos
+            .iter()
+            .filter(|(_, (_, n))| repos.contains(n) || repos.iter().any(|r| r.ends_with("/*") && n.starts_with(&r[..r.len() - 1])))
+            .map(|(id, _)| *id)
+            .collect();
         let mine: Vec<Row> = rows.into_iter().filter(|r| ids.contains(&r.repo)).collect();
         let links = community::links(&mine, &people.bots().ids(&names), &p);
         let m = community::month(&links, &history, idx, &p).map_err(|e| Error::invalid(e.field, e.reason))?;

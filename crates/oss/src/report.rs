@@ -113,7 +113,11 @@ pub fn build(store: &Store, login: &str, period_text: &str, people: &People) -> 
         }));
     }
     let dev_id = dev_id.ok_or_else(|| Error::invalid("developer", format!("`{login}` has no events in {period_text}")))?;
-    let inputs: BTreeMap<&str, &str> = global.iter().filter(|g| month_index(&g.month).is_ok_and(|i| i >= from)).map(|g| (g.month.as_str(), g.fingerprint.as_str())).collect();
+    let inputs: BTreeMap<&str, &str> = global
+        .iter()
+        .filter(|g| month_index(&g.month).is_ok_and(|i| i >= from))
+        .map(|g| (g.month.as_str(), g.fingerprint.as_str()))
+        .collect();
     let w = p.weights;
     Ok(json!({
         "schema": "aiplus.oss.credit-report.v1",
@@ -161,7 +165,10 @@ pub fn sign(report: Value, key: &tlog::SignerKey) -> Result<Signed, Error> {
 pub fn verify(s: &Signed, key: &tlog::VerifierKey) -> Result<(), Error> {
     let hash = content_sha256(&s.report)?;
     if hash != s.content_sha256 {
-        return Err(Error::invalid("report", format!("the contents hash to {hash}, not the stated {}: they were edited", s.content_sha256)));
+        return Err(Error::invalid(
+            "report",
+            format!("the contents hash to {hash}, not the stated {}: they were edited", s.content_sha256),
+        ));
     }
     let note = tlog::note::open(&s.signature, std::slice::from_ref(key)).map_err(|e| Error::invalid("signature", e.to_string()))?;
     if note.text != note_text(&s.report, &hash) {

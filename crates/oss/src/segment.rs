@@ -51,7 +51,8 @@ pub fn encode(rows: &[Row], names: &Names) -> Result<Vec<u8>, Error> {
     col(&mut body, &|r| r.action as u64, 1);
     col(&mut body, &|r| u64::from(r.merged) | (u64::from(r.snyk) << 1), 1);
     col(&mut body, &|r| u64::from(r.number), 4);
-    let ids: [fn(&Row) -> u64; 8] = [|r| r.actor, |r| r.repo, |r| r.org, |r| r.event_id, |r| r.issue, |r| r.comment, |r| r.push, |r| r.author];
+    let ids: [fn(&Row) -> u64; 8] =
+        [|r| r.actor, |r| r.repo, |r| r.org, |r| r.event_id, |r| r.issue, |r| r.comment, |r| r.push, |r| r.author];
     for f in ids {
         col(&mut body, &f, 8);
     }

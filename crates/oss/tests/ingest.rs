@@ -93,7 +93,11 @@ fn a_republished_file_replaces_its_rows_and_leaves_no_stale_month() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::new(&tmp.path().join("data"));
     let f = tmp.path().join("2026-09-30-23.json");
-    let line = |id: u64, at: &str| format!(r#"{{"id":"{id}","type":"WatchEvent","actor":{{"id":1,"login":"a"}},"repo":{{"id":2,"name":"o/r"}},"payload":{{"action":"started"}},"created_at":"{at}"}}"#);
+    let line = |id: u64, at: &str| {
+        format!(
+            r#"{{"id":"{id}","type":"WatchEvent","actor":{{"id":1,"login":"a"}},"repo":{{"id":2,"name":"o/r"}},"payload":{{"action":"started"}},"created_at":"{at}"}}"#
+        )
+    };
     std::fs::write(&f, format!("{}\n{}\n", line(1, "2026-09-30T23:59:59Z"), line(2, "2026-10-01T00:00:00Z"))).unwrap();
     let (m, fresh) = ingest_file(&store, &f).unwrap();
     assert!(fresh);
@@ -219,7 +223,9 @@ fn aliases_merge_accounts_and_the_merge_is_listed() {
     let store = Store::new(&tmp.path().join("data"));
     let f = tmp.path().join("2026-09-01-0.json");
     let ev = |id: u64, actor: u64, login: &str, issue: u64| {
-        format!(r#"{{"id":"{id}","type":"IssuesEvent","actor":{{"id":{actor},"login":"{login}"}},"repo":{{"id":1,"name":"o/r"}},"payload":{{"action":"opened","issue":{{"id":{issue},"number":{issue}}}}},"created_at":"2026-09-01T00:00:00Z"}}"#)
+        format!(
+            r#"{{"id":"{id}","type":"IssuesEvent","actor":{{"id":{actor},"login":"{login}"}},"repo":{{"id":1,"name":"o/r"}},"payload":{{"action":"opened","issue":{{"id":{issue},"number":{issue}}}}},"created_at":"2026-09-01T00:00:00Z"}}"#
+        )
     };
     std::fs::write(&f, [ev(1, 10, "alice", 1), ev(2, 11, "alice-work", 2), ev(3, 12, "bob", 3)].join("\n")).unwrap();
     ingest_file(&store, &f).unwrap();

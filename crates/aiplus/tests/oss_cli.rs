@@ -1,0 +1,127 @@
+//! `aiplus oss` as a user runs it: the real binary on a data dir, with the real GH Archive
+//! samples of `../shared/oss/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn aiplus(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_aiplus")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn ok_json(args: &[&str]) -> Value {
+    let (ok, out, err) = aiplus(args);
+    assert!(ok, "aiplus {args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn ingest_rank_report_and_verify_offline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/oss/gharchive");
+    std::fs::copy(shared.join("pinot/2021-07-21-few-hours.json"), src.join("2021-07-21-6.json")).unwrap();
+    std::fs::copy(shared.join("quickwit/gharchive-bulk.json.gz"), src.join("2015-02-01-0.json.gz")).unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+
+    let sum = ok_json(&["oss", "ingest", src.to_str().unwrap(), "--data-dir", d, "--json"]);
+    assert_eq!((sum["events"].as_u64(), sum["bad_lines"].as_u64()), (Some(900), Some(100)));
+    assert_eq!(sum["bad"][0]["file"], "2015-02-01-0.json.gz");
+    let again = ok_json(&["oss", "ingest", src.to_str().unwrap(), "--data-dir", d, "--json"]);
+    assert_eq!(again["unchanged"], 2);
+
+    let act = ok_json(&["oss", "activity", "--repos", "--period", "2021-07", "--data-dir", d, "--json", "--limit", "3"]);
+    let top = &act["data"][0];
+    // gabrieldonadel opened 4 pull requests in their repo: sqrt(4 × 4.0679).
+    assert_eq!(top["name"], "gabrieldonadel/pull-requests-limits");
+    assert!((top["activity"].as_f64().unwrap() - (4.0f64 * 4.0679).sqrt()).abs() < 1e-12);
+
+    let or = ok_json(&["oss", "openrank", "--developers", "--period", "2021-07", "--data-dir", d, "--json", "--limit", "5"]);
+    assert_eq!((or["converged"].as_bool(), or["tolerance"].as_f64(), or["max_iterations"].as_u64()), (Some(true), Some(0.01), Some(100)));
+    assert!(or["iterations"].as_u64().unwrap() >= 1);
+    assert_eq!(or["data"][0]["name"], "gabrieldonadel");
+
+    let (bad_ok, _, err) = aiplus(&["oss", "activity", "--period", "2021-7", "--data-dir", d]);
+    assert!(!bad_ok && err.contains("period"), "{err}");
+
+    let report = tmp.path().join("r.json");
+    let (ok, out, err) = aiplus(&[
+        "oss",
+        "report",
+        "--developer",
+        "gabrieldonadel",
+        "--period",
+        "2021-07..2021-07",
+        "--data-dir",
+        d,
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("transparency-log leaf 0"), "{out}");
+    let html = std::fs::read_to_string(tmp.path().join("r.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("gabrieldonadel"), "a printable page with charts");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["report"]["months"][0]["events"]["PullRequestEvent"], 4);
+    assert!(
+        r["report"]["months"][0]["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("https://github.com/gabrieldonadel/pull-requests-limits/pull/"))
+    );
+
+    let key = data.join("log-key.pub");
+    let (ok, out, err) = aiplus(&["oss", "verify", report.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("verified"), "{out}");
+
+    // One edited number, and the report no longer verifies.
+    let mut edited = r.clone();
+    edited["report"]["months"][0]["activity"] = serde_json::json!(99.0);
+    let bad = tmp.path().join("edited.json");
+    std::fs::write(&bad, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let (ok, _, err) = aiplus(&["oss", "verify", bad.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert!(!ok && err.contains("edited"), "{err}");
+
+    // Signed by another key, it does not verify either.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let (ok, _, err) = aiplus(&[
+        "oss",
+        "report",
+        "--developer",
+        "gabrieldonadel",
+        "--period",
+        "2021-07",
+        "--data-dir",
+        d,
+        "--out",
+        other.join("x.json").to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let stranger = tmp.path().join("stranger");
+    let (ok, _, _) = aiplus(&["oss", "ingest", src.to_str().unwrap(), "--data-dir", stranger.to_str().unwrap()]);
+    assert!(ok);
+    let (ok, _, err) = aiplus(&[
+        "oss",
+        "report",
+        "--developer",
+        "gabrieldonadel",
+        "--period",
+        "2021-07",
+        "--data-dir",
+        stranger.to_str().unwrap(),
+        "--out",
+        other.join("y.json").to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = aiplus(&["oss", "verify", other.join("y.json").to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert!(!ok && err.contains("signature"), "{err}");
+}
