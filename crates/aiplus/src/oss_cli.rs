@@ -42,7 +42,16 @@ enum OssCommand {
     /// ingested with the same contents is skipped. Bad lines are counted and listed with their
     /// file and line; they never stop the ingest.
     Ingest {
-        dir: PathBuf,
+        /// A directory of files (or give --urls instead).
+        #[arg(required_unless_present = "urls")]
+        dir: Option<PathBuf>,
+        /// A file of URLs, one a line (`https://data.gharchive.org/2026-09-01-0.json.gz`), fetched
+        /// into the data dir's oss/downloads/ first; a file fetched whole is not fetched again.
+        #[arg(long, conflicts_with = "dir")]
+        urls: Option<PathBuf>,
+        /// Allow URLs on this machine or a private network (an internal mirror).
+        #[arg(long)]
+        allow_private_hosts: bool,
         #[command(flatten)]
         place: Place,
         /// Threads (default: every core).
@@ -184,7 +193,22 @@ fn read_aliases(path: &Path) -> anyhow::Result<Vec<Alias>> {
 
 pub fn oss(args: OssArgs) -> anyhow::Result<()> {
     match args.command {
-        OssCommand::Ingest { dir, place, threads, json } => ingest(&dir, &place, threads, json),
+        OssCommand::Ingest { dir, urls, allow_private_hosts, place, threads, json } => {
+            let files = match (dir, urls) {
+                (Some(dir), _) => files_in(&dir)?,
+                (None, Some(list)) => {
+                    let (store, _) = store(&place)?;
+                    let urls = crate::oss_fetch::read_list(&list)?;
+                    let bar = indicatif::ProgressBar::new(urls.len() as u64);
+                    let files =
+                        crate::oss_fetch::fetch_all(&urls, &store.root.join("downloads"), allow_private_hosts, &|n| bar.set_position(n))?;
+                    bar.finish_and_clear();
+                    files
+                }
+                (None, None) => anyhow::bail!("give a directory or --urls"),
+            };
+            ingest(&files, &place, threads, json)
+        }
         OssCommand::Generate { dir, events, seed, developers, repos, start, hours, pad_bytes } => {
             let start_s = time::OffsetDateTime::parse(&start, &time::format_description::well_known::Rfc3339)
                 .with_context(|| format!("--start: `{start}` is not an RFC 3339 time"))?
@@ -349,13 +373,12 @@ fn show_community(store: &Store, period: &str, repos: &[String], people: &People
     Ok(())
 }
 
-fn ingest(dir: &Path, place: &Place, threads: Option<usize>, as_json: bool) -> anyhow::Result<()> {
+fn ingest(files: &[PathBuf], place: &Place, threads: Option<usize>, as_json: bool) -> anyhow::Result<()> {
     let (store, _) = store(place)?;
-    let files = files_in(dir)?;
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     let t = Instant::now();
-    let sum = ingest_files(&store, &files, threads, &|n, _| bar.set_position(n))?;
+    let sum = ingest_files(&store, files, threads, &|n, _| bar.set_position(n))?;
     bar.finish_and_clear();
     if as_json {
         println!("{}", serde_json::to_string_pretty(&sum)?);

@@ -125,3 +125,70 @@ fn ingest_rank_report_and_verify_offline() {
     let (ok, _, err) = aiplus(&["oss", "verify", other.join("y.json").to_str().unwrap(), "--key", key.to_str().unwrap()]);
     assert!(!ok && err.contains("signature"), "{err}");
 }
+
+/// A minimal static file server on loopback (GH Archive's mirror stand-in): answers each GET with
+/// the named file of `dir`, or 404, counting requests.
+fn serve(dir: std::path::PathBuf) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let mut conn = conn.unwrap();
+            let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let path = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+            match std::fs::read(dir.join(&path)) {
+                Ok(body) => {
+                    write!(conn, "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len()).unwrap();
+                    conn.write_all(&body).unwrap();
+                }
+                Err(_) => write!(conn, "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap(),
+            }
+        }
+    });
+    (base, hits)
+}
+
+#[test]
+fn ingest_from_a_url_list_fetches_each_file_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mirror = tmp.path().join("mirror");
+    std::fs::create_dir_all(&mirror).unwrap();
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/oss/gharchive");
+    std::fs::copy(shared.join("pinot/2021-07-21-few-hours.json"), mirror.join("2021-07-21-6.json")).unwrap();
+    let (base, hits) = serve(mirror);
+    let list = tmp.path().join("urls.txt");
+    std::fs::write(&list, format!("# one hour\n{base}/2021-07-21-6.json\n")).unwrap();
+    let d = tmp.path().join("data");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec!["oss", "ingest", "--urls", list.to_str().unwrap(), "--data-dir", d.to_str().unwrap(), "--json"];
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| aiplus(&a.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // This machine is not an outside host: refused unless asked for.
+    let (ok, _, err) = run(args(&[]));
+    assert!(!ok && err.contains("line 2") && err.contains("this host"), "{err}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    let (ok, out, err) = run(args(&["--allow-private-hosts"]));
+    assert!(ok, "{err}");
+    let sum: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((sum["events"].as_u64(), sum["unchanged"].as_u64()), (Some(800), Some(0)));
+    let (ok, out, _) = run(args(&["--allow-private-hosts"]));
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["unchanged"], 1);
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1, "a file fetched whole is not fetched again");
+}

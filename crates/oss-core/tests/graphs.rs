@@ -2,7 +2,13 @@
 //! (developers and issues inside a repo). Checked against the rules written out again here and
 //! solved exactly, and for the properties the issue names.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::needless_range_loop, reason = "tests; Gaussian elimination reads best by index")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop,
+    reason = "tests; Gaussian elimination reads best by index"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 

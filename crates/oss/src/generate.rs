@@ -132,7 +132,11 @@ impl World {
     fn login(&self, dev: u32) -> String {
         // The most active ranks hold the bots, as in the real data.
         let bots = (f64::from(self.s.developers) * self.s.bot_share) as u32;
-        if dev < bots { if dev.is_multiple_of(2) { format!("automation{dev}[bot]") } else { format!("ci{dev}-bot") } } else { format!("dev{dev}") }
+        if dev < bots {
+            if dev.is_multiple_of(2) { format!("automation{dev}[bot]") } else { format!("ci{dev}-bot") }
+        } else {
+            format!("dev{dev}")
+        }
     }
 
     /// A developer's repo: mostly one of three of their own, sometimes any.
