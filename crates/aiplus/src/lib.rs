@@ -38,6 +38,8 @@ pub struct Parts {
     pub collections: Arc<agents::collections::Collections>,
     /// The data exchange.
     pub data: Arc<data::exchange::Exchange>,
+    /// Open-source contribution evaluation's months (`<data_dir>/oss`).
+    pub oss: Arc<oss::ingest::Store>,
     /// Host names served besides IP addresses and `localhost` (`server.hosts`).
     pub hosts: Vec<String>,
     pub clock: Arc<dyn vocab::Clock>,
@@ -73,6 +75,7 @@ pub fn app(p: Parts) -> axum::Router {
         .merge(api::agent_routes::router(p.agents))
         .merge(api::collection_routes::router(p.collections))
         .merge(api::data_routes::router(p.data))
+        .merge(api::oss_routes::router(p.oss))
         .merge(gateway::router(p.gateway))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve));
     if let Some(models) = p.models {

@@ -218,6 +218,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         agents,
         collections,
         data,
+        oss: Arc::new(oss::ingest::Store::new(&cfg.server.data_dir)),
         hosts: cfg.server.hosts.clone(),
         clock,
     });

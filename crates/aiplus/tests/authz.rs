@@ -132,6 +132,10 @@ const MATRIX: &[Row] = &[
     ("POST", "/api/v1/collections/{id}/search", [401, 200, 200, 404, 200, 200]),
     // The data exchange: a tenant's own datasets and uploads, with the data scope (A's member
     // key lacks it); A's dataset does not exist for B. The catalogue is every tenant's listings.
+    // Open-source evaluation: GH Archive is public, so any signed-in principal reads it.
+    ("GET", "/api/v1/oss/rankings", [401, 200, 200, 200, 200, 200]),
+    ("GET", "/api/v1/oss/developers/{login}", [401, 200, 200, 200, 200, 200]),
+    ("GET", "/api/v1/oss/repos/{owner}/{repo}", [401, 200, 200, 200, 200, 200]),
     ("GET", "/api/v1/datasets", [401, 403, 200, 200, 200, 200]),
     ("POST", "/api/v1/datasets", [401, 403, 201, 201, 201, 403]),
     ("GET", "/api/v1/datasets/{id}", [401, 403, 200, 404, 200, 200]),
@@ -365,6 +369,11 @@ impl World {
             }
             ("GET", "/api/v1/log/consistency") => ("/api/v1/log/consistency?from=1".into(), None),
             ("GET", "/api/v1/log/entries/{index}") => (route.replace("{index}", "0"), None),
+            ("GET", "/api/v1/oss/rankings") => ("/api/v1/oss/rankings?period=2021-07&kind=developers".into(), None),
+            ("GET", "/api/v1/oss/developers/{login}") => (route.replace("{login}", "gabrieldonadel") + "?period=2021-07", None),
+            ("GET", "/api/v1/oss/repos/{owner}/{repo}") => {
+                (route.replace("{owner}", "gabrieldonadel").replace("{repo}", "pull-requests-limits") + "?period=2021-07", None)
+            }
             ("POST", "/v1/chat/completions") => {
                 (route.into(), Some(json!({"model": "qwen", "messages": [{"role": "user", "content": "hi"}]})))
             }
@@ -473,6 +482,13 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
         ),
     )
     .unwrap();
+    // A few hours of real GH Archive for the open-source routes to read.
+    let gharchive = data.with_extension("gharchive");
+    std::fs::create_dir_all(&gharchive).unwrap();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/oss/gharchive/pinot/2021-07-21-few-hours.json");
+    std::fs::copy(sample, gharchive.join("2021-07-21-6.json")).unwrap();
+    let ingest = Command::new(BIN).args(["oss", "ingest"]).arg(&gharchive).arg("--data-dir").arg(&data).output().unwrap();
+    assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
     let s = Server::start_with(&data, &["--config", cfg.to_str().unwrap()]);
     let secret = |v: Value| Some(v["secret"].as_str().unwrap().to_string());
     let a_member = secret(s.key("alpha", &json!({"role": "tenant-member", "scopes": ["inference", "jobs"]})));

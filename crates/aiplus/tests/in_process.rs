@@ -89,6 +89,7 @@ async fn server() -> Server {
         agents,
         collections,
         data,
+        oss: Arc::new(oss::ingest::Store::new(&std::env::temp_dir().join(format!("aiplus-inproc-oss-{}", std::process::id())))),
         eval,
         governance,
         log,

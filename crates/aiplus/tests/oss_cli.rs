@@ -1,5 +1,5 @@
 //! `aiplus oss` as a user runs it: the real binary on a data dir, with the real GH Archive
-//! samples of `../shared/oss/`.
+//! samples of `../shared/oss/`, and the server's `/api/v1/oss` routes over the same data dir.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
+
+mod common;
 
 fn aiplus(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_aiplus")).args(args).output().unwrap();
@@ -191,4 +193,41 @@ fn ingest_from_a_url_list_fetches_each_file_once() {
     assert!(ok);
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["unchanged"], 1);
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1, "a file fetched whole is not fetched again");
+}
+
+#[test]
+fn the_api_serves_rankings_a_developer_and_a_repo_as_the_cli_computes_them() {
+    let data = common::temp_dir("oss-api");
+    let src = data.with_extension("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/oss/gharchive");
+    std::fs::copy(shared.join("pinot/2021-07-21-few-hours.json"), src.join("2021-07-21-6.json")).unwrap();
+    let d = data.to_str().unwrap();
+    ok_json(&["oss", "ingest", src.to_str().unwrap(), "--data-dir", d, "--json"]);
+    let cli = ok_json(&["oss", "openrank", "--developers", "--period", "2021-07", "--data-dir", d, "--json", "--limit", "10"]);
+
+    let s = common::Server::start(&data);
+    let (status, api) = s.get("/api/v1/oss/rankings?period=2021-07&kind=developers&limit=10");
+    assert_eq!(status, 200, "{api}");
+    let names = |v: &Value| v["data"].as_array().unwrap().iter().map(|r| (r["name"].clone(), r["openrank"].clone())).collect::<Vec<_>>();
+    assert_eq!(names(&api), names(&cli), "the API and the CLI read the same month");
+    assert_eq!((api["converged"].as_bool(), api["max_iterations"].as_u64()), (Some(true), Some(100)));
+
+    let (status, dev) = s.get("/api/v1/oss/developers/gabrieldonadel?period=2021-07");
+    assert_eq!(status, 200, "{dev}");
+    assert_eq!(dev["months"][0]["events"]["PullRequestEvent"], 4);
+    let (status, missing) = s.get("/api/v1/oss/developers/nobody-at-all?period=2021-07");
+    assert_eq!((status, missing["status"].as_u64()), (404, Some(404)), "{missing}");
+    let (status, bad) = s.get("/api/v1/oss/developers/gabrieldonadel?period=2021-09..2021-07");
+    assert_eq!(status, 422, "{bad}");
+    assert!(bad.to_string().contains("period"), "{bad}");
+
+    let (status, repo) = s.get("/api/v1/oss/repos/gabrieldonadel/pull-requests-limits?period=2021-07");
+    assert_eq!(status, 200, "{repo}");
+    assert_eq!(repo["activity"][0]["month"], "2021-07");
+    assert_eq!(repo["community_openrank"]["data"][0]["developer"], "gabrieldonadel");
+    let (status, _) = s.get("/api/v1/oss/rankings?period=2021-07&limit=0");
+    assert_eq!(status, 422);
+    let anonymous = reqwest::blocking::get(format!("{}/api/v1/oss/rankings?period=2021-07", s.url)).unwrap();
+    assert_eq!(anonymous.status(), 401, "deny by default: a credential is needed");
 }

@@ -16,6 +16,7 @@ pub mod json;
 pub mod log_routes;
 pub mod model_routes;
 pub mod monitor_routes;
+pub mod oss_routes;
 pub mod permissions;
 pub mod problem;
 pub mod routes;

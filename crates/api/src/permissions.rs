@@ -138,6 +138,10 @@ pub const TABLE: &[Rule] = &[
     rule("DELETE", "/api/v1/agents/{id}", AGENTS_WRITE),
     rule("GET", "/api/v1/agents/{id}/versions", AGENTS_READ),
     // ---- the data exchange: a tenant's own datasets and uploads; every tenant's listings ----
+    // ---- open-source contribution evaluation: GH Archive is public, so any signed-in principal ----
+    rule("GET", "/api/v1/oss/rankings", ANYONE),
+    rule("GET", "/api/v1/oss/developers/{login}", ANYONE),
+    rule("GET", "/api/v1/oss/repos/{owner}/{repo}", ANYONE),
     rule("GET", "/api/v1/datasets", DATA_READ),
     rule("POST", "/api/v1/datasets", DATA_WRITE),
     rule("GET", "/api/v1/datasets/{id}", DATA_READ),

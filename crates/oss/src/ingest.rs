@@ -216,6 +216,7 @@ pub fn ingest_file(store: &Store, path: &Path) -> Result<(Manifest, bool), Error
     let mut m = Manifest { name: name.clone(), sha256, events: 0, bad_lines: 0, bad: vec![], months: BTreeMap::new() };
     let months = read_rows(&bytes, &file, &mut m)?;
     for (month, (rows, names)) in &months {
+        sweep_torn(&store.month_dir(month), &format!(".{name}.seg."));
         write_atomic(&store.month_dir(month).join(format!("{name}.seg")), &segment::encode(rows, names)?)?;
         m.months.insert(month.clone(), rows.len() as u64);
     }
@@ -231,6 +232,19 @@ pub fn ingest_file(store: &Store, path: &Path) -> Result<(Manifest, bool), Error
     let json = serde_json::to_vec_pretty(&m).map_err(|e| Error::Corrupt(e.to_string()))?;
     write_atomic(&store.manifest_path(&name), &json)?;
     Ok((m, true))
+}
+
+/// Removes what a crashed write of this unit left (`.NAME.seg.PID.N.tmp`); best effort, as a
+/// leftover is only wasted space.
+fn sweep_torn(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let n = e.file_name();
+        let n = n.to_string_lossy();
+        if n.starts_with(prefix) && n.ends_with(".tmp") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// The GH Archive files of a directory (`*.json.gz`, `*.json`, `*.ndjson`, `*.gz`), in name order.

@@ -42,12 +42,18 @@ pub fn month_of(at_s: i64) -> String {
     format!("{:04}-{:02}", d.year(), u8::from(d.month()))
 }
 
+/// The pattern a month matches (`YYYY-MM`), as the API documents it.
+pub const MONTH_PATTERN: &str = "^[0-9]{4}-(0[1-9]|1[0-2])$";
+
 /// Months counted as `year × 12 + month − 1`, from `YYYY-MM`.
 pub fn month_index(month: &str) -> Result<i32, Error> {
     let bad = || Error::invalid("period", format!("`{month}` is not a month (YYYY-MM)"));
-    let (y, m) = month.split_once('-').ok_or_else(bad)?;
-    let (y, m): (i32, i32) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    if y.to_string().len() != 4 || m.to_string().len() > 2 || month.len() != 7 || !(1..=12).contains(&m) {
+    let b = month.as_bytes();
+    if b.len() != 7 || b[4] != b'-' || !b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    let (y, m): (i32, i32) = (month[..4].parse().map_err(|_| bad())?, month[5..].parse().map_err(|_| bad())?);
+    if !(1..=12).contains(&m) {
         return Err(bad());
     }
     Ok(y * 12 + m - 1)

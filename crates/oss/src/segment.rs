@@ -160,11 +160,15 @@ pub fn decode(bytes: &[u8]) -> Result<(Vec<Row>, Names), Error> {
     Ok((rows, names))
 }
 
-/// Writes a file whole or not at all: a temporary name in the same directory, synced, renamed.
+/// Writes a file whole or not at all: a temporary name in the same directory (`.NAME.PID.N.tmp`,
+/// so that two writers of the same file never share one), synced, renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = path.parent().ok_or_else(|| Error::Corrupt(format!("{}: no directory", path.display())))?;
     std::fs::create_dir_all(dir).map_err(Error::io(dir.display().to_string()))?;
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(Error::io(tmp.display().to_string()))?;
     f.write_all(bytes).map_err(Error::io(tmp.display().to_string()))?;
     f.sync_all().map_err(Error::io(tmp.display().to_string()))?;

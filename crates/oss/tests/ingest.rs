@@ -79,7 +79,7 @@ fn a_crash_before_a_files_manifest_redoes_that_file_only_and_ends_the_same() {
     // file) but its manifest not.
     let crashed = Store::new(&tmp.path().join("crashed"));
     ingest_file(&crashed, &files[0]).unwrap();
-    let torn = crashed.month_dir("2021-07").join(".2021-07-21-6.seg.tmp");
+    let torn = crashed.month_dir("2021-07").join(".2021-07-21-6.seg.4242.0.tmp");
     std::fs::create_dir_all(torn.parent().unwrap()).unwrap();
     std::fs::write(&torn, b"AIPOSEG1 half a segm").unwrap();
     let resumed = ingest_files(&crashed, &files, 1, &|_, _| {}).unwrap();

@@ -12,6 +12,7 @@ mod agent_schemas;
 mod data_schemas;
 mod eval_schemas;
 mod govern_schemas;
+mod oss_schemas;
 mod schemas;
 
 /// A tenant's id, as `identity::tenant_id_ok` checks it.
@@ -382,7 +383,7 @@ fn access_text(a: identity::Access) -> String {
 
 /// Every operation: the table above, then each pillar's own.
 fn operations() -> impl Iterator<Item = &'static Op> {
-    OPERATIONS.iter().chain(data_schemas::OPERATIONS)
+    OPERATIONS.iter().chain(data_schemas::OPERATIONS).chain(oss_schemas::OPERATIONS)
 }
 
 /// The document.
@@ -399,6 +400,8 @@ pub fn document() -> Value {
                 } else if path.starts_with("/api/v1/agents/") || path.starts_with("/api/v1/collections/") {
                     json!({"type": "string", "pattern": agent_schemas::NAME_PATTERN})
                 } else if let Some(schema) = data_schemas::path_param(path, name) {
+                    schema
+                } else if let Some(schema) = oss_schemas::path_param(path, name) {
                     schema
                 } else {
                     json!({"type": "string", "minLength": 1, "maxLength": 256})

@@ -498,6 +498,7 @@ pub fn query(method: &str, path: &str) -> Vec<Value> {
             ),
         ],
         ("get", "/api/v1/eval/runs") => super::eval_schemas::query(method, path),
+        ("get", p) if p.starts_with("/api/v1/oss/") => super::oss_schemas::query(path),
         ("get", "/api/v1/agents/{id}") => super::agent_schemas::query(method, path),
         _ => super::govern_schemas::query(method, path),
     }
