@@ -199,7 +199,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             cfg.server.data_dir.clone(),
         );
         let console = console.with_governance(governance.clone(), log.clone()).with_eval(evaluation.clone()).with_agents(agents.clone());
-        let console = console.with_data(data.clone());
+        let console = console.with_data(data.clone()).with_oss(Arc::new(oss::ingest::Store::new(&cfg.server.data_dir)));
         console.ensure_admin().await.map_err(|e| anyhow::anyhow!("starting the console: {e}"))?;
         Some(Arc::new(console))
     } else {

@@ -230,4 +230,38 @@ fn the_api_serves_rankings_a_developer_and_a_repo_as_the_cli_computes_them() {
     assert_eq!(status, 422);
     let anonymous = reqwest::blocking::get(format!("{}/api/v1/oss/rankings?period=2021-07", s.url)).unwrap();
     assert_eq!(anonymous.status(), 401, "deny by default: a credential is needed");
+
+    // The console's pages, signed in, in both languages.
+    let browser = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let anonymous = browser.get(format!("{}/oss", s.url)).send().unwrap();
+    assert_eq!(anonymous.status(), 303, "the console sends strangers to the login page");
+    let password = std::fs::read_to_string(data.join("console-admin-password")).unwrap();
+    let r = browser.post(format!("{}/login", s.url)).form(&[("username", "admin"), ("password", password.trim())]).send().unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let get = |path: &str| {
+        let r = browser.get(format!("{}{path}", s.url)).header("cookie", &cookie).send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let (status, page) = get("/oss");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("2021-07") && page.contains("/oss/developers/gabrieldonadel?period=2021-07"), "rankings link to developers");
+    assert!(page.contains("/oss/repos/gabrieldonadel/pull-requests-limits?period=2021-07"), "and to repos");
+    let (status, page) = get("/oss/developers/gabrieldonadel?period=2021-07");
+    assert_eq!(status, 200);
+    assert!(page.contains("<svg") && page.contains("PullRequestEvent"), "a chart and the events");
+    let (status, page) = get("/oss/repos/gabrieldonadel/pull-requests-limits?period=2021-07");
+    assert_eq!(status, 200);
+    assert!(page.contains("<svg") && page.contains("/oss/developers/gabrieldonadel"), "activity over time and top contributors");
+    assert_eq!(get("/oss/developers/nobody-at-all?period=2021-07").0, 404);
+    let r = browser.get(format!("{}/lang/zh", s.url)).header("cookie", &cookie).send().unwrap();
+    let lang =
+        r.headers().get_all("set-cookie").iter().map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string()).collect::<Vec<_>>();
+    let zh = browser
+        .get(format!("{}/oss", s.url))
+        .header("cookie", [cookie.clone()].into_iter().chain(lang).collect::<Vec<_>>().join("; "))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(zh.contains("开发者排名"), "Chinese too");
 }

@@ -51,7 +51,7 @@ impl Lang {
 
     /// The text for `key` in this language; the key itself if the table lacks it.
     pub fn t(self, key: &'static str) -> &'static str {
-        match STRINGS.iter().find(|(k, _, _)| *k == key) {
+        match STRINGS.iter().chain(crate::pages::oss::STRINGS).find(|(k, _, _)| *k == key) {
             Some((_, zh, en)) => match self {
                 Lang::Zh => zh,
                 Lang::En => en,
@@ -461,12 +461,13 @@ mod tests {
 
     #[test]
     fn the_table_has_unique_keys_and_both_languages() {
-        let mut keys: Vec<&str> = STRINGS.iter().map(|s| s.0).collect();
+        let all = || STRINGS.iter().chain(crate::pages::oss::STRINGS);
+        let mut keys: Vec<&str> = all().map(|s| s.0).collect();
         keys.sort_unstable();
         let n = keys.len();
         keys.dedup();
         assert_eq!(keys.len(), n, "duplicate keys");
-        for (k, zh, en) in STRINGS {
+        for (k, zh, en) in all() {
             assert!(!zh.is_empty() && !en.is_empty(), "{k}");
         }
     }
@@ -487,7 +488,7 @@ mod tests {
             for chunk in text.split(".t(\"").skip(1) {
                 let key = chunk.split('"').next().unwrap();
                 seen += 1;
-                if !STRINGS.iter().any(|s| s.0 == key) {
+                if !STRINGS.iter().chain(crate::pages::oss::STRINGS).any(|s| s.0 == key) {
                     missing.push(format!("{}: {key}", p.display()));
                 }
             }

@@ -19,10 +19,11 @@ pub enum Nav {
     Eval,
     Agents,
     Data,
+    Oss,
     None,
 }
 
-const NAV: [(Nav, &str, &str); 9] = [
+const NAV: [(Nav, &str, &str); 10] = [
     (Nav::Network, "/", "network"),
     (Nav::Jobs, "/jobs", "jobs"),
     (Nav::Sim, "/sim", "sim"),
@@ -32,6 +33,7 @@ const NAV: [(Nav, &str, &str); 9] = [
     (Nav::Eval, "/evaluation", "evaluation"),
     (Nav::Agents, "/agents", "agents"),
     (Nav::Data, "/data", "data"),
+    (Nav::Oss, "/oss", "oss"),
 ];
 
 fn head(lang: Lang, title: &str) -> Markup {

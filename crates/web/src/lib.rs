@@ -96,6 +96,8 @@ pub struct Console {
     pub(crate) agents: Option<Arc<agents::Agents>>,
     /// The data exchange (its pages answer 404 without it).
     pub(crate) data: Option<Arc<data::exchange::Exchange>>,
+    /// Open-source evaluation's months (its pages answer 404 without them).
+    pub(crate) oss: Option<Arc<oss::ingest::Store>>,
 }
 
 pub type SharedConsole = Arc<Console>;
@@ -123,12 +125,18 @@ impl Console {
             eval: None,
             agents: None,
             data: None,
+            oss: None,
         }
     }
 
     /// Shows the data exchange.
     pub fn with_data(mut self, exchange: Arc<data::exchange::Exchange>) -> Self {
         self.data = Some(exchange);
+        self
+    }
+
+    pub fn with_oss(mut self, store: Arc<oss::ingest::Store>) -> Self {
+        self.oss = Some(store);
         self
     }
 
@@ -218,6 +226,9 @@ pub fn router(console: SharedConsole) -> Router {
         .route("/agents/playground", post(pages::playground::play))
         .route("/data", get(pages::data::index))
         .route("/data/{tenant}/{id}", get(pages::data::show))
+        .route("/oss", get(pages::oss::index))
+        .route("/oss/developers/{login}", get(pages::oss::developer))
+        .route("/oss/repos/{owner}/{repo}", get(pages::oss::repo))
         .route("/evaluation", get(pages::eval::index).post(pages::eval::submit))
         .route("/evaluation/runs/{id}", get(pages::eval::show))
         .route("/governance", get(pages::govern::index))

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod log;
 pub mod models;
 pub mod network;
+pub mod oss;
 pub mod playground;
 pub mod session;
 pub mod sim;
