@@ -49,7 +49,7 @@ enum OssCommand {
         /// into the data dir's oss/downloads/ first; a file fetched whole is not fetched again.
         #[arg(long, conflicts_with = "dir")]
         urls: Option<PathBuf>,
-        /// Allow URLs on this machine or a private network (an internal mirror).
+        /// Allow URLs on this machine or its link-local network (a mirror there).
         #[arg(long)]
         allow_private_hosts: bool,
         #[command(flatten)]
@@ -324,10 +324,10 @@ fn report(place: &Place, developer: &str, period: &str, out: Option<PathBuf>, ht
     let body = oss::report::build(&store, developer, period, &people)?;
     let key_path = cfg.govern.log_key_file.clone().unwrap_or_else(|| cfg.server.data_dir.join("log-key"));
     let key = crate::log_files::key(&cfg, &key_path)?;
-    let mut signed = oss::report::sign(body, &key)?;
+    let hash = oss::report::content_sha256(&body)?;
     // The leaf makes the report's existence public and fixed in time: a registrar can ask the
-    // log for it, and nobody can later deny having issued it.
-    let record = json!({"content_sha256": signed.content_sha256, "developer": developer, "period": period});
+    // log for it, and nobody can later deny having issued it. Its index is then signed with it.
+    let record = json!({"content_sha256": hash, "developer": developer, "period": period});
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let index = rt.block_on(async {
         let st = store::Store::open(&cfg.server.data_dir).await.context("opening the store")?;
@@ -337,7 +337,7 @@ fn report(place: &Place, developer: &str, period: &str, out: Option<PathBuf>, ht
         let now = jobs::Clock::now_ms(&jobs::SystemClock);
         anyhow::Ok(log.append(&fact, now).await?.index)
     })?;
-    signed.log_index = Some(index);
+    let signed = oss::report::sign(body, &key, Some(index))?;
     let out = out.unwrap_or_else(|| PathBuf::from(format!("report-{developer}-{}.json", period.replace("..", "_"))));
     let html_path = html.unwrap_or_else(|| out.with_extension("html"));
     std::fs::write(&out, serde_json::to_vec_pretty(&signed)?).with_context(|| format!("writing {}", out.display()))?;

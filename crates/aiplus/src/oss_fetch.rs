@@ -1,8 +1,8 @@
 //! `aiplus oss ingest --urls FILE`: GH Archive hours fetched from a list of URLs (one a line,
 //! `#` comments) into `<data_dir>/oss/downloads/`, then ingested like a directory. A file is
 //! written to a temporary name and renamed when whole, so a fetch that is cut off is done again
-//! and one that finished is not. Hosts on this machine or a private network are refused unless
-//! `--allow-private-hosts` names an internal mirror as intended; redirects are not followed.
+//! and one that finished is not. Hosts on this machine (loopback, link-local) are refused unless
+//! `--allow-private-hosts` names a mirror there as intended; redirects are not followed.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

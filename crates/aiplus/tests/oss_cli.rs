@@ -92,6 +92,14 @@ fn ingest_rank_report_and_verify_offline() {
     let (ok, _, err) = aiplus(&["oss", "verify", bad.to_str().unwrap(), "--key", key.to_str().unwrap()]);
     assert!(!ok && err.contains("edited"), "{err}");
 
+    // The log leaf it names is signed too: another leaf number does not verify.
+    let mut moved = r.clone();
+    moved["log_index"] = serde_json::json!(999_999);
+    let bad = tmp.path().join("moved.json");
+    std::fs::write(&bad, serde_json::to_vec(&moved).unwrap()).unwrap();
+    let (ok, _, err) = aiplus(&["oss", "verify", bad.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert!(!ok && err.contains("signature"), "{err}");
+
     // Signed by another key, it does not verify either.
     let other = tmp.path().join("other");
     std::fs::create_dir_all(&other).unwrap();

@@ -16,6 +16,10 @@
 //!   iterations). Here both iterate: to 1e-9 under 200 nodes, which is the exact solution to
 //!   printing precision, and to 0.01 otherwise.
 //!
+//! Not here: OpenDigger's per-issue value multipliers and its hostile-content filter come from
+//! its own `issue_info`/`pull_info` tables (model-graded), which GH Archive does not carry; every
+//! item starts from 1.
+//!
 //! OpenDigger names a node `p<number>` when the developer's own events on it were pull request
 //! events and `i<number>` otherwise, so a pull request someone only commented on is a different node
 //! from the one its author opened. This is reproduced, as it is what OpenDigger's values rest on.

@@ -240,7 +240,14 @@ fn timestamp(at: &str) -> Option<i64> {
     };
     if fixed {
         let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-        if (1..=12).contains(&mo) && (1..=31).contains(&d) && h < 24 && mi < 60 && s < 61 {
+        let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+        let days = match mo {
+            2 if leap => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        if (1..=12).contains(&mo) && (1..=days).contains(&d) && h < 24 && mi < 60 && s < 61 {
             return Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s);
         }
         return None;
@@ -343,8 +350,16 @@ mod time_tests {
 
     #[test]
     fn impossible_times_are_refused() {
-        for bad in ["2021-13-01T00:00:00Z", "2021-01-01T24:00:00Z", "2021-01-0xT00:00:00Z", "yesterday"] {
+        for bad in [
+            "2021-13-01T00:00:00Z",
+            "2021-01-01T24:00:00Z",
+            "2021-01-0xT00:00:00Z",
+            "2021-02-31T00:00:00Z",
+            "2021-02-29T00:00:00Z",
+            "yesterday",
+        ] {
             assert_eq!(timestamp(bad), None, "{bad}");
         }
+        assert_eq!(timestamp("2024-02-29T00:00:00Z"), Some(1_709_164_800));
     }
 }

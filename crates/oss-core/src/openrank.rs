@@ -3,11 +3,13 @@
 //!
 //! `v(n) = r(n)·init(n) + (1 − r(n)) · Σ_{a→n} w(a→n) · v(a)`
 //!
-//! iterated from `v = init` until no value moves by more than the tolerance, or the iteration cap
-//! is reached; both are reported. This is the rule of X-lab's OpenRank (the Pregel algorithm of
-//! openrank-neo4j-gds, which OpenDigger's `globalOpenrank.ts` calls with tolerance 0.01 and 100
-//! iterations). Sums run in a fixed order, so the result is the same bit for bit however the
-//! edges were given.
+//! iterated from `v = init` until no value moves by more than the tolerance in one iteration, or
+//! the iteration cap is reached; both are reported. This is the fixed point of X-lab's OpenRank
+//! (openrank-neo4j-gds, which OpenDigger's `globalOpenrank.ts` calls with tolerance 0.01 and 100
+//! iterations). Its stopping rule differs: the Pregel version starts from `r·init`, and stops
+//! once every node has, at some superstep, moved by less than the tolerance, so at a loose
+//! tolerance its values can differ from these by about the tolerance. Sums run in a fixed
+//! order, so the result is the same bit for bit however the edges were given.
 
 /// Most nodes and edges one graph may have (a month of GitHub has a few million nodes).
 pub const MAX_NODES: usize = 100_000_000;

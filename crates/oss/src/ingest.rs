@@ -116,10 +116,10 @@ impl Store {
     }
 }
 
-/// A source file's unit name: its file name without `.json.gz`, `.json` or `.gz`.
+/// A source file's unit name: its whole file name, so `x.json` and `x.json.gz` stay apart.
 pub fn unit_name(path: &Path) -> Result<String, Error> {
     let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let name = file.trim_end_matches(".gz").trim_end_matches(".ndjson").trim_end_matches(".json");
+    let name = file;
     if name.is_empty() || name.starts_with('.') || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
         return Err(Error::invalid("file", format!("`{file}`: a name of letters, digits, `.`, `_` and `-`")));
     }
@@ -207,14 +207,19 @@ pub fn ingest_file(store: &Store, path: &Path) -> Result<(Manifest, bool), Error
     let bytes = std::fs::read(path).map_err(Error::io(path.display().to_string()))?;
     let sha256 = hex(&Sha256::digest(&bytes));
     let before = store.manifest(&name)?;
+    // Skipped only when every segment the manifest lists is still there.
     if let Some(m) = &before
         && m.sha256 == sha256
+        && m.months.keys().all(|mo| store.month_dir(mo).join(format!("{name}.seg")).exists())
     {
         return Ok((m.clone(), false));
     }
     let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
     let mut m = Manifest { name: name.clone(), sha256, events: 0, bad_lines: 0, bad: vec![], months: BTreeMap::new() };
     let months = read_rows(&bytes, &file, &mut m)?;
+    if let Some((month, _)) = months.iter().find(|(_, (rows, _))| rows.len() > segment::MAX_ROWS) {
+        return Err(Error::invalid("file", format!("{file}: more than {} events in {month}; split the file", segment::MAX_ROWS)));
+    }
     for (month, (rows, names)) in &months {
         sweep_torn(&store.month_dir(month), &format!(".{name}.seg."));
         write_atomic(&store.month_dir(month).join(format!("{name}.seg")), &segment::encode(rows, names)?)?;
@@ -266,6 +271,13 @@ pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 
 /// Ingests files on `threads` threads, calling `progress` after each file with (files done, bytes).
 pub fn ingest_files(store: &Store, files: &[PathBuf], threads: usize, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Summary, Error> {
+    // Two files of one name would be one unit, written by two threads at once.
+    let mut seen = std::collections::BTreeMap::new();
+    for f in files {
+        if let Some(other) = seen.insert(unit_name(f)?, f) {
+            return Err(Error::invalid("file", format!("{} and {} have the same name; ingest them apart", other.display(), f.display())));
+        }
+    }
     let next = AtomicUsize::new(0);
     let summary = Mutex::new(Summary::default());
     let failed: Mutex<Option<Error>> = Mutex::new(None);

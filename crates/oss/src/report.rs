@@ -53,13 +53,23 @@ pub fn build(store: &Store, login: &str, period_text: &str, people: &People) -> 
     let (from, to) = period(period_text)?;
     let p = GlobalParams::OPENDIGGER;
     let global = measure::global_openrank(store, &month_name(to), &p, people, &|_| {})?;
-    let mut months = Vec::new();
+    // One account: the one the login names most recently in the period. A login another account
+    // held earlier in the period is not theirs, and a renamed account is still found by its id.
     let mut dev_id = None;
+    for idx in (from..=to).rev() {
+        let (_, names, _) = measure::load_month(store, &month_name(idx), people)?;
+        if let Some(id) = names.actors.iter().find(|(_, (_, l))| l.eq_ignore_ascii_case(login)).map(|(id, _)| *id) {
+            dev_id = Some(id);
+            break;
+        }
+    }
+    let dev_id = dev_id.ok_or_else(|| Error::invalid("developer", format!("`{login}` has no events in {period_text}")))?;
+    let mut months = Vec::new();
     let mut accounts = Vec::new();
     for idx in from..=to {
         let month = month_name(idx);
         let (rows, names, merges) = measure::load_month(store, &month, people)?;
-        let id = names.actors.iter().find(|(_, (_, l))| l.eq_ignore_ascii_case(login)).map(|(id, _)| *id);
+        let id = names.actors.contains_key(&dev_id).then_some(dev_id);
         for m in merges.iter().filter(|m| m.into_login.eq_ignore_ascii_case(login)) {
             if !accounts.contains(&m.login) {
                 accounts.push(m.login.clone());
@@ -70,7 +80,6 @@ pub fn build(store: &Store, login: &str, period_text: &str, people: &People) -> 
             months.push(json!({"month": month, "activity": 0.0, "openrank": null, "repos": [], "events": {}, "links": []}));
             continue;
         };
-        dev_id = Some(id);
         let (_, devs) = measure::activity(store, &month, people)?;
         let activity = devs.iter().find(|d| d.id == id).map_or(0.0, |d| d.activity);
         let skip = people.bots.clone().unwrap_or_default().ids(&names);
@@ -112,7 +121,6 @@ pub fn build(store: &Store, login: &str, period_text: &str, people: &People) -> 
             "repos": repos, "events": by_type, "links": links,
         }));
     }
-    let dev_id = dev_id.ok_or_else(|| Error::invalid("developer", format!("`{login}` has no events in {period_text}")))?;
     let inputs: BTreeMap<&str, &str> = global
         .iter()
         .filter(|g| month_index(&g.month).is_ok_and(|i| i >= from))
@@ -147,17 +155,20 @@ pub fn content_sha256(report: &Value) -> Result<String, Error> {
     Ok(hex(&Sha256::digest(canonical)))
 }
 
-fn note_text(report: &Value, hash: &str) -> String {
+/// The signed text: what the report is, whose, when, its hash, and the log leaf recording it, so
+/// none of them can be changed or moved to another report.
+fn note_text(report: &Value, hash: &str, log_index: Option<u64>) -> String {
     let login = report["developer"]["login"].as_str().unwrap_or("");
     let (from, to) = (report["period"]["from"].as_str().unwrap_or(""), report["period"]["to"].as_str().unwrap_or(""));
-    format!("aiplus oss credit report\n{login}\n{from}..{to}\nsha256 {hash}\n")
+    let leaf = log_index.map(|i| format!("log leaf {i}\n")).unwrap_or_default();
+    format!("aiplus oss credit report\n{login}\n{from}..{to}\nsha256 {hash}\n{leaf}")
 }
 
-/// Signs a report with the platform's key.
-pub fn sign(report: Value, key: &tlog::SignerKey) -> Result<Signed, Error> {
+/// Signs a report with the platform's key, naming the log leaf that records it (if any).
+pub fn sign(report: Value, key: &tlog::SignerKey, log_index: Option<u64>) -> Result<Signed, Error> {
     let hash = content_sha256(&report)?;
-    let signature = key.sign(&note_text(&report, &hash)).map_err(|e| Error::Corrupt(e.to_string()))?;
-    Ok(Signed { report, content_sha256: hash, signature, log_index: None })
+    let signature = key.sign(&note_text(&report, &hash, log_index)).map_err(|e| Error::Corrupt(e.to_string()))?;
+    Ok(Signed { report, content_sha256: hash, signature, log_index })
 }
 
 /// Checks a signed report: its contents hash to the stated hash, and the note that states it is
@@ -171,7 +182,7 @@ pub fn verify(s: &Signed, key: &tlog::VerifierKey) -> Result<(), Error> {
         ));
     }
     let note = tlog::note::open(&s.signature, std::slice::from_ref(key)).map_err(|e| Error::invalid("signature", e.to_string()))?;
-    if note.text != note_text(&s.report, &hash) {
+    if note.text != note_text(&s.report, &hash, s.log_index) {
         return Err(Error::invalid("signature", "the signed note is of another report"));
     }
     Ok(())

@@ -173,5 +173,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     f.write_all(bytes).map_err(Error::io(tmp.display().to_string()))?;
     f.sync_all().map_err(Error::io(tmp.display().to_string()))?;
     std::fs::rename(&tmp, path).map_err(Error::io(path.display().to_string()))?;
+    // The rename is durable only once the directory is synced; a manifest written after this
+    // never outlives the segments it lists.
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io(dir.display().to_string()))?;
     Ok(())
 }

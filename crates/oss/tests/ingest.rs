@@ -79,7 +79,7 @@ fn a_crash_before_a_files_manifest_redoes_that_file_only_and_ends_the_same() {
     // file) but its manifest not.
     let crashed = Store::new(&tmp.path().join("crashed"));
     ingest_file(&crashed, &files[0]).unwrap();
-    let torn = crashed.month_dir("2021-07").join(".2021-07-21-6.seg.4242.0.tmp");
+    let torn = crashed.month_dir("2021-07").join(".2021-07-21-6.json.seg.4242.0.tmp");
     std::fs::create_dir_all(torn.parent().unwrap()).unwrap();
     std::fs::write(&torn, b"AIPOSEG1 half a segm").unwrap();
     let resumed = ingest_files(&crashed, &files, 1, &|_, _| {}).unwrap();
@@ -107,6 +107,24 @@ fn a_republished_file_replaces_its_rows_and_leaves_no_stale_month() {
     assert!(fresh);
     assert_eq!(m.months.keys().collect::<Vec<_>>(), ["2026-09"]);
     assert!(store.segments("2026-10").unwrap().is_empty(), "the month the file no longer has is emptied");
+}
+
+#[test]
+fn two_files_of_one_name_are_refused_and_a_lost_segment_is_written_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = samples(&tmp.path().join("src"));
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(&files[1], other.join("2021-07-21-6.json")).unwrap();
+    let store = Store::new(&tmp.path().join("data"));
+    let err = ingest_files(&store, &[files[1].clone(), other.join("2021-07-21-6.json")], 2, &|_, _| {}).unwrap_err().to_string();
+    assert!(err.contains("same name"), "{err}");
+    ingest_files(&store, &files, 1, &|_, _| {}).unwrap();
+    let seg = store.segments("2021-07").unwrap().remove(0);
+    std::fs::remove_file(&seg).unwrap();
+    let again = ingest_files(&store, &files, 1, &|_, _| {}).unwrap();
+    assert_eq!(again.unchanged, 1, "the file whose segment is gone is ingested again");
+    assert!(seg.exists());
 }
 
 #[test]
