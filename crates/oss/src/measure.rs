@@ -294,8 +294,8 @@ pub type Member = (String, String, f64);
 /// Community OpenRank of a set of repos (one repo, or an organisation's) in a month, with the
 /// three months before it computed first as its history. OpenDigger carries the chain from its
 /// first month; here it starts three months back, from 1 per node, so long-lived communities'
-/// values differ from OpenDigger's (storing the chain, as global results are, is to come). Returns per node (kind, id or number, name, value),
-/// highest first, and the iteration figures.
+/// values differ from OpenDigger's (storing the chain, as global results are, is to come).
+/// Returns per node (kind, id or number, name, value), highest first, and the iteration figures.
 pub fn community_openrank(
     store: &Store,
     month: &str,
