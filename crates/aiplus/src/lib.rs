@@ -40,6 +40,8 @@ pub struct Parts {
     pub data: Arc<data::exchange::Exchange>,
     /// Open-source contribution evaluation's months (`<data_dir>/oss`).
     pub oss: Arc<oss::ingest::Store>,
+    /// The log's signing key, which signs credit reports as it signs checkpoints.
+    pub log_key: Arc<tlog::SignerKey>,
     /// Host names served besides IP addresses and `localhost` (`server.hosts`).
     pub hosts: Vec<String>,
     pub clock: Arc<dyn vocab::Clock>,
@@ -75,7 +77,12 @@ pub fn app(p: Parts) -> axum::Router {
         .merge(api::agent_routes::router(p.agents))
         .merge(api::collection_routes::router(p.collections))
         .merge(api::data_routes::router(p.data))
-        .merge(api::oss_routes::router(p.oss))
+        .merge(api::oss_routes::router(Arc::new(api::oss_routes::OssApi {
+            store: p.oss,
+            log: p.log.clone(),
+            key: p.log_key,
+            clock: p.clock.clone(),
+        })))
         .merge(gateway::router(p.gateway))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve));
     if let Some(models) = p.models {

@@ -20,7 +20,7 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
 /// Opens the log on `store` with the configured key, checked against the newest checkpoint
 /// this server saw.
 pub async fn open(cfg: &Config, store: store::Store) -> anyhow::Result<tlog::Log> {
-    let path = cfg.govern.log_key_file.clone().unwrap_or_else(|| cfg.server.data_dir.join("log-key"));
+    let path = key_path(cfg);
     let key = key(cfg, &path)?;
     let seen = beside(&path, ".checkpoint");
     let trusted = match std::fs::read_to_string(&seen) {
@@ -58,6 +58,11 @@ fn keep_newest(path: &Path, note: &str) -> std::io::Result<()> {
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)
+}
+
+/// Where the log's signing key is: `govern.log_key_file`, or `log-key` in the data dir.
+pub(crate) fn key_path(cfg: &Config) -> PathBuf {
+    cfg.govern.log_key_file.clone().unwrap_or_else(|| cfg.server.data_dir.join("log-key"))
 }
 
 /// The log's signing key from `path`, made on first start with its public key beside it.

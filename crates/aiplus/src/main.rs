@@ -31,6 +31,7 @@ mod log_cli;
 mod log_files;
 mod models_cli;
 mod oss_cli;
+mod oss_cluster;
 mod oss_fetch;
 mod serve;
 mod simulate;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -42,21 +43,23 @@ enum OssCommand {
     /// ingested with the same contents is skipped. Bad lines are counted and listed with their
     /// file and line; they never stop the ingest.
     Ingest {
-        /// A directory of files (or give --urls instead).
+        /// Files, or directories whose files are taken (or give --urls instead).
         #[arg(required_unless_present = "urls")]
-        dir: Option<PathBuf>,
+        paths: Vec<PathBuf>,
         /// A file of URLs, one a line (`https://data.gharchive.org/2026-09-01-0.json.gz`), fetched
         /// into the data dir's oss/downloads/ first; a file fetched whole is not fetched again.
-        #[arg(long, conflicts_with = "dir")]
+        #[arg(long, conflicts_with = "paths")]
         urls: Option<PathBuf>,
         /// Allow URLs on this machine or its link-local network (a mirror there).
         #[arg(long)]
         allow_private_hosts: bool,
         #[command(flatten)]
         place: Place,
-        /// Threads (default: every core).
-        #[arg(long)]
-        threads: Option<usize>,
+        /// Threads (default: every core; with --on-cluster, threads per job, default 1).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+        threads: Option<u32>,
+        #[command(flatten)]
+        cluster: crate::oss_cluster::ClusterArgs,
         #[arg(long)]
         json: bool,
     },
@@ -193,10 +196,16 @@ fn read_aliases(path: &Path) -> anyhow::Result<Vec<Alias>> {
 
 pub fn oss(args: OssArgs) -> anyhow::Result<()> {
     match args.command {
-        OssCommand::Ingest { dir, urls, allow_private_hosts, place, threads, json } => {
-            let files = match (dir, urls) {
-                (Some(dir), _) => files_in(&dir)?,
-                (None, Some(list)) => {
+        OssCommand::Ingest { paths, urls, allow_private_hosts, place, threads, cluster, json } => {
+            let files = match urls {
+                None => {
+                    let mut files = Vec::new();
+                    for p in &paths {
+                        if p.is_dir() { files.extend(files_in(p)?) } else { files.push(p.clone()) }
+                    }
+                    files
+                }
+                Some(list) => {
                     let (store, _) = store(&place)?;
                     let urls = crate::oss_fetch::read_list(&list)?;
                     let bar = indicatif::ProgressBar::new(urls.len() as u64);
@@ -205,9 +214,11 @@ pub fn oss(args: OssArgs) -> anyhow::Result<()> {
                     bar.finish_and_clear();
                     files
                 }
-                (None, None) => anyhow::bail!("give a directory or --urls"),
             };
-            ingest(&files, &place, threads, json)
+            match &cluster.on_cluster {
+                Some(c) => ingest_on_cluster(&files, &place, &cluster, c, threads.unwrap_or(1), json),
+                None => ingest(&files, &place, threads, json),
+            }
         }
         OssCommand::Generate { dir, events, seed, developers, repos, start, hours, pad_bytes } => {
             let start_s = time::OffsetDateTime::parse(&start, &time::format_description::well_known::Rfc3339)
@@ -321,28 +332,27 @@ fn report(place: &Place, developer: &str, period: &str, out: Option<PathBuf>, ht
         cfg.server.data_dir = d.clone();
     }
     let (store, people) = store(place)?;
-    let body = oss::report::build(&store, developer, period, &people)?;
-    let key_path = cfg.govern.log_key_file.clone().unwrap_or_else(|| cfg.server.data_dir.join("log-key"));
-    let key = crate::log_files::key(&cfg, &key_path)?;
-    let hash = oss::report::content_sha256(&body)?;
-    // The leaf makes the report's existence public and fixed in time: a registrar can ask the
-    // log for it, and nobody can later deny having issued it. Its index is then signed with it.
-    let record = json!({"content_sha256": hash, "developer": developer, "period": period});
+    let key = crate::log_files::key(&cfg, &crate::log_files::key_path(&cfg))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let index = rt.block_on(async {
+    let (signed, fresh) = rt.block_on(async {
         let st = store::Store::open(&cfg.server.data_dir).await.context("opening the store")?;
         let log = crate::log_files::open(&cfg, st).await?;
-        let fact =
-            tlog::Fact { kind: "oss.credit_report", subject: &format!("developer/{developer}"), actor_role: "operator", record: &record };
         let now = jobs::Clock::now_ms(&jobs::SystemClock);
-        anyhow::Ok(log.append(&fact, now).await?.index)
+        let issued = api::oss_routes::issue(Arc::new(store), people, (&log, &key), developer, period, ("cli", "operator"), now).await;
+        anyhow::Ok(issued?)
     })?;
-    let signed = oss::report::sign(body, &key, Some(index))?;
+    let index = signed.log_index.unwrap_or(0);
     let out = out.unwrap_or_else(|| PathBuf::from(format!("report-{developer}-{}.json", period.replace("..", "_"))));
     let html_path = html.unwrap_or_else(|| out.with_extension("html"));
     std::fs::write(&out, serde_json::to_vec_pretty(&signed)?).with_context(|| format!("writing {}", out.display()))?;
     std::fs::write(&html_path, oss::report::html(&signed)).with_context(|| format!("writing {}", html_path.display()))?;
-    println!("{} and {}: content sha256 {}, transparency-log leaf {index}", out.display(), html_path.display(), signed.content_sha256);
+    let again = if fresh { "" } else { " (issued before with the same contents)" };
+    println!(
+        "{} and {}: content sha256 {}, transparency-log leaf {index}{again}",
+        out.display(),
+        html_path.display(),
+        signed.content_sha256
+    );
     Ok(())
 }
 
@@ -373,9 +383,50 @@ fn show_community(store: &Store, period: &str, repos: &[String], people: &People
     Ok(())
 }
 
-fn ingest(files: &[PathBuf], place: &Place, threads: Option<usize>, as_json: bool) -> anyhow::Result<()> {
+fn ingest_on_cluster(
+    files: &[PathBuf],
+    place: &Place,
+    args: &crate::oss_cluster::ClusterArgs,
+    cluster: &str,
+    threads: u32,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let mut cfg = Config::load(place.config.as_deref())?;
+    if let Some(d) = &place.data_dir {
+        cfg.server.data_dir = d.clone();
+    }
     let (store, _) = store(place)?;
-    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let t = Instant::now();
+    let sum = crate::oss_cluster::ingest(files, &store, &cfg, args, cluster, threads)?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&sum)?);
+    } else {
+        println!(
+            "{} days on {cluster} ({}): {} jobs submitted, {} picked up, {} staged and {} merged before, {} lost and run again",
+            sum.days, sum.engine, sum.submitted, sum.reattached, sum.staged_before, sum.merged_before, sum.lost
+        );
+        print_summary(&sum.merged, t);
+    }
+    Ok(())
+}
+
+fn print_summary(sum: &oss::ingest::Summary, t: Instant) {
+    println!(
+        "{} files ({} unchanged), {} events, {} bad lines, in {:.1} s",
+        sum.files,
+        sum.unchanged,
+        sum.events,
+        sum.bad_lines,
+        t.elapsed().as_secs_f64()
+    );
+    for b in &sum.bad {
+        println!("  {}:{}: {}", b.file, b.line, b.reason);
+    }
+}
+
+fn ingest(files: &[PathBuf], place: &Place, threads: Option<u32>, as_json: bool) -> anyhow::Result<()> {
+    let (store, _) = store(place)?;
+    let threads = threads.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |t| t as usize);
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     let t = Instant::now();
     let sum = ingest_files(&store, files, threads, &|n, _| bar.set_position(n))?;
@@ -383,17 +434,7 @@ fn ingest(files: &[PathBuf], place: &Place, threads: Option<usize>, as_json: boo
     if as_json {
         println!("{}", serde_json::to_string_pretty(&sum)?);
     } else {
-        println!(
-            "{} files ({} unchanged), {} events, {} bad lines, in {:.1} s",
-            sum.files,
-            sum.unchanged,
-            sum.events,
-            sum.bad_lines,
-            t.elapsed().as_secs_f64()
-        );
-        for b in &sum.bad {
-            println!("  {}:{}: {}", b.file, b.line, b.reason);
-        }
+        print_summary(&sum, t);
     }
     Ok(())
 }

@@ -78,6 +78,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     // The governance log is checked against its last signed checkpoint before anything is
     // served: a store whose history was rewritten does not start.
     let log = Arc::new(crate::log_files::open(&cfg, store.clone()).await?);
+    // The log's key also signs open-source credit reports (the API's and the console's).
+    let log_key = Arc::new(crate::log_files::key(&cfg, &crate::log_files::key_path(&cfg))?);
     // Each model's governance state, which the gateway asks on every request; changes made on
     // other instances are followed within a fraction of a second.
     let clock: Arc<dyn vocab::Clock> = Arc::new(jobs::SystemClock);
@@ -199,7 +201,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             cfg.server.data_dir.clone(),
         );
         let console = console.with_governance(governance.clone(), log.clone()).with_eval(evaluation.clone()).with_agents(agents.clone());
-        let console = console.with_data(data.clone()).with_oss(Arc::new(oss::ingest::Store::new(&cfg.server.data_dir)));
+        let console = console.with_data(data.clone()).with_oss(Arc::new(oss::ingest::Store::new(&cfg.server.data_dir)), log_key.clone());
         console.ensure_admin().await.map_err(|e| anyhow::anyhow!("starting the console: {e}"))?;
         Some(Arc::new(console))
     } else {
@@ -219,6 +221,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         collections,
         data,
         oss: Arc::new(oss::ingest::Store::new(&cfg.server.data_dir)),
+        log_key,
         hosts: cfg.server.hosts.clone(),
         clock,
     });
@@ -341,7 +344,6 @@ fn models_dir(cfg: &Config) -> anyhow::Result<std::path::PathBuf> {
 }
 
 fn engines(cfg: &Config, net: &compute::Network) -> anyhow::Result<jobs::lifecycle::Engines> {
-    use crate::config::EngineKind;
     // The platform's own model servers (and no tenant's job) see the installed engines and weights.
     let mut local_cfg = cfg.executor.local.clone();
     local_cfg.tenant_read_only.insert(aiplus::model_service::PLATFORM_TENANT.into(), vec![models_dir(cfg)?]);
@@ -372,29 +374,38 @@ fn engines(cfg: &Config, net: &compute::Network) -> anyhow::Result<jobs::lifecyc
                 anyhow::bail!("executor.engine[{i}].clusters: no cluster {c:?} in the network");
             }
         }
-        let engine: Arc<dyn executor::Executor> = match e.kind {
-            EngineKind::Local => local.clone(),
-            EngineKind::Slurm => {
-                let dir = e.shared_dir.clone().unwrap_or_else(|| cfg.server.data_dir.join("slurm"));
-                Arc::new(
-                    executor::slurm::SlurmExecutor::new(e.partition.clone(), dir)
-                        .with_context(|| format!("executor.engine[{i}].shared_dir: cannot create it"))?,
-                )
-            }
-            EngineKind::Ray => {
-                let url =
-                    e.url.as_deref().with_context(|| format!("executor.engine[{i}].url: a Ray engine needs the dashboard address"))?;
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    anyhow::bail!("executor.engine[{i}].url: {url:?} is not an http(s) address");
-                }
-                Arc::new(executor::ray::RayExecutor::new(url).map_err(|err| anyhow::anyhow!("executor.engine[{i}].url: {err}"))?)
-            }
-        };
+        let engine = remote_engine(cfg, i, e)?.unwrap_or_else(|| local.clone());
         for c in &e.clusters {
             engines = engines.with_cluster(c, engine.clone());
         }
     }
     Ok(engines)
+}
+
+/// The Slurm or Ray executor that `executor.engine[i]` names; `None` for the local one.
+pub(crate) fn remote_engine(
+    cfg: &Config,
+    i: usize,
+    e: &crate::config::EngineConfig,
+) -> anyhow::Result<Option<Arc<dyn executor::Executor>>> {
+    use crate::config::EngineKind;
+    Ok(match e.kind {
+        EngineKind::Local => None,
+        EngineKind::Slurm => {
+            let dir = e.shared_dir.clone().unwrap_or_else(|| cfg.server.data_dir.join("slurm"));
+            Some(Arc::new(
+                executor::slurm::SlurmExecutor::new(e.partition.clone(), dir)
+                    .with_context(|| format!("executor.engine[{i}].shared_dir: cannot create it"))?,
+            ))
+        }
+        EngineKind::Ray => {
+            let url = e.url.as_deref().with_context(|| format!("executor.engine[{i}].url: a Ray engine needs the dashboard address"))?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                anyhow::bail!("executor.engine[{i}].url: {url:?} is not an http(s) address");
+            }
+            Some(Arc::new(executor::ray::RayExecutor::new(url).map_err(|err| anyhow::anyhow!("executor.engine[{i}].url: {err}"))?))
+        }
+    })
 }
 
 async fn shutdown_signal() {

@@ -136,6 +136,10 @@ const MATRIX: &[Row] = &[
     ("GET", "/api/v1/oss/rankings", [401, 200, 200, 200, 200, 200]),
     ("GET", "/api/v1/oss/developers/{login}", [401, 200, 200, 200, 200, 200]),
     ("GET", "/api/v1/oss/repos/{owner}/{repo}", [401, 200, 200, 200, 200, 200]),
+    // Issuing a credit report writes a log leaf in the platform's name; any caller may read one.
+    ("POST", "/api/v1/oss/reports", [401, 403, 403, 403, 201, 403]),
+    ("GET", "/api/v1/oss/reports", [401, 403, 403, 403, 200, 200]),
+    ("GET", "/api/v1/oss/reports/{id}", [401, 200, 200, 200, 200, 200]),
     ("GET", "/api/v1/datasets", [401, 403, 200, 200, 200, 200]),
     ("POST", "/api/v1/datasets", [401, 403, 201, 201, 201, 403]),
     ("GET", "/api/v1/datasets/{id}", [401, 403, 200, 404, 200, 200]),
@@ -216,6 +220,7 @@ struct World {
     contract: String,
     /// A's registration of `ds0`, on public notice.
     registration: String,
+    report: String,
     n: std::cell::Cell<u32>,
 }
 
@@ -371,6 +376,8 @@ impl World {
             ("GET", "/api/v1/log/entries/{index}") => (route.replace("{index}", "0"), None),
             ("GET", "/api/v1/oss/rankings") => ("/api/v1/oss/rankings?period=2021-07&kind=developers".into(), None),
             ("GET", "/api/v1/oss/developers/{login}") => (route.replace("{login}", "gabrieldonadel") + "?period=2021-07", None),
+            ("POST", "/api/v1/oss/reports") => (route.into(), Some(json!({"developer": "gabrieldonadel", "period": "2021-06..2021-07"}))),
+            ("GET", "/api/v1/oss/reports/{id}") => (path(&self.report), None),
             ("GET", "/api/v1/oss/repos/{owner}/{repo}") => {
                 (route.replace("{owner}", "gabrieldonadel").replace("{repo}", "pull-requests-limits") + "?period=2021-07", None)
             }
@@ -511,6 +518,7 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
         upload: String::new(),
         contract: String::new(),
         registration: String::new(),
+        report: String::new(),
         n: 0.into(),
         s,
     };
@@ -534,6 +542,8 @@ fn world(name: &str) -> (tokio::runtime::Runtime, World, std::path::PathBuf) {
             .map(|a| a["id"].as_str().unwrap().to_string())
     });
     w.op("PUT", "/api/v1/agents/a0", &json!({"model": "qwen"}));
+    let r = w.op("POST", "/api/v1/oss/reports", &json!({"developer": "gabrieldonadel", "period": "2021-07"}));
+    w.report = r["id"].as_str().unwrap().to_string();
     w.op("PUT", "/api/v1/collections/c0/documents/d0", &json!({"text": "全国一体化算力网络"}));
     // Tenant A's published, listed dataset, with one hosted file (`"x"`), and an open upload.
     w.op("POST", "/api/v1/datasets", &json!({"id": "ds0"}));

@@ -84,7 +84,11 @@ fn small(command: &[&str]) -> Value {
            "duration_s": 600, "command": command})
 }
 
+/// Held by the tests that stop and start an engine and by those that would not survive it.
+static ENGINE_STOPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn suite(kind: &str) {
+    let _stops = ENGINE_STOPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let data = temp_dir(&format!("engine-{kind}"));
     let Some(config) = running_engine_config(kind, &data) else { return };
     let config_file = data.join("aiplus.toml");
@@ -203,4 +207,105 @@ fn a_model_replica_runs_on_slurm() {
 #[test]
 fn a_model_replica_runs_on_ray() {
     model_on("ray");
+}
+
+fn aiplus_json(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_aiplus")).args(args).output().unwrap();
+    assert!(out.status.success(), "aiplus {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// What a data dir's oss store holds, for comparing two: every manifest, and the activity of
+/// every repo and developer in the month.
+fn oss_contents(data: &Path) -> Value {
+    let d = data.to_str().unwrap();
+    let mut manifests = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(data.join("oss/ingested")).unwrap() {
+        let p = e.unwrap().path();
+        manifests.insert(
+            p.file_name().unwrap().to_string_lossy().into_owned(),
+            serde_json::from_slice::<Value>(&std::fs::read(&p).unwrap()).unwrap(),
+        );
+    }
+    let activity =
+        |who: &str| aiplus_json(&["oss", "activity", who, "--period", "2026-09", "--limit", "100000", "--data-dir", d, "--json"]);
+    json!({"manifests": manifests, "repos": activity("--repos"), "developers": activity("--developers")})
+}
+
+fn job_records(shared: &Path) -> Vec<Value> {
+    let Ok(days) = std::fs::read_dir(shared) else { return vec![] };
+    days.filter_map(|d| std::fs::read(d.ok()?.path().join("job.json")).ok()).map(|b| serde_json::from_slice(&b).unwrap()).collect()
+}
+
+/// `aiplus oss ingest --on-cluster`: per-day jobs on the engine, merged into the data dir, give
+/// exactly what a local ingest of the same files gives. Run again, nothing is submitted. Killed
+/// -9 while its jobs run and run again, it picks up the jobs it had submitted instead of
+/// submitting them again, and the result is still the local one.
+fn oss_ingest_on(kind: &str) {
+    let _stops = ENGINE_STOPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let data = temp_dir(&format!("engine-oss-{kind}"));
+    let Some(config) = running_engine_config(kind, &data) else { return };
+    let cfg = data.join("aiplus.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let src = data.join("gharchive");
+    let src_s = src.to_str().unwrap();
+    let generate = ["oss", "generate", src_s, "--events", "6000", "--hours", "72", "--seed", "11", "--developers", "400", "--repos", "150"];
+    assert!(Command::new(env!("CARGO_BIN_EXE_aiplus")).args(generate).status().unwrap().success());
+    let local = data.join("local");
+    let sum = aiplus_json(&["oss", "ingest", src_s, "--data-dir", local.to_str().unwrap(), "--json"]);
+    assert_eq!((sum["files"].as_u64(), sum["events"].as_u64()), (Some(72), Some(6000)));
+    let expected = oss_contents(&local);
+
+    let remote = data.join("remote");
+    let r = remote.to_str().unwrap();
+    let on = ["oss", "ingest", src_s, "--on-cluster", "tianfu", "--config", cfg, "--data-dir", r, "--json"];
+    let first = aiplus_json(&on);
+    assert_eq!((first["engine"].as_str(), first["days"].as_u64(), first["submitted"].as_u64()), (Some(kind), Some(3), Some(3)), "{first}");
+    assert_eq!((first["merged"]["files"].as_u64(), first["merged"]["events"].as_u64()), (Some(72), Some(6000)), "{first}");
+    assert_eq!(oss_contents(&remote), expected, "{kind}: the merged store differs from a local ingest");
+    let again = aiplus_json(&on);
+    assert_eq!((again["submitted"].as_u64(), again["merged_before"].as_u64()), (Some(0), Some(3)), "{again}");
+    assert_eq!((again["merged"]["files"].as_u64(), again["merged"]["unchanged"].as_u64()), (Some(72), Some(72)), "{again}");
+
+    // kill -9 once a job is submitted; the rerun picks the submitted jobs up.
+    let (remote2, shared2) = (data.join("remote2"), data.join("shared2"));
+    let args = [
+        "oss",
+        "ingest",
+        src_s,
+        "--on-cluster",
+        "tianfu",
+        "--config",
+        cfg,
+        "--data-dir",
+        remote2.to_str().unwrap(),
+        "--shared-dir",
+        shared2.to_str().unwrap(),
+        "--json",
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aiplus")).args(args).stdout(std::process::Stdio::null()).spawn().unwrap();
+    wait_for("a job to be submitted", Duration::from_secs(60), || !job_records(&shared2).is_empty());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before_kill = job_records(&shared2).len() as u64;
+    let rerun = aiplus_json(&args);
+    let picked = ["reattached", "staged_before", "merged_before"].iter().map(|k| rerun[k].as_u64().unwrap()).sum::<u64>();
+    assert!(picked >= before_kill && before_kill >= 1, "{kind}: {before_kill} jobs were submitted before the kill: {rerun}");
+    assert_eq!(picked + rerun["submitted"].as_u64().unwrap(), 3, "{rerun}");
+    let records = job_records(&shared2);
+    assert_eq!(records.len(), 3);
+    assert!(records.iter().all(|j| j["attempt"] == 1), "no day ran a second attempt: {records:?}");
+    assert_eq!(oss_contents(&remote2), expected, "{kind}: after kill -9, the merged store differs from a local ingest");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn oss_ingest_fans_out_on_slurm() {
+    oss_ingest_on("slurm");
+}
+
+#[test]
+fn oss_ingest_fans_out_on_ray() {
+    oss_ingest_on("ray");
 }

@@ -61,6 +61,7 @@ async fn server() -> Server {
     let (models, _loop) = aiplus::model_service::start(store.clone(), svc.clone(), gw.clone(), opts, stop_rx).await.unwrap();
     let _ = stop_tx.send(true);
     let key = tlog::SignerKey::from_seed("aiplus.test/log", [3; 32]).unwrap();
+    let log_key = std::sync::Arc::new(tlog::SignerKey::from_seed("aiplus.test/log", [3; 32]).unwrap());
     let log = std::sync::Arc::new(tlog::Log::open(store.clone(), key, 0, None, None).await.unwrap());
     let options = govern::services::Options {
         calendar: govern::calendar::Calendar::builtin().unwrap(),
@@ -90,6 +91,7 @@ async fn server() -> Server {
         collections,
         data,
         oss: Arc::new(oss::ingest::Store::new(&std::env::temp_dir().join(format!("aiplus-inproc-oss-{}", std::process::id())))),
+        log_key,
         eval,
         governance,
         log,

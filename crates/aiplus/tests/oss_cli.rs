@@ -273,3 +273,92 @@ fn the_api_serves_rankings_a_developer_and_a_repo_as_the_cli_computes_them() {
         .unwrap();
     assert!(zh.contains("开发者排名"), "Chinese too");
 }
+
+/// A credit report issued through the API by an operator: recorded as a log leaf, kept under its
+/// content hash, readable by any signed-in caller as JSON or a printable page, and verified
+/// offline by `aiplus oss verify`. The same contents issued again (by the API or the CLI) are the
+/// same report, with no second leaf.
+#[test]
+fn a_report_issued_over_the_api_is_recorded_kept_and_verifies_offline() {
+    let data = common::temp_dir("oss-reports");
+    let src = data.with_extension("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/oss/gharchive");
+    std::fs::copy(shared.join("pinot/2021-07-21-few-hours.json"), src.join("2021-07-21-6.json")).unwrap();
+    let d = data.to_str().unwrap();
+    ok_json(&["oss", "ingest", src.to_str().unwrap(), "--data-dir", d, "--json"]);
+    let s = common::Server::start(&data);
+    let body = serde_json::json!({"developer": "gabrieldonadel", "period": "2021-07"});
+    let (status, issued) = s.post("/api/v1/oss/reports", &body);
+    assert_eq!(status, 201, "{issued}");
+    let id = issued["id"].as_str().unwrap().to_string();
+    assert_eq!(issued["content_sha256"], id.as_str());
+    let leaf = issued["log_index"].as_u64().unwrap();
+    let (_, entry) = s.get(&format!("/api/v1/log/entries/{leaf}"));
+    assert_eq!(entry["leaf"]["kind"], "oss.credit_report", "{entry}");
+    assert!(entry.to_string().contains(&id), "the leaf records the content hash: {entry}");
+    let (status, again) = s.post("/api/v1/oss/reports", &body);
+    assert_eq!((status, again["log_index"].as_u64()), (200, Some(leaf)), "the same report again, no second leaf: {again}");
+
+    // Any signed-in caller reads it; a stranger does not; an unknown id is 404.
+    let tenant = s.key("acme", &serde_json::json!({}))["secret"].as_str().unwrap().to_string();
+    let http = reqwest::blocking::Client::new();
+    let read = |path: &str, key: Option<&str>| {
+        let mut r = http.get(format!("{}{path}", s.url));
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        let r = r.send().unwrap();
+        let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        (r.status().as_u16(), ct, r.text().unwrap())
+    };
+    let (status, _, text) = read(&format!("/api/v1/oss/reports/{id}"), Some(&tenant));
+    assert_eq!(status, 200, "{text}");
+    let fetched: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(fetched, issued);
+    assert_eq!(read(&format!("/api/v1/oss/reports/{id}"), None).0, 401);
+    assert_eq!(read(&format!("/api/v1/oss/reports/{}", "0".repeat(64)), Some(&tenant)).0, 404);
+    assert_eq!(read("/api/v1/oss/reports", Some(&tenant)).0, 403, "the list is the operators'");
+    let (status, ct, page) = read(&format!("/api/v1/oss/reports/{id}?format=html"), Some(&tenant));
+    assert_eq!((status, ct.as_str()), (200, "text/html; charset=utf-8"));
+    assert!(page.contains("<svg") && page.contains("gabrieldonadel") && page.contains(&id), "the printable page");
+    let (status, list) = s.get("/api/v1/oss/reports");
+    assert_eq!((status, list["total"].as_u64()), (200, Some(1)), "{list}");
+    assert_eq!(list["data"][0]["developer"], "gabrieldonadel");
+
+    // Offline, with the public key a registrar holds.
+    let file = data.with_extension("report.json");
+    std::fs::write(&file, text).unwrap();
+    let key = data.join("log-key.pub");
+    let (ok, out, err) = aiplus(&["oss", "verify", file.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert!(ok && out.starts_with("verified"), "{out}{err}");
+    let (status, bad) = s.post("/api/v1/oss/reports", &serde_json::json!({"developer": "gabrieldonadel", "period": "2021-08..2021-07"}));
+    assert_eq!(status, 422, "{bad}");
+    assert!(bad["detail"].as_str().unwrap_or_default().contains("period") || bad.to_string().contains("period"), "{bad}");
+    let (status, _) = s.post("/api/v1/oss/reports", &serde_json::json!({"developer": "nobody-at-all", "period": "2021-07"}));
+    assert_eq!(status, 404);
+
+    // The console: an operator issues the same report from the developer's page and is shown
+    // its printable page; same contents, same report, no new leaf.
+    let browser = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let password = std::fs::read_to_string(data.join("console-admin-password")).unwrap();
+    let r = browser.post(format!("{}/login", s.url)).form(&[("username", "admin"), ("password", password.trim())]).send().unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let page = browser.get(format!("{}/oss/developers/gabrieldonadel?period=2021-07", s.url)).header("cookie", &cookie).send().unwrap();
+    let page = page.text().unwrap();
+    assert!(page.contains(r#"action="/oss/developers/gabrieldonadel/report""#), "operators see the form");
+    let csrf = page.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
+    let form = [("csrf", csrf.as_str()), ("period", "2021-07..2021-07")];
+    let post = |form: &[(&str, &str)]| {
+        browser.post(format!("{}/oss/developers/gabrieldonadel/report", s.url)).header("cookie", &cookie).form(form).send().unwrap()
+    };
+    let r = post(&form);
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"].to_str().unwrap(), format!("/oss/reports/{id}"));
+    assert_eq!(post(&[("csrf", "forged"), ("period", "2021-07")]).status(), 403, "a form without the session's CSRF token");
+    let shown = browser.get(format!("{}/oss/reports/{id}", s.url)).header("cookie", &cookie).send().unwrap();
+    assert_eq!(shown.status(), 200);
+    assert!(shown.text().unwrap().contains(&id));
+    assert_eq!(s.get("/api/v1/oss/reports").1["total"], 1);
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -52,10 +52,14 @@ pub struct Manifest {
     pub bad: Vec<BadLine>,
     /// Rows per month.
     pub months: BTreeMap<String, u64>,
+    /// Each month's segment's SHA-256, so that a segment copied from elsewhere (a cluster job's
+    /// staging directory) is known to be this unit's. Absent in manifests written before it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub segments: BTreeMap<String, String>,
 }
 
 /// What ingesting a set of files did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub files: u64,
     /// Files skipped because they were already ingested with the same contents.
@@ -64,6 +68,35 @@ pub struct Summary {
     pub bad_lines: u64,
     pub bad: Vec<BadLine>,
     pub bytes: u64,
+}
+
+impl Summary {
+    /// Counts one file: `fresh` when it was ingested now rather than found unchanged.
+    pub fn add(&mut self, m: Manifest, fresh: bool, bytes: u64) {
+        self.files += 1;
+        self.unchanged += u64::from(!fresh);
+        self.events += m.events;
+        self.bad_lines += m.bad_lines;
+        self.bytes += bytes;
+        let room = MAX_BAD_LINES_KEPT.saturating_sub(self.bad.len());
+        self.bad.extend(m.bad.into_iter().take(room));
+    }
+
+    /// Adds another set's counts (their bad lines as far as there is room).
+    pub fn merge(&mut self, other: Summary) {
+        self.files += other.files;
+        self.unchanged += other.unchanged;
+        self.events += other.events;
+        self.bad_lines += other.bad_lines;
+        self.bytes += other.bytes;
+        let room = MAX_BAD_LINES_KEPT.saturating_sub(self.bad.len());
+        self.bad.extend(other.bad.into_iter().take(room));
+    }
+
+    /// Bad lines in file and line order, whatever order the files were done in.
+    pub fn sort(&mut self) {
+        self.bad.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    }
 }
 
 impl Store {
@@ -85,6 +118,34 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(name)(e)),
         }
+    }
+
+    /// Whether `m` is stored whole with these contents: its hash is `sha256` and every segment
+    /// it lists is still there. Only then is a file skipped.
+    pub fn is_current(&self, m: &Manifest, sha256: &str) -> bool {
+        m.sha256 == sha256 && m.months.keys().all(|mo| self.month_dir(mo).join(format!("{}.seg", m.name)).exists())
+    }
+
+    /// Writes a unit's segments (month, encoded bytes), then its manifest, and removes the
+    /// segments an earlier version (`before`) had in months this one has not. The manifest is
+    /// written last, so it never lists a segment that is not there, and a crash before it only
+    /// means the unit is done again.
+    pub fn commit(&self, before: Option<&Manifest>, m: &Manifest, segments: &[(String, Vec<u8>)]) -> Result<(), Error> {
+        let name = &m.name;
+        for (month, bytes) in segments {
+            sweep_torn(&self.month_dir(month), &format!(".{name}.seg."));
+            write_atomic(&self.month_dir(month).join(format!("{name}.seg")), bytes)?;
+        }
+        for old in before.iter().flat_map(|b| b.months.keys()).filter(|mo| !m.months.contains_key(*mo)) {
+            let p = self.month_dir(old).join(format!("{name}.seg"));
+            if let Err(e) = std::fs::remove_file(&p)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(Error::io(p.display().to_string())(e));
+            }
+        }
+        let json = serde_json::to_vec_pretty(m).map_err(|e| Error::Corrupt(e.to_string()))?;
+        write_atomic(&self.manifest_path(name), &json)
     }
 
     /// The months that have segments, in order.
@@ -207,35 +268,23 @@ pub fn ingest_file(store: &Store, path: &Path) -> Result<(Manifest, bool), Error
     let bytes = std::fs::read(path).map_err(Error::io(path.display().to_string()))?;
     let sha256 = hex(&Sha256::digest(&bytes));
     let before = store.manifest(&name)?;
-    // Skipped only when every segment the manifest lists is still there.
-    if let Some(m) = &before
-        && m.sha256 == sha256
-        && m.months.keys().all(|mo| store.month_dir(mo).join(format!("{name}.seg")).exists())
-    {
+    if let Some(m) = before.as_ref().filter(|m| store.is_current(m, &sha256)) {
         return Ok((m.clone(), false));
     }
     let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-    let mut m = Manifest { name: name.clone(), sha256, events: 0, bad_lines: 0, bad: vec![], months: BTreeMap::new() };
+    let mut m = Manifest { name, sha256, events: 0, bad_lines: 0, bad: vec![], months: BTreeMap::new(), segments: BTreeMap::new() };
     let months = read_rows(&bytes, &file, &mut m)?;
     if let Some((month, _)) = months.iter().find(|(_, (rows, _))| rows.len() > segment::MAX_ROWS) {
         return Err(Error::invalid("file", format!("{file}: more than {} events in {month}; split the file", segment::MAX_ROWS)));
     }
+    let mut segments = Vec::with_capacity(months.len());
     for (month, (rows, names)) in &months {
-        sweep_torn(&store.month_dir(month), &format!(".{name}.seg."));
-        write_atomic(&store.month_dir(month).join(format!("{name}.seg")), &segment::encode(rows, names)?)?;
+        let bytes = segment::encode(rows, names)?;
         m.months.insert(month.clone(), rows.len() as u64);
+        m.segments.insert(month.clone(), hex(&Sha256::digest(&bytes)));
+        segments.push((month.clone(), bytes));
     }
-    // A file ingested before with other contents may have left segments in months it no longer has.
-    for old in before.iter().flat_map(|b| b.months.keys()).filter(|mo| !m.months.contains_key(*mo)) {
-        let p = store.month_dir(old).join(format!("{name}.seg"));
-        if let Err(e) = std::fs::remove_file(&p)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            return Err(Error::io(p.display().to_string())(e));
-        }
-    }
-    let json = serde_json::to_vec_pretty(&m).map_err(|e| Error::Corrupt(e.to_string()))?;
-    write_atomic(&store.manifest_path(&name), &json)?;
+    store.commit(before.as_ref(), &m, &segments)?;
     Ok((m, true))
 }
 
@@ -269,15 +318,20 @@ pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(out)
 }
 
-/// Ingests files on `threads` threads, calling `progress` after each file with (files done, bytes).
-pub fn ingest_files(store: &Store, files: &[PathBuf], threads: usize, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Summary, Error> {
-    // Two files of one name would be one unit, written by two threads at once.
-    let mut seen = std::collections::BTreeMap::new();
+/// Refuses two files of one unit name: they would be one unit, written by two workers at once.
+pub fn check_unique(files: &[PathBuf]) -> Result<(), Error> {
+    let mut seen = BTreeMap::new();
     for f in files {
         if let Some(other) = seen.insert(unit_name(f)?, f) {
             return Err(Error::invalid("file", format!("{} and {} have the same name; ingest them apart", other.display(), f.display())));
         }
     }
+    Ok(())
+}
+
+/// Ingests files on `threads` threads, calling `progress` after each file with (files done, bytes).
+pub fn ingest_files(store: &Store, files: &[PathBuf], threads: usize, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Summary, Error> {
+    check_unique(files)?;
     let next = AtomicUsize::new(0);
     let summary = Mutex::new(Summary::default());
     let failed: Mutex<Option<Error>> = Mutex::new(None);
@@ -292,13 +346,7 @@ pub fn ingest_files(store: &Store, files: &[PathBuf], threads: usize, progress: 
                     let Ok(mut sum) = summary.lock() else { break };
                     match done {
                         Ok((m, fresh)) => {
-                            sum.files += 1;
-                            sum.unchanged += u64::from(!fresh);
-                            sum.events += m.events;
-                            sum.bad_lines += m.bad_lines;
-                            sum.bytes += bytes;
-                            let room = MAX_BAD_LINES_KEPT.saturating_sub(sum.bad.len());
-                            sum.bad.extend(m.bad.into_iter().take(room));
+                            sum.add(m, fresh, bytes);
                             progress(sum.files, sum.bytes);
                         }
                         Err(e) => {
@@ -316,7 +364,7 @@ pub fn ingest_files(store: &Store, files: &[PathBuf], threads: usize, progress: 
         return Err(e);
     }
     let mut sum = summary.into_inner().map_err(|_| Error::Corrupt("a worker panicked".into()))?;
-    sum.bad.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    sum.sort();
     Ok(sum)
 }
 

@@ -6,12 +6,14 @@
 //! - [`generate`] writes GH-like hourly files from a seed, for scale tests and benchmarks.
 //! - [`measure`] loads months and runs the core's measures over them.
 //! - [`report`] builds, signs and verifies credit reports.
+//! - [`stage`] groups files into per-day jobs for a cluster and merges what the jobs staged.
 
 pub mod generate;
 pub mod ingest;
 pub mod measure;
 pub mod report;
 pub mod segment;
+pub mod stage;
 
 /// What can go wrong around the core.
 #[derive(Debug, thiserror::Error)]

@@ -188,6 +188,87 @@ pub fn verify(s: &Signed, key: &tlog::VerifierKey) -> Result<(), Error> {
     Ok(())
 }
 
+/// The transparency-log leaf kind that records an issued report.
+pub const LEAF_KIND: &str = "oss.credit_report";
+
+/// A report about to be issued: its contents and hash, or the report already issued with them.
+pub enum Prepared {
+    New { body: Value, content_sha256: String },
+    Issued(Signed),
+}
+
+/// Builds `login`'s report over `period` and looks for one already issued with the same
+/// contents: issuing it again gives that one, with no second log leaf.
+pub fn prepare(store: &Store, login: &str, period_text: &str, people: &People) -> Result<Prepared, Error> {
+    let body = build(store, login, period_text, people)?;
+    let content_sha256 = content_sha256(&body)?;
+    Ok(match saved(store, &content_sha256)? {
+        Some(s) => Prepared::Issued(s),
+        None => Prepared::New { body, content_sha256 },
+    })
+}
+
+/// What the log leaf of an issued report records.
+pub fn leaf_record(content_sha256: &str, login: &str, period_text: &str, actor: &str) -> Value {
+    json!({"content_sha256": content_sha256, "developer": login, "period": period_text, "actor": actor})
+}
+
+/// Most reports kept in the data dir.
+pub const MAX_STORED: usize = 100_000;
+
+fn reports_dir(store: &Store) -> std::path::PathBuf {
+    store.root.join("reports")
+}
+
+/// Whether `id` is a report's id: its content hash, 64 lowercase hex digits.
+pub fn is_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The issued report whose content hash is `id`, if there is one.
+pub fn saved(store: &Store, id: &str) -> Result<Option<Signed>, Error> {
+    if !is_id(id) {
+        return Ok(None);
+    }
+    let path = reports_dir(store).join(format!("{id}.json"));
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::Corrupt(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path.display().to_string())(e)),
+    }
+}
+
+/// The ids of the issued reports, in order.
+pub fn ids(store: &Store) -> Result<Vec<String>, Error> {
+    let dir = reports_dir(store);
+    let mut out: Vec<String> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_string))
+            .filter(|id| is_id(id))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+        Err(e) => return Err(Error::io(dir.display().to_string())(e)),
+    };
+    out.sort();
+    Ok(out)
+}
+
+/// Keeps an issued report under its content hash, so it can be fetched again and counted.
+pub fn save(store: &Store, s: &Signed) -> Result<(), Error> {
+    if !is_id(&s.content_sha256) {
+        return Err(Error::invalid("content_sha256", "64 lowercase hex digits"));
+    }
+    if ids(store)?.len() >= MAX_STORED {
+        return Err(Error::invalid(
+            "reports",
+            format!("{MAX_STORED} reports are kept already; remove old ones from {}", reports_dir(store).display()),
+        ));
+    }
+    let json = serde_json::to_vec_pretty(s).map_err(|e| Error::Corrupt(e.to_string()))?;
+    crate::segment::write_atomic(&reports_dir(store).join(format!("{}.json", s.content_sha256)), &json)
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

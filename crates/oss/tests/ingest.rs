@@ -127,6 +127,50 @@ fn two_files_of_one_name_are_refused_and_a_lost_segment_is_written_again() {
     assert!(seg.exists());
 }
 
+/// What a cluster job does per day, in process: each day's files ingested into a staging store
+/// of their own, then merged. The data dir ends byte for byte as a local ingest leaves it; a
+/// second merge changes nothing; a staged segment that does not hold what its manifest says is
+/// refused before anything of its unit is written.
+#[test]
+fn staged_days_merge_into_exactly_what_a_local_ingest_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Settings { seed: 5, events: 3000, developers: 300, repos: 100, hours: 48, ..Default::default() };
+    let files = generated(&tmp.path().join("src"), &s);
+    let local = Store::new(&tmp.path().join("local"));
+    ingest_files(&local, &files, 2, &|_, _| {}).unwrap();
+
+    let days = oss::stage::by_day(&files).unwrap();
+    assert_eq!(days.keys().collect::<Vec<_>>(), ["2026-09-01", "2026-09-02"]);
+    assert!(days.values().all(|f| f.len() == 24));
+    let merged = Store::new(&tmp.path().join("merged"));
+    let mut events = 0;
+    for (day, files) in &days {
+        let staged = Store::new(&tmp.path().join("staging").join(day));
+        assert!(!oss::stage::staged_all(&staged, files).unwrap());
+        assert!(oss::stage::merge(&merged, &staged, files).is_err(), "nothing staged yet: nothing to merge");
+        ingest_files(&staged, files, 1, &|_, _| {}).unwrap();
+        assert!(oss::stage::staged_all(&staged, files).unwrap());
+        let sum = oss::stage::merge(&merged, &staged, files).unwrap();
+        assert_eq!((sum.files, sum.unchanged), (24, 0));
+        events += sum.events;
+        let again = oss::stage::merge(&merged, &staged, files).unwrap();
+        assert_eq!((again.files, again.unchanged), (24, 24));
+    }
+    assert_eq!(events, 3000);
+    assert_eq!(tree(&merged.root), tree(&local.root));
+
+    // A staged segment swapped for another unit's: the merge refuses it and writes nothing.
+    let day = &days["2026-09-01"];
+    let staged = Store::new(&tmp.path().join("staging/2026-09-01"));
+    let (a, b) = (oss::ingest::unit_name(&day[0]).unwrap(), oss::ingest::unit_name(&day[1]).unwrap());
+    let (sa, sb) = (staged.month_dir("2026-09").join(format!("{a}.seg")), staged.month_dir("2026-09").join(format!("{b}.seg")));
+    std::fs::copy(&sb, &sa).unwrap();
+    let fresh = Store::new(&tmp.path().join("fresh"));
+    let err = oss::stage::merge(&fresh, &staged, day).unwrap_err().to_string();
+    assert!(err.contains("not the segment its manifest names"), "{err}");
+    assert!(fresh.manifest(&a).unwrap().is_none());
+}
+
 #[test]
 fn an_edited_segment_fails_its_hash() {
     let tmp = tempfile::tempdir().unwrap();

@@ -96,8 +96,10 @@ pub struct Console {
     pub(crate) agents: Option<Arc<agents::Agents>>,
     /// The data exchange (its pages answer 404 without it).
     pub(crate) data: Option<Arc<data::exchange::Exchange>>,
-    /// Open-source evaluation's months (its pages answer 404 without them).
+    /// Open-source evaluation's months (its pages answer 404 without them), and the log's key,
+    /// which signs the credit reports an operator issues.
     pub(crate) oss: Option<Arc<oss::ingest::Store>>,
+    pub(crate) oss_key: Option<Arc<tlog::SignerKey>>,
 }
 
 pub type SharedConsole = Arc<Console>;
@@ -126,6 +128,7 @@ impl Console {
             agents: None,
             data: None,
             oss: None,
+            oss_key: None,
         }
     }
 
@@ -135,8 +138,10 @@ impl Console {
         self
     }
 
-    pub fn with_oss(mut self, store: Arc<oss::ingest::Store>) -> Self {
+    /// Shows open-source evaluation; operators issue credit reports signed with `key`.
+    pub fn with_oss(mut self, store: Arc<oss::ingest::Store>, key: Arc<tlog::SignerKey>) -> Self {
         self.oss = Some(store);
+        self.oss_key = Some(key);
         self
     }
 
@@ -228,6 +233,8 @@ pub fn router(console: SharedConsole) -> Router {
         .route("/data/{tenant}/{id}", get(pages::data::show))
         .route("/oss", get(pages::oss::index))
         .route("/oss/developers/{login}", get(pages::oss::developer))
+        .route("/oss/developers/{login}/report", post(pages::oss::issue))
+        .route("/oss/reports/{id}", get(pages::oss::report))
         .route("/oss/repos/{owner}/{repo}", get(pages::oss::repo))
         .route("/evaluation", get(pages::eval::index).post(pages::eval::submit))
         .route("/evaluation/runs/{id}", get(pages::eval::show))

@@ -340,7 +340,7 @@ fn error_response(path: &str) -> Value {
 /// What a successful answer of `path` carries: text for health, metrics and logs, OpenAI's
 /// shapes for `/v1` (not described here), JSON with `schema` for the rest.
 fn success_content(path: &str, schema: Value) -> Option<Value> {
-    if let Some(content) = data_schemas::success_content(path) {
+    if let Some(content) = data_schemas::success_content(path).or_else(|| oss_schemas::success_content(path)) {
         return Some(content);
     }
     match path {
@@ -381,6 +381,9 @@ fn access_text(a: identity::Access) -> String {
     }
 }
 
+/// POSTs that answer 200 with what exists when asked to make it again.
+const REPEATS_ANSWER_200: &[&str] = &["/api/v1/oss/reports"];
+
 /// Every operation: the table above, then each pillar's own.
 fn operations() -> impl Iterator<Item = &'static Op> {
     OPERATIONS.iter().chain(data_schemas::OPERATIONS).chain(oss_schemas::OPERATIONS)
@@ -420,8 +423,9 @@ pub fn document() -> Value {
         let schema = responses.iter().find(|(m, p, _)| m == method && p == path).map_or(json!({}), |(.., s)| s.clone());
         if let Some(content) = success_content(path, schema).filter(|_| *ok != 204) {
             op["responses"][ok.to_string()]["content"] = content.clone();
-            // A PUT that replaces what exists answers 200 with the same body.
-            if *method == "put" && *ok == 201 {
+            // A PUT that replaces what exists answers 200 with the same body, as does a POST
+            // that finds what it would make already made.
+            if (*method == "put" || REPEATS_ANSWER_200.contains(path)) && *ok == 201 {
                 op["responses"]["200"] = json!({"description": "Replaced", "content": content});
             }
         }

@@ -212,6 +212,7 @@ pub fn requests_with(problem: Value) -> Value {
     let mut all = requests_core(problem);
     if let Some(map) = all.as_object_mut() {
         map.extend(super::data_schemas::requests().into_iter().map(|(k, v)| (k.to_string(), v)));
+        map.extend(super::oss_schemas::requests().into_iter().map(|(k, v)| (k.to_string(), v)));
     }
     all
 }

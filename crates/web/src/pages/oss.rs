@@ -5,8 +5,10 @@
 
 use std::collections::BTreeSet;
 
+use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use oss::measure::{self, People};
 use oss_core::global::GlobalParams;
@@ -14,7 +16,7 @@ use serde::Deserialize;
 
 use crate::charts::{Kind, Series, render};
 use crate::error::ConsoleError;
-use crate::layout::{Nav, empty_row, num, page, svg, url_encode};
+use crate::layout::{Nav, csrf_field, empty_row, num, page, svg, url_encode};
 use crate::{C, Viewer};
 
 /// The page's own strings: (key, Chinese, English).
@@ -35,6 +37,13 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("oss_top", "社区 OpenRank 贡献者", "Top contributors by community OpenRank"),
     ("oss_iterations", "迭代次数", "Iterations"),
     ("oss_no_months", "尚未导入任何 GH Archive 数据。", "No GH Archive data has been ingested yet."),
+    ("oss_issue", "签发贡献证明", "Issue a signed credit report"),
+    ("oss_period", "期间（起..止）", "Period (FROM..TO)"),
+    (
+        "oss_issue_note",
+        "证明由平台日志密钥签名，并作为透明日志条目记录；登记方可用 aiplus oss verify 离线核验。",
+        "The report is signed with the platform's log key and recorded as a transparency-log leaf; a registrar checks it offline with aiplus oss verify.",
+    ),
 ];
 
 #[derive(Deserialize, Default)]
@@ -123,6 +132,7 @@ pub async fn developer(State(c): C, v: Viewer, Path(login): Path<String>, Query(
     // A year up to the month asked for.
     let idx = oss::month_index(&last).map_err(|e| ConsoleError::Invalid { field: "period".into(), reason: e.to_string() })?;
     let period = format!("{}..{last}", oss::month_name(idx - 11));
+    let period_shown = format!("{last}..{last}");
     let who = login.clone();
     let report = match blocking(move || oss::report::build(&st, &who, &period, &People::default())).await {
         Err(ConsoleError::Invalid { field, .. }) if field == "developer" => return Err(ConsoleError::NotFound),
@@ -153,6 +163,16 @@ pub async fn developer(State(c): C, v: Viewer, Path(login): Path<String>, Query(
         ul { @for m in &ms { @if m["events"].as_object().is_some_and(|e| !e.is_empty()) {
             li { (m["month"].as_str().unwrap_or("")) ": " @for (k, n) in m["events"].as_object().into_iter().flatten() { (k) " " (n) "; " } }
         } } }
+        @if v.is_operator() {
+            h2 id="issue" { (lang.t("oss_issue")) }
+            p class="muted" { (lang.t("oss_issue_note")) }
+            form method="post" action=(format!("/oss/developers/{}/report", url_encode(&login))) {
+                (csrf_field(&v))
+                label for="report-period" { (lang.t("oss_period")) " " }
+                input id="report-period" name="period" value=(period_shown) required pattern="[0-9]{4}-[0-9]{2}(\\.\\.[0-9]{4}-[0-9]{2})?";
+                " " button type="submit" { (lang.t("oss_issue")) }
+            }
+        }
     };
     Ok(page(&v, Nav::Oss, "/oss", &login, body))
 }
@@ -207,4 +227,50 @@ pub async fn repo(
         }
     };
     Ok(page(&v, Nav::Oss, "/oss", &full, body))
+}
+
+#[derive(Deserialize)]
+pub struct IssueForm {
+    csrf: String,
+    period: String,
+}
+
+/// Issues a developer's signed credit report (operators), as `POST /api/v1/oss/reports` does,
+/// and shows its printable page.
+pub async fn issue(State(c): C, v: Viewer, Path(login): Path<String>, Form(f): Form<IssueForm>) -> Result<Response, ConsoleError> {
+    v.check_csrf(&f.csrf)?;
+    if !v.is_operator() {
+        return Err(ConsoleError::OperatorsOnly);
+    }
+    let st = store(&c)?;
+    let key = c.oss_key.clone().ok_or(ConsoleError::NotFound)?;
+    let (_, log) = c.governance()?;
+    let (who, period, s2) = (login.clone(), f.period.clone(), st.clone());
+    let prepared = match blocking(move || oss::report::prepare(&s2, &who, &period, &People::default())).await {
+        Err(ConsoleError::Invalid { field, .. }) if field == "developer" => return Err(ConsoleError::NotFound),
+        other => other?,
+    };
+    let id = match prepared {
+        oss::report::Prepared::Issued(done) => done.content_sha256,
+        oss::report::Prepared::New { body, content_sha256 } => {
+            let record = oss::report::leaf_record(&content_sha256, &login, &f.period, &v.name);
+            let subject = format!("developer/{login}");
+            let fact =
+                tlog::Fact { kind: oss::report::LEAF_KIND, subject: &subject, actor_role: v.principal.role.as_str(), record: &record };
+            let index = log.append(&fact, c.now_ms()).await.map_err(|e| ConsoleError::Internal(e.to_string()))?.index;
+            let signed = oss::report::sign(body, &key, Some(index)).map_err(|e| ConsoleError::Internal(e.to_string()))?;
+            blocking(move || oss::report::save(&st, &signed)).await?;
+            content_sha256
+        }
+    };
+    Ok(Redirect::to(&format!("/oss/reports/{id}")).into_response())
+}
+
+/// An issued report's printable page (its signed JSON is at `/api/v1/oss/reports/{id}`).
+pub async fn report(State(c): C, _v: Viewer, Path(id): Path<String>) -> Result<Response, ConsoleError> {
+    let st = store(&c)?;
+    let signed = blocking(move || oss::report::saved(&st, &id)).await?.ok_or(ConsoleError::NotFound)?;
+    let mut r = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], oss::report::html(&signed)).into_response();
+    crate::assets::secure_headers(r.headers_mut());
+    Ok(r)
 }
