@@ -358,14 +358,14 @@ fn report(place: &Place, developer: &str, period: &str, out: Option<PathBuf>, ht
 
 fn show_community(store: &Store, period: &str, repos: &[String], people: &People, limit: usize, json: bool) -> anyhow::Result<()> {
     let set: BTreeSet<String> = repos.iter().cloned().collect();
-    let (named, m) = measure::community_openrank(store, period, &set, people)?;
-    let rows: Vec<_> = named.into_iter().filter(|x| x.0 == "user").take(limit).collect();
+    let m = oss::community::community_openrank(store, period, &set, people)?;
+    let rows: Vec<_> = m.members.iter().filter(|x| x.0 == "user").take(limit).collect();
     if json {
         let data: Vec<_> = rows.iter().map(|(_, n, v)| json!({"developer": n, "openrank": v})).collect();
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &json!({"period": period, "community": repos, "iterations": m.iterations, "tolerance": m.settings.tolerance, "max_iterations": m.settings.max_iterations, "converged": m.converged, "data": data})
+                &json!({"period": period, "community": repos, "iterations": m.iterations, "tolerance": m.tolerance, "max_iterations": m.max_iterations, "converged": m.converged, "data": data})
             )?
         );
     } else {
@@ -373,8 +373,8 @@ fn show_community(store: &Store, period: &str, repos: &[String], people: &People
             "{period} community {}: {} iterations (tolerance {}, cap {})",
             repos.join(","),
             m.iterations,
-            m.settings.tolerance,
-            m.settings.max_iterations
+            m.tolerance,
+            m.max_iterations
         );
         for (i, (_, n, v)) in rows.iter().enumerate() {
             println!("{:<4} {:<40} {:>10.3}", i + 1, n, v);

@@ -159,10 +159,10 @@ async fn repo(
             }
         }
         let set = BTreeSet::from([wanted.clone()]);
-        let (members, m) = measure::community_openrank(&store, &period, &set, &People::default())?;
+        let m = oss::community::community_openrank(&store, &period, &set, &People::default())?;
         let top: Vec<Value> =
-            members.into_iter().filter(|x| x.0 == "user").take(20).map(|(_, n, v)| json!({"developer": n, "openrank": v})).collect();
-        let top = json!({"iterations": m.iterations, "converged": m.converged, "tolerance": m.settings.tolerance, "data": top});
+            m.members.iter().filter(|x| x.0 == "user").take(20).map(|(_, n, v)| json!({"developer": n, "openrank": v})).collect();
+        let top = json!({"iterations": m.iterations, "converged": m.converged, "tolerance": m.tolerance, "data": top});
         Ok((months, top))
     })
     .await?;

@@ -4,10 +4,12 @@
 //! - [`segment`] is the on-disk form of a month's rows.
 //! - [`ingest`] streams GH Archive files into segments, resumably and idempotently per file.
 //! - [`generate`] writes GH-like hourly files from a seed, for scale tests and benchmarks.
-//! - [`measure`] loads months and runs the core's measures over them.
+//! - [`measure`] loads months and runs the core's measures over them; [`community`] keeps the
+//!   chain of a community's OpenRank month by month.
 //! - [`report`] builds, signs and verifies credit reports.
 //! - [`stage`] groups files into per-day jobs for a cluster and merges what the jobs staged.
 
+pub mod community;
 pub mod generate;
 pub mod ingest;
 pub mod measure;

@@ -1,15 +1,14 @@
-//! The measures over stored months: activity, global OpenRank (month after month, each inheriting
-//! from the ones before) and community OpenRank.
+//! The measures over stored months: activity and global OpenRank (month after month, each
+//! inheriting from the ones before). Community OpenRank is in [`crate::community`].
 //!
 //! Global results are kept per month under `openrank/global/YYYY-MM.json`, with a fingerprint of
 //! everything they rest on (the month's ingested files, the month before's result, the
 //! parameters, the bot rules and aliases). A month is recomputed only when its fingerprint
 //! changes, and then every month after it is too.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use oss_core::activity::{self, Counts};
-use oss_core::community::{self, CommunityParams};
 use oss_core::global::{self, GlobalParams, History, Node, PairKeys};
 use oss_core::people::{self, Alias, Bots, Merge};
 use oss_core::row::{Names, Row};
@@ -18,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ingest::{Store, hex};
 use crate::segment::{self, write_atomic};
-use crate::{Error, month_index, month_name};
+use crate::{Error, month_index};
 
 /// Who counts: the bot rules and the declared aliases.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -28,7 +27,7 @@ pub struct People {
 }
 
 impl People {
-    fn bots(&self) -> Bots {
+    pub(crate) fn bots(&self) -> Bots {
         self.bots.clone().unwrap_or_default()
     }
 
@@ -174,14 +173,30 @@ pub struct GlobalMonth {
 
 fn fingerprint(store: &Store, month: &str, before: &str, p: &GlobalParams, people: &People) -> Result<String, Error> {
     let mut h = Sha256::new();
-    h.update(format!("{p:?}\n{}\n{before}\n", people.describe()));
+    h.update(format!("{p:?}\n{}\n{before}\n{}", people.describe(), month_fingerprint(store, month)?));
+    Ok(hex(&h.finalize()))
+}
+
+/// What a month's segments are: their names and their own trailing hashes, hashed.
+pub(crate) fn month_fingerprint(store: &Store, month: &str) -> Result<String, Error> {
+    let mut h = Sha256::new();
     for seg in store.segments(month)? {
-        let bytes = std::fs::read(&seg).map_err(Error::io(seg.display().to_string()))?;
-        // The segment's own trailing hash stands for its contents.
         h.update(seg.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default());
-        h.update(bytes.get(bytes.len().saturating_sub(32)..).unwrap_or_default());
+        h.update(tail_hash(&seg)?);
     }
     Ok(hex(&h.finalize()))
+}
+
+/// A segment's last 32 bytes (its SHA-256), or all of it when shorter.
+fn tail_hash(path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let io = |e| Error::io(path.display().to_string())(e);
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(32))).map_err(io)?;
+    let mut tail = Vec::with_capacity(32);
+    f.read_to_end(&mut tail).map_err(io)?;
+    Ok(tail)
 }
 
 fn result_path(store: &Store, month: &str) -> std::path::PathBuf {
@@ -286,55 +301,4 @@ fn compute_global(
         merges: merges.into_iter().map(|x| (x.login, x.into_login)).collect(),
         values,
     })
-}
-
-/// A node of a community and its OpenRank: (kind: `user`, `issue`, `pull` or `community`, name, value).
-pub type Member = (String, String, f64);
-
-/// Community OpenRank of a set of repos (one repo, or an organisation's) in a month, with the
-/// three months before it computed first as its history. OpenDigger carries the chain from its
-/// first month; here it starts three months back, from 1 per node, so long-lived communities'
-/// values differ from OpenDigger's (storing the chain, as global results are, is to come).
-/// Returns per node (kind, id or number, name, value), highest first, and the iteration figures.
-pub fn community_openrank(
-    store: &Store,
-    month: &str,
-    repos: &BTreeSet<String>,
-    people: &People,
-) -> Result<(Vec<Member>, community::Month), Error> {
-    let p = CommunityParams::OPENDIGGER;
-    let target = month_index(month)?;
-    let mut history = community::History::new();
-    let mut result = None;
-    for idx in (target - p.history_months)..=target {
-        let mo = month_name(idx);
-        let (rows, names, _) = load_month(store, &mo, people)?;
-        let ids: BTreeSet<u64> = names
-            .repos
-            .iter()
-            .filter(|(_, (_, n))| repos.contains(n) || repos.iter().any(|r| r.ends_with("/*") && n.starts_with(&r[..r.len() - 1])))
-            .map(|(id, _)| *id)
-            .collect();
-        let mine: Vec<Row> = rows.into_iter().filter(|r| ids.contains(&r.repo)).collect();
-        let links = community::links(&mine, &people.bots().ids(&names), &p);
-        let m = community::month(&links, &history, idx, &p).map_err(|e| Error::invalid(e.field, e.reason))?;
-        history.insert(idx, m.values.iter().copied().collect());
-        if idx == target {
-            let named: Vec<(String, String, f64)> = m
-                .values
-                .iter()
-                .map(|(n, v)| match n {
-                    community::Node::User(id) => ("user".to_string(), names.login(*id).unwrap_or("").to_string(), *v),
-                    community::Node::Issue(repo, num, pull) => {
-                        (if *pull { "pull" } else { "issue" }.to_string(), format!("{}#{num}", names.repo_name(*repo).unwrap_or("")), *v)
-                    }
-                    community::Node::Root => ("community".to_string(), String::new(), *v),
-                })
-                .collect();
-            result = Some((named, m));
-        }
-    }
-    let (mut named, m) = result.ok_or_else(|| Error::invalid("period", "no month"))?;
-    named.sort_by(|a: &(String, String, f64), b| b.2.total_cmp(&a.2).then(a.1.cmp(&b.1)));
-    Ok((named, m))
 }

@@ -338,3 +338,83 @@ proptest! {
         prop_assert_eq!(back_names, names);
     }
 }
+
+/// Community OpenRank runs its chain from the first stored month, as OpenDigger's does: the
+/// last month equals a chain computed here with the core from the first month, and differs from
+/// one started only three months back. Each month is kept and reused; a changed early month
+/// changes the months after it.
+#[test]
+fn community_openrank_chains_from_the_first_month_and_keeps_each_month() {
+    use oss_core::community::{self, CommunityParams, History};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let months = ["2026-05", "2026-06", "2026-07", "2026-08", "2026-09"];
+    for (i, m) in months.iter().enumerate() {
+        let start_s = time::OffsetDateTime::parse(&format!("{m}-01T00:00:00Z"), &time::format_description::well_known::Rfc3339).unwrap();
+        let s = Settings {
+            seed: i as u64 + 1,
+            events: 3000,
+            developers: 60,
+            repos: 4,
+            start_s: start_s.unix_timestamp(),
+            hours: 2,
+            ..Default::default()
+        };
+        generated(&src, &s);
+    }
+    let store = Store::new(&tmp.path().join("data"));
+    ingest_files(&store, &files_in(&src).unwrap(), 2, &|_, _| {}).unwrap();
+    let top = measure::activity(&store, "2026-05", &People::default()).unwrap().0.remove(0).name;
+    let set = BTreeSet::from([top.clone()]);
+    let people = People::default();
+    let got = oss::community::community_openrank(&store, "2026-09", &set, &people).unwrap();
+
+    let p = CommunityParams::OPENDIGGER;
+    let chain = |from: usize| {
+        let mut history = History::new();
+        let mut last = None;
+        for m in &months[from..] {
+            let (rows, names, _) = measure::load_month(&store, m, &people).unwrap();
+            let ids: BTreeSet<u64> = names.repos.iter().filter(|(_, (_, n))| *n == top).map(|(id, _)| *id).collect();
+            let mine: Vec<Row> = rows.into_iter().filter(|r| ids.contains(&r.repo)).collect();
+            let bots = oss_core::people::Bots::default().ids(&names);
+            let out = community::month(&community::links(&mine, &bots, &p), &history, oss::month_index(m).unwrap(), &p).unwrap();
+            history.insert(oss::month_index(m).unwrap(), out.values.iter().copied().collect());
+            last = Some((out, names));
+        }
+        let (out, names) = last.unwrap();
+        let mut users: Vec<(String, f64)> = out
+            .values
+            .iter()
+            .filter_map(|(n, v)| match n {
+                community::Node::User(id) => Some((names.login(*id).unwrap().to_string(), *v)),
+                _ => None,
+            })
+            .collect();
+        users.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        users
+    };
+    let users: Vec<(String, f64)> = got.members.iter().filter(|m| m.0 == "user").map(|m| (m.1.clone(), m.2)).collect();
+    assert!(users.len() > 5, "{users:?}");
+    assert_eq!(users, chain(0), "the chain from the first month");
+    assert_ne!(users, chain(1), "a chain started three months back gives other values");
+
+    let kept = |m: &str| {
+        let dir = store.root.join("openrank/community");
+        let set_dir = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+        std::fs::read(set_dir.join(format!("{m}.json"))).unwrap()
+    };
+    let before = kept("2026-09");
+    assert_eq!(oss::community::community_openrank(&store, "2026-09", &set, &people).unwrap(), got);
+    assert_eq!(kept("2026-09"), before, "reused, not recomputed");
+
+    // May's hours again, from another seed: every month after it moves.
+    let start_s = time::OffsetDateTime::parse("2026-05-01T00:00:00Z", &time::format_description::well_known::Rfc3339).unwrap();
+    let s =
+        Settings { seed: 99, events: 3000, developers: 60, repos: 4, start_s: start_s.unix_timestamp(), hours: 2, ..Default::default() };
+    let redo = generated(&tmp.path().join("redo"), &s);
+    ingest_files(&store, &redo, 1, &|_, _| {}).unwrap();
+    let after = oss::community::community_openrank(&store, "2026-09", &set, &people).unwrap();
+    assert_ne!(after.fingerprint, got.fingerprint);
+    assert_ne!(after.members, got.members, "a changed first month changes the last");
+}

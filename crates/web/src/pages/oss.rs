@@ -198,7 +198,7 @@ pub async fn repo(
             let (repos, _) = measure::activity(&st, &mo, &People::default())?;
             points.push((mo, repos.into_iter().find(|r| r.name == wanted).map_or(0.0, |r| r.activity)));
         }
-        let (members, _) = measure::community_openrank(&st, &last, &BTreeSet::from([wanted]), &People::default())?;
+        let members = oss::community::community_openrank(&st, &last, &BTreeSet::from([wanted]), &People::default())?.members;
         Ok((points, members.into_iter().filter(|m| m.0 == "user").take(20).collect::<Vec<_>>()))
     })
     .await?;
