@@ -111,7 +111,8 @@ enum OssCommand {
         repos: bool,
         #[arg(long)]
         developers: bool,
-        /// Only repos of this organisation (global ranking).
+        /// An organisation: its repos by global OpenRank, or with --developers its developers by
+        /// community OpenRank inside its repos.
         #[arg(long)]
         org: Option<String>,
         #[arg(long, value_delimiter = ',')]
@@ -274,6 +275,10 @@ pub fn oss(args: OssArgs) -> anyhow::Result<()> {
             oss::month_index(&period)?;
             if !community.is_empty() {
                 return show_community(&store, &period, &community, &people, limit, json);
+            }
+            if let Some(o) = org.as_ref().filter(|_| developers) {
+                // Developers have no organisation: they are ranked inside its repos.
+                return show_community(&store, &period, &[format!("{o}/*")], &people, limit, json);
             }
             let months =
                 measure::global_openrank(&store, &period, &GlobalParams::OPENDIGGER, &people, &|m| eprintln!("global OpenRank: {m}"))?;

@@ -236,6 +236,30 @@ fn the_api_serves_rankings_a_developer_and_a_repo_as_the_cli_computes_them() {
     assert_eq!(repo["community_openrank"]["data"][0]["developer"], "gabrieldonadel");
     let (status, _) = s.get("/api/v1/oss/rankings?period=2021-07&limit=0");
     assert_eq!(status, 422);
+    // A university's developers: ranked by community OpenRank inside its repos, as the CLI's
+    // --community ranks them, by a list of repos or by organisation.
+    let cli = ok_json(&[
+        "oss",
+        "openrank",
+        "--community",
+        "gabrieldonadel/pull-requests-limits",
+        "--period",
+        "2021-07",
+        "--data-dir",
+        d,
+        "--json",
+    ]);
+    let (status, by_repos) = s.get("/api/v1/oss/rankings?period=2021-07&kind=developers&repos=gabrieldonadel/pull-requests-limits");
+    assert_eq!((status, by_repos["method"].as_str()), (200, Some("community")), "{by_repos}");
+    let pairs =
+        |v: &Value, name: &str| v["data"].as_array().unwrap().iter().map(|r| (r[name].clone(), r["openrank"].clone())).collect::<Vec<_>>();
+    assert_eq!(pairs(&by_repos, "name"), pairs(&cli, "developer"));
+    assert_eq!(by_repos["data"][0]["name"], "gabrieldonadel");
+    let (_, by_org) = s.get("/api/v1/oss/rankings?period=2021-07&kind=developers&org=gabrieldonadel");
+    let org_cli =
+        ok_json(&["oss", "openrank", "--developers", "--org", "gabrieldonadel", "--period", "2021-07", "--data-dir", d, "--json"]);
+    assert_eq!(pairs(&by_org, "name"), pairs(&org_cli, "developer"));
+    assert!(!pairs(&by_org, "name").is_empty());
     let anonymous = reqwest::blocking::get(format!("{}/api/v1/oss/rankings?period=2021-07", s.url)).unwrap();
     assert_eq!(anonymous.status(), 401, "deny by default: a credential is needed");
 

@@ -91,6 +91,12 @@ async fn rankings(State(api): S, q: Result<Query<RankingQuery>, QueryRejection>)
         return Err(ApiError::Invalid { field: "limit".into(), reason: format!("from 1 to {MAX_LIMIT}") });
     }
     let repos: Option<BTreeSet<String>> = q.repos.map(|r| r.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+    if kind == "user" && (repos.is_some() || q.org.is_some()) {
+        // Developers have no organisation: a university's or company's developers are ranked by
+        // community OpenRank inside its repos.
+        let set: BTreeSet<String> = repos.into_iter().flatten().chain(q.org.iter().map(|o| format!("{o}/*"))).collect();
+        return community_ranking(&api, q.period, set, limit).await;
+    }
     let period = q.period.clone();
     let store = api.store.clone();
     let months =
@@ -110,7 +116,27 @@ async fn rankings(State(api): S, q: Result<Query<RankingQuery>, QueryRejection>)
         .map(|(i, r)| json!({"rank": i + 1, "id": r.id, "name": r.name, "org": r.org, "openrank": r.openrank, "activity": r.activity}))
         .collect();
     Ok(axum::Json(json!({
-        "object": "list", "period": m.month, "kind": q.kind.unwrap_or_else(|| "repos".into()),
+        "object": "list", "period": m.month, "kind": q.kind.unwrap_or_else(|| "repos".into()), "method": "global",
+        "iterations": m.iterations, "tolerance": m.tolerance, "max_iterations": m.max_iterations, "converged": m.converged,
+        "data": data,
+    })))
+}
+
+/// Developers ranked by community OpenRank inside a set of repos (`owner/*` for an organisation).
+async fn community_ranking(api: &OssApi, period: String, set: BTreeSet<String>, limit: usize) -> Result<axum::Json<Value>, ApiError> {
+    let store = api.store.clone();
+    let when = period.clone();
+    let m = blocking(move || oss::community::community_openrank(&store, &when, &set, &People::default())).await?;
+    let data: Vec<Value> = m
+        .members
+        .iter()
+        .filter(|x| x.0 == "user")
+        .take(limit)
+        .enumerate()
+        .map(|(i, (_, n, v))| json!({"rank": i + 1, "name": n, "openrank": v}))
+        .collect();
+    Ok(axum::Json(json!({
+        "object": "list", "period": period, "kind": "developers", "method": "community",
         "iterations": m.iterations, "tolerance": m.tolerance, "max_iterations": m.max_iterations, "converged": m.converged,
         "data": data,
     })))

@@ -9,7 +9,7 @@ pub const OPERATIONS: &[Op] = &[
         "get",
         "/api/v1/oss/rankings",
         "oss",
-        "Projects or developers by global OpenRank in a month (OpenDigger's method), filterable by organisation or a list of repos, with the iteration count, tolerance and cap.",
+        "Projects or developers by OpenRank in a month (OpenDigger's method), with the iteration count, tolerance and cap. Projects are ranked by global OpenRank, filtered to an organisation or a list of repos; developers by global OpenRank, or, given an organisation or repos, by community OpenRank inside them (`method`).",
         None,
         200,
     ),
