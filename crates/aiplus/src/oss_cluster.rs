@@ -103,10 +103,12 @@ fn engine_for(cfg: &Config, store: &Store, args: &ClusterArgs, cluster: &str) ->
     Ok((engine, std::fs::canonicalize(&shared)?))
 }
 
-/// The day's job id: its day and a hash of its files' names, sizes and modification times, so
-/// that changed input is a new job and the same input the same one.
-fn job_id(day: &str, files: &[PathBuf]) -> anyhow::Result<String> {
+/// The day's job id: its day and a hash of where it stages and of its files' names, sizes and
+/// modification times, so that changed input (or another staging directory, another data
+/// dir's run) is a new job and the same input the same one.
+fn job_id(day: &str, files: &[PathBuf], shared: &Path) -> anyhow::Result<String> {
     let mut h = Sha256::new();
+    h.update(format!("{}\n", shared.display()).as_bytes());
     for f in files {
         let m = std::fs::metadata(f).with_context(|| format!("reading {}", f.display()))?;
         let mtime_ns = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
@@ -151,7 +153,7 @@ pub fn ingest(
     for (day, files) in oss::stage::by_day(files)? {
         let files =
             files.iter().map(|f| std::fs::canonicalize(f).with_context(|| format!("{}", f.display()))).collect::<Result<Vec<_>, _>>()?;
-        let dir = shared.join(job_id(&day, &files)?);
+        let dir = shared.join(job_id(&day, &files, &shared)?);
         queue.push_back(Day { day, files, dir, attempt: 1 });
     }
     sum.days = queue.len() as u64;
