@@ -38,10 +38,12 @@ struct Place {
 
 #[derive(clap::Subcommand, Debug)]
 enum OssCommand {
-    /// Ingest GH Archive files (`YYYY-MM-DD-H.json.gz`, or any ndjson, gzipped or not) from a
-    /// directory into monthly segments. Resumable and idempotent per file: a file already
-    /// ingested with the same contents is skipped. Bad lines are counted and listed with their
-    /// file and line; they never stop the ingest.
+    /// Ingest GH Archive files (`YYYY-MM-DD-H.json.gz`, or any ndjson, gzipped or not), given
+    /// as files, directories or a URL list, into monthly segments: on this machine's cores, or
+    /// with --on-cluster as one job per day on a cluster's Slurm or Ray engine, merged here.
+    /// Resumable and idempotent per file: a file already ingested with the same contents is
+    /// skipped. Bad lines are counted and listed with their file and line; they never stop the
+    /// ingest.
     Ingest {
         /// Files, or directories whose files are taken (or give --urls instead).
         #[arg(required_unless_present = "urls")]

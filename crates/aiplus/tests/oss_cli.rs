@@ -37,6 +37,11 @@ fn ingest_rank_report_and_verify_offline() {
     assert_eq!(sum["bad"][0]["file"], "2015-02-01-0.json.gz");
     let again = ok_json(&["oss", "ingest", src.to_str().unwrap(), "--data-dir", d, "--json"]);
     assert_eq!(again["unchanged"], 2);
+    // A cluster no engine runs is named, before anything is read or submitted.
+    let (ok, _, err) = aiplus(&["oss", "ingest", src.to_str().unwrap(), "--on-cluster", "tianfu", "--data-dir", d]);
+    assert!(!ok && err.contains("no [[executor.engine]]") && err.contains("tianfu"), "{err}");
+    let (ok, _, err) = aiplus(&["oss", "ingest", src.to_str().unwrap(), "--shared-dir", "/tmp", "--data-dir", d]);
+    assert!(!ok && err.contains("--on-cluster"), "--shared-dir needs --on-cluster: {err}");
 
     let act = ok_json(&["oss", "activity", "--repos", "--period", "2021-07", "--data-dir", d, "--json", "--limit", "3"]);
     let top = &act["data"][0];
