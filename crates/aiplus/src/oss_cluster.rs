@@ -52,7 +52,7 @@ pub struct ClusterArgs {
     #[arg(long, default_value_t = 32, requires = "on_cluster", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub max_jobs: u32,
     /// Give up waiting after this long (the jobs keep running; the same command picks them up).
-    #[arg(long, default_value_t = 86_400, requires = "on_cluster")]
+    #[arg(long, default_value_t = 86_400, requires = "on_cluster", value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub timeout_s: u64,
 }
 
@@ -99,16 +99,17 @@ fn engine_for(cfg: &Config, store: &Store, args: &ClusterArgs, cluster: &str) ->
         (None, _) => store.root.join("staging"),
     };
     std::fs::create_dir_all(&shared).with_context(|| format!("--shared-dir: creating {}", shared.display()))?;
-    // Jobs run in directories of their own: every path they are given is absolute.
-    Ok((engine, std::fs::canonicalize(&shared)?))
+    // Jobs run in directories of their own: every path they are given is absolute (and not
+    // resolved through symbolic links, which the nodes may not have).
+    Ok((engine, std::path::absolute(&shared)?))
 }
 
-/// The day's job id: its day and a hash of where it stages and of its files' names, sizes and
-/// modification times, so that changed input (or another staging directory, another data
-/// dir's run) is a new job and the same input the same one.
-fn job_id(day: &str, files: &[PathBuf], shared: &Path) -> anyhow::Result<String> {
+/// The day's job id: its day and a hash of where it stages, which data dir it is for, and its
+/// files' names, sizes and modification times, so that changed input (or another data dir's
+/// run) is a new job and the same input the same one.
+fn job_id(day: &str, files: &[PathBuf], shared: &Path, store: &Path) -> anyhow::Result<String> {
     let mut h = Sha256::new();
-    h.update(format!("{}\n", shared.display()).as_bytes());
+    h.update(format!("{}\n{}\n", shared.display(), store.display()).as_bytes());
     for f in files {
         let m = std::fs::metadata(f).with_context(|| format!("reading {}", f.display()))?;
         let mtime_ns = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
@@ -130,7 +131,8 @@ fn spec(day: &Day, exe: &Path, threads: u32) -> ExecSpec {
         gpus: 0,
         gpu_milli: 0,
         cpu_milli: threads * 1000,
-        memory_mib: 1024,
+        // A worker holds one hour's file and its rows at a time.
+        memory_mib: 512 + 768 * threads,
         time_limit_s: 6 * 3600,
         network: false,
         sealed: None,
@@ -150,10 +152,11 @@ pub fn ingest(
     let exe = std::env::current_exe().context("finding this binary")?;
     let mut sum = ClusterSummary { cluster: cluster.into(), engine: engine.kind().into(), ..Default::default() };
     let mut queue = VecDeque::new();
+    let root = std::path::absolute(&store.root)?;
     for (day, files) in oss::stage::by_day(files)? {
         let files =
-            files.iter().map(|f| std::fs::canonicalize(f).with_context(|| format!("{}", f.display()))).collect::<Result<Vec<_>, _>>()?;
-        let dir = shared.join(job_id(&day, &files, &shared)?);
+            files.iter().map(|f| std::path::absolute(f).with_context(|| format!("{}", f.display()))).collect::<Result<Vec<_>, _>>()?;
+        let dir = shared.join(job_id(&day, &files, &shared, &root)?);
         queue.push_back(Day { day, files, dir, attempt: 1 });
     }
     sum.days = queue.len() as u64;
@@ -223,23 +226,35 @@ impl Fanout<'_> {
 
     /// A day's first look: merged before, staged before, submitted before, or new.
     async fn start(&self, mut day: Day, sum: &mut ClusterSummary) -> anyhow::Result<(Day, Next)> {
+        let recorded = self.recorded_attempt(&day)?;
         if day.dir.join("merged.json").exists() {
-            sum.merged_before += 1;
-            // A merged day still counts its files, as a local ingest counts unchanged ones.
-            sum.merged.merge(self.merge_counts(&day)?);
-            return Ok((day, Next::Done));
+            if self.in_store(&day)? {
+                sum.merged_before += 1;
+                // A merged day still counts its files, as a local ingest counts unchanged ones.
+                sum.merged.merge(self.merge_counts(&day)?);
+                return Ok((day, Next::Done));
+            }
+            // Merged into a data dir that has since lost it: the day runs again, as a new
+            // attempt (its staged output is gone).
+            std::fs::remove_file(day.dir.join("merged.json"))?;
+            day.attempt = recorded.map_or(1, |a| a + 1);
+        } else {
+            day.attempt = recorded.unwrap_or(1);
         }
         if oss::stage::staged_all(&self.staging(&day), &day.files)? {
             sum.staged_before += 1;
             self.merge(&day, sum)?;
             return Ok((day, Next::Done));
         }
-        while day.attempt <= MAX_ATTEMPTS {
+        // From the last attempt recorded: an engine that has forgotten earlier attempts is
+        // never asked to run one of them again.
+        loop {
             let spec = spec(&day, self.exe, self.threads);
             let found = self.engine.find(&spec).await.with_context(|| format!("{}: asking the engine", day.day))?;
             let Some(h) = found else { break };
             match self.engine.status(&h).await.with_context(|| format!("{}: asking the engine", day.day))? {
-                EngineState::Lost { .. } | EngineState::Cancelled => {
+                // A rerun retries a day whose job ended without output, up to the attempt cap.
+                EngineState::Lost { .. } | EngineState::Cancelled | EngineState::Failed { .. } => {
                     sum.lost += 1;
                     day.attempt += 1;
                 }
@@ -254,14 +269,44 @@ impl Fanout<'_> {
         Ok((day, Next::Wait(h)))
     }
 
+    /// The attempt `job.json` last recorded for a day, if any.
+    fn recorded_attempt(&self, day: &Day) -> anyhow::Result<Option<u32>> {
+        match std::fs::read(day.dir.join("job.json")) {
+            Ok(b) => {
+                let v: serde_json::Value = serde_json::from_slice(&b).with_context(|| format!("{}: job.json", day.dir.display()))?;
+                Ok(v["attempt"].as_u64().and_then(|a| u32::try_from(a).ok()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the data dir holds every one of a day's files, with their segments.
+    fn in_store(&self, day: &Day) -> anyhow::Result<bool> {
+        for f in &day.files {
+            let name = oss::ingest::unit_name(f)?;
+            match self.store.manifest(&name)? {
+                Some(m) if self.store.is_current(&m, &m.sha256) => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Submits the day's current attempt. The attempt is recorded first, so that a crash after
+    /// the engine accepted it still leaves the attempt known to the next run.
     async fn submit(&self, day: &Day) -> anyhow::Result<Handle> {
         if day.attempt > MAX_ATTEMPTS {
-            anyhow::bail!("{}: the engine lost its job {MAX_ATTEMPTS} times", day.day);
+            anyhow::bail!("{}: its job ended without output {MAX_ATTEMPTS} times", day.day);
         }
+        let record = |handle: Option<&str>| {
+            let r = serde_json::json!({"engine": self.engine.kind(), "handle": handle, "attempt": day.attempt, "files": day.files});
+            serde_json::to_vec_pretty(&r)
+        };
+        oss::segment::write_atomic(&day.dir.join("job.json"), &record(None)?)?;
         let spec = spec(day, self.exe, self.threads);
         let h = self.engine.submit(&spec).await.with_context(|| format!("{}: submitting its job", day.day))?;
-        let record = serde_json::json!({"engine": self.engine.kind(), "handle": h.0, "attempt": day.attempt, "files": day.files});
-        oss::segment::write_atomic(&day.dir.join("job.json"), &serde_json::to_vec_pretty(&record)?)?;
+        oss::segment::write_atomic(&day.dir.join("job.json"), &record(Some(&h.0))?)?;
         Ok(h)
     }
 
@@ -284,6 +329,11 @@ impl Fanout<'_> {
                         self.tail(&h).await
                     );
                 }
+                self.merge(&day, sum)?;
+                Ok((day, Next::Done))
+            }
+            EngineState::Lost { .. } if oss::stage::staged_all(&self.staging(&day), &day.files)? => {
+                // The engine forgot a job that had finished its work.
                 self.merge(&day, sum)?;
                 Ok((day, Next::Done))
             }
@@ -334,5 +384,127 @@ impl Fanout<'_> {
             text.drain(..excess);
         }
         String::from_utf8_lossy(&text).trim().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+    use std::sync::Mutex;
+
+    use executor::{BoxFut, ExecError, LogChunk};
+
+    use super::*;
+
+    /// A test double of an engine: a submitted job runs at once, in process (this module's own
+    /// `oss ingest` arguments, read back from the argv), and ends in the state the test sets.
+    #[derive(Default)]
+    struct Engine {
+        jobs: Mutex<BTreeMap<String, EngineState>>,
+        submitted: Mutex<Vec<String>>,
+        /// The state a job ends in once it has run (Succeeded unless set).
+        ends: Mutex<Option<EngineState>>,
+    }
+
+    impl Executor for Engine {
+        fn kind(&self) -> &'static str {
+            "test-double"
+        }
+        fn submit<'a>(&'a self, spec: &'a ExecSpec) -> BoxFut<'a, Result<Handle, ExecError>> {
+            Box::pin(async move {
+                let c = &spec.command;
+                let at = c.iter().position(|a| a == "--data-dir").unwrap();
+                let files: Vec<PathBuf> = c[3..at].iter().map(PathBuf::from).collect();
+                oss::ingest::ingest_files(&Store::new(Path::new(&c[at + 1])), &files, 1, &|_, _| {}).unwrap();
+                let end = self.ends.lock().unwrap().clone().unwrap_or(EngineState::Succeeded);
+                self.jobs.lock().unwrap().insert(spec.engine_name(), end);
+                self.submitted.lock().unwrap().push(spec.engine_name());
+                Ok(Handle(spec.engine_name()))
+            })
+        }
+        fn find<'a>(&'a self, spec: &'a ExecSpec) -> BoxFut<'a, Result<Option<Handle>, ExecError>> {
+            Box::pin(async move { Ok(self.jobs.lock().unwrap().contains_key(&spec.engine_name()).then(|| Handle(spec.engine_name()))) })
+        }
+        fn status<'a>(&'a self, h: &'a Handle) -> BoxFut<'a, Result<EngineState, ExecError>> {
+            Box::pin(
+                async move { Ok(self.jobs.lock().unwrap().get(&h.0).cloned().unwrap_or(EngineState::Lost { reason: "forgotten".into() })) },
+            )
+        }
+        fn cancel<'a>(&'a self, _: &'a Handle) -> BoxFut<'a, Result<(), ExecError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn logs<'a>(&'a self, _: &'a Handle, offset: u64) -> BoxFut<'a, Result<LogChunk, ExecError>> {
+            Box::pin(async move { Ok(LogChunk { data: vec![], next_offset: offset }) })
+        }
+        fn health(&self) -> BoxFut<'_, Result<(), ExecError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn args() -> ClusterArgs {
+        ClusterArgs { on_cluster: Some("c".into()), shared_dir: None, max_jobs: 4, timeout_s: 60 }
+    }
+
+    /// Runs the fan-out over `files` with the double, returning the summary.
+    fn run(engine: &Engine, store: &Store, shared: &Path, files: &[PathBuf]) -> ClusterSummary {
+        let mut sum = ClusterSummary::default();
+        let mut queue = VecDeque::new();
+        for (day, files) in oss::stage::by_day(files).unwrap() {
+            let dir = shared.join(job_id(&day, &files, shared, &store.root).unwrap());
+            queue.push_back(Day { day, files, dir, attempt: 1 });
+        }
+        sum.days = queue.len() as u64;
+        let bar = indicatif::ProgressBar::hidden();
+        let fan = Fanout { engine, store, exe: Path::new("/aiplus"), threads: 1, bar: &bar };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let failures = rt.block_on(fan.run(queue, &args(), &mut sum)).unwrap();
+        assert!(failures.is_empty(), "{failures:?}");
+        sum
+    }
+
+    fn two_days(dir: &Path) -> Vec<PathBuf> {
+        let s = oss::generate::Settings { seed: 3, events: 500, developers: 50, repos: 20, hours: 48, ..Default::default() };
+        std::fs::create_dir_all(dir).unwrap();
+        oss::generate::generate(&s, dir, &|_| {}).unwrap()
+    }
+
+    #[test]
+    fn each_day_runs_once_and_a_rerun_submits_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = two_days(&tmp.path().join("src"));
+        let (store, shared, engine) = (Store::new(&tmp.path().join("data")), tmp.path().join("shared"), Engine::default());
+        let first = run(&engine, &store, &shared, &files);
+        assert_eq!((first.days, first.submitted, first.merged.events), (2, 2, 500), "{first:?}");
+        let again = run(&engine, &store, &shared, &files);
+        assert_eq!((again.submitted, again.merged_before, again.merged.unchanged), (0, 2, 48));
+        assert_eq!(engine.submitted.lock().unwrap().len(), 2);
+    }
+
+    /// An engine that forgot a job whose output is complete: the output is merged, nothing runs.
+    #[test]
+    fn a_forgotten_job_with_its_output_staged_is_merged_not_run_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = two_days(&tmp.path().join("src"));
+        let (store, shared, engine) = (Store::new(&tmp.path().join("data")), tmp.path().join("shared"), Engine::default());
+        *engine.ends.lock().unwrap() = Some(EngineState::Lost { reason: "node failed after the work".into() });
+        let sum = run(&engine, &store, &shared, &files);
+        assert_eq!((sum.submitted, sum.lost, sum.merged.events), (2, 0, 500), "{sum:?}");
+    }
+
+    /// The last attempt recorded is where a rerun starts: an engine that has forgotten attempt 1
+    /// is not asked to run it again when attempt 2 was the last one submitted.
+    #[test]
+    fn a_rerun_starts_from_the_recorded_attempt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = two_days(&tmp.path().join("src"));
+        let (store, shared, engine) = (Store::new(&tmp.path().join("data")), tmp.path().join("shared"), Engine::default());
+        let day = oss::stage::by_day(&files).unwrap().into_iter().next().unwrap();
+        let dir = shared.join(job_id(&day.0, &day.1, &shared, &store.root).unwrap());
+        oss::segment::write_atomic(&dir.join("job.json"), br#"{"attempt": 2}"#).unwrap();
+        run(&engine, &store, &shared, &files);
+        let submitted = engine.submitted.lock().unwrap().clone();
+        assert!(submitted.iter().any(|n| n.starts_with(&format!("oss-ingest-{}-", day.0)) && n.ends_with("-a2")), "{submitted:?}");
+        assert!(!submitted.iter().any(|n| n.starts_with(&format!("oss-ingest-{}-", day.0)) && n.ends_with("-a1")), "{submitted:?}");
     }
 }

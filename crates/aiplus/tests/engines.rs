@@ -234,7 +234,11 @@ fn oss_contents(data: &Path) -> Value {
 
 fn job_records(shared: &Path) -> Vec<Value> {
     let Ok(days) = std::fs::read_dir(shared) else { return vec![] };
-    days.filter_map(|d| std::fs::read(d.ok()?.path().join("job.json")).ok()).map(|b| serde_json::from_slice(&b).unwrap()).collect()
+    // A record without a handle is an attempt about to be submitted, not yet submitted.
+    days.filter_map(|d| std::fs::read(d.ok()?.path().join("job.json")).ok())
+        .map(|b| serde_json::from_slice::<Value>(&b).unwrap())
+        .filter(|j| j["handle"].is_string())
+        .collect()
 }
 
 /// `aiplus oss ingest --on-cluster`: per-day jobs on the engine, merged into the data dir, give

@@ -55,6 +55,7 @@ pub fn router(api: Arc<OssApi>) -> Router {
 fn from_oss(e: oss::Error) -> ApiError {
     match e {
         oss::Error::Invalid { field, reason } => ApiError::Invalid { field, reason },
+        oss::Error::Full(why) => ApiError::Limit(why),
         e @ (oss::Error::Io { .. } | oss::Error::Corrupt(_)) => ApiError::Internal(e.to_string()),
     }
 }
@@ -94,6 +95,12 @@ async fn rankings(State(api): S, q: Result<Query<RankingQuery>, QueryRejection>)
     if kind == "user" && (repos.is_some() || q.org.is_some()) {
         // Developers have no organisation: a university's or company's developers are ranked by
         // community OpenRank inside its repos.
+        if repos.as_ref().is_some_and(BTreeSet::is_empty) {
+            return Err(ApiError::Invalid { field: "repos".into(), reason: "one or more `owner/name`, comma-separated".into() });
+        }
+        if q.org.as_ref().is_some_and(|o| o.is_empty() || !o.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))) {
+            return Err(ApiError::Invalid { field: "org".into(), reason: "an organisation's login".into() });
+        }
         let set: BTreeSet<String> = repos.into_iter().flatten().chain(q.org.iter().map(|o| format!("{o}/*"))).collect();
         return community_ranking(&api, q.period, set, limit).await;
     }
@@ -219,6 +226,10 @@ pub async fn issue(
     actor: (&str, &str),
     now_ms: i64,
 ) -> Result<(Signed, bool), ApiError> {
+    // One report at a time in this process: two requests for the same contents would both find
+    // it not yet issued and write two leaves.
+    static ISSUING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ISSUING.lock().await;
     let (who, when, st) = (developer.to_string(), period.to_string(), store.clone());
     let (body, hash) = match blocking(move || oss::report::prepare(&st, &who, &when, &people)).await {
         Err(ApiError::Invalid { field, .. }) if field == "developer" => {

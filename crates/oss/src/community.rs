@@ -1,6 +1,7 @@
 //! Community OpenRank of a set of repos (one repo, or an organisation's `owner/*`) over the
 //! stored months, as OpenDigger's `communityOpenrank.ts` computes it: each month starts from the
-//! community's values in the months before, so the chain runs from the first stored month.
+//! community's values in the months before, so the chain runs from the first stored month, or
+//! from [`MAX_CHAIN_MONTHS`] before the month asked for, which bounds the work of one request.
 //!
 //! Each month's result is kept under `openrank/community/<set>/YYYY-MM.json` with a fingerprint
 //! of what it rests on (the month's segments, the month before's fingerprint, the parameters,
@@ -24,6 +25,8 @@ pub type Member = (String, String, f64);
 
 /// Communities whose months are kept.
 pub const MAX_SETS: usize = 10_000;
+/// Months before the one asked for that the chain starts at, at most.
+pub const MAX_CHAIN_MONTHS: i32 = 36;
 
 /// A month's community result, as kept.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,8 +65,12 @@ fn in_set(set: &BTreeSet<String>, name: &str) -> bool {
     set.contains(name) || set.iter().any(|r| r.strip_suffix('*').is_some_and(|owner| r.ends_with("/*") && name.starts_with(owner)))
 }
 
-fn set_dir(store: &Store, set: &BTreeSet<String>) -> std::path::PathBuf {
+/// Where a community's months are kept: one directory per set and per bot rules and aliases,
+/// so that callers with other rules do not overwrite each other's chains.
+fn set_dir(store: &Store, set: &BTreeSet<String>, people: &People) -> std::path::PathBuf {
     let mut h = Sha256::new();
+    h.update(people.describe().as_bytes());
+    h.update(b"\n");
     for r in set {
         h.update(r.as_bytes());
         h.update(b"\n");
@@ -89,9 +96,11 @@ fn may_keep(dir: &std::path::Path) -> bool {
 pub fn community_openrank(store: &Store, month: &str, repos: &BTreeSet<String>, people: &People) -> Result<CommunityMonth, Error> {
     let p = CommunityParams::OPENDIGGER;
     let target = month_index(month)?;
-    let dir = set_dir(store, repos);
+    let dir = set_dir(store, repos, people);
     let keep = may_keep(&dir);
-    let mut months: Vec<String> = store.months()?.into_iter().filter(|m| month_index(m).is_ok_and(|i| i <= target)).collect();
+    let first = target - MAX_CHAIN_MONTHS;
+    let mut months: Vec<String> =
+        store.months()?.into_iter().filter(|m| month_index(m).is_ok_and(|i| (first..=target).contains(&i))).collect();
     if months.last().map(String::as_str) != Some(month) {
         months.push(month.to_string());
     }

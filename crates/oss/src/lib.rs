@@ -26,6 +26,9 @@ pub enum Error {
     Corrupt(String),
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
+    /// A limit on what is kept was reached (no fault of the request).
+    #[error("{0}")]
+    Full(String),
 }
 
 impl Error {

@@ -204,6 +204,8 @@ pub fn prepare(store: &Store, login: &str, period_text: &str, people: &People) -
     let content_sha256 = content_sha256(&body)?;
     Ok(match saved(store, &content_sha256)? {
         Some(s) => Prepared::Issued(s),
+        // Checked before the leaf is written, so that a full store leaves no leaf behind.
+        None if ids(store)?.len() >= MAX_STORED => return Err(full(store)),
         None => Prepared::New { body, content_sha256 },
     })
 }
@@ -254,16 +256,17 @@ pub fn ids(store: &Store) -> Result<Vec<String>, Error> {
     Ok(out)
 }
 
+fn full(store: &Store) -> Error {
+    Error::Full(format!("reports: {MAX_STORED} are kept already; remove old ones from {}", reports_dir(store).display()))
+}
+
 /// Keeps an issued report under its content hash, so it can be fetched again and counted.
 pub fn save(store: &Store, s: &Signed) -> Result<(), Error> {
     if !is_id(&s.content_sha256) {
         return Err(Error::invalid("content_sha256", "64 lowercase hex digits"));
     }
     if ids(store)?.len() >= MAX_STORED {
-        return Err(Error::invalid(
-            "reports",
-            format!("{MAX_STORED} reports are kept already; remove old ones from {}", reports_dir(store).display()),
-        ));
+        return Err(full(store));
     }
     let json = serde_json::to_vec_pretty(s).map_err(|e| Error::Corrupt(e.to_string()))?;
     crate::segment::write_atomic(&reports_dir(store).join(format!("{}.json", s.content_sha256)), &json)

@@ -245,23 +245,13 @@ pub async fn issue(State(c): C, v: Viewer, Path(login): Path<String>, Form(f): F
     let st = store(&c)?;
     let key = c.oss_key.clone().ok_or(ConsoleError::NotFound)?;
     let (_, log) = c.governance()?;
-    let (who, period, s2) = (login.clone(), f.period.clone(), st.clone());
-    let prepared = match blocking(move || oss::report::prepare(&s2, &who, &period, &People::default())).await {
-        Err(ConsoleError::Invalid { field, .. }) if field == "developer" => return Err(ConsoleError::NotFound),
-        other => other?,
-    };
-    let id = match prepared {
-        oss::report::Prepared::Issued(done) => done.content_sha256,
-        oss::report::Prepared::New { body, content_sha256 } => {
-            let record = oss::report::leaf_record(&content_sha256, &login, &f.period, &v.name);
-            let subject = format!("developer/{login}");
-            let fact =
-                tlog::Fact { kind: oss::report::LEAF_KIND, subject: &subject, actor_role: v.principal.role.as_str(), record: &record };
-            let index = log.append(&fact, c.now_ms()).await.map_err(|e| ConsoleError::Internal(e.to_string()))?.index;
-            let signed = oss::report::sign(body, &key, Some(index)).map_err(|e| ConsoleError::Internal(e.to_string()))?;
-            blocking(move || oss::report::save(&st, &signed)).await?;
-            content_sha256
-        }
+    let actor = (v.name.as_str(), v.principal.role.as_str());
+    let issued = api::oss_routes::issue(st, People::default(), (log, &key), &login, &f.period, actor, c.now_ms()).await;
+    let id = match issued {
+        Ok((signed, _)) => signed.content_sha256,
+        Err(api::problem::ApiError::NotFound { .. }) => return Err(ConsoleError::NotFound),
+        Err(api::problem::ApiError::Invalid { field, reason }) => return Err(ConsoleError::Invalid { field, reason }),
+        Err(e) => return Err(ConsoleError::Internal(e.to_string())),
     };
     Ok(Redirect::to(&format!("/oss/reports/{id}")).into_response())
 }
