@@ -186,8 +186,7 @@ async fn repo(
         let mut months = Vec::new();
         for idx in (last - REPO_MONTHS + 1)..=last {
             let month = oss::month_name(idx);
-            let (repos, _) = measure::activity(&store, &month, &People::default())?;
-            if let Some(r) = repos.into_iter().find(|r| r.name == wanted) {
+            if let Some(r) = measure::repo_activity(&store, &month, &wanted, &People::default())? {
                 months.push(json!({"month": month, "activity": r.activity, "participants": r.participants, "counts": r.counts}));
             }
         }

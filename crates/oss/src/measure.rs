@@ -78,9 +78,21 @@ fn each_segment(
 
 /// A month's rows and names, whole.
 pub fn load_month(store: &Store, month: &str, people: &People) -> Result<(Vec<Row>, Names, Vec<Merge>), Error> {
-    let mut all = Vec::new();
-    let (names, merges) = each_segment(store, month, people, &mut |rows, _| all.append(rows))?;
-    Ok((all, names, merges))
+    load_month_where(store, month, people, &|_, _| true)
+}
+
+/// A month's names and the rows `keep` accepts (given each row and its segment's names), read
+/// one segment at a time, so that one developer's or one repo's rows are found without holding
+/// the month.
+pub fn load_month_where(
+    store: &Store,
+    month: &str,
+    people: &People,
+    keep: &dyn Fn(&Row, &Names) -> bool,
+) -> Result<(Vec<Row>, Names, Vec<Merge>), Error> {
+    let mut kept = Vec::new();
+    let (names, merges) = each_segment(store, month, people, &mut |rows, n| kept.extend(rows.drain(..).filter(|r| keep(r, n))))?;
+    Ok((kept, names, merges))
 }
 
 /// A developer's or repo's activity in a month (OpenDigger's `indices.ts` activity).
@@ -114,8 +126,21 @@ fn add(a: &mut CountsOut, c: &Counts) {
 /// Activity by repo and by developer for a month, most active first.
 pub fn activity(store: &Store, month: &str, people: &People) -> Result<(Vec<ActivityRow>, Vec<ActivityRow>), Error> {
     let (rows, names, _) = load_month(store, month, people)?;
-    let skip = people.bots().ids(&names);
-    let counts = activity::counts(&rows, &skip);
+    Ok(activity_of(&rows, &names, people))
+}
+
+/// One repo's activity in a month, if it had any, reading only its rows: those of the hours in
+/// which the repo had this name (a repo renamed during the month counts from its new name on).
+pub fn repo_activity(store: &Store, month: &str, repo: &str, people: &People) -> Result<Option<ActivityRow>, Error> {
+    let (rows, names, _) = load_month_where(store, month, people, &|r, n| n.repo_name(r.repo) == Some(repo))?;
+    Ok(activity_of(&rows, &names, people).0.into_iter().find(|r| r.name == repo))
+}
+
+/// Activity by repo and by developer over some rows (a repo's alone give that repo's whole
+/// activity, since every count of a repo comes from its own rows).
+fn activity_of(rows: &[Row], names: &Names, people: &People) -> (Vec<ActivityRow>, Vec<ActivityRow>) {
+    let skip = people.bots().ids(names);
+    let counts = activity::counts(rows, &skip);
     let mut repos: BTreeMap<u64, ActivityRow> = BTreeMap::new();
     let mut devs: BTreeMap<u64, ActivityRow> = BTreeMap::new();
     for ((repo, dev), c) in &counts {
@@ -137,7 +162,7 @@ pub fn activity(store: &Store, month: &str, people: &People) -> Result<(Vec<Acti
         v.sort_by(|a, b| b.activity.total_cmp(&a.activity).then(a.id.cmp(&b.id)));
         v
     };
-    Ok((order(repos), order(devs)))
+    (order(repos), order(devs))
 }
 
 /// One node's global OpenRank in a month.

@@ -57,7 +57,7 @@ pub fn build(store: &Store, login: &str, period_text: &str, people: &People) -> 
     // held earlier in the period is not theirs, and a renamed account is still found by its id.
     let mut dev_id = None;
     for idx in (from..=to).rev() {
-        let (_, names, _) = measure::load_month(store, &month_name(idx), people)?;
+        let (_, names, _) = measure::load_month_where(store, &month_name(idx), people, &|_, _| false)?;
         if let Some(id) = names.actors.iter().find(|(_, (_, l))| l.eq_ignore_ascii_case(login)).map(|(id, _)| *id) {
             dev_id = Some(id);
             break;
@@ -68,7 +68,9 @@ pub fn build(store: &Store, login: &str, period_text: &str, people: &People) -> 
     let mut accounts = Vec::new();
     for idx in from..=to {
         let month = month_name(idx);
-        let (rows, names, merges) = measure::load_month(store, &month, people)?;
+        // Only the rows this developer acted in or authored (a merged pull request counts for
+        // its author): every count of theirs comes from them.
+        let (rows, names, merges) = measure::load_month_where(store, &month, people, &|r, _| r.actor == dev_id || r.author == dev_id)?;
         let id = names.actors.contains_key(&dev_id).then_some(dev_id);
         for m in merges.iter().filter(|m| m.into_login.eq_ignore_ascii_case(login)) {
             if !accounts.contains(&m.login) {
@@ -80,10 +82,11 @@ pub fn build(store: &Store, login: &str, period_text: &str, people: &People) -> 
             months.push(json!({"month": month, "activity": 0.0, "openrank": null, "repos": [], "events": {}, "links": []}));
             continue;
         };
-        let (_, devs) = measure::activity(store, &month, people)?;
-        let activity = devs.iter().find(|d| d.id == id).map_or(0.0, |d| d.activity);
         let skip = people.bots.clone().unwrap_or_default().ids(&names);
         let counts = oss_core::activity::counts(&rows, &skip);
+        // A developer's activity is the sum of theirs per repo, in repo order, as
+        // `measure::activity` sums it.
+        let activity = counts.iter().filter(|((_, who), _)| *who == id).fold(0.0, |a, (_, c)| a + c.activity());
         let repos: Vec<Value> = counts
             .iter()
             .filter(|((_, who), _)| *who == id)

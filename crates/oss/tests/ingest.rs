@@ -418,3 +418,27 @@ fn community_openrank_chains_from_the_first_month_and_keeps_each_month() {
     assert_ne!(after.fingerprint, got.fingerprint);
     assert_ne!(after.members, got.members, "a changed first month changes the last");
 }
+
+/// A developer's report and a repo's activity read only their own rows; they equal what the
+/// whole month's activity says of them, to the bit.
+#[test]
+fn one_developers_or_repos_rows_give_what_the_whole_month_gives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Settings { seed: 8, events: 20_000, developers: 500, repos: 100, hours: 6, ..Default::default() };
+    let files = generated(&tmp.path().join("src"), &s);
+    let store = Store::new(&tmp.path().join("data"));
+    ingest_files(&store, &files, 2, &|_, _| {}).unwrap();
+    let people = People::default();
+    let (repos, devs) = measure::activity(&store, "2026-09", &people).unwrap();
+    for d in devs.iter().take(10).chain(devs.iter().rev().take(3)) {
+        let r = oss::report::build(&store, &d.name, "2026-09", &people).unwrap();
+        assert_eq!(r["months"][0]["activity"].as_f64().unwrap().to_bits(), d.activity.to_bits(), "{}", d.name);
+        let per_repo: f64 = r["months"][0]["repos"].as_array().unwrap().iter().map(|x| x["activity"].as_f64().unwrap()).sum();
+        assert!((per_repo - d.activity).abs() < 1e-9, "{}", d.name);
+    }
+    for r in repos.iter().take(10).chain(repos.iter().rev().take(3)) {
+        let one = measure::repo_activity(&store, "2026-09", &r.name, &people).unwrap().unwrap();
+        assert_eq!(&one, r);
+    }
+    assert!(measure::repo_activity(&store, "2026-09", "nobody/nothing", &people).unwrap().is_none());
+}

@@ -195,8 +195,8 @@ pub async fn repo(
         let mut points = Vec::new();
         for i in (idx - 11)..=idx {
             let mo = oss::month_name(i);
-            let (repos, _) = measure::activity(&st, &mo, &People::default())?;
-            points.push((mo, repos.into_iter().find(|r| r.name == wanted).map_or(0.0, |r| r.activity)));
+            let activity = measure::repo_activity(&st, &mo, &wanted, &People::default())?.map_or(0.0, |r| r.activity);
+            points.push((mo, activity));
         }
         let members = oss::community::community_openrank(&st, &last, &BTreeSet::from([wanted]), &People::default())?.members;
         Ok((points, members.into_iter().filter(|m| m.0 == "user").take(20).collect::<Vec<_>>()))
