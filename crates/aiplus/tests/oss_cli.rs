@@ -385,6 +385,12 @@ fn a_report_issued_over_the_api_is_recorded_kept_and_verifies_offline() {
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"].to_str().unwrap(), format!("/oss/reports/{id}"));
     assert_eq!(post(&[("csrf", "forged"), ("period", "2021-07")]).status(), 403, "a form without the session's CSRF token");
+    let anonymous = browser.post(format!("{}/oss/developers/gabrieldonadel/report", s.url)).form(&form).send().unwrap();
+    assert_eq!(anonymous.status(), 303, "strangers are sent to the login page");
+    assert!(anonymous.headers()["location"].to_str().unwrap().starts_with("/login"));
+    let by_key = browser.post(format!("{}/oss/developers/gabrieldonadel/report", s.url)).bearer_auth(&tenant).form(&form).send().unwrap();
+    assert!(matches!(by_key.status().as_u16(), 303 | 401 | 403), "a tenant's key issues nothing: {}", by_key.status());
+    assert_eq!(s.get("/api/v1/oss/reports").1["total"], 1, "nothing was issued by them");
     let shown = browser.get(format!("{}/oss/reports/{id}", s.url)).header("cookie", &cookie).send().unwrap();
     assert_eq!(shown.status(), 200);
     assert!(shown.text().unwrap().contains(&id));
