@@ -97,6 +97,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             policies: vec![policy],
             weights: Weights::default(),
             sample_interval_s: Some(86_400.0),
+            bound_iterations: 0,
         };
         let bar = indicatif::ProgressBar::new(args.replay_jobs as u64);
         if args.json {

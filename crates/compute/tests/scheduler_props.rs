@@ -336,3 +336,59 @@ fn occupy_retakes_exact_slots_and_refuses_overcommit() {
     let mut c = Scheduler::new(net.clone(), Policy::Aiplus, Weights::default());
     assert!(!c.occupy(&t4_only, allocation));
 }
+
+#[test]
+fn a_long_job_does_not_fill_a_pool_it_can_avoid() {
+    let net = small_network();
+    let mut s = Scheduler::new(Arc::new(net.clone()), Policy::Aiplus, Weights::default());
+    let month = plain_job(8, 1000, "V100", 32_000, 100_000, 30 * 86_400);
+    let job = JobReq::compile(&month.normalise(&net).unwrap(), &net);
+    // The first month-long job takes half of w1, the cheap green cluster, at no congestion price.
+    let Decision::Placed { explanation, .. } = s.place(&job, 1_735_660_800.0, 0.0) else { panic!("not placed") };
+    assert_eq!(explanation.chosen.cluster, "w1");
+    assert_eq!(explanation.chosen.congestion_cny, 0.0);
+    // The second would fill w1 for a month: it goes to e2, dearer but left with room, and the
+    // explanation shows why.
+    let Decision::Placed { explanation, .. } = s.place(&job, 1_735_660_800.0, 0.0) else { panic!("not placed") };
+    assert_eq!(explanation.chosen.cluster, "e2", "{explanation:#?}");
+    let w1 = explanation.runners_up.iter().find(|t| t.cluster == "w1").unwrap();
+    assert!(w1.total_cny < explanation.chosen.total_cny, "w1 is cheaper on the objective alone");
+    assert!(w1.congestion_cny > explanation.chosen.total_cny - w1.total_cny, "{w1:?}");
+    // A one-minute job holds nothing for long: it still takes the cheap cluster's last node.
+    let minute = plain_job(8, 1000, "V100", 32_000, 100_000, 60);
+    let job = JobReq::compile(&minute.normalise(&net).unwrap(), &net);
+    let Decision::Placed { explanation, .. } = s.place(&job, 1_735_660_800.0, 0.0) else { panic!("not placed") };
+    assert_eq!(explanation.chosen.cluster, "w1");
+}
+
+#[test]
+fn a_cpu_only_job_uses_a_gpu_nodes_spare_cores_but_leaves_its_gpus_usable() {
+    let net = small_network();
+    let mut s = Scheduler::new(Arc::new(net.clone()), Policy::Aiplus, Weights::default());
+    // Only s1 (two 2-T4 nodes of 64 cores, no CPU-only pool) is allowed.
+    let cpu_job = |cores: u32| {
+        let spec = JobSpec {
+            gpus: 0,
+            gpu_milli: 0,
+            gpu_models: vec![],
+            allowed_regions: vec![Region::Hub("south".into())],
+            ..plain_job(0, 0, "T4", cores * 1000, 1024, 3600)
+        };
+        JobReq::compile(&spec.normalise(&net).unwrap(), &net)
+    };
+    // Half of an idle node's cores are open to CPU-only work, on each node...
+    for _ in 0..2 {
+        let Decision::Placed { allocation, explanation } = s.place(&cpu_job(32), 0.0, 0.0) else { panic!("not placed") };
+        assert_eq!(explanation.chosen.cluster, "s1");
+        assert_eq!(allocation.slot.gpu_mask, 0);
+    }
+    // ...and no more, so both nodes keep cores for their free GPUs.
+    assert_eq!(s.place(&cpu_job(1), 0.0, 0.0), Decision::Wait);
+    let t4 = JobReq::compile(
+        &JobSpec { allowed_regions: vec![Region::Hub("south".into())], ..plain_job(2, 1000, "T4", 32_000, 1024, 60) }
+            .normalise(&net)
+            .unwrap(),
+        &net,
+    );
+    assert!(matches!(s.place(&t4, 0.0, 0.0), Decision::Placed { .. }));
+}

@@ -621,7 +621,7 @@ impl ComputeService {
             .values()
             .filter(|a| a.job.placement.is_none())
             .fold((0, 0), |(all, mine), a| (all + 1, mine + usize::from(a.job.tenant == tenant)));
-        let decision = st.sched.place(&req, now as f64 / 1000.0, 0.0);
+        let decision = st.sched.arrive(&req, now as f64 / 1000.0);
         if matches!(decision, Decision::Wait) && queued >= MAX_QUEUED_JOBS {
             return Err(JobsError::Busy(format!("the queue holds {MAX_QUEUED_JOBS} jobs, its limit; retry later")));
         }

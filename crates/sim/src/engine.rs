@@ -42,6 +42,8 @@ pub struct PolicyResult {
     pub carbon_kg: f64,
     /// The `aiplus` objective (energy + priced carbon + priced delay), whatever the policy.
     pub objective_cny: f64,
+    /// Objective / the best lower bound − 1.
+    pub objective_gap_to_bound: Option<f64>,
     /// Queueing wait, arrival to placement.
     pub wait_s_p50: f64,
     pub wait_s_p95: f64,
@@ -155,7 +157,7 @@ pub fn run_policy(
                         continue;
                     }
                     let waited = now - jobs[j as usize].arrival_s;
-                    if r.try_start(&mut sched, net, jobs, job, j, now, waited, &mut running, &mut events) {
+                    if r.try_start(&mut sched, net, jobs, job, j, now, Some(waited), &mut running, &mut events) {
                         queue.remove(&key);
                         waiting_by_hub[origin_hub(job)] -= 1;
                     } else {
@@ -170,7 +172,7 @@ pub fn run_policy(
                     done += 1;
                     continue;
                 }
-                if !r.try_start(&mut sched, net, jobs, job, ix, now, 0.0, &mut running, &mut events) {
+                if !r.try_start(&mut sched, net, jobs, job, ix, now, None, &mut running, &mut events) {
                     queue.insert((Reverse(job.priority), t_ms, ix), ix);
                     waiting_by_hub[origin_hub(job)] += 1;
                 }
@@ -202,6 +204,7 @@ impl Acc {
                 energy_cost_cny: 0.0,
                 carbon_kg: 0.0,
                 objective_cny: 0.0,
+                objective_gap_to_bound: None,
                 wait_s_p50: 0.0,
                 wait_s_p95: 0.0,
                 wait_s_mean: 0.0,
@@ -235,11 +238,17 @@ impl Acc {
         job: &JobReq,
         ix: u32,
         now: f64,
-        waited: f64,
+        // `None` on arrival, the job's first offer.
+        waited: Option<f64>,
         running: &mut HashMap<u32, Allocation>,
         events: &mut BinaryHeap<Reverse<(i64, Kind, u32)>>,
     ) -> bool {
-        let Decision::Placed { allocation, explanation } = sched.place(job, now, waited) else { return false };
+        let decision = match waited {
+            None => sched.arrive(job, now),
+            Some(w) => sched.place(job, now, w),
+        };
+        let Decision::Placed { allocation, explanation } = decision else { return false };
+        let waited = waited.unwrap_or(0.0);
         let terms = &explanation.chosen;
         self.res.violations += count_violations(net, &jobs[ix as usize], allocation);
         self.res.placed += 1;

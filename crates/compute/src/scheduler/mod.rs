@@ -18,19 +18,35 @@
 //! job back for a full cluster, so a job that fits nowhere waits in the caller's queue and is
 //! offered again when capacity frees.
 
+pub mod congestion;
 mod pool;
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use congestion::Unit;
 pub use pool::{PoolState, Slot};
+
+/// Whether a pool's GPU model suits a job: a GPU job needs one of its allowed models, and a
+/// CPU-only job runs on any node's CPUs (a GPU node's spare cores included, as in the openb
+/// trace, where CPU-only pods run on GPU nodes too).
+fn model_fits(job: &JobReq, gpu: Option<usize>) -> bool {
+    match gpu {
+        None => job.gpus == 0,
+        Some(g) => job.gpus == 0 || job.gpu_models & (1 << g) != 0,
+    }
+}
 
 use crate::job::JobSpec;
 use crate::network::{ClusterIx, HubIx, Invalid, Network};
 
 /// Most clusters a network may have: the scheduler keeps a job's eligible clusters in a bitmask.
 pub const MAX_CLUSTERS: usize = 128;
+
+/// Longest expected queueing delay `aiplus` will wait for a full cluster rather than go now to
+/// another. Beyond it the estimate (which ignores work that arrives meanwhile) is too uncertain.
+pub const MAX_WAIT_FOR_S: f64 = 0.0;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -168,6 +184,10 @@ pub struct ScoreTerms {
     pub delay_cost_cny: f64,
     /// The objective the `aiplus` policy minimises.
     pub total_cny: f64,
+    /// The congestion price `aiplus` adds when ranking: captive work this job would hold up
+    /// (see [`congestion`]). Not part of the objective.
+    #[serde(default)]
+    pub congestion_cny: f64,
     /// The tariff at the decision time, which `cheapest` ranks by.
     pub tariff_now_cny_per_kwh: f64,
 }
@@ -244,6 +264,7 @@ pub struct Scheduler {
     rr_cursor: usize,
     /// Clusters whose engine does not answer.
     unhealthy: u128,
+    load: congestion::Load,
 }
 
 struct Candidate {
@@ -269,7 +290,8 @@ impl Scheduler {
                 ClusterState { pools, order }
             })
             .collect();
-        Self { net, policy, weights, clusters, rr_cursor: 0, unhealthy: 0 }
+        let load = congestion::Load::new(net.clusters.iter().map(|c| c.pools.len()));
+        Self { net, policy, weights, clusters, rr_cursor: 0, unhealthy: 0, load }
     }
 
     pub fn network(&self) -> &Arc<Network> {
@@ -292,11 +314,7 @@ impl Scheduler {
         let cluster = &self.net.clusters[c];
         let mut model_ok = false;
         for (p, pool) in cluster.pools.iter().enumerate() {
-            let model_fits = match pool.gpu {
-                None => job.gpus == 0,
-                Some(g) => job.gpus > 0 && job.gpu_models & (1 << g) != 0,
-            };
-            if model_fits {
+            if model_fits(job, pool.gpu) {
                 model_ok = true;
                 if self.clusters[c].pools[p].shape_fits(job.gpus, job.cpu_milli, job.memory_mib) {
                     return None;
@@ -306,13 +324,9 @@ impl Scheduler {
         Some(if model_ok { ExcludeReason::NodeShapeTooSmall } else { ExcludeReason::NoMatchingGpuModel })
     }
 
-    fn pool_matches(&self, job: &JobReq, c: ClusterIx, p: usize) -> bool {
-        let pool = &self.net.clusters[c].pools[p];
-        let model_fits = match pool.gpu {
-            None => job.gpus == 0,
-            Some(g) => job.gpus > 0 && job.gpu_models & (1 << g) != 0,
-        };
-        model_fits && self.clusters[c].pools[p].shape_fits(job.gpus, job.cpu_milli, job.memory_mib)
+    /// Whether pool `p` of cluster `c` could ever hold the job (model and node shape).
+    pub fn pool_matches(&self, job: &JobReq, c: ClusterIx, p: usize) -> bool {
+        model_fits(job, self.net.clusters[c].pools[p].gpu) && self.clusters[c].pools[p].shape_fits(job.gpus, job.cpu_milli, job.memory_mib)
     }
 
     /// The least power-hungry pool of cluster `c` that could ever hold the job, if residency
@@ -375,16 +389,103 @@ impl Scheduler {
             queue_s,
             delay_cost_cny,
             total_cny: energy_cost_cny + carbon_cost_cny + delay_cost_cny,
+            congestion_cny: 0.0,
             tariff_now_cny_per_kwh: cluster.tariff.price_at(now_s as i64),
         }
     }
 
+    /// A job's first offer, when it arrives: counts it towards its pools' captive demand if it
+    /// has almost nowhere else to go (see [`congestion`]), then places it like [`Self::place`].
+    pub fn arrive(&mut self, job: &JobReq, now_s: f64) -> Decision {
+        let pools = self.eligible_pools(job);
+        if !pools.is_empty() && pools.len() <= congestion::MAX_CAPTIVE_POOLS {
+            for &(c, p) in &pools {
+                let (unit, units) = self.units(job);
+                let value = self.delay_cny_per_s(job);
+                self.load.pools[c][p][unit as usize].note_captive(now_s, units, pools.len(), value);
+            }
+        }
+        self.place(job, now_s, 0.0)
+    }
+
+    /// Every (cluster, pool) that could ever hold the job, stopping once there are more than
+    /// the captive limit.
+    fn eligible_pools(&self, job: &JobReq) -> Vec<(ClusterIx, usize)> {
+        let mut out = Vec::new();
+        for c in 0..self.net.clusters.len() {
+            if job.allowed & (1 << c) == 0 {
+                continue;
+            }
+            for p in 0..self.clusters[c].pools.len() {
+                if self.pool_matches(job, c, p) {
+                    out.push((c, p));
+                    if out.len() > congestion::MAX_CAPTIVE_POOLS {
+                        return out;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// What a job takes, in the unit it is counted in: GPU thousandths for a GPU job, CPU
+    /// thousandths for a CPU-only one (wherever it runs).
+    pub fn units(&self, job: &JobReq) -> (Unit, u64) {
+        if job.gpus == 0 { (Unit::Cpu, u64::from(job.cpu_milli)) } else { (Unit::Gpu, u64::from(job.gpus) * u64::from(job.gpu_milli)) }
+    }
+
+    /// Free units of a pool and its total.
+    pub fn free_units(&self, c: ClusterIx, p: usize, unit: Unit) -> (u64, u64) {
+        let s = &self.clusters[c].pools[p];
+        match unit {
+            Unit::Gpu => (s.total_gpu_milli - s.used_gpu_milli, s.total_gpu_milli),
+            Unit::Cpu => (s.total_cpu_milli - s.used_cpu_milli, s.total_cpu_milli),
+        }
+    }
+
+    /// Yuan per unit-second of waiting: the value of a GPU's or a core's time, per thousandth.
+    fn unit_delay_cny_per_s(&self, unit: Unit) -> f64 {
+        let per_hour = match unit {
+            Unit::Gpu => self.weights.delay_cny_per_gpu_hour,
+            Unit::Cpu => self.weights.delay_cny_per_core_hour,
+        };
+        per_hour / 3600.0 / 1000.0
+    }
+
+    /// The congestion price of `job` on pool `p` of cluster `c` at `now_s` (see [`congestion`]):
+    /// the fill price plus the waiting it would cause captive arrivals.
+    fn congestion_cny(&self, job: &JobReq, c: ClusterIx, p: usize, now_s: f64) -> f64 {
+        let (unit, units) = self.units(job);
+        let (free, total) = self.free_units(c, p, unit);
+        let hold_s = job.duration_s.min(congestion::HOLD_HORIZON_S);
+        let fill = congestion::fill_weight(total - free + units, total) * units as f64 * hold_s * self.unit_delay_cny_per_s(unit);
+        fill + self.load.pools[c][p][unit as usize].blocking_cny(now_s, free.saturating_sub(units), hold_s)
+    }
+
+    /// For a cluster with no room now, the pool to wait for and its expected queueing delay,
+    /// if a pool is short of capacity in total and its running work says when that ends.
+    fn expected_wait(&self, job: &JobReq, c: ClusterIx, now_s: f64) -> Option<(usize, f64)> {
+        self.clusters[c].order.iter().copied().filter(|&p| self.pool_matches(job, c, p)).find_map(|p| {
+            let (unit, units) = self.units(job);
+            let (free, _) = self.free_units(c, p, unit);
+            if free >= units {
+                return None;
+            }
+            let wait_s = self.load.pools[c][p][unit as usize].time_until_free(now_s, free, units)?;
+            (wait_s <= MAX_WAIT_FOR_S).then_some((p, wait_s))
+        })
+    }
+
     /// Places `job` at `now_s` (it arrived `queue_s` seconds earlier), or says why it cannot.
+    ///
+    /// Under `aiplus`, a job may also be told to wait although some cluster has room, when a
+    /// cluster that is full now is expected to free up soon enough to be the better choice.
     pub fn place(&mut self, job: &JobReq, now_s: f64, queue_s: f64) -> Decision {
         let n = self.net.clusters.len();
         let mut excluded = Vec::new();
         let mut candidates: Vec<Candidate> = Vec::with_capacity(n);
         let mut any_static = false;
+        let mut best_wait = f64::INFINITY;
         let nearest_hub = if self.policy == Policy::Nearest { self.nearest_allowed_hub(job) } else { None };
         for c in 0..n {
             if let Some(reason) = self.static_exclusion(job, c) {
@@ -407,12 +508,20 @@ impl Scheduler {
                 .copied()
                 .find(|&p| self.pool_matches(job, c, p) && state.pools[p].may_fit(job.gpus, job.gpu_milli, job.cpu_milli));
             let Some(p) = pool else {
+                if self.policy == Policy::Aiplus
+                    && let Some((p, wait_s)) = self.expected_wait(job, c, now_s)
+                {
+                    best_wait = best_wait.min(self.score(job, c, p, now_s + wait_s, queue_s + wait_s).total_cny);
+                }
                 excluded.push(Exclusion { cluster: self.net.clusters[c].id.clone(), reason: ExcludeReason::NoCapacityNow });
                 continue;
             };
-            let terms = self.score(job, c, p, now_s, queue_s);
+            let mut terms = self.score(job, c, p, now_s, queue_s);
             let rank = match self.policy {
-                Policy::Aiplus => terms.total_cny,
+                Policy::Aiplus => {
+                    terms.congestion_cny = self.congestion_cny(job, c, p, now_s);
+                    terms.total_cny + terms.congestion_cny
+                }
                 Policy::Cheapest => terms.tariff_now_cny_per_kwh,
                 // Nearest keeps the cluster order inside the hub; round-robin ranks by distance
                 // from the cursor.
@@ -426,6 +535,10 @@ impl Scheduler {
         }
         candidates.sort_by(|a, b| a.rank.total_cmp(&b.rank).then(a.cluster.cmp(&b.cluster)));
         for i in 0..candidates.len() {
+            if candidates[i].rank > best_wait {
+                // Waiting for a cluster that frees up soon beats every cluster left with room.
+                break;
+            }
             let (c, first_pool) = (candidates[i].cluster, candidates[i].pool);
             if let Some(allocation) = self.try_cluster(job, c, first_pool) {
                 if self.policy == Policy::RoundRobin {
@@ -433,9 +546,14 @@ impl Scheduler {
                 }
                 let mut rest = candidates.split_off(i);
                 let mut chosen = rest.remove(0).terms;
-                if allocation.pool as usize != first_pool {
-                    chosen = self.score(job, c, allocation.pool as usize, now_s, queue_s);
+                let p = allocation.pool as usize;
+                if p != first_pool {
+                    let congestion_cny = chosen.congestion_cny;
+                    chosen = self.score(job, c, p, now_s, queue_s);
+                    chosen.congestion_cny = congestion_cny;
                 }
+                let end_s = now_s + chosen.transfer_s + job.duration_s;
+                self.load.start(c, p, allocation.slot, Some(end_s));
                 let runners_up = rest.into_iter().take(3).map(|c| c.terms).collect();
                 // Candidates tried before the chosen one had GPUs free but not enough CPU or memory.
                 for skipped in candidates {
@@ -493,7 +611,13 @@ impl Scheduler {
         if self.static_exclusion(job, c).is_some() || !self.pool_matches(job, c, p) {
             return false;
         }
-        self.clusters.get_mut(a.cluster as usize).and_then(|c| c.pools.get_mut(a.pool as usize)).is_some_and(|p| p.occupy(a.slot))
+        let taken = self.clusters[c].pools[p].occupy(a.slot);
+        if taken {
+            // The run's end is not known here (it was placed before a restart or a network
+            // change), so no estimate counts on it freeing capacity.
+            self.load.start(c, p, a.slot, None);
+        }
+        taken
     }
 
     /// Marks a cluster's engine as answering or not; unhealthy clusters get no new placements.
@@ -527,7 +651,9 @@ impl Scheduler {
 
     /// Gives a placed job's resources back.
     pub fn release(&mut self, a: Allocation) {
-        self.clusters[a.cluster as usize].pools[a.pool as usize].release(a.slot);
+        let (c, p) = (a.cluster as usize, a.pool as usize);
+        self.clusters[c].pools[p].release(a.slot);
+        self.load.end(c, p, a.slot);
     }
 
     /// GPU thousandths used and in total, per cluster.

@@ -40,7 +40,7 @@ pub struct PoolState {
 }
 
 /// Where a job's resources were taken from, so they can be given back exactly.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Slot {
     pub node: u32,
     /// Bit `g` set: GPU `g` of the node gives `gpu_milli` to the job.
@@ -100,13 +100,28 @@ impl PoolState {
         self.gpu_free[base..base + g].iter().filter(|&&f| f == WHOLE).count()
     }
 
+    /// The CPU a CPU-only job must leave on a GPU node: half the node's share per GPU for each
+    /// wholly free GPU. CPU-only work may use a GPU node's spare cores (half of an idle node's),
+    /// but not so many that the GPUs left free are stranded for want of cores.
+    fn cpu_kept_for_gpus(&self, node: u32) -> u32 {
+        if self.gpus_per_node == 0 {
+            return 0;
+        }
+        (u64::from(self.cap_cpu) * self.whole_free(node) as u64 / (2 * u64::from(self.gpus_per_node))) as u32
+    }
+
     fn fits_host(&self, node: u32, cpu: u32, mem: u32) -> bool {
         self.cpu_free[node as usize] >= cpu && self.mem_free[node as usize] >= mem
     }
 
     pub fn try_place(&mut self, gpus: u8, milli: u16, cpu: u32, mem: u32) -> Option<Slot> {
         if gpus == 0 {
-            let node = self.by_cpu.range((cpu, 0)..).take(SCAN_LIMIT).find(|&&(_, n)| self.mem_free[n as usize] >= mem).map(|&(_, n)| n)?;
+            let node = self
+                .by_cpu
+                .range((cpu, 0)..)
+                .take(SCAN_LIMIT)
+                .find(|&&(free, n)| self.mem_free[n as usize] >= mem && free - cpu >= self.cpu_kept_for_gpus(n))
+                .map(|&(_, n)| n)?;
             let slot = Slot { node, gpu_mask: 0, gpu_milli: 0, cpu_milli: cpu, memory_mib: mem };
             self.apply(slot, true);
             return Some(slot);

@@ -151,6 +151,7 @@ pub async fn run(State(c): C, v: Viewer, Form(f): Form<RunForm>) -> Result<Respo
         policies,
         weights: compute::Weights::default(),
         sample_interval_s: None,
+        bound_iterations: sim::DEFAULT_BOUND_ITERATIONS,
     };
     let src = source.to_string();
     let outcome = tokio::task::spawn_blocking(move || -> Result<(Value, String), ConsoleError> {
