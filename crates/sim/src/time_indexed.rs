@@ -213,7 +213,11 @@ pub fn time_indexed_bound(
             // Every capacity row holds at these prices: the relaxed optimum is feasible for them.
             break;
         }
-        let step = theta * (upper_cny - bound) / norm;
+        // Polyak's step aims at the optimum; the best policy's objective stands in for it, but on
+        // a congested replay it can be orders of magnitude above the bound, and aiming that far
+        // overshoots every price at once. So aim at most half again above the best bound so far.
+        let target = upper_cny.min(1.5 * best.objective_cny.max(bound).max(1.0));
+        let step = theta * (target - bound).max(0.0) / norm;
         for (l, g) in prices.lambda.iter_mut().zip(&usage) {
             for (v, gv) in l.iter_mut().zip(g) {
                 *v = (*v + step * gv).max(0.0);
