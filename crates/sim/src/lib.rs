@@ -80,6 +80,16 @@ pub fn simulate(
     opts: &SimOptions,
     progress: &mut dyn FnMut(Policy, Progress),
 ) -> Result<Report, SimError> {
+    // A pod list without times replays as the seeded arrival process of `time_untimed`.
+    let drawn;
+    let pods = if pods.iter().any(|p| !p.timed) {
+        let mut all = pods.to_vec();
+        synthetic::time_untimed(&mut all, opts.scenario.seed);
+        drawn = all;
+        &drawn[..]
+    } else {
+        pods
+    };
     let sc = scenario::build(base, nodes, pods, opts.scenario);
     let net = std::sync::Arc::new(Network::build(sc.network)?);
     let mut compiled = Vec::with_capacity(sc.jobs.len());

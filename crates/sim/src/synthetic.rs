@@ -88,7 +88,7 @@ pub fn generate(seed: u64, pods: usize, nodes: usize) -> (Vec<TraceNode>, Vec<Tr
                 1 => pick(&mut rng, &GPU_MILLI),
                 _ => 1000,
             };
-            let qos = pick(&mut rng, &[("LS", 4647), ("BE", 3398), ("Burstable", 107)]);
+            let qos = pick(&mut rng, &QOS);
             TracePod {
                 name: format!("synthetic-pod-{i:06}"),
                 cpu_milli: quantile(&mut rng, &CPU_MILLI).round() as u32,
@@ -99,10 +99,32 @@ pub fn generate(seed: u64, pods: usize, nodes: usize) -> (Vec<TraceNode>, Vec<Tr
                 qos: qos.to_string(),
                 creation_s: t as u64,
                 duration_s: quantile(&mut rng, &DURATION_S).round().max(1.0) as u64,
+                timed: true,
             }
         })
         .collect();
     (node_list, pod_list)
+}
+
+/// The published QoS mix of the default pod list (LS, BE, Burstable).
+const QOS: [(&str, u32); 3] = [("LS", 4647), ("BE", 3398), ("Burstable", 107)];
+
+/// Gives pods read without times (the `multigpu` lists) a seeded arrival process, in list
+/// order: Poisson arrivals at the default list's mean rate, run times drawn from its run-time
+/// quantiles and, where the file has none, a QoS drawn from its mix. Timed pods are untouched.
+pub fn time_untimed(pods: &mut [TracePod], seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0074_696d_6564);
+    let mut t = 0.0f64;
+    for pod in pods.iter_mut().filter(|p| !p.timed) {
+        let u: f64 = rng.random();
+        t += -MEAN_GAP_S * (1.0 - u).ln();
+        pod.creation_s = t as u64;
+        pod.duration_s = quantile(&mut rng, &DURATION_S).round().max(1.0) as u64;
+        if pod.qos.is_empty() {
+            pod.qos = pick(&mut rng, &QOS).to_string();
+        }
+        pod.timed = true;
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 //! Schemas (from the trace's README, as summarised in shared/traces/MANIFEST.md):
 //! nodes `sn,cpu_milli,memory_mib,gpu,model`; pods
 //! `name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time`.
+//! The `multigpu` pod lists have only the first five columns: no GPU models, QoS or times (the
+//! openb simulator replays them as a sequence of arrivals). Such pods are read as untimed, and
+//! [`crate::synthetic::time_untimed`] gives them a seeded arrival process before a replay.
 //! Errors name the file, the line and the column.
 
 use std::io::Read;
@@ -30,6 +33,9 @@ pub struct TracePod {
     /// How long the pod ran: deletion − scheduled, or deletion − creation for pods the original
     /// cluster never scheduled; at least one second.
     pub duration_s: u64,
+    /// False when the file has no times: `creation_s` and `duration_s` are then 0 until a
+    /// replay draws them.
+    pub timed: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,20 +169,29 @@ pub fn read_nodes(file: &str, input: Box<dyn Read>) -> Result<Vec<TraceNode>, Tr
 }
 
 pub fn read_pods(file: &str, input: Box<dyn Read>) -> Result<Vec<TracePod>, TraceError> {
-    let mut rows = Rows::open(
-        file,
-        input,
-        &["name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "gpu_spec", "qos", "creation_time", "deletion_time", "scheduled_time"],
-    )?;
+    let mut rows = Rows::open(file, input, &["name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli"])?;
+    let timed = rows.headers.iter().any(|h| h == "creation_time");
+    if timed && !rows.headers.iter().any(|h| h == "deletion_time") {
+        return Err(TraceError::Invalid {
+            file: file.into(),
+            line: 1,
+            field: "deletion_time".into(),
+            reason: "missing column in the header (a file with creation times needs deletion times)".into(),
+        });
+    }
     let mut out = Vec::new();
     each_row(&mut rows, |row| {
-        let creation_s: u64 = row.num("creation_time")?;
-        let deletion_s: u64 = row.num("deletion_time")?;
-        let scheduled_s = row.opt_num("scheduled_time")?;
-        let began = scheduled_s.unwrap_or(creation_s);
-        if deletion_s < began {
-            return Err(row.err("deletion_time", format!("{deletion_s} is before the pod started ({began})")));
-        }
+        let (creation_s, duration_s) = if timed {
+            let creation_s: u64 = row.num("creation_time")?;
+            let deletion_s: u64 = row.num("deletion_time")?;
+            let began = row.opt_num("scheduled_time")?.unwrap_or(creation_s);
+            if deletion_s < began {
+                return Err(row.err("deletion_time", format!("{deletion_s} is before the pod started ({began})")));
+            }
+            (creation_s, (deletion_s - began).max(1))
+        } else {
+            (0, 0)
+        };
         let num_gpu: u32 = row.num("num_gpu")?;
         let gpu_milli: u32 = row.num("gpu_milli")?;
         if gpu_milli > 1000 {
@@ -197,7 +212,8 @@ pub fn read_pods(file: &str, input: Box<dyn Read>) -> Result<Vec<TracePod>, Trac
             gpu_spec,
             qos: row.get("qos").to_string(),
             creation_s,
-            duration_s: (deletion_s - began).max(1),
+            duration_s,
+            timed,
         });
         Ok(())
     })?;
@@ -225,10 +241,20 @@ mod tests {
     }
 
     #[test]
+    fn a_list_without_times_reads_as_untimed_pods() {
+        let got = pods("name,cpu_milli,memory_mib,num_gpu,gpu_milli\np0,12000,16384,8,1000\np1,4000,8192,1,500\n").unwrap();
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|p| !p.timed && p.duration_s == 0 && p.gpu_spec.is_empty() && p.qos.is_empty()));
+        assert_eq!((got[0].num_gpu, got[1].gpu_milli), (8, 500));
+    }
+
+    #[test]
     fn bad_rows_name_file_line_and_field() {
         let text = format!("{HEADER}p0,6000,12288,1,460,,LS,Running,10,100,20\np1,abc,10,0,0,,BE,Pending,5,9,\n");
         let err = read_pods("pods.csv", Box::new(std::io::Cursor::new(text))).unwrap_err();
         assert_eq!(err.to_string(), "pods.csv:3: cpu_milli: \"abc\" is not a non-negative whole number");
+        let err = pods("name,cpu_milli,memory_mib,num_gpu,gpu_milli,creation_time\np0,1,1,0,0,5\n").unwrap_err();
+        assert!(err.to_string().starts_with("pods.csv:1: deletion_time: missing column"), "{err}");
         let err = pods("name,cpu_milli\np0,1\n").unwrap_err();
         assert!(err.to_string().starts_with("pods.csv:1: memory_mib: missing column"), "{err}");
         let text = format!("{HEADER}p0,6000,12288,2,460,,LS,Running,10,100,20\n");
