@@ -129,8 +129,13 @@ fn gpu_only_network(data: &std::path::Path) -> std::path::PathBuf {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../compute/data/china-hubs.toml")).unwrap();
     let kept: Vec<&str> = text.split("\n[[").filter(|chunk| !chunk.starts_with("cluster.node_pool]]\nname = \"cpu-32c\"")).collect();
     assert!(kept.len() < text.split("\n[[").count(), "the built-in network has CPU pools to remove");
+    // CPU-only jobs may use a GPU node's spare cores (half of an idle node's), so the GPU
+    // nodes here get one core each: none to spare for a replica.
+    let kept = kept.join("\n[[");
+    let no_spare: Vec<String> =
+        kept.lines().map(|l| if l.starts_with("cpu_milli = ") { "cpu_milli = 1000".to_string() } else { l.to_string() }).collect();
     let path = data.with_extension("network.toml");
-    std::fs::write(&path, kept.join("\n[[")).unwrap();
+    std::fs::write(&path, no_spare.join("\n")).unwrap();
     path
 }
 
