@@ -45,7 +45,7 @@ pub struct SimulateArgs {
     pub sample_hours: Option<f64>,
     /// Price updates of the lower bound that respects capacity over time (0: leave it out and
     /// measure gaps against the capacity-free bound only). Its cost grows with jobs x pools.
-    #[arg(long, default_value_t = sim::DEFAULT_BOUND_ITERATIONS)]
+    #[arg(long, default_value_t = sim::DEFAULT_BOUND_ITERATIONS, value_parser = clap::value_parser!(u32).range(0..=i64::from(sim::MAX_BOUND_ITERATIONS)))]
     pub bound_iterations: u32,
     /// Directory for report.json and report.svg.
     #[arg(long, default_value = "reports/simulate")]

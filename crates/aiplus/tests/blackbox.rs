@@ -185,6 +185,11 @@ fn simulate_writes_json_and_chart() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.csv:2: gpu_milli"), "{err}");
+    // The bound's price updates are capped, and the refusal names the flag.
+    let out = Command::new(BIN).args(["compute", "simulate", "--quiet", "--bound-iterations", "10001"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--bound-iterations") && err.contains("10001"), "{err}");
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 

@@ -23,6 +23,9 @@ pub use engine::{PolicyResult, Progress};
 /// Price updates the time-indexed bound runs by default: enough, on the openb replays, for the
 /// bound to stop rising by more than a fraction of a percent per update.
 pub const DEFAULT_BOUND_ITERATIONS: u32 = 60;
+/// Most price updates a replay may ask of the time-indexed bound: each costs a pass over every
+/// job, so this keeps a typo from running for hours.
+pub const MAX_BOUND_ITERATIONS: u32 = 10_000;
 pub use scenario::ScenarioOptions;
 
 #[derive(Clone, Debug)]

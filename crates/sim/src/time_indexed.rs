@@ -155,7 +155,7 @@ pub fn time_indexed_bound(
     let mut best = TimeIndexedBound { objective_cny: f64::NEG_INFINITY, iterations: 0, best_iteration: 0, buckets: buckets as u32 };
     let mut theta = 1.0;
     let mut since_best = 0;
-    for it in 0..iterations.max(1) {
+    for it in 0..iterations.clamp(1, crate::MAX_BOUND_ITERATIONS) {
         let mut usage = vec![vec![0.0; buckets]; caps.len()];
         let mut value = 0.0;
         // Jobs are solved in parallel and summed in job order, so the bound does not depend on
@@ -175,11 +175,11 @@ pub fn time_indexed_bound(
             // as zero, which only lowers the bound and keeps it valid.
             handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
         });
-        for ((req, opts), s) in compiled.iter().zip(&options).zip(solved) {
+        for (req, s) in compiled.iter().zip(solved) {
             if let Some((v, choice)) = s {
                 value += v;
                 if let Some((q, start_s)) = choice {
-                    add_usage(&mut usage[q], t0_s, start_s, req.duration_s, opts_units(opts, q));
+                    add_usage(&mut usage[q], t0_s, start_s, req.duration_s, sched.units(req).1 as f64);
                 }
             }
         }
@@ -226,10 +226,6 @@ pub fn time_indexed_bound(
         prices.refresh();
     }
     best
-}
-
-fn opts_units(opts: &[Option_], q: usize) -> f64 {
-    opts.iter().find(|o| o.pool == q).map_or(0.0, |o| o.units)
 }
 
 fn job_options(sched: &Scheduler, net: &Network, class_of: &[Vec<[usize; 2]>], job: &SimJob, req: &JobReq) -> Vec<Option_> {
