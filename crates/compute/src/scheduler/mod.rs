@@ -46,11 +46,11 @@ pub const MAX_CLUSTERS: usize = 128;
 
 /// Longest expected queueing delay `aiplus` will wait for a full cluster rather than go now to
 /// another. It is zero: a job waits only for capacity whose run has already reached its
-/// declared end. On the busy openb replays (seed 7919) letting jobs wait 10 minutes or an hour
-/// for a cheaper cluster raised the objective (gpuspec33, 20× arrivals, a tenth of the nodes:
-/// 11,337 yuan with 0, 17,832 with 600 s, 11,198 with 3,600 s but 314,981 on the default list
-/// at a twentieth of the nodes), because the estimate ignores work that arrives meanwhile and
-/// node shapes; a better estimate is what would make a longer wait pay.
+/// declared end. On the busy openb gpuspec33 replays (seed 7919, a tenth of the nodes) letting
+/// jobs wait for a cheaper cluster did not pay: at 20× arrivals 11,337 yuan with 0, 17,832 with
+/// 600 s, 11,198 with 3,600 s; at 50× 17,824 with 0 and 23,480 with 3,600 s. The estimate
+/// ignores work that arrives meanwhile and node shapes; a better one is what would make a
+/// longer wait pay.
 pub const MAX_WAIT_FOR_S: f64 = 0.0;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
