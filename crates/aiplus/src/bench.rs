@@ -93,6 +93,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 job_copies: copies,
                 max_jobs: Some(args.replay_jobs),
                 time_compression: 1.0,
+                deferrable_share: sim::scenario::DEFAULT_DEFERRABLE_SHARE,
             },
             policies: vec![policy],
             weights: Weights::default(),
@@ -130,6 +131,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 job_copies: 0,
                 max_jobs: Some(0),
                 time_compression: 1.0,
+                deferrable_share: sim::scenario::DEFAULT_DEFERRABLE_SHARE,
             },
         );
         cluster.node_pools = scenario.network.clusters[0].node_pools.clone();
@@ -141,7 +143,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         &net.spec,
         &[],
         &pods,
-        sim::ScenarioOptions { seed: 2, node_scale: 0.0, job_copies: 1, max_jobs: None, time_compression: 1.0 },
+        sim::ScenarioOptions {
+            seed: 2,
+            node_scale: 0.0,
+            job_copies: 1,
+            max_jobs: None,
+            time_compression: 1.0,
+            deferrable_share: sim::scenario::DEFAULT_DEFERRABLE_SHARE,
+        },
     );
     let mut jobs = Vec::with_capacity(sc.jobs.len());
     for j in &sc.jobs {

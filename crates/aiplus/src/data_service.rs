@@ -146,6 +146,7 @@ impl SealedJobs for ComputeJobs {
                 network: compute::NetworkAccess::None,
                 time_limit_s: None,
                 sealed: Some(j.run.clone()),
+                deadline_s: None,
             };
             let by = jobs::Submitter::data_exchange(j.principal);
             let name = Some(format!("compute-to-data {}", j.run));
@@ -153,8 +154,10 @@ impl SealedJobs for ComputeJobs {
                 // The key is in the buyer's own space: a job of its own under it is not the run's.
                 Ok((job, _)) if job.spec.sealed.as_deref() == Some(j.run.as_str()) => Ok(job.id),
                 Ok((job, _)) => Err(SubmitError::Refused(format!("the buyer's job {} holds this run's job key", job.id))),
+                // An unplaceable job's message is the sentence that names its binding constraint
+                // (`compute::scheduler::never`), which is what the run's record should say.
                 Err(e @ (JobsError::Invalid { .. } | JobsError::Unplaceable { .. } | JobsError::NotFound { .. })) => {
-                    Err(SubmitError::Refused(describe(&e)))
+                    Err(SubmitError::Refused(e.to_string()))
                 }
                 Err(e) => Err(SubmitError::Retry(e.to_string())),
             }
@@ -193,16 +196,5 @@ impl SealedJobs for ComputeJobs {
                 }
             }
         })
-    }
-}
-
-/// A refusal with its reasons, for the run's record.
-fn describe(e: &JobsError) -> String {
-    match e {
-        JobsError::Unplaceable { reasons } => {
-            let why: Vec<String> = reasons.iter().map(|r| format!("{}: {:?}", r.cluster, r.reason)).collect();
-            format!("no cluster can run this job ({})", why.join("; "))
-        }
-        e => e.to_string(),
     }
 }

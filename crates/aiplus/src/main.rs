@@ -26,6 +26,7 @@ mod gateway_cli;
 mod govern_cli;
 mod governance;
 mod identity_cli;
+mod inference_cli;
 mod jobs_bench;
 mod log_cli;
 mod log_files;
@@ -132,6 +133,9 @@ enum GatewayCommand {
 enum ComputeCommand {
     /// Replay a real trace under each policy and write report.json and report.svg.
     Simulate(simulate::SimulateArgs),
+    /// Replay LLM inference traces (Azure 2023) as autoscaled online-inference services placed
+    /// by each policy: SLO attainment, TTFT, replicas, energy, cost and carbon per 1k tokens.
+    InferenceSim(inference_cli::InferenceSimArgs),
     /// Measure placement decisions per second and the time and memory of a large replay.
     Bench(bench::BenchArgs),
 }
@@ -141,6 +145,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Compute { command: ComputeCommand::Simulate(args) } => simulate::run(args),
+        Command::Compute { command: ComputeCommand::InferenceSim(args) } => inference_cli::run(args),
         Command::Compute { command: ComputeCommand::Bench(args) } => bench::run(args),
         Command::Hubs(args) => client::hubs(args),
         Command::Clusters(args) => client::clusters(args),

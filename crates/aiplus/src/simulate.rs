@@ -34,6 +34,10 @@ pub struct SimulateArgs {
     /// With --jobs above the trace's size, this is multiplied by the number of pod-list copies.
     #[arg(long, default_value_t = 1.0)]
     pub node_scale: f64,
+    /// Share of best-effort (batch) jobs given a deadline 1-24 h beyond their run time, which
+    /// lets aiplus shift them to cheaper, greener hours; 0 gives none a deadline.
+    #[arg(long, default_value_t = sim::scenario::DEFAULT_DEFERRABLE_SHARE)]
+    pub deferrable_share: f64,
     /// Policies to run, comma-separated: nearest, round-robin, cheapest, aiplus.
     #[arg(long, value_delimiter = ',', default_value = "nearest,round-robin,cheapest,aiplus")]
     pub policies: Vec<String>,
@@ -99,6 +103,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     if !(args.node_scale > 0.0 && args.node_scale <= 1000.0) {
         anyhow::bail!("--node-scale: must be above 0 and at most 1000, got {}", args.node_scale);
     }
+    if !(0.0..=1.0).contains(&args.deferrable_share) {
+        anyhow::bail!("--deferrable-share: must be between 0 and 1, got {}", args.deferrable_share);
+    }
     let jobs = args.jobs.unwrap_or(pods.len());
     if jobs == 0 || jobs > 10_000_000 {
         anyhow::bail!("--jobs: must be 1..=10000000, got {jobs}");
@@ -111,6 +118,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             job_copies: copies,
             max_jobs: Some(jobs),
             time_compression: args.time_compression,
+            deferrable_share: args.deferrable_share,
         },
         policies: policies.clone(),
         weights,

@@ -127,6 +127,68 @@ fn cli_talks_to_the_server() {
 }
 
 #[test]
+fn a_cpu_only_job_runs_from_the_cli() {
+    let data = temp_dir("cli-cpu");
+    let s = Server::start(&data);
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).env("AIPLUS_SERVER", &s.url).env("AIPLUS_TOKEN", &s.token).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let submit = |cpu_milli: &str| {
+        cli(&[
+            "jobs",
+            "submit",
+            "--json",
+            "--tenant",
+            TENANT,
+            "--kind",
+            "batch_inference",
+            "--gpus",
+            "0",
+            "--cpu-milli",
+            cpu_milli,
+            "--memory-mib",
+            "512",
+            "--duration-s",
+            "60",
+            "--",
+            "echo",
+            "cpu-only ran",
+        ])
+    };
+    let (ok, out, err) = submit("2000");
+    assert!(ok, "{err}");
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["spec"]["gpus"], 0);
+    assert_eq!(j["placement"]["gpus"], serde_json::json!([]), "a CPU-only job holds no GPU: {j}");
+    // The pool it was placed on is one of its cluster's, with the cores it asked for.
+    let (_, cluster) = s.get(&format!("/api/v1/clusters/{}", j["placement"]["cluster"].as_str().unwrap()));
+    let pool = cluster["node_pool"].as_array().unwrap().iter().find(|p| p["name"] == j["placement"]["pool"]).unwrap();
+    assert!(pool["cpu_milli"].as_u64().unwrap() >= 2000, "{pool}");
+    let id = j["id"].as_str().unwrap();
+
+    // It runs to success on the local executor, and says so.
+    let (ok, out, err) = cli(&["jobs", "logs", "-f", id]);
+    assert!(ok, "{err}");
+    assert!(err.contains("ended: succeeded"), "{err}");
+    assert!(out.contains("cpu-only ran"), "{out}");
+    // `jobs get` shows it with 0 GPUs: the table's fifth column, and the JSON's spec.
+    let (ok, out, _) = cli(&["jobs", "get", id]);
+    assert!(ok);
+    let row: Vec<&str> = out.lines().find(|l| l.starts_with(id)).unwrap().split_whitespace().collect();
+    assert_eq!((row[2], row[4]), ("succeeded", "0"), "{out}");
+    let (ok, out, _) = cli(&["jobs", "get", "--json", id]);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["spec"]["gpus"], 0);
+
+    // A CPU-only job bigger than any node is refused with the sentence that says what is short.
+    let (ok, _, err) = submit("300000");
+    assert!(!ok);
+    assert!(err.contains("the job asks for 300 cores and 512 MiB on one node") && err.contains("too few cores"), "{err}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
 fn a_bad_network_file_names_file_line_and_field() {
     let dir = temp_dir("badnet");
     let net = dir.join("net.toml");

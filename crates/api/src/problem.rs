@@ -29,9 +29,10 @@ pub enum ApiError {
     UnknownHost(String),
     #[error("{0}")]
     Conflict(String),
-    /// A job that no cluster of the network could ever run.
-    #[error("no cluster can ever run this job")]
-    Unplaceable { reasons: Vec<compute::scheduler::Exclusion> },
+    /// A job that no cluster of the network could ever run: the binding constraint in words
+    /// (the problem's `detail`) and the reason per cluster (its `exclusions`).
+    #[error("{summary}")]
+    Unplaceable { summary: String, reasons: Vec<compute::scheduler::Exclusion> },
     #[error("request body too large (limit {limit_bytes} bytes)")]
     TooLarge { limit_bytes: usize },
     #[error("{0}")]
@@ -76,7 +77,7 @@ impl From<jobs::JobsError> for ApiError {
             J::Invalid { field, reason } => ApiError::Invalid { field, reason },
             J::NotFound { what, id } => ApiError::NotFound { what, id },
             J::Conflict(why) => ApiError::Conflict(why),
-            J::Unplaceable { reasons } => ApiError::Unplaceable { reasons },
+            J::Unplaceable { summary, reasons } => ApiError::Unplaceable { summary, reasons },
             J::Busy(why) => ApiError::Busy(why),
             J::Limit(why) => ApiError::Limit(why),
             J::Store(e) => ApiError::Store(e),
@@ -163,7 +164,7 @@ impl IntoResponse for ApiError {
             _ => Problem::new(kind, self.to_string()),
         };
         match self {
-            ApiError::Unplaceable { reasons } => p.extra = Some(("exclusions", serde_json::to_value(reasons).unwrap_or_default())),
+            ApiError::Unplaceable { reasons, .. } => p.extra = Some(("exclusions", serde_json::to_value(reasons).unwrap_or_default())),
             ApiError::MethodNotAllowed { allow } => p.allow = Some(allow),
             _ => {}
         }

@@ -144,6 +144,77 @@ async fn submit_places_explains_and_cancel_frees() {
     assert_eq!(list.as_array().unwrap().len(), 1);
 }
 
+/// The pool a placement names, as the cluster describes it.
+async fn placed_pool(app: &App, job: &Value) -> Value {
+    let cluster = job["placement"]["cluster"].as_str().unwrap();
+    let (_, c, _) = call(app, "GET", &format!("/api/v1/clusters/{cluster}"), None).await;
+    c["node_pool"].as_array().unwrap().iter().find(|p| p["name"] == job["placement"]["pool"]).unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_cpu_only_job_is_placed_on_cores_and_may_not_name_gpu_models() {
+    let app = app().await;
+    let cpu_job = |cores: u32| json!({"kind": "batch_inference", "gpus": 0, "cpu_milli": cores * 1000, "memory_mib": 4096, "duration_s": 600, "command": ["true"]});
+    // Four cores fit a CPU node (32 cores): that is where the scheduler puts them.
+    let (s, job, _) = call(&app, "POST", "/api/v1/jobs", Some(cpu_job(4))).await;
+    assert_eq!(s, StatusCode::CREATED, "{job}");
+    assert_eq!(job["state"], "placed");
+    assert_eq!(job["spec"]["gpus"], 0);
+    assert_eq!(job["placement"]["gpus"], json!([]), "a CPU-only job holds no GPU");
+    let pool = placed_pool(&app, &job).await;
+    assert!(pool["gpu_model"].is_null() && pool["cpu_milli"].as_u64().unwrap() >= 4000, "{pool}");
+    let (_, c, _) = call(&app, "GET", &format!("/api/v1/clusters/{}", job["placement"]["cluster"].as_str().unwrap()), None).await;
+    assert_eq!((c["cpu_cores_used"].as_f64(), c["gpus_used"].as_f64()), (Some(4.0), Some(0.0)), "{c}");
+
+    // Forty cores fit no CPU node (32 cores), but do fit a GPU node's spare cores.
+    let (s, job, _) = call(&app, "POST", "/api/v1/jobs", Some(cpu_job(40))).await;
+    assert_eq!(s, StatusCode::CREATED, "{job}");
+    assert_eq!(job["placement"]["gpus"], json!([]));
+    let pool = placed_pool(&app, &job).await;
+    assert!(pool["gpu_model"].is_string() && pool["cpu_milli"].as_u64().unwrap() >= 40_000, "{pool}");
+
+    // GPU models mean nothing without GPUs: refused, naming the field.
+    let mut bad = cpu_job(4);
+    bad["gpu_models"] = json!(["T4"]);
+    let (s, p, ctype) = call(&app, "POST", "/api/v1/jobs", Some(bad)).await;
+    assert!(s == StatusCode::BAD_REQUEST || s == StatusCode::UNPROCESSABLE_ENTITY, "{s} {p}");
+    assert_eq!(ctype, "application/problem+json");
+    assert_eq!(p["field"], "gpu_models", "{p}");
+    let (_, list, _) = call(&app, "GET", "/api/v1/jobs", None).await;
+    assert_eq!(list.as_array().unwrap().len(), 2, "the refused job was not stored");
+}
+
+#[tokio::test]
+async fn a_job_that_never_fits_says_in_the_detail_which_dimension_is_short() {
+    let app = app().await;
+    let mut j = training_job();
+    j["gpu_models"] = json!(["V100M32"]);
+    j["cpu_milli"] = json!(120_000);
+    j["memory_mib"] = json!(512 * 1024);
+    let (s, p, ctype) = call(&app, "POST", "/api/v1/jobs", Some(j)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert_eq!(ctype, "application/problem+json");
+    assert_eq!(
+        p["detail"],
+        "No node is big enough: the job asks for 8 GPUs, 120 cores and 512 GiB on one node, and the largest node with V100M32 GPUs \
+         (pool v100m32-8x of cluster tianfu) has 8 GPUs, 96 cores and 768 GiB: too few cores.",
+        "{p}"
+    );
+    // The reason per cluster stays, for programs.
+    let exclusions = p["exclusions"].as_array().unwrap();
+    assert_eq!(exclusions.len(), 10, "{p}");
+    let short: Vec<&str> =
+        exclusions.iter().filter(|e| e["reason"] == "node_shape_too_small").map(|e| e["cluster"].as_str().unwrap()).collect();
+    assert_eq!(short, ["tianfu", "zhongwei"], "{p}");
+
+    // Memory, when memory is what no node has.
+    let mut j = training_job();
+    j["memory_mib"] = json!(4 * 1024 * 1024);
+    let (s, p, _) = call(&app, "POST", "/api/v1/jobs", Some(j)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p["detail"].as_str().unwrap().ends_with("has 8 GPUs, 112 cores and 2048 GiB: too little memory."), "{p}");
+}
+
 #[tokio::test]
 async fn idempotency_key_returns_the_first_job() {
     let app = app().await;

@@ -55,6 +55,9 @@ pub const MAX_ATTEMPTS: u32 = 10;
 pub const MAX_LISTED: usize = 64;
 /// The longest time limit a job may ask for: twice the longest estimate plus an hour.
 pub const MAX_TIME_LIMIT_S: u64 = 2 * MAX_DURATION_S + 3600;
+/// The most slack a deadline may leave beyond the run itself (30 days): tariffs repeat daily, so
+/// more slack cannot save energy, and it would let a job sit in the queue for months.
+pub const MAX_DEADLINE_SLACK_S: u64 = 30 * 86_400;
 
 /// What a job may reach over the network. Engines that can deny it (the local sandbox) do.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +120,12 @@ pub struct JobSpec {
     /// The engine stops the job after this long; by default twice `duration_s` plus an hour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_limit_s: Option<u64>,
+    /// Seconds after submission by which the job should have finished. A deadline says the work
+    /// is deferrable: `aiplus` may start it later, in cheaper and greener hours, as long as
+    /// `duration_s` still fits before the deadline; waiting within that slack costs nothing in
+    /// its objective. Without one, every second of waiting counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_s: Option<u64>,
     /// Set by the data exchange only; a tenant's submission that sets it is refused. The
     /// compute-to-data run this job belongs to: its engine shows the run's dataset read-only
     /// with the network off, and its output is never shown, since only its declared outputs
@@ -130,6 +139,11 @@ fn default_attempts() -> u32 {
 }
 
 impl JobSpec {
+    /// How long the job may wait and still finish by its deadline (0 without one).
+    pub fn slack_s(&self) -> u64 {
+        self.deadline_s.map_or(0, |d| d.saturating_sub(self.duration_s))
+    }
+
     /// The time limit the engine enforces: the job's own, or twice its estimate plus an hour
     /// (estimates are estimates).
     pub fn effective_time_limit_s(&self) -> u64 {
@@ -225,6 +239,17 @@ impl JobSpec {
             && !(1..=MAX_TIME_LIMIT_S).contains(&t)
         {
             return Err(Invalid::new("time_limit_s", format!("must be 1..={MAX_TIME_LIMIT_S}, got {t}")));
+        }
+        if let Some(d) = self.deadline_s
+            && !(self.duration_s..=self.duration_s + MAX_DEADLINE_SLACK_S).contains(&d)
+        {
+            return Err(Invalid::new(
+                "deadline_s",
+                format!(
+                    "must leave room for the run: duration_s ({}) up to duration_s + {MAX_DEADLINE_SLACK_S} s of slack, got {d}",
+                    self.duration_s
+                ),
+            ));
         }
         if !(-100..=100).contains(&self.priority) {
             return Err(Invalid::new("priority", format!("must be -100..=100, got {}", self.priority)));

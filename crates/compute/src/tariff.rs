@@ -144,28 +144,64 @@ impl Tariff {
         whole_days * self.cumulative[24] + self.day_prefix(tail) - self.day_prefix(offset)
     }
 
-    /// The least [`Tariff::cost_per_kw`] over every start time at or after `earliest_s`, with
-    /// `delay_cny_per_s` charged for each second of delay. The cost is piecewise linear in the
-    /// start time with breaks where the start or the end crosses an hour, and it repeats every
-    /// day, so the minimum is at one of at most 49 break points in the first day.
-    pub fn min_cost_per_kw_with_delay(&self, earliest_s: f64, duration_s: f64, power_kw: f64, delay_cny_per_s: f64) -> f64 {
+    /// The cheapest start at or after `earliest_s`, at most `max_delay_s` later: the delay and
+    /// its cost, `power_kw` × [`Tariff::cost_per_kw`] plus `delay_cny_per_s` for each second of
+    /// delay beyond the first `free_delay_s` (a deadline's slack, which the tenant gave away).
+    ///
+    /// The cost is piecewise linear in the delay, with breaks where the start or the end
+    /// crosses an hour and where the free delay ends, so the minimum is at one of those points.
+    /// Prices repeat every day, so within the free delay only the first day's breaks can win,
+    /// and past it only the next day's (a day later costs the same energy and more delay).
+    pub fn cheapest_start(
+        &self,
+        earliest_s: f64,
+        duration_s: f64,
+        power_kw: f64,
+        delay_cny_per_s: f64,
+        free_delay_s: f64,
+        max_delay_s: f64,
+    ) -> (f64, f64) {
+        let day = DAY_S as f64;
+        let free = free_delay_s.max(0.0);
+        let max = max_delay_s.max(0.0);
+        let cost = |delay: f64| power_kw * self.cost_per_kw(earliest_s + delay, duration_s) + delay_cny_per_s * (delay - free).max(0.0);
+        let mut best = (0.0, cost(0.0));
+        // Of equal costs the earliest start wins: it finishes sooner and leaves more slack.
+        let mut consider = |delay: f64| {
+            let v = cost(delay);
+            let tie = (v - best.1).abs() <= 1e-12 * best.1.abs().max(1.0);
+            if (v < best.1 && !tie) || (tie && delay < best.0) {
+                best = (delay, v);
+            }
+        };
+        if free > 0.0 && free <= max {
+            consider(free);
+        }
         let local = earliest_s + CST_OFFSET_S as f64;
-        let first_start_break = 3600.0 - local.rem_euclid(3600.0);
-        let first_end_break = 3600.0 - (local + duration_s).rem_euclid(3600.0);
-        let mut best = power_kw * self.cost_per_kw(earliest_s, duration_s);
-        for k in 0..24 {
-            for first in [first_start_break, first_end_break] {
-                let delay = first + k as f64 * 3600.0;
-                if delay >= DAY_S as f64 {
-                    continue;
-                }
-                let v = power_kw * self.cost_per_kw(earliest_s + delay, duration_s) + delay_cny_per_s * delay;
-                if v < best {
-                    best = v;
+        let firsts = [3600.0 - local.rem_euclid(3600.0), 3600.0 - (local + duration_s).rem_euclid(3600.0)];
+        for (lo, hi) in [(0.0, day.min(max)), (free, (free + day).min(max))] {
+            for first in firsts {
+                let k0 = ((lo - first) / 3600.0).ceil().max(0.0);
+                let mut delay = first + k0 * 3600.0;
+                while delay < hi {
+                    consider(delay);
+                    delay += 3600.0;
                 }
             }
         }
         best
+    }
+
+    /// The least cost of [`Tariff::cheapest_start`] with no cap on the delay.
+    pub fn min_cost_per_kw_with_delay(
+        &self,
+        earliest_s: f64,
+        duration_s: f64,
+        power_kw: f64,
+        delay_cny_per_s: f64,
+        free_delay_s: f64,
+    ) -> f64 {
+        self.cheapest_start(earliest_s, duration_s, power_kw, delay_cny_per_s, free_delay_s, f64::INFINITY).1
     }
 }
 
@@ -209,10 +245,36 @@ mod tests {
         let t = Tariff::from_spec(&spec("VVVVVVVVFFPPFFFFPPPPFFFF")).unwrap();
         // A one-hour job arriving at 10:00 (peak): waiting to 00:00 costs 14 h of delay.
         let start = MIDNIGHT + 10.0 * 3600.0;
-        let free_wait = t.min_cost_per_kw_with_delay(start, 3600.0, 1.0, 0.0);
+        let free_wait = t.min_cost_per_kw_with_delay(start, 3600.0, 1.0, 0.0, 0.0);
         assert!((free_wait - 0.5).abs() < 1e-9, "{free_wait}");
-        let costly_wait = t.min_cost_per_kw_with_delay(start, 3600.0, 1.0, 1.0);
+        let costly_wait = t.min_cost_per_kw_with_delay(start, 3600.0, 1.0, 1.0, 0.0);
         assert!((costly_wait - 2.0).abs() < 1e-9, "{costly_wait}");
+    }
+
+    #[test]
+    fn free_delay_reaches_the_valley_and_a_cap_stops_short_of_it() {
+        let t = Tariff::from_spec(&spec("VVVVVVVVFFPPFFFFPPPPFFFF")).unwrap();
+        // A one-hour job at 10:00 with 14 h of slack starts at midnight for nothing extra.
+        let start = MIDNIGHT + 10.0 * 3600.0;
+        let (delay, cost) = t.cheapest_start(start, 3600.0, 1.0, 1.0, 14.0 * 3600.0, f64::INFINITY);
+        assert!((delay - 14.0 * 3600.0).abs() < 1e-6 && (cost - 0.5).abs() < 1e-9, "{delay} {cost}");
+        // Capped at 3 h, the best is 12:00, the first flat hour after the peak.
+        let (delay, cost) = t.cheapest_start(start, 3600.0, 1.0, 1.0, 14.0 * 3600.0, 3.0 * 3600.0);
+        assert!((delay - 2.0 * 3600.0).abs() < 1e-6 && (cost - 1.0).abs() < 1e-9, "{delay} {cost}");
+        // With 10 h free and an hour past it worth 1, midnight (0.5 + 4 charged hours) loses to
+        // the flat hour at 12:00 (1.0).
+        let (_, cost) = t.cheapest_start(start, 3600.0, 1.0, 1.0 / 3600.0, 10.0 * 3600.0, f64::INFINITY);
+        assert!((cost - 1.0).abs() < 1e-9, "{cost}");
+        // Brute force over minute starts agrees whatever the slack.
+        for free_h in [0.0, 3.5, 13.0, 30.0] {
+            let free = free_h * 3600.0;
+            let (_, got) = t.cheapest_start(start + 17.0, 5400.0, 2.0, 0.001, free, f64::INFINITY);
+            let brute = (0..3 * 24 * 60 + 2000)
+                .map(|m| f64::from(m) * 60.0)
+                .map(|d| 2.0 * t.cost_per_kw(start + 17.0 + d, 5400.0) + 0.001 * (d - free).max(0.0))
+                .fold(f64::INFINITY, f64::min);
+            assert!(got <= brute + 1e-9, "free {free_h} h: {got} > {brute}");
+        }
     }
 
     #[test]

@@ -106,8 +106,9 @@ fn job_strategy() -> impl Strategy<Value = JobSpec> {
         ],
         prop::option::of((0usize..4, 0.0f64..500.0)),
         prop::option::of(prop_oneof![Just("east"), Just("west"), Just("south")]),
+        prop::option::of(0u64..86_400),
     )
-        .prop_map(|(gpus, milli, models, cpu, mem, dur, regions, data, origin)| {
+        .prop_map(|(gpus, milli, models, cpu, mem, dur, regions, data, origin, slack)| {
             let gpu_milli = if gpus == 0 {
                 0
             } else if gpus == 1 {
@@ -127,6 +128,7 @@ fn job_strategy() -> impl Strategy<Value = JobSpec> {
                 allowed_regions: regions,
                 origin_hub: origin.map(Into::into),
                 priority: 0,
+                deadline_s: slack.map(|s| dur + s),
                 ..plain_job(0, 0, "T4", 1, 1, 1)
             }
         })
@@ -148,6 +150,14 @@ fn run(net: &Network, policy: Policy, jobs: &[JobSpec], release_every: usize) ->
                 assert_eq!(explanation.chosen.cluster, net.clusters[allocation.cluster as usize].id);
                 running.push_back((spec, allocation));
                 out.push(Some(allocation));
+            }
+            Decision::Defer(shift) => {
+                // A shift is worth its while and still meets the deadline.
+                let delay = shift.until_s - t;
+                let usable = job.slack_s * (1.0 - compute::scheduler::shift::SLACK_RESERVE_SHARE);
+                assert!(delay >= compute::scheduler::shift::MIN_SHIFT_S && delay + shift.later.transfer_s <= usable + 1e-6);
+                assert!(shift.later.total_cny < shift.now.total_cny + shift.now.congestion_cny);
+                out.push(None);
             }
             Decision::Wait | Decision::Never(_) => out.push(None),
         }
@@ -253,6 +263,7 @@ fn plain_job(gpus: u32, gpu_milli: u32, model: &str, cpu_milli: u32, memory_mib:
         network: compute::NetworkAccess::None,
         time_limit_s: None,
         sealed: None,
+        deadline_s: None,
     }
 }
 
@@ -391,4 +402,50 @@ fn a_cpu_only_job_uses_a_gpu_nodes_spare_cores_but_leaves_its_gpus_usable() {
         &net,
     );
     assert!(matches!(s.place(&t4, 0.0, 0.0), Decision::Placed { .. }));
+}
+
+/// 10:00 China Standard Time on 2025-01-01 (a peak hour in the test tariff), and the midnight
+/// after it, when the valley starts.
+const PEAK_10H: f64 = 1_735_660_800.0 + 10.0 * 3600.0;
+const NEXT_MIDNIGHT: f64 = 1_735_660_800.0 + 24.0 * 3600.0;
+
+fn west_v100_job(net: &Network, deadline_s: Option<u64>) -> JobReq {
+    let spec = JobSpec { allowed_regions: vec![Region::Hub("west".into())], deadline_s, ..plain_job(1, 1000, "V100", 4000, 1024, 3600) };
+    JobReq::compile(&spec.normalise(net).unwrap(), net)
+}
+
+#[test]
+fn a_deadline_job_at_the_peak_is_shifted_to_the_valley_and_runs_when_it_comes_back() {
+    let net = small_network();
+    let mut s = Scheduler::new(Arc::new(net.clone()), Policy::Aiplus, Weights::default());
+    // Without a deadline, every second of waiting counts: it starts now, at the peak.
+    assert!(matches!(s.place(&west_v100_job(&net, None), PEAK_10H, 0.0), Decision::Placed { .. }));
+    // With 30 h of slack (15 h of it usable for shifting), the valley from midnight is in reach.
+    let job = west_v100_job(&net, Some(3600 + 30 * 3600));
+    let Decision::Defer(shift) = s.place(&job, PEAK_10H, 0.0) else { panic!("not shifted") };
+    assert_eq!(shift.until_s, NEXT_MIDNIGHT);
+    assert_eq!(net.clusters[shift.cluster].id, "w1");
+    // The valley costs 0.4/1.7 of the peak, and waiting within the slack costs nothing.
+    let ratio = shift.later.energy_cost_cny / shift.now.energy_cost_cny;
+    assert!((ratio - 0.4 / 1.7).abs() < 1e-9, "{ratio}");
+    assert_eq!(shift.later.delay_cost_cny, 0.0);
+    assert!(shift.later.total_cny < shift.now.total_cny);
+    // Back at midnight, nothing later is cheaper: it is placed, still at no delay cost.
+    let Decision::Placed { explanation, .. } = s.place(&job, NEXT_MIDNIGHT, NEXT_MIDNIGHT - PEAK_10H) else { panic!("not placed") };
+    assert_eq!((explanation.chosen.cluster.as_str(), explanation.chosen.delay_cost_cny), ("w1", 0.0));
+    // Waiting past the slack is charged again, at the job's value of time.
+    let late = s.score(&job, shift.cluster, 0, NEXT_MIDNIGHT, 30.0 * 3600.0 + 60.0);
+    assert!((late.delay_cost_cny - 60.0 * s.delay_cny_per_s(&job)).abs() < 1e-9, "{}", late.delay_cost_cny);
+}
+
+#[test]
+fn shifts_book_their_hour_so_the_valley_is_not_oversubscribed() {
+    let net = small_network();
+    let mut s = Scheduler::new(Arc::new(net.clone()), Policy::Aiplus, Weights::default());
+    let job = west_v100_job(&net, Some(3600 + 30 * 3600));
+    // w1 has 16 V100s; shifts may book at most half of them for the valley.
+    let outcomes: Vec<bool> = (0..10).map(|_| matches!(s.place(&job, PEAK_10H, 0.0), Decision::Defer(_))).collect();
+    assert_eq!(outcomes, [true, true, true, true, true, true, true, true, false, false]);
+    // Once the valley has come, the bookings are spent: a new job may be shifted again.
+    assert!(matches!(s.place(&job, NEXT_MIDNIGHT + 11.0 * 3600.0, 0.0), Decision::Defer(_)));
 }

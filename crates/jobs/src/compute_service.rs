@@ -274,6 +274,9 @@ pub(crate) struct Active {
     pub(crate) job: Job,
     pub(crate) req: JobReq,
     pub(crate) submitted_ms: i64,
+    /// A queued job the scheduler shifted to a later, cheaper hour is not offered before this.
+    /// Kept in memory only: after a restart the queue is offered at once and decided afresh.
+    pub(crate) not_before_ms: Option<i64>,
 }
 
 impl Active {
@@ -306,6 +309,11 @@ pub struct ComputeService {
     net_tx: tokio::sync::watch::Sender<Arc<Network>>,
 }
 
+/// What a queued job shifted to a later hour says about itself.
+fn deferred_reason(until_ms: i64) -> String {
+    format!("deferred to {} for a cheaper, greener hour; it still finishes before its deadline", rfc3339(until_ms))
+}
+
 pub(crate) fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
@@ -315,6 +323,15 @@ pub(crate) fn rfc3339(ms: i64) -> String {
 
 fn gpu_indexes(mask: u16) -> Vec<u8> {
     (0..16u8).filter(|i| mask & (1 << i) != 0).collect()
+}
+
+/// The refusal of a job no cluster can ever run: the binding constraint in a sentence, for
+/// people, and the reason per cluster, for programs.
+fn unplaceable(spec: &JobSpec, net: &Network, reasons: Vec<compute::scheduler::Exclusion>) -> JobsError {
+    // The sentence reads the same static rules as `never_reasons`, so it is there whenever the
+    // reasons are; the fallback only keeps the error readable should the two ever disagree.
+    let summary = compute::scheduler::never::summary(spec, net).unwrap_or_else(|| "no cluster can ever run this job".into());
+    JobsError::Unplaceable { summary, reasons }
 }
 
 impl ComputeService {
@@ -354,7 +371,7 @@ impl ComputeService {
         let mut st = svc.state.lock().await;
         for row in rows {
             let req = JobReq::compile(&row.doc.spec, &st.net);
-            st.active.insert(row.id.clone(), Active { job: row.doc, req, submitted_ms: row.submitted_ms });
+            st.active.insert(row.id.clone(), Active { job: row.doc, req, submitted_ms: row.submitted_ms, not_before_ms: None });
         }
         let changed = svc.retake_slots(&mut st)?;
         let docs: Vec<Job> = changed.iter().filter_map(|id| st.active.get(id).map(|a| a.job.clone())).collect();
@@ -497,7 +514,7 @@ impl ComputeService {
         for (id, a) in &st.active {
             // Names are stable across the change but indexes may not be, so jobs are recompiled.
             let req = JobReq::compile(&a.job.spec, &net);
-            next.active.insert(id.clone(), Active { job: a.job.clone(), req, submitted_ms: a.submitted_ms });
+            next.active.insert(id.clone(), Active { job: a.job.clone(), req, submitted_ms: a.submitted_ms, not_before_ms: None });
         }
         let changed = self.retake_slots(&mut next)?;
         let docs: Vec<Job> = changed.iter().filter_map(|id| next.active.get(id).map(|a| a.job.clone())).collect();
@@ -613,7 +630,7 @@ impl ComputeService {
         let req = JobReq::compile(&spec, &st.net);
         let never = st.sched.never_reasons(&req);
         if !never.is_empty() {
-            return Err(JobsError::Unplaceable { reasons: never });
+            return Err(unplaceable(&spec, &st.net, never));
         }
         let now = self.clock.now_ms();
         let (queued, mine) = st
@@ -622,11 +639,12 @@ impl ComputeService {
             .filter(|a| a.job.placement.is_none())
             .fold((0, 0), |(all, mine), a| (all + 1, mine + usize::from(a.job.tenant == tenant)));
         let decision = st.sched.arrive(&req, now as f64 / 1000.0);
-        if matches!(decision, Decision::Wait) && queued >= MAX_QUEUED_JOBS {
+        let waits = matches!(decision, Decision::Wait | Decision::Defer(_));
+        if waits && queued >= MAX_QUEUED_JOBS {
             return Err(JobsError::Busy(format!("the queue holds {MAX_QUEUED_JOBS} jobs, its limit; retry later")));
         }
         let cap = self.max_queued_per_tenant.load(std::sync::atomic::Ordering::Relaxed);
-        if matches!(decision, Decision::Wait) && mine >= cap {
+        if waits && mine >= cap {
             return Err(JobsError::Limit(format!("this tenant has {cap} jobs waiting, its limit; retry when some start")));
         }
         let id = format!("job_{}", uuid::Uuid::now_v7().simple());
@@ -648,6 +666,7 @@ impl ComputeService {
             submitted_by: by.principal,
         };
         let mut events = vec![JobEvent { at: rfc3339(now), state: JobState::Queued, attempt: 1, reason: "submitted".into() }];
+        let mut not_before_ms = None;
         let allocation = match decision {
             Decision::Placed { allocation, explanation } => {
                 job.placement = Some(self.placement(&st, allocation, *explanation, now));
@@ -656,7 +675,13 @@ impl ComputeService {
                 Some(allocation)
             }
             Decision::Wait => None,
-            Decision::Never(reasons) => return Err(JobsError::Unplaceable { reasons }),
+            Decision::Defer(shift) => {
+                let until_ms = (shift.until_s * 1000.0).ceil() as i64;
+                not_before_ms = Some(until_ms);
+                job.state_reason = Some(deferred_reason(until_ms));
+                None
+            }
+            Decision::Never(reasons) => return Err(unplaceable(&spec, &st.net, reasons)),
         };
         // From here to the end, the scheduler has taken `allocation`: every path below either
         // records the job as active or gives the allocation back. The handler runs this in its
@@ -665,7 +690,7 @@ impl ComputeService {
             JobRow { id: id.clone(), tenant, idempotency_key: key, state: job.state.as_str().into(), submitted_ms: now, doc: job.clone() };
         match self.store.insert_job(&row, &events).await {
             Ok(Ok(())) => {
-                st.active.insert(id, Active { job: job.clone(), req, submitted_ms: now });
+                st.active.insert(id, Active { job: job.clone(), req, submitted_ms: now, not_before_ms });
                 Ok((job, true))
             }
             Ok(Err(existing)) => {
@@ -772,29 +797,50 @@ impl ComputeService {
     /// Places queued jobs that fit now, highest priority then oldest first, and stores them in
     /// one transaction. If the write fails, every placement made here is given back.
     pub(crate) async fn offer_queue(&self, st: &mut State) -> Result<(), JobsError> {
+        let now = self.clock.now_ms();
         let mut waiting: Vec<(i32, i64, String)> = st
             .active
             .iter()
-            .filter(|(_, a)| a.job.placement.is_none() && !a.job.cancel_requested)
+            .filter(|(_, a)| a.job.placement.is_none() && !a.job.cancel_requested && a.not_before_ms.is_none_or(|t| t <= now))
             .map(|(id, a)| (-a.job.spec.priority, a.submitted_ms, id.clone()))
             .collect();
         waiting.sort();
-        let now = self.clock.now_ms();
         let mut placed: Vec<(String, Allocation, Job, JobEvent)> = Vec::new();
+        let mut deferred: Vec<(String, Job)> = Vec::new();
         for (_, submitted, id) in waiting {
             let Some(a) = st.active.get(&id) else { continue };
             let req = a.req.clone();
-            if let Decision::Placed { allocation, explanation } =
-                st.sched.place(&req, now as f64 / 1000.0, (now - submitted) as f64 / 1000.0)
-            {
-                let mut job = a.job.clone();
-                job.placement = Some(self.placement(st, allocation, *explanation, now));
-                let cluster = job.placement.as_ref().map_or(String::new(), |p| p.cluster.clone());
-                let event = job.transition(JobState::Placed, format!("placed on {cluster}"), now);
-                placed.push((id, allocation, job, event));
+            match st.sched.place(&req, now as f64 / 1000.0, (now - submitted) as f64 / 1000.0) {
+                Decision::Placed { allocation, explanation } => {
+                    let mut job = a.job.clone();
+                    job.placement = Some(self.placement(st, allocation, *explanation, now));
+                    let cluster = job.placement.as_ref().map_or(String::new(), |p| p.cluster.clone());
+                    let event = job.transition(JobState::Placed, format!("placed on {cluster}"), now);
+                    placed.push((id, allocation, job, event));
+                }
+                Decision::Defer(shift) => {
+                    let until_ms = (shift.until_s * 1000.0).ceil() as i64;
+                    let mut job = a.job.clone();
+                    job.state_reason = Some(deferred_reason(until_ms));
+                    if let Some(a) = st.active.get_mut(&id) {
+                        a.not_before_ms = Some(until_ms);
+                    }
+                    deferred.push((id, job));
+                }
+                // Past its hour and still no room: an ordinary queued job from now on, offered
+                // when capacity frees rather than on every tick.
+                Decision::Wait | Decision::Never(_) => {
+                    if let Some(a) = st.active.get_mut(&id) {
+                        a.not_before_ms = None;
+                    }
+                }
             }
         }
-        let jobs: Vec<(&str, &str, &Job)> = placed.iter().map(|(id, _, j, _)| (id.as_str(), j.state.as_str(), j)).collect();
+        let jobs: Vec<(&str, &str, &Job)> = placed
+            .iter()
+            .map(|(id, _, j, _)| (id.as_str(), j.state.as_str(), j))
+            .chain(deferred.iter().map(|(id, j)| (id.as_str(), j.state.as_str(), j)))
+            .collect();
         let events: Vec<(&str, i64, &JobEvent)> = placed.iter().map(|(id, _, _, e)| (id.as_str(), now, e)).collect();
         if let Err(e) = self.store.record(&store::Record::<Job, JobEvent, ()> { jobs, events, usage: vec![] }).await {
             for (_, allocation, _, _) in &placed {
@@ -802,12 +848,17 @@ impl ComputeService {
             }
             return Err(e.into());
         }
-        for (id, _, job, _) in placed {
+        for (id, job) in placed.into_iter().map(|(id, _, job, _)| (id, job)).chain(deferred) {
             if let Some(a) = st.active.get_mut(&id) {
                 a.job = job;
             }
         }
         Ok(())
+    }
+
+    /// Whether a job shifted to a later hour has reached it, so the queue should be offered.
+    pub(crate) fn deferred_due(st: &State, now_ms: i64) -> bool {
+        st.active.values().any(|a| a.job.placement.is_none() && a.not_before_ms.is_some_and(|t| t <= now_ms))
     }
 
     /// How many jobs not yet ended are in each state, from memory (no store read).

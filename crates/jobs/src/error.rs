@@ -11,9 +11,10 @@ pub enum JobsError {
     /// The change conflicts with the current state (an id taken, a network that would strand a job).
     #[error("{0}")]
     Conflict(String),
-    /// A job that no cluster of the network could ever run: the reason per cluster.
-    #[error("no cluster can ever run this job")]
-    Unplaceable { reasons: Vec<compute::scheduler::Exclusion> },
+    /// A job that no cluster of the network could ever run: the binding constraint in words
+    /// (`compute::scheduler::never::summary`), and the reason per cluster.
+    #[error("{summary}")]
+    Unplaceable { summary: String, reasons: Vec<compute::scheduler::Exclusion> },
     /// A limit of the service is reached (the queue is full); retry later.
     #[error("{0}")]
     Busy(String),

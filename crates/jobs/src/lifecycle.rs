@@ -363,7 +363,7 @@ impl ComputeService {
                 a.job = job;
             }
         }
-        if !finished.is_empty() || !requeued.is_empty() {
+        if !finished.is_empty() || !requeued.is_empty() || Self::deferred_due(&st, self.clock.now_ms()) {
             self.offer_queue(&mut st).await?;
         }
         Ok(calls)

@@ -221,3 +221,55 @@ async fn only_the_data_exchange_submits_a_sealed_job_and_its_output_is_never_sho
     let (plain, _) = svc.submit("acme".into(), None, spec(&["true"]), None).await.unwrap();
     assert!(svc.logs(&plain.id, 0).await.is_ok(), "an ordinary job's output is shown");
 }
+
+/// A clock the test sets.
+struct SetClock(std::sync::atomic::AtomicI64);
+
+impl jobs::compute_service::Clock for SetClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn open_at(dir: &std::path::Path, clock: Arc<SetClock>) -> ComputeService {
+    let store = store::Store::open(&dir.join("db")).await.unwrap();
+    let local: Arc<dyn executor::Executor> = Arc::new(executor::local::LocalExecutor::new(dir.join("jobs")).unwrap());
+    let net = compute::file::builtin_network().unwrap();
+    ComputeService::open(store, &net, compute::Policy::Aiplus, compute::Weights::default(), clock, jobs::lifecycle::Engines::new(local))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_deadline_job_submitted_at_the_evening_peak_waits_for_a_cheaper_hour_across_a_restart() {
+    let dir = std::env::temp_dir().join(format!("aiplus-lifecycle-shift-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // 18:00 China Standard Time on 2025-01-01: the evening peak in most provinces.
+    let six_pm_ms = 1_735_660_800_000 + 18 * 3_600_000;
+    let clock = Arc::new(SetClock(six_pm_ms.into()));
+    let svc = open_at(&dir, clock.clone()).await;
+    let mut job_spec = spec(&["true"]);
+    job_spec.deadline_s = Some(60 + 24 * 3600);
+    let (job, _) = svc.submit("acme".into(), None, job_spec, None).await.unwrap();
+    assert_eq!(job.state, JobState::Queued);
+    assert!(job.placement.is_none());
+    let reason = job.state_reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("deferred to 2025-01-01T"), "{reason}");
+    // An hour later it is still waiting for its hour, across a restart of the service too.
+    clock.0.store(six_pm_ms + 3_600_000, std::sync::atomic::Ordering::SeqCst);
+    svc.tick().await.unwrap();
+    drop(svc);
+    let svc = open_at(&dir, clock.clone()).await;
+    svc.tick().await.unwrap();
+    let waiting = svc.job(&job.id).await.unwrap();
+    assert_eq!((waiting.state, waiting.placement.is_none()), (JobState::Queued, true));
+    assert!(waiting.state_reason.unwrap_or_default().starts_with("deferred to"));
+    // Twelve hours on, half its slack is spent and it is placed, once, at no delay cost.
+    clock.0.store(six_pm_ms + 12 * 3_600_000, std::sync::atomic::Ordering::SeqCst);
+    svc.tick().await.unwrap();
+    let placed = svc.job(&job.id).await.unwrap();
+    let placement = placed.placement.expect("placed once its hour came");
+    assert_eq!(placement.explanation.chosen.delay_cost_cny, 0.0);
+    let states: Vec<JobState> = svc.events(&job.id).await.unwrap().into_iter().map(|e| e.event.state).collect();
+    assert_eq!(states.iter().filter(|s| **s == JobState::Placed).count(), 1, "{states:?}");
+}

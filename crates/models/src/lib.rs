@@ -119,6 +119,7 @@ impl ModelServer {
             network: NetworkAccess::Full,
             time_limit_s: Some(compute::job::MAX_TIME_LIMIT_S),
             sealed: None,
+            deadline_s: None,
         })
     }
 

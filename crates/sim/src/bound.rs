@@ -10,7 +10,8 @@
 //! - energy cost: min over eligible clusters and start times of PUE × power × ∫ tariff;
 //! - carbon: min over eligible clusters of energy × effective intensity (it does not depend on time);
 //! - objective: min over clusters and start delays of energy cost + priced carbon + priced
-//!   transfer and delay, with the delay term valued as in the `aiplus` policy.
+//!   transfer and delay, with the delay term valued as in the `aiplus` policy (free within a
+//!   deadline's slack).
 //!
 //! Every policy's totals are at or above these, so `policy / bound − 1` is an honest gap.
 
@@ -42,11 +43,13 @@ pub fn lower_bound(net: &std::sync::Arc<Network>, jobs: &[SimJob], compiled: &[J
             let kw = sched.power_kw(req, c, p) * cluster.pue;
             let transfer_s = req.dataset.map_or(0.0, |(from, gb)| net.transfer_s(from, c, gb));
             let ready = job.arrival_s + transfer_s;
-            let cost = cluster.tariff.min_cost_per_kw_with_delay(ready, req.duration_s, kw, 0.0);
+            let cost = cluster.tariff.min_cost_per_kw_with_delay(ready, req.duration_s, kw, 0.0, 0.0);
             let carbon = kw * req.duration_s / 3600.0 * cluster.effective_carbon_kg_per_kwh;
-            let obj = cluster.tariff.min_cost_per_kw_with_delay(ready, req.duration_s, kw, delay_rate)
+            // The deadline's slack is spent on the transfer first; what is left is free waiting.
+            let free_s = (req.slack_s - transfer_s).max(0.0);
+            let obj = cluster.tariff.min_cost_per_kw_with_delay(ready, req.duration_s, kw, delay_rate, free_s)
                 + carbon * weights.carbon_cny_per_kg
-                + transfer_s * delay_rate;
+                + sched.delay_cost_cny(req, transfer_s);
             best_cost = best_cost.min(cost);
             best_carbon = best_carbon.min(carbon);
             best_obj = best_obj.min(obj);

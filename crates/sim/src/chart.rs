@@ -16,9 +16,10 @@ type SeriesMetric = (&'static str, fn(&crate::engine::HubSeries) -> Vec<f64>);
 /// A headline figure: its label, how to read it, and its lower bound if there is one.
 type Headline = (&'static str, fn(&crate::PolicyResult) -> f64, Option<f64>);
 
-const COLOURS: [&str; 10] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+pub(crate) const COLOURS: [&str; 10] =
+    ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
@@ -136,7 +137,7 @@ fn span_days(report: &Report) -> f64 {
         / 86_400.0
 }
 
-fn fmt_num(v: f64) -> String {
+pub(crate) fn fmt_num(v: f64) -> String {
     if v >= 1000.0 {
         format!("{:.0}", v)
     } else if v >= 1.0 {

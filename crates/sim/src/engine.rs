@@ -2,11 +2,15 @@
 //!
 //! Architecture invariant: the engine reads no clock and draws no random numbers; all of that
 //! was decided when the scenario was built. Events at the same instant are ordered completions
-//! first, then arrivals, then samples, then by sequence number, so a run is exactly repeatable.
+//! first, then arrivals, then the return of time-shifted jobs, then samples, then by sequence
+//! number, so a run is exactly repeatable.
 //!
 //! Queue discipline, the same for every policy so that only placement differs: waiting jobs are
 //! ordered by priority, then arrival. Whenever capacity frees, the queue is offered again in that
 //! order and any job that fits now starts (backfilling); no capacity is held back for the head.
+//!
+//! A job the scheduler defers ([`Decision::Defer`], deadline work shifted to a cheaper hour) is
+//! offered again at the time it names, and decided afresh then.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -44,7 +48,7 @@ pub struct PolicyResult {
     pub objective_cny: f64,
     /// Objective / the best lower bound − 1.
     pub objective_gap_to_bound: Option<f64>,
-    /// Queueing wait, arrival to placement.
+    /// Queueing wait, arrival to placement, less any time the job was deliberately shifted by.
     pub wait_s_p50: f64,
     pub wait_s_p95: f64,
     pub wait_s_mean: f64,
@@ -56,15 +60,49 @@ pub struct PolicyResult {
     pub transfer_gb: f64,
     pub unplaced: u64,
     pub violations: u64,
+    /// Jobs with a deadline that finished after it.
+    pub deadline_misses: u64,
+    /// Deadline work started later than it could have, in a cheaper or greener hour.
+    pub shifted: ShiftTotals,
     pub sample_interval_s: f64,
     pub series: Vec<HubSeries>,
+}
+
+/// What time-shifting did in one replay: each shifted job is measured against the best start the
+/// scheduler had for it when it first deferred it.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+pub struct ShiftTotals {
+    pub jobs: u64,
+    pub gpu_hours: f64,
+    pub energy_cost_saved_cny: f64,
+    pub carbon_saved_kg: f64,
+    /// Hours between the first deferral and the start, summed over the shifted jobs.
+    pub hours_shifted: f64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     Finish = 0,
     Arrive = 1,
-    Sample = 2,
+    /// A deferred job comes back.
+    Retry = 2,
+    Sample = 3,
+}
+
+struct Deferred {
+    first_s: f64,
+    energy_cost_cny: f64,
+    carbon_kg: f64,
+    deferred_s: f64,
+}
+
+/// What offering a job did.
+enum Outcome {
+    Started,
+    /// No room now; it waits in the queue.
+    Waits,
+    /// Shifted: an event brings it back at its time.
+    Deferred,
 }
 
 /// A job shape that failed to start in this pass; a queued job it dominates cannot start either.
@@ -157,23 +195,34 @@ pub fn run_policy(
                         continue;
                     }
                     let waited = now - jobs[j as usize].arrival_s;
-                    if r.try_start(&mut sched, net, jobs, job, j, now, Some(waited), &mut running, &mut events) {
-                        queue.remove(&key);
-                        waiting_by_hub[origin_hub(job)] -= 1;
-                    } else {
-                        failed.push((job.gpus, job.gpu_milli, job.gpu_models, job.allowed, job.origin_hub, job.cpu_milli, job.memory_mib));
+                    match r.try_start(&mut sched, net, jobs, job, j, now, Some(waited), &mut running, &mut events) {
+                        Outcome::Started | Outcome::Deferred => {
+                            queue.remove(&key);
+                            waiting_by_hub[origin_hub(job)] -= 1;
+                        }
+                        Outcome::Waits => failed.push((
+                            job.gpus,
+                            job.gpu_milli,
+                            job.gpu_models,
+                            job.allowed,
+                            job.origin_hub,
+                            job.cpu_milli,
+                            job.memory_mib,
+                        )),
                     }
                 }
             }
-            Kind::Arrive => {
+            Kind::Arrive | Kind::Retry => {
                 let job = &compiled[ix as usize];
-                if !sched.never_reasons(job).is_empty() {
+                if kind == Kind::Arrive && !sched.never_reasons(job).is_empty() {
                     r.res.unplaced += 1;
                     done += 1;
                     continue;
                 }
-                if !r.try_start(&mut sched, net, jobs, job, ix, now, None, &mut running, &mut events) {
-                    queue.insert((Reverse(job.priority), t_ms, ix), ix);
+                let waited = (kind == Kind::Retry).then(|| now - jobs[ix as usize].arrival_s);
+                if let Outcome::Waits = r.try_start(&mut sched, net, jobs, job, ix, now, waited, &mut running, &mut events) {
+                    let arrived_ms = (jobs[ix as usize].arrival_s * 1000.0).ceil() as i64;
+                    queue.insert((Reverse(job.priority), arrived_ms, ix), ix);
                     waiting_by_hub[origin_hub(job)] += 1;
                 }
             }
@@ -192,6 +241,9 @@ struct Acc {
     res: PolicyResult,
     waits: Vec<f32>,
     delays: Vec<f32>,
+    /// Deferred jobs: when they were first deferred, the start-now terms that deferral was
+    /// weighed against, and the seconds they have been deferred for in all.
+    deferred: HashMap<u32, Deferred>,
 }
 
 impl Acc {
@@ -213,6 +265,8 @@ impl Acc {
                 transfer_gb: 0.0,
                 unplaced: 0,
                 violations: 0,
+                deadline_misses: 0,
+                shifted: ShiftTotals::default(),
                 sample_interval_s: 0.0,
                 series: (0..hubs)
                     .map(|_| HubSeries {
@@ -226,6 +280,7 @@ impl Acc {
             },
             waits: Vec::new(),
             delays: Vec::new(),
+            deferred: HashMap::new(),
         }
     }
 
@@ -242,14 +297,49 @@ impl Acc {
         waited: Option<f64>,
         running: &mut HashMap<u32, Allocation>,
         events: &mut BinaryHeap<Reverse<(i64, Kind, u32)>>,
-    ) -> bool {
+    ) -> Outcome {
         let decision = match waited {
             None => sched.arrive(job, now),
             Some(w) => sched.place(job, now, w),
         };
-        let Decision::Placed { allocation, explanation } = decision else { return false };
+        let (allocation, explanation) = match decision {
+            Decision::Placed { allocation, explanation } => (allocation, explanation),
+            Decision::Defer(shift) => {
+                let d = self.deferred.entry(ix).or_insert(Deferred {
+                    first_s: now,
+                    energy_cost_cny: shift.now.energy_cost_cny,
+                    carbon_kg: shift.now.carbon_kg,
+                    deferred_s: 0.0,
+                });
+                d.deferred_s += shift.until_s - now;
+                events.push(Reverse(((shift.until_s * 1000.0).ceil() as i64, Kind::Retry, ix)));
+                return Outcome::Deferred;
+            }
+            Decision::Wait | Decision::Never(_) => return Outcome::Waits,
+        };
         let waited = waited.unwrap_or(0.0);
         let terms = &explanation.chosen;
+        if let Some(deadline_s) = jobs[ix as usize].spec.deadline_s
+            && waited + terms.transfer_s + job.duration_s > deadline_s as f64 + 1e-3
+        {
+            self.res.deadline_misses += 1;
+        }
+        // Time a job was deliberately shifted by is not queueing: the wait figures leave it out.
+        let mut queued = waited;
+        if let Some(d) = self.deferred.remove(&ix) {
+            let s = &mut self.res.shifted;
+            s.jobs += 1;
+            s.gpu_hours += job.gpu_fraction() * job.duration_s / 3600.0;
+            s.energy_cost_saved_cny += d.energy_cost_cny - terms.energy_cost_cny;
+            s.carbon_saved_kg += d.carbon_kg - terms.carbon_kg;
+            s.hours_shifted += (now - d.first_s) / 3600.0;
+            // Events fall on whole milliseconds and arrivals are rounded up to one, so less
+            // than a millisecond left over is that rounding, not queueing.
+            queued = waited - d.deferred_s;
+            if queued < 1e-3 {
+                queued = 0.0;
+            }
+        }
         self.res.violations += count_violations(net, &jobs[ix as usize], allocation);
         self.res.placed += 1;
         self.res.energy_kwh += terms.energy_kwh;
@@ -257,8 +347,8 @@ impl Acc {
         self.res.carbon_kg += terms.carbon_kg;
         self.res.objective_cny += terms.total_cny;
         self.res.transfer_gb += terms.transfer_gb;
-        self.waits.push(waited as f32);
-        self.delays.push((waited + terms.transfer_s) as f32);
+        self.waits.push(queued as f32);
+        self.delays.push((queued + terms.transfer_s) as f32);
         let hub = net.clusters[allocation.cluster as usize].hub;
         let series = &mut self.res.series[hub];
         if let Some(cost) = series.energy_cost_cny.last_mut() {
@@ -270,7 +360,7 @@ impl Acc {
         let end = now + terms.transfer_s + job.duration_s;
         events.push(Reverse(((end * 1000.0).round() as i64, Kind::Finish, ix)));
         running.insert(ix, allocation);
-        true
+        Outcome::Started
     }
 
     fn sample(&mut self, sched: &Scheduler, net: &Network, waiting_by_hub: &[u32]) {

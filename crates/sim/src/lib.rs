@@ -9,6 +9,7 @@
 pub mod bound;
 pub mod chart;
 pub mod engine;
+pub mod inference;
 pub mod scenario;
 pub mod synthetic;
 pub mod time_indexed;

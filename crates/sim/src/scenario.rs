@@ -21,6 +21,11 @@
 //!   its 6,212 GPUs (it was made for pack-until-full experiments that ignore time), so arrival
 //!   times are divided by `time_compression` and capacity is scaled by `node_scale` to load the
 //!   network; run times stay as traced.
+//! - **Deadlines.** Best-effort (`BE`) work is batch work, which a tenant can often let wait:
+//!   each training or batch-inference job gets a deadline with probability `deferrable_share`
+//!   (ASSUMPTION: 0.5 by default; the trace records none), leaving a slack log-uniform in 1–24 h
+//!   beyond its run time. These are drawn from a generator of their own, so every other draw is
+//!   the same whatever the share.
 //! - **Copies.** To scale up, the pod list is replayed `job_copies` times; each copy draws its own
 //!   origin, data and residency and arrives up to 60 s after the original.
 
@@ -55,7 +60,16 @@ pub struct ScenarioOptions {
     pub time_compression: f64,
     /// Use only the first `max_jobs` pods of the trace (after copying), for small replays.
     pub max_jobs: Option<usize>,
+    /// Share of best-effort jobs that get a deadline (see the module docs), 0..=1.
+    pub deferrable_share: f64,
 }
+
+/// The share of best-effort jobs given a deadline unless told otherwise.
+pub const DEFAULT_DEFERRABLE_SHARE: f64 = 0.5;
+/// Slack a drawn deadline leaves beyond the run: log-uniform between these.
+const SLACK_S: (f64, f64) = (3600.0, 86_400.0);
+/// Seeds the deadline draws apart from the rest ("deadline" in ASCII).
+const DEADLINE_STREAM: u64 = 0x6465_6164_6c69_6e65;
 
 pub fn build(base: &NetworkSpec, nodes: &[TraceNode], pods: &[TracePod], opts: ScenarioOptions) -> Scenario {
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
@@ -111,6 +125,8 @@ fn assign_jobs(net: &NetworkSpec, pods: &[TracePod], opts: ScenarioOptions, rng:
     let total_weight: u32 = hub_weights.iter().sum();
     let limit = opts.max_jobs.unwrap_or(usize::MAX);
     let mut jobs = Vec::with_capacity((pods.len() * opts.job_copies as usize).min(limit));
+    let mut deadline_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ DEADLINE_STREAM);
+    let share = opts.deferrable_share.clamp(0.0, 1.0);
     'copies: for copy in 0..opts.job_copies {
         for pod in pods {
             if jobs.len() >= limit {
@@ -147,6 +163,10 @@ fn assign_jobs(net: &NetworkSpec, pods: &[TracePod], opts: ScenarioOptions, rng:
             };
             let pinned = rng.random_bool(if kind == JobKind::OnlineInference { 0.5 } else { 0.1 });
             let jitter = if copy == 0 { 0.0 } else { rng.random_range(0.0..60.0) };
+            let deadline_s = (kind != JobKind::OnlineInference && deadline_rng.random_bool(share)).then(|| {
+                let slack = (SLACK_S.0.ln() + deadline_rng.random::<f64>() * (SLACK_S.1.ln() - SLACK_S.0.ln())).exp();
+                pod.duration_s + slack.round() as u64
+            });
             jobs.push(SimJob {
                 arrival_s: TRACE_EPOCH_S + pod.creation_s as f64 / opts.time_compression + jitter,
                 spec: JobSpec {
@@ -168,6 +188,7 @@ fn assign_jobs(net: &NetworkSpec, pods: &[TracePod], opts: ScenarioOptions, rng:
                     network: compute::NetworkAccess::None,
                     time_limit_s: None,
                     sealed: None,
+                    deadline_s,
                 },
             });
         }

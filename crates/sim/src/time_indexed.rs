@@ -28,7 +28,8 @@
 //! Each job's problem is solved exactly, not approximately: within a bucket, its cost is
 //! piecewise linear in the start time (tariffs change on the hour, the prices on bucket
 //! boundaries, and buckets are whole hours), with a break only where the run's end crosses a
-//! boundary, so the minimum is at the bucket's start, its end or that break. Starts more than
+//! boundary and where a deadline's free slack ends, so the minimum is at the bucket's start, its
+//! end or one of those breaks. Starts more than
 //! [`WINDOW_BUCKETS`] after a job is ready are bounded below by the delay alone plus the least
 //! energy cost of any start (prices ≥ 0), which keeps the problem small and the bound valid.
 
@@ -246,15 +247,18 @@ fn job_options(sched: &Scheduler, net: &Network, class_of: &[Vec<[usize; 2]>], j
             let ready_s = job.arrival_s + transfer_s;
             let rate = sched.delay_cny_per_s(req);
             let carbon_cny = carbon_kg * sched.weights().carbon_cny_per_kg;
+            let free_s = (req.slack_s - transfer_s).max(0.0);
             out.push(Option_ {
-                floor_cny: cluster.tariff.min_cost_per_kw_with_delay(ready_s, req.duration_s, kw, rate) + rate * transfer_s + carbon_cny,
+                floor_cny: cluster.tariff.min_cost_per_kw_with_delay(ready_s, req.duration_s, kw, rate, free_s)
+                    + sched.delay_cost_cny(req, transfer_s)
+                    + carbon_cny,
                 cluster: c,
                 pool: class,
                 kw,
                 units: units as f64,
                 ready_s,
                 carbon_cny,
-                min_energy_cny: cluster.tariff.min_cost_per_kw_with_delay(ready_s, req.duration_s, kw, 0.0),
+                min_energy_cny: cluster.tariff.min_cost_per_kw_with_delay(ready_s, req.duration_s, kw, 0.0, 0.0),
             });
         }
     }
@@ -265,8 +269,8 @@ fn job_options(sched: &Scheduler, net: &Network, class_of: &[Vec<[usize; 2]>], j
 /// A job's least cost at these prices, and the pool and start that reach it (`None` when the
 /// least is a start past the window, which holds no priced capacity).
 fn best_schedule(prices: &Prices, sched: &Scheduler, job: &SimJob, req: &JobReq, opts: &[Option_]) -> Option<Solved> {
-    let rate = sched.delay_cny_per_s(req);
     let d = req.duration_s;
+    let delay_cny = |s: f64| sched.delay_cost_cny(req, s - job.arrival_s);
     let mut best: Option<Solved> = None;
     let net = sched.network();
     for o in opts {
@@ -278,7 +282,7 @@ fn best_schedule(prices: &Prices, sched: &Scheduler, job: &SimJob, req: &JobReq,
         let b_end = (b0 + WINDOW_BUCKETS).min(prices.buckets);
         let cost = |s: f64| {
             o.kw * tariff.cost_per_kw(s, d)
-                + rate * (s - job.arrival_s).max(0.0)
+                + delay_cny(s)
                 + o.units * (prices.integral(o.pool, s + d) - prices.integral(o.pool, s))
                 + o.carbon_cny
         };
@@ -289,13 +293,14 @@ fn best_schedule(prices: &Prices, sched: &Scheduler, job: &SimJob, req: &JobReq,
                 continue;
             }
             // Later starts only wait longer: once the wait alone loses, stop.
-            if best.is_some_and(|(v, _)| o.min_energy_cny + o.carbon_cny + rate * (lo - job.arrival_s) >= v) {
+            if best.is_some_and(|(v, _)| o.min_energy_cny + o.carbon_cny + delay_cny(lo) >= v) {
                 break;
             }
-            // Where the run's end crosses a bucket boundary, the one break inside the bucket.
+            // Where the run's end crosses a bucket boundary, and where the deadline's free slack
+            // ends: the only breaks inside the bucket.
             let k = ((lo + d - prices.t0_s) / BUCKET_S).ceil();
             let s_break = prices.t0_s + k * BUCKET_S - d;
-            for s in [lo, s_break, hi] {
+            for s in [lo, s_break, job.arrival_s + req.slack_s, hi] {
                 if s >= lo && s <= hi {
                     consider(&mut best, cost(s), Some((o.pool, s)));
                 }
@@ -303,7 +308,7 @@ fn best_schedule(prices: &Prices, sched: &Scheduler, job: &SimJob, req: &JobReq,
         }
         // Any later start: at least its delay and the least energy of any start.
         let tail_s = (prices.t0_s + b_end as f64 * BUCKET_S).max(o.ready_s);
-        consider(&mut best, o.min_energy_cny + rate * (tail_s - job.arrival_s).max(0.0) + o.carbon_cny, None);
+        consider(&mut best, o.min_energy_cny + delay_cny(tail_s) + o.carbon_cny, None);
     }
     best
 }

@@ -55,21 +55,9 @@ impl From<jobs::JobsError> for ConsoleError {
         match e {
             A::NotFound { .. } => ConsoleError::NotFound,
             A::Invalid { field, reason } => ConsoleError::Invalid { field, reason },
-            A::Unplaceable { reasons } => ConsoleError::Invalid {
-                field: "job".into(),
-                reason: format!(
-                    "no cluster can ever run this job ({})",
-                    reasons
-                        .iter()
-                        .map(|r| format!(
-                            "{}: {}",
-                            r.cluster,
-                            serde_json::to_value(r.reason).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
-                        ))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            },
+            // The sentence names the binding constraint with numbers; the per-cluster reasons
+            // are on the API for programs, and would only bury it here.
+            A::Unplaceable { summary, .. } => ConsoleError::Invalid { field: "job".into(), reason: summary },
             A::Conflict(why) | A::Busy(why) | A::Limit(why) => ConsoleError::Busy(why),
             A::Store(e) => ConsoleError::Internal(format!("store: {e}")),
             A::Internal(why) => ConsoleError::Internal(why),

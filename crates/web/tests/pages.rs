@@ -238,6 +238,45 @@ async fn a_refused_job_names_the_field_and_keeps_the_form() {
     assert!(a.body.contains("tenant: no tenant &quot;nobody&quot;"), "a job needs a registered tenant: {}", a.body);
 }
 
+#[tokio::test]
+async fn a_cpu_only_job_is_submitted_from_the_form_and_shown() {
+    let env = env().await;
+    let (cookie, csrf) = env.login("acme-user", "acme-password").await;
+    // The form's GPU field takes 0 (its `min`), so a browser lets it through.
+    let form = env.get("/jobs", &cookie).await;
+    assert!(form.body.contains(r#"name="gpus" type="number" min="0""#), "{}", form.body);
+    let a = env.post("/jobs", &cookie, &format!("csrf={csrf}&name=cpu-only&gpus=0&cpu_milli=2000&memory_mib=512&command=true")).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let id = a.headers[header::LOCATION].to_str().unwrap().trim_start_matches("/jobs/").to_string();
+    let job = env.svc.job(&id).await.unwrap();
+    assert_eq!((job.tenant.as_str(), job.spec.gpus, job.spec.cpu_milli), ("acme", 0, 2000));
+    let placement = job.placement.expect("a CPU-only job is placed at once on an empty network");
+    assert!(placement.gpus.is_empty(), "it holds no GPU: {placement:?}");
+    let page = env.get(&format!("/jobs/{id}"), &cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("cpu-only") && page.body.contains(&placement.pool), "{}", page.body);
+    assert!(page.body.contains("<dd>2000</dd>") && !page.body.contains(" · GPU "), "{}", page.body);
+    assert!(env.get("/jobs", &cookie).await.body.contains(&id), "the job is in the list");
+}
+
+#[tokio::test]
+async fn a_job_that_never_fits_says_why_in_the_form() {
+    let env = env().await;
+    let (cookie, csrf) = env.login("acme-user", "acme-password").await;
+    let a = env.post("/jobs", &cookie, &format!("csrf={csrf}&name=huge&gpus=0&cpu_milli=300000&memory_mib=1024&command=true")).await;
+    assert_eq!(a.status, StatusCode::OK, "the form is shown again");
+    assert!(
+        a.body.contains(
+            "job: No node is big enough: the job asks for 300 cores and 1 GiB on one node, and the largest node \
+             (pool 910b-8x of cluster chongqing) has 96 cores open to CPU-only work (half of its 192 cores are kept for its \
+             GPUs) and 1024 GiB: too few cores."
+        ),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("value=\"huge\""), "what was typed is kept");
+}
+
 /// Replaces what differs between runs (session tokens, ids) so a page can be snapshot.
 fn stable(html: &str, csrf: &str) -> String {
     html.replace(csrf, "<csrf>").replace(env!("CARGO_PKG_VERSION"), "<version>").replace('>', ">\n")

@@ -157,7 +157,7 @@ fn job_spec() -> Value {
     );
     j["description"] = json!(
         "A job. Its tenant is the caller's (an operator names it in X-Aiplus-Tenant; a `tenant` field is refused). \
-        GPU models, hubs, clusters and regions must name parts of the network, and a job no cluster can run answers 422 with the exclusions."
+        GPU models, hubs, clusters and regions must name parts of the network, and a job no cluster can run answers 422: its `detail` names the binding constraint (region, GPU model or node size) with numbers, its `exclusions` the reason per cluster."
     );
     j
 }

@@ -41,6 +41,9 @@ pub const HOLD_HORIZON_S: f64 = 7.0 * 86_400.0;
 pub const FILL_THRESHOLD: f64 = 0.75;
 /// Most running jobs one estimate of when capacity frees looks at, to keep a decision cheap.
 pub const MAX_ENDS_SCAN: usize = 64;
+/// Most time-shifted runs a pool keeps booked; a pool with this many takes no more, which keeps
+/// every projection of its future load bounded.
+pub const MAX_BOOKINGS: usize = 1024;
 
 /// The fill price's weight when a pool would be `used_after` of `total` full: 0 up to
 /// [`FILL_THRESHOLD`], then the square of the share of the remaining headroom taken, up to 1.
@@ -87,6 +90,9 @@ pub struct PoolLoad {
     arrival_units: f64,
     arrival_value_cny_per_s: f64,
     arrivals_at_s: f64,
+    /// Runs shifted to a later start, by start (ms, sequence): their end (ms) and units. A
+    /// booking is dropped once its start has passed, when the run is placed (or queued) for real.
+    bookings: BTreeMap<(i64, u64), (i64, u64)>,
 }
 
 impl PoolLoad {
@@ -119,6 +125,35 @@ impl PoolLoad {
         rate_per_s * block_s * block_s / 2.0 * (self.arrival_value_cny_per_s / self.arrivals)
     }
 
+    /// Books a run shifted to `[start_s, end_s)`, unless the pool has [`MAX_BOOKINGS`] already.
+    pub fn book(&mut self, start_s: f64, end_s: f64, units: u64, seq: u64) -> bool {
+        if self.bookings.len() >= MAX_BOOKINGS {
+            return false;
+        }
+        let ms = |s: f64| (s * 1000.0).round() as i64;
+        self.bookings.insert((ms(start_s), seq), (ms(end_s), units));
+        true
+    }
+
+    /// Forgets bookings whose start is at or before `now_s`: by then they are real placements.
+    pub fn prune_bookings(&mut self, now_s: f64) {
+        let now_ms = (now_s * 1000.0).round() as i64;
+        self.bookings = self.bookings.split_off(&(now_ms + 1, 0));
+    }
+
+    /// The units a pool with `free` free now is expected to have free over `[from_s, to_s)`:
+    /// what is free now, plus the running work known to end by `from_s`, minus the shifted runs
+    /// booked to overlap the interval. Optimistic about work not yet arrived, which is why the
+    /// caller also keeps the pool below [`FILL_THRESHOLD`].
+    pub fn projected_free(&self, from_s: f64, to_s: f64, free: u64) -> u64 {
+        let (from_ms, to_ms) = ((from_s * 1000.0).round() as i64, (to_s * 1000.0).round() as i64);
+        let ending: u64 =
+            self.ends.iter().take(MAX_ENDS_SCAN).take_while(|((end_ms, _), _)| *end_ms <= from_ms).map(|(_, units)| *units).sum();
+        let booked: u64 =
+            self.bookings.range(..(to_ms, 0)).filter(|(_, (end_ms, _))| *end_ms > from_ms).map(|(_, (_, units))| *units).sum();
+        (free + ending).saturating_sub(booked)
+    }
+
     /// Seconds from `now_s` until the pool, with `free` units free now, has `need` free, counting
     /// only the running work it knows the end of; `None` past [`MAX_ENDS_SCAN`] runs.
     pub fn time_until_free(&self, now_s: f64, free: u64, need: u64) -> Option<f64> {
@@ -148,6 +183,12 @@ pub struct Load {
 impl Load {
     pub fn new(pools_per_cluster: impl Iterator<Item = usize>) -> Self {
         Self { pools: pools_per_cluster.map(|n| vec![Default::default(); n]).collect(), runs: HashMap::new(), seq: 0 }
+    }
+
+    /// A fresh sequence number, so records made at the same instant stay apart.
+    pub fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
     }
 
     /// Records a run on pool `p` of cluster `c` holding `slot` until `end_s` (`None`: unknown).
@@ -217,6 +258,23 @@ mod tests {
         assert!((longer / cost - 4.0).abs() < 1e-9, "{longer} vs {cost}");
         // A day without captive arrivals and the price has all but gone.
         assert!(pool.blocking_cny(now + 86_400.0, 0, 7200.0) < cost / 50.0);
+    }
+
+    #[test]
+    fn projected_free_counts_work_that_ends_and_runs_booked_to_overlap() {
+        let mut load = Load::new([1].into_iter());
+        load.start(0, 0, gpus(0, 2), Some(1000.0));
+        load.start(0, 0, gpus(1, 1), Some(5000.0));
+        let pool = &mut load.pools[0][0][Unit::Gpu as usize];
+        // Two GPUs free now, and the two-GPU run is over by 2,000 s.
+        assert_eq!(pool.projected_free(2000.0, 3000.0, 2000), 4000);
+        assert!(pool.book(2500.0, 4000.0, 3000, 1));
+        // A booking that overlaps the interval takes its share; one that ends before does not.
+        assert_eq!(pool.projected_free(2000.0, 3000.0, 2000), 1000);
+        assert_eq!(pool.projected_free(4000.0, 6000.0, 2000), 4000);
+        // Once its start has passed, the booking is a real run and is forgotten here.
+        pool.prune_bookings(2500.0);
+        assert_eq!(pool.projected_free(2000.0, 3000.0, 2000), 4000);
     }
 
     #[test]

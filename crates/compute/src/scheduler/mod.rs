@@ -11,15 +11,20 @@
 //! ```text
 //! energy cost  = ∫ tariff(t) dt over the run × PUE × power drawn
 //! carbon cost  = energy × grid intensity × (1 − green share) × carbon price
-//! delay cost   = (data transfer time + expected queueing delay) × value of the job's time
+//! delay cost   = (data transfer time + expected queueing delay − deadline slack)⁺ × value of the job's time
 //! ```
+//!
+//! A job with a deadline is deferrable: waiting within its slack is free, and `aiplus` may
+//! shift it to a cheaper, greener hour ([`shift`]).
 //!
 //! A cluster with room now has an expected queueing delay of zero; the scheduler never holds a
 //! job back for a full cluster, so a job that fits nowhere waits in the caller's queue and is
 //! offered again when capacity frees.
 
 pub mod congestion;
+pub mod never;
 mod pool;
+pub mod shift;
 
 use std::sync::Arc;
 
@@ -36,6 +41,13 @@ fn model_fits(job: &JobReq, gpu: Option<usize>) -> bool {
         None => job.gpus == 0,
         Some(g) => job.gpus == 0 || job.gpu_models & (1 << g) != 0,
     }
+}
+
+/// The cores of one node a job may ever have: all of them, except that CPU-only work on a GPU
+/// node leaves half for the node's GPUs (see `PoolState::cpu_kept_for_gpus`), so a CPU-only job
+/// asking for more could only start while the node's GPUs happen to be busy.
+pub fn node_cpu_milli_for(job_gpus: u8, node_cpu_milli: u32, gpus_per_node: u32) -> u32 {
+    if job_gpus == 0 && gpus_per_node > 0 { node_cpu_milli - node_cpu_milli / 2 } else { node_cpu_milli }
 }
 
 use crate::job::JobSpec;
@@ -138,6 +150,8 @@ pub struct JobReq {
     pub allowed: u128,
     pub origin_hub: Option<HubIx>,
     pub priority: i32,
+    /// Seconds the job may wait and still meet its deadline; waiting that long costs nothing.
+    pub slack_s: f64,
 }
 
 impl JobReq {
@@ -165,6 +179,7 @@ impl JobReq {
             allowed,
             origin_hub: spec.origin_hub.as_ref().and_then(|h| net.hub_ix(h)),
             priority: spec.priority,
+            slack_s: spec.slack_s() as f64,
         }
     }
 
@@ -250,6 +265,9 @@ pub enum Decision {
     },
     /// Some cluster could run the job, but none has room now.
     Wait,
+    /// The job has room now but a deadline far enough off that a later start is cheaper and
+    /// greener: offer it again at `until_s` (see [`shift`]).
+    Defer(Box<shift::Shift>),
     /// No cluster could ever run the job: the reasons, per cluster.
     Never(Vec<Exclusion>),
 }
@@ -362,6 +380,12 @@ impl Scheduler {
             / 3600.0
     }
 
+    /// What `delay_s` seconds between arrival and the start of compute cost the job: nothing
+    /// within its deadline's slack, its value of time after that.
+    pub fn delay_cost_cny(&self, job: &JobReq, delay_s: f64) -> f64 {
+        (delay_s - job.slack_s).max(0.0) * self.delay_cny_per_s(job)
+    }
+
     /// IT power the job draws on a pool, in kW.
     pub fn power_kw(&self, job: &JobReq, c: ClusterIx, p: usize) -> f64 {
         let gpu_w = self.net.clusters[c].pools[p].gpu.map_or(0.0, |g| self.net.gpu_power_w[g]);
@@ -381,7 +405,7 @@ impl Scheduler {
         let energy_cost_cny = power_kw * cluster.pue * cluster.tariff.cost_per_kw(now_s + transfer_s, job.duration_s);
         let carbon_kg = energy_kwh * cluster.effective_carbon_kg_per_kwh;
         let carbon_cost_cny = carbon_kg * self.weights.carbon_cny_per_kg;
-        let delay_cost_cny = (transfer_s + queue_s) * self.delay_cny_per_s(job);
+        let delay_cost_cny = self.delay_cost_cny(job, transfer_s + queue_s);
         ScoreTerms {
             cluster: cluster.id.clone(),
             pool: cluster.pools[p].name.clone(),
@@ -539,6 +563,12 @@ impl Scheduler {
             return Decision::Never(excluded);
         }
         candidates.sort_by(|a, b| a.rank.total_cmp(&b.rank).then(a.cluster.cmp(&b.cluster)));
+        if self.policy == Policy::Aiplus
+            && let Some(now) = candidates.first()
+            && let Some(shift) = self.shift(job, now_s, queue_s, now.rank, &now.terms)
+        {
+            return Decision::Defer(Box::new(shift));
+        }
         for i in 0..candidates.len() {
             if candidates[i].rank > best_wait {
                 // Waiting for a cluster that frees up soon beats every cluster left with room.

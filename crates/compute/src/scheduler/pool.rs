@@ -80,7 +80,10 @@ impl PoolState {
 
     /// Whether a job of this shape could fit on an empty node of this pool.
     pub fn shape_fits(&self, gpus: u8, cpu: u32, mem: u32) -> bool {
-        self.node_count() > 0 && gpus <= self.gpus_per_node && cpu <= self.cap_cpu && mem <= self.cap_mem
+        self.node_count() > 0
+            && gpus <= self.gpus_per_node
+            && cpu <= super::node_cpu_milli_for(gpus, self.cap_cpu, u32::from(self.gpus_per_node))
+            && mem <= self.cap_mem
     }
 
     /// A cheap check on the GPU indexes only (CPU and memory are checked when placing).

@@ -247,7 +247,11 @@ pub async fn show(State(c): C, v: Viewer, Path(id): Path<String>) -> Result<Resp
                 dt { (lang.t("id")) } dd { code { (job.id) } }
                 dt { (lang.t("tenant")) } dd { (job.tenant) }
                 dt { (lang.t("kind")) } dd { (kind_label(lang, serde_json::to_value(job.spec.kind).ok().and_then(|k| k.as_str().map(String::from)).as_deref().unwrap_or(""))) }
-                dt { (lang.t("gpus")) } dd { (job.spec.gpus) " × " (num(f64::from(job.spec.gpu_milli) / 1000.0, 2)) }
+                // A CPU-only job asks for cores and memory only, so its page shows those rather
+                // than "0 × 0" GPUs.
+                dt { (lang.t("gpus")) } dd { @if job.spec.gpus == 0 { "0" } @else { (job.spec.gpus) " × " (num(f64::from(job.spec.gpu_milli) / 1000.0, 2)) } }
+                dt { (lang.t("cpu_milli")) } dd { (job.spec.cpu_milli) }
+                dt { (lang.t("memory_mib")) } dd { (job.spec.memory_mib) }
                 dt { (lang.t("submitted")) } dd { (fmt_rfc3339(&job.submitted_at)) }
                 dt { (lang.t("attempt")) } dd { (job.attempt) }
                 @if let Some(code) = job.exit_code { dt { (lang.t("exit_code")) } dd { (code) } }
@@ -264,7 +268,8 @@ pub async fn show(State(c): C, v: Viewer, Path(id): Path<String>) -> Result<Resp
                 None => p { (lang.t("not_placed")) " " (job.state_reason.as_deref().unwrap_or("")) },
                 Some(p) => {
                     p { (lang.t("policy")) ": " code { (serde_json::to_value(p.explanation.policy).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()) }
-                        " · " (lang.t("pool")) " " (p.pool) " · node " (p.node) " · GPU " (p.gpus.iter().map(u8::to_string).collect::<Vec<_>>().join(",")) }
+                        " · " (lang.t("pool")) " " (p.pool) " · node " (p.node)
+                        @if !p.gpus.is_empty() { " · GPU " (p.gpus.iter().map(u8::to_string).collect::<Vec<_>>().join(",")) } }
                     table aria-labelledby="placement-heading" {
                         thead { tr { th scope="col" { (lang.t("cluster")) } th scope="col" class="num" { (lang.t("energy_cost")) } th scope="col" class="num" { (lang.t("carbon_cost")) }
                             th scope="col" class="num" { (lang.t("delay_cost")) } th scope="col" class="num" { (lang.t("transfer_s")) } th scope="col" class="num" { (lang.t("queue_s")) }

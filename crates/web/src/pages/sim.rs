@@ -147,7 +147,14 @@ pub async fn run(State(c): C, v: Viewer, Form(f): Form<RunForm>) -> Result<Respo
         None => c.seed_network.spec.clone(),
     };
     let opts = sim::SimOptions {
-        scenario: sim::ScenarioOptions { seed, node_scale, job_copies: 1, time_compression, max_jobs: Some(jobs) },
+        scenario: sim::ScenarioOptions {
+            seed,
+            node_scale,
+            job_copies: 1,
+            time_compression,
+            max_jobs: Some(jobs),
+            deferrable_share: sim::scenario::DEFAULT_DEFERRABLE_SHARE,
+        },
         policies,
         weights: compute::Weights::default(),
         sample_interval_s: None,
