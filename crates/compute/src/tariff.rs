@@ -40,6 +40,8 @@ pub struct Tariff {
     hourly: [f64; 24],
     /// `cumulative[h]`: CNY per kW drawn from 00:00 to `h`:00; `cumulative[24]` is a whole day.
     cumulative: [f64; 25],
+    /// The lowest hourly price, a floor under any run's cost per kWh.
+    min_price: f64,
 }
 
 impl Tariff {
@@ -96,7 +98,8 @@ impl Tariff {
         for h in 0..24 {
             cumulative[h + 1] = cumulative[h] + hourly[h];
         }
-        Self { periods, hourly, cumulative }
+        let min_price = hourly.iter().copied().fold(f64::INFINITY, f64::min);
+        Self { periods, hourly, cumulative, min_price }
     }
 
     /// A flat price at every hour (tests and simple networks).
@@ -116,6 +119,11 @@ impl Tariff {
         self.hourly[Self::hour_of_day(t_s)]
     }
 
+    /// The lowest price of any hour, CNY per kWh.
+    pub fn min_price(&self) -> f64 {
+        self.min_price
+    }
+
     pub fn hourly(&self) -> &[f64; 24] {
         &self.hourly
     }
@@ -124,10 +132,20 @@ impl Tariff {
         self.cumulative[24] / 24.0
     }
 
-    /// CNY paid per kW drawn from the start of the local day to `s` seconds into it.
+    /// CNY paid per kW drawn from the start of the local day to `s` seconds into it
+    /// (`0 <= s`; a cast truncates, which is the floor for non-negative numbers and much cheaper
+    /// than calling it, and this runs in every placement and every bound).
     fn day_prefix(&self, s: f64) -> f64 {
-        let h = ((s / 3600.0).floor() as usize).min(23);
+        let h = ((s / 3600.0) as usize).min(23);
         self.cumulative[h] + self.hourly[h] * (s - h as f64 * 3600.0) / 3600.0
+    }
+
+    /// [`Tariff::cost_per_kw`] for a start `offset_s` into the local day (`0 <= offset_s < DAY_S`).
+    fn cost_from_offset(&self, offset_s: f64, duration_s: f64) -> f64 {
+        let day = DAY_S as f64;
+        let end = offset_s + duration_s;
+        let whole_days = ((end / day) as u64) as f64;
+        whole_days * self.cumulative[24] + self.day_prefix(end - whole_days * day) - self.day_prefix(offset_s)
     }
 
     /// CNY paid for drawing 1 kW from `start_s` for `duration_s` seconds: ∫ price dt, in O(1).
@@ -135,13 +153,8 @@ impl Tariff {
         if duration_s <= 0.0 {
             return 0.0;
         }
-        let local = start_s + CST_OFFSET_S as f64;
-        let day = DAY_S as f64;
-        let offset = local.rem_euclid(day);
-        let end = offset + duration_s;
-        let whole_days = (end / day).floor();
-        let tail = end - whole_days * day;
-        whole_days * self.cumulative[24] + self.day_prefix(tail) - self.day_prefix(offset)
+        let offset = (start_s + CST_OFFSET_S as f64).rem_euclid(DAY_S as f64);
+        self.cost_from_offset(offset, duration_s)
     }
 
     /// The cheapest start at or after `earliest_s`, at most `max_delay_s` later: the delay and
@@ -164,8 +177,21 @@ impl Tariff {
         let day = DAY_S as f64;
         let free = free_delay_s.max(0.0);
         let max = max_delay_s.max(0.0);
-        let cost = |delay: f64| power_kw * self.cost_per_kw(earliest_s + delay, duration_s) + delay_cny_per_s * (delay - free).max(0.0);
+        // Every candidate is `delay` after one start, so the day offset is found once and the
+        // rest is arithmetic; the remainder by a whole number of days needs no `rem_euclid`.
+        let offset0 = (earliest_s + CST_OFFSET_S as f64).rem_euclid(day);
+        let duration = duration_s.max(0.0);
+        let cost = |delay: f64| {
+            let off = offset0 + delay;
+            let off = off - ((off / day) as u64) as f64 * day;
+            power_kw * self.cost_from_offset(off, duration) + delay_cny_per_s * (delay - free).max(0.0)
+        };
         let mut best = (0.0, cost(0.0));
+        // No start costs less energy than the cheapest hour throughout, so a delay whose charge
+        // alone exceeds what starting now costs above that floor cannot win: stop the search
+        // there. For work whose time is dear this leaves a few minutes to search, not a day.
+        let floor = power_kw * self.min_price * duration / 3600.0;
+        let max = if delay_cny_per_s > 0.0 { max.min(free + (best.1 - floor).max(0.0) / delay_cny_per_s) } else { max };
         // Of equal costs the earliest start wins: it finishes sooner and leaves more slack.
         let mut consider = |delay: f64| {
             let v = cost(delay);
@@ -177,9 +203,9 @@ impl Tariff {
         if free > 0.0 && free <= max {
             consider(free);
         }
-        let local = earliest_s + CST_OFFSET_S as f64;
-        let firsts = [3600.0 - local.rem_euclid(3600.0), 3600.0 - (local + duration_s).rem_euclid(3600.0)];
-        for (lo, hi) in [(0.0, day.min(max)), (free, (free + day).min(max))] {
+        let firsts = [3600.0 - offset0.rem_euclid(3600.0), 3600.0 - (offset0 + duration).rem_euclid(3600.0)];
+        let first_day = day.min(max);
+        for (lo, hi) in [(0.0, first_day), (free.max(first_day), (free + day).min(max))] {
             for first in firsts {
                 let k0 = ((lo - first) / 3600.0).ceil().max(0.0);
                 let mut delay = first + k0 * 3600.0;

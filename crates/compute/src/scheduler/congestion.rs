@@ -138,7 +138,12 @@ impl PoolLoad {
     /// Forgets bookings whose start is at or before `now_s`: by then they are real placements.
     pub fn prune_bookings(&mut self, now_s: f64) {
         let now_ms = (now_s * 1000.0).round() as i64;
-        self.bookings = self.bookings.split_off(&(now_ms + 1, 0));
+        while let Some(first) = self.bookings.first_entry() {
+            if first.key().0 > now_ms {
+                break;
+            }
+            first.remove();
+        }
     }
 
     /// The units a pool with `free` free now is expected to have free over `[from_s, to_s)`:

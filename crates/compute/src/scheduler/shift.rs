@@ -55,8 +55,16 @@ impl Scheduler {
             return None;
         }
         let mut best: Option<Shift> = None;
+        let worth_below = now_rank * (1.0 - MIN_SAVING_SHARE);
         for c in 0..self.net.clusters.len() {
-            if let Some((p, until_s)) = self.shift_slot(job, c, now_s, free_left_s) {
+            // No start on this cluster can cost less than its cheapest hour throughout, with the
+            // carbon that does not depend on the hour: if that already loses, skip the search.
+            let beat = best.as_ref().map_or(worth_below, |b| b.later.total_cny.min(worth_below));
+            let Some((p, floor_cny)) = self.shift_floor(job, c) else { continue };
+            if floor_cny >= beat {
+                continue;
+            }
+            if let Some(until_s) = self.shift_start(job, c, p, now_s, free_left_s) {
                 let later = self.score(job, c, p, until_s, queue_s + (until_s - now_s));
                 if best.as_ref().is_none_or(|b| later.total_cny < b.later.total_cny) {
                     best = Some(Shift { until_s, cluster: c, pool: p, now: now.clone(), later });
@@ -64,7 +72,7 @@ impl Scheduler {
             }
         }
         let shift = best?;
-        if shift.later.total_cny > now_rank * (1.0 - MIN_SAVING_SHARE) {
+        if shift.later.total_cny > worth_below {
             return None;
         }
         let (unit, units) = self.units(job);
@@ -73,14 +81,30 @@ impl Scheduler {
         self.load.pools[shift.cluster][shift.pool][unit as usize].book(shift.until_s, end_s, units, seq).then_some(shift)
     }
 
-    /// On cluster `c`, the pool and start that a shift would use: the least power-hungry pool
-    /// that could hold the job, at the cheapest start within `free_left_s`, if that is at least
-    /// [`MIN_SHIFT_S`] away and the projected load then leaves room below the fill threshold.
-    fn shift_slot(&mut self, job: &JobReq, c: ClusterIx, now_s: f64, free_left_s: f64) -> Option<(usize, f64)> {
+    /// The pool a shift to cluster `c` would use (its least power-hungry one that could hold
+    /// the job) and a floor under the cost of any start there: the cluster's cheapest hour
+    /// throughout, plus the carbon, which does not depend on the hour.
+    fn shift_floor(&self, job: &JobReq, c: ClusterIx) -> Option<(usize, f64)> {
         if self.static_exclusion(job, c).is_some() || !self.is_healthy(c) {
             return None;
         }
         let p = self.clusters[c].order.iter().copied().find(|&p| self.pool_matches(job, c, p))?;
+        let cluster = &self.net.clusters[c];
+        let kwh = self.power_kw(job, c, p) * cluster.pue * job.duration_s / 3600.0;
+        Some((p, kwh * (cluster.tariff.min_price() + cluster.effective_carbon_kg_per_kwh * self.weights.carbon_cny_per_kg)))
+    }
+
+    /// When a shift to pool `p` of cluster `c` would start: the cheapest start within
+    /// `free_left_s`, if that is at least [`MIN_SHIFT_S`] away and the pool has room to spare
+    /// now and on the projection for then.
+    fn shift_start(&mut self, job: &JobReq, c: ClusterIx, p: usize, now_s: f64, free_left_s: f64) -> Option<f64> {
+        let (unit, units) = self.units(job);
+        let (free, total) = self.free_units(c, p, unit);
+        let most = (SHIFT_FILL_MAX * total as f64) as u64;
+        let room = |free: u64| free >= units && total - free + units <= most;
+        if !room(free) {
+            return None;
+        }
         let cluster = &self.net.clusters[c];
         let transfer_s = job.dataset.map_or(0.0, |(from, gb)| if from == c { 0.0 } else { self.net.transfer_s(from, c, gb) });
         let window_s = free_left_s - transfer_s;
@@ -93,13 +117,8 @@ impl Scheduler {
             return None;
         }
         let until_s = now_s + delay_s;
-        let (unit, units) = self.units(job);
-        let (free, total) = self.free_units(c, p, unit);
         let load = &mut self.load.pools[c][p][unit as usize];
         load.prune_bookings(now_s);
-        let free_then = load.projected_free(until_s, until_s + transfer_s + job.duration_s, free).min(total);
-        let most = (SHIFT_FILL_MAX * total as f64) as u64;
-        let room = |free: u64| free >= units && total - free + units <= most;
-        (room(free) && room(free_then)).then_some((p, until_s))
+        room(load.projected_free(until_s, until_s + transfer_s + job.duration_s, free).min(total)).then_some(until_s)
     }
 }
