@@ -35,7 +35,8 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 1.0)]
     pub node_scale: f64,
     /// Share of best-effort (batch) jobs given a deadline 1-24 h beyond their run time, which
-    /// lets aiplus shift them to cheaper, greener hours; 0 gives none a deadline.
+    /// lets aiplus shift them to cheaper, greener hours (the trace has no deadlines: 0, the
+    /// default, gives none one).
     #[arg(long, default_value_t = sim::scenario::DEFAULT_DEFERRABLE_SHARE)]
     pub deferrable_share: f64,
     /// Policies to run, comma-separated: nearest, round-robin, cheapest, aiplus.

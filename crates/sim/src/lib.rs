@@ -68,12 +68,20 @@ pub struct Comparison {
     pub aiplus_carbon_gap_to_bound: Option<f64>,
 }
 
+/// Each variant's message carries its cause's text, so the cause is not also a `source`: error
+/// reports that print the chain would otherwise say it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("the scenario's network is invalid: {0}")]
-    Network(#[from] Invalid),
-    #[error("job {index}: {source}")]
-    Job { index: usize, source: Invalid },
+    Network(Invalid),
+    #[error("job {index}: {invalid}")]
+    Job { index: usize, invalid: Invalid },
+}
+
+impl From<Invalid> for SimError {
+    fn from(e: Invalid) -> Self {
+        SimError::Network(e)
+    }
 }
 
 /// Replays the scenario under every requested policy. `progress` is told how far each policy got.
@@ -98,7 +106,7 @@ pub fn simulate(
     let net = std::sync::Arc::new(Network::build(sc.network)?);
     let mut compiled = Vec::with_capacity(sc.jobs.len());
     for (index, j) in sc.jobs.iter().enumerate() {
-        let spec = j.spec.clone().normalise(&net).map_err(|source| SimError::Job { index, source })?;
+        let spec = j.spec.clone().normalise(&net).map_err(|invalid| SimError::Job { index, invalid })?;
         compiled.push(JobReq::compile(&spec, &net));
     }
     let mut policies = Vec::new();

@@ -23,7 +23,7 @@
 //!   network; run times stay as traced.
 //! - **Deadlines.** Best-effort (`BE`) work is batch work, which a tenant can often let wait:
 //!   each training or batch-inference job gets a deadline with probability `deferrable_share`
-//!   (ASSUMPTION: 0.5 by default; the trace records none), leaving a slack log-uniform in 1–24 h
+//!   (0 by default, as the trace records none), leaving a slack log-uniform in 1–24 h
 //!   beyond its run time. These are drawn from a generator of their own, so every other draw is
 //!   the same whatever the share.
 //! - **Copies.** To scale up, the pod list is replayed `job_copies` times; each copy draws its own
@@ -64,8 +64,13 @@ pub struct ScenarioOptions {
     pub deferrable_share: f64,
 }
 
-/// The share of best-effort jobs given a deadline unless told otherwise.
-pub const DEFAULT_DEFERRABLE_SHARE: f64 = 0.5;
+/// The share of best-effort jobs given a deadline unless told otherwise: none, as in the trace.
+/// With half of them deferrable, the busy gpuspec33 replay (seed 7919, 20x arrivals, a tenth of
+/// the nodes) came out at 58,230 yuan for `aiplus` against 12,314 without deadlines: jobs whose
+/// transfer became free within their slack went far, and a few captive ones waited weeks. So
+/// deadlines are an option of the replay (`--deferrable-share`), not its default, until that is
+/// understood.
+pub const DEFAULT_DEFERRABLE_SHARE: f64 = 0.0;
 /// Slack a drawn deadline leaves beyond the run: log-uniform between these.
 const SLACK_S: (f64, f64) = (3600.0, 86_400.0);
 /// Seeds the deadline draws apart from the rest ("deadline" in ASCII).

@@ -221,4 +221,9 @@ fn deadline_work_is_shifted_by_aiplus_only_saves_energy_and_meets_its_deadlines(
     for p in every.policies.iter().filter(|p| p.name != "aiplus") {
         assert_eq!(p.shifted.jobs, 0, "{}", p.name);
     }
+    // Free waiting within the slack is in both bounds, so they stay below every policy.
+    let tib = every.time_indexed_bound.as_ref().unwrap().objective_cny;
+    for p in &every.policies {
+        assert!(every.lower_bound.objective_cny <= p.objective_cny + 1e-6 && tib <= p.objective_cny + 1e-6, "{}: {tib}", p.name);
+    }
 }

@@ -153,7 +153,9 @@ fn job_spec() -> Value {
             "on_lost": {"enum": ["requeue", "fail"]},
             "max_attempts": {"type": "integer", "minimum": 1, "maximum": compute::job::MAX_ATTEMPTS},
             "network": {"enum": ["none", "full"]},
-            "time_limit_s": nullable(json!({"type": "integer", "minimum": 1, "maximum": compute::job::MAX_TIME_LIMIT_S}))}),
+            "time_limit_s": nullable(json!({"type": "integer", "minimum": 1, "maximum": compute::job::MAX_TIME_LIMIT_S})),
+            "deadline_s": nullable(json!({"type": "integer", "minimum": 1, "maximum": compute::job::MAX_DURATION_S + compute::job::MAX_DEADLINE_SLACK_S,
+                "description": "Seconds after submission by which the job should have finished (at least duration_s, at most 30 days more). Waiting within that slack is free, and aiplus may start the job later, in a cheaper and greener hour, using at most half of it."}))}),
     );
     j["description"] = json!(
         "A job. Its tenant is the caller's (an operator names it in X-Aiplus-Tenant; a `tenant` field is refused). \
