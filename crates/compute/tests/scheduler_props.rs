@@ -449,3 +449,16 @@ fn shifts_book_their_hour_so_the_valley_is_not_oversubscribed() {
     // Once the valley has come, the bookings are spent: a new job may be shifted again.
     assert!(matches!(s.place(&job, NEXT_MIDNIGHT + 11.0 * 3600.0, 0.0), Decision::Defer(_)));
 }
+
+#[test]
+fn a_deadline_must_leave_room_for_the_run_and_at_most_30_days_of_slack() {
+    let net = small_network();
+    let job = |d: u64| JobSpec { deadline_s: Some(d), ..plain_job(1, 1000, "T4", 1000, 1024, 3600) }.normalise(&net);
+    let early = job(3599).unwrap_err();
+    assert_eq!(early.field, "deadline_s");
+    assert!(early.reason.contains("duration_s (3600)"), "{early}");
+    assert_eq!(job(3600 + compute::job::MAX_DEADLINE_SLACK_S + 1).unwrap_err().field, "deadline_s");
+    assert_eq!(job(3600).unwrap().slack_s(), 0);
+    assert_eq!(job(3600 + compute::job::MAX_DEADLINE_SLACK_S).unwrap().slack_s(), compute::job::MAX_DEADLINE_SLACK_S);
+    assert_eq!(JobReq::compile(&job(3600 + 7200).unwrap(), &net).slack_s, 7200.0);
+}
