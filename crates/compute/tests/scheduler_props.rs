@@ -373,6 +373,34 @@ fn a_long_job_does_not_fill_a_pool_it_can_avoid() {
 }
 
 #[test]
+fn the_reserve_is_given_back_when_arrivals_are_not_captive_and_kept_when_they_are() {
+    let net = small_network();
+    let t0 = 1_735_660_800.0;
+    let month = JobReq::compile(&plain_job(8, 1000, "V100", 32_000, 100_000, 30 * 86_400).normalise(&net).unwrap(), &net);
+    // Tiny CPU-only jobs: allowed anywhere they could use six pools; kept to the south hub, only
+    // s1's, which makes them captive there. Neither touches a V100.
+    let tiny = |regions: Vec<Region>| {
+        let spec = JobSpec { gpus: 0, gpu_milli: 0, gpu_models: vec![], allowed_regions: regions, ..plain_job(0, 0, "T4", 10, 16, 60) };
+        JobReq::compile(&spec.normalise(&net).unwrap(), &net)
+    };
+    let second_month_goes_to = |arrival: &JobReq| {
+        let mut s = Scheduler::new(Arc::new(net.clone()), Policy::Aiplus, Weights::default());
+        let Decision::Placed { explanation, .. } = s.place(&month, t0, 0.0) else { panic!("not placed") };
+        assert_eq!(explanation.chosen.cluster, "w1");
+        for i in 0..200 {
+            assert!(matches!(s.arrive(arrival, t0 + f64::from(i)), Decision::Placed { .. }));
+        }
+        let Decision::Placed { explanation, .. } = s.place(&month, t0 + 200.0, 0.0) else { panic!("not placed") };
+        explanation.chosen.cluster
+    };
+    // With no evidence (the test above) the last of w1 is kept in reserve. After 200 arrivals of
+    // which none was captive, the reserve is all but free and the cheap, green cluster is filled.
+    assert_eq!(second_month_goes_to(&tiny(vec![])), "w1");
+    // After 200 captive ones the reserve is kept: the second month-long job goes to e2.
+    assert_eq!(second_month_goes_to(&tiny(vec![Region::Hub("south".into())])), "e2");
+}
+
+#[test]
 fn a_cpu_only_job_uses_a_gpu_nodes_spare_cores_but_leaves_its_gpus_usable() {
     let net = small_network();
     let mut s = Scheduler::new(Arc::new(net.clone()), Policy::Aiplus, Weights::default());

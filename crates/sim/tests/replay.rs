@@ -157,6 +157,39 @@ fn time_indexed_bound_sees_the_queue_a_full_pool_forces() {
 }
 
 #[test]
+fn time_indexed_bound_sees_a_queue_for_cores_when_gpus_are_free() {
+    // The A10 pool becomes 2 nodes of 4 GPUs and 32 cores, and 8 one-GPU jobs each want 32
+    // cores: the GPUs could hold all 8 at once, the cores only 2. Only the CPU rows see the wait.
+    let mut spec = compute::file::builtin_network().unwrap().spec;
+    let pool = spec.clusters.iter_mut().flat_map(|c| &mut c.node_pools).find(|p| p.gpu_model.as_deref() == Some("A10")).unwrap();
+    (pool.nodes, pool.gpus_per_node, pool.cpu_milli) = (2, 4, 32_000);
+    let net = std::sync::Arc::new(compute::Network::build(spec).unwrap());
+    let t0 = sim::scenario::TRACE_EPOCH_S + 3.0 * 3600.0;
+    let (mut jobs, mut compiled) = (Vec::new(), Vec::new());
+    for i in 0..8 {
+        let spec: compute::JobSpec = serde_json::from_value(serde_json::json!({
+            "kind": "batch_inference", "gpus": 1, "gpu_models": ["A10"], "cpu_milli": 32_000,
+            "memory_mib": 1024, "duration_s": 3600,
+        }))
+        .unwrap();
+        let spec = spec.normalise(&net).unwrap();
+        compiled.push(compute::scheduler::JobReq::compile(&spec, &net));
+        jobs.push(sim::scenario::SimJob { arrival_s: t0 + f64::from(i) * 1e-3, spec });
+    }
+    let w = Weights::default();
+    let free = sim::bound::lower_bound(&net, &jobs, &compiled, w).objective_cny;
+    let run = sim::engine::run_policy(&net, &jobs, &compiled, Policy::Aiplus, w, None, &mut |_| {});
+    assert_eq!(run.placed, 8);
+    let ti = sim::time_indexed::time_indexed_bound(&net, &jobs, &compiled, w, run.objective_cny, 200).objective_cny;
+    assert!(ti <= run.objective_cny * (1.0 + 1e-9), "bound {ti} above a feasible schedule's {}", run.objective_cny);
+    // Two at a time: 0 + 0 + 1 + 1 + 2 + 2 + 3 + 3 = 12 hours of waiting, at 19.6 yuan an hour
+    // (a GPU's 10 and 32 cores' 9.6).
+    let waiting = run.objective_cny - free;
+    assert!((waiting - 12.0 * 19.6).abs() < 1.0, "the schedule waits 12 job-hours: {waiting}");
+    assert!(ti - free >= 0.8 * waiting, "time-indexed {ti} sees too little of the wait ({free} → {})", run.objective_cny);
+}
+
+#[test]
 fn time_indexed_bound_is_below_every_policy_on_a_busy_replay() {
     let r = run(11, 2000, 0.1, 20.0);
     let ti = r.time_indexed_bound.as_ref().unwrap();

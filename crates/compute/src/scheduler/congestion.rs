@@ -21,7 +21,11 @@
 //!   So work that would fill a pool past [`FILL_THRESHOLD`] pays a price that grows with the
 //!   square of the excess, per unit taken and per second held (at most [`HOLD_HORIZON_S`]), at
 //!   the value of waiting. Below the threshold it is free, so a quiet network is ranked exactly as
-//!   before.
+//!   before. The price insures against captive demand that has not shown up yet, so it is
+//!   scaled by how likely that demand is: the share of recent arrivals, network-wide, that were
+//!   captive ([`CaptiveShare`]). With no evidence the share is 1 and the price is whole; on a
+//!   network where almost no job is captive (openb's default pod list, where no pod names a GPU
+//!   model) the reserve is given back to the cheap, green pools it was keeping idle.
 //!
 //! The prices rank clusters; they are not part of the objective the simulator reports.
 
@@ -44,6 +48,39 @@ pub const MAX_ENDS_SCAN: usize = 64;
 /// Most time-shifted runs a pool keeps booked; a pool with this many takes no more, which keeps
 /// every projection of its future load bounded.
 pub const MAX_BOOKINGS: usize = 1024;
+
+/// Weight, in arrivals, of the prior that every arrival is captive: what the share of captive
+/// arrivals starts from, and falls back to when no job has arrived for a while.
+pub const CAPTIVE_PRIOR_ARRIVALS: f64 = 1.0;
+
+/// The share of recent arrivals that were captive, network-wide: both counts are averaged
+/// exponentially over [`CAPTIVE_TAU_S`], with [`CAPTIVE_PRIOR_ARRIVALS`] captive ones added.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CaptiveShare {
+    captive: f64,
+    all: f64,
+    at_s: f64,
+}
+
+impl CaptiveShare {
+    fn decay(&self, now_s: f64) -> f64 {
+        (-(now_s - self.at_s).max(0.0) / CAPTIVE_TAU_S).exp()
+    }
+
+    /// Counts one arrival at `now_s`.
+    pub fn note(&mut self, now_s: f64, captive: bool) {
+        let d = self.decay(now_s);
+        self.captive = self.captive * d + f64::from(u8::from(captive));
+        self.all = self.all * d + 1.0;
+        self.at_s = self.at_s.max(now_s);
+    }
+
+    /// The share at `now_s`, between 0 and 1.
+    pub fn share(&self, now_s: f64) -> f64 {
+        let d = self.decay(now_s);
+        (self.captive * d + CAPTIVE_PRIOR_ARRIVALS) / (self.all * d + CAPTIVE_PRIOR_ARRIVALS)
+    }
+}
 
 /// The fill price's weight when a pool would be `used_after` of `total` full: 0 up to
 /// [`FILL_THRESHOLD`], then the square of the share of the remaining headroom taken, up to 1.
@@ -280,6 +317,25 @@ mod tests {
         // Once its start has passed, the booking is a real run and is forgotten here.
         pool.prune_bookings(2500.0);
         assert_eq!(pool.projected_free(2000.0, 3000.0, 2000), 4000);
+    }
+
+    #[test]
+    fn the_captive_share_starts_whole_follows_arrivals_and_returns_to_the_prior() {
+        let mut share = CaptiveShare::default();
+        assert_eq!(share.share(0.0), 1.0);
+        // 99 arrivals at once, none captive: the prior's one arrival in a hundred is left.
+        for _ in 0..99 {
+            share.note(0.0, false);
+        }
+        assert!((share.share(0.0) - 0.01).abs() < 1e-12);
+        // One in four captive from then on, for a few days: the share settles at a quarter.
+        for i in 0..4000 {
+            share.note(f64::from(i) * 60.0, i % 4 == 0);
+        }
+        let now = 3999.0 * 60.0;
+        assert!((share.share(now) - 0.25).abs() < 0.01, "{}", share.share(now));
+        // A week with no arrivals, and the evidence has decayed back to the prior.
+        assert!(share.share(now + 7.0 * 86_400.0) > 0.95);
     }
 
     #[test]

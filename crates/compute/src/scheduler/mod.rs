@@ -288,6 +288,7 @@ pub struct Scheduler {
     /// Clusters whose engine does not answer.
     unhealthy: u128,
     load: congestion::Load,
+    captive_share: congestion::CaptiveShare,
 }
 
 struct Candidate {
@@ -314,7 +315,7 @@ impl Scheduler {
             })
             .collect();
         let load = congestion::Load::new(net.clusters.iter().map(|c| c.pools.len()));
-        Self { net, policy, weights, clusters, rr_cursor: 0, unhealthy: 0, load }
+        Self { net, policy, weights, clusters, rr_cursor: 0, unhealthy: 0, load, captive_share: Default::default() }
     }
 
     pub fn network(&self) -> &Arc<Network> {
@@ -427,7 +428,9 @@ impl Scheduler {
     /// has almost nowhere else to go (see [`congestion`]), then places it like [`Self::place`].
     pub fn arrive(&mut self, job: &JobReq, now_s: f64) -> Decision {
         let pools = self.eligible_pools(job);
-        if !pools.is_empty() && pools.len() <= congestion::MAX_CAPTIVE_POOLS {
+        let captive = !pools.is_empty() && pools.len() <= congestion::MAX_CAPTIVE_POOLS;
+        self.captive_share.note(now_s, captive);
+        if captive {
             for &(c, p) in &pools {
                 let (unit, units) = self.units(job);
                 let value = self.delay_cny_per_s(job);
@@ -487,7 +490,11 @@ impl Scheduler {
         let (unit, units) = self.units(job);
         let (free, total) = self.free_units(c, p, unit);
         let hold_s = job.duration_s.min(congestion::HOLD_HORIZON_S);
-        let fill = congestion::fill_weight(total - free + units, total) * units as f64 * hold_s * self.unit_delay_cny_per_s(unit);
+        let fill = self.captive_share.share(now_s)
+            * congestion::fill_weight(total - free + units, total)
+            * units as f64
+            * hold_s
+            * self.unit_delay_cny_per_s(unit);
         fill + self.load.pools[c][p][unit as usize].blocking_cny(now_s, free.saturating_sub(units), hold_s)
     }
 
