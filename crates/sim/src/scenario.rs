@@ -66,8 +66,9 @@ pub struct ScenarioOptions {
 
 /// The share of best-effort jobs given a deadline unless told otherwise: none, as in the trace.
 /// With half of them deferrable, the busy gpuspec33 replay (seed 7919, 20x arrivals, a tenth of
-/// the nodes) came out at 58,230 yuan for `aiplus` against 12,314 without deadlines: jobs whose
-/// transfer became free within their slack went far, and a few captive ones waited weeks. So
+/// the nodes) came out at 16,966 yuan for `aiplus` against 9,904 without deadlines (58,230
+/// against 12,314 before the fill price followed the captive share): jobs whose transfer became
+/// free within their slack went far, and a few captive ones waited weeks. So
 /// deadlines are an option of the replay (`--deferrable-share`), not its default, until that is
 /// understood.
 pub const DEFAULT_DEFERRABLE_SHARE: f64 = 0.0;
