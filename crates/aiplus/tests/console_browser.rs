@@ -82,6 +82,8 @@ fn an_operator_and_a_tenant_walk_the_console_in_chromium() {
         .env("AIPLUS_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("AIPLUS_ARTIFACTS", &artifacts)
         .env("CHROMIUM", &chromium)
+        .env("AIPLUS_BIN", common::BIN)
+        .env("AIPLUS_TOKEN", &s.token)
         .output()
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -203,6 +203,7 @@ pub const TABLE: &[Rule] = &[
     rule("POST", "/v1/embeddings", INFERENCE),
     // ---- the console: a logged-in browser; pages filter by the viewer's tenant ----
     rule("GET", "/", PAGE),
+    rule("GET", "/network/live", PAGE),
     rule("GET", "/login", PUBLIC),
     rule("POST", "/login", PUBLIC),
     rule("POST", "/logout", PAGE),
@@ -210,11 +211,14 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/clusters/{id}", PAGE),
     rule("GET", "/jobs", PAGE),
     rule("POST", "/jobs", PAGE),
+    rule("GET", "/jobs/live", PAGE),
     rule("GET", "/jobs/{id}", PAGE),
     rule("POST", "/jobs/{id}/cancel", PAGE),
     rule("GET", "/jobs/{id}/live", PAGE),
     rule("GET", "/sim", OP_PAGE),
     rule("POST", "/sim", OP_PAGE),
+    rule("GET", "/sim/runs/{id}", OP_PAGE),
+    rule("GET", "/sim/runs/{id}/status", OP_PAGE),
     rule("GET", "/sim/{id}", OP_PAGE),
     rule("GET", "/sim/{id}/chart.svg", OP_PAGE),
     rule("GET", "/models", PAGE),
@@ -243,6 +247,7 @@ pub const TABLE: &[Rule] = &[
     rule("POST", "/accounts", OP_PAGE),
     rule("GET", "/static/app.css", PUBLIC),
     rule("GET", "/static/app.js", PUBLIC),
+    rule("GET", "/static/sim.js", PUBLIC),
     rule("GET", "/favicon.ico", PUBLIC),
 ];
 

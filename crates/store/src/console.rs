@@ -4,7 +4,7 @@
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{Db, Store, StoreError};
+use crate::{BeginWrite, Db, Store, StoreError};
 
 /// A saved simulation report: its summary (small, for lists) and the whole report.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,23 +114,44 @@ impl Store {
 
     // ---- simulation reports ----
 
+    /// Stores a report and, in the same transaction, deletes old ones so that `keep` remain (at
+    /// least 1): the new report and the newest others by creation time, then id. Saved reports
+    /// thus cannot grow without limit, and the report an operator was just sent to is there
+    /// even if a clock went back. Returns how many old reports were deleted.
     pub async fn insert_report<S: Serialize, D: Serialize>(
         &self,
         id: &str,
         created_ms: i64,
         summary: &S,
         doc: &D,
-    ) -> Result<(), StoreError> {
+        keep: u32,
+    ) -> Result<u64, StoreError> {
         let (summary, doc) = (serde_json::to_string(summary)?, serde_json::to_string(doc)?);
-        on_pool!(self, |pool| sqlx::query("INSERT INTO sim_reports (id, created_ms, summary, doc) VALUES ($1, $2, $3, $4)")
+        let others = i64::from(keep.max(1)) - 1;
+        let deleted = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("INSERT INTO sim_reports (id, created_ms, summary, doc) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(created_ms)
+                .bind(&summary)
+                .bind(&doc)
+                .execute(&mut *tx)
+                .await?;
+            // NOT IN over a LIMIT subquery is understood by both SQLite and PostgreSQL (SQLite
+            // has no LIMIT ALL for an OFFSET-only form, PostgreSQL no LIMIT -1).
+            let n = sqlx::query(
+                "DELETE FROM sim_reports WHERE id <> $1 AND id NOT IN \
+                 (SELECT id FROM sim_reports WHERE id <> $1 ORDER BY created_ms DESC, id DESC LIMIT $2)",
+            )
             .bind(id)
-            .bind(created_ms)
-            .bind(&summary)
-            .bind(&doc)
-            .execute(pool)
+            .bind(others)
+            .execute(&mut *tx)
             .await?
-            .rows_affected());
-        Ok(())
+            .rows_affected();
+            tx.commit().await?;
+            n
+        });
+        Ok(deleted)
     }
 
     pub async fn report<S: DeserializeOwned, D: DeserializeOwned>(&self, id: &str) -> Result<Option<ReportRow<S, D>>, StoreError> {
@@ -179,11 +200,39 @@ mod tests {
         assert!(s.delete_console_user("admin").await.unwrap());
         assert!(s.session::<serde_json::Value>("h2", 0).await.unwrap().is_none(), "deleting an account ends its sessions");
 
-        s.insert_report("r1", 10, &serde_json::json!({"jobs": 5}), &serde_json::json!({"big": true})).await.unwrap();
-        s.insert_report("r2", 20, &serde_json::json!({"jobs": 6}), &serde_json::json!({})).await.unwrap();
+        s.insert_report("r1", 10, &serde_json::json!({"jobs": 5}), &serde_json::json!({"big": true}), 10).await.unwrap();
+        s.insert_report("r2", 20, &serde_json::json!({"jobs": 6}), &serde_json::json!({}), 10).await.unwrap();
         let list: Vec<(String, i64, serde_json::Value)> = s.report_summaries(10).await.unwrap();
         assert_eq!(list.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["r2", "r1"]);
         let r: ReportRow<serde_json::Value, serde_json::Value> = s.report("r1").await.unwrap().unwrap();
         assert_eq!(r.doc["big"], true);
+    }
+
+    /// Saved reports are kept to the newest `keep`, on SQLite and on PostgreSQL (when the test
+    /// server is there): the oldest go first, whatever order they were inserted in.
+    #[tokio::test]
+    async fn only_the_newest_reports_are_kept() {
+        let mut stores = vec![Store::memory().await.unwrap()];
+        if let Some(url) = crate::testing::fresh_postgres().await {
+            stores.push(Store::connect_postgres(&url).await.unwrap());
+        }
+        for s in stores {
+            let db = s.kind();
+            let j = serde_json::json!({});
+            for (id, at) in [("r3", 30), ("r1", 10), ("r2", 20)] {
+                assert_eq!(s.insert_report(id, at, &j, &j, 3).await.unwrap(), 0, "{db}: nothing beyond the limit yet");
+            }
+            // An older report inserted late is itself the oldest, and the only one beyond the limit.
+            assert_eq!(s.insert_report("r4", 40, &j, &j, 3).await.unwrap(), 1, "{db}");
+            let ids = |list: Vec<(String, i64, serde_json::Value)>| list.into_iter().map(|r| r.0).collect::<Vec<_>>();
+            assert_eq!(ids(s.report_summaries(10).await.unwrap()), ["r4", "r3", "r2"], "{db}");
+            assert!(s.report::<serde_json::Value, serde_json::Value>("r1").await.unwrap().is_none(), "{db}: the oldest is gone");
+            // Lowering the limit deletes down to it at the next insert; the new report stays even
+            // when its clock says it is the oldest.
+            assert_eq!(s.insert_report("r5", 5, &j, &j, 2).await.unwrap(), 2, "{db}");
+            assert_eq!(ids(s.report_summaries(10).await.unwrap()), ["r4", "r5"], "{db}");
+            assert_eq!(s.insert_report("r6", 60, &j, &j, 0).await.unwrap(), 2, "{db}: a limit of 0 still keeps the new one");
+            assert_eq!(ids(s.report_summaries(10).await.unwrap()), ["r6"], "{db}");
+        }
     }
 }

@@ -6,10 +6,13 @@ use axum::response::{IntoResponse, Response};
 
 pub const CSS: &str = include_str!("../static/app.css");
 pub const JS: &str = include_str!("../static/app.js");
+/// The simulation run page's progress poller, loaded by that page only.
+pub const SIM_JS: &str = include_str!("../static/sim.js");
 pub const FAVICON: &str = include_str!("../static/favicon.svg");
 /// Versioned so a new binary's assets are fetched fresh while old ones are cached for long.
 pub const CSS_URL: &str = concat!("/static/app.css?v=", env!("CARGO_PKG_VERSION"));
 pub const JS_URL: &str = concat!("/static/app.js?v=", env!("CARGO_PKG_VERSION"));
+pub const SIM_JS_URL: &str = concat!("/static/sim.js?v=", env!("CARGO_PKG_VERSION"));
 
 /// Scripts only from this origin (no inline script, no eval); inline styles are allowed for
 /// the server-drawn SVG charts. Nothing may frame the console.
@@ -37,6 +40,10 @@ pub async fn css() -> Response {
 
 pub async fn js() -> Response {
     asset(JS, "text/javascript; charset=utf-8")
+}
+
+pub async fn sim_js() -> Response {
+    asset(SIM_JS, "text/javascript; charset=utf-8")
 }
 
 pub async fn favicon() -> Response {

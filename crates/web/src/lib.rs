@@ -52,11 +52,13 @@ pub struct ConsoleConfig {
     pub admin_password: Option<String>,
     /// Most jobs a replay started from the console may have.
     pub max_sim_jobs: usize,
+    /// Most simulation reports kept: saving one deletes the oldest beyond this many.
+    pub max_sim_reports: u32,
 }
 
 impl Default for ConsoleConfig {
     fn default() -> Self {
-        Self { enabled: true, secure_cookies: false, session_hours: 12, admin_password: None, max_sim_jobs: 20_000 }
+        Self { enabled: true, secure_cookies: false, session_hours: 12, admin_password: None, max_sim_jobs: 20_000, max_sim_reports: 200 }
     }
 }
 
@@ -67,6 +69,9 @@ impl ConsoleConfig {
         }
         if !(1..=1_000_000).contains(&self.max_sim_jobs) {
             return Err("console.max_sim_jobs: use 1 to 1000000".into());
+        }
+        if !(1..=100_000).contains(&self.max_sim_reports) {
+            return Err("console.max_sim_reports: use 1 to 100000".into());
         }
         Ok(())
     }
@@ -85,8 +90,11 @@ pub struct Console {
     pub(crate) logins: throttle::Throttle,
     /// Argon2 is deliberately slow; at most two hashes at once keep logins from starving the server.
     pub(crate) hash_permits: tokio::sync::Semaphore,
-    /// One replay at a time: a replay takes a core for seconds.
-    pub(crate) sim_permit: tokio::sync::Semaphore,
+    /// One replay at a time: a replay takes a core for seconds to minutes. Shared so that the
+    /// background task running a replay can own the permit.
+    pub(crate) sim_permit: Arc<tokio::sync::Semaphore>,
+    /// The replays this process runs and ran lately, for their progress pages.
+    pub(crate) sim_runs: pages::sim::runs::SimRuns,
     /// Model states, filings, alerts and incidents, and the transparency log (absent in tests
     /// that build the console alone).
     pub(crate) governance: Option<(Arc<govern::Services>, Arc<tlog::Log>)>,
@@ -122,7 +130,8 @@ impl Console {
             data_dir,
             logins: throttle::Throttle::default(),
             hash_permits: tokio::sync::Semaphore::new(2),
-            sim_permit: tokio::sync::Semaphore::new(1),
+            sim_permit: Arc::new(tokio::sync::Semaphore::new(1)),
+            sim_runs: pages::sim::runs::SimRuns::default(),
             governance: None,
             eval: None,
             agents: None,
@@ -215,15 +224,19 @@ async fn same_origin(req: Request, next: Next) -> Response {
 pub fn router(console: SharedConsole) -> Router {
     Router::new()
         .route("/", get(pages::network::overview))
+        .route("/network/live", get(live::network))
         .route("/login", get(pages::session::login_form).post(pages::session::login))
         .route("/logout", post(pages::session::logout))
         .route("/lang/{code}", get(pages::session::set_lang))
         .route("/clusters/{id}", get(pages::cluster::show))
         .route("/jobs", get(pages::jobs::list).post(pages::jobs::submit))
+        .route("/jobs/live", get(live::jobs))
         .route("/jobs/{id}", get(pages::jobs::show))
         .route("/jobs/{id}/cancel", post(pages::jobs::cancel))
         .route("/jobs/{id}/live", get(live::job))
         .route("/sim", get(pages::sim::index).post(pages::sim::run))
+        .route("/sim/runs/{id}", get(pages::sim::runs::show))
+        .route("/sim/runs/{id}/status", get(pages::sim::runs::status))
         .route("/sim/{id}", get(pages::sim::show))
         .route("/sim/{id}/chart.svg", get(pages::sim::chart))
         .route("/models", get(pages::models::index))
@@ -249,6 +262,7 @@ pub fn router(console: SharedConsole) -> Router {
         .route("/accounts", post(pages::tenants::create_account))
         .route("/static/app.css", get(assets::css))
         .route("/static/app.js", get(assets::js))
+        .route("/static/sim.js", get(assets::sim_js))
         .route("/favicon.ico", get(assets::favicon))
         .layer(axum::middleware::from_fn(same_origin))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))

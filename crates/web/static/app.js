@@ -58,6 +58,91 @@
     };
   }
 
+  // Live jobs list: the server sends the rows again whenever one changes; they replace the
+  // table's body, built from text (links are made here, not parsed from HTML).
+  const liveList = document.querySelector("[data-live-jobs]");
+  if (liveList && window.EventSource) {
+    const body = liveList.querySelector("tbody");
+    const src = new EventSource(liveList.getAttribute("data-live-jobs"));
+    const cell = (tr, child, cls) => {
+      const td = document.createElement("td");
+      if (cls) td.className = cls;
+      if (typeof child === "string") td.textContent = child;
+      else td.appendChild(child);
+      tr.appendChild(td);
+    };
+    const link = (href, text, code) => {
+      const a = document.createElement("a");
+      a.href = href;
+      if (code) {
+        const c = document.createElement("code");
+        c.textContent = text;
+        a.appendChild(c);
+      } else a.textContent = text;
+      return a;
+    };
+    src.addEventListener("jobs", (e) => {
+      const rows = JSON.parse(e.data).rows || [];
+      if (!body) return;
+      const fresh = document.createDocumentFragment();
+      for (const r of rows) {
+        const tr = document.createElement("tr");
+        tr.setAttribute("data-job", r.id);
+        cell(tr, link("/jobs/" + encodeURIComponent(r.id), r.id, true));
+        cell(tr, r.name);
+        cell(tr, r.tenant);
+        const badge = document.createElement("span");
+        badge.className = "badge state-" + r.state;
+        badge.textContent = r.state_label;
+        cell(tr, badge);
+        cell(tr, r.cluster ? link("/clusters/" + encodeURIComponent(r.cluster), r.cluster, false) : "—");
+        cell(tr, r.gpus, "num");
+        cell(tr, r.submitted);
+        fresh.appendChild(tr);
+      }
+      if (rows.length === 0) {
+        const tr = document.createElement("tr");
+        tr.className = "empty-row";
+        const td = document.createElement("td");
+        td.colSpan = 7;
+        td.className = "muted";
+        td.textContent = liveList.getAttribute("data-empty") || "";
+        tr.appendChild(td);
+        fresh.appendChild(tr);
+      }
+      body.replaceChildren(fresh);
+    });
+  }
+
+  // Live network overview: the job counts, GPUs busy and each cluster's changing cells.
+  const liveNet = document.querySelector("[data-live-network]");
+  if (liveNet && window.EventSource) {
+    const src = new EventSource(liveNet.getAttribute("data-live-network"));
+    const setText = (el, text) => {
+      if (el && el.textContent !== text) el.textContent = text;
+    };
+    src.addEventListener("network", (e) => {
+      const d = JSON.parse(e.data);
+      setText(document.getElementById("jobs-queued"), String(d.queued));
+      setText(document.getElementById("jobs-running"), String(d.running));
+      setText(document.getElementById("gpus-busy"), d.gpus_busy);
+      for (const c of d.clusters || []) {
+        const circle = document.querySelector(`circle[data-cluster="${CSS.escape(c.id)}"]`);
+        if (circle && circle.getAttribute("class") !== c.circle) circle.setAttribute("class", c.circle);
+        const row = document.querySelector(`tr[data-cluster="${CSS.escape(c.id)}"]`);
+        if (!row) continue;
+        setText(row.querySelector("[data-cell=busy]"), c.busy);
+        setText(row.querySelector("[data-cell=free]"), c.free);
+        setText(row.querySelector("[data-cell=tariff]"), c.tariff);
+        const badge = row.querySelector("[data-cell=health] .badge");
+        if (badge) {
+          setText(badge, c.health);
+          badge.className = "badge " + (c.healthy ? "ok" : "hot");
+        }
+      }
+    });
+  }
+
   // Long forms (a simulation replay) say they are working and cannot be sent twice.
   for (const form of document.querySelectorAll("form[data-busy]")) {
     form.addEventListener("submit", () => {

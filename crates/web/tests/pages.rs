@@ -289,7 +289,7 @@ async fn the_login_page_and_the_network_page_render_as_recorded() {
     insta::assert_snapshot!("login_zh", stable(&zh.body, "-"));
     let (cookie, csrf) = env.login("admin", "admin-password").await;
     let a = env.get("/", &cookie).await;
-    // The map is tested in map.rs; here the page around it.
+    // The map is tested in src/map/; here the page around it.
     let page = a.body.split("<svg").next().unwrap().to_string() + &a.body[a.body.find("</svg>").unwrap()..];
     insta::assert_snapshot!("network_en", stable(&page, &csrf));
 }
@@ -326,4 +326,296 @@ async fn only_operators_register_tenants_in_the_console() {
     assert!(a.body.contains("id: use 1-64"), "{}", a.body);
     let a = env.post("/tenants", &cookie, &format!("csrf={csrf}&id=newco&name=New+Co")).await;
     assert_eq!((a.status, a.headers[header::LOCATION].to_str().unwrap()), (StatusCode::SEE_OTHER, "/tenants/newco"));
+}
+
+/// Reads the next server-sent event of a live page, which must be called `name`, as its JSON.
+async fn next_event(body: &mut Body, buf: &mut String, name: &str) -> serde_json::Value {
+    loop {
+        if let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
+                assert!(frame.contains(&format!("event: {name}")), "{frame}");
+                return serde_json::from_str(data).unwrap();
+            }
+            continue;
+        }
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), body.frame()).await.expect("an event within 10 s");
+        let frame = frame.expect("the stream is open").unwrap();
+        if let Ok(data) = frame.into_data() {
+            buf.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    }
+}
+
+/// The rows of the next `jobs` event of a live list.
+async fn next_jobs_event(body: &mut Body, buf: &mut String) -> Vec<serde_json::Value> {
+    next_event(body, buf, "jobs").await["rows"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_jobs_list_is_live_and_a_tenant_streams_only_its_own_jobs() {
+    let env = env().await;
+    let (mine, _) = env.svc.submit("acme".into(), Some("mine".into()), job_spec("true"), None).await.unwrap();
+    env.svc.submit("other".into(), Some("theirs".into()), job_spec("true"), None).await.unwrap();
+    let (cookie, _) = env.login("acme-user", "acme-password").await;
+    let page = env.get("/jobs?tenant=other", &cookie).await;
+    assert!(page.body.contains("data-live-jobs=\"/jobs/live?state=&amp;tenant=other\""), "{}", page.body);
+    // Asking for another tenant's list streams one's own, as the page does.
+    let req = Request::get("/jobs/live?tenant=other").header(header::COOKIE, &cookie).body(Body::empty()).unwrap();
+    let r = env.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut body = r.into_body();
+    let mut buf = String::new();
+    let rows = next_jobs_event(&mut body, &mut buf).await;
+    let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [mine.id.as_str()]);
+    assert_eq!(rows[0]["tenant"], "acme");
+    // A job submitted elsewhere (here, straight to the service, as the CLI's API call does)
+    // arrives on the open stream without a reload; another tenant's does not.
+    env.svc.submit("other".into(), Some("theirs-too".into()), job_spec("true"), None).await.unwrap();
+    let (next, _) = env.svc.submit("acme".into(), Some("next".into()), job_spec("true"), None).await.unwrap();
+    let rows = next_jobs_event(&mut body, &mut buf).await;
+    let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "{rows:?}");
+    assert!(ids.contains(&next.id.as_str()) && ids.contains(&mine.id.as_str()));
+    assert!(rows.iter().all(|r| r["tenant"] == "acme"));
+    // A bad filter is refused by name before any stream opens.
+    let bad = env.get("/jobs/live?state=sleeping", &cookie).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("state"), "{}", bad.body);
+}
+
+#[tokio::test]
+async fn live_lists_share_the_follower_cap_and_a_closed_one_gives_its_place_back() {
+    let env = env().await;
+    let (cookie, _) = env.login("acme-user", "acme-password").await;
+    let open = || async {
+        let req = Request::get("/jobs/live").header(header::COOKIE, &cookie).body(Body::empty()).unwrap();
+        env.app.clone().oneshot(req).await.unwrap()
+    };
+    let mut held = Vec::new();
+    for _ in 0..jobs::follow::MAX_FOLLOWERS_PER_TENANT {
+        let r = open().await;
+        assert_eq!(r.status(), StatusCode::OK);
+        held.push(r);
+    }
+    assert_eq!(open().await.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(env.svc.follow.open(), jobs::follow::MAX_FOLLOWERS_PER_TENANT);
+    // The browser leaves one page: its stream ends within a poll and the place is free again.
+    drop(held.pop());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while env.svc.follow.open() == jobs::follow::MAX_FOLLOWERS_PER_TENANT {
+        assert!(std::time::Instant::now() < deadline, "the closed stream kept its place");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(open().await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_network_overview_is_live() {
+    let env = env().await;
+    let (cookie, _) = env.login("acme-user", "acme-password").await;
+    let page = env.get("/", &cookie).await;
+    assert!(page.body.contains("data-live-network=\"/network/live\""));
+    assert!(page.body.contains("data-cluster=\"guian\""), "each cluster's row is addressable");
+    let req =
+        Request::get("/network/live").header(header::COOKIE, &cookie).header(header::ACCEPT_LANGUAGE, "en").body(Body::empty()).unwrap();
+    let r = env.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut body = r.into_body();
+    let mut buf = String::new();
+    let first = next_event(&mut body, &mut buf, "network").await;
+    assert_eq!(first["queued"].as_u64().unwrap() + first["running"].as_u64().unwrap(), 0);
+    let clusters = first["clusters"].as_array().unwrap();
+    assert_eq!(clusters.len(), 10);
+    let guian = clusters.iter().find(|c| c["id"] == "guian").unwrap();
+    assert_eq!(guian["health"], "healthy");
+    assert_eq!(guian["circle"], "cluster c-ok");
+    assert!(page.body.contains("class=\"cluster c-ok\" data-cluster=\"guian\""), "the map's circle is addressable, with the same classes");
+    assert!(guian["busy"].as_str().unwrap().starts_with("0.0 / "), "{guian}");
+    // A job placed meanwhile changes the counts and a cluster's cells: the page hears of it.
+    env.svc.submit("acme".into(), Some("live".into()), job_spec("sleep 5"), None).await.unwrap();
+    let next = next_event(&mut body, &mut buf, "network").await;
+    assert_eq!(next["queued"].as_u64().unwrap() + next["running"].as_u64().unwrap(), 1, "{next}");
+    assert_ne!(next["clusters"], first["clusters"], "the cluster it took shows it busy");
+}
+
+/// A small synthetic replay with two policies, as the form posts it.
+fn small_replay(csrf: &str) -> String {
+    format!("csrf={csrf}&source=synthetic&jobs=40&nodes=20&seed=3&time_compression=20&node_scale=1&nearest=on&aiplus=on")
+}
+
+impl Env {
+    /// Posts the replay form and returns the run's id from the redirect to its page.
+    async fn start_replay(&self, cookie: &str, form: &str) -> String {
+        let a = self.post("/sim", cookie, form).await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+        let location = a.headers[header::LOCATION].to_str().unwrap();
+        location.strip_prefix("/sim/runs/").unwrap_or_else(|| panic!("not a run page: {location}")).to_string()
+    }
+
+    async fn run_status(&self, cookie: &str, id: &str) -> serde_json::Value {
+        let a = self.get(&format!("/sim/runs/{id}/status"), cookie).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        assert_eq!(a.headers[header::CACHE_CONTROL], "no-store");
+        serde_json::from_str(&a.body).unwrap()
+    }
+
+    /// Polls a run's status until the run is over; fails after `within_s` seconds.
+    async fn wait_for_run(&self, cookie: &str, id: &str, within_s: u64) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(within_s);
+        loop {
+            let s = self.run_status(cookie, id).await;
+            if s["state"] != "running" {
+                return s;
+            }
+            assert!(std::time::Instant::now() < deadline, "the run is still going after {within_s} s: {s}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Starting a replay answers at once with the run's page; the page has a labelled progress bar
+/// per policy, its status follows the replay to the saved report, and the index lists the run.
+#[tokio::test]
+async fn a_replay_runs_in_the_background_with_progress_and_ends_at_its_report() {
+    let env = env().await;
+    let (cookie, csrf) = env.login("admin", "admin-password").await;
+    let id = env.start_replay(&cookie, &small_replay(&csrf)).await;
+    assert!(id.starts_with("run_"), "{id}");
+    let page = env.get(&format!("/sim/runs/{id}"), &cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    for part in [
+        format!("data-sim-run=\"{id}\""),
+        "<label for=\"sim-progress-aiplus\">aiplus</label>".into(),
+        "<progress id=\"sim-progress-aiplus\" max=\"40\" value=\"".into(),
+        "<label for=\"sim-progress-nearest\">nearest</label>".into(),
+        "/static/sim.js?v=".into(),
+    ] {
+        assert!(page.body.contains(&part), "{part} in {}", page.body);
+    }
+    assert!(!page.body.contains("sim-progress-cheapest"), "only the policies asked for");
+
+    let s = env.wait_for_run(&cookie, &id, 300).await;
+    assert_eq!(s["state"], "finished", "{s}");
+    assert_eq!(s["phase"], "finished");
+    let policies = s["policies"].as_array().unwrap();
+    assert_eq!(policies.iter().map(|p| p["name"].as_str().unwrap()).collect::<Vec<_>>(), ["nearest", "aiplus"]);
+    for p in policies {
+        assert!(p["total"].as_u64().unwrap() > 0 && p["done"] == p["total"], "{p}");
+        assert_eq!(p["text"], format!("{} / {} jobs", p["done"], p["total"]));
+    }
+    let report = s["report_url"].as_str().unwrap();
+    assert!(report.starts_with("/sim/sim_"), "{report}");
+    let shown = env.get(report, &cookie).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert_eq!(shown.body.matches("<th scope=\"row\">").count(), 3, "two policies and the lower bound: {}", shown.body);
+
+    // Coming back to the run shows where it ended, and the index lists it with its report.
+    let page = env.get(&format!("/sim/runs/{id}"), &cookie).await;
+    assert!(page.body.contains(&format!("id=\"sim-report-link\" href=\"{report}\"")), "{}", page.body);
+    assert!(page.body.contains("data-state=\"finished\"") && !page.body.contains("sim-refresh"), "{}", page.body);
+    let index = env.get("/sim", &cookie).await;
+    assert!(
+        index.body.contains(&format!("href=\"/sim/runs/{id}\"")) && index.body.contains(&format!("href=\"{report}\"")),
+        "{}",
+        index.body
+    );
+
+    let js = env.get("/static/sim.js", "").await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert!(js.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/javascript") && js.body.contains("data-sim-run"));
+}
+
+/// A named pipe the replay blocks on while reading its node list, so a test decides when the
+/// replay may go on. Dropped without being fed (a failed assertion), it is fed nothing, so the
+/// replay ends and the test's runtime can shut down.
+#[cfg(unix)]
+struct Pipe {
+    path: std::path::PathBuf,
+    fed: bool,
+}
+
+#[cfg(unix)]
+impl Pipe {
+    fn new(path: std::path::PathBuf) -> Self {
+        let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(made.success(), "mkfifo {}", path.display());
+        Self { path, fed: false }
+    }
+
+    async fn feed(mut self, text: &'static str) {
+        self.fed = true;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || std::fs::write(path, text)).await.unwrap().unwrap();
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        if !self.fed {
+            let path = self.path.clone();
+            std::thread::spawn(move || std::fs::write(path, ""));
+        }
+    }
+}
+
+/// One replay at a time: while one runs (here held reading a pipe) a second is refused with
+/// the busy message; a failed replay shows its error, and frees the way for the next.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_second_replay_is_refused_while_one_runs_and_a_failed_one_says_why() {
+    let env = env().await;
+    let (cookie, csrf) = env.login("admin", "admin-password").await;
+    let dir = std::env::temp_dir().join(format!("aiplus-web-pipe-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pipe = Pipe::new(dir.join("nodes.csv"));
+    std::fs::write(dir.join("pods.csv"), "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\n").unwrap();
+    let form =
+        format!("csrf={csrf}&source=files&aiplus=on&nodes_path={}&pods_path={}", pipe.path.display(), dir.join("pods.csv").display());
+    let held = env.start_replay(&cookie, &form).await;
+    let s = env.run_status(&cookie, &held).await;
+    assert_eq!((s["state"].as_str(), s["phase"].as_str()), (Some("running"), Some("preparing")), "{s}");
+    assert_eq!(s["policies"][0]["text"], "— jobs", "a file's total is not known before it is read");
+    let page = env.get(&format!("/sim/runs/{held}"), &cookie).await;
+    assert!(page.body.contains("<progress id=\"sim-progress-aiplus\">"), "no value yet: indeterminate: {}", page.body);
+    assert!(page.body.contains(&format!("<a href=\"/sim/runs/{held}\">Refresh</a>")), "a refresh link without script: {}", page.body);
+
+    let busy = env.post("/sim", &cookie, &small_replay(&csrf)).await;
+    assert_eq!(busy.status, StatusCode::TOO_MANY_REQUESTS, "{}", busy.body);
+    assert!(busy.body.contains("A replay is already running"), "{}", busy.body);
+    assert_eq!(env.get("/sim", &cookie).await.body.matches("href=\"/sim/runs/").count(), 1, "the refused one never started");
+
+    pipe.feed("this is not a node list\n").await;
+    let s = env.wait_for_run(&cookie, &held, 60).await;
+    assert_eq!(s["state"], "failed", "{s}");
+    assert!(s["error"].as_str().unwrap().starts_with("nodes_path: "), "{s}");
+    assert!(s["report_url"].is_null());
+    let page = env.get(&format!("/sim/runs/{held}"), &cookie).await;
+    assert!(page.body.contains("id=\"sim-error\"") && page.body.contains("nodes_path: "), "{}", page.body);
+
+    let next = env.start_replay(&cookie, &small_replay(&csrf)).await;
+    assert_eq!(env.wait_for_run(&cookie, &next, 300).await["state"], "finished", "the permit was given back");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs are operators' like the reports, and a run that is not there answers like a missing page.
+#[tokio::test]
+async fn replay_runs_are_for_operators_and_unknown_ones_are_not_found() {
+    let env = env().await;
+    let (admin, csrf) = env.login("admin", "admin-password").await;
+    for path in ["/sim/runs/run_nope", "/sim/runs/run_nope/status", &format!("/sim/runs/{}", "x".repeat(100))] {
+        let a = env.get(path, &admin).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}: {}", a.body);
+    }
+    let id = env.start_replay(&admin, &small_replay(&csrf)).await;
+    let (tenant, tenant_csrf) = env.login("acme-user", "acme-password").await;
+    for path in [format!("/sim/runs/{id}"), format!("/sim/runs/{id}/status")] {
+        assert_eq!(env.get(&path, &tenant).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    assert_eq!(env.post("/sim", &tenant, &small_replay(&tenant_csrf)).await.status, StatusCode::FORBIDDEN);
+    assert!(!env.get("/sim", &tenant).await.body.contains(&id));
+    env.wait_for_run(&admin, &id, 300).await;
 }

@@ -9,7 +9,7 @@ use maud::html;
 use crate::charts::{Kind, Series, render};
 use crate::error::ConsoleError;
 use crate::i18n::Lang;
-use crate::layout::{Nav, empty_row, fmt_rfc3339, num, page, pct, state_badge, svg};
+use crate::layout::{Nav, empty_row, fmt_rfc3339, num, page, pct, state_badge, state_label, svg};
 use crate::pages::network::{health_badge, period_label};
 use crate::{C, Viewer};
 
@@ -98,6 +98,21 @@ pub async fn show(axum::extract::State(c): C, v: Viewer, Path(id): Path<String>)
         (job_table(lang, "waiting-heading", &waiting[..waiting.len().min(50)]))
     };
     Ok(page(&v, Nav::Network, &format!("/clusters/{id}"), &format!("{} · {title}", lang.t("cluster")), body))
+}
+
+/// One row of [`job_table`] as the live jobs list sends it: the same cells, already formatted,
+/// for the page's script to put in as text.
+pub fn job_row_json(lang: Lang, j: &Job) -> serde_json::Value {
+    serde_json::json!({
+        "id": j.id,
+        "name": j.name.as_deref().unwrap_or(""),
+        "tenant": j.tenant,
+        "state": j.state.as_str(),
+        "state_label": state_label(lang, j.state.as_str()),
+        "cluster": j.placement.as_ref().map(|p| p.cluster.as_str()),
+        "gpus": num(f64::from(j.spec.gpus) * f64::from(j.spec.gpu_milli) / 1000.0, 2),
+        "submitted": fmt_rfc3339(&j.submitted_at),
+    })
 }
 
 pub fn job_table(lang: Lang, labelled_by: &str, jobs: &[&Job]) -> maud::Markup {

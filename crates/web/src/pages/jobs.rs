@@ -22,8 +22,8 @@ const PAGE_LOG_BYTES: usize = 256 * 1024;
 
 #[derive(Deserialize, Default)]
 pub struct ListQuery {
-    state: Option<String>,
-    tenant: Option<String>,
+    pub(crate) state: Option<String>,
+    pub(crate) tenant: Option<String>,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -100,17 +100,7 @@ async fn render_list(
 ) -> Result<Response, ConsoleError> {
     let lang = v.lang;
     let state = q.state.as_deref().filter(|s| !s.is_empty());
-    if let Some(s) = state
-        && JobState::parse(s).is_none()
-    {
-        return Err(ConsoleError::Invalid { field: "state".into(), reason: format!("{s:?} is not a job state") });
-    }
-    // A tenant sees its own jobs whatever the query asks for.
-    let tenant = match v.scope() {
-        Some(t) => Some(t.to_string()),
-        None => q.tenant.clone().filter(|t| !t.is_empty()),
-    };
-    let rows: Vec<store::JobRow<Job>> = c.store.recent_jobs(tenant.as_deref(), state, PAGE_JOBS).await?;
+    let rows = visible_rows(c, v, q).await?;
     let jobs: Vec<&Job> = rows.iter().map(|r| &r.doc).collect();
     let f = failed.as_ref().map(|(f, _)| (*f).clone()).unwrap_or_default();
     let body = html! {
@@ -152,11 +142,38 @@ async fn render_list(
             }
             div { button type="submit" { (lang.t("filter")) } }
         }
-        (crate::pages::cluster::job_table(lang, "list-heading", &jobs))
+        // The rows update live while the page is open (see `live::jobs`); without script the
+        // page is as it was rendered.
+        div data-live-jobs=(live_url(state, q.tenant.as_deref())) data-empty=(lang.t("empty_table")) {
+            (crate::pages::cluster::job_table(lang, "list-heading", &jobs))
+        }
     };
     // A refused submission shows this page again with the reason and what was typed (200, so
     // the browser treats it as the page it is).
     Ok(page(v, Nav::Jobs, "/jobs", lang.t("jobs"), body))
+}
+
+/// The live stream of a list with this filter.
+fn live_url(state: Option<&str>, tenant: Option<&str>) -> String {
+    let enc = crate::layout::url_encode;
+    format!("/jobs/live?state={}&tenant={}", enc(state.unwrap_or("")), enc(tenant.unwrap_or("")))
+}
+
+/// The jobs a list shows: the newest [`PAGE_JOBS`] the viewer may see that match the filter.
+/// The page and its live stream both read through here, so they cannot disagree.
+pub(crate) async fn visible_rows(c: &SharedConsole, v: &Viewer, q: &ListQuery) -> Result<Vec<store::JobRow<Job>>, ConsoleError> {
+    let state = q.state.as_deref().filter(|s| !s.is_empty());
+    if let Some(s) = state
+        && JobState::parse(s).is_none()
+    {
+        return Err(ConsoleError::Invalid { field: "state".into(), reason: format!("{s:?} is not a job state") });
+    }
+    // A tenant sees its own jobs whatever the query asks for.
+    let tenant = match v.scope() {
+        Some(t) => Some(t.to_string()),
+        None => q.tenant.clone().filter(|t| !t.is_empty()),
+    };
+    Ok(c.store.recent_jobs(tenant.as_deref(), state, PAGE_JOBS).await?)
 }
 
 pub async fn submit(State(c): C, v: Viewer, Form(f): Form<SubmitForm>) -> Result<Response, ConsoleError> {

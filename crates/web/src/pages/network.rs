@@ -35,6 +35,33 @@ pub fn health_badge(lang: Lang, healthy: bool) -> maud::Markup {
     }
 }
 
+/// The cells of a cluster's row that change while the page is open, formatted once for the
+/// rendered table and for its live stream alike: GPUs busy, GPUs free, the tariff now, and
+/// whether its engine answers.
+pub struct LiveCells {
+    pub busy: String,
+    pub free: String,
+    pub tariff: String,
+    pub healthy: bool,
+}
+
+pub fn live_cells(lang: Lang, s: &ClusterStatus) -> LiveCells {
+    let share = if s.gpus_total > 0.0 { s.gpus_used / s.gpus_total } else { 0.0 };
+    LiveCells {
+        busy: format!("{} / {} ({})", num(s.gpus_used, 1), num(s.gpus_total, 0), pct(share)),
+        free: num(s.gpus_total - s.gpus_used, 1),
+        tariff: format!("{} · {} 元/kWh", period_label(lang, s.tariff_period_now), num(s.tariff_now_cny_per_kwh, 3)),
+        healthy: s.engine_healthy,
+    }
+}
+
+/// Jobs queued, and jobs placed, submitted or running, as the overview's cards count them.
+pub fn job_counts(counts: &BTreeMap<JobState, usize>) -> (usize, usize) {
+    let queued = counts.get(&JobState::Queued).copied().unwrap_or(0);
+    let running = [JobState::Placed, JobState::Submitted, JobState::Running].iter().filter_map(|s| counts.get(s)).sum();
+    (queued, running)
+}
+
 pub async fn overview(axum::extract::State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
     let lang = v.lang;
     let Some(svc) = &c.compute else {
@@ -42,9 +69,7 @@ pub async fn overview(axum::extract::State(c): C, v: Viewer) -> Result<Response,
     };
     let net = svc.network().await;
     let clusters: Vec<ClusterStatus> = svc.clusters().await;
-    let counts = svc.active_counts().await;
-    let queued = counts.get(&JobState::Queued).copied().unwrap_or(0);
-    let running: usize = [JobState::Placed, JobState::Submitted, JobState::Running].iter().filter_map(|s| counts.get(s)).sum();
+    let (queued, running) = job_counts(&svc.active_counts().await);
     let name = |zh: &str, en: &str| if lang == Lang::Zh { zh.to_string() } else { en.to_string() };
     let hub_name: BTreeMap<&str, String> = net.spec.hubs.iter().map(|h| (h.id.as_str(), name(&h.name_zh, &h.name_en))).collect();
     let hub_hrefs: Vec<String> = net.spec.hubs.iter().map(|h| format!("#hub-{}", h.id)).collect();
@@ -86,16 +111,15 @@ pub async fn overview(axum::extract::State(c): C, v: Viewer) -> Result<Response,
         .collect();
     let links: Vec<MapLink> = net.spec.links.iter().map(|l| MapLink { a: &l.a, b: &l.b, latency_ms: l.latency_ms }).collect();
     let title = lang.t("map_title");
-    let caption = if lang == Lang::Zh { "示意图 / schematic" } else { lang.t("map_caption") };
-    let map = render_svg(title, caption, &map_hubs, &map_clusters, &links);
+    let map = render_svg(lang, title, lang.t("map_caption"), &map_hubs, &map_clusters, &links);
     let gpus_total: f64 = clusters.iter().map(|c| c.gpus_total).sum();
     let gpus_used: f64 = clusters.iter().map(|c| c.gpus_used).sum();
     let body = html! {
-        ul class="cards" aria-label=(lang.t("capacity")) {
+        ul class="cards" aria-label=(lang.t("capacity")) data-live-network="/network/live" {
             li { span class="v" { (net.spec.hubs.len()) } span class="k" { (lang.t("hubs")) } }
             li { span class="v" { (clusters.len()) } span class="k" { (lang.t("clusters")) } }
             li { span class="v" { (num(gpus_total, 0)) } span class="k" { (lang.t("gpus_total")) } }
-            li { span class="v" { (num(gpus_used, 1)) } span class="k" { (lang.t("gpus_busy")) } }
+            li { span class="v" id="gpus-busy" { (num(gpus_used, 1)) } span class="k" { (lang.t("gpus_busy")) } }
             li { span class="v" id="jobs-queued" { (queued) } span class="k" { (lang.t("jobs_queued")) } }
             li { span class="v" id="jobs-running" { (running) } span class="k" { (lang.t("jobs_running")) } }
         }
@@ -114,15 +138,15 @@ pub async fn overview(axum::extract::State(c): C, v: Viewer) -> Result<Response,
             tbody {
                 @for h in &net.spec.hubs {
                     @for (i, s) in clusters.iter().filter(|s| s.spec.hub == h.id).enumerate() {
-                        tr {
+                        @let cells = live_cells(lang, s);
+                        tr data-cluster=(s.spec.id) {
                             @if i == 0 { th scope="row" id={"hub-" (h.id)} { (hub_name.get(h.id.as_str()).map_or("", String::as_str)) } } @else { td {} }
                             td { a href={"/clusters/" (s.spec.id)} { (name(&s.spec.name_zh, &s.spec.name_en)) } }
-                            td class="num" { (num(s.gpus_used, 1)) " / " (num(s.gpus_total, 0))
-                                " (" (pct(if s.gpus_total > 0.0 { s.gpus_used / s.gpus_total } else { 0.0 })) ")" }
-                            td class="num" { (num(s.gpus_total - s.gpus_used, 1)) }
-                            td { (period_label(lang, s.tariff_period_now)) " · " (num(s.tariff_now_cny_per_kwh, 3)) " 元/kWh" }
+                            td class="num" data-cell="busy" { (cells.busy) }
+                            td class="num" data-cell="free" { (cells.free) }
+                            td data-cell="tariff" { (cells.tariff) }
                             td class="num" { (num(s.effective_carbon_kg_per_kwh, 3)) }
-                            td { (health_badge(lang, s.engine_healthy)) " " span class="muted" { (s.engine) } }
+                            td data-cell="health" { (health_badge(lang, cells.healthy)) " " span class="muted" { (s.engine) } }
                         }
                     }
                 }

@@ -4,6 +4,7 @@
 //   AIPLUS_URL             the server's base URL
 //   AIPLUS_ADMIN_PASSWORD  the first operator's password
 //   AIPLUS_ARTIFACTS       where screenshots go
+//   AIPLUS_BIN, AIPLUS_TOKEN  the CLI and an operator token, to submit a job from outside the browser
 // It logs in, walks every page in both languages, submits a job and watches it finish live,
 // creates and revokes an API key (and uses it through the gateway), runs a small simulation
 // and checks its charts, and checks tenant isolation by URL, CSRF, keyboard use and axe-core's
@@ -14,6 +15,7 @@ const fs = require("fs");
 const path = require("path");
 const assert = require("assert/strict");
 const { chromium } = require("playwright-core");
+const { execFileSync } = require("child_process");
 
 const BASE = process.env.AIPLUS_URL;
 const ADMIN_PW = process.env.AIPLUS_ADMIN_PASSWORD;
@@ -192,12 +194,41 @@ async function gateway(secret, expectStatus) {
     await page.goto(BASE + "/jobs");
     await shot(page, "jobs");
 
+    // The open jobs list is live: a job submitted from the CLI shows up without a reload.
+    await page.evaluate(() => (window.__stayed = true));
+    const submitted = execFileSync(process.env.AIPLUS_BIN, ["jobs", "submit", "--json", "--tenant", "acme", "--kind", "batch_inference",
+      "--gpus", "0", "--cpu-milli", "100", "--memory-mib", "64", "--duration-s", "5", "--name", "from-the-cli", "--", "true"], {
+      env: { ...process.env, AIPLUS_SERVER: BASE },
+    }).toString();
+    const cliJob = JSON.parse(submitted).id;
+    await page.waitForSelector(`[data-live-jobs] a[href='/jobs/${cliJob}']`, { timeout: 15_000 });
+    assert.equal(await page.evaluate(() => window.__stayed), true, "the list updated without reloading");
+    await axe(page, "jobs-live");
+
     // ---- simulation ----
     await page.goto(BASE + "/sim");
-    await page.getByLabel("Jobs", { exact: true }).fill("300");
-    await page.getByLabel("Nodes", { exact: true }).fill("60");
+    // A 20,000-job replay runs in the background: its page shows a bar per policy, the operator
+    // browses elsewhere, comes back from the index, and the page opens the report when done.
+    await page.getByLabel("Jobs", { exact: true }).fill("20000");
+    await page.getByLabel("Nodes", { exact: true }).fill("600");
     await axe(page, "sim");
-    await Promise.all([page.waitForNavigation({ timeout: 120_000 }), page.getByRole("button", { name: "Run" }).click()]);
+    await Promise.all([page.waitForURL(/\/sim\/runs\/run_/), page.getByRole("button", { name: "Run" }).click()]);
+    const runPath = new URL(page.url()).pathname;
+    assert.equal(await page.locator("progress").count(), 4, "a bar per policy");
+    await shot(page, "sim-run");
+    await page.goto(BASE + "/jobs");
+    await page.goto(BASE + "/");
+    await page.goto(BASE + "/sim");
+    assert.equal(await page.locator(`a[href='${runPath}']`).count(), 1, "the index lists the run");
+    await page.goto(BASE + runPath);
+    if ((await page.locator("[data-sim-run]").getAttribute("data-state")) === "running") {
+      // The bars move while it runs (the simulator reports every 4,096 jobs).
+      await page.waitForFunction(() => [...document.querySelectorAll("progress")].some((p) => p.value > 0), null, { timeout: 300_000 });
+      await page.waitForURL(/\/sim\/sim_/, { timeout: 600_000 });
+    } else {
+      await axe(page, "sim run");
+      await Promise.all([page.waitForNavigation(), page.locator("#sim-report-link").click()]);
+    }
     assert.match(new URL(page.url()).pathname, /^\/sim\/sim_/);
     assert.equal(await page.locator("#policy-table tbody tr").count(), 5, "four policies and the lower bound");
     await page.waitForFunction(() => {
@@ -356,6 +387,7 @@ async function gateway(secret, expectStatus) {
       assert.equal(r.status(), 404, `${url} is not found for acme`);
     }
     assert.equal((await tpage.request.get(BASE + "/sim")).status(), 403, "simulations are for operators");
+    assert.equal((await tpage.request.get(BASE + "/sim/runs/run_x")).status(), 403, "and so are their runs");
     assert.equal((await tpage.request.get(BASE + "/evaluation")).status(), 403, "evaluation is for operators");
     await tpage.goto(BASE + "/agents");
     assert.doesNotMatch(await tpage.locator("main").innerText(), /agent:helper|agentco|resp_/, "acme sees no other tenant's agent or run");

@@ -1,6 +1,9 @@
 //! Simulation reports: run a replay from the console (a synthetic openb-shaped trace, or openb
 //! files on the server), keep it, and open saved ones with charts of cost, carbon, waiting and
-//! utilisation per policy and per hub. Operators only: a replay takes a core for a while.
+//! utilisation per policy and per hub. Operators only: a replay takes a core for a while. A
+//! replay runs in the background (`runs`), one at a time, with a page that shows its progress.
+
+pub mod runs;
 
 use axum::Form;
 use axum::extract::{Path, State};
@@ -9,12 +12,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use compute::Policy;
 use maud::html;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::charts::{Kind, Series, render};
 use crate::error::ConsoleError;
 use crate::layout::{Nav, csrf_field, empty_row, fmt_ms, num, page, pct, svg};
 use crate::{C, Viewer};
+use runs::overall_text;
 
 /// Saved reports listed on the index.
 const LIST: u32 = 50;
@@ -29,6 +33,7 @@ pub async fn index(State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
     operator(&v)?;
     let lang = v.lang;
     let reports: Vec<(String, i64, Value)> = c.store.report_summaries(LIST).await?;
+    let replays = c.sim_runs.list();
     let body = html! {
         h2 id="run-heading" { (lang.t("run_sim")) }
         form class="grid" method="post" action="/sim" aria-labelledby="run-heading" data-busy="…" {
@@ -50,6 +55,21 @@ pub async fn index(State(c): C, v: Viewer) -> Result<Response, ConsoleError> {
             div class="wide" { label for="sim-pods" { (lang.t("pods_path")) } input id="sim-pods" name="pods_path" placeholder="/path/openb_pod_list_default.csv"; }
             div class="wide" { label for="sim-node-list" { (lang.t("nodes_path")) } input id="sim-node-list" name="nodes_path" placeholder="/path/openb_node_list_all_node.csv"; }
             div { button type="submit" { (lang.t("run")) } }
+        }
+        // Runs of this process, so an operator who left a run's page can go back to it.
+        @if !replays.is_empty() {
+            h2 id="runs-heading" { (lang.t("sim_runs")) }
+            table aria-labelledby="runs-heading" id="sim-runs" {
+                thead { tr { th scope="col" { (lang.t("sim_run")) } th scope="col" { (lang.t("started")) } th scope="col" { (lang.t("state")) }
+                    th scope="col" class="num" { (lang.t("progress")) } th scope="col" { (lang.t("report")) } } }
+                tbody {
+                    @for r in &replays {
+                        tr { td { a href={"/sim/runs/" (r.id)} { code { (r.id) } } } td { (fmt_ms(r.started_ms)) } td { (runs::phase_label(lang, r)) }
+                            td class="num" { (overall_text(lang, r)) }
+                            td { @if let Some(id) = &r.report_id { a href={"/sim/" (id)} { code { (id) } } } } }
+                    }
+                }
+            }
         }
         h2 id="saved-heading" { (lang.t("saved_reports")) }
         table aria-labelledby="saved-heading" {
@@ -141,7 +161,9 @@ pub async fn run(State(c): C, v: Viewer, Form(f): Form<RunForm>) -> Result<Respo
             }
         }
     }
-    let Ok(_permit) = c.sim_permit.try_acquire() else { return Err(ConsoleError::Busy(v.lang.t("sim_busy").into())) };
+    // Taken here, before anything starts, so a second replay is refused at once; the
+    // background task owns it until the report is saved or the replay failed.
+    let Ok(permit) = c.sim_permit.clone().try_acquire_owned() else { return Err(ConsoleError::Busy(v.lang.t("sim_busy").into())) };
     let base = match &c.compute {
         Some(svc) => svc.network().await.spec.clone(),
         None => c.seed_network.spec.clone(),
@@ -160,31 +182,9 @@ pub async fn run(State(c): C, v: Viewer, Form(f): Form<RunForm>) -> Result<Respo
         sample_interval_s: None,
         bound_iterations: sim::DEFAULT_BOUND_ITERATIONS,
     };
-    let src = source.to_string();
-    let outcome = tokio::task::spawn_blocking(move || -> Result<(Value, String), ConsoleError> {
-        let (node_list, pod_list) = if src == "files" {
-            let bad = |field: &str, e: sim::trace::TraceError| ConsoleError::Invalid { field: field.into(), reason: e.to_string() };
-            (
-                sim::trace::read_nodes_file(std::path::Path::new(&nodes_path)).map_err(|e| bad("nodes_path", e))?,
-                sim::trace::read_pods_file(std::path::Path::new(&pods_path)).map_err(|e| bad("pods_path", e))?,
-            )
-        } else {
-            sim::synthetic::generate(seed, jobs, nodes)
-        };
-        let report = sim::simulate(&base, &node_list, &pod_list, &opts, &mut |_, _| {})
-            .map_err(|e| ConsoleError::Invalid { field: "trace".into(), reason: e.to_string() })?;
-        let chart = sim::chart::render_svg(&report);
-        let doc = serde_json::to_value(&report).map_err(|e| ConsoleError::Internal(e.to_string()))?;
-        Ok((doc, chart))
-    })
-    .await
-    .map_err(|e| ConsoleError::Internal(format!("the replay stopped: {e}")))??;
-    let (report, chart) = outcome;
-    let id = format!("sim_{}", uuid::Uuid::now_v7().simple());
-    let summary = json!({"source": source, "jobs": report["jobs"], "nodes": report["nodes"], "gpus": report["gpus"], "seed": report["seed"],
-                         "time_compression": time_compression, "node_scale": node_scale});
-    c.store.insert_report(&id, c.now_ms(), &summary, &json!({"report": report, "chart_svg": chart})).await?;
-    Ok(Redirect::to(&format!("/sim/{id}")).into_response())
+    let req = runs::Request { source, jobs, nodes, seed, time_compression, node_scale, pods_path, nodes_path, opts };
+    let run_id = runs::start(&c, permit, base, req);
+    Ok(Redirect::to(&format!("/sim/runs/{run_id}")).into_response())
 }
 
 async fn load(c: &crate::SharedConsole, id: &str) -> Result<store::ReportRow<Value, Value>, ConsoleError> {
