@@ -128,6 +128,10 @@ struct SubmitArgs {
     origin_hub: Option<String>,
     #[arg(long)]
     priority: Option<i32>,
+    /// Which of the AI+ Action's six areas the job serves: science, industry, consumption,
+    /// livelihood, governance or global_cooperation. Its GPU-hours count towards that area.
+    #[arg(long, value_parser = parse_action_area)]
+    action_area: Option<vocab::ActionArea>,
     /// Resubmitting with the same key returns the first job instead of a new one.
     #[arg(long)]
     idempotency_key: Option<String>,
@@ -137,6 +141,13 @@ struct SubmitArgs {
     /// The command to run and its arguments, after `--`: `aiplus jobs submit ... -- python train.py`.
     #[arg(last = true)]
     command: Vec<String>,
+}
+
+pub(crate) fn parse_action_area(s: &str) -> Result<vocab::ActionArea, String> {
+    vocab::ActionArea::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = vocab::ActionArea::ALL.iter().map(|a| a.as_str()).collect();
+        format!("one of {}", names.join(", "))
+    })
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -427,6 +438,7 @@ fn submission(a: SubmitArgs) -> anyhow::Result<(Value, Option<String>)> {
     set("allowed_regions", (!a.regions.is_empty()).then(|| Value::from(a.regions.clone())));
     set("origin_hub", a.origin_hub.map(Value::from));
     set("priority", a.priority.map(Value::from));
+    set("action_area", a.action_area.map(|x| Value::from(x.as_str())));
     set("command", (!a.command.is_empty()).then(|| Value::from(a.command.clone())));
     set("env", (!a.env.is_empty()).then(|| Value::Object(a.env.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect())));
     match (a.dataset_cluster, a.dataset_gb) {

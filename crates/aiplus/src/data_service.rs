@@ -147,6 +147,7 @@ impl SealedJobs for ComputeJobs {
                 time_limit_s: None,
                 sealed: Some(j.run.clone()),
                 deadline_s: None,
+                action_area: None,
             };
             let by = jobs::Submitter::data_exchange(j.principal);
             let name = Some(format!("compute-to-data {}", j.run));

@@ -153,6 +153,10 @@ enum ModelsCommand {
         /// The GGUF file's exact size in bytes.
         #[arg(long)]
         size_bytes: Option<u64>,
+        /// Which of the AI+ Action's six areas the model serves (science, industry, consumption,
+        /// livelihood, governance, global_cooperation): its replicas' GPU-hours count there.
+        #[arg(long, value_parser = crate::client::parse_action_area)]
+        action_area: Option<vocab::ActionArea>,
     },
     /// Set a deployed model's replica count.
     Scale { name: String, replicas: u32 },
@@ -364,9 +368,11 @@ pub fn models(args: ModelsArgs) -> anyhow::Result<()> {
             gguf_url,
             sha256,
             size_bytes,
+            action_area,
         } => {
             let mut body = json!({"model": model, "replicas": replicas, "threads": threads, "ctx_tokens": ctx_tokens,
-                                  "memory_mib": memory_mib, "regions": regions, "engine": engine, "gpus": gpus});
+                                  "memory_mib": memory_mib, "regions": regions, "engine": engine, "gpus": gpus,
+                                  "action_area": action_area.map(|a| a.as_str())});
             if gguf_path.is_some() || gguf_url.is_some() {
                 body["gguf"] = json!({"path": gguf_path, "url": gguf_url, "sha256": sha256, "size_bytes": size_bytes});
                 // Absent, not null: the server reads exactly one of path and url.

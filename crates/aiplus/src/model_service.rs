@@ -172,6 +172,7 @@ async fn deploy_chat(svc: &Service, chat: &ChatModel, python: &str) {
         ctx_tokens: 4096,
         memory_mib: 2048,
         regions: Vec::new(),
+        action_area: None,
     };
     let wanted = spec.clone();
     match svc.ensure_deployed(model, spec).await {

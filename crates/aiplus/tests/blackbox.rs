@@ -72,6 +72,8 @@ fn cli_talks_to_the_server() {
         "province:Sichuan",
         "--idempotency-key",
         "k1",
+        "--action-area",
+        "science",
         "--",
         "sleep",
         "1",
@@ -79,6 +81,9 @@ fn cli_talks_to_the_server() {
     assert!(ok, "{err}");
     let j: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["placement"]["cluster"], "tianfu", "residency province:Sichuan allows only Tianfu");
+    assert_eq!(j["spec"]["action_area"], "science");
+    let (ok, _, err) = cli(&["jobs", "submit", "--tenant", "acme", "--action-area", "defence", "--", "true"]);
+    assert!(!ok && err.contains("one of science, industry"), "an unknown area is refused with the six listed: {err}");
     let id = j["id"].as_str().unwrap();
 
     let (ok, out, _) = cli(&["jobs", "placement", id]);

@@ -47,6 +47,7 @@ fn a_model_server_runs_as_a_sandboxed_online_inference_job_and_answers_chat() {
         memory_mib: 512,
         gpus: 0,
         regions: vec![],
+        action_area: None,
     };
     let (status, job) = s.submit(&serde_json::to_value(server.job_spec().unwrap()).unwrap());
     assert_eq!(status, 201, "{job}");

@@ -260,6 +260,15 @@ async fn bad_requests_name_the_field_and_store_nothing() {
         (
             {
                 let mut j = training_job();
+                j["action_area"] = json!("defence");
+                j
+            },
+            StatusCode::BAD_REQUEST,
+            "action_area",
+        ),
+        (
+            {
+                let mut j = training_job();
                 j["dataset"]["size_gb"] = json!(-1.0);
                 j
             },

@@ -126,6 +126,10 @@ pub struct JobSpec {
     /// its objective. Without one, every second of waiting counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_s: Option<u64>,
+    /// Which of the "AI+" Action's six areas the work serves, if the submitter says: its runs'
+    /// ledger rows carry it, so GPU-hours can be counted by area.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_area: Option<vocab::ActionArea>,
     /// Set by the data exchange only; a tenant's submission that sets it is refused. The
     /// compute-to-data run this job belongs to: its engine shows the run's dataset read-only
     /// with the network off, and its output is never shown, since only its declared outputs

@@ -264,6 +264,7 @@ fn plain_job(gpus: u32, gpu_milli: u32, model: &str, cpu_milli: u32, memory_mib:
         time_limit_s: None,
         sealed: None,
         deadline_s: None,
+        action_area: None,
     }
 }
 

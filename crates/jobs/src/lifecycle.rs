@@ -386,6 +386,9 @@ impl ComputeService {
         };
         let mut refs = std::collections::BTreeMap::new();
         refs.insert("job".into(), job.id.clone());
+        if let Some(area) = job.spec.action_area {
+            refs.insert("action_area".into(), area.as_str().into());
+        }
         let mut detail = RunDetail { attempt: job.attempt, cluster: None, gpus: job.spec.gpus, gpu_milli: job.spec.gpu_milli };
         if let Some(p) = &job.placement {
             refs.insert("cluster".into(), p.cluster.clone());

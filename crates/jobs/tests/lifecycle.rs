@@ -56,7 +56,11 @@ async fn drive(svc: &ComputeService, id: &str, until: impl Fn(&Job) -> bool) -> 
 #[tokio::test]
 async fn a_job_runs_to_success_with_events_logs_and_one_usage_event() {
     let (svc, _dir) = service("ok").await;
-    let (job, _) = svc.submit("acme".into(), None, spec(&["sh", "-c", "echo hello from $AIPLUS_JOB_ID; sleep 0.3"]), None).await.unwrap();
+    let tagged = compute::JobSpec {
+        action_area: Some(vocab::ActionArea::Science),
+        ..spec(&["sh", "-c", "echo hello from $AIPLUS_JOB_ID; sleep 0.3"])
+    };
+    let (job, _) = svc.submit("acme".into(), None, tagged, None).await.unwrap();
     let done = drive(&svc, &job.id, |j| j.state.is_terminal()).await;
     assert_eq!(done.state, JobState::Succeeded);
     assert_eq!(done.exit_code, Some(0));
@@ -76,6 +80,7 @@ async fn a_job_runs_to_success_with_events_logs_and_one_usage_event() {
     assert!(e["energy_kwh"].as_f64().unwrap() > 0.0);
     assert!(e["money_cny"].as_f64().unwrap() > 0.0 && e["carbon_kg"].as_f64().unwrap() > 0.0, "{e}");
     assert_eq!(e["refs"]["job"], job.id.as_str());
+    assert_eq!(e["refs"]["action_area"], "science", "the run's GPU-seconds count towards the job's action area");
     // The capacity is free again.
     let used: f64 = svc.clusters().await.iter().map(|c| c.gpus_used).sum();
     assert_eq!(used, 0.0);

@@ -87,6 +87,8 @@ pub struct ModelServer {
     /// GPUs for the replica: 0 for llama.cpp's CPU wheel, 1..=8 for vLLM.
     pub gpus: u32,
     pub regions: Vec<Region>,
+    /// The "AI+" action area the model serves, which its replica's job carries.
+    pub action_area: Option<vocab::ActionArea>,
 }
 
 impl ModelServer {
@@ -120,6 +122,7 @@ impl ModelServer {
             time_limit_s: Some(compute::job::MAX_TIME_LIMIT_S),
             sealed: None,
             deadline_s: None,
+            action_area: self.action_area,
         })
     }
 
@@ -241,6 +244,7 @@ mod tests {
             memory_mib: 1024,
             gpus: 0,
             regions: vec![],
+            action_area: Some(vocab::ActionArea::Livelihood),
         }
     }
 
@@ -253,6 +257,7 @@ mod tests {
         assert_eq!(spec.cpu_milli, 1000);
         assert_eq!(spec.command[..2], ["python3".to_string(), "/data/models/xllamacpp/aiplus_llama_server.py".to_string()]);
         assert_eq!(spec.env["PYTHONPATH"], "/data/models/xllamacpp");
+        assert_eq!(spec.action_area, Some(vocab::ActionArea::Livelihood), "the model's action area goes with its replicas");
         let net = compute::file::builtin_network().unwrap();
         assert!(spec.normalise(&net).is_ok(), "the job passes the API's own checks");
     }

@@ -75,6 +75,10 @@ pub struct DeploymentSpec {
     /// Where replicas may run; empty means anywhere.
     #[serde(default)]
     pub regions: Vec<Region>,
+    /// Which of the "AI+" Action's six areas the model serves: its replicas' jobs carry it, so
+    /// their GPU-hours count towards that area.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_area: Option<vocab::ActionArea>,
 }
 
 fn one() -> u32 {
@@ -528,6 +532,7 @@ impl Service {
             memory_mib: spec.memory_mib,
             gpus: spec.gpus,
             regions: spec.regions.clone(),
+            action_area: spec.action_area,
         };
         let job = server.job_spec()?;
         let id = self.jobs.submit(&format!("model {name}"), job).await.map_err(|e| invalid("replica", e))?;
@@ -675,6 +680,7 @@ mod tests {
             ctx_tokens: 2048,
             memory_mib: 512,
             regions: vec![],
+            action_area: None,
         }
     }
 

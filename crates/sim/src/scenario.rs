@@ -195,6 +195,7 @@ fn assign_jobs(net: &NetworkSpec, pods: &[TracePod], opts: ScenarioOptions, rng:
                     time_limit_s: None,
                     sealed: None,
                     deadline_s,
+                    action_area: None,
                 },
             });
         }

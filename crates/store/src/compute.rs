@@ -224,7 +224,7 @@ impl Store {
 const JOB_BY_KEY: &str =
     "SELECT id, tenant, idempotency_key, state, submitted_ms, doc FROM jobs WHERE tenant = $1 AND idempotency_key = $2";
 
-fn job_from_row<'r, R, T>(r: &'r R) -> Result<JobRow<T>, StoreError>
+pub(crate) fn job_from_row<'r, R, T>(r: &'r R) -> Result<JobRow<T>, StoreError>
 where
     R: Row,
     T: DeserializeOwned,

@@ -26,8 +26,13 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(pool)
         .await?);
-        rows.into_iter()
-            .map(|(id, at_ms, tenant, pillar, doc)| Ok(UsageRow { id, at_ms, tenant, pillar, doc: serde_json::from_str(&doc)? }))
-            .collect()
+        usage_rows(rows)
     }
+}
+
+/// Ledger rows as read (id, time, tenant, pillar, document text), with their documents parsed.
+pub(crate) fn usage_rows<U: DeserializeOwned>(rows: Vec<(String, i64, String, String, String)>) -> Result<Vec<UsageRow<U>>, StoreError> {
+    rows.into_iter()
+        .map(|(id, at_ms, tenant, pillar, doc)| Ok(UsageRow { id, at_ms, tenant, pillar, doc: serde_json::from_str(&doc)? }))
+        .collect()
 }

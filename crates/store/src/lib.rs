@@ -61,6 +61,7 @@ pub use data_market::{ContractRow, RegistrationRow, ValuationRow};
 pub use data_runs::{InsertRun, RunRow};
 pub use filings::FilingRow;
 pub use monitor::DeliveryRow;
+pub use targets::TargetEntryRow;
 
 /// A transaction that will write. On SQLite it takes the write lock at `BEGIN IMMEDIATE`, where
 /// the busy timeout applies: a deferred transaction that reads first and writes later fails at
@@ -133,6 +134,7 @@ mod ledger;
 mod models;
 mod monitor;
 mod schema;
+mod targets;
 mod tlog;
 
 pub use tlog::LogRow;

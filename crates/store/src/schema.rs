@@ -68,10 +68,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     AGENTS_MIGRATION,
     COLLECTIONS_MIGRATION,
     DATA_MIGRATION,
+    TARGETS_MIGRATION,
 ];
 
 /// `PRAGMA user_version = n` after step n; one entry per migration.
-pub(crate) const USER_VERSION: [&str; 18] = [
+pub(crate) const USER_VERSION: [&str; 19] = [
     "PRAGMA user_version = 1",
     "PRAGMA user_version = 2",
     "PRAGMA user_version = 3",
@@ -90,6 +91,7 @@ pub(crate) const USER_VERSION: [&str; 18] = [
     "PRAGMA user_version = 16",
     "PRAGMA user_version = 17",
     "PRAGMA user_version = 18",
+    "PRAGMA user_version = 19",
 ];
 const _: () = assert!(MIGRATIONS.len() == USER_VERSION.len(), "one user_version per migration");
 
@@ -374,3 +376,10 @@ const DATA_MIGRATION: &str = "CREATE TABLE data_uploads (
      );
      CREATE INDEX data_runs_contract ON data_runs (contract, created_ms);
      CREATE INDEX data_runs_state ON data_runs (state);";
+
+/// The "AI+" Action's targets page: indicators operators enter by hand (a survey's adoption
+/// rate, say), and an index that lets the page count one pillar's ledger events per month
+/// without reading every other pillar's.
+const TARGETS_MIGRATION: &str = "CREATE TABLE target_entries (id TEXT PRIMARY KEY, created_ms BIGINT NOT NULL, doc TEXT NOT NULL);
+     CREATE INDEX target_entries_created ON target_entries (created_ms);
+     CREATE INDEX usage_pillar_at ON usage_events (pillar, at_ms);";

@@ -9,11 +9,14 @@
 //!   every request.
 //! - [`text`]: small text rules more than one edge needs (percent-encoding, cookies).
 //! - [`de`]: reading untrusted input strictly (objects only where an object is meant).
+//! - [`ActionArea`]: the Action's six areas, which jobs (and their ledger rows) may be tagged with.
 
+pub mod action_area;
 pub mod de;
 pub mod region;
 pub mod text;
 
+pub use action_area::ActionArea;
 pub use region::{Place, Region, allows};
 
 /// Where time comes from. Deterministic cores take times as arguments; services that need

@@ -48,11 +48,23 @@ fn tick(v: f64) -> String {
     }
 }
 
+/// A horizontal line across the chart at `value`, labelled at its right end (a target, say).
+pub struct Line<'a> {
+    pub value: f64,
+    pub label: &'a str,
+}
+
 /// Renders the chart; `labels` name the buckets (every few are drawn), `id` must be unique
 /// on the page (it ties the title to the chart for screen readers).
 pub fn render(id: &str, title: &str, labels: &[String], series: &[Series], kind: Kind) -> String {
+    render_with_lines(id, title, labels, series, kind, &[])
+}
+
+/// [`render`] with horizontal reference lines, which the axis always reaches.
+pub fn render_with_lines(id: &str, title: &str, labels: &[String], series: &[Series], kind: Kind, lines: &[Line]) -> String {
     let n = labels.len().max(1);
-    let max = nice_max(series.iter().flat_map(|s| s.values.iter().copied()).filter(|v| v.is_finite()).fold(0.0, f64::max));
+    let highest = series.iter().flat_map(|s| s.values.iter().copied()).chain(lines.iter().map(|l| l.value));
+    let max = nice_max(highest.filter(|v| v.is_finite()).fold(0.0, f64::max));
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
     let step = pw / n as f64;
     let y = |v: f64| TOP + ph - (v / max).clamp(0.0, 1.0) * ph;
@@ -82,6 +94,17 @@ pub fn render(id: &str, title: &str, labels: &[String], series: &[Series], kind:
             r##"<text x="{x:.1}" y="{:.1}" font-size="11" text-anchor="middle" fill="#55585e">{}</text>"##,
             TOP + ph + 16.0,
             esc(l)
+        );
+    }
+    for l in lines.iter().filter(|l| l.value.is_finite()) {
+        let yy = y(l.value);
+        let _ = write!(
+            s,
+            r##"<line x1="{LEFT}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#9a5b00" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end" fill="#6b3f00">{}</text>"##,
+            W - RIGHT,
+            W - RIGHT - 2.0,
+            yy - 4.0,
+            esc(l.label)
         );
     }
     let k = series.len().max(1) as f64;
@@ -157,5 +180,15 @@ mod tests {
         assert!(svg.contains(r#"aria-labelledby="c1-t""#));
         let bars = render("c2", "t", &labels[..3], &[Series { name: "x", values: vec![1.0, 0.0, 2.0] }], Kind::Bars);
         assert_eq!(bars.matches("<rect x=").count(), 3 + 1, "three bars and one legend swatch");
+        let lined = render_with_lines(
+            "c3",
+            "t",
+            &labels[..2],
+            &[Series { name: "x", values: vec![10.0, 20.0] }],
+            Kind::Line,
+            &[Line { value: 70.0, label: "2027 ≥70%" }, Line { value: 90.0, label: "2030 ≥90%" }],
+        );
+        assert!(lined.contains("2027 ≥70%") && lined.contains("2030 ≥90%") && lined.matches("stroke-dasharray").count() == 2);
+        assert!(lined.contains(">100<"), "the axis reaches the highest line: {lined}");
     }
 }

@@ -51,7 +51,7 @@ impl Lang {
 
     /// The text for `key` in this language; the key itself if the table lacks it.
     pub fn t(self, key: &'static str) -> &'static str {
-        match STRINGS.iter().chain(crate::pages::oss::STRINGS).find(|(k, _, _)| *k == key) {
+        match STRINGS.iter().chain(crate::pages::oss::STRINGS).chain(crate::pages::targets::STRINGS).find(|(k, _, _)| *k == key) {
             Some((_, zh, en)) => match self {
                 Lang::Zh => zh,
                 Lang::En => en,
@@ -149,6 +149,8 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("duration_s", "预计时长（秒）", "Estimated duration (s)"),
     ("command", "命令（每行一个参数）", "Command (one argument per line)"),
     ("priority", "优先级", "Priority"),
+    ("action_area", "“人工智能+”行动领域", "AI+ action area"),
+    ("action_area_none", "未标注", "Not tagged"),
     ("regions", "允许区域（逗号分隔，如 hub:ningxia）", "Allowed regions (comma-separated, e.g. hub:ningxia)"),
     ("submit", "提交", "Submit"),
     ("job", "作业", "Job"),
@@ -477,7 +479,7 @@ mod tests {
 
     #[test]
     fn the_table_has_unique_keys_and_both_languages() {
-        let all = || STRINGS.iter().chain(crate::pages::oss::STRINGS);
+        let all = || STRINGS.iter().chain(crate::pages::oss::STRINGS).chain(crate::pages::targets::STRINGS);
         let mut keys: Vec<&str> = all().map(|s| s.0).collect();
         keys.sort_unstable();
         let n = keys.len();
@@ -504,7 +506,7 @@ mod tests {
             for chunk in text.split(".t(\"").skip(1) {
                 let key = chunk.split('"').next().unwrap();
                 seen += 1;
-                if !STRINGS.iter().chain(crate::pages::oss::STRINGS).any(|s| s.0 == key) {
+                if !STRINGS.iter().chain(crate::pages::oss::STRINGS).chain(crate::pages::targets::STRINGS).any(|s| s.0 == key) {
                     missing.push(format!("{}: {key}", p.display()));
                 }
             }

@@ -13,6 +13,7 @@ pub enum Nav {
     Network,
     Jobs,
     Sim,
+    Targets,
     Models,
     Tenants,
     Govern,
@@ -23,10 +24,11 @@ pub enum Nav {
     None,
 }
 
-const NAV: [(Nav, &str, &str); 10] = [
+const NAV: [(Nav, &str, &str); 11] = [
     (Nav::Network, "/", "network"),
     (Nav::Jobs, "/jobs", "jobs"),
     (Nav::Sim, "/sim", "sim"),
+    (Nav::Targets, "/targets", "targets"),
     (Nav::Models, "/models", "models"),
     (Nav::Tenants, "/tenants", "tenants"),
     (Nav::Govern, "/governance", "governance"),
@@ -62,7 +64,8 @@ pub fn page(v: &Viewer, current: Nav, path: &str, title: &str, body: Markup) -> 
                     a class="brand" href="/" { (lang.t("app")) }
                     nav aria-label=(lang.t("nav")) {
                         ul {
-                            @for (nav, href, key) in NAV {
+                            // Pages with platform-wide figures are listed for operators only.
+                            @for (nav, href, key) in NAV.into_iter().filter(|n| n.0 != Nav::Targets || v.is_operator()) {
                                 li { a href=(href) aria-current=[(nav == current).then_some("page")] { (lang.t(key)) } }
                             }
                         }

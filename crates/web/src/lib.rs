@@ -239,6 +239,8 @@ pub fn router(console: SharedConsole) -> Router {
         .route("/sim/runs/{id}/status", get(pages::sim::runs::status))
         .route("/sim/{id}", get(pages::sim::show))
         .route("/sim/{id}/chart.svg", get(pages::sim::chart))
+        .route("/targets", get(pages::targets::index).post(pages::targets::add))
+        .route("/targets.csv", get(pages::targets::csv))
         .route("/models", get(pages::models::index))
         .route("/agents", get(pages::agents::index).post(pages::playground::declare))
         .route("/agents/playground", post(pages::playground::play))

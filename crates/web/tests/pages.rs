@@ -30,6 +30,7 @@ struct Env {
     app: Router,
     svc: Arc<ComputeService>,
     gw: Arc<gateway::Gateway>,
+    store: store::Store,
 }
 
 async fn env() -> Env {
@@ -67,7 +68,7 @@ async fn env() -> Env {
         .unwrap(),
     );
     let cfg = web::ConsoleConfig { admin_password: Some("admin-password".into()), ..Default::default() };
-    let console = Arc::new(web::Console::new(store, Some(svc.clone()), gw.clone(), Arc::new(net), cfg, dir));
+    let console = Arc::new(web::Console::new(store.clone(), Some(svc.clone()), gw.clone(), Arc::new(net), cfg, dir));
     console.ensure_admin().await.unwrap();
     console.create_account("acme-user", "acme-password", web::Role::Tenant, Some("acme".into())).await.unwrap();
     // The console behind the gate, as `aiplus serve` assembles it.
@@ -76,7 +77,7 @@ async fn env() -> Env {
         hosts: api::gate::Hosts::new(&["console.example".into()]),
         clock: Arc::new(FixedClock(T0_MS)),
     });
-    Env { app: api::gate::guard(web::router(console), gate), svc, gw }
+    Env { app: api::gate::guard(web::router(console), gate), svc, gw, store }
 }
 
 struct Answer {
@@ -618,4 +619,136 @@ async fn replay_runs_are_for_operators_and_unknown_ones_are_not_found() {
     assert_eq!(env.post("/sim", &tenant, &small_replay(&tenant_csrf)).await.status, StatusCode::FORBIDDEN);
     assert!(!env.get("/sim", &tenant).await.body.contains(&id));
     env.wait_for_run(&admin, &id, 300).await;
+}
+
+/// A gateway request of `tenant` in the ledger, an hour before `T0_MS`.
+fn gateway_request(id: &str, tenant: &str, request_id: &str) -> store::UsageRow<serde_json::Value> {
+    store::UsageRow {
+        id: id.into(),
+        at_ms: T0_MS - 3_600_000,
+        tenant: tenant.into(),
+        pillar: "gateway".into(),
+        doc: serde_json::json!({"subject": {"kind": "request", "id": request_id}, "quantity": 10, "unit": "tokens",
+                                "refs": {"model": "qwen", "request_id": request_id}}),
+    }
+}
+
+/// A job run's ledger row of acme, an hour before `T0_MS`, tagged with an action area or not.
+fn job_run(id: &str, gpu_seconds: f64, area: Option<&str>) -> store::UsageRow<serde_json::Value> {
+    let mut refs = serde_json::json!({"job": id});
+    if let Some(a) = area {
+        refs["action_area"] = a.into();
+    }
+    store::UsageRow {
+        id: id.into(),
+        at_ms: T0_MS - 3_600_000,
+        tenant: "acme".into(),
+        pillar: "compute".into(),
+        doc: serde_json::json!({"subject": {"kind": "job_run", "id": id}, "quantity": gpu_seconds, "unit": "gpu_seconds", "refs": refs}),
+    }
+}
+
+#[tokio::test]
+async fn the_targets_page_measures_agents_from_the_ledger_and_keeps_entered_figures_apart() {
+    let env = env().await;
+    // acme ran an agent (two model steps); other called models directly three times.
+    let rows = [
+        gateway_request("u1", "acme", "resp_1/step/1"),
+        gateway_request("u2", "acme", "resp_1/step/2"),
+        gateway_request("u3", "other", "plain-1"),
+        gateway_request("u4", "other", "plain-2"),
+        gateway_request("u5", "other", "plain-3"),
+        // Two job runs: two GPU-hours tagged science, one untagged hour that counts nowhere.
+        job_run("r1", 7200.0, Some("science")),
+        job_run("r2", 3600.0, None),
+    ];
+    let none: Vec<(&str, &str, &serde_json::Value)> = vec![];
+    let no_events: Vec<(&str, i64, &serde_json::Value)> = vec![];
+    env.store.record(&store::Record { jobs: none, events: no_events, usage: rows.iter().collect() }).await.unwrap();
+    let tenants: Vec<(String, i64, serde_json::Value)> = env.store.tenants().await.unwrap();
+    assert_eq!(tenants.len(), 2, "{tenants:?}");
+    env.svc.submit("acme".into(), None, job_spec("true"), None).await.unwrap();
+
+    let (op, csrf) = env.login("admin", "admin-password").await;
+    let a = env.get("/targets", &op).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let measured = a.body.split("id=\"measured\"").nth(1).unwrap().split("</table>").next().unwrap();
+    let row = |id: &str| measured.split(&format!("data-indicator=\"{id}\"")).nth(1).unwrap().split("</tr>").next().unwrap().to_string();
+    assert!(row("tenants_with_agents").contains("50.0%"), "one of two tenants: {}", row("tenants_with_agents"));
+    assert!(row("agent_traffic").contains("40.0%"), "two of five requests: {}", row("agent_traffic"));
+    assert!(row("gpu_hours_science").contains("2.0 GPU-h"), "{}", row("gpu_hours_science"));
+    assert!(row("gpu_hours_industry").contains("0.0 GPU-h"), "{}", row("gpu_hours_industry"));
+    assert!(row("gpu_hours_industry").contains("Definition and source as above."), "the areas share one definition");
+    assert!(
+        a.body.contains("id=\"trend-gpu_hours_science\"") && !a.body.contains("id=\"trend-gpu_hours_industry\""),
+        "one chart for the six areas"
+    );
+    assert!(row("placement_savings").contains("Not measurable yet"));
+    assert!(
+        row("carbon_per_gpu_hour").contains("kgCO2/GPU-h") && !row("carbon_per_gpu_hour").contains(">0.000 kg"),
+        "{}",
+        row("carbon_per_gpu_hour")
+    );
+    assert!(row("datasets_registered").contains(">0<") || row("datasets_registered").contains("0"));
+    assert!(a.body.contains("2027 ≥70%") && a.body.contains("2030 ≥90%"), "the adoption charts draw the targets");
+    assert!(a.body.contains("href=\"/targets\" aria-current=\"page\""));
+
+    // An operator enters a survey figure; a bad field is named.
+    let bad = env.post("/targets", &op, &format!("csrf={csrf}&name=Adoption&value=lots&unit=%25&source=x&date=2025-06-30")).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("value: &quot;lots&quot; is not a number"), "{}", bad.body);
+    let form = format!("csrf={csrf}&name=National+adoption&value=55.5&unit=%25&source=CAICT+survey%2C+2025&date=2025-06-30");
+    let ok = env.post("/targets", &op, &form).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    let forged = env.post("/targets", &op, "csrf=nope&name=x&value=1&unit=%25&source=x&date=2025-06-30").await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let a = env.get("/targets", &op).await;
+    let entered = a.body.split("id=\"entered\"").nth(1).unwrap().split("</table>").next().unwrap();
+    assert!(entered.contains("National adoption") && entered.contains("55.50") && entered.contains("CAICT survey, 2025"), "{entered}");
+    let measured = a.body.split("id=\"measured\"").nth(1).unwrap().split("</table>").next().unwrap();
+    assert!(!measured.contains("National adoption"));
+
+    // The CSV: measured rows per month, the entered row, a comma quoted.
+    let csv = env.get("/targets.csv", &op).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.headers[header::CONTENT_DISPOSITION].to_str().unwrap().starts_with("attachment"));
+    assert!(csv.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/csv"));
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines[0], "kind,indicator,name,period,value,unit,definition,source");
+    assert!(
+        lines.iter().any(|l| l.starts_with("measured,tenants_with_agents,Tenants with active agents,2025-01,50.000000,%,")),
+        "{}",
+        csv.body
+    );
+    assert!(lines.iter().any(|l| l.starts_with("measured,agent_traffic,Model traffic served through agents,2025-01,40.000000,%,")));
+    assert_eq!(lines.iter().filter(|l| l.starts_with("measured,tenants_with_agents,")).count(), 12, "a row per month");
+    assert!(
+        lines.iter().any(|l| l.starts_with("measured,gpu_hours_science,GPU-hours · science and technology,2025-01,2,GPU-h,")),
+        "{}",
+        csv.body
+    );
+    assert!(lines.contains(&"entered,,National adoption,2025-06-30,55.5,%,Entered by an operator,\"CAICT survey, 2025\""), "{}", csv.body);
+
+    // Tenants see neither the page nor its export, nor its link.
+    let (tenant, _) = env.login("acme-user", "acme-password").await;
+    assert_eq!(env.get("/targets", &tenant).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(env.get("/targets.csv", &tenant).await.status, StatusCode::FORBIDDEN);
+    assert!(!env.get("/jobs", &tenant).await.body.contains("href=\"/targets\""));
+}
+
+#[tokio::test]
+async fn a_job_submitted_from_the_console_may_name_its_action_area() {
+    let env = env().await;
+    let (cookie, csrf) = env.login("acme-user", "acme-password").await;
+    let form = env.get("/jobs", &cookie).await;
+    assert!(form.body.contains("<option value=\"global_cooperation\">Global cooperation</option>"), "the six areas are offered");
+    let a = env.post("/jobs", &cookie, &format!("csrf={csrf}&name=tagged&command=true&action_area=livelihood")).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let path = a.headers[header::LOCATION].to_str().unwrap().to_string();
+    let id = path.trim_start_matches("/jobs/");
+    assert_eq!(env.svc.job(id).await.unwrap().spec.action_area, Some(vocab::ActionArea::Livelihood));
+    assert!(env.get(&path, &cookie).await.body.contains("Livelihood"), "the job's page says its area");
+    let bad = env.post("/jobs", &cookie, &format!("csrf={csrf}&name=bad&command=true&action_area=defence")).await;
+    assert_eq!(bad.status, StatusCode::OK, "the form comes back with the reason");
+    assert!(bad.body.contains("action_area: &quot;defence&quot; is not one of the six action areas"), "{}", bad.body);
 }

@@ -155,7 +155,8 @@ fn job_spec() -> Value {
             "network": {"enum": ["none", "full"]},
             "time_limit_s": nullable(json!({"type": "integer", "minimum": 1, "maximum": compute::job::MAX_TIME_LIMIT_S})),
             "deadline_s": nullable(json!({"type": "integer", "minimum": 1, "maximum": compute::job::MAX_DURATION_S + compute::job::MAX_DEADLINE_SLACK_S,
-                "description": "Seconds after submission by which the job should have finished (at least duration_s, at most 30 days more). Waiting within that slack is free, and aiplus may start the job later, in a cheaper and greener hour, using at most half of it."}))}),
+                "description": "Seconds after submission by which the job should have finished (at least duration_s, at most 30 days more). Waiting within that slack is free, and aiplus may start the job later, in a cheaper and greener hour, using at most half of it."})),
+            "action_area": action_area()}),
     );
     j["description"] = json!(
         "A job. Its tenant is the caller's (an operator names it in X-Aiplus-Tenant; a `tenant` field is refused). \
@@ -196,8 +197,15 @@ fn model_deployment() -> Value {
                "threads": {"type": "integer", "minimum": 1, "maximum": models::MAX_THREADS},
                "ctx_tokens": {"type": "integer", "minimum": models::MIN_CTX_TOKENS, "maximum": models::MAX_CTX_TOKENS},
                "memory_mib": {"type": "integer", "minimum": 1, "maximum": compute::job::MAX_MEMORY_MIB},
-               "regions": {"type": "array", "maxItems": compute::job::MAX_LISTED, "items": region()}}),
+               "regions": {"type": "array", "maxItems": compute::job::MAX_LISTED, "items": region()},
+               "action_area": action_area()}),
     )
+}
+
+/// The "AI+" Action's six areas, which a job or a model may be tagged with.
+fn action_area() -> Value {
+    let names: Vec<&str> = vocab::ActionArea::ALL.iter().map(|a| a.as_str()).collect();
+    nullable(json!({"enum": names, "description": "Which of the AI+ Action's six areas the work serves; its runs' ledger rows carry it."}))
 }
 
 fn deployment_view() -> Value {

@@ -49,6 +49,8 @@ pub struct SubmitForm {
     regions: String,
     #[serde(default)]
     command: String,
+    #[serde(default)]
+    action_area: String,
 }
 
 fn kind_label(lang: Lang, kind: &str) -> &'static str {
@@ -57,6 +59,12 @@ fn kind_label(lang: Lang, kind: &str) -> &'static str {
         "batch_inference" => lang.t("batch_inference"),
         _ => lang.t("online_inference"),
     }
+}
+
+/// An action area's name in the page's language, as the Opinions name it.
+pub(crate) fn area_label(lang: Lang, a: vocab::ActionArea) -> &'static str {
+    let (zh, en) = a.names();
+    if lang == Lang::Zh { zh } else { en }
 }
 
 fn blank_or<'a>(s: &'a str, default: &'a str) -> &'a str {
@@ -73,6 +81,13 @@ fn spec_of(f: &SubmitForm) -> Result<compute::JobSpec, ConsoleError> {
     if !["training", "batch_inference", "online_inference"].contains(&kind) {
         return Err(ConsoleError::Invalid { field: "kind".into(), reason: format!("{kind:?} is not a job kind") });
     }
+    let action_area = match f.action_area.trim() {
+        "" => None,
+        a => Some(vocab::ActionArea::parse(a).ok_or_else(|| ConsoleError::Invalid {
+            field: "action_area".into(),
+            reason: format!("{a:?} is not one of the six action areas"),
+        })?),
+    };
     let command: Vec<&str> = f.command.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect();
     let regions: Vec<&str> = f.regions.split(',').map(str::trim).filter(|r| !r.is_empty()).collect();
     let doc = serde_json::json!({
@@ -84,6 +99,7 @@ fn spec_of(f: &SubmitForm) -> Result<compute::JobSpec, ConsoleError> {
         "priority": parse_num::<i32>("priority", blank_or(&f.priority, "0"))?,
         "allowed_regions": regions,
         "command": command,
+        "action_area": action_area,
     });
     serde_json::from_value(doc).map_err(|e| ConsoleError::Invalid { field: "regions".into(), reason: e.to_string() })
 }
@@ -124,6 +140,14 @@ async fn render_list(
             div { label for="job-mem" { (lang.t("memory_mib")) } input id="job-mem" name="memory_mib" type="number" min="1" value=(blank_or(&f.memory_mib, "1024")); }
             div { label for="job-duration" { (lang.t("duration_s")) } input id="job-duration" name="duration_s" type="number" min="1" value=(blank_or(&f.duration_s, "60")); }
             div { label for="job-priority" { (lang.t("priority")) } input id="job-priority" name="priority" type="number" min="-100" max="100" value=(blank_or(&f.priority, "0")); }
+            div { label for="job-area" { (lang.t("action_area")) }
+                select id="job-area" name="action_area" {
+                    option value="" { (lang.t("action_area_none")) }
+                    @for a in vocab::ActionArea::ALL {
+                        option value=(a.as_str()) selected[f.action_area == a.as_str()] { (area_label(lang, a)) }
+                    }
+                }
+            }
             div class="wide" { label for="job-regions" { (lang.t("regions")) } input id="job-regions" name="regions" maxlength="512" value=(f.regions); }
             div class="wide" { label for="job-command" { (lang.t("command")) }
                 textarea id="job-command" name="command" rows="3" maxlength="8192" { (f.command) } }
@@ -264,6 +288,7 @@ pub async fn show(State(c): C, v: Viewer, Path(id): Path<String>) -> Result<Resp
                 dt { (lang.t("id")) } dd { code { (job.id) } }
                 dt { (lang.t("tenant")) } dd { (job.tenant) }
                 dt { (lang.t("kind")) } dd { (kind_label(lang, serde_json::to_value(job.spec.kind).ok().and_then(|k| k.as_str().map(String::from)).as_deref().unwrap_or(""))) }
+                @if let Some(a) = job.spec.action_area { dt { (lang.t("action_area")) } dd { (area_label(lang, a)) } }
                 // A CPU-only job asks for cores and memory only, so its page shows those rather
                 // than "0 × 0" GPUs.
                 dt { (lang.t("gpus")) } dd { @if job.spec.gpus == 0 { "0" } @else { (job.spec.gpus) " × " (num(f64::from(job.spec.gpu_milli) / 1000.0, 2)) } }

@@ -14,4 +14,5 @@ pub mod oss;
 pub mod playground;
 pub mod session;
 pub mod sim;
+pub mod targets;
 pub mod tenants;

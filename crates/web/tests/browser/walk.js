@@ -106,6 +106,22 @@ async function gateway(secret, expectStatus) {
     await shot(page, "network-zh");
     await axe(page, "network (zh)");
 
+    // ---- the Action's targets: measured figures, and one entered by the operator ----
+    await page.goto(BASE + "/targets");
+    assert.equal(await h1(page), "行动目标");
+    assert.ok((await page.locator("#measured tbody tr").count()) >= 8, "the measured indicators are listed");
+    await page.getByLabel("指标", { exact: true }).fill("全国智能体普及率");
+    await page.getByLabel("数值", { exact: true }).fill("55.5");
+    await page.getByLabel("单位", { exact: true }).fill("%");
+    await page.getByLabel("日期", { exact: true }).fill("2025-06-30");
+    await page.getByLabel("来源", { exact: true }).fill("调查报告, 2025");
+    await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "录入" }).click()]);
+    assert.match(await page.locator("#entered").innerText(), /全国智能体普及率/);
+    assert.doesNotMatch(await page.locator("#measured").innerText(), /全国智能体普及率/);
+    await shot(page, "targets-zh");
+    await axe(page, "targets (zh)");
+    await page.goto(BASE + "/");
+
     // Keyboard: the first Tab reaches the skip link, and it moves focus to the main content.
     await page.reload();
     await page.keyboard.press("Tab");
@@ -131,6 +147,18 @@ async function gateway(secret, expectStatus) {
     await page.goto(BASE + "/");
     assert.equal(await h1(page), "Compute network");
     await shot(page, "network-en");
+    await page.goto(BASE + "/targets");
+    assert.equal(await h1(page), "Action targets");
+    assert.match(await page.locator("#entered").innerText(), /55\.50/);
+    assert.ok((await page.locator("svg.chart").count()) >= 2, "trend charts are drawn");
+    await shot(page, "targets-en");
+    await axe(page, "targets (en)");
+    const csv = await page.request.get(BASE + "/targets.csv");
+    assert.equal(csv.status(), 200);
+    assert.match(csv.headers()["content-disposition"], /^attachment/);
+    const csvText = await csv.text();
+    assert.ok(csvText.startsWith("kind,indicator,name,period,value,unit,definition,source"), csvText.slice(0, 200));
+    assert.match(csvText, /entered,,全国智能体普及率,2025-06-30,55\.5,%,Entered by an operator,"调查报告, 2025"/);
 
     // ---- tenants are a registry: "other" is registered here before anything names it ----
     await page.goto(BASE + "/tenants");
