@@ -402,6 +402,28 @@ fn the_reserve_is_given_back_when_arrivals_are_not_captive_and_kept_when_they_ar
 }
 
 #[test]
+fn an_explanation_prices_what_nearest_would_have_chosen() {
+    let net = small_network();
+    let from_east = JobSpec { origin_hub: Some("east".into()), ..plain_job(1, 1000, "V100", 4000, 1024, 3600) };
+    let job = JobReq::compile(&from_east.clone().normalise(&net).unwrap(), &net);
+    let mut s = Scheduler::new(Arc::new(net.clone()), Policy::Aiplus, Weights::default());
+    let Decision::Placed { explanation, .. } = s.place(&job, 1_735_660_800.0, 0.0) else { panic!("not placed") };
+    // aiplus goes west; nearest would have stayed in the east, on its first V100 cluster.
+    assert_eq!(explanation.chosen.cluster, "w1");
+    let nearest = explanation.nearest.expect("an origin hub gives a nearest choice");
+    assert_eq!(nearest.cluster, "e2");
+    assert!(nearest.total_cny > explanation.chosen.total_cny, "{nearest:?} vs {:?}", explanation.chosen);
+    // Under nearest itself the two are the same cluster.
+    let mut n = Scheduler::new(Arc::new(net.clone()), Policy::Nearest, Weights::default());
+    let Decision::Placed { explanation, .. } = n.place(&job, 1_735_660_800.0, 0.0) else { panic!("not placed") };
+    assert_eq!(explanation.nearest.map(|t| t.cluster), Some(explanation.chosen.cluster));
+    // Without an origin hub there is nothing to compare with.
+    let anywhere = JobReq::compile(&plain_job(1, 1000, "V100", 4000, 1024, 3600).normalise(&net).unwrap(), &net);
+    let Decision::Placed { explanation, .. } = s.place(&anywhere, 1_735_660_800.0, 0.0) else { panic!("not placed") };
+    assert_eq!(explanation.nearest, None);
+}
+
+#[test]
 fn a_cpu_only_job_uses_a_gpu_nodes_spare_cores_but_leaves_its_gpus_usable() {
     let net = small_network();
     let mut s = Scheduler::new(Arc::new(net.clone()), Policy::Aiplus, Weights::default());

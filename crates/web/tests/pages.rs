@@ -668,6 +668,19 @@ async fn the_targets_page_measures_agents_from_the_ledger_and_keeps_entered_figu
     let tenants: Vec<(String, i64, serde_json::Value)> = env.store.tenants().await.unwrap();
     assert_eq!(tenants.len(), 2, "{tenants:?}");
     env.svc.submit("acme".into(), None, job_spec("true"), None).await.unwrap();
+    // A job from Beijing-Tianjin-Hebei: its explanation prices the nearest hub's cluster too.
+    let from_north = compute::JobSpec {
+        origin_hub: Some("jingjinji".into()),
+        gpus: 8,
+        gpu_models: vec!["A100".into()],
+        duration_s: 36_000,
+        ..job_spec("true")
+    };
+    let (north, _) = env.svc.submit("acme".into(), None, from_north, None).await.unwrap();
+    let why = &north.placement.as_ref().unwrap().explanation;
+    let near = why.nearest.as_ref().unwrap();
+    let saved = (near.energy_cost_cny + near.carbon_cost_cny) - (why.chosen.energy_cost_cny + why.chosen.carbon_cost_cny);
+    assert!(saved > 0.0, "aiplus placed it better than nearest would: {near:?} vs {:?}", why.chosen);
 
     let (op, csrf) = env.login("admin", "admin-password").await;
     let a = env.get("/targets", &op).await;
@@ -683,7 +696,7 @@ async fn the_targets_page_measures_agents_from_the_ledger_and_keeps_entered_figu
         a.body.contains("id=\"trend-gpu_hours_science\"") && !a.body.contains("id=\"trend-gpu_hours_industry\""),
         "one chart for the six areas"
     );
-    assert!(row("placement_savings").contains("Not measurable yet"));
+    assert!(row("placement_savings").contains(&format!("¥{saved:.2}")), "{saved} in {}", row("placement_savings"));
     assert!(
         row("carbon_per_gpu_hour").contains("kgCO2/GPU-h") && !row("carbon_per_gpu_hour").contains(">0.000 kg"),
         "{}",

@@ -368,6 +368,7 @@ impl Scheduler {
         {
             return Decision::Defer(Box::new(shift));
         }
+        let nearest = self.nearest_choice(job, &candidates);
         for i in 0..candidates.len() {
             if candidates[i].rank > best_wait {
                 // Waiting for a cluster that frees up soon beats every cluster left with room.
@@ -395,7 +396,7 @@ impl Scheduler {
                 }
                 return Decision::Placed {
                     allocation,
-                    explanation: Box::new(Explanation { policy: self.policy, chosen, runners_up, excluded }),
+                    explanation: Box::new(Explanation { policy: self.policy, chosen, runners_up, excluded, nearest }),
                 };
             }
         }
@@ -414,6 +415,14 @@ impl Scheduler {
             }
         }
         None
+    }
+
+    /// The terms of the cluster `nearest` would take among those with room: the first, in
+    /// network order, of the hub it keeps the job in.
+    fn nearest_choice(&self, job: &JobReq, candidates: &[Candidate]) -> Option<ScoreTerms> {
+        let hub = self.nearest_allowed_hub(job)?;
+        let c = candidates.iter().filter(|c| self.net.clusters[c.cluster].hub == hub).min_by_key(|c| c.cluster)?;
+        Some(ScoreTerms { congestion_cny: 0.0, ..c.terms.clone() })
     }
 
     /// The hub `nearest` keeps the job in: its origin, or the allowed hub closest to it.

@@ -163,6 +163,11 @@ pub struct Explanation {
     pub runners_up: Vec<ScoreTerms>,
     /// Clusters ruled out, with why.
     pub excluded: Vec<Exclusion>,
+    /// What the `nearest` baseline's choice would have cost: the first cluster with room in the
+    /// hub nearest the job's origin, so the saving of this placement against it can be summed
+    /// later. Absent for a job with no origin hub, or when that hub had no room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nearest: Option<ScoreTerms>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

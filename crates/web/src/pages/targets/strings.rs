@@ -46,11 +46,6 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("targets_no_governance", "本实例未启用治理服务。", "governance services are not running on this instance."),
     ("targets_no_eval", "本实例未启用模型评测。", "evaluation is not running on this instance."),
     ("targets_no_oss", "本实例未启用开源贡献评价。", "open-source evaluation is not running on this instance."),
-    (
-        "targets_savings_missing",
-        "作业的调度说明只保存所选集群和至多三个次优集群的各项成本，不保存离作业来源枢纽最近的集群的成本，因此无法计算相对“就近”放置的节省；需在调度时记录就近集群的目标函数值。",
-        "a job's placement explanation keeps the terms of the chosen cluster and at most three runners-up, not those of the cluster nearest its origin hub, so the saving against nearest-hub placement cannot be computed; placement must record the nearest cluster's objective.",
-    ),
     ("targets_ind_tenants_with_agents_name", "有活跃智能体的租户占比", "Tenants with active agents"),
     (
         "targets_ind_tenants_with_agents_def",
@@ -115,10 +110,14 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("targets_ind_placement_savings_name", "相对就近放置的节省", "Placement savings against nearest hub"),
     (
         "targets_ind_placement_savings_def",
-        "已放置作业的目标函数值与放在离来源枢纽最近的集群时之差。",
-        "The difference between placed jobs' objective and what placing them at the cluster nearest their origin hub would have cost.",
+        "当月提交并已放置、有来源枢纽的作业：若放在来源枢纽（或最近的允许枢纽）中第一个有空闲容量的集群，其能耗电费与碳成本之和，减去实际所选集群的这两项之和。",
+        "For placed jobs submitted in the month that name an origin hub: the energy cost plus priced carbon had each run on the first cluster with room in its origin hub (or the nearest hub it may use), less the same for the cluster chosen.",
     ),
-    ("targets_ind_placement_savings_src", "作业表：放置说明。", "Jobs: the placement explanations."),
+    (
+        "targets_ind_placement_savings_src",
+        "作业表：放置说明中的所选集群与就近集群（explanation.nearest）的成本项。",
+        "Jobs: the placement explanation's terms for the chosen cluster and the nearest-hub one (explanation.nearest).",
+    ),
     ("targets_ind_models_filed_name", "已备案模型", "Models filed"),
     (
         "targets_ind_models_filed_def",
