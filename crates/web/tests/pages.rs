@@ -140,6 +140,14 @@ async fn pages_need_a_login_and_a_wrong_password_is_refused() {
     assert!(a.headers.get(header::SET_COOKIE).is_none());
     let a = env.get("/jobs", "aiplus_session=forged").await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "an unknown session is no session");
+    // The live streams, replay runs and the targets are pages too: no session, no answer but
+    // the way to the login.
+    for path in ["/jobs/live", "/network/live", "/sim/runs/run_x", "/sim/runs/run_x/status", "/targets", "/targets.csv"] {
+        let a = env.get(path, "").await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(a.headers[header::LOCATION].to_str().unwrap().starts_with("/login?next="), "{path}");
+    }
+    assert_eq!(env.post("/targets", "", "name=x&value=1&unit=%25&source=x&date=2025-06-30").await.status, StatusCode::SEE_OTHER);
     let (cookie, _) = env.login("admin", "admin-password").await;
     let a = env.get("/", &cookie).await;
     assert_eq!(a.status, StatusCode::OK);
