@@ -259,6 +259,9 @@ impl Fanout<'_> {
                     day.attempt += 1;
                 }
                 _ => {
+                    // A kill between the engine's submit and the record's rewrite leaves the
+                    // record without its handle; the job found is recorded now.
+                    self.record(&day, Some(&h))?;
                     sum.reattached += 1;
                     return Ok((day, Next::Wait(h)));
                 }
@@ -299,15 +302,19 @@ impl Fanout<'_> {
         if day.attempt > MAX_ATTEMPTS {
             anyhow::bail!("{}: its job ended without output {MAX_ATTEMPTS} times", day.day);
         }
-        let record = |handle: Option<&str>| {
-            let r = serde_json::json!({"engine": self.engine.kind(), "handle": handle, "attempt": day.attempt, "files": day.files});
-            serde_json::to_vec_pretty(&r)
-        };
-        oss::segment::write_atomic(&day.dir.join("job.json"), &record(None)?)?;
+        self.record(day, None)?;
         let spec = spec(day, self.exe, self.threads);
         let h = self.engine.submit(&spec).await.with_context(|| format!("{}: submitting its job", day.day))?;
-        oss::segment::write_atomic(&day.dir.join("job.json"), &record(Some(&h.0))?)?;
+        self.record(day, Some(&h))?;
         Ok(h)
+    }
+
+    /// Writes a day's `job.json`: its attempt, and its engine handle once known.
+    fn record(&self, day: &Day, handle: Option<&Handle>) -> anyhow::Result<()> {
+        let r =
+            serde_json::json!({"engine": self.engine.kind(), "handle": handle.map(|h| &h.0), "attempt": day.attempt, "files": day.files});
+        oss::segment::write_atomic(&day.dir.join("job.json"), &serde_json::to_vec_pretty(&r)?)?;
+        Ok(())
     }
 
     /// A running day's next look.

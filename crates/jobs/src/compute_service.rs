@@ -277,6 +277,9 @@ pub(crate) struct Active {
     /// A queued job the scheduler shifted to a later, cheaper hour is not offered before this.
     /// Kept in memory only: after a restart the queue is offered at once and decided afresh.
     pub(crate) not_before_ms: Option<i64>,
+    /// A queued job the scheduler held back for a pool expected to free is offered again by
+    /// this time even if nothing frees meanwhile (a run may outlast its declared duration).
+    pub(crate) recheck_ms: Option<i64>,
 }
 
 impl Active {
@@ -371,7 +374,10 @@ impl ComputeService {
         let mut st = svc.state.lock().await;
         for row in rows {
             let req = JobReq::compile(&row.doc.spec, &st.net);
-            st.active.insert(row.id.clone(), Active { job: row.doc, req, submitted_ms: row.submitted_ms, not_before_ms: None });
+            st.active.insert(
+                row.id.clone(),
+                Active { job: row.doc, req, submitted_ms: row.submitted_ms, not_before_ms: None, recheck_ms: None },
+            );
         }
         let changed = svc.retake_slots(&mut st)?;
         let docs: Vec<Job> = changed.iter().filter_map(|id| st.active.get(id).map(|a| a.job.clone())).collect();
@@ -514,7 +520,10 @@ impl ComputeService {
         for (id, a) in &st.active {
             // Names are stable across the change but indexes may not be, so jobs are recompiled.
             let req = JobReq::compile(&a.job.spec, &net);
-            next.active.insert(id.clone(), Active { job: a.job.clone(), req, submitted_ms: a.submitted_ms, not_before_ms: None });
+            next.active.insert(
+                id.clone(),
+                Active { job: a.job.clone(), req, submitted_ms: a.submitted_ms, not_before_ms: None, recheck_ms: None },
+            );
         }
         let changed = self.retake_slots(&mut next)?;
         let docs: Vec<Job> = changed.iter().filter_map(|id| next.active.get(id).map(|a| a.job.clone())).collect();
@@ -639,7 +648,7 @@ impl ComputeService {
             .filter(|a| a.job.placement.is_none())
             .fold((0, 0), |(all, mine), a| (all + 1, mine + usize::from(a.job.tenant == tenant)));
         let decision = st.sched.arrive(&req, now as f64 / 1000.0);
-        let waits = matches!(decision, Decision::Wait | Decision::Defer(_));
+        let waits = matches!(decision, Decision::Wait | Decision::HoldBack { .. } | Decision::Defer(_));
         if waits && queued >= MAX_QUEUED_JOBS {
             return Err(JobsError::Busy(format!("the queue holds {MAX_QUEUED_JOBS} jobs, its limit; retry later")));
         }
@@ -667,6 +676,7 @@ impl ComputeService {
         };
         let mut events = vec![JobEvent { at: rfc3339(now), state: JobState::Queued, attempt: 1, reason: "submitted".into() }];
         let mut not_before_ms = None;
+        let mut recheck_ms = None;
         let allocation = match decision {
             Decision::Placed { allocation, explanation } => {
                 job.placement = Some(self.placement(&st, allocation, *explanation, now));
@@ -675,6 +685,10 @@ impl ComputeService {
                 Some(allocation)
             }
             Decision::Wait => None,
+            Decision::HoldBack { until_s } => {
+                recheck_ms = Some((until_s * 1000.0).ceil() as i64);
+                None
+            }
             Decision::Defer(shift) => {
                 let until_ms = (shift.until_s * 1000.0).ceil() as i64;
                 not_before_ms = Some(until_ms);
@@ -690,7 +704,7 @@ impl ComputeService {
             JobRow { id: id.clone(), tenant, idempotency_key: key, state: job.state.as_str().into(), submitted_ms: now, doc: job.clone() };
         match self.store.insert_job(&row, &events).await {
             Ok(Ok(())) => {
-                st.active.insert(id, Active { job: job.clone(), req, submitted_ms: now, not_before_ms });
+                st.active.insert(id, Active { job: job.clone(), req, submitted_ms: now, not_before_ms, recheck_ms });
                 Ok((job, true))
             }
             Ok(Err(existing)) => {
@@ -827,11 +841,18 @@ impl ComputeService {
                     }
                     deferred.push((id, job));
                 }
+                Decision::HoldBack { until_s } => {
+                    if let Some(a) = st.active.get_mut(&id) {
+                        a.not_before_ms = None;
+                        a.recheck_ms = Some((until_s * 1000.0).ceil() as i64);
+                    }
+                }
                 // Past its hour and still no room: an ordinary queued job from now on, offered
                 // when capacity frees rather than on every tick.
                 Decision::Wait | Decision::Never(_) => {
                     if let Some(a) = st.active.get_mut(&id) {
                         a.not_before_ms = None;
+                        a.recheck_ms = None;
                     }
                 }
             }
@@ -856,9 +877,12 @@ impl ComputeService {
         Ok(())
     }
 
-    /// Whether a job shifted to a later hour has reached it, so the queue should be offered.
+    /// Whether a job shifted to a later hour has reached it, or one held back for a pool has
+    /// reached its time to be looked at again, so the queue should be offered.
     pub(crate) fn deferred_due(st: &State, now_ms: i64) -> bool {
-        st.active.values().any(|a| a.job.placement.is_none() && a.not_before_ms.is_some_and(|t| t <= now_ms))
+        st.active.values().any(|a| {
+            a.job.placement.is_none() && (a.not_before_ms.is_some_and(|t| t <= now_ms) || a.recheck_ms.is_some_and(|t| t <= now_ms))
+        })
     }
 
     /// How many jobs not yet ended are in each state, from memory (no store read).

@@ -278,3 +278,118 @@ async fn a_deadline_job_submitted_at_the_evening_peak_waits_for_a_cheaper_hour_a
     let states: Vec<JobState> = svc.events(&job.id).await.unwrap().into_iter().map(|e| e.event.state).collect();
     assert_eq!(states.iter().filter(|s| **s == JobState::Placed).count(), 1, "{states:?}");
 }
+
+/// One cluster with one T4 (70 W) and two nodes of eight V100s (300 W) in two pools: a job that
+/// accepts any GPU prefers the T4, and with three pools to choose from it is not captive to any.
+const ONE_T4: &str = r#"
+schema = 1
+[[gpu_model]]
+name = "T4"
+power_w = 70
+memory_gib = 16
+source = "test"
+[[gpu_model]]
+name = "V100"
+power_w = 300
+memory_gib = 16
+source = "test"
+[[hub]]
+id = "west"
+name_zh = "west"
+name_en = "west"
+side = "west"
+lat = 36.0
+lon = 104.0
+intra_latency_ms = 5.0
+intra_bandwidth_gbps = 400.0
+intra_source = "test"
+[[cluster]]
+id = "w1"
+hub = "west"
+name_zh = "w1"
+name_en = "w1"
+province = "Gansu"
+lat = 36.0
+lon = 104.0
+pue = 1.2
+pue_source = "test"
+carbon_kg_per_kwh = 0.5
+carbon_source = "test"
+green_share = 0.2
+green_source = "test"
+[cluster.tariff]
+flat_cny_per_kwh = 0.4
+flat_source = "test"
+peak_multiplier = 1.0
+valley_multiplier = 1.0
+multiplier_source = "test"
+hours = "FFFFFFFFFFFFFFFFFFFFFFFF"
+hours_source = "test"
+[[cluster.node_pool]]
+name = "t4"
+gpu_model = "T4"
+gpus_per_node = 1
+cpu_milli = 16000
+memory_mib = 65536
+nodes = 1
+source = "test"
+[[cluster.node_pool]]
+name = "v100"
+gpu_model = "V100"
+gpus_per_node = 8
+cpu_milli = 64000
+memory_mib = 262144
+nodes = 1
+source = "test"
+[[cluster.node_pool]]
+name = "v100-b"
+gpu_model = "V100"
+gpus_per_node = 8
+cpu_milli = 64000
+memory_mib = 262144
+nodes = 1
+source = "test"
+"#;
+
+#[tokio::test]
+async fn a_job_held_back_for_a_gpu_whose_run_overstays_goes_elsewhere_in_time() {
+    let dir = std::env::temp_dir().join(format!("aiplus-lifecycle-holdback-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let t0_ms = 1_735_660_800_000;
+    let clock = Arc::new(SetClock(t0_ms.into()));
+    let store = store::Store::open(&dir.join("db")).await.unwrap();
+    let local: Arc<dyn executor::Executor> = Arc::new(executor::local::LocalExecutor::new(dir.join("jobs")).unwrap());
+    let net = compute::file::parse_network("one-t4.toml", ONE_T4).unwrap();
+    let svc = ComputeService::open(
+        store,
+        &net,
+        compute::Policy::Aiplus,
+        compute::Weights::default(),
+        clock.clone(),
+        jobs::lifecycle::Engines::new(local),
+    )
+    .await
+    .unwrap();
+    let any_gpu = |command: &[&str], duration_s: u64| JobSpec { gpu_models: vec![], gpu_milli: 1000, duration_s, ..spec(command) };
+    // It says it will take a minute, and takes longer.
+    let (first, _) = svc.submit("acme".into(), None, any_gpu(&["sleep", "600"], 60), None).await.unwrap();
+    assert_eq!(first.placement.as_ref().map(|p| p.explanation.chosen.pool.as_str()), Some("t4"));
+    // A month-long job is held back for the T4 that should free in a minute, though a V100 is free.
+    let (month, _) = svc.submit("acme".into(), None, any_gpu(&["true"], 30 * 86_400), None).await.unwrap();
+    assert_eq!((month.state, month.placement.is_none()), (JobState::Queued, true));
+    // The minute passes and the T4 is still busy; nothing else ends. The job is looked at again
+    // and held back until its wait reaches the limit, then it takes a V100.
+    let limit_ms = (compute::scheduler::MAX_WAIT_FOR_S * 1000.0) as i64;
+    for at_ms in [t0_ms + 61_000, t0_ms + limit_ms / 2] {
+        clock.0.store(at_ms, std::sync::atomic::Ordering::SeqCst);
+        svc.tick().await.unwrap();
+        assert!(svc.job(&month.id).await.unwrap().placement.is_none(), "placed before the limit");
+    }
+    clock.0.store(t0_ms + limit_ms + 1_000, std::sync::atomic::Ordering::SeqCst);
+    svc.tick().await.unwrap();
+    let placed = svc.job(&month.id).await.unwrap();
+    assert_eq!(placed.placement.map(|p| p.explanation.chosen.pool), Some("v100".to_string()));
+    assert!(!svc.job(&first.id).await.unwrap().state.is_terminal(), "the T4's run is still going");
+    svc.cancel(&first.id).await.unwrap();
+    drive(&svc, &first.id, |j| j.state.is_terminal()).await;
+}

@@ -315,7 +315,9 @@ impl Acc {
                 events.push(Reverse(((shift.until_s * 1000.0).ceil() as i64, Kind::Retry, ix)));
                 return Outcome::Deferred;
             }
-            Decision::Wait | Decision::Never(_) => return Outcome::Waits,
+            // A job held back waits in the queue like one with no room: the replay's runs end
+            // exactly when declared, and each end offers the queue again.
+            Decision::Wait | Decision::HoldBack { .. } | Decision::Never(_) => return Outcome::Waits,
         };
         let waited = waited.unwrap_or(0.0);
         let terms = &explanation.chosen;

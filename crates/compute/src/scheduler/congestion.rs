@@ -9,7 +9,8 @@
 //!   delay is the time until the running work that ends first has given back enough capacity
 //!   for the job. It counts the pool's total free capacity, not one node's, so it is optimistic;
 //!   the scheduler therefore waits only for a pool that is short of capacity in total, never for
-//!   one that is merely fragmented, and never for long ([`super::MAX_WAIT_FOR_S`]).
+//!   one that is merely fragmented, and never for long ([`super::MAX_WAIT_FOR_S`]). A job told
+//!   to wait claims the room it waits for, so the jobs after it expect to wait behind it.
 //! - **Who else needs it.** Jobs with almost nowhere else to go (residency and GPU model leave
 //!   them at most [`MAX_CAPTIVE_POOLS`] pools) are "captive". Their arrivals at each pool are
 //!   averaged exponentially over [`CAPTIVE_TAU_S`]: how often they come, how much they take and
@@ -130,6 +131,9 @@ pub struct PoolLoad {
     /// Runs shifted to a later start, by start (ms, sequence): their end (ms) and units. A
     /// booking is dropped once its start has passed, when the run is placed (or queued) for real.
     bookings: BTreeMap<(i64, u64), (i64, u64)>,
+    /// Jobs told to wait for this pool, by when they expect it to have room (ms, sequence): the
+    /// units each will take. A claim lapses at that time, when its job is offered the room.
+    claims: BTreeMap<(i64, u64), u64>,
 }
 
 impl PoolLoad {
@@ -196,6 +200,38 @@ impl PoolLoad {
         (free + ending).saturating_sub(booked)
     }
 
+    /// Records that a job told to wait for this pool will take `units` once it has room, expected
+    /// at `until_s`; false when the pool has [`MAX_BOOKINGS`] claims already.
+    pub fn claim(&mut self, now_s: f64, until_s: f64, units: u64, seq: u64) -> bool {
+        self.prune_claims(now_s);
+        if self.claims.len() >= MAX_BOOKINGS {
+            return false;
+        }
+        self.claims.insert(((until_s * 1000.0).round() as i64, seq), units);
+        true
+    }
+
+    fn prune_claims(&mut self, now_s: f64) {
+        let now_ms = (now_s * 1000.0).round() as i64;
+        while let Some(first) = self.claims.first_entry() {
+            if first.key().0 >= now_ms {
+                break;
+            }
+            first.remove();
+        }
+    }
+
+    /// Captive arrivals at this pool over the last [`CAPTIVE_TAU_S`] or so (decayed).
+    pub fn captive_arrivals(&self, now_s: f64) -> f64 {
+        self.arrivals * (-(now_s - self.arrivals_at_s).max(0.0) / CAPTIVE_TAU_S).exp()
+    }
+
+    /// Units claimed by jobs still waiting for this pool at `now_s`.
+    pub fn claimed(&self, now_s: f64) -> u64 {
+        let now_ms = (now_s * 1000.0).round() as i64;
+        self.claims.range((now_ms, 0)..).map(|(_, u)| *u).sum()
+    }
+
     /// Seconds from `now_s` until the pool, with `free` units free now, has `need` free, counting
     /// only the running work it knows the end of; `None` past [`MAX_ENDS_SCAN`] runs.
     pub fn time_until_free(&self, now_s: f64, free: u64, need: u64) -> Option<f64> {
@@ -243,11 +279,16 @@ impl Load {
         self.runs.entry((c as u16, p as u16, slot)).or_default().push(Run { end_ms, seq: self.seq });
     }
 
-    /// Forgets the run that held `slot`, if one was recorded.
+    /// Forgets the run that held `slot`, if one was recorded. Runs with identical slots (equal
+    /// CPU-only jobs on one node, equal shares of one GPU) cannot be told apart by their
+    /// resources, so the one expected to end first is taken as the one that ended: forgetting
+    /// another would leave a record whose end has passed, and every estimate would then count
+    /// on capacity that is still held.
     pub fn end(&mut self, c: usize, p: usize, slot: Slot) {
         let key = (c as u16, p as u16, slot);
         let Some(runs) = self.runs.get_mut(&key) else { return };
-        let Some(run) = runs.pop() else { return };
+        let Some(first) = runs.iter().enumerate().min_by_key(|(_, r)| (r.end_ms, r.seq)).map(|(i, _)| i) else { return };
+        let run = runs.swap_remove(first);
         if runs.is_empty() {
             self.runs.remove(&key);
         }
@@ -280,6 +321,31 @@ mod tests {
         assert_eq!(pool.time_until_free(50.0, 0, 4000), None);
         load.end(0, 0, gpus(0, 1));
         assert_eq!(load.pools[0][0][Unit::Gpu as usize].time_until_free(100.0, 1000, 2500), Some(200.0));
+    }
+
+    #[test]
+    fn of_runs_with_identical_slots_the_first_to_end_is_the_one_forgotten() {
+        let mut load = Load::new([1].into_iter());
+        let slot = Slot { node: 0, gpu_mask: 0, gpu_milli: 0, cpu_milli: 4000, memory_mib: 1 };
+        load.start(0, 0, slot, Some(100.0));
+        load.start(0, 0, slot, Some(500.0));
+        // At 100 s one of the two ends; the other still holds its cores until 500 s.
+        load.end(0, 0, slot);
+        assert_eq!(load.pools[0][0][Unit::Cpu as usize].time_until_free(100.0, 0, 4000), Some(400.0));
+    }
+
+    #[test]
+    fn claims_count_until_their_time_and_then_lapse() {
+        let mut pool = PoolLoad::default();
+        assert!(pool.claim(0.0, 60.0, 1000, 1));
+        assert!(pool.claim(10.0, 90.0, 500, 2));
+        assert_eq!(pool.claimed(30.0), 1500);
+        assert_eq!(pool.claimed(60.0), 1500);
+        assert_eq!(pool.claimed(61.0), 500);
+        assert_eq!(pool.claimed(91.0), 0);
+        // A claim made later prunes the lapsed ones, so the map stays bounded.
+        assert!(pool.claim(100.0, 160.0, 1000, 3));
+        assert_eq!(pool.claims.len(), 1);
     }
 
     #[test]

@@ -17,15 +17,17 @@
 //! A job with a deadline is deferrable: waiting within its slack is free, and `aiplus` may
 //! shift it to a cheaper, greener hour ([`shift`]).
 //!
-//! A cluster with room now has an expected queueing delay of zero; the scheduler never holds a
-//! job back for a full cluster, so a job that fits nowhere waits in the caller's queue and is
-//! offered again when capacity frees.
+//! A cluster with room now has an expected queueing delay of zero. `aiplus` may hold a job
+//! back for a pool that is full now when the wait is short and worth it ([`MAX_WAIT_FOR_S`],
+//! [`MIN_WAIT_SAVING_CNY`]); otherwise a job that fits nowhere waits in the caller's queue and
+//! is offered again when capacity frees.
 
 pub mod congestion;
 pub mod never;
 mod pool;
 pub mod shift;
 mod types;
+pub mod wait;
 
 use std::sync::Arc;
 
@@ -34,6 +36,7 @@ use crate::network::{ClusterIx, HubIx, Network};
 pub use congestion::Unit;
 pub use pool::{PoolState, Slot};
 pub use types::{Allocation, Decision, ExcludeReason, Exclusion, Explanation, JobReq, Policy, RunPrice, ScoreTerms, Weights};
+pub use wait::{MAX_CAPTIVE_ARRIVALS_TO_WAIT, MAX_WAIT_FOR_S, MIN_WAIT_SAVING_CNY};
 
 /// Whether a pool's GPU model suits a job: a GPU job needs one of its allowed models, and a
 /// CPU-only job runs on any node's CPUs (a GPU node's spare cores included, as in the openb
@@ -54,15 +57,6 @@ pub fn node_cpu_milli_for(job_gpus: u8, node_cpu_milli: u32, gpus_per_node: u32)
 
 /// Most clusters a network may have: the scheduler keeps a job's eligible clusters in a bitmask.
 pub const MAX_CLUSTERS: usize = 128;
-
-/// Longest expected queueing delay `aiplus` will wait for a full cluster rather than go now to
-/// another. It is zero: a job waits only for capacity whose run has already reached its
-/// declared end. On the busy openb replays (20× arrivals, seed 7919, a tenth of the nodes)
-/// letting jobs wait for a cheaper cluster did not pay: on gpuspec33, 9,904 yuan with 0, 10,117
-/// with 600 s and 11,484 with 3,600 s; on the default pod list 6,005 with 0 and 5,996 with
-/// either. The estimate ignores work that arrives meanwhile and node shapes; a better one is
-/// what would make a longer wait pay.
-pub const MAX_WAIT_FOR_S: f64 = 0.0;
 
 struct ClusterState {
     pools: Vec<PoolState>,
@@ -290,20 +284,6 @@ impl Scheduler {
         fill + self.load.pools[c][p][unit as usize].blocking_cny(now_s, free.saturating_sub(units), hold_s)
     }
 
-    /// For a cluster with no room now, the pool to wait for and its expected queueing delay,
-    /// if a pool is short of capacity in total and its running work says when that ends.
-    fn expected_wait(&self, job: &JobReq, c: ClusterIx, now_s: f64) -> Option<(usize, f64)> {
-        self.clusters[c].order.iter().copied().filter(|&p| self.pool_matches(job, c, p)).find_map(|p| {
-            let (unit, units) = self.units(job);
-            let (free, _) = self.free_units(c, p, unit);
-            if free >= units {
-                return None;
-            }
-            let wait_s = self.load.pools[c][p][unit as usize].time_until_free(now_s, free, units)?;
-            (wait_s <= MAX_WAIT_FOR_S).then_some((p, wait_s))
-        })
-    }
-
     /// Places `job` at `now_s` (it arrived `queue_s` seconds earlier), or says why it cannot.
     ///
     /// Under `aiplus`, a job may also be told to wait although some cluster has room, when a
@@ -314,6 +294,7 @@ impl Scheduler {
         let mut candidates: Vec<Candidate> = Vec::with_capacity(n);
         let mut any_static = false;
         let mut best_wait = f64::INFINITY;
+        let mut wait_for: Option<(ClusterIx, usize, f64)> = None;
         let nearest_hub = if self.policy == Policy::Nearest { self.nearest_allowed_hub(job) } else { None };
         for c in 0..n {
             if let Some(reason) = self.static_exclusion(job, c) {
@@ -335,12 +316,16 @@ impl Scheduler {
                 .iter()
                 .copied()
                 .find(|&p| self.pool_matches(job, c, p) && state.pools[p].may_fit(job.gpus, job.gpu_milli, job.cpu_milli));
-            let Some(p) = pool else {
-                if self.policy == Policy::Aiplus
-                    && let Some((p, wait_s)) = self.expected_wait(job, c, now_s)
-                {
-                    best_wait = best_wait.min(self.score(job, c, p, now_s + wait_s, queue_s + wait_s).total_cny);
+            if self.policy == Policy::Aiplus {
+                for (p, wait_s) in self.expected_waits(job, c, now_s, queue_s, pool) {
+                    let v = self.score(job, c, p, now_s + wait_s, queue_s + wait_s).total_cny;
+                    if v < best_wait {
+                        best_wait = v;
+                        wait_for = Some((c, p, wait_s));
+                    }
                 }
+            }
+            let Some(p) = pool else {
                 excluded.push(Exclusion { cluster: self.net.clusters[c].id.clone(), reason: ExcludeReason::NoCapacityNow });
                 continue;
             };
@@ -369,9 +354,11 @@ impl Scheduler {
             return Decision::Defer(Box::new(shift));
         }
         let nearest = self.nearest_choice(job, &candidates);
+        let mut held_back = false;
         for i in 0..candidates.len() {
-            if candidates[i].rank > best_wait {
+            if candidates[i].rank > best_wait + MIN_WAIT_SAVING_CNY {
                 // Waiting for a cluster that frees up soon beats every cluster left with room.
+                held_back = true;
                 break;
             }
             let (c, first_pool) = (candidates[i].cluster, candidates[i].pool);
@@ -398,6 +385,14 @@ impl Scheduler {
                     allocation,
                     explanation: Box::new(Explanation { policy: self.policy, chosen, runners_up, excluded, nearest }),
                 };
+            }
+        }
+        // A job that waits for want of room claims the pool it expects too: the jobs after it
+        // wait behind it either way.
+        if let Some((c, p, wait_s)) = wait_for {
+            self.claim(job, c, p, now_s, queue_s, wait_s);
+            if held_back {
+                return Decision::HoldBack { until_s: now_s + wait_s };
             }
         }
         Decision::Wait

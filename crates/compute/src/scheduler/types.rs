@@ -148,7 +148,7 @@ pub struct ScoreTerms {
     /// The objective the `aiplus` policy minimises.
     pub total_cny: f64,
     /// The congestion price `aiplus` adds when ranking: captive work this job would hold up
-    /// (see [`congestion`]). Not part of the objective.
+    /// (see [`super::congestion`]). Not part of the objective.
     #[serde(default)]
     pub congestion_cny: f64,
     /// The tariff at the decision time, which `cheapest` ranks by.
@@ -213,6 +213,12 @@ pub enum Decision {
     },
     /// Some cluster could run the job, but none has room now.
     Wait,
+    /// `aiplus` holds the job back for a pool that is full now but expected to free soon enough
+    /// to be the better choice, although some cluster may have room: offer it again when
+    /// capacity frees, and at the latest at `until_s` (see [`super::wait`]).
+    HoldBack {
+        until_s: f64,
+    },
     /// The job has room now but a deadline far enough off that a later start is cheaper and
     /// greener: offer it again at `until_s` (see [`shift`]).
     Defer(Box<shift::Shift>),
