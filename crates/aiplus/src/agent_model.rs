@@ -19,6 +19,16 @@ pub(crate) struct GatewayModel {
     pub forward: Vec<(&'static str, String)>,
 }
 
+/// The headers a step carries: the run's own, and the run it belongs to, which the ledger keeps
+/// (the loop names a step `<response id>/step/<n>`).
+fn step_headers(forward: &[(&'static str, String)], step_id: &str) -> Vec<(&'static str, String)> {
+    let mut out = forward.to_vec();
+    if let Some((run, _)) = step_id.rsplit_once("/step/") {
+        out.push((gateway::AGENT_RUN_HEADER, run.to_string()));
+    }
+    out
+}
+
 fn gone() -> StepError {
     StepError { status: 503, code: "shutting_down".into(), message: "the server is stopping".into() }
 }
@@ -35,7 +45,7 @@ fn refusal(status: u16, body: &[u8]) -> StepError {
 
 impl Model for GatewayModel {
     fn respond(&self, step_id: String, body: Value) -> BoxFuture<Result<Value, StepError>> {
-        let (gw, caller, forward) = (self.gw.clone(), self.caller.clone(), self.forward.clone());
+        let (gw, caller, forward) = (self.gw.clone(), self.caller.clone(), step_headers(&self.forward, &step_id));
         Box::pin(async move {
             let gw = gw.upgrade().ok_or_else(gone)?;
             let bytes = Bytes::from(body.to_string());
@@ -49,7 +59,7 @@ impl Model for GatewayModel {
     }
 
     fn respond_streaming(&self, step_id: String, mut body: Value, deltas: mpsc::Sender<String>) -> BoxFuture<Result<Value, StepError>> {
-        let (gw, caller, forward) = (self.gw.clone(), self.caller.clone(), self.forward.clone());
+        let (gw, caller, forward) = (self.gw.clone(), self.caller.clone(), step_headers(&self.forward, &step_id));
         Box::pin(async move {
             let gw = gw.upgrade().ok_or_else(gone)?;
             body["stream"] = Value::Bool(true);

@@ -183,6 +183,23 @@ fn an_agent_runs_mcp_tools_server_side_in_both_protocol_versions() {
         .filter(|e| e["usage"]["refs"]["request_id"].as_str().is_some_and(|r| r.starts_with(&format!("{id}/step/"))))
         .collect();
     assert_eq!(steps.len(), 3, "three model steps: calc, calc26, the answer");
+    assert!(steps.iter().all(|e| e["usage"]["refs"]["agent_run"] == id), "the gateway marks each step with its run: {steps:?}");
+    // A client that names its own request like a step, and sends the internal header too, is
+    // not counted as an agent's: the public router drops the header.
+    let forged = format!("{id}/step/9");
+    reqwest::blocking::Client::new()
+        .post(format!("{}/v1/responses", s.url))
+        .bearer_auth(&key)
+        .header("x-request-id", &forged)
+        .header(gateway::AGENT_RUN_HEADER, id)
+        .json(&json!({"model": "script", "input": "hi"}))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .unwrap();
+    let row = poll(Duration::from_secs(15), || {
+        ledger(&s, "acme", "gateway", 1).into_iter().find(|e| e["usage"]["refs"]["request_id"] == forged.as_str())
+    });
+    assert!(row["usage"]["refs"].get("agent_run").is_none(), "{row}");
     let sum = |k: &str| steps.iter().map(|e| e["usage"][k].as_u64().unwrap()).sum::<u64>();
     assert_eq!(sum("input_tokens"), whole["usage"]["input_tokens"].as_u64().unwrap());
     assert_eq!(sum("output_tokens"), whole["usage"]["output_tokens"].as_u64().unwrap());

@@ -342,6 +342,8 @@ pub struct Metered {
     pub end_user: Option<String>,
     /// The client's `X-Request-Id`, kept in the ledger so a client can find its requests.
     pub request_id: Option<String>,
+    /// The agent run this request is a model step of ([`crate::AGENT_RUN_HEADER`], in process only).
+    pub agent_run: Option<String>,
     /// `X-Aiplus-Deployment`: only this deployment of the model may serve (to compare two
     /// deployments of one model); still only if the tenant's regions and governance allow it.
     pub pin: Option<String>,
@@ -456,6 +458,7 @@ impl Metered {
             resolved: false,
             end_user: end_user(headers),
             request_id: request_id(headers),
+            agent_run: printable(headers, crate::AGENT_RUN_HEADER),
             pin: printable(headers, "x-aiplus-deployment"),
             regions,
             ticket,
@@ -601,6 +604,9 @@ impl Metered {
         }
         if let Some(id) = &self.request_id {
             refs.insert("request_id".into(), id.clone());
+        }
+        if let Some(id) = &self.agent_run {
+            refs.insert("agent_run".into(), id.clone());
         }
         self.ticket.send(ledger::Entry {
             at_ms,

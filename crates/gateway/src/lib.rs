@@ -280,6 +280,12 @@ pub enum InProcess {
 /// Largest answer an in-process call reads.
 pub const MAX_IN_PROCESS_ANSWER_BYTES: usize = 16 << 20;
 
+/// The header an agent's model step carries, in process only, with its run's response id; the
+/// ledger row keeps it as `refs.agent_run`, which is how the console counts agents' traffic. The
+/// public router drops it from every request, so no client can pass its own calls off as an
+/// agent's.
+pub const AGENT_RUN_HEADER: &str = "x-aiplus-agent-run";
+
 impl Gateway {
     /// One request through the admission pipeline from inside the process, as `caller`: the same
     /// handler a `/v1` request reaches after the gate, so it is admitted, metered, limited and
@@ -386,5 +392,12 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/api/v1/models/{name}", get(models::get).put(models::put).delete(models::delete))
         .route("/metrics", get(proxy::metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_request(drop_internal_headers))
         .with_state(gw)
+}
+
+/// Removes the headers only in-process callers may set.
+async fn drop_internal_headers(mut req: axum::extract::Request) -> axum::extract::Request {
+    req.headers_mut().remove(AGENT_RUN_HEADER);
+    req
 }

@@ -630,14 +630,18 @@ async fn replay_runs_are_for_operators_and_unknown_ones_are_not_found() {
 }
 
 /// A gateway request of `tenant` in the ledger, an hour before `T0_MS`.
-fn gateway_request(id: &str, tenant: &str, request_id: &str) -> store::UsageRow<serde_json::Value> {
+/// A gateway request's ledger row; an agent's step carries the run the gateway marked it with.
+fn gateway_request(id: &str, tenant: &str, request_id: &str, agent_run: Option<&str>) -> store::UsageRow<serde_json::Value> {
+    let mut refs = serde_json::json!({"model": "qwen", "request_id": request_id});
+    if let Some(run) = agent_run {
+        refs["agent_run"] = run.into();
+    }
     store::UsageRow {
         id: id.into(),
         at_ms: T0_MS - 3_600_000,
         tenant: tenant.into(),
         pillar: "gateway".into(),
-        doc: serde_json::json!({"subject": {"kind": "request", "id": request_id}, "quantity": 10, "unit": "tokens",
-                                "refs": {"model": "qwen", "request_id": request_id}}),
+        doc: serde_json::json!({"subject": {"kind": "request", "id": request_id}, "quantity": 10, "unit": "tokens", "refs": refs}),
     }
 }
 
@@ -659,13 +663,14 @@ fn job_run(id: &str, gpu_seconds: f64, area: Option<&str>) -> store::UsageRow<se
 #[tokio::test]
 async fn the_targets_page_measures_agents_from_the_ledger_and_keeps_entered_figures_apart() {
     let env = env().await;
-    // acme ran an agent (two model steps); other called models directly three times.
+    // acme ran an agent (two model steps); other called models directly three times, once
+    // with a request id made to look like a step's, which does not make it one.
     let rows = [
-        gateway_request("u1", "acme", "resp_1/step/1"),
-        gateway_request("u2", "acme", "resp_1/step/2"),
-        gateway_request("u3", "other", "plain-1"),
-        gateway_request("u4", "other", "plain-2"),
-        gateway_request("u5", "other", "plain-3"),
+        gateway_request("u1", "acme", "resp_1/step/1", Some("resp_1")),
+        gateway_request("u2", "acme", "resp_1/step/2", Some("resp_1")),
+        gateway_request("u3", "other", "plain-1", None),
+        gateway_request("u4", "other", "plain-2", None),
+        gateway_request("u5", "other", "resp_x/step/1", None),
         // Two job runs: two GPU-hours tagged science, one untagged hour that counts nowhere.
         job_run("r1", 7200.0, Some("science")),
         job_run("r2", 3600.0, None),

@@ -1,6 +1,6 @@
 //! Agents: a tenant's agents (an operator sees every tenant's) with their model and tools, and
 //! the agent runs of the last 24 hours with their usage, from the usage ledger: each run's
-//! model steps (the gateway's events named `<response id>/step/<n>`) and tool calls (the
+//! model steps (the gateway's events marked with their run, `refs.agent_run`) and tool calls (the
 //! agents pillar's events), tokens and tool calls per run.
 
 use std::collections::BTreeMap;
@@ -46,7 +46,10 @@ fn run_of<'a>(out: &'a mut BTreeMap<String, RunUsage>, id: &str, tenant: &str, a
 pub fn runs(steps: &[ledger::Entry<RequestDetail>], tools: &[ledger::Entry<agents::usage::ToolDetail>]) -> BTreeMap<String, RunUsage> {
     let mut out: BTreeMap<String, RunUsage> = BTreeMap::new();
     for e in steps {
-        let Some((id, _)) = e.doc.reference("request_id").split_once("/step/") else { continue };
+        let id = e.doc.reference("agent_run");
+        if id.is_empty() {
+            continue;
+        }
         let r = run_of(&mut out, id, &e.tenant, e.at_ms);
         r.steps += 1;
         r.input_tokens += e.doc.detail.input_tokens;
@@ -207,9 +210,11 @@ mod tests {
     #[test]
     fn runs_sum_their_steps_and_tool_calls() {
         let steps = vec![
-            event("t", 10, &[("request_id", "resp_a/step/1")], step((10, 4))),
-            event("t", 20, &[("request_id", "resp_a/step/2")], step((30, 4))),
+            event("t", 10, &[("request_id", "resp_a/step/1"), ("agent_run", "resp_a")], step((10, 4))),
+            event("t", 20, &[("request_id", "resp_a/step/2"), ("agent_run", "resp_a")], step((30, 4))),
             event("t", 5, &[("request_id", "plain-request")], step((1, 1))),
+            // A client that names its request like a step is still not an agent's.
+            event("t", 6, &[("request_id", "resp_a/step/3")], step((1, 1))),
         ];
         let tool =
             |status: &str| agents::usage::ToolDetail { server_label: "s".into(), tool: "x".into(), status: status.into(), latency_ms: 1 };
@@ -219,6 +224,7 @@ mod tests {
         ];
         let r = runs(&steps, &tools);
         assert_eq!(r.len(), 1, "a request that is not an agent's step is no run");
+        assert_eq!(r["resp_a"].steps, 2, "only the gateway's mark makes a step");
         let a = &r["resp_a"];
         assert_eq!((a.steps, a.input_tokens, a.output_tokens, a.tool_calls, a.failed_tools), (2, 40, 8, 2, 1));
         assert_eq!((a.agent.as_str(), a.started_ms), ("agent:h@1", 10));

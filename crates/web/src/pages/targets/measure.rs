@@ -163,15 +163,15 @@ pub async fn indicators(c: &SharedConsole, months: &Months) -> Result<(Vec<Indic
     let (from, to) = (months.start_ms(), months.end_ms());
     let mut cut = false;
 
-    // Agents: a model step of an agent run is a gateway request whose id is
-    // `<response id>/step/<n>` (the agents' loop names them so).
+    // Agents: a model step of an agent run is a gateway request the gateway marked with its run
+    // (`refs.agent_run`, set in process only, so no client can claim it).
     let steps: Vec<store::UsageRow<ledger::UsageEvent<serde_json::Value>>> =
-        c.store.usage_like("gateway", "%/step/%", from, to, MAX_STEP_ROWS).await?;
+        c.store.usage_like("gateway", "%\"agent_run\"%", from, to, MAX_STEP_ROWS).await?;
     cut |= steps.len() >= MAX_STEP_ROWS as usize;
     let mut agent_requests = [0.0; MONTHS];
     let mut agent_tenants: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); MONTHS];
     for e in &steps {
-        if !e.doc.reference("request_id").contains("/step/") {
+        if e.doc.reference("agent_run").is_empty() {
             continue;
         }
         if let Some(i) = months.index(e.at_ms) {

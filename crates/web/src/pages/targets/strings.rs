@@ -54,8 +54,8 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ),
     (
         "targets_ind_tenants_with_agents_src",
-        "用量台账：请求编号为“<响应编号>/step/<n>”（智能体运行的模型步骤）的网关请求，按租户去重；租户注册表。",
-        "Usage ledger: gateway requests whose id is <response id>/step/<n> (an agent run's model steps), distinct tenants; the tenant registry.",
+        "用量台账：网关标记为智能体运行模型步骤的请求（refs.agent_run，仅平台内部可设），按租户去重；租户注册表。",
+        "Usage ledger: gateway requests the gateway marked as an agent run's model steps (refs.agent_run, set only inside the platform), distinct tenants; the tenant registry.",
     ),
     ("targets_ind_agent_traffic_name", "经智能体的模型流量占比", "Model traffic served through agents"),
     (
@@ -65,8 +65,8 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ),
     (
         "targets_ind_agent_traffic_src",
-        "用量台账：请求编号含 /step/ 的网关请求 ÷ 网关的全部请求，按月。",
-        "Usage ledger: gateway requests whose id holds /step/ ÷ all gateway requests, per month.",
+        "用量台账：标记为智能体模型步骤的网关请求 ÷ 网关的全部请求，按月。",
+        "Usage ledger: gateway requests marked as agents' model steps ÷ all gateway requests, per month.",
     ),
     ("targets_ind_gpu_hours_by_area_name", "各行动领域的 GPU 时", "GPU-hours by action area"),
     (
