@@ -23,6 +23,31 @@ const TOP: f64 = 14.0;
 const BOTTOM: f64 = 46.0;
 const COLOURS: [&str; 8] = ["#0b57d0", "#b3261e", "#1e7b34", "#9a5b00", "#6a3fb5", "#00796b", "#5f6368", "#c2185b"];
 
+/// Height of each legend row after the first.
+const LEGEND_ROW: f64 = 16.0;
+
+/// About how wide `text` is at the legend's 12 px: a wide (CJK) character takes a full em, others
+/// a little over half. An estimate is enough: rows are broken with room to spare.
+fn text_width(text: &str) -> f64 {
+    text.chars().map(|c| if c.is_ascii() { 7.0 } else { 12.0 }).sum()
+}
+
+/// Where each series' legend entry goes: its x and its row, entries flowing left to right and
+/// onto a new row when the next would pass the chart's right edge.
+fn legend_layout(series: &[Series]) -> Vec<(f64, usize)> {
+    let (mut x, mut row) = (LEFT, 0);
+    let mut out = Vec::with_capacity(series.len());
+    for se in series {
+        let width = 14.0 + text_width(se.name);
+        if x > LEFT && x + width > W - RIGHT {
+            (x, row) = (LEFT, row + 1);
+        }
+        out.push((x, row));
+        x += width + 18.0;
+    }
+    out
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
@@ -68,10 +93,12 @@ pub fn render_with_lines(id: &str, title: &str, labels: &[String], series: &[Ser
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
     let step = pw / n as f64;
     let y = |v: f64| TOP + ph - (v / max).clamp(0.0, 1.0) * ph;
+    let legend = legend_layout(series);
+    let height = H + legend.last().map_or(0.0, |(_, row)| *row as f64 * LEGEND_ROW);
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {W} {H}" role="img" aria-labelledby="{id}-t"><title id="{id}-t">{}</title>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {W} {height}" role="img" aria-labelledby="{id}-t"><title id="{id}-t">{}</title>"#,
         esc(title)
     );
     for i in 0..=4 {
@@ -136,13 +163,14 @@ pub fn render_with_lines(id: &str, title: &str, labels: &[String], series: &[Ser
                 }
             }
         }
-        let lx = LEFT + 150.0 * si as f64;
+        let (lx, row) = legend[si];
+        let dy = row as f64 * LEGEND_ROW;
         let _ = write!(
             s,
             r##"<rect x="{lx:.1}" y="{:.1}" width="10" height="10" fill="{colour}"/><text x="{:.1}" y="{:.1}" font-size="12" fill="#1d1d1f">{}</text>"##,
-            H - 16.0,
+            H - 16.0 + dy,
             lx + 14.0,
-            H - 7.0,
+            H - 7.0 + dy,
             esc(se.name)
         );
     }
@@ -155,6 +183,35 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
 
     use super::*;
+
+    #[test]
+    fn a_long_legend_flows_onto_rows_inside_the_chart() {
+        let names = [
+            "GPU-hours · science and technology",
+            "GPU-hours · industry",
+            "GPU-hours · consumption",
+            "GPU-hours · livelihood",
+            "GPU-hours · governance",
+            "GPU-hours · global cooperation",
+        ];
+        let series: Vec<Series> = names.iter().map(|n| Series { name: n, values: vec![0.0] }).collect();
+        let layout = legend_layout(&series);
+        let rows = layout.iter().map(|(_, r)| *r).max().unwrap() + 1;
+        assert!(rows >= 2, "six long names do not fit on one row: {layout:?}");
+        for (i, ((x, row), se)) in layout.iter().zip(&series).enumerate() {
+            assert!(x + 14.0 + text_width(se.name) <= W - RIGHT, "{} passes the right edge", se.name);
+            if let Some((nx, nrow)) = layout.get(i + 1).filter(|(_, r)| r == row) {
+                assert!(x + 14.0 + text_width(se.name) < *nx, "{} runs into the next entry", se.name);
+                assert_eq!(nrow, row);
+            }
+        }
+        // The chart grows by the rows it adds, so the last row is not cut off.
+        let svg = render("c", "t", &["a".into()], &series, Kind::Line);
+        assert!(svg.contains(&format!("viewBox=\"0 0 {W} {}\"", H + (rows - 1) as f64 * LEGEND_ROW)), "{svg}");
+        // A short legend keeps one row and the chart its height.
+        let two: Vec<Series> = ["a", "b"].iter().map(|n| Series { name: n, values: vec![0.0] }).collect();
+        assert!(render("c", "t", &["a".into()], &two, Kind::Line).contains(&format!("viewBox=\"0 0 {W} {H}\"")));
+    }
 
     #[test]
     fn axes_round_up_to_nice_numbers() {
