@@ -317,6 +317,14 @@ fn deferred_reason(until_ms: i64) -> String {
     format!("deferred to {} for a cheaper, greener hour; it still finishes before its deadline", rfc3339(until_ms))
 }
 
+fn held_back_reason(until_ms: i64) -> String {
+    format!(
+        "held back for a cheaper, less power-hungry GPU expected to free by {}; if it does not, the job starts where there is room (after at most {} s of waiting in all)",
+        rfc3339(until_ms),
+        compute::scheduler::MAX_WAIT_FOR_S
+    )
+}
+
 pub(crate) fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
@@ -686,7 +694,9 @@ impl ComputeService {
             }
             Decision::Wait => None,
             Decision::HoldBack { until_s } => {
-                recheck_ms = Some((until_s * 1000.0).ceil() as i64);
+                let until_ms = (until_s * 1000.0).ceil() as i64;
+                recheck_ms = Some(until_ms);
+                job.state_reason = Some(held_back_reason(until_ms));
                 None
             }
             Decision::Defer(shift) => {

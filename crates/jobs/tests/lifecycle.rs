@@ -372,11 +372,13 @@ async fn a_job_held_back_for_a_gpu_whose_run_overstays_goes_elsewhere_in_time() 
     .unwrap();
     let any_gpu = |command: &[&str], duration_s: u64| JobSpec { gpu_models: vec![], gpu_milli: 1000, duration_s, ..spec(command) };
     // It says it will take a minute, and takes longer.
-    let (first, _) = svc.submit("acme".into(), None, any_gpu(&["sleep", "600"], 60), None).await.unwrap();
+    let (first, _) = svc.submit("acme".into(), None, any_gpu(&["sleep", "30"], 60), None).await.unwrap();
     assert_eq!(first.placement.as_ref().map(|p| p.explanation.chosen.pool.as_str()), Some("t4"));
     // A month-long job is held back for the T4 that should free in a minute, though a V100 is free.
     let (month, _) = svc.submit("acme".into(), None, any_gpu(&["true"], 30 * 86_400), None).await.unwrap();
     assert_eq!((month.state, month.placement.is_none()), (JobState::Queued, true));
+    let reason = month.state_reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("held back for a cheaper, less power-hungry GPU expected to free by 2024-12-31T16:01:00Z"), "{reason}");
     // The minute passes and the T4 is still busy; nothing else ends. The job is looked at again
     // and held back until its wait reaches the limit, then it takes a V100.
     let limit_ms = (compute::scheduler::MAX_WAIT_FOR_S * 1000.0) as i64;
@@ -390,6 +392,7 @@ async fn a_job_held_back_for_a_gpu_whose_run_overstays_goes_elsewhere_in_time() 
     let placed = svc.job(&month.id).await.unwrap();
     assert_eq!(placed.placement.map(|p| p.explanation.chosen.pool), Some("v100".to_string()));
     assert!(!svc.job(&first.id).await.unwrap().state.is_terminal(), "the T4's run is still going");
+    // Asked to stop; whether the process has ended yet does not matter here (it ends on its own
+    // within half a minute).
     svc.cancel(&first.id).await.unwrap();
-    drive(&svc, &first.id, |j| j.state.is_terminal()).await;
 }
