@@ -233,12 +233,18 @@ impl PoolLoad {
     }
 
     /// Seconds from `now_s` until the pool, with `free` units free now, has `need` free, counting
-    /// only the running work it knows the end of; `None` past [`MAX_ENDS_SCAN`] runs.
+    /// only the running work it knows the end of; `None` past [`MAX_ENDS_SCAN`] runs. A run past
+    /// its declared end (a real job may overstay its estimate) may end at any moment or much
+    /// later, so nothing is counted on it.
     pub fn time_until_free(&self, now_s: f64, free: u64, need: u64) -> Option<f64> {
+        let now_ms = (now_s * 1000.0).round() as i64;
         let mut have = free;
         for (&(end_ms, _), &units) in self.ends.iter().take(MAX_ENDS_SCAN) {
             if end_ms == i64::MAX {
                 return None;
+            }
+            if end_ms < now_ms {
+                continue;
             }
             have += units;
             if have >= need {
@@ -332,6 +338,17 @@ mod tests {
         // At 100 s one of the two ends; the other still holds its cores until 500 s.
         load.end(0, 0, slot);
         assert_eq!(load.pools[0][0][Unit::Cpu as usize].time_until_free(100.0, 0, 4000), Some(400.0));
+    }
+
+    #[test]
+    fn a_run_past_its_declared_end_is_not_counted_on() {
+        let mut load = Load::new([1].into_iter());
+        load.start(0, 0, gpus(0, 1), Some(100.0));
+        load.start(0, 0, gpus(1, 1), Some(500.0));
+        let pool = &load.pools[0][0][Unit::Gpu as usize];
+        assert_eq!(pool.time_until_free(50.0, 0, 1000), Some(50.0));
+        // At 200 s the first run is still going, a hundred seconds over: the next end is 500 s.
+        assert_eq!(pool.time_until_free(200.0, 0, 1000), Some(300.0));
     }
 
     #[test]
