@@ -317,6 +317,11 @@ fn deferred_reason(until_ms: i64) -> String {
     format!("deferred to {} for a cheaper, greener hour; it still finishes before its deadline", rfc3339(until_ms))
 }
 
+/// A scheduler time (seconds) as the whole millisecond at or after it, the service's clock unit.
+fn at_or_after_ms(s: f64) -> i64 {
+    (s * 1000.0).ceil() as i64
+}
+
 fn held_back_reason(until_ms: i64) -> String {
     format!(
         "held back for a cheaper, less power-hungry GPU expected to free by {}; if it does not, the job starts where there is room (after at most {} s of waiting in all)",
@@ -694,13 +699,13 @@ impl ComputeService {
             }
             Decision::Wait => None,
             Decision::HoldBack { until_s } => {
-                let until_ms = (until_s * 1000.0).ceil() as i64;
+                let until_ms = at_or_after_ms(until_s);
                 recheck_ms = Some(until_ms);
                 job.state_reason = Some(held_back_reason(until_ms));
                 None
             }
             Decision::Defer(shift) => {
-                let until_ms = (shift.until_s * 1000.0).ceil() as i64;
+                let until_ms = at_or_after_ms(shift.until_s);
                 not_before_ms = Some(until_ms);
                 job.state_reason = Some(deferred_reason(until_ms));
                 None
@@ -843,7 +848,7 @@ impl ComputeService {
                     placed.push((id, allocation, job, event));
                 }
                 Decision::Defer(shift) => {
-                    let until_ms = (shift.until_s * 1000.0).ceil() as i64;
+                    let until_ms = at_or_after_ms(shift.until_s);
                     let mut job = a.job.clone();
                     job.state_reason = Some(deferred_reason(until_ms));
                     if let Some(a) = st.active.get_mut(&id) {
@@ -854,7 +859,7 @@ impl ComputeService {
                 Decision::HoldBack { until_s } => {
                     if let Some(a) = st.active.get_mut(&id) {
                         a.not_before_ms = None;
-                        a.recheck_ms = Some((until_s * 1000.0).ceil() as i64);
+                        a.recheck_ms = Some(at_or_after_ms(until_s));
                     }
                 }
                 // Past its hour and still no room: an ordinary queued job from now on, offered

@@ -54,6 +54,11 @@ pub const MAX_BOOKINGS: usize = 1024;
 /// arrivals starts from, and falls back to when no job has arrived for a while.
 pub const CAPTIVE_PRIOR_ARRIVALS: f64 = 1.0;
 
+/// Seconds as the whole milliseconds every index here is keyed by.
+fn ms(s: f64) -> i64 {
+    (s * 1000.0).round() as i64
+}
+
 /// The share of recent arrivals that were captive, network-wide: both counts are averaged
 /// exponentially over [`CAPTIVE_TAU_S`], with [`CAPTIVE_PRIOR_ARRIVALS`] captive ones added.
 #[derive(Clone, Copy, Debug, Default)]
@@ -159,8 +164,7 @@ impl PoolLoad {
         if free_after as f64 + 0.5 >= typical_units {
             return 0.0;
         }
-        let decay = (-(now_s - self.arrivals_at_s).max(0.0) / CAPTIVE_TAU_S).exp();
-        let rate_per_s = self.arrivals * decay / CAPTIVE_TAU_S;
+        let rate_per_s = self.captive_arrivals(now_s) / CAPTIVE_TAU_S;
         let until_s = self.time_until_free(now_s, free_after, typical_units.ceil() as u64).unwrap_or(hold_s);
         let block_s = hold_s.min(until_s);
         rate_per_s * block_s * block_s / 2.0 * (self.arrival_value_cny_per_s / self.arrivals)
@@ -171,14 +175,13 @@ impl PoolLoad {
         if self.bookings.len() >= MAX_BOOKINGS {
             return false;
         }
-        let ms = |s: f64| (s * 1000.0).round() as i64;
         self.bookings.insert((ms(start_s), seq), (ms(end_s), units));
         true
     }
 
     /// Forgets bookings whose start is at or before `now_s`: by then they are real placements.
     pub fn prune_bookings(&mut self, now_s: f64) {
-        let now_ms = (now_s * 1000.0).round() as i64;
+        let now_ms = ms(now_s);
         while let Some(first) = self.bookings.first_entry() {
             if first.key().0 > now_ms {
                 break;
@@ -192,7 +195,7 @@ impl PoolLoad {
     /// booked to overlap the interval. Optimistic about work not yet arrived, which is why the
     /// caller also keeps the pool below [`FILL_THRESHOLD`].
     pub fn projected_free(&self, from_s: f64, to_s: f64, free: u64) -> u64 {
-        let (from_ms, to_ms) = ((from_s * 1000.0).round() as i64, (to_s * 1000.0).round() as i64);
+        let (from_ms, to_ms) = (ms(from_s), ms(to_s));
         let ending: u64 =
             self.ends.iter().take(MAX_ENDS_SCAN).take_while(|((end_ms, _), _)| *end_ms <= from_ms).map(|(_, units)| *units).sum();
         let booked: u64 =
@@ -207,12 +210,12 @@ impl PoolLoad {
         if self.claims.len() >= MAX_BOOKINGS {
             return false;
         }
-        self.claims.insert(((until_s * 1000.0).round() as i64, seq), units);
+        self.claims.insert((ms(until_s), seq), units);
         true
     }
 
     fn prune_claims(&mut self, now_s: f64) {
-        let now_ms = (now_s * 1000.0).round() as i64;
+        let now_ms = ms(now_s);
         while let Some(first) = self.claims.first_entry() {
             if first.key().0 >= now_ms {
                 break;
@@ -228,7 +231,7 @@ impl PoolLoad {
 
     /// Units claimed by jobs still waiting for this pool at `now_s`.
     pub fn claimed(&self, now_s: f64) -> u64 {
-        let now_ms = (now_s * 1000.0).round() as i64;
+        let now_ms = ms(now_s);
         self.claims.range((now_ms, 0)..).map(|(_, u)| *u).sum()
     }
 
@@ -237,7 +240,7 @@ impl PoolLoad {
     /// its declared end (a real job may overstay its estimate) may end at any moment or much
     /// later, so nothing is counted on it.
     pub fn time_until_free(&self, now_s: f64, free: u64, need: u64) -> Option<f64> {
-        let now_ms = (now_s * 1000.0).round() as i64;
+        let now_ms = ms(now_s);
         let mut have = free;
         for (&(end_ms, _), &units) in self.ends.iter().take(MAX_ENDS_SCAN) {
             if end_ms == i64::MAX {
@@ -278,7 +281,7 @@ impl Load {
     /// Records a run on pool `p` of cluster `c` holding `slot` until `end_s` (`None`: unknown).
     pub fn start(&mut self, c: usize, p: usize, slot: Slot, end_s: Option<f64>) {
         self.seq += 1;
-        let end_ms = end_s.map_or(i64::MAX, |e| (e * 1000.0).round() as i64);
+        let end_ms = end_s.map_or(i64::MAX, ms);
         let (unit, units) = Unit::of(&slot);
         let pool = &mut self.pools[c][p][unit as usize];
         *pool.ends.entry((end_ms, self.seq)).or_default() += units;

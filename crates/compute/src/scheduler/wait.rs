@@ -39,6 +39,7 @@ impl Scheduler {
     /// pool when none has room) and are short of capacity in total, each with its expected
     /// queueing delay, when its running work says when that ends and it is soon enough.
     pub(super) fn expected_waits(&self, job: &JobReq, c: ClusterIx, now_s: f64, queue_s: f64, fits: Option<usize>) -> Vec<(usize, f64)> {
+        let (unit, units) = self.units(job);
         let mut out = Vec::new();
         for &p in &self.clusters[c].order {
             if Some(p) == fits {
@@ -47,7 +48,6 @@ impl Scheduler {
             if !self.pool_matches(job, c, p) {
                 continue;
             }
-            let (unit, units) = self.units(job);
             let (free, _) = self.free_units(c, p, unit);
             if free >= units {
                 continue;
